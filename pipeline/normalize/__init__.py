@@ -1,0 +1,6 @@
+"""Normalization: OTLP requests in, canonical span rows and content records out."""
+
+from agentledger.pipeline.normalize.base import NormalizedBatch, NormalizeError, Normalizer, SourcePosition
+from agentledger.pipeline.normalize.otlp import OtlpNormalizer
+
+__all__ = ["NormalizedBatch", "NormalizeError", "Normalizer", "SourcePosition", "OtlpNormalizer"]

@@ -1,0 +1,107 @@
+"""Embedded ClickHouse (chDB): the same engine in-process, no server needed.
+
+chDB locks a data directory to one process: a second process opening it
+gets ``StoreUnavailable`` naming the lock, and should talk to the process
+that owns it (the ``agentledger serve`` HTTP API) instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from agentledger.pipeline.stores.base import Params, Store, StoreRejected, StoreUnavailable
+
+__all__ = ["EmbeddedStore"]
+
+log = logging.getLogger(__name__)
+
+_DB_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _translate(exc: Exception, data_dir: str) -> Exception:
+    msg = str(exc)
+    if "Cannot lock file" in msg or "already used by another" in msg:
+        return StoreUnavailable(
+            f"embedded data directory {data_dir!r} is locked by another process "
+            f"(is `agentledger serve` running? query it over HTTP with --url): {msg}"
+        )
+    return StoreRejected(msg)
+
+
+class EmbeddedStore(Store):
+    """A chDB connection on a persistent directory, or ``":memory:"``."""
+
+    def __init__(self, data_dir: str | Path = ":memory:", database: str = "agentledger") -> None:
+        import chdb  # heavy import, only when the embedded store is used
+
+        if not _DB_NAME.match(database):
+            raise ValueError(f"invalid database name {database!r}")
+        self.database = database
+        self.data_dir = str(data_dir)
+        if self.data_dir != ":memory:":
+            Path(self.data_dir).mkdir(parents=True, exist_ok=True)
+            uri = f"file:{Path(self.data_dir).resolve()}"
+        else:
+            uri = ":memory:"
+        self._lock = threading.RLock()
+        try:
+            self._conn: Any = chdb.connect(uri)
+            self._conn.query(f"CREATE DATABASE IF NOT EXISTS {database}")
+            self._conn.query(f"USE {database}")
+        except Exception as exc:  # chdb raises ChdbError (a RuntimeError)
+            raise _translate(exc, self.data_dir) from exc
+        self._closed = False
+
+    def _run(self, sql: str, fmt: str, params: Params | None) -> Any:
+        if self._closed:
+            raise StoreUnavailable("embedded store is closed")
+        with self._lock:
+            try:
+                if params:
+                    return self._conn.query(sql, fmt, params=dict(params))
+                return self._conn.query(sql, fmt)
+            except Exception as exc:
+                raise _translate(exc, self.data_dir) from exc
+
+    def command(self, sql: str, params: Params | None = None) -> None:
+        self._run(sql, "CSV", params)
+
+    def query_arrow(self, sql: str, params: Params | None = None) -> pa.Table:
+        result = self._run(sql, "ArrowTable", params)
+        return result if isinstance(result, pa.Table) else pa.table({})
+
+    def insert_arrow(self, table: str, data: pa.Table, *, dedup_token: str | None = None) -> None:
+        if data.num_rows == 0:
+            return
+        if not _DB_NAME.match(table):
+            raise StoreRejected(f"invalid table name {table!r}")
+        settings = "async_insert=0, insert_deduplicate=1"
+        if dedup_token:
+            if "'" in dedup_token or "\\" in dedup_token:
+                raise StoreRejected(f"invalid deduplication token {dedup_token!r}")
+            settings += f", insert_deduplication_token='{dedup_token}'"
+        cols = ", ".join(f"`{name}`" for name in data.column_names)
+        # chDB's Python() table function reads the local variable named here.
+        batch = data  # noqa: F841
+        self._run(f"INSERT INTO {table} ({cols}) SETTINGS {settings} SELECT {cols} FROM Python(batch)", "CSV", None)
+
+    def ping(self) -> bool:
+        try:
+            return self.query_scalar("SELECT 1") == 1
+        except Exception:
+            return False
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                try:
+                    self._conn.close()
+                except Exception:  # closing twice or at interpreter exit
+                    log.debug("closing chDB connection failed", exc_info=True)

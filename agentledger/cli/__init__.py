@@ -1,0 +1,184 @@
+"""The ``agentledger`` command line (Typer)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from typing import Any, Optional
+
+import typer
+
+from agentledger.cli import _source, render
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="agentledger",
+    help="AgentLedger: the flight recorder for AI agents. Record, query, audit.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+DEFAULT_URL = "http://127.0.0.1:4318"
+DEFAULT_DATA_DIR = ".agentledger"
+
+UrlOpt = typer.Option(DEFAULT_URL, "--url", envvar="AGENTLEDGER_URL", help="Running AgentLedger server.")
+DataDirOpt = typer.Option(
+    None, "--data-dir", help="Read this embedded data directory directly (default: ask the server, "
+    f"else open {DEFAULT_DATA_DIR})."
+)
+ApiKeyOpt = typer.Option(None, "--api-key", envvar="AGENTLEDGER_API_KEY", help="API key for the server.")
+TenantOpt = typer.Option("default", "--tenant", envvar="AGENTLEDGER_TENANT", help="Tenant, when reading a store directly.")
+JsonOpt = typer.Option(False, "--json", help="Print JSON instead of a table.")
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _open(url: str, data_dir: Optional[str], api_key: Optional[str], tenant: str) -> _source.QuerySource:
+    try:
+        return _source.open_source(
+            url=url,
+            data_dir=data_dir,
+            default_data_dir=os.environ.get("AGENTLEDGER_DATA_DIR", DEFAULT_DATA_DIR),
+            api_key=api_key,
+            tenant=tenant,
+            clickhouse_url=os.environ.get("AGENTLEDGER_CLICKHOUSE_URL"),
+        )
+    except _source.SourceError as exc:
+        _fail(str(exc))
+        raise  # unreachable
+
+
+def _print_json(value: Any) -> None:
+    typer.echo(json.dumps(value, indent=2, default=str))
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", envvar="AGENTLEDGER_HOST", help="Interface to listen on."),
+    port: int = typer.Option(4318, envvar="AGENTLEDGER_PORT", help="Port (4318 is OTLP/HTTP's)."),
+    data_dir: str = typer.Option(DEFAULT_DATA_DIR, envvar="AGENTLEDGER_DATA_DIR", help="Embedded store directory."),
+    no_auth: bool = typer.Option(False, "--no-auth", envvar="AGENTLEDGER_NO_AUTH", help="Single tenant, no API keys (local use)."),
+    log_level: str = typer.Option("info", help="Log level."),
+) -> None:
+    """Run the collector with the embedded pipeline and store (no Kafka, no ClickHouse server)."""
+    import uvicorn
+
+    from agentledger.collector import CollectorSettings
+    from agentledger.pipeline.settings import StoreSettings
+    from agentledger.pipeline.stores import StoreError
+    from agentledger.server import build_embedded_app
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        collector = CollectorSettings(host=host, port=port, no_auth=no_auth)
+        store_settings = StoreSettings(data_dir=data_dir)
+        fastapi_app = build_embedded_app(collector, store_settings)
+    except (ValueError, StoreError) as exc:
+        _fail(str(exc), 2)
+        return
+    where = store_settings.clickhouse_url or os.path.abspath(data_dir)
+    typer.echo(f"AgentLedger listening on http://{host}:{port} (OTLP/HTTP at /v1/traces, docs at /docs); store: {where}")
+    uvicorn.run(fastapi_app, host=host, port=port, log_level=log_level.lower())
+
+
+@app.command()
+def traces(
+    limit: int = typer.Option(20, "--limit", "-n", min=1, max=1000, help="How many traces."),
+    service: Optional[str] = typer.Option(None, help="Only this service."),
+    url: str = UrlOpt,
+    data_dir: Optional[str] = DataDirOpt,
+    api_key: Optional[str] = ApiKeyOpt,
+    tenant: str = TenantOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Recent traces: id, root, service, start, duration, spans, tokens, cost, status."""
+    src = _open(url, data_dir, api_key, tenant)
+    try:
+        rows = src.traces(limit, service)
+    except _source.SourceError as exc:
+        _fail(str(exc))
+        return
+    finally:
+        src.close()
+    if as_json:
+        _print_json(rows)
+        return
+    render.console().print(render.traces_table(rows, f"Recent traces ({src.where})"))
+
+
+@app.command()
+def trace(
+    trace_id: str = typer.Argument(..., help="Trace id (32 hex digits)."),
+    url: str = UrlOpt,
+    data_dir: Optional[str] = DataDirOpt,
+    api_key: Optional[str] = ApiKeyOpt,
+    tenant: str = TenantOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """One trace as a span tree: kinds, models, tokens, durations, tools, documents."""
+    src = _open(url, data_dir, api_key, tenant)
+    try:
+        result = src.trace(trace_id)
+    except _source.SourceError as exc:
+        _fail(str(exc))
+        return
+    finally:
+        src.close()
+    if as_json:
+        _print_json(result)
+        return
+    render.console().print(render.trace_tree(result))
+
+
+@app.command()
+def migrate(
+    data_dir: str = typer.Option(DEFAULT_DATA_DIR, envvar="AGENTLEDGER_DATA_DIR", help="Embedded store directory."),
+    clickhouse_url: Optional[str] = typer.Option(None, envvar="AGENTLEDGER_CLICKHOUSE_URL", help="ClickHouse server URL."),
+) -> None:
+    """Apply pending schema migrations (servers also do this at start-up)."""
+    from agentledger.pipeline.stores import StoreError, migrate as run_migrations, open_store
+
+    try:
+        with open_store(clickhouse_url=clickhouse_url, data_dir=data_dir) as store:
+            applied = run_migrations(store)
+    except StoreError as exc:
+        _fail(str(exc))
+        return
+    typer.echo(f"applied migrations: {applied}" if applied else "schema is up to date")
+
+
+@app.command()
+def demo(
+    data_dir: str = typer.Option(DEFAULT_DATA_DIR, envvar="AGENTLEDGER_DATA_DIR", help="Embedded store directory."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Run a sample finance-controls agent end to end on the embedded default and show what was recorded."""
+    from agentledger.cli.demo import run_demo
+
+    try:
+        run_demo(data_dir, as_json=as_json)
+    except _source.SourceError as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def version() -> None:
+    """Print the AgentLedger version."""
+    from agentledger.collector.main import _version
+
+    typer.echo(_version())
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -34,6 +34,19 @@ def _translate(exc: Exception, data_dir: str) -> Exception:
     return StoreRejected(msg)
 
 
+def _literal(value: Any, nested: bool = False) -> str:
+    """A parameter value in ClickHouse's text format (what the server's param_ binding reads)."""
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_literal(v, True) for v in value) + "]"
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, str):
+        if not nested:
+            return value
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return str(value)
+
+
 class EmbeddedStore(Store):
     """A chDB connection on a persistent directory, or ``":memory:"``."""
 
@@ -64,7 +77,7 @@ class EmbeddedStore(Store):
         with self._lock:
             try:
                 if params:
-                    return self._conn.query(sql, fmt, params=dict(params))
+                    return self._conn.query(sql, fmt, params={k: _literal(v) for k, v in params.items()})
                 return self._conn.query(sql, fmt)
             except Exception as exc:
                 raise _translate(exc, self.data_dir) from exc

@@ -1,0 +1,44 @@
+"""API keys to tenants. Keys are compared as SHA-256 digests, in constant time."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+__all__ = ["Authenticator", "AuthError"]
+
+
+class AuthError(Exception):
+    """Missing or unknown API key (HTTP 401)."""
+
+
+class Authenticator:
+    """Maps a presented API key to its tenant; the tenant never comes from the payload."""
+
+    def __init__(self, key_table: dict[str, str], *, no_auth: bool, default_tenant: str) -> None:
+        self._table = dict(key_table)
+        self.no_auth = no_auth
+        self.default_tenant = default_tenant
+        if not no_auth and not self._table:
+            raise ValueError(
+                "no API keys configured: set AGENTLEDGER_API_KEYS='tenant=key,...' "
+                "or run single-tenant with --no-auth"
+            )
+
+    def tenant(self, authorization: str | None, api_key: str | None) -> str:
+        if self.no_auth:
+            return self.default_tenant
+        key = api_key
+        if not key and authorization:
+            scheme, _, value = authorization.partition(" ")
+            key = value.strip() if scheme.lower() in ("bearer", "apikey") else None
+        if not key:
+            raise AuthError("missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'")
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        found = None
+        for known, tenant in self._table.items():
+            if hmac.compare_digest(known, digest):
+                found = tenant
+        if found is None:
+            raise AuthError("unknown API key: it maps to no tenant")
+        return found

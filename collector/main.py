@@ -1,0 +1,59 @@
+"""Assembles the collector app; nothing else happens here."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Optional
+
+from fastapi import FastAPI
+
+from agentledger.collector.auth import Authenticator
+from agentledger.collector.routers import health, query, traces
+from agentledger.collector.settings import CollectorSettings
+from agentledger.pipeline.sinks import Sink
+from agentledger.pipeline.stores import Store
+
+__all__ = ["create_app"]
+
+
+def create_app(
+    settings: CollectorSettings,
+    sink: Sink,
+    store: Optional[Store] = None,
+    on_shutdown: Optional[Callable[[], None]] = None,
+) -> FastAPI:
+    """The collector: OTLP ingest into ``sink``; the read API too when ``store`` is given."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        sink.close()
+        if on_shutdown is not None:
+            on_shutdown()
+
+    app = FastAPI(
+        title="AgentLedger collector",
+        summary="OTLP/HTTP traces in; audit-grade records of every agent action out.",
+        version=_version(),
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.sink = sink
+    app.state.store = store
+    app.state.auth = Authenticator(
+        settings.key_table(), no_auth=settings.no_auth, default_tenant=settings.default_tenant
+    )
+    app.include_router(health.router)
+    app.include_router(traces.router)
+    app.include_router(query.router)
+    return app
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("agentledger")
+    except PackageNotFoundError:
+        return "0+unknown"

@@ -1,0 +1,180 @@
+"""OTLP/HTTP decoding and encoding: protobuf and JSON, gzip, limits.
+
+Errors carry the HTTP status to answer and a message naming the problem;
+handlers never see a half-parsed request.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import zlib
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+
+__all__ = [
+    "OtlpError",
+    "PROTOBUF",
+    "JSON",
+    "media_type",
+    "decode_body",
+    "parse_request",
+    "encode_message",
+    "count_spans",
+    "drop_invalid_spans",
+    "export_response",
+]
+
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+_ID_FIELDS = {"traceId": 16, "spanId": 8, "parentSpanId": 8}
+
+
+class OtlpError(Exception):
+    """A request the collector refuses; ``status`` is the HTTP status to answer."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def media_type(content_type: str | None) -> str:
+    """``application/x-protobuf`` or ``application/json``, else OtlpError 415."""
+    base = (content_type or "").split(";")[0].strip().lower()
+    if base in (PROTOBUF, "application/protobuf"):
+        return PROTOBUF
+    if base == JSON:
+        return JSON
+    raise OtlpError(
+        415,
+        f"unsupported content type {content_type or '(none)'!r}: "
+        f"send {PROTOBUF} or {JSON}",
+    )
+
+
+def decode_body(body: bytes, content_encoding: str | None, max_bytes: int) -> bytes:
+    """The body with its content-encoding removed, never larger than ``max_bytes``."""
+    if len(body) > max_bytes:
+        raise OtlpError(413, f"request body is {len(body)} bytes, over the limit of {max_bytes}")
+    encoding = (content_encoding or "identity").strip().lower()
+    if encoding in ("identity", ""):
+        return body
+    if encoding in ("gzip", "deflate"):
+        wbits = 16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS
+        d = zlib.decompressobj(wbits)
+        try:
+            out = d.decompress(body, max_bytes + 1)
+        except zlib.error as exc:
+            raise OtlpError(400, f"body is not valid {encoding} data: {exc}") from exc
+        if len(out) > max_bytes or d.unconsumed_tail:
+            raise OtlpError(413, f"decompressed body exceeds the limit of {max_bytes} bytes")
+        if not d.eof:
+            raise OtlpError(400, f"{encoding} body is truncated")
+        return out
+    raise OtlpError(415, f"unsupported content encoding {content_encoding!r}: use gzip or none")
+
+
+def _hex_ids_to_base64(node: Any) -> Any:
+    """OTLP/JSON writes trace and span ids as hex; protobuf's JSON parser expects base64."""
+    import base64
+
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in _ID_FIELDS and isinstance(value, str):
+                if value == "":
+                    continue
+                try:
+                    raw = bytes.fromhex(value)
+                except ValueError as exc:
+                    raise OtlpError(400, f"{key} {value[:40]!r} is not hex") from exc
+                if len(raw) != _ID_FIELDS[key]:
+                    raise OtlpError(400, f"{key} {value!r} must be {_ID_FIELDS[key] * 2} hex digits")
+                node[key] = base64.b64encode(raw).decode()
+            else:
+                _hex_ids_to_base64(value)
+    elif isinstance(node, list):
+        for item in node:
+            _hex_ids_to_base64(item)
+    return node
+
+
+def parse_request(data: bytes, media: str) -> ExportTraceServiceRequest:
+    """Parse an ExportTraceServiceRequest, or raise OtlpError 400 saying why."""
+    if media == PROTOBUF:
+        try:
+            request = ExportTraceServiceRequest.FromString(data)
+        except DecodeError as exc:
+            raise OtlpError(400, f"malformed OTLP protobuf: {exc}") from exc
+    else:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise OtlpError(400, f"body is not valid UTF-8 at byte {exc.start}") from exc
+        try:
+            doc = json.loads(text)
+        except ValueError as exc:
+            raise OtlpError(400, f"malformed JSON: {exc}") from exc
+        if not isinstance(doc, dict):
+            raise OtlpError(400, "OTLP/JSON body must be an object with resourceSpans")
+        request = ExportTraceServiceRequest()
+        try:
+            json_format.ParseDict(_hex_ids_to_base64(doc), request, ignore_unknown_fields=True)
+        except json_format.ParseError as exc:
+            raise OtlpError(400, f"malformed OTLP/JSON: {exc}") from exc
+    return request
+
+
+def _span_problem(span: Any) -> str:
+    if len(span.trace_id) != 16 or not any(span.trace_id):
+        return "invalid trace_id (must be 16 bytes, not all zero)"
+    if len(span.span_id) != 8 or not any(span.span_id):
+        return "invalid span_id (must be 8 bytes, not all zero)"
+    if span.parent_span_id and len(span.parent_span_id) != 8:
+        return "invalid parent_span_id (must be 8 bytes or empty)"
+    return ""
+
+
+def drop_invalid_spans(request: ExportTraceServiceRequest) -> tuple[int, str]:
+    """Remove spans that cannot be stored; return how many and the first reason.
+
+    The rest of the request is still accepted (OTLP partial success).
+    """
+    rejected, first = 0, ""
+    for rs in request.resource_spans:
+        for ss in rs.scope_spans:
+            bad = [i for i, span in enumerate(ss.spans) if _span_problem(span)]
+            if not bad:
+                continue
+            if not first:
+                span = ss.spans[bad[0]]
+                first = f"span {span.name!r}: {_span_problem(span)}"
+            for i in reversed(bad):
+                del ss.spans[i]
+            rejected += len(bad)
+    return rejected, first
+
+
+def count_spans(request: ExportTraceServiceRequest) -> int:
+    return sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
+
+
+def encode_message(message: Any, media: str) -> bytes:
+    """A protobuf message (response or google.rpc.Status) in the request's encoding."""
+    if media == PROTOBUF:
+        return bytes(message.SerializeToString())
+    return json_format.MessageToJson(message, indent=None).encode()
+
+
+def export_response(rejected: int = 0, message: str = "") -> ExportTraceServiceResponse:
+    response = ExportTraceServiceResponse()
+    if rejected or message:
+        response.partial_success.rejected_spans = rejected
+        response.partial_success.error_message = message
+    return response

@@ -1,0 +1,25 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", summary="The process is up")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="The sink (and store, when attached) can take data now")
+async def readyz(request: Request) -> JSONResponse:
+    sink_ready = request.app.state.sink.ready()
+    store = request.app.state.store
+    store_ready = store.ping() if store is not None else None
+    ready = sink_ready and store_ready is not False
+    body = {"status": "ready" if ready else "not ready", "sink": sink_ready, "store": store_ready}
+    return JSONResponse(body, status_code=200 if ready else 503)

@@ -1,0 +1,74 @@
+"""The sink interface: take a batch of OTLP requests, make it durable, then return.
+
+A sink is where the collector hands data off. ``write`` returns only once the
+data is durable (the broker acknowledged it with acks=all, or the store
+inserted it); the collector answers 200 only after that. Implementations:
+``KafkaSink`` (records to the spans topic), ``EmbeddedSink`` (normalize and
+store in-process) and ``MemorySink`` (the test double).
+
+Exceptions, by what the client should do::
+
+    SinkError
+    ├── SinkUnavailable   retryable: broker or store down, queue full -> HTTP 503 + Retry-After
+    └── SinkRejected      permanent: the data can never be stored      -> HTTP 400 (413 if too large)
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+__all__ = ["IngestBatch", "Sink", "SinkError", "SinkUnavailable", "SinkRejected"]
+
+
+@dataclass
+class IngestBatch:
+    """One accepted OTLP request with what the collector stamped on it."""
+
+    tenant: str
+    received_at_ns: int
+    request: ExportTraceServiceRequest
+    span_count: int
+
+
+class SinkError(Exception):
+    """The sink could not take the batch."""
+
+
+class SinkUnavailable(SinkError):
+    """Try again later; nothing of the batch is guaranteed stored."""
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class SinkRejected(SinkError):
+    """The batch can never be taken as it is."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Sink(abc.ABC):
+    """Makes accepted batches durable.
+
+    Contract: ``write`` is called from many threads at once; it blocks until
+    the batch is durable or raises. Writing the same batch twice may store it
+    twice at the transport, never in the results (the pipeline deduplicates).
+    ``close`` flushes what was accepted and is safe to call twice.
+    """
+
+    @abc.abstractmethod
+    def write(self, batch: IngestBatch) -> None:
+        """Make ``batch`` durable or raise SinkError."""
+
+    @abc.abstractmethod
+    def ready(self) -> bool:
+        """True when ``write`` can be expected to succeed now."""
+
+    def close(self) -> None:
+        """Flush and release resources."""

@@ -1,0 +1,175 @@
+"""Embedded sink: normalize and store in-process, acknowledging after the insert.
+
+Requests from many HTTP handlers are group-committed: handlers enqueue and
+wait; one writer thread takes everything queued, normalizes it and inserts it
+as one batch, then wakes the handlers. Small requests thus share one insert
+instead of paying one each. Each request gets a sequence number (the embedded
+stand-in for a Kafka offset); a group's deduplication token is its sequence
+range, so a retried insert stores nothing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from agentledger.pipeline.normalize import NormalizedBatch, Normalizer, SourcePosition
+from agentledger.pipeline.sinks.base import IngestBatch, Sink, SinkRejected, SinkUnavailable
+from agentledger.pipeline.stores import Store, StoreError, StoreUnavailable
+from agentledger.pipeline.writer import StoreWriter
+from agentledger.schemas.topics import EMBEDDED_SOURCE
+
+__all__ = ["EmbeddedSink"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Pending:
+    batch: IngestBatch
+    done: threading.Event = field(default_factory=threading.Event)
+    error: Exception | None = None
+
+
+class EmbeddedSink(Sink):
+    """Group-committing sink into a store.
+
+    ``max_queued_spans`` bounds memory: beyond it ``write`` raises
+    SinkUnavailable (HTTP 503) instead of queueing without limit.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        normalizer: Normalizer,
+        *,
+        max_batch_spans: int = 50_000,
+        max_queued_spans: int = 200_000,
+        write_timeout: float = 60.0,
+    ) -> None:
+        self.store = store
+        self.normalizer = normalizer
+        self.writer = StoreWriter(store)
+        self.max_batch_spans = max_batch_spans
+        self.max_queued_spans = max_queued_spans
+        self.write_timeout = write_timeout
+        self._queue: deque[_Pending] = deque()
+        self._queued_spans = 0
+        self._cv = threading.Condition()
+        self._closed = False
+        self._healthy = True
+        last = store.query_scalar(
+            "SELECT max(source_offset) FROM spans WHERE source_topic = {topic:String}",
+            {"topic": EMBEDDED_SOURCE},
+        )
+        self._next_seq = int(last or 0) + 1
+        # Tokens carry a per-process epoch: after a restart the sequence resumes from what the
+        # spans table holds, and a batch that half-landed before the restart must not make a
+        # new batch with the same sequence range look like a duplicate.
+        self._epoch = f"{time.time_ns():x}"
+        self.stored_spans = 0
+        self.stored_requests = 0
+        self._thread = threading.Thread(target=self._run, name="agentledger-embedded-writer", daemon=True)
+        self._thread.start()
+
+    def write(self, batch: IngestBatch) -> None:
+        item = _Pending(batch)
+        with self._cv:
+            if self._closed:
+                raise SinkUnavailable("embedded sink is shutting down", retry_after=5)
+            if self._queued_spans + batch.span_count > self.max_queued_spans and self._queue:
+                raise SinkUnavailable(
+                    f"ingest queue full ({self._queued_spans} spans waiting)", retry_after=1
+                )
+            self._queue.append(item)
+            self._queued_spans += batch.span_count
+            self._cv.notify()
+        if not item.done.wait(self.write_timeout):
+            raise SinkUnavailable(f"store did not confirm the write within {self.write_timeout:.0f}s")
+        if item.error is not None:
+            raise item.error
+
+    def ready(self) -> bool:
+        return self._healthy and not self._closed and self._thread.is_alive()
+
+    def close(self) -> None:
+        with self._cv:
+            self._closed = True
+            self._cv.notify_all()
+        self._thread.join(timeout=self.write_timeout)
+
+    # -- writer thread ---------------------------------------------------------------------------
+
+    def _take(self) -> list[_Pending]:
+        with self._cv:
+            while not self._queue and not self._closed:
+                self._cv.wait(0.5)
+            group: list[_Pending] = []
+            spans = 0
+            while self._queue and (not group or spans + self._queue[0].batch.span_count <= self.max_batch_spans):
+                item = self._queue.popleft()
+                spans += item.batch.span_count
+                group.append(item)
+            self._queued_spans -= spans
+            return group
+
+    def _run(self) -> None:
+        while True:
+            group = self._take()
+            if not group:
+                if self._closed:
+                    return
+                continue
+            try:
+                self._commit(group)
+            except Exception as exc:  # never let the writer thread die
+                log.exception("embedded writer failed")
+                for item in group:
+                    if not item.done.is_set():
+                        item.error = SinkUnavailable(f"store write failed: {exc}")
+                        item.done.set()
+
+    def _commit(self, group: list[_Pending]) -> None:
+        first = self._next_seq
+        parts: list[NormalizedBatch] = []
+        accepted: list[_Pending] = []
+        for offset, item in enumerate(group, start=first):
+            pos = SourcePosition(item.batch.tenant, item.batch.received_at_ns, EMBEDDED_SOURCE, 0, offset)
+            try:
+                parts.append(self.normalizer.normalize([(item.batch.request, pos)]))
+                accepted.append(item)
+            except Exception as exc:  # a request that cannot be normalized is refused alone
+                log.warning("request rejected by the normalizer: %s", exc)
+                item.error = SinkRejected(f"cannot normalize request: {exc}")
+                item.done.set()
+        last = first + len(group) - 1
+        # Sequence numbers are never reused, even when this write fails: a token names one
+        # batch's data only, so a later, different batch cannot be mistaken for a duplicate.
+        self._next_seq = last + 1
+        batch = NormalizedBatch.concat(parts)
+        token = f"{EMBEDDED_SOURCE}-{self._epoch}-{first}-{last}"
+        delay = 0.05
+        while True:
+            try:
+                self.writer.write(batch, token)
+                self._healthy = True
+                break
+            except StoreUnavailable as exc:
+                self._healthy = False
+                if delay > 2:  # give the handlers a retryable answer rather than block them
+                    raise
+                log.warning("store unavailable, retrying in %.2fs: %s", delay, exc)
+                time.sleep(delay)
+                delay *= 2
+            except StoreError as exc:
+                for item in accepted:
+                    item.error = SinkRejected(f"store rejected the batch: {exc}")
+                    item.done.set()
+                return
+        self.stored_spans += batch.span_count
+        self.stored_requests += len(accepted)
+        for item in accepted:
+            item.done.set()

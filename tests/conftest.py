@@ -1,0 +1,70 @@
+"""Shared fixtures: the real ClickHouse engine (chDB), the embedded server, a scripted model.
+
+chDB serves one data directory per process, so every test in this process
+shares one directory and gets its own database in it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agentledger.collector import CollectorSettings
+from agentledger.pipeline.stores import migrate
+from agentledger.pipeline.stores.embedded import EmbeddedStore
+from agentledger.server import EmbeddedServer
+
+
+@pytest.fixture(scope="session")
+def chdb_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("chdb")
+
+
+@pytest.fixture
+def database() -> str:
+    return f"t_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def store(chdb_path: Path, database: str) -> Iterator[EmbeddedStore]:
+    s = EmbeddedStore(chdb_path, database=database)
+    migrate(s)
+    yield s
+    try:
+        s.command(f"DROP DATABASE IF EXISTS {database}")
+    finally:
+        s.close()
+
+
+def _server(store: EmbeddedStore, **settings: object) -> EmbeddedServer:
+    return EmbeddedServer(CollectorSettings(port=0, **settings), store=store)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def server(store: EmbeddedStore) -> Iterator[EmbeddedServer]:
+    """The embedded server (collector + normalizer + store) on a loopback port, no auth."""
+    with _server(store, no_auth=True) as srv:
+        yield srv
+
+
+API_KEYS = {"acme": "key-acme-123", "globex": "key-globex-456"}
+
+
+@pytest.fixture
+def auth_server(store: EmbeddedStore) -> Iterator[EmbeddedServer]:
+    """The embedded server with two tenants' API keys."""
+    spec = ",".join(f"{tenant}={key}" for tenant, key in API_KEYS.items())
+    with _server(store, api_keys=spec, max_body_bytes=2_000_000, max_spans_per_request=100,
+                 max_attribute_length=1000) as srv:
+        yield srv
+
+
+@pytest.fixture
+def provider() -> Iterator[object]:
+    from agentledger.demo.provider import ScriptedProvider, default_script
+
+    with ScriptedProvider(default_script()) as p:
+        yield p

@@ -19,7 +19,7 @@ import json
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from openai import OpenAI
@@ -164,16 +164,23 @@ def run_finance_agent(
             using_attributes(session_id=session_id, user_id=user_id),
             OpenAI(base_url=openai_base_url, api_key=api_key) as client,
         ):
-            run = _run(tracer, client, model, question, max_turns)
+            run = _run(tracer, client, model, question, session_id, user_id, max_turns)
     finally:
         if owns_instrumentation:
             instrumentor.uninstrument()
-    run = replace(run, session_id=session_id, user_id=user_id)
     logger.info("agent run %s decided: %.60s", run.trace_id, run.decision)
     return run
 
 
-def _run(tracer: Tracer, client: OpenAI, model: str, question: str, max_turns: int) -> AgentRun:
+def _run(
+    tracer: Tracer,
+    client: OpenAI,
+    model: str,
+    question: str,
+    session_id: str,
+    user_id: str,
+    max_turns: int,
+) -> AgentRun:
     """The agent proper: retrieve, then let the model call tools until it decides."""
     agent_attributes: dict[str, AttributeValue] = {
         _KIND: OpenInferenceSpanKindValues.AGENT.value,
@@ -227,8 +234,8 @@ def _run(tracer: Tracer, client: OpenAI, model: str, question: str, max_turns: i
         trace_id = format(agent_span.get_span_context().trace_id, "032x")
     return AgentRun(
         trace_id=trace_id,
-        session_id="",  # filled in by run_finance_agent, which owns the context
-        user_id="",
+        session_id=session_id,
+        user_id=user_id,
         question=question,
         decision=decision,
         tool_calls=tool_calls,

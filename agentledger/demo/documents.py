@@ -143,48 +143,18 @@ JOURNAL_ENTRIES: dict[str, dict[str, Any]] = {
 }
 """The ledger the tool reads. Only JE-4471 exists; other ids return a not-found record."""
 
-_STOPWORDS = frozenset(
-    [
-        "a",
-        "an",
-        "and",
-        "are",
-        "as",
-        "at",
-        "be",
-        "by",
-        "do",
-        "does",
-        "for",
-        "from",
-        "i",
-        "if",
-        "in",
-        "is",
-        "it",
-        "of",
-        "on",
-        "or",
-        "our",
-        "should",
-        "so",
-        "that",
-        "the",
-        "this",
-        "to",
-        "we",
-        "what",
-        "when",
-        "whether",
-        "which",
-        "with",
-    ]
-)
+# fmt: off
+_STOPWORDS = frozenset({
+    "a", "an", "and", "are", "as", "at", "be", "by", "do", "does", "for", "from", "i", "if",
+    "in", "is", "it", "of", "on", "or", "our", "should", "so", "that", "the", "this", "to",
+    "we", "what", "when", "whether", "which", "with",
+})
+# fmt: on
 _WORD = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 
 
 def _keywords(text: str) -> set[str]:
-    """Lower-cased content words, plural "s" dropped so "reclassifications" meets "reclassification"."""
+    """Lower-cased content words; a plural "s" is dropped so "reclassifications" matches."""
     words = (w for w in _WORD.findall(text.lower()) if w not in _STOPWORDS)
     return {w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w for w in words}
 

@@ -180,7 +180,7 @@ class ProviderRequest:
         return [m for m in messages if isinstance(m, Mapping)]
 
     def system_text(self) -> str:
-        """System instructions: Anthropic's top-level ``system``, OpenAI's system/developer turns."""
+        """System instructions: Anthropic's top-level ``system``, OpenAI's system/developer."""
         parts = [_content_text(self.body.get("system"))]
         parts += [
             _content_text(m.get("content"))
@@ -265,7 +265,12 @@ Responder = Callable[[ProviderRequest], ScriptedResponse]
 
 @dataclass(frozen=True)
 class Rule:
-    """``when`` the request matches, answer with ``respond`` (a response or a function of the request)."""
+    """When ``when`` matches a request, answer with ``respond``.
+
+    ``respond`` is a fixed :class:`ScriptedResponse` or a function of the request
+    (for answers that depend on what was sent, such as a tool result).
+    ``name`` shows up as :attr:`ProviderRequest.rule` on recorded requests.
+    """
 
     when: Matcher
     respond: ScriptedResponse | Responder

@@ -76,7 +76,7 @@ def decode_body(body: bytes, content_encoding: str | None, max_bytes: int) -> by
         if len(out) > max_bytes or d.unconsumed_tail:
             raise OtlpError(413, f"decompressed body exceeds the limit of {max_bytes} bytes")
         if not d.eof:
-            raise OtlpError(400, f"{encoding} body is truncated")
+            raise OtlpError(400, f"body is not valid {encoding} data: the stream is truncated")
         return out
     raise OtlpError(415, f"unsupported content encoding {content_encoding!r}: use gzip or none")
 

@@ -234,6 +234,8 @@ class Traceloop:
     """Input tokens read from the prompt cache."""
     CACHE_WRITE_TOKENS = "gen_ai.usage.cache_creation_input_tokens"
     """Input tokens written to the prompt cache."""
+    REASONING_TOKENS = "gen_ai.usage.reasoning_tokens"
+    """Output tokens spent on reasoning (OpenLLMetry's name)."""
     FUNCTIONS_PREFIX = "llm.request.functions"
     """Prefix of indexed tool definitions."""
 

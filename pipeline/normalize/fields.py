@@ -16,7 +16,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-__all__ = ["Fields", "parse_json", "parse_arguments", "to_int", "to_float", "message"]
+__all__ = [
+    "Fields", "parse_json", "parse_arguments", "to_int", "to_float", "message", "decorated_value",
+    "from_openai_messages",
+]
 
 
 class Fields:
@@ -170,3 +173,25 @@ def from_openai_messages(value: Any) -> list[dict[str, Any]] | None:
             name=m.get("name") or "",
         ))
     return out
+
+
+def decorated_value(raw: str | None) -> Any:
+    """Inputs and outputs recorded by function decorators (Traceloop, Langfuse), unwrapped.
+
+    Decorators record a call as ``{"args": [...], "kwargs": {...}}`` and return
+    values as JSON: a lone keyword dict or single argument is the real input, and
+    a JSON-encoded string is that string, so the same call hashes the same as in
+    conventions that record the arguments themselves.
+    """
+    if raw is None:
+        return None
+    parsed = parse_json(raw)
+    if isinstance(parsed, str):
+        return parsed
+    if isinstance(parsed, dict) and parsed and set(parsed) <= {"args", "kwargs"}:
+        args, kwargs = parsed.get("args") or [], parsed.get("kwargs") or {}
+        if kwargs and not args:
+            return kwargs
+        if len(args) == 1 and not kwargs:
+            return args[0]
+    return raw

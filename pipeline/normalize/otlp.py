@@ -74,6 +74,8 @@ def anyvalue_to_str(v: AnyValue) -> str:
         return "true" if v.bool_value else "false"
     if which is None:
         return ""
+    if which == "bytes_value":
+        return base64.b64encode(v.bytes_value).decode()
     return json.dumps(anyvalue_to_python(v), ensure_ascii=False, separators=(",", ":"))
 
 

@@ -19,6 +19,7 @@ from agentledger.pipeline.normalize.fields import (
     to_int,
 )
 from agentledger.schemas.attributes import GenAI as G
+from agentledger.schemas.attributes import OpenInference as OI
 from agentledger.schemas.attributes import Traceloop as TL
 from agentledger.schemas.contents import canonical_text
 
@@ -181,10 +182,11 @@ def extract(attrs: dict[str, str], f: Fields, events: list[dict[str, Any]] | Non
     if f.cache_write_tokens is None:
         f.cache_write_tokens = to_int(attrs.get(G.CACHE_WRITE_TOKENS) or attrs.get(TL.CACHE_WRITE_TOKENS))
     if f.reasoning_tokens is None:
-        f.reasoning_tokens = to_int(attrs.get(G.REASONING_TOKENS))
+        f.reasoning_tokens = to_int(attrs.get(G.REASONING_TOKENS) or attrs.get(TL.REASONING_TOKENS))
     if f.cost is None:
         f.cost = to_float(attrs.get(G.COST))
-    f.session_id = f.session_id or attrs.get(G.CONVERSATION_ID, "")
+    f.session_id = f.session_id or attrs.get(G.CONVERSATION_ID) or attrs.get(OI.SESSION_ID, "")
+    f.user_id = f.user_id or attrs.get(OI.USER_ID, "")
     f.agent_name = f.agent_name or attrs.get(G.AGENT_NAME, "")
     if f.kind == "TOOL":
         f.tool_name = f.tool_name or attrs.get(G.TOOL_NAME, "")

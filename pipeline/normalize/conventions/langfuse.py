@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from agentledger.pipeline.normalize.conventions import genai
-from agentledger.pipeline.normalize.fields import Fields, from_openai_messages, parse_json, to_int
+from agentledger.pipeline.normalize.fields import Fields, decorated_value, from_openai_messages, parse_json
 from agentledger.schemas.attributes import Langfuse as LF
 from agentledger.schemas.attributes import OpenInference as OI
 
@@ -38,6 +38,12 @@ def extract(attrs: dict[str, str], f: Fields, events: list[dict[str, Any]] | Non
     f.response_model = f.response_model or model
     usage = parse_json(attrs.get(LF.USAGE_DETAILS))
     if isinstance(usage, dict):
+        details_in = usage.get("prompt_tokens_details") or usage.get("input_token_details") or {}
+        details_out = usage.get("completion_tokens_details") or usage.get("output_token_details") or {}
+        if isinstance(details_in, dict):
+            usage = {**usage, "input_cached_tokens": details_in.get("cached_tokens", details_in.get("cache_read"))}
+        if isinstance(details_out, dict):
+            usage = {**usage, "output_reasoning_tokens": details_out.get("reasoning_tokens", details_out.get("reasoning"))}
         f.input_tokens = _first_int(usage, "input", "prompt_tokens", "input_tokens") if f.input_tokens is None else f.input_tokens
         f.output_tokens = _first_int(usage, "output", "completion_tokens", "output_tokens") if f.output_tokens is None else f.output_tokens
         if f.cache_read_tokens is None:
@@ -64,8 +70,8 @@ def extract(attrs: dict[str, str], f: Fields, events: list[dict[str, Any]] | Non
     if f.kind == "AGENT":
         f.agent_name = f.agent_name or span_name
     if f.input_messages is None and f.input_value is None:
-        f.input_value = raw_in
+        f.input_value = decorated_value(raw_in)
     if f.output_messages is None and f.output_value is None:
-        f.output_value = raw_out
+        f.output_value = decorated_value(raw_out)
     if f.kind == "LLM" and not f.operation:
         f.operation = "chat"

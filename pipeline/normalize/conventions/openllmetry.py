@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from agentledger.pipeline.normalize.conventions import genai
-from agentledger.pipeline.normalize.fields import Fields, from_openai_messages, parse_json
+from agentledger.pipeline.normalize.fields import Fields, decorated_value, from_openai_messages, parse_json
 from agentledger.schemas.attributes import Traceloop as TL
 
 __all__ = ["extract", "matches"]
@@ -18,20 +18,6 @@ def matches(attrs: dict[str, str]) -> bool:
     return TL.SPAN_KIND in attrs or TL.REQUEST_TYPE in attrs or any(
         k.startswith(TL.ASSOCIATION_PREFIX) for k in attrs
     )
-
-
-def _entity_value(raw: str | None) -> Any:
-    """Traceloop wraps decorated inputs as ``{"args": [...], "kwargs": {...}}`` and outputs as JSON."""
-    if raw is None:
-        return None
-    parsed = parse_json(raw)
-    if isinstance(parsed, dict) and set(parsed) <= {"args", "kwargs"}:
-        args, kwargs = parsed.get("args") or [], parsed.get("kwargs") or {}
-        if kwargs and not args:
-            return kwargs
-        if len(args) == 1 and not kwargs:
-            return args[0]
-    return raw
 
 
 def extract(attrs: dict[str, str], f: Fields, events: list[dict[str, Any]] | None = None) -> None:
@@ -49,11 +35,11 @@ def extract(attrs: dict[str, str], f: Fields, events: list[dict[str, Any]] | Non
         f.agent_name = f.agent_name or name
         f.operation = f.operation or "invoke_agent"
     if span_kind and f.input_value is None and f.input_messages is None:
-        value = _entity_value(attrs.get(TL.ENTITY_INPUT))
+        value = decorated_value(attrs.get(TL.ENTITY_INPUT))
         f.input_messages = from_openai_messages(value) if f.kind == "LLM" else None
         f.input_value = value if f.input_messages is None else None
     if span_kind and f.output_value is None and f.output_messages is None:
-        f.output_value = _entity_value(attrs.get(TL.ENTITY_OUTPUT))
+        f.output_value = decorated_value(attrs.get(TL.ENTITY_OUTPUT))
     if f.tools is None:
         tools = []
         i = 0

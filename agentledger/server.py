@@ -14,6 +14,7 @@ from typing import Optional
 from fastapi import FastAPI
 
 from agentledger.collector import CollectorSettings, create_app
+from agentledger.collector.auth import Authenticator
 from agentledger.pipeline.normalize import OtlpNormalizer
 from agentledger.pipeline.settings import StoreSettings
 from agentledger.pipeline.sinks.embedded import EmbeddedSink
@@ -29,6 +30,7 @@ def build_embedded_app(
     collector: CollectorSettings, store_settings: StoreSettings, store: Optional[Store] = None
 ) -> FastAPI:
     """The collector app writing through the normalizer into the store (opened if not given)."""
+    Authenticator(collector.key_table(), no_auth=collector.no_auth, default_tenant=collector.default_tenant)
     own = store is None
     if store is None:
         store = open_store(

@@ -1,53 +1,50 @@
 """Contracts every AgentLedger stage shares: span row, contents, topics, prices.
 
-Depends on nothing else of AgentLedger.
+Depends on nothing else of AgentLedger. Names are loaded on first use, so the
+agent-side instrumentation can import ``agentledger.schemas.attributes``
+without pulling in pyarrow or pydantic (server-side dependencies).
 """
 
-from agentledger.schemas.contents import (
-    CONTENT_ARROW_SCHEMA,
-    CONTENT_COLUMNS,
-    CONTENTS_TABLE,
-    ContentKind,
-    ContentRow,
-    canonical_json,
-    canonical_text,
-    content_hash,
-)
-from agentledger.schemas.pricing import ModelPrice, PriceTable
-from agentledger.schemas.spans import (
-    SPAN_ARROW_SCHEMA,
-    SPAN_COLUMN_NAMES,
-    SPAN_COLUMNS,
-    SPANS_TABLE,
-    Column,
-    Convention,
-    CostSource,
-    DocumentRef,
-    SpanKind,
-    SpanRow,
-    ToolCallRef,
-)
+from __future__ import annotations
 
-__all__ = [
-    "CONTENT_ARROW_SCHEMA",
-    "CONTENT_COLUMNS",
-    "CONTENTS_TABLE",
-    "ContentKind",
-    "ContentRow",
-    "canonical_json",
-    "canonical_text",
-    "content_hash",
-    "ModelPrice",
-    "PriceTable",
-    "SPAN_ARROW_SCHEMA",
-    "SPAN_COLUMN_NAMES",
-    "SPAN_COLUMNS",
-    "SPANS_TABLE",
-    "Column",
-    "Convention",
-    "CostSource",
-    "DocumentRef",
-    "SpanKind",
-    "SpanRow",
-    "ToolCallRef",
-]
+import importlib as _importlib
+from typing import Any as _Any
+
+_EXPORTS = {
+    "CONTENT_ARROW_SCHEMA": "contents",
+    "CONTENT_COLUMNS": "contents",
+    "CONTENTS_TABLE": "contents",
+    "ContentKind": "contents",
+    "ContentRow": "contents",
+    "canonical_json": "contents",
+    "canonical_text": "contents",
+    "content_hash": "contents",
+    "ModelPrice": "pricing",
+    "PriceTable": "pricing",
+    "SPAN_ARROW_SCHEMA": "spans",
+    "SPAN_COLUMN_NAMES": "spans",
+    "SPAN_COLUMNS": "spans",
+    "SPANS_TABLE": "spans",
+    "Column": "spans",
+    "Convention": "spans",
+    "CostSource": "spans",
+    "DocumentRef": "spans",
+    "SpanKind": "spans",
+    "SpanRow": "spans",
+    "ToolCallRef": "spans",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> _Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'agentledger.schemas' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(f"agentledger.schemas.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -24,9 +24,26 @@ log = logging.getLogger(__name__)
 _DB_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-def _translate(exc: Exception, data_dir: str) -> Exception:
+def _locked_elsewhere(data_dir: str) -> bool:
+    """True when another process holds ClickHouse's lock on ``<data_dir>/status``."""
+    import fcntl
+
+    status = Path(data_dir) / "status"
+    if not status.exists():
+        return False
+    with open(status, "rb") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.flock(fh, fcntl.LOCK_UN)
+    return False
+
+
+def _translate(exc: Exception, data_dir: str, connecting: bool = False) -> Exception:
     msg = str(exc)
-    if "Cannot lock file" in msg or "already used by another" in msg:
+    locked = "Cannot lock file" in msg or (connecting and data_dir != ":memory:" and _locked_elsewhere(data_dir))
+    if locked:
         return StoreUnavailable(
             f"embedded data directory {data_dir!r} is locked by another process "
             f"(is `agentledger serve` running? query it over HTTP with --url): {msg}"
@@ -68,7 +85,7 @@ class EmbeddedStore(Store):
             self._conn.query(f"CREATE DATABASE IF NOT EXISTS {database}")
             self._conn.query(f"USE {database}")
         except Exception as exc:  # chdb raises ChdbError (a RuntimeError)
-            raise _translate(exc, self.data_dir) from exc
+            raise _translate(exc, self.data_dir, connecting=True) from exc
         self._closed = False
 
     def _run(self, sql: str, fmt: str, params: Params | None) -> Any:

@@ -1,0 +1,111 @@
+"""The ``agentledger`` command line, run as users run it (subprocesses)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+CLI = [sys.executable, "-m", "agentledger.cli"]
+
+
+def _run(*args: str, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, **(env or {})}
+    full_env.pop("AGENTLEDGER_API_KEYS", None)
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout, env=full_env)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_help_lists_every_command() -> None:
+    out = _run("--help")
+    assert out.returncode == 0
+    for command in ("serve", "demo", "traces", "trace", "migrate", "version"):
+        assert command in out.stdout
+
+
+def test_demo_then_query_the_data_dir(tmp_path: Path) -> None:
+    data = str(tmp_path / "data")
+    out = _run("demo", "--json", "--data-dir", data)
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["spans_recorded"] == 5 and summary["llm_calls"] == 2
+    assert summary["tool_calls"] == ["lookup_journal_entry"]
+    assert summary["documents"] and all(d["stored"] for d in summary["documents"])
+    assert summary["models"] == ["gpt-4o -> gpt-4o-2024-08-06"]
+    assert summary["decision"].startswith(("APPROVE", "ESCALATE"))
+
+    listed = _run("traces", "--json", "--data-dir", data)
+    assert listed.returncode == 0, listed.stderr
+    rows = json.loads(listed.stdout)
+    assert [r["trace_id"] for r in rows] == [summary["trace_id"]]
+    assert rows[0]["span_count"] == 5
+
+    one = _run("trace", summary["trace_id"], "--json", "--data-dir", data)
+    assert one.returncode == 0, one.stderr
+    tree = json.loads(one.stdout)["tree"]
+    assert len(tree) == 1 and tree[0]["kind"] == "AGENT" and len(tree[0]["children"]) == 4
+
+    table = _run("trace", summary["trace_id"], "--data-dir", data)
+    assert "lookup_journal_entry" in table.stdout and "gpt-4o-2024-08-06" in table.stdout
+
+    missing = _run("trace", "0" * 32, "--data-dir", data)
+    assert missing.returncode == 1 and "no trace" in missing.stderr
+
+
+def test_serve_then_query_over_http(tmp_path: Path) -> None:
+    port = _free_port()
+    data = str(tmp_path / "served")
+    proc = subprocess.Popen([*CLI, "serve", "--no-auth", "--port", str(port), "--data-dir", data],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, "server did not become ready"
+            time.sleep(0.2)
+        tp = TracerProvider()
+        tp.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{url}/v1/traces")))
+        with tp.get_tracer("cli-test").start_as_current_span("hello", attributes={"gen_ai.operation.name": "chat"}):
+            pass
+        assert tp.force_flush(10_000)
+        tp.shutdown()
+
+        via_http = _run("traces", "--json", "--url", url)
+        assert via_http.returncode == 0, via_http.stderr
+        assert [r["root_name"] for r in json.loads(via_http.stdout)] == ["hello"]
+
+        locked = _run("traces", "--data-dir", data)
+        assert locked.returncode == 1
+        assert "locked by another process" in locked.stderr and "--url" in locked.stderr
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    # uvicorn shuts down gracefully, then re-raises the signal it caught
+    assert proc.returncode in (0, -signal.SIGTERM), out
+    assert "Application shutdown complete" in out
+
+
+def test_serve_refuses_to_start_without_keys_or_no_auth(tmp_path: Path) -> None:
+    out = _run("serve", "--port", str(_free_port()), "--data-dir", str(tmp_path / "d"), timeout=60)
+    assert out.returncode == 2
+    assert "no API keys configured" in out.stderr

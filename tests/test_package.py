@@ -1,0 +1,65 @@
+"""Package shape: layout, light imports, explicit public surface."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_layout_shows_the_architecture() -> None:
+    for folder in ("instrumentation", "collector", "pipeline", "schemas", "deploy", "tests", "bench"):
+        assert (ROOT / folder).is_dir(), folder
+    for pkg in ("instrumentation", "collector", "pipeline", "schemas"):
+        module = importlib.import_module(f"agentledger.{pkg}")
+        assert Path(module.__file__).parent == ROOT / pkg
+
+
+def _python(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd, timeout=60)
+
+
+def test_no_generic_top_level_names_are_installed(tmp_path: Path) -> None:
+    for name in ("pipeline", "schemas", "collector", "instrumentation"):
+        out = _python(f"import {name}", tmp_path)
+        assert "ModuleNotFoundError" in out.stderr, name
+
+
+def test_importing_the_agent_side_stays_light(tmp_path: Path) -> None:
+    out = _python(
+        "import sys, agentledger, agentledger.instrumentation, agentledger.schemas.attributes;"
+        "heavy = {'chdb', 'fastapi', 'uvicorn', 'kafka', 'clickhouse_connect', 'pyarrow', 'agentledger.collector',"
+        " 'agentledger.pipeline'};"
+        "print(sorted(heavy & set(sys.modules)))",
+        tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+PUBLIC_PACKAGES = [
+    "agentledger.schemas",
+    "agentledger.collector",
+    "agentledger.pipeline.stores",
+    "agentledger.pipeline.sinks",
+    "agentledger.pipeline.normalize",
+]
+
+
+@pytest.mark.parametrize("name", PUBLIC_PACKAGES)
+def test_all_is_complete_and_resolvable(name: str) -> None:
+    module = importlib.import_module(name)
+    exported = set(module.__all__)
+    for attr in exported:
+        assert hasattr(module, attr), f"{name}.__all__ names missing {attr}"
+    public = {
+        attr for attr, value in vars(module).items()
+        if not attr.startswith("_") and not inspect.ismodule(value) and attr not in ("annotations",)
+    }
+    assert public <= exported, f"{name} exposes names missing from __all__: {sorted(public - exported)}"

@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Fresh machine -> AgentLedger installed -> the sample agent recorded on the embedded default.
+source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
+al_install all
+cd "$ROOT"
+exec "$VENV/bin/agentledger" demo "$@"

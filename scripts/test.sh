@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Fresh machine -> AgentLedger and its test dependencies installed -> a real Kafka broker
+# fetched from Maven Central and started -> the test suite -> broker stopped.
+# Set AGENTLEDGER_KAFKA_BOOTSTRAP_SERVERS to test against a broker you already run.
+source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
+al_install dev
+cd "$ROOT"
+
+if [ -z "${AGENTLEDGER_KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
+    export KAFKA_DATA_DIR="${KAFKA_DATA_DIR:-$ROOT/.kafka-test}"
+    # A failed start is not fatal here: the tests that need Kafka then fail with the reason.
+    if deploy/kafka/kafka.sh start; then
+        trap 'deploy/kafka/kafka.sh stop || true' EXIT
+        export AGENTLEDGER_KAFKA_BOOTSTRAP_SERVERS="$(deploy/kafka/kafka.sh bootstrap)"
+    else
+        echo "kafka: broker did not start; Kafka tests will fail with the reason" >&2
+        export AGENTLEDGER_KAFKA_START_ERROR="deploy/kafka/kafka.sh start failed (see its output above)"
+    fi
+fi
+
+"$VENV/bin/python" -m pytest "$@"

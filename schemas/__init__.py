@@ -16,6 +16,7 @@ _EXPORTS = {
     "CONTENTS_TABLE": "contents",
     "ContentKind": "contents",
     "ContentRow": "contents",
+    "canonical_bytes": "contents",
     "canonical_json": "contents",
     "canonical_text": "contents",
     "content_hash": "contents",

@@ -7,8 +7,9 @@ to prove that a document is the one the agent saw:
 
 * text: the UTF-8 bytes of the string as received;
 * structured values (message lists, JSON arguments and results): JSON with
-  sorted keys, no insignificant whitespace, non-ASCII kept as UTF-8
-  (``json.dumps(v, sort_keys=True, separators=(",", ":"), ensure_ascii=False)``).
+  sorted keys, no insignificant whitespace, non-ASCII kept as UTF-8, numbers in
+  shortest round-trip form: exactly what ``orjson.dumps(v, option=OPT_SORT_KEYS)``
+  writes (lone surrogates, which UTF-8 cannot carry, become U+FFFD).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import json
 from datetime import datetime
 from typing import Any, Final
 
+import orjson
 import pyarrow as pa
 from pydantic import BaseModel
 
@@ -30,6 +32,7 @@ __all__ = [
     "CONTENT_COLUMNS",
     "CONTENT_ARROW_SCHEMA",
     "ContentRow",
+    "canonical_bytes",
     "canonical_json",
     "canonical_text",
     "content_hash",
@@ -77,16 +80,35 @@ class ContentRow(BaseModel):
     first_seen: datetime
 
 
+def _json_bytes(value: Any) -> bytes:
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except (orjson.JSONEncodeError, TypeError):  # integers beyond 64 bits, lone surrogates
+        text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+        return text.encode("utf-8", "replace")
+
+
+def canonical_bytes(value: Any) -> bytes:
+    """The canonical form of any value as UTF-8: strings as they are, the rest as canonical JSON."""
+    if isinstance(value, str):
+        try:
+            return value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "replace")
+    return _json_bytes(value)
+
+
 def canonical_json(value: Any) -> str:
-    """The canonical text of a structured value."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """The canonical JSON text of a value (a string becomes a JSON string literal)."""
+    return _json_bytes(value).decode("utf-8")
 
 
 def canonical_text(value: Any) -> str:
     """The canonical text of any value: strings as they are, the rest as canonical JSON."""
-    return value if isinstance(value, str) else canonical_json(value)
+    return canonical_bytes(value).decode("utf-8")
 
 
-def content_hash(canonical: str) -> str:
+def content_hash(canonical: str | bytes) -> str:
     """SHA-256 (hex) of a canonical form."""
-    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+    data = canonical if isinstance(canonical, bytes) else canonical.encode("utf-8", "replace")
+    return hashlib.sha256(data).hexdigest()

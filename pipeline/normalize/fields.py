@@ -13,8 +13,9 @@ so the same call hashes the same whichever library recorded it.
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+import orjson
 
 __all__ = [
     "Fields", "parse_json", "parse_arguments", "to_int", "to_float", "message", "decorated_value",
@@ -69,8 +70,8 @@ def parse_json(value: str | None) -> Any:
     if c not in "[{\"0123456789-tfn":
         return None
     try:
-        return json.loads(value)
-    except ValueError:
+        return orjson.loads(value)
+    except ValueError:  # orjson.JSONDecodeError is a ValueError
         return None
 
 

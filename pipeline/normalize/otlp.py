@@ -9,6 +9,7 @@ turned into Arrow once per batch; no per-row objects are created.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import math
 from typing import Any
@@ -27,9 +28,9 @@ from agentledger.schemas import (
     Convention,
     CostSource,
     PriceTable,
+    canonical_bytes,
     canonical_json,
     canonical_text,
-    content_hash,
 )
 from agentledger.schemas.attributes import AgentLedger as AL
 from agentledger.schemas.attributes import Resource
@@ -37,6 +38,11 @@ from agentledger.schemas.attributes import Resource
 __all__ = ["OtlpNormalizer", "anyvalue_to_python", "anyvalue_to_str"]
 
 _STATUS = ("UNSET", "OK", "ERROR")
+_AGENT, _KIND, _TRACE, _NAME = (SPAN_ARROW_SCHEMA.names.index(n) for n in ("agent_name", "kind", "trace_id", "name"))
+_K_ATTRIBUTE, _K_MESSAGES, _K_TEXT, _K_DOCUMENT, _K_ARGS, _K_RESULT = (
+    ContentKind.ATTRIBUTE.value, ContentKind.MESSAGES.value, ContentKind.TEXT.value, ContentKind.DOCUMENT.value,
+    ContentKind.TOOL_ARGUMENTS.value, ContentKind.TOOL_RESULT.value,
+)
 _PREVIEW = 200
 
 
@@ -98,38 +104,67 @@ def _message_text(msg: dict[str, Any]) -> str:
     return ""
 
 
+_MAP_COLUMNS = frozenset({"attributes", "attribute_refs", "resource_attributes"})
+
+
+def _map_array(dicts: list[dict[str, str]], type_: pa.DataType) -> pa.Array:
+    """A MapArray from Python dicts, built from flat key/value arrays (faster than per-dict conversion)."""
+    offsets = [0]
+    keys: list[str] = []
+    values: list[str] = []
+    for d in dicts:
+        keys.extend(d)
+        values.extend(d.values())
+        offsets.append(len(keys))
+    return pa.MapArray.from_arrays(
+        pa.array(offsets, pa.int32()), pa.array(keys, pa.string()), pa.array(values, pa.string()), type=type_
+    )
+
+
 class _Builder:
-    """Column-wise accumulation of span rows and content records."""
+    """Accumulates span rows (one tuple each, in schema order) and content records."""
 
     def __init__(self) -> None:
-        self.cols: dict[str, list[Any]] = {name: [] for name in SPAN_ARROW_SCHEMA.names}
-        # (tenant, hash) -> (kind, canonical text, first seen ns): contents are per tenant
-        self.contents: dict[tuple[str, str], tuple[str, str, int]] = {}
+        self.rows: list[tuple[Any, ...]] = []
+        # (tenant, hash) -> (kind, canonical bytes, first seen ns): contents are per tenant
+        self.contents: dict[tuple[str, str], tuple[str, bytes, int]] = {}
+        self._text_hashes: dict[str, str] = {}  # str -> hash: the same text hashed once per batch
         self.tenant = ""
         self.seen_ns = 0
 
-    def content(self, value: Any, kind: ContentKind) -> str:
-        canonical = canonical_text(value)
-        h = content_hash(canonical)
+    def content(self, value: Any, kind: str) -> str:
+        if isinstance(value, str):
+            h = self._text_hashes.get(value)
+            if h is None:
+                canonical = canonical_bytes(value)
+                h = self._text_hashes[value] = hashlib.sha256(canonical).hexdigest()
+            key = (self.tenant, h)
+            if key not in self.contents:
+                self.contents[key] = (kind, canonical_bytes(value), self.seen_ns)
+            return h
+        canonical = canonical_bytes(value)
+        h = hashlib.sha256(canonical).hexdigest()
         key = (self.tenant, h)
         if key not in self.contents:
-            self.contents[key] = (kind.value, canonical, self.seen_ns)
+            self.contents[key] = (kind, canonical, self.seen_ns)
         return h
 
     def build(self) -> NormalizedBatch:
-        spans = pa.Table.from_arrays(
-            [pa.array(self.cols[f.name], type=f.type) for f in SPAN_ARROW_SCHEMA], schema=SPAN_ARROW_SCHEMA
-        )
+        columns = list(zip(*self.rows)) if self.rows else [[] for _ in SPAN_ARROW_SCHEMA]
+        arrays = [
+            _map_array(list(col), f.type) if f.name in _MAP_COLUMNS else pa.array(col, type=f.type)
+            for f, col in zip(SPAN_ARROW_SCHEMA, columns)
+        ]
+        spans = pa.Table.from_arrays(arrays, schema=SPAN_ARROW_SCHEMA)
         keys = list(self.contents)
         values = list(self.contents.values())
-        texts = [v[1] for v in values]
         contents = pa.Table.from_arrays(
             [
                 pa.array([k[0] for k in keys], type=pa.string()),
                 pa.array([k[1] for k in keys], type=pa.string()),
                 pa.array([v[0] for v in values], type=pa.string()),
-                pa.array(texts, type=pa.string()),
-                pa.array([len(t.encode("utf-8", "surrogatepass")) for t in texts], type=pa.uint64()),
+                pa.array([v[1].decode("utf-8") for v in values], type=pa.string()),
+                pa.array([len(v[1]) for v in values], type=pa.uint64()),
                 pa.array([v[2] // 1_000_000 for v in values], type=pa.timestamp("ms", tz="UTC")),
             ],
             schema=CONTENT_ARROW_SCHEMA,
@@ -160,9 +195,8 @@ class OtlpNormalizer(Normalizer):
     # -- one request ---------------------------------------------------------------------------
 
     def _request(self, request: ExportTraceServiceRequest, pos: SourcePosition, b: _Builder) -> None:
-        cols = b.cols
         threshold = self.ref_threshold
-        first_row = len(cols["span_id"])
+        first_row = len(b.rows)
         for rs in request.resource_spans:
             resource = {kv.key: anyvalue_to_str(kv.value) for kv in rs.resource.attributes}
             service = resource.get(Resource.SERVICE_NAME, "")
@@ -176,15 +210,15 @@ class OtlpNormalizer(Normalizer):
                         value = anyvalue_to_str(kv.value)
                         attrs[kv.key] = value
                         if len(value) > threshold:
-                            refs[kv.key] = b.content(value, ContentKind.ATTRIBUTE)
+                            refs[kv.key] = b.content(value, _K_ATTRIBUTE)
                         else:
                             small[kv.key] = value
                     events = self._events(span) if len(span.events) else None
                     f = Fields()
                     convention = self._extract(attrs, resource, scope_name, span.name, events, f)
-                    self._row(cols, b, span, attrs, small, refs, resource, service, scope_name,
+                    self._row(b, span, attrs, small, refs, resource, service, scope_name,
                               events, f, convention, pos)
-        self._propagate_agent_names(cols, first_row)
+        self._propagate_agent_names(b.rows, first_row)
 
     @staticmethod
     def _events(span: Any) -> list[dict[str, Any]]:
@@ -225,7 +259,6 @@ class OtlpNormalizer(Normalizer):
 
     def _row(
         self,
-        cols: dict[str, list[Any]],
         b: _Builder,
         span: Any,
         attrs: dict[str, str],
@@ -247,35 +280,35 @@ class OtlpNormalizer(Normalizer):
         input_preview = output_preview = ""
         tool_calls: list[dict[str, str]] = []
         if f.input_messages:
-            input_hash = b.content(f.input_messages, ContentKind.MESSAGES)
+            input_hash = b.content(f.input_messages, _K_MESSAGES)
             system = [_message_text(m) for m in f.input_messages if m.get("role") in ("system", "developer")]
             if system:
-                system_hash = b.content("\n".join(system), ContentKind.TEXT)
+                system_hash = b.content("\n".join(system), _K_TEXT)
             users = [m for m in f.input_messages if m.get("role") == "user"]
             input_preview = _preview(_message_text(users[-1] if users else f.input_messages[-1]))
         elif f.input_value is not None and f.input_value != "":
-            kind = ContentKind.TOOL_ARGUMENTS if f.input_kind == "tool_arguments" else ContentKind.TEXT
+            kind = _K_ARGS if f.input_kind == "tool_arguments" else _K_TEXT
             value = _canonical_value(f.input_value, kind)
             input_hash = b.content(value, kind)
             input_preview = _preview(value)
         if f.output_messages:
-            output_hash = b.content(f.output_messages, ContentKind.MESSAGES)
+            output_hash = b.content(f.output_messages, _K_MESSAGES)
             output_preview = _preview(_message_text(f.output_messages[-1]))
             for m in f.output_messages:
                 for c in m.get("tool_calls") or ():
                     tool_calls.append({
                         "id": c["id"],
                         "name": c["name"],
-                        "arguments_hash": b.content(c["arguments"], ContentKind.TOOL_ARGUMENTS),
+                        "arguments_hash": b.content(c["arguments"], _K_ARGS),
                     })
         elif f.output_value is not None and f.output_value != "":
-            kind = ContentKind.TOOL_RESULT if f.output_kind == "tool_result" else ContentKind.TEXT
+            kind = _K_RESULT if f.output_kind == "tool_result" else _K_TEXT
             value = _canonical_value(f.output_value, kind)
             output_hash = b.content(value, kind)
             output_preview = _preview(value)
         documents = []
         for did, text, score in f.documents or ():
-            documents.append({"id": did, "content_hash": b.content(text, ContentKind.DOCUMENT), "score": score})
+            documents.append({"id": did, "content_hash": b.content(text, _K_DOCUMENT), "score": score})
         # cost
         input_tokens = f.input_tokens or 0
         output_tokens = f.output_tokens or 0
@@ -300,77 +333,78 @@ class OtlpNormalizer(Normalizer):
                     cost_source = CostSource.PRICE_TABLE.value
         provider = f.provider or _provider_from_model(f.response_model or f.request_model)
         chain = parse_json(attrs.get(AL.PRINCIPAL_CHAIN))
-        cols["tenant"].append(pos.tenant)
-        cols["trace_id"].append(span.trace_id.hex())
-        cols["span_id"].append(span.span_id.hex())
-        cols["parent_span_id"].append(span.parent_span_id.hex())
-        cols["start_time"].append(start)
-        cols["end_time"].append(end)
-        cols["duration_ms"].append((end - start) / 1e6)
-        cols["name"].append(span.name)
-        cols["kind"].append(f.kind or "UNKNOWN")
-        cols["status_code"].append(_STATUS[span.status.code] if span.status.code < 3 else "UNSET")
-        cols["status_message"].append(span.status.message)
-        cols["service"].append(service)
-        cols["agent_name"].append(attrs.get(AL.AGENT_NAME) or f.agent_name)
-        cols["session_id"].append(f.session_id)
-        cols["user_id"].append(f.user_id)
-        cols["principal_id"].append(attrs.get(AL.PRINCIPAL_ID, ""))
-        cols["principal_chain"].append([str(x) for x in chain] if isinstance(chain, list) else [])
-        cols["policy_id"].append(attrs.get(AL.POLICY_ID, ""))
-        cols["provider"].append(provider)
-        cols["operation"].append(f.operation)
-        cols["request_model"].append(f.request_model)
-        cols["response_model"].append(f.response_model)
-        cols["system_fingerprint"].append(f.system_fingerprint)
-        cols["input_tokens"].append(input_tokens)
-        cols["output_tokens"].append(output_tokens)
-        cols["cache_read_tokens"].append(cache_read)
-        cols["cache_write_tokens"].append(cache_write)
-        cols["reasoning_tokens"].append(f.reasoning_tokens or 0)
-        cols["cost_usd"].append(cost)
-        cols["cost_source"].append(cost_source)
-        cols["tool_name"].append(f.tool_name)
-        cols["tool_call_id"].append(f.tool_call_id)
-        cols["tool_calls"].append(tool_calls)
-        cols["input_hash"].append(input_hash)
-        cols["output_hash"].append(output_hash)
-        cols["system_prompt_hash"].append(system_hash)
-        cols["input_preview"].append(input_preview)
-        cols["output_preview"].append(output_preview)
-        cols["documents"].append(documents)
-        cols["convention"].append(convention.value)
-        cols["scope_name"].append(scope_name)
-        cols["attributes"].append(small)
-        cols["attribute_refs"].append(refs)
-        cols["resource_attributes"].append(resource)
-        cols["events"].append(json.dumps(events, ensure_ascii=False, default=str) if events else "")
-        cols["ingest_time"].append(pos.received_at_ns // 1_000_000)
-        cols["source_topic"].append(pos.topic)
-        cols["source_partition"].append(pos.partition)
-        cols["source_offset"].append(pos.offset)
+        # one list per row, in SPAN_ARROW_SCHEMA order (transposed once in build())
+        b.rows.append([
+            pos.tenant,  # tenant
+            span.trace_id.hex(),  # trace_id
+            span.span_id.hex(),  # span_id
+            span.parent_span_id.hex(),  # parent_span_id
+            start,  # start_time
+            end,  # end_time
+            (end - start) / 1e6,  # duration_ms
+            span.name,  # name
+            f.kind or "UNKNOWN",  # kind
+            _STATUS[span.status.code] if span.status.code < 3 else "UNSET",  # status_code
+            span.status.message,  # status_message
+            service,  # service
+            attrs.get(AL.AGENT_NAME) or f.agent_name,  # agent_name
+            f.session_id,  # session_id
+            f.user_id,  # user_id
+            attrs.get(AL.PRINCIPAL_ID, ""),  # principal_id
+            [str(x) for x in chain] if isinstance(chain, list) else [],  # principal_chain
+            attrs.get(AL.POLICY_ID, ""),  # policy_id
+            provider,  # provider
+            f.operation,  # operation
+            f.request_model,  # request_model
+            f.response_model,  # response_model
+            f.system_fingerprint,  # system_fingerprint
+            input_tokens,  # input_tokens
+            output_tokens,  # output_tokens
+            cache_read,  # cache_read_tokens
+            cache_write,  # cache_write_tokens
+            f.reasoning_tokens or 0,  # reasoning_tokens
+            cost,  # cost_usd
+            cost_source,  # cost_source
+            f.tool_name,  # tool_name
+            f.tool_call_id,  # tool_call_id
+            tool_calls,  # tool_calls
+            input_hash,  # input_hash
+            output_hash,  # output_hash
+            system_hash,  # system_prompt_hash
+            input_preview,  # input_preview
+            output_preview,  # output_preview
+            documents,  # documents
+            convention.value,  # convention
+            scope_name,  # scope_name
+            small,  # attributes
+            refs,  # attribute_refs
+            resource,  # resource_attributes
+            json.dumps(events, ensure_ascii=False, default=str) if events else "",  # events
+            pos.received_at_ns // 1_000_000,  # ingest_time
+            pos.topic,  # source_topic
+            pos.partition,  # source_partition
+            pos.offset,  # source_offset
+        ])
 
     @staticmethod
-    def _propagate_agent_names(cols: dict[str, list[Any]], first_row: int) -> None:
+    @staticmethod
+    def _propagate_agent_names(rows: list[list[Any]], first_row: int) -> None:
         """Spans of a trace whose AGENT span is in the same request inherit its agent name."""
-        names = cols["agent_name"]
-        if all(names[first_row:]):
+        if all(r[_AGENT] for r in rows[first_row:]):
             return
-        kinds, traces, span_names = cols["kind"], cols["trace_id"], cols["name"]
         agents: dict[str, str] = {}
-        for i in range(first_row, len(names)):
-            if kinds[i] == "AGENT":
-                agents.setdefault(traces[i], names[i] or span_names[i])
-        if not agents:
-            return
-        for i in range(first_row, len(names)):
-            if not names[i] and traces[i] in agents:
-                names[i] = agents[traces[i]]
+        for r in rows[first_row:]:
+            if r[_KIND] == "AGENT":
+                agents.setdefault(r[_TRACE], r[_AGENT] or r[_NAME])
+        if agents:
+            for r in rows[first_row:]:
+                if not r[_AGENT] and r[_TRACE] in agents:
+                    r[_AGENT] = agents[r[_TRACE]]
 
 
-def _canonical_value(value: Any, kind: ContentKind) -> Any:
+def _canonical_value(value: Any, kind: str) -> Any:
     """Tool arguments and results that are JSON text are stored as canonical JSON."""
-    if kind in (ContentKind.TOOL_ARGUMENTS, ContentKind.TOOL_RESULT) and isinstance(value, str):
+    if kind in (_K_ARGS, _K_RESULT) and isinstance(value, str):
         parsed = parse_json(value)
         if isinstance(parsed, (dict, list)):
             return parsed

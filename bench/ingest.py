@@ -1,0 +1,143 @@
+"""Ingest benchmark: OTLP protobuf of a realistic LLM span mix into the embedded server over HTTP.
+
+Prints end-to-end spans/s (HTTP -> parse -> normalize -> chDB insert -> 200) and
+the normalizer's cost per span. Run: ``.venv/bin/python bench/ingest.py``
+(``--runs`` agent runs of 5 spans each, ``--clients`` concurrent senders).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.traffic import LLM_SPANS_PER_RUN, SPANS_PER_RUN, requests  # noqa: E402
+
+
+def bench_normalizer(n_runs: int) -> dict[str, float]:
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    from agentledger.pipeline.normalize import OtlpNormalizer, SourcePosition
+
+    bodies = [r.SerializeToString() for r in requests(n_runs, runs_per_request=100)]
+    normalizer = OtlpNormalizer()
+    t0 = time.perf_counter()
+    parsed = [ExportTraceServiceRequest.FromString(b) for b in bodies]
+    parse_s = time.perf_counter() - t0
+    spans = n_runs * SPANS_PER_RUN
+    runs = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        batch = normalizer.normalize([(r, SourcePosition("t", 0, "bench", 0, i)) for i, r in enumerate(parsed)])
+        runs.append(time.perf_counter() - t0)
+        assert batch.span_count == spans
+    best = min(runs)
+    return {"spans": spans, "parse_us": parse_s / spans * 1e6, "normalize_us": best / spans * 1e6,
+            "normalize_us_median": statistics.median(runs) / spans * 1e6}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def bench_end_to_end(n_runs: int, runs_per_request: int, clients: int) -> dict[str, float]:
+    data_dir = tempfile.mkdtemp(prefix="agentledger-bench-")
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "agentledger.cli", "serve", "--no-auth", "--port", str(port), "--data-dir", data_dir,
+         "--log-level", "warning"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise RuntimeError("server did not start")
+            time.sleep(0.2)
+        bodies = [r.SerializeToString() for r in requests(n_runs, runs_per_request=runs_per_request)]
+        mb = sum(map(len, bodies)) / 1e6
+        # warm-up request (imports, first insert) outside the timing
+        warm = [r.SerializeToString() for r in requests(10, runs_per_request=10, seed=99)][0]
+        httpx.post(f"{url}/v1/traces", content=warm, headers={"Content-Type": "application/x-protobuf"}, timeout=60)
+        latencies: list[float] = []
+        errors: list[str] = []
+        lock = threading.Lock()
+        queue = list(enumerate(bodies))
+
+        def sender() -> None:
+            with httpx.Client(timeout=120) as client:
+                while True:
+                    with lock:
+                        if not queue:
+                            return
+                        _, body = queue.pop()
+                    t = time.perf_counter()
+                    resp = client.post(f"{url}/v1/traces", content=body, headers={"Content-Type": "application/x-protobuf"})
+                    with lock:
+                        latencies.append(time.perf_counter() - t)
+                        if resp.status_code != 200:
+                            errors.append(f"{resp.status_code} {resp.text[:100]}")
+
+        threads = [threading.Thread(target=sender) for _ in range(clients)]
+        t0 = time.perf_counter()
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        elapsed = time.perf_counter() - t0
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+    if errors:
+        raise RuntimeError(f"{len(errors)} requests failed, first: {errors[0]}")
+    from agentledger.pipeline.stores.embedded import EmbeddedStore
+
+    with EmbeddedStore(data_dir) as store:
+        stored = store.query_scalar("SELECT count() FROM spans FINAL")
+    spans = n_runs * SPANS_PER_RUN
+    assert stored == spans + 50, f"stored {stored}, sent {spans} (+50 warm-up)"
+    latencies.sort()
+    return {
+        "spans": spans, "requests": len(bodies), "mb": mb, "seconds": elapsed,
+        "spans_per_s": spans / elapsed, "llm_spans_per_s": n_runs * LLM_SPANS_PER_RUN / elapsed,
+        "mb_per_s": mb / elapsed, "p50_ms": latencies[len(latencies) // 2] * 1e3,
+        "p95_ms": latencies[int(len(latencies) * 0.95)] * 1e3,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--runs", type=int, default=6000, help="agent runs (5 spans each)")
+    ap.add_argument("--runs-per-request", type=int, default=100, help="runs per OTLP request (100 = 500 spans)")
+    ap.add_argument("--clients", type=int, default=4)
+    args = ap.parse_args()
+    print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}")
+    n = bench_normalizer(min(args.runs, 4000))
+    print(f"normalizer: {n['spans']} spans, parse {n['parse_us']:.1f} us/span, "
+          f"normalize {n['normalize_us']:.1f} us/span (best of 3; median {n['normalize_us_median']:.1f})")
+    e = bench_end_to_end(args.runs, args.runs_per_request, args.clients)
+    print(f"end to end: {e['spans']} spans in {e['requests']} requests ({e['mb']:.0f} MB protobuf), "
+          f"{args.clients} clients, {e['seconds']:.2f} s")
+    print(f"  {e['spans_per_s']:,.0f} spans/s ({e['llm_spans_per_s']:,.0f} LLM spans/s), {e['mb_per_s']:.1f} MB/s; "
+          f"request latency p50 {e['p50_ms']:.0f} ms, p95 {e['p95_ms']:.0f} ms; every span stored once: yes")
+
+
+if __name__ == "__main__":
+    main()

@@ -16,12 +16,12 @@ from fastapi import FastAPI
 from agentledger.collector import CollectorSettings, create_app
 from agentledger.collector.auth import Authenticator
 from agentledger.pipeline.normalize import OtlpNormalizer
-from agentledger.pipeline.settings import StoreSettings
+from agentledger.pipeline.settings import KafkaSettings, PipelineSettings, StoreSettings
 from agentledger.pipeline.sinks.embedded import EmbeddedSink
 from agentledger.pipeline.stores import Store, migrate, open_store
 from agentledger.schemas import PriceTable
 
-__all__ = ["EmbeddedServer", "build_embedded_app"]
+__all__ = ["AppServer", "EmbeddedServer", "build_embedded_app", "build_collector_app", "PipelineRunner"]
 
 log = logging.getLogger(__name__)
 
@@ -44,28 +44,16 @@ def build_embedded_app(
     return create_app(collector, sink, store, on_shutdown=store.close if own else None)
 
 
-class EmbeddedServer:
-    """Runs the embedded app under uvicorn in a background thread (demo, tests, notebooks)."""
+class AppServer:
+    """Runs an ASGI app under uvicorn in a background thread (demo, tests, notebooks)."""
 
-    def __init__(
-        self,
-        collector: Optional[CollectorSettings] = None,
-        store_settings: Optional[StoreSettings] = None,
-        store: Optional[Store] = None,
-    ) -> None:
+    def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> None:
         import uvicorn
 
-        self.collector = collector or CollectorSettings(no_auth=True, port=0)
-        self.app = build_embedded_app(self.collector, store_settings or StoreSettings(), store)
-        config = uvicorn.Config(
-            self.app, host=self.collector.host, port=self.collector.port, log_level="warning", lifespan="on"
-        )
+        self.app = app
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="agentledger-server", daemon=True)
-
-    @property
-    def store(self) -> Store:
-        return self.app.state.store  # type: ignore[no-any-return]
 
     @property
     def url(self) -> str:
@@ -73,12 +61,12 @@ class EmbeddedServer:
         host, port = sock.getsockname()[:2]
         return f"http://{host}:{port}"
 
-    def start(self, timeout: float = 30) -> EmbeddedServer:
+    def start(self, timeout: float = 30) -> AppServer:
         self._thread.start()
         deadline = time.monotonic() + timeout
         while not self._server.started:
             if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("embedded server did not start")
+                raise RuntimeError("server did not start")
             time.sleep(0.02)
         return self
 
@@ -86,8 +74,84 @@ class EmbeddedServer:
         self._server.should_exit = True
         self._thread.join(timeout=30)
 
-    def __enter__(self) -> EmbeddedServer:
+    def __enter__(self) -> AppServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class EmbeddedServer(AppServer):
+    """The embedded app (collector + normalizer + store) in a background thread."""
+
+    def __init__(
+        self,
+        collector: Optional[CollectorSettings] = None,
+        store_settings: Optional[StoreSettings] = None,
+        store: Optional[Store] = None,
+    ) -> None:
+        self.collector = collector or CollectorSettings(no_auth=True, port=0)
+        app = build_embedded_app(self.collector, store_settings or StoreSettings(), store)
+        super().__init__(app, self.collector.host, self.collector.port)
+
+    @property
+    def store(self) -> Store:
+        return self.app.state.store  # type: ignore[no-any-return]
+
+
+def build_collector_app(
+    collector: CollectorSettings, kafka: KafkaSettings, store_settings: StoreSettings
+) -> FastAPI:
+    """The production collector: OTLP in, Kafka out (acks=all). When a ClickHouse URL is
+    configured it also serves the read API from that store."""
+    from agentledger.pipeline.sinks.kafka import KafkaSink
+
+    Authenticator(collector.key_table(), no_auth=collector.no_auth, default_tenant=collector.default_tenant)
+    sink = KafkaSink(kafka)
+    store = None
+    if store_settings.clickhouse_url:
+        store = open_store(clickhouse_url=store_settings.clickhouse_url, database=store_settings.database)
+    return create_app(collector, sink, store, on_shutdown=store.close if store is not None else None)
+
+
+class PipelineRunner:
+    """The pipeline process: Kafka consumer into the store, with its metrics endpoint."""
+
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        pipeline: PipelineSettings,
+        store_settings: StoreSettings,
+        *,
+        default_tenant: str = "default",
+        store: Optional[Store] = None,
+    ) -> None:
+        from agentledger.pipeline.consumer import SpanConsumer
+        from agentledger.pipeline.metrics import MetricsServer, consumer_status
+
+        self._own_store = store is None
+        self.store = store or open_store(
+            clickhouse_url=store_settings.clickhouse_url, data_dir=store_settings.data_dir,
+            database=store_settings.database,
+        )
+        migrate(self.store)
+        normalizer = OtlpNormalizer(PriceTable.load(store_settings.price_table))
+        self.consumer = SpanConsumer(kafka, pipeline, self.store, normalizer, default_tenant=default_tenant)
+        self.metrics = None
+        if pipeline.metrics_port:
+            self.metrics = MetricsServer(lambda: consumer_status(self.consumer.stats),
+                                         pipeline.metrics_host, pipeline.metrics_port)
+
+    def run(self) -> None:
+        if self.metrics is not None:
+            self.metrics.start()
+        try:
+            self.consumer.run()
+        finally:
+            if self.metrics is not None:
+                self.metrics.stop()
+            if self._own_store:
+                self.store.close()
+
+    def stop(self) -> None:
+        self.consumer.stop()

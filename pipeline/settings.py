@@ -1,13 +1,15 @@
-"""Pipeline and store configuration: argument, then ``AGENTLEDGER_*`` environment, then default."""
+"""Pipeline, store and Kafka configuration: argument, then ``AGENTLEDGER_*`` environment, then default."""
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Literal, Optional
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["StoreSettings"]
+from agentledger.schemas.topics import DEAD_LETTER_TOPIC, FEEDBACK_TOPIC, INTENTS_TOPIC, SPANS_TOPIC
+
+__all__ = ["StoreSettings", "KafkaSettings", "PipelineSettings"]
 
 
 class StoreSettings(BaseSettings):
@@ -17,8 +19,49 @@ class StoreSettings(BaseSettings):
 
     clickhouse_url: Optional[str] = None
     """``http(s)://user:password@host:port`` of a ClickHouse server; unset = embedded chDB."""
+    clickhouse_cluster: Optional[str] = None
+    """Cluster name: apply the cluster variant of the migrations (Replicated + Distributed, ON CLUSTER)."""
     database: str = Field("agentledger", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     data_dir: str = ".agentledger"
     """Embedded store directory (one process owns it at a time)."""
     price_table: Optional[str] = None
     """JSON file of model prices merged over the shipped table."""
+
+
+class KafkaSettings(BaseSettings):
+    """The Kafka transport between collector and pipeline."""
+
+    model_config = SettingsConfigDict(env_prefix="AGENTLEDGER_KAFKA_", extra="ignore")
+
+    bootstrap_servers: Optional[str] = None
+    """``host:port[,host:port]``; unset = no Kafka (embedded mode)."""
+    spans_topic: str = SPANS_TOPIC
+    dead_letter_topic: str = DEAD_LETTER_TOPIC
+    feedback_topic: str = FEEDBACK_TOPIC
+    intents_topic: str = INTENTS_TOPIC
+    partitions: int = Field(6, ge=1)
+    replication_factor: int = Field(1, ge=1)
+    retention_ms: int = Field(7 * 24 * 3600 * 1000, ge=-1)
+    compression: Literal["lz4", "zstd", "gzip", "none"] = "lz4"
+    max_record_bytes: int = Field(8 * 1024 * 1024, gt=0)
+    """Largest record the producer sends; must not exceed the broker's message.max.bytes."""
+    produce_timeout_s: float = Field(30.0, gt=0)
+    """How long a request waits for broker acknowledgements before answering 503."""
+    group_id: str = "agentledger-pipeline"
+    client_id: str = "agentledger"
+
+
+class PipelineSettings(BaseSettings):
+    """The consumer that moves spans from Kafka into the store."""
+
+    model_config = SettingsConfigDict(env_prefix="AGENTLEDGER_", extra="ignore")
+
+    batch_max_spans: int = Field(20_000, gt=0)
+    """A batch closes at this many spans..."""
+    batch_max_seconds: float = Field(1.0, gt=0)
+    """...or after this long, whichever comes first."""
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(9464, ge=0, le=65535)
+    """Prometheus text metrics at ``/metrics`` (0 = off)."""
+    retry_max_seconds: float = Field(30.0, gt=0)
+    """Longest back-off between retries while the store is unavailable."""

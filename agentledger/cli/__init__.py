@@ -89,6 +89,35 @@ def serve(
 
 
 @app.command()
+def collector(
+    host: str = typer.Option("0.0.0.0", envvar="AGENTLEDGER_HOST", help="Interface to listen on."),
+    port: int = typer.Option(4318, envvar="AGENTLEDGER_PORT", help="Port (4318 is OTLP/HTTP's)."),
+    no_auth: bool = typer.Option(False, "--no-auth", envvar="AGENTLEDGER_NO_AUTH", help="Single tenant, no API keys."),
+    log_level: str = typer.Option("info", help="Log level."),
+) -> None:
+    """Run the production collector: OTLP/HTTP in, Kafka out (needs AGENTLEDGER_KAFKA_BOOTSTRAP_SERVERS)."""
+    import uvicorn
+
+    from agentledger.collector import CollectorSettings
+    from agentledger.pipeline.kafka_io import KafkaUnavailable
+    from agentledger.pipeline.settings import KafkaSettings, StoreSettings
+    from agentledger.pipeline.stores import StoreError
+    from agentledger.server import build_collector_app
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    kafka = KafkaSettings()
+    if not kafka.bootstrap_servers:
+        _fail("set AGENTLEDGER_KAFKA_BOOTSTRAP_SERVERS (or use `agentledger serve` for the embedded mode)", 2)
+    try:
+        fastapi_app = build_collector_app(CollectorSettings(host=host, port=port, no_auth=no_auth), kafka, StoreSettings())
+    except (ValueError, StoreError, KafkaUnavailable) as exc:
+        _fail(str(exc), 2)
+        return
+    typer.echo(f"AgentLedger collector on http://{host}:{port} -> Kafka {kafka.bootstrap_servers} topic {kafka.spans_topic}")
+    uvicorn.run(fastapi_app, host=host, port=port, log_level=log_level.lower())
+
+
+@app.command()
 def traces(
     limit: int = typer.Option(20, "--limit", "-n", min=1, max=1000, help="How many traces."),
     service: Optional[str] = typer.Option(None, help="Only this service."),
@@ -174,6 +203,11 @@ def version() -> None:
     from agentledger.collector.main import _version
 
     typer.echo(_version())
+
+
+from agentledger.cli.pipeline import app as _pipeline_app  # noqa: E402
+
+app.add_typer(_pipeline_app, name="pipeline")
 
 
 def main() -> None:

@@ -152,6 +152,7 @@ num.partitions=1
 default.replication.factor=1
 auto.create.topics.enable=false
 offsets.topic.replication.factor=1
+offsets.topic.num.partitions=4
 transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
 share.coordinator.state.topic.replication.factor=1

@@ -1,12 +1,16 @@
-"""OpenInference: ``openinference.span.kind``, flattened ``llm.*`` messages, documents, tools."""
+"""OpenInference: ``openinference.span.kind``, flattened ``llm.*`` messages, documents, tools.
+
+Indexed attributes (``llm.input_messages.N.message.role``...) are probed by key;
+the keys of each index are built once and kept (``_Keys``), not formatted per span.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from agentledger.pipeline.normalize.fields import (
     Fields,
-    message,
     parse_arguments,
     parse_json,
     to_float,
@@ -22,20 +26,61 @@ _KINDS = {
     "EVALUATOR": "EVALUATOR", "PROMPT": "CHAIN", "DECISION": "LLM",
 }
 
+_MAX_CACHED_INDEX = 64  # keys of higher indices are built each time (bounds the caches)
+
+
+class _Keys:
+    """Attribute keys ``{prefix}.{i}.{suffix}`` of indexed items, built on first use and kept.
+
+    ``row(i)`` is item ``i``'s keys in ``suffixes`` order, followed by one nested
+    ``_Keys`` per ``nested`` entry (prefix ``{prefix}.{i}.{name}``). Thread-safe:
+    a row is built whole before it is stored, and building it twice is harmless.
+    """
+
+    __slots__ = ("prefix", "suffixes", "nested", "rows")
+
+    def __init__(
+        self, prefix: str, suffixes: tuple[str, ...], nested: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    ) -> None:
+        self.prefix = prefix
+        self.suffixes = suffixes
+        self.nested = nested
+        self.rows: dict[int, tuple[Any, ...]] = {}
+
+    def row(self, i: int) -> tuple[Any, ...]:
+        keys = self.rows.get(i)
+        if keys is None:
+            base = f"{self.prefix}.{i}."
+            keys = (*(base + s for s in self.suffixes), *(_Keys(base + n, sfx) for n, sfx in self.nested))
+            if i < _MAX_CACHED_INDEX:
+                self.rows[i] = keys
+        return keys
+
+
+_CONTENT_SUFFIXES = ("message_content.type", "message_content.text", "message_content.image.image.url")
+_CALL_SUFFIXES = (OI.TOOL_CALL_NAME_SUFFIX, OI.TOOL_CALL_ID_SUFFIX, OI.TOOL_CALL_ARGUMENTS_SUFFIX)
+_MESSAGE_SUFFIXES = (OI.MESSAGE_ROLE, OI.MESSAGE_CONTENT, OI.MESSAGE_TOOL_CALL_ID, OI.MESSAGE_NAME)
+_MESSAGE_NESTED = ((OI.MESSAGE_CONTENTS, _CONTENT_SUFFIXES), (OI.MESSAGE_TOOL_CALLS, _CALL_SUFFIXES))
+_DOCUMENT_SUFFIXES = (OI.DOCUMENT_ID, OI.DOCUMENT_CONTENT, OI.DOCUMENT_SCORE)
+
+_message_keys: dict[str, _Keys] = {}
+_document_keys: dict[str, _Keys] = {}
+_TOOL_KEYS = _Keys(OI.LLM_TOOLS, (OI.TOOL_JSON_SCHEMA,))
+
 
 def matches(attrs: dict[str, str]) -> bool:
     return OI.SPAN_KIND in attrs
 
 
-def _contents(attrs: dict[str, str], base: str) -> Any:
+def _contents(get: Callable[[str], str | None], keys: _Keys) -> Any:
     """Multi-part content (``message.contents.N.message_content.*``), or None."""
     parts: list[dict[str, Any]] = []
     j = 0
     while True:
-        p = f"{base}.{OI.MESSAGE_CONTENTS}.{j}.message_content."
-        ptype = attrs.get(p + "type")
-        text = attrs.get(p + "text")
-        image = attrs.get(p + "image.image.url")
+        type_key, text_key, image_key = keys.row(j)
+        ptype = get(type_key)
+        text = get(text_key)
+        image = get(image_key)
         if ptype is None and text is None and image is None:
             break
         if image is not None:
@@ -50,19 +95,19 @@ def _contents(attrs: dict[str, str], base: str) -> Any:
     return parts
 
 
-def _tool_calls(attrs: dict[str, str], base: str) -> list[dict[str, Any]]:
+def _tool_calls(get: Callable[[str], str | None], keys: _Keys) -> list[dict[str, Any]]:
     calls = []
     k = 0
     while True:
-        p = f"{base}.{OI.MESSAGE_TOOL_CALLS}.{k}."
-        name = attrs.get(p + OI.TOOL_CALL_NAME_SUFFIX)
-        cid = attrs.get(p + OI.TOOL_CALL_ID_SUFFIX)
+        name_key, id_key, arguments_key = keys.row(k)
+        name = get(name_key)
+        cid = get(id_key)
         if name is None and cid is None:
             break
         calls.append({
             "id": cid or "",
             "name": name or "",
-            "arguments": parse_arguments(attrs.get(p + OI.TOOL_CALL_ARGUMENTS_SUFFIX, "")),
+            "arguments": parse_arguments(get(arguments_key, "")),
         })
         k += 1
     return calls
@@ -70,42 +115,56 @@ def _tool_calls(attrs: dict[str, str], base: str) -> list[dict[str, Any]]:
 
 def messages(attrs: dict[str, str], prefix: str) -> list[dict[str, Any]] | None:
     """Indexed OpenInference messages under ``prefix`` in canonical form, or None."""
+    table = _message_keys.get(prefix)
+    if table is None:
+        table = _message_keys.setdefault(prefix, _Keys(prefix, _MESSAGE_SUFFIXES, _MESSAGE_NESTED))
+    get = attrs.get
     out = []
     i = 0
     while True:
-        base = f"{prefix}.{i}"
-        role = attrs.get(f"{base}.{OI.MESSAGE_ROLE}")
-        content: Any = attrs.get(f"{base}.{OI.MESSAGE_CONTENT}")
+        role_key, content_key, call_id_key, name_key, contents_keys, calls_keys = table.row(i)
+        role = get(role_key)
+        content: Any = get(content_key)
         if content is None:
-            content = _contents(attrs, base)
-        calls = _tool_calls(attrs, base)
+            content = _contents(get, contents_keys)
+        calls = _tool_calls(get, calls_keys)
         if role is None and content is None and not calls:
             # a gap is possible when content capture is off for one message
-            if f"{prefix}.{i + 1}.{OI.MESSAGE_ROLE}" not in attrs:
+            if table.row(i + 1)[0] not in attrs:
                 break
             i += 1
             continue
-        out.append(message(
-            role or "",
-            content,
-            tool_calls=calls or None,
-            tool_call_id=attrs.get(f"{base}.{OI.MESSAGE_TOOL_CALL_ID}", ""),
-            name=attrs.get(f"{base}.{OI.MESSAGE_NAME}", ""),
-        ))
+        # as fields.message() builds it: empty fields left out
+        msg: dict[str, Any] = {"role": role or "unknown"}
+        if content:  # a non-empty string or list of parts
+            msg["content"] = content
+        if calls:
+            msg["tool_calls"] = calls
+        call_id = get(call_id_key)
+        if call_id:
+            msg["tool_call_id"] = call_id
+        name = get(name_key)
+        if name:
+            msg["name"] = name
+        out.append(msg)
         i += 1
     return out or None
 
 
 def documents(attrs: dict[str, str], prefix: str) -> list[tuple[str, str, float]] | None:
+    table = _document_keys.get(prefix)
+    if table is None:
+        table = _document_keys.setdefault(prefix, _Keys(prefix, _DOCUMENT_SUFFIXES))
+    get = attrs.get
     docs = []
     i = 0
     while True:
-        p = f"{prefix}.{i}."
-        did = attrs.get(p + OI.DOCUMENT_ID)
-        text = attrs.get(p + OI.DOCUMENT_CONTENT)
+        id_key, content_key, score_key = table.row(i)
+        did = get(id_key)
+        text = get(content_key)
         if did is None and text is None:
             break
-        score = to_float(attrs.get(p + OI.DOCUMENT_SCORE))
+        score = to_float(get(score_key))
         docs.append((did or "", text or "", float("nan") if score is None else score))
         i += 1
     return docs or None
@@ -115,7 +174,7 @@ def _tools(attrs: dict[str, str]) -> list[Any] | None:
     tools = []
     i = 0
     while True:
-        schema = attrs.get(f"{OI.LLM_TOOLS}.{i}.{OI.TOOL_JSON_SCHEMA}")
+        schema = attrs.get(_TOOL_KEYS.row(i)[0])
         if schema is None:
             break
         tools.append(parse_arguments(schema))
@@ -124,48 +183,56 @@ def _tools(attrs: dict[str, str]) -> list[Any] | None:
 
 
 def extract(attrs: dict[str, str], f: Fields) -> None:
-    raw_kind = attrs.get(OI.SPAN_KIND, "").upper()
-    f.kind = _KINDS.get(raw_kind, "UNKNOWN")
-    params = parse_json(attrs.get(OI.LLM_INVOCATION_PARAMETERS))
-    answered = attrs.get(OI.LLM_RESPONSE_MODEL) or attrs.get(OI.LLM_MODEL_NAME, "")
-    requested = attrs.get(OI.LLM_REQUEST_MODEL, "")
-    if not requested and isinstance(params, dict) and isinstance(params.get("model"), str):
-        requested = params["model"]
+    get = attrs.get
+    kind = f.kind = _KINDS.get(get(OI.SPAN_KIND, "").upper(), "UNKNOWN")
+    answered = get(OI.LLM_RESPONSE_MODEL) or get(OI.LLM_MODEL_NAME, "")
+    requested = get(OI.LLM_REQUEST_MODEL, "")
+    if not requested:
+        params = parse_json(get(OI.LLM_INVOCATION_PARAMETERS))
+        if isinstance(params, dict) and isinstance(params.get("model"), str):
+            requested = params["model"]
     f.request_model = requested or answered
     f.response_model = answered or requested
-    if f.kind == "EMBEDDING" and not f.request_model:
-        f.request_model = f.response_model = attrs.get(OI.EMBEDDING_MODEL_NAME, "")
-    f.provider = attrs.get(OI.LLM_PROVIDER) or attrs.get(OI.LLM_SYSTEM, "")
-    f.input_tokens = to_int(attrs.get(OI.TOKENS_PROMPT))
-    f.output_tokens = to_int(attrs.get(OI.TOKENS_COMPLETION))
-    f.cache_read_tokens = to_int(attrs.get(OI.TOKENS_CACHE_READ))
-    f.cache_write_tokens = to_int(attrs.get(OI.TOKENS_CACHE_WRITE))
-    f.reasoning_tokens = to_int(attrs.get(OI.TOKENS_REASONING))
-    f.cost = to_float(attrs.get(OI.COST_TOTAL))
-    f.session_id = attrs.get(OI.SESSION_ID, "")
-    f.user_id = attrs.get(OI.USER_ID, "")
-    f.agent_name = attrs.get(OI.AGENT_NAME, "")
-    if f.kind == "LLM":
+    if kind == "EMBEDDING" and not f.request_model:
+        f.request_model = f.response_model = get(OI.EMBEDDING_MODEL_NAME, "")
+    f.provider = get(OI.LLM_PROVIDER) or get(OI.LLM_SYSTEM, "")
+    # counts and cost stay None (Fields' default) when absent
+    if (value := get(OI.TOKENS_PROMPT)) is not None:
+        f.input_tokens = to_int(value)
+    if (value := get(OI.TOKENS_COMPLETION)) is not None:
+        f.output_tokens = to_int(value)
+    if (value := get(OI.TOKENS_CACHE_READ)) is not None:
+        f.cache_read_tokens = to_int(value)
+    if (value := get(OI.TOKENS_CACHE_WRITE)) is not None:
+        f.cache_write_tokens = to_int(value)
+    if (value := get(OI.TOKENS_REASONING)) is not None:
+        f.reasoning_tokens = to_int(value)
+    if (value := get(OI.COST_TOTAL)) is not None:
+        f.cost = to_float(value)
+    f.session_id = get(OI.SESSION_ID, "")
+    f.user_id = get(OI.USER_ID, "")
+    f.agent_name = get(OI.AGENT_NAME, "")
+    if kind == "LLM":
         f.operation = "chat"
         f.input_messages = messages(attrs, OI.LLM_INPUT_MESSAGES)
         f.output_messages = messages(attrs, OI.LLM_OUTPUT_MESSAGES)
         f.tools = _tools(attrs)
-    elif f.kind == "TOOL":
+    elif kind == "TOOL":
         f.operation = "execute_tool"
-        f.tool_name = attrs.get(OI.TOOL_NAME) or attrs.get(OI.TOOL_CALL_FUNCTION_NAME, "")
-        f.tool_call_id = attrs.get(OI.TOOL_CALL_ID) or attrs.get(OI.TOOL_ID, "")
+        f.tool_name = get(OI.TOOL_NAME) or get(OI.TOOL_CALL_FUNCTION_NAME, "")
+        f.tool_call_id = get(OI.TOOL_CALL_ID) or get(OI.TOOL_ID, "")
         f.input_kind, f.output_kind = "tool_arguments", "tool_result"
-    elif f.kind == "RETRIEVER":
+    elif kind == "RETRIEVER":
         f.operation = "retrieve"
         f.documents = documents(attrs, OI.RETRIEVAL_DOCUMENTS)
-    elif f.kind == "RERANKER":
+    elif kind == "RERANKER":
         f.operation = "rerank"
         f.documents = documents(attrs, OI.RERANKER_OUTPUT_DOCUMENTS)
-    elif f.kind == "EMBEDDING":
+    elif kind == "EMBEDDING":
         f.operation = "embeddings"
-    elif f.kind == "AGENT":
+    elif kind == "AGENT":
         f.operation = "invoke_agent"
     if f.input_messages is None:
-        f.input_value = attrs.get(OI.INPUT_VALUE)
+        f.input_value = get(OI.INPUT_VALUE)
     if f.output_messages is None:
-        f.output_value = attrs.get(OI.OUTPUT_VALUE)
+        f.output_value = get(OI.OUTPUT_VALUE)

@@ -68,3 +68,28 @@ def provider() -> Iterator[object]:
 
     with ScriptedProvider(default_script()) as p:
         yield p
+
+
+@pytest.fixture(scope="session")
+def endpoint(chdb_path: Path) -> Iterator[object]:
+    """The ClickHouse HTTP protocol in front of chDB (tests/support): a server for clickhouse-connect."""
+    from tests.support.chdb_http import ChdbHttpEndpoint
+
+    ep = ChdbHttpEndpoint(str(chdb_path))
+    ep.start()
+    yield ep
+    ep.stop()
+
+
+@pytest.fixture
+def ch_store(endpoint) -> Iterator[object]:
+    """A clickhouse-connect store with a database of its own, migrated."""
+    from agentledger.pipeline.stores.clickhouse import ClickHouseStore
+
+    db = f"ch_{uuid.uuid4().hex[:12]}"
+    s = ClickHouseStore(endpoint.url, database=db)
+    migrate(s)
+    yield s
+    endpoint.set_available(True)
+    s.command(f"DROP DATABASE IF EXISTS {db}")
+    s.close()

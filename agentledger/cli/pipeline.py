@@ -105,7 +105,7 @@ def group_lag(kafka: Any) -> list[dict[str, int]]:
         partitions = consumer.partitions_for_topic(kafka.spans_topic) or set()
         tps = [TopicPartition(kafka.spans_topic, p) for p in sorted(partitions)]
         ends = consumer.end_offsets(tps)
-        committed = admin.list_consumer_group_offsets(kafka.group_id)
+        committed = admin.list_group_offsets({kafka.group_id: None}).get(kafka.group_id, {})
         rows = []
         for tp in tps:
             done = committed.get(tp)

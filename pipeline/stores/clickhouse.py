@@ -49,6 +49,8 @@ class ClickHouseStore(Store):
             secure=parsed.scheme == "https",
             connect_timeout=connect_timeout,
             send_receive_timeout=send_receive_timeout,
+            # no server session: the store is shared by threads, and a session serializes queries
+            autogenerate_session_id=False,
             **client_kwargs,
         )
         try:

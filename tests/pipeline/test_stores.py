@@ -7,9 +7,6 @@ of chDB (the same engine).
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-
 import pytest
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace import TracerProvider
@@ -19,29 +16,9 @@ from agentledger.collector import CollectorSettings
 from agentledger.pipeline import queries
 from agentledger.pipeline.normalize import OtlpNormalizer, SourcePosition
 from agentledger.pipeline.stores import StoreRejected, StoreUnavailable, migrate
-from agentledger.pipeline.stores.clickhouse import ClickHouseStore
 from agentledger.pipeline.writer import StoreWriter
 from agentledger.server import EmbeddedServer
 from tests.pipeline.test_conventions import PEERS
-from tests.support.chdb_http import ChdbHttpEndpoint
-
-
-@pytest.fixture(scope="module")
-def endpoint(chdb_path) -> Iterator[ChdbHttpEndpoint]:
-    ep = ChdbHttpEndpoint(str(chdb_path))
-    ep.start()
-    yield ep
-    ep.stop()
-
-
-@pytest.fixture
-def ch_store(endpoint) -> Iterator[ClickHouseStore]:
-    db = f"ch_{uuid.uuid4().hex[:12]}"
-    s = ClickHouseStore(endpoint.url, database=db)
-    migrate(s)
-    yield s
-    s.command(f"DROP DATABASE IF EXISTS {db}")
-    s.close()
 
 
 def _peer_batch():

@@ -38,7 +38,7 @@ def build_embedded_app(
             data_dir=store_settings.data_dir,
             database=store_settings.database,
         )
-    migrate(store)
+    migrate(store, cluster=store_settings.clickhouse_cluster)
     normalizer = OtlpNormalizer(PriceTable.load(store_settings.price_table))
     sink = EmbeddedSink(store, normalizer)
     return create_app(collector, sink, store, on_shutdown=store.close if own else None)
@@ -111,7 +111,8 @@ def build_collector_app(
     store = None
     if store_settings.clickhouse_url:
         store = open_store(clickhouse_url=store_settings.clickhouse_url, database=store_settings.database)
-    return create_app(collector, sink, store, on_shutdown=store.close if store is not None else None)
+    return create_app(collector, sink, store, on_shutdown=store.close if store is not None else None,
+                      store_gates_readiness=False)
 
 
 class PipelineRunner:
@@ -123,7 +124,6 @@ class PipelineRunner:
         pipeline: PipelineSettings,
         store_settings: StoreSettings,
         *,
-        default_tenant: str = "default",
         store: Optional[Store] = None,
     ) -> None:
         from agentledger.pipeline.consumer import SpanConsumer
@@ -134,9 +134,9 @@ class PipelineRunner:
             clickhouse_url=store_settings.clickhouse_url, data_dir=store_settings.data_dir,
             database=store_settings.database,
         )
-        migrate(self.store)
+        migrate(self.store, cluster=store_settings.clickhouse_cluster)
         normalizer = OtlpNormalizer(PriceTable.load(store_settings.price_table))
-        self.consumer = SpanConsumer(kafka, pipeline, self.store, normalizer, default_tenant=default_tenant)
+        self.consumer = SpanConsumer(kafka, pipeline, self.store, normalizer, default_tenant=pipeline.default_tenant)
         self.metrics = None
         if pipeline.metrics_port:
             self.metrics = MetricsServer(lambda: consumer_status(self.consumer.stats),

@@ -22,8 +22,14 @@ def create_app(
     sink: Sink,
     store: Optional[Store] = None,
     on_shutdown: Optional[Callable[[], None]] = None,
+    *,
+    store_gates_readiness: bool = True,
 ) -> FastAPI:
-    """The collector: OTLP ingest into ``sink``; the read API too when ``store`` is given."""
+    """The collector: OTLP ingest into ``sink``; the read API too when ``store`` is given.
+
+    ``store_gates_readiness``: the store is where ingest lands (embedded), so
+    ``/readyz`` requires it; False when it only serves reads (Kafka mode).
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -41,6 +47,7 @@ def create_app(
     app.state.settings = settings
     app.state.sink = sink
     app.state.store = store
+    app.state.store_gates_readiness = store_gates_readiness
     app.state.auth = Authenticator(
         settings.key_table(), no_auth=settings.no_auth, default_tenant=settings.default_tenant
     )

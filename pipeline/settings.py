@@ -65,3 +65,5 @@ class PipelineSettings(BaseSettings):
     """Prometheus text metrics at ``/metrics`` (0 = off)."""
     retry_max_seconds: float = Field(30.0, gt=0)
     """Longest back-off between retries while the store is unavailable."""
+    default_tenant: str = "default"
+    """Tenant of records that carry no ``agentledger-tenant`` header (e.g. from an OpenTelemetry Collector)."""

@@ -170,13 +170,27 @@ def trace(
 def migrate(
     data_dir: str = typer.Option(DEFAULT_DATA_DIR, envvar="AGENTLEDGER_DATA_DIR", help="Embedded store directory."),
     clickhouse_url: Optional[str] = typer.Option(None, envvar="AGENTLEDGER_CLICKHOUSE_URL", help="ClickHouse server URL."),
+    cluster: Optional[str] = typer.Option(None, envvar="AGENTLEDGER_CLICKHOUSE_CLUSTER",
+                                          help="Apply the cluster variant (Replicated + Distributed, ON CLUSTER)."),
+    print_sql: bool = typer.Option(False, "--print-sql", help="Print the statements instead of running them."),
 ) -> None:
     """Apply pending schema migrations (servers also do this at start-up)."""
-    from agentledger.pipeline.stores import StoreError, migrate as run_migrations, open_store
+    from agentledger.pipeline.settings import StoreSettings
+    from agentledger.pipeline.stores import StoreError, load_migrations, migrate as run_migrations, open_store
+    from agentledger.pipeline.stores.migrate import render_for_cluster
 
+    settings = StoreSettings(data_dir=data_dir, clickhouse_url=clickhouse_url, clickhouse_cluster=cluster)
+    if print_sql:
+        for mig in load_migrations():
+            typer.echo(f"-- {mig.version:04d}_{mig.name}")
+            for statement in mig.statements():
+                for rendered in (render_for_cluster(statement, cluster, settings.database) if cluster else [statement]):
+                    typer.echo(rendered.rstrip() + ";\n")
+        return
     try:
-        with open_store(clickhouse_url=clickhouse_url, data_dir=data_dir) as store:
-            applied = run_migrations(store)
+        with open_store(clickhouse_url=settings.clickhouse_url, data_dir=settings.data_dir,
+                        database=settings.database) as store:
+            applied = run_migrations(store, cluster=settings.clickhouse_cluster)
     except StoreError as exc:
         _fail(str(exc))
         return

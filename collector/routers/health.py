@@ -20,6 +20,7 @@ async def readyz(request: Request) -> JSONResponse:
     sink_ready = request.app.state.sink.ready()
     store = request.app.state.store
     store_ready = store.ping() if store is not None else None
-    ready = sink_ready and store_ready is not False
+    gates = request.app.state.store_gates_readiness
+    ready = sink_ready and (store_ready is not False or not gates)
     body = {"status": "ready" if ready else "not ready", "sink": sink_ready, "store": store_ready}
     return JSONResponse(body, status_code=200 if ready else 503)

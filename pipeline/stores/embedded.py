@@ -51,15 +51,19 @@ def _translate(exc: Exception, data_dir: str, connecting: bool = False) -> Excep
     return StoreRejected(msg)
 
 
+_TSV_ESCAPES = str.maketrans({"\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r", "\0": "\\0"})
+
+
 def _literal(value: Any, nested: bool = False) -> str:
-    """A parameter value in ClickHouse's text format (what the server's param_ binding reads)."""
+    """A parameter value as ClickHouse's server-side binding reads it: top-level strings in
+    escaped (TSV) form, arrays as literals with quoted strings (what clickhouse-connect sends)."""
     if isinstance(value, (list, tuple)):
         return "[" + ",".join(_literal(v, True) for v in value) + "]"
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, str):
         if not nested:
-            return value
+            return value.translate(_TSV_ESCAPES)
         return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
     return str(value)
 

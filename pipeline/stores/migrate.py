@@ -5,6 +5,15 @@ Migration files live in ``agentledger/schemas/migrations`` as
 Applied versions are recorded in ``schema_migrations`` with the file's
 checksum, so a re-run applies nothing and an edited, already-applied file is
 reported rather than silently ignored.
+
+Cluster variant (``cluster=NAME``, from ``AGENTLEDGER_CLICKHOUSE_CLUSTER``): the
+same files are rendered for a ClickHouse cluster. Each ``CREATE TABLE t``
+becomes ``t_local ON CLUSTER`` with the Replicated form of its engine
+(``/clickhouse/tables/{shard}/<database>/t_local``, ``{replica}``; the
+insert-deduplication window becomes the replicated one) plus a Distributed
+table ``t`` over it, sharded so that all rows of a trace (and a content hash)
+land on one shard, which keeps ``FINAL`` exact. ``ALTER TABLE t`` runs
+``ON CLUSTER`` on both. Queries and inserts address ``t`` as before.
 """
 
 from __future__ import annotations
@@ -19,11 +28,51 @@ import pyarrow as pa
 
 from agentledger.pipeline.stores.base import Store, StoreRejected
 
-__all__ = ["Migration", "load_migrations", "migrate", "MigrationDrift"]
+__all__ = ["Migration", "load_migrations", "migrate", "MigrationDrift", "render_for_cluster", "SHARD_KEYS"]
 
 log = logging.getLogger(__name__)
 
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+SHARD_KEYS = {
+    "spans": "cityHash64(tenant, trace_id)",
+    "contents": "cityHash64(tenant, hash)",
+}
+"""Sharding expression of each Distributed table (others: rand())."""
+
+_CREATE = re.compile(r"^CREATE TABLE IF NOT EXISTS (\w+)\s*\(", re.S)
+_ENGINE = re.compile(r"ENGINE\s*=\s*(\w*MergeTree)(?:\(([^)]*)\))?")
+_ALTER = re.compile(r"^ALTER TABLE (\w+)\s+", re.S)
+
+
+def render_for_cluster(statement: str, cluster: str, database: str) -> list[str]:
+    """One migration statement as the statements that apply it to ``cluster``."""
+    create = _CREATE.match(statement)
+    if create:
+        name = create.group(1)
+        local = f"{name}_local"
+        body = _CREATE.sub(f"CREATE TABLE IF NOT EXISTS {local} ON CLUSTER {cluster}\n(", statement, count=1)
+
+        def replicated(m: re.Match[str]) -> str:
+            args = [f"'/clickhouse/tables/{{shard}}/{database}/{local}'", "'{replica}'"]
+            if m.group(2):
+                args.append(m.group(2))
+            return f"ENGINE = Replicated{m.group(1)}({', '.join(args)})"
+
+        body = _ENGINE.sub(replicated, body, count=1)
+        body = body.replace("non_replicated_deduplication_window", "replicated_deduplication_window")
+        shard = SHARD_KEYS.get(name, "rand()")
+        distributed = (
+            f"CREATE TABLE IF NOT EXISTS {name} ON CLUSTER {cluster} AS {local}\n"
+            f"ENGINE = Distributed({cluster}, {database}, {local}, {shard})"
+        )
+        return [body, distributed]
+    alter = _ALTER.match(statement)
+    if alter:
+        name, rest = alter.group(1), statement[alter.end():]
+        return [f"ALTER TABLE {name}_local ON CLUSTER {cluster} {rest}", f"ALTER TABLE {name} ON CLUSTER {cluster} {rest}"]
+    return [statement]
+
 
 _LEDGER_DDL = """
 CREATE TABLE IF NOT EXISTS schema_migrations
@@ -74,10 +123,22 @@ def load_migrations() -> list[Migration]:
     return found
 
 
-def migrate(store: Store, migrations: list[Migration] | None = None) -> list[int]:
-    """Apply the migrations the store has not recorded; return the versions applied."""
+def migrate(store: Store, migrations: list[Migration] | None = None, *, cluster: str | None = None) -> list[int]:
+    """Apply the migrations the store has not recorded; return the versions applied.
+
+    With ``cluster``, the cluster variant is applied (see the module docstring).
+    """
     migrations = load_migrations() if migrations is None else migrations
-    store.command(_LEDGER_DDL)
+    if cluster:
+        ledger = _LEDGER_DDL.replace(
+            "CREATE TABLE IF NOT EXISTS schema_migrations", f"CREATE TABLE IF NOT EXISTS schema_migrations ON CLUSTER {cluster}"
+        ).replace(
+            "ENGINE = ReplacingMergeTree",
+            f"ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/all/{store.database}/schema_migrations', '{{replica}}')",
+        )
+        store.command(ledger)
+    else:
+        store.command(_LEDGER_DDL)
     done = {
         row["version"]: row["checksum"]
         for row in store.query_rows("SELECT version, checksum FROM schema_migrations FINAL")
@@ -93,7 +154,8 @@ def migrate(store: Store, migrations: list[Migration] | None = None) -> list[int
             continue
         log.info("applying migration %04d_%s", mig.version, mig.name)
         for statement in mig.statements():
-            store.command(statement)
+            for rendered in render_for_cluster(statement, cluster, store.database) if cluster else [statement]:
+                store.command(rendered)
         store.insert_arrow(
             "schema_migrations",
             pa.table(

@@ -96,3 +96,11 @@ def test_embedded_server_on_a_clickhouse_connect_store(ch_store) -> None:
         # acknowledged means stored: no waiting
         assert ch_store.query_scalar("SELECT count() FROM spans") == 25
         assert ch_store.query_scalar("SELECT sum(input_tokens) FROM spans") == sum(range(25))
+
+
+@pytest.mark.parametrize("which", ["embedded", "clickhouse"])
+def test_parameters_round_trip_any_text(store, ch_store, which) -> None:
+    s = store if which == "embedded" else ch_store
+    tricky = "line1\nline2\ttab \\ back 'quote' \"dq\" ünï {brace}"
+    assert s.query_scalar("SELECT {v:String}", {"v": tricky}) == tricky
+    assert s.query_scalar("SELECT {v:Array(String)}", {"v": [tricky, "x"]}) == [tricky, "x"]

@@ -9,7 +9,7 @@ from typing import Optional
 from fastapi import FastAPI
 
 from agentledger.collector.auth import Authenticator
-from agentledger.collector.routers import health, query, traces
+from agentledger.collector.routers import analytics, feedback, governance, health, query, traces
 from agentledger.collector.settings import CollectorSettings
 from agentledger.pipeline.sinks import Sink
 from agentledger.pipeline.stores import Store
@@ -54,6 +54,9 @@ def create_app(
     app.include_router(health.router)
     app.include_router(traces.router)
     app.include_router(query.router)
+    app.include_router(governance.router)
+    app.include_router(analytics.router)
+    app.include_router(feedback.router)
     return app
 
 

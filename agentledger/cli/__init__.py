@@ -219,9 +219,15 @@ def version() -> None:
     typer.echo(_version())
 
 
+from agentledger.cli import datasets as _datasets  # noqa: E402
+from agentledger.cli import governance as _governance  # noqa: E402
+from agentledger.cli import usage as _usage  # noqa: E402
 from agentledger.cli.pipeline import app as _pipeline_app  # noqa: E402
 
 app.add_typer(_pipeline_app, name="pipeline")
+_governance.register(app)
+_usage.register(app)
+_datasets.register(app)
 
 
 def main() -> None:

@@ -1,0 +1,133 @@
+"""Named principals: who an agent acts for, carried in context.
+
+``acting_for`` puts a principal (and its delegation chain and policy) into the
+current context, and into W3C baggage so downstream services see it too.
+Every span started inside is stamped with it by AgentLedger's span processor;
+a span started with no principal is marked unattributed, never guessed.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import inspect
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Optional, TypeVar
+
+from opentelemetry import baggage, context
+
+from agentledger.schemas.attributes import AgentLedger as AL
+
+__all__ = ["Principal", "acting_for", "current_principal"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_CURRENT: contextvars.ContextVar[Optional["Principal"]] = contextvars.ContextVar("agentledger_principal", default=None)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """A named human (or system) principal and the chain of delegation that led to the agent."""
+
+    id: str
+    name: str = ""
+    role: str = ""
+    policy: str = ""
+    chain: tuple[str, ...] = field(default_factory=tuple)
+    """Delegation chain, outermost first, ending with ``id``."""
+
+    def attributes(self) -> dict[str, Any]:
+        """Span attributes that record this principal."""
+        attrs: dict[str, Any] = {AL.PRINCIPAL_ID: self.id, AL.PRINCIPAL_CHAIN: list(self.chain)}
+        if self.name:
+            attrs[AL.PRINCIPAL_NAME] = self.name
+        if self.role:
+            attrs[AL.PRINCIPAL_ROLE] = self.role
+        if self.policy:
+            attrs[AL.POLICY_ID] = self.policy
+        return attrs
+
+
+def current_principal() -> Optional[Principal]:
+    """The principal the current code acts for, or None."""
+    return _CURRENT.get()
+
+
+class acting_for:  # noqa: N801 (used like a function: ``with acting_for(...)`` / ``@acting_for(...)``)
+    """Context manager and decorator: run the body on behalf of ``principal_id``.
+
+    ``on_behalf_of`` names the principal who delegated (its chain is extended);
+    when omitted inside another ``acting_for``, the outer principal delegated.
+    """
+
+    def __init__(
+        self,
+        principal_id: str,
+        *,
+        name: str = "",
+        role: str = "",
+        on_behalf_of: Optional[str] = None,
+        policy: str = "",
+    ) -> None:
+        if not principal_id:
+            raise ValueError("acting_for needs a principal id")
+        self.principal_id = principal_id
+        self.name = name
+        self.role = role
+        self.on_behalf_of = on_behalf_of
+        self.policy = policy
+        self._tokens: list[tuple[contextvars.Token[Optional[Principal]], object]] = []
+
+    def _principal(self) -> Principal:
+        outer = current_principal()
+        if self.on_behalf_of is not None:
+            base = outer.chain if outer is not None and outer.id == self.on_behalf_of else (self.on_behalf_of,)
+        else:
+            base = outer.chain if outer is not None else ()
+        chain = tuple(base) + (self.principal_id,)
+        policy = self.policy or (outer.policy if outer is not None else "")
+        return Principal(self.principal_id, self.name, self.role, policy, chain)
+
+    def __enter__(self) -> Principal:
+        principal = self._principal()
+        ctx = baggage.set_baggage(AL.PRINCIPAL_ID, principal.id)
+        ctx = baggage.set_baggage(AL.PRINCIPAL_CHAIN, ",".join(principal.chain), context=ctx)
+        if principal.policy:
+            ctx = baggage.set_baggage(AL.POLICY_ID, principal.policy, context=ctx)
+        self._tokens.append((_CURRENT.set(principal), context.attach(ctx)))
+        return principal
+
+    def __exit__(self, *exc: object) -> None:
+        var_token, ctx_token = self._tokens.pop()
+        context.detach(ctx_token)  # type: ignore[arg-type]
+        _CURRENT.reset(var_token)
+
+    def __call__(self, fn: F) -> F:
+        if inspect.iscoroutinefunction(fn):
+
+            @functools.wraps(fn)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                with acting_for(self.principal_id, name=self.name, role=self.role,
+                                on_behalf_of=self.on_behalf_of, policy=self.policy):
+                    return await fn(*args, **kwargs)
+
+            return async_wrapper  # type: ignore[return-value]
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with acting_for(self.principal_id, name=self.name, role=self.role,
+                            on_behalf_of=self.on_behalf_of, policy=self.policy):
+                return fn(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+
+@contextmanager
+def _no_principal() -> Iterator[None]:  # for tests of unattributed spans
+    token = _CURRENT.set(None)
+    try:
+        yield
+    finally:
+        _CURRENT.reset(token)

@@ -48,6 +48,8 @@ class KafkaSink(Sink):
         except Exception as exc:
             raise translate(exc) from exc
         self.records_sent = 0
+        self._ready = False
+        self._ready_checked = 0.0
 
     def write(self, batch: IngestBatch) -> None:
         try:
@@ -72,10 +74,16 @@ class KafkaSink(Sink):
         self.records_sent += len(records)
 
     def ready(self) -> bool:
+        """The broker answers metadata for the spans topic (cached for a second: probes are frequent)."""
+        now = time.monotonic()
+        if now - self._ready_checked < 1.0:
+            return self._ready
         try:
-            return bool(self._producer.bootstrap_connected())
+            self._ready = bool(self._producer.partitions_for(self.settings.spans_topic))
         except Exception:
-            return False
+            self._ready = False
+        self._ready_checked = now
+        return self._ready
 
     def close(self) -> None:
         try:

@@ -18,6 +18,7 @@ from agentledger.collector.auth import Authenticator
 from agentledger.pipeline.normalize import OtlpNormalizer
 from agentledger.pipeline.settings import KafkaSettings, PipelineSettings, StoreSettings
 from agentledger.pipeline.sinks.embedded import EmbeddedSink
+from agentledger.pipeline.writer import StoreWriter
 from agentledger.pipeline.stores import Store, migrate, open_store
 from agentledger.schemas import PriceTable
 
@@ -40,7 +41,7 @@ def build_embedded_app(
         )
     migrate(store, cluster=store_settings.clickhouse_cluster)
     normalizer = OtlpNormalizer(PriceTable.load(store_settings.price_table))
-    sink = EmbeddedSink(store, normalizer)
+    sink = EmbeddedSink(store, normalizer, writer=StoreWriter(store, ledger=store_settings.ledger(store)))
     return create_app(collector, sink, store, on_shutdown=store.close if own else None)
 
 
@@ -136,7 +137,8 @@ class PipelineRunner:
         )
         migrate(self.store, cluster=store_settings.clickhouse_cluster)
         normalizer = OtlpNormalizer(PriceTable.load(store_settings.price_table))
-        self.consumer = SpanConsumer(kafka, pipeline, self.store, normalizer, default_tenant=pipeline.default_tenant)
+        self.consumer = SpanConsumer(kafka, pipeline, self.store, normalizer, default_tenant=pipeline.default_tenant,
+                                     writer=StoreWriter(self.store, ledger=store_settings.ledger(self.store)))
         self.metrics = None
         if pipeline.metrics_port:
             self.metrics = MetricsServer(lambda: consumer_status(self.consumer.stats),

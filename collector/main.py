@@ -9,7 +9,7 @@ from typing import Optional
 from fastapi import FastAPI
 
 from agentledger.collector.auth import Authenticator
-from agentledger.collector.routers import analytics, feedback, governance, health, query, traces
+from agentledger.collector.routers import analytics, audit, feedback, governance, health, query, traces
 from agentledger.collector.settings import CollectorSettings
 from agentledger.pipeline.sinks import Sink
 from agentledger.pipeline.stores import Store
@@ -57,6 +57,7 @@ def create_app(
     app.include_router(governance.router)
     app.include_router(analytics.router)
     app.include_router(feedback.router)
+    app.include_router(audit.router)
     return app
 
 

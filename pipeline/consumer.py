@@ -77,6 +77,7 @@ class SpanConsumer:
         normalizer: Normalizer,
         *,
         default_tenant: str = "default",
+        writer: StoreWriter | None = None,
     ) -> None:
         from kafka import KafkaConsumer, KafkaProducer
 
@@ -88,7 +89,7 @@ class SpanConsumer:
         self.settings = pipeline
         self.store = store
         self.normalizer = normalizer
-        self.writer = StoreWriter(store)
+        self.writer = writer or StoreWriter(store)
         self.default_tenant = default_tenant
         self.stats = ConsumerStats()
         self._stop = threading.Event()

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import TYPE_CHECKING, Literal, Optional
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agentledger.schemas.topics import DEAD_LETTER_TOPIC, FEEDBACK_TOPIC, INTENTS_TOPIC, SPANS_TOPIC
+
+if TYPE_CHECKING:
+    from agentledger.pipeline.ledger import Ledger
+    from agentledger.pipeline.stores import Store
 
 __all__ = ["StoreSettings", "KafkaSettings", "PipelineSettings"]
 
@@ -26,6 +30,17 @@ class StoreSettings(BaseSettings):
     """Embedded store directory (one process owns it at a time)."""
     price_table: Optional[str] = None
     """JSON file of model prices merged over the shipped table."""
+    ledger_key: Optional[SecretStr] = None
+    """HMAC key that signs ledger checkpoints (unset: checkpoints are chained but unsigned)."""
+    ledger_key_id: str = "default"
+    """Name of the ledger key, recorded on each checkpoint (for rotation)."""
+
+    def ledger(self, store: "Store") -> "Ledger":
+        """The ledger for ``store`` with this configuration's signing key."""
+        from agentledger.pipeline.ledger import Ledger
+
+        key = self.ledger_key.get_secret_value().encode() if self.ledger_key else None
+        return Ledger(store, key=key, key_id=self.ledger_key_id if key else "")
 
 
 class KafkaSettings(BaseSettings):

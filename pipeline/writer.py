@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
@@ -18,14 +19,25 @@ from agentledger.pipeline.normalize import NormalizedBatch
 from agentledger.pipeline.stores import Store
 from agentledger.schemas import CONTENTS_TABLE, SPANS_TABLE
 
+if TYPE_CHECKING:
+    from agentledger.pipeline.ledger import Ledger
+
 __all__ = ["StoreWriter"]
 
 
 class StoreWriter:
-    """Inserts ``NormalizedBatch``es; thread-safe."""
+    """Inserts ``NormalizedBatch``es and checkpoints them in the ledger; thread-safe.
 
-    def __init__(self, store: Store, seen_capacity: int = 200_000) -> None:
+    Order: contents, spans, then the ledger checkpoint, all under the caller's
+    token, so a retried write repeats nothing and a checkpoint only ever covers
+    rows that are stored.
+    """
+
+    def __init__(self, store: Store, seen_capacity: int = 200_000, ledger: "Ledger | None" = None) -> None:
+        from agentledger.pipeline.ledger import Ledger
+
         self.store = store
+        self.ledger = ledger if ledger is not None else Ledger(store)
         self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._capacity = seen_capacity
         self._lock = threading.Lock()
@@ -41,6 +53,7 @@ class StoreWriter:
                 contents = contents.filter(pa.array(keep))
             self.store.insert_arrow(CONTENTS_TABLE, contents, dedup_token=f"{dedup_token}/contents")
         self.store.insert_arrow(SPANS_TABLE, batch.spans, dedup_token=f"{dedup_token}/spans")
+        self.ledger.append(batch.spans, dedup_token)
         if contents.num_rows:
             with self._lock:
                 for key in zip(contents.column("tenant").to_pylist(), contents.column("hash").to_pylist()):

@@ -66,6 +66,19 @@ def test_demo_then_query_the_data_dir(tmp_path: Path) -> None:
     missing = _run("trace", "0" * 32, "--data-dir", data)
     assert missing.returncode == 1 and "no trace" in missing.stderr
 
+    verified = _run("verify", "--data-dir", data)
+    assert verified.returncode == 0 and "OK" in verified.stdout, verified.stdout + verified.stderr
+    tamper = subprocess.run(
+        [sys.executable, "-c",
+         "import sys; from agentledger.pipeline.stores.embedded import EmbeddedStore; s = EmbeddedStore(sys.argv[1]); "
+         "s.command(\"ALTER TABLE spans UPDATE output_tokens = 0 WHERE kind = 'LLM' SETTINGS mutations_sync = 2\")",
+         data], capture_output=True, text=True, timeout=60)
+    assert tamper.returncode == 0, tamper.stderr
+    broken = _run("verify", "--data-dir", data, "--json")
+    assert broken.returncode == 1
+    report = json.loads(broken.stdout)
+    assert report["problems"][0]["kind"] == "rows_changed_or_deleted" and len(report["problems"][0]["spans"]) == 2
+
 
 def test_serve_then_query_over_http(tmp_path: Path) -> None:
     port = _free_port()

@@ -219,6 +219,7 @@ def version() -> None:
     typer.echo(_version())
 
 
+from agentledger.cli import audit as _audit  # noqa: E402
 from agentledger.cli import datasets as _datasets  # noqa: E402
 from agentledger.cli import governance as _governance  # noqa: E402
 from agentledger.cli import usage as _usage  # noqa: E402
@@ -228,6 +229,7 @@ app.add_typer(_pipeline_app, name="pipeline")
 _governance.register(app)
 _usage.register(app)
 _datasets.register(app)
+_audit.register(app)
 
 
 def main() -> None:

@@ -49,10 +49,11 @@ class EmbeddedSink(Sink):
         max_batch_spans: int = 50_000,
         max_queued_spans: int = 200_000,
         write_timeout: float = 60.0,
+        writer: StoreWriter | None = None,
     ) -> None:
         self.store = store
         self.normalizer = normalizer
-        self.writer = StoreWriter(store)
+        self.writer = writer or StoreWriter(store)
         self.max_batch_spans = max_batch_spans
         self.max_queued_spans = max_queued_spans
         self.write_timeout = write_timeout

@@ -1,11 +1,13 @@
 """The tamper-evident ledger: row hashes, Merkle roots, hash-chained checkpoints, verification.
 
-Row hash: SHA-256 of the canonical JSON of a stored span row (every column but
-the delivery bookkeeping — ingest time and source position — so that a span
-delivered twice hashes the same; timestamps as integer nanoseconds, maps as
-sorted objects, NaN as null). It covers the row's content hashes, and ``verify`` also checks
-every referenced content record against its hash, so changing a stored
-prompt or document is caught too.
+Row hash: SHA-256 of the JSON rendering (ClickHouse ``toJSONString``) of the
+stored row's columns in table order, all but the delivery bookkeeping (ingest
+time and source position, so that a span delivered twice hashes the same). It
+is computed by ClickHouse over what was actually stored, right after the
+insert, and recomputed the same way by ``verify`` (the same SQL on either
+store; keep the engine version compatible, or re-anchor after an upgrade). It
+covers the row's content hashes, and ``verify`` also checks every content
+record against its hash, so changing a stored prompt or document is caught too.
 
 Checkpoints are appended per tenant and stream (Kafka topic/partition, or the
 embedded sequence), in stream order, by the one writer that owns the stream.
@@ -19,59 +21,40 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import math
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-import orjson
 import pyarrow as pa
 
 from agentledger.pipeline.stores import Store
 from agentledger.schemas import SPAN_ARROW_SCHEMA
 
-__all__ = ["row_hashes", "merkle_root", "Ledger", "verify", "VerifyReport", "LEDGER_TABLE"]
+__all__ = ["ROW_HASH_SQL", "merkle_root", "Ledger", "verify", "VerifyReport", "LEDGER_TABLE"]
 
 log = logging.getLogger(__name__)
 
 LEDGER_TABLE = "ledger_checkpoints"
 _GENESIS = "0" * 64
-_MAPS = frozenset({"attributes", "attribute_refs", "resource_attributes"})
 _DELIVERY = ("ingest_time", "source_topic", "source_partition", "source_offset")
 _HASHED = [n for n in SPAN_ARROW_SCHEMA.names if n not in _DELIVERY]
 
 
-def _canonical_table(spans: pa.Table) -> pa.Table:
-    cols = []
-    for name in _HASHED:
-        col = spans.column(name)
-        if pa.types.is_timestamp(col.type):
-            col = col.cast(pa.int64())
-        cols.append(col)
-    return pa.Table.from_arrays(cols, names=_HASHED)
+ROW_HASH_SQL = "lower(hex(SHA256(toJSONString(tuple({})))))".format(", ".join(f"`{c}`" for c in _HASHED))
+"""SQL expression of a span row's hash."""
 
 
-def _norm(value: Any) -> Any:
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, list):
-        return [_norm(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _norm(v) for k, v in value.items()}
-    return value
-
-
-def row_hashes(spans: pa.Table) -> list[str]:
-    """SHA-256 of each span row's canonical form (same on write and on read-back)."""
-    table = _canonical_table(spans)
-    out = []
-    for row in table.to_pylist():
-        for key in _MAPS:
-            row[key] = dict(row[key])
-        row["documents"] = _norm(row["documents"])
-        out.append(hashlib.sha256(orjson.dumps(row, option=orjson.OPT_SORT_KEYS)).hexdigest())
-    return out
+def _range_hashes(store: Store, tenant: str, stream: str, first: int, last: int) -> dict[str, str]:
+    """row hash -> "trace_id/span_id" for the tenant's rows at ``stream`` offsets first..last."""
+    topic, _, partition = stream.rpartition("/")
+    rows = store.query_rows(
+        f"SELECT {ROW_HASH_SQL} AS h, trace_id, span_id FROM spans WHERE tenant = {{tenant:String}} "
+        "AND source_topic = {topic:String} AND source_partition = {partition:Int32} "
+        "AND source_offset BETWEEN {first:Int64} AND {last:Int64}",
+        {"tenant": tenant, "topic": topic, "partition": int(partition), "first": first, "last": last},
+    )
+    return {r["h"]: f"{r['trace_id']}/{r['span_id']}" for r in rows}
 
 
 def merkle_root(leaves: list[str]) -> str:
@@ -127,35 +110,29 @@ class Ledger:
         """Checkpoint the rows of ``spans`` (just stored); returns how many checkpoints were written."""
         if spans.num_rows == 0:
             return 0
-        hashes = row_hashes(spans)
-        tenants = spans.column("tenant").to_pylist()
-        topics = spans.column("source_topic").to_pylist()
-        partitions = spans.column("source_partition").to_pylist()
-        offsets = spans.column("source_offset").to_pylist()
-        traces = spans.column("trace_id").to_pylist()
-        span_ids = spans.column("span_id").to_pylist()
-        groups: dict[tuple[str, str], dict[str, Any]] = {}
-        for i, h in enumerate(hashes):
-            g = groups.setdefault((tenants[i], _stream(topics[i], partitions[i])),
-                                  {"leaves": {}, "first": offsets[i], "last": offsets[i]})
-            g["leaves"].setdefault(h, f"{traces[i]}/{span_ids[i]}")
-            g["first"] = min(g["first"], offsets[i])
-            g["last"] = max(g["last"], offsets[i])
+        groups = (
+            spans.select(["tenant", "source_topic", "source_partition", "source_offset"])
+            .group_by(["tenant", "source_topic", "source_partition"])
+            .aggregate([("source_offset", "min"), ("source_offset", "max")])
+            .to_pylist()
+        )
         rows = []
         with self._lock:
             heads = {}
-            for (tenant, stream), g in sorted(groups.items()):
+            for g in sorted(groups, key=lambda g: (g["tenant"], g["source_topic"], g["source_partition"])):
+                tenant, stream = g["tenant"], _stream(g["source_topic"], g["source_partition"])
+                first, last = g["source_offset_min"], g["source_offset_max"]
+                found = _range_hashes(self.store, tenant, stream, first, last)
+                leaves = sorted(found)
                 seq, prev = self._head(tenant, stream)
-                leaves = sorted(g["leaves"])
                 root = merkle_root(leaves)
                 seq += 1
-                digest = checkpoint_hash(tenant, stream, seq, g["first"], g["last"], root, prev)
+                digest = checkpoint_hash(tenant, stream, seq, first, last, root, prev)
                 rows.append({
-                    "tenant": tenant, "stream": stream, "seq": seq, "first_offset": g["first"],
-                    "last_offset": g["last"], "leaves": leaves, "leaf_spans": [g["leaves"][h] for h in leaves],
-                    "merkle_root": root, "prev_hash": prev, "checkpoint_hash": digest,
-                    "signature": _sign(self.key, digest), "key_id": self.key_id if self.key else "",
-                    "created_at": time.time_ns() // 1_000_000,
+                    "tenant": tenant, "stream": stream, "seq": seq, "first_offset": first, "last_offset": last,
+                    "leaves": leaves, "leaf_spans": [found[h] for h in leaves], "merkle_root": root,
+                    "prev_hash": prev, "checkpoint_hash": digest, "signature": _sign(self.key, digest),
+                    "key_id": self.key_id if self.key else "", "created_at": time.time_ns() // 1_000_000,
                 })
                 heads[(tenant, stream)] = (seq, digest)
             table = pa.Table.from_pylist(rows, schema=_CHECKPOINT_SCHEMA)
@@ -211,16 +188,6 @@ class VerifyReport:
                 "problems": [p.as_dict() for p in self.problems]}
 
 
-def _rows_in_range(store: Store, tenant: str, stream: str, first: int, last: int) -> pa.Table:
-    topic, _, partition = stream.rpartition("/")
-    table = store.query_arrow(
-        "SELECT * FROM spans WHERE tenant = {tenant:String} AND source_topic = {topic:String} "
-        "AND source_partition = {partition:Int32} AND source_offset BETWEEN {first:Int64} AND {last:Int64}",
-        {"tenant": tenant, "topic": topic, "partition": int(partition), "first": first, "last": last},
-    )
-    return table
-
-
 def verify(store: Store, tenant: str, *, key: Optional[bytes] = None, since: Optional[str] = None) -> VerifyReport:
     """Recompute the tenant's ledger; every problem names the checkpoint and the spans involved.
 
@@ -259,10 +226,8 @@ def verify(store: Store, tenant: str, *, key: Optional[bytes] = None, since: Opt
             covered.setdefault(stream, []).append((cp["first_offset"], cp["last_offset"]))
             if since is not None and str(cp["created_at"]) < since:
                 continue
-            rows = _rows_in_range(store, tenant, stream, cp["first_offset"], cp["last_offset"])
-            report.rows += rows.num_rows
-            found = dict(zip(row_hashes(rows), (f"{t}/{s}" for t, s in zip(rows.column("trace_id").to_pylist(),
-                                                                            rows.column("span_id").to_pylist()))))
+            found = _range_hashes(store, tenant, stream, cp["first_offset"], cp["last_offset"])
+            report.rows += len(found)
             leaves = dict(zip(cp["leaves"], cp["leaf_spans"]))
             missing = _still_missing(store, tenant, {h: span for h, span in leaves.items() if h not in found})
             # rows in range that no checkpoint of this range accounts for (a later re-read may)
@@ -286,9 +251,10 @@ def _still_missing(store: Store, tenant: str, missing: dict[str, str]) -> list[s
     if not missing:
         return []
     spans = sorted({v.split("/")[1] for v in missing.values()})
-    rows = store.query_arrow("SELECT * FROM spans WHERE tenant = {tenant:String} AND span_id IN {ids:Array(String)}",
-                             {"tenant": tenant, "ids": spans})
-    present = set(row_hashes(rows)) if rows.num_rows else set()
+    rows = store.query_rows(
+        f"SELECT DISTINCT {ROW_HASH_SQL} AS h FROM spans WHERE tenant = {{tenant:String}} AND span_id IN {{ids:Array(String)}}",
+        {"tenant": tenant, "ids": spans})
+    present = {r["h"] for r in rows}
     return [span for h, span in missing.items() if h not in present]
 
 

@@ -42,7 +42,16 @@ def build_embedded_app(
     migrate(store, cluster=store_settings.clickhouse_cluster)
     normalizer = OtlpNormalizer(PriceTable.load(store_settings.price_table))
     sink = EmbeddedSink(store, normalizer, writer=StoreWriter(store, ledger=store_settings.ledger(store)))
-    return create_app(collector, sink, store, on_shutdown=store.close if own else None)
+    from agentledger.pipeline.jobs import start_background_jobs
+
+    stop_jobs = start_background_jobs(store)  # usage rollup + anomaly detection on an interval
+
+    def shutdown() -> None:
+        stop_jobs()
+        if own:
+            store.close()
+
+    return create_app(collector, sink, store, on_shutdown=shutdown)
 
 
 class AppServer:
@@ -145,11 +154,15 @@ class PipelineRunner:
                                          pipeline.metrics_host, pipeline.metrics_port)
 
     def run(self) -> None:
+        from agentledger.pipeline.jobs import start_background_jobs
+
         if self.metrics is not None:
             self.metrics.start()
+        stop_jobs = start_background_jobs(self.store)  # usage rollup + anomaly detection on an interval
         try:
             self.consumer.run()
         finally:
+            stop_jobs()
             if self.metrics is not None:
                 self.metrics.stop()
             if self._own_store:

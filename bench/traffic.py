@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
@@ -50,21 +50,40 @@ def _attrs(span: Span, attrs: dict[str, object]) -> None:
 
 
 def add_run(scope_spans, rng: random.Random, run: int, start_ns: int, *, model: str = "gpt-4o",
-            principal: str = "alice@acme.example") -> None:
-    """Append the five spans of one agent run to an OTLP ScopeSpans."""
+            principal: str = "alice@acme.example", agent: str = "finance-controls-agent",
+            tools: Sequence[str] = ("lookup_journal_entry",), question: str | None = None,
+            provider: str = "openai", token_scale: float = 1.0, latency_scale: float = 1.0,
+            latency_jitter: float = 0.0, tool_error: str | None = None,
+            llm_error: str | None = None) -> str:
+    """Append the spans of one agent run to an OTLP ScopeSpans; return its trace id (hex).
+
+    With the defaults: the five spans described in the module docstring. The
+    keyword arguments vary the run for analytics tests: ``tools`` (one LLM
+    call choosing each tool, then its TOOL span, then the answering call),
+    the user ``question``, ``token_scale`` (prompt tokens), ``latency_scale``
+    and ``latency_jitter`` (log-normal sigma) of the LLM calls, and an error
+    status on the last TOOL span (``tool_error``) or the answering LLM span
+    (``llm_error``).
+    """
     trace_id = rng.getrandbits(128).to_bytes(16, "big")
-    ids = [rng.getrandbits(64).to_bytes(8, "big") for _ in range(SPANS_PER_RUN)]
-    agent, retr, llm1, tool, llm2 = ids
-    question = _text(rng, 500)
+    ids = [rng.getrandbits(64).to_bytes(8, "big") for _ in range(3 + 2 * len(tools))]
+    agent_id, retr, final = ids[0], ids[1], ids[-1]
+    steps = [(ids[2 + 2 * i], ids[3 + 2 * i]) for i in range(len(tools))]
+    if question is None:
+        question = _text(rng, 500)
     docs = [(f"POL-{rng.randrange(100)}", _text(rng, 800), round(rng.random(), 3)) for _ in range(4)]
-    entry = f"JE-{rng.randrange(10_000)}"
-    args = json.dumps({"entry_id": entry})
-    result = json.dumps({"entry_id": entry, "amount": rng.randrange(10**7), "memo": _text(rng, 300)})
+    calls = []
+    for _ in tools:
+        entry = f"JE-{rng.randrange(10_000)}"
+        args = json.dumps({"entry_id": entry})
+        result = json.dumps({"entry_id": entry, "amount": rng.randrange(10**7), "memo": _text(rng, 300)})
+        calls.append((args, result))
     answer = "ESCALATE: " + _text(rng, 600)
     common = {"session.id": f"s-{run % 500}", "user.id": f"u-{run % 50}", "agentledger.principal.id": principal}
     t = start_ns
 
-    def span(sid: bytes, parent: bytes | None, name: str, dur_ms: float, attrs: dict[str, object]) -> None:
+    def span(sid: bytes, parent: bytes | None, name: str, dur_ms: float, attrs: dict[str, object],
+             error: str | None = None) -> None:
         nonlocal t
         s = scope_spans.spans.add()
         s.trace_id, s.span_id, s.name = trace_id, sid, name
@@ -74,52 +93,74 @@ def add_run(scope_spans, rng: random.Random, run: int, start_ns: int, *, model: 
         s.start_time_unix_nano = t
         s.end_time_unix_nano = t + int(dur_ms * 1e6)
         s.status.code = 1
+        if error is not None:
+            s.status.code, s.status.message = 2, error
         _attrs(s, {**common, **attrs})
 
-    span(retr, agent, "retrieve_policies", 12, {
+    def llm_ms(base: float) -> float:
+        scale = latency_scale * (rng.lognormvariate(0.0, latency_jitter) if latency_jitter > 0 else 1.0)
+        return base * scale if scale != 1.0 else base
+
+    span(retr, agent_id, "retrieve_policies", 12, {
         "openinference.span.kind": "RETRIEVER", "input.value": question,
         **{f"retrieval.documents.{i}.document.{k}": v for i, d in enumerate(docs)
            for k, v in (("id", d[0]), ("content", d[1]), ("score", d[2]))},
     })
     t += 13_000_000
     msgs1 = [("system", SYSTEM_PROMPT), ("user", question)]
-    span(llm1, agent, "ChatCompletion", 850, {
-        "openinference.span.kind": "LLM", "llm.model_name": f"{model}-2024-08-06", "llm.provider": "openai",
-        "llm.system": "openai", "llm.invocation_parameters": json.dumps({"model": model, "temperature": 0}),
+    llm_common = {"llm.model_name": f"{model}-2024-08-06", "llm.provider": provider, "llm.system": provider,
+                  "llm.invocation_parameters": json.dumps({"model": model, "temperature": 0})}
+    history: dict[str, object] = {}
+    for i, (tool_name, (llm_id, tool_id), (args, result)) in enumerate(zip(tools, steps, calls)):
+        call_id = f"call_{run}" if i == 0 else f"call_{run}_{i}"
+        prompt = 700 + 400 * i + rng.randrange(200)
+        dur = llm_ms(850)
+        span(llm_id, agent_id, "ChatCompletion", dur, {
+            "openinference.span.kind": "LLM", **llm_common,
+            **{f"llm.input_messages.{j}.message.{k}": v for j, (r, c) in enumerate(msgs1) for k, v in (("role", r), ("content", c))},
+            **history,
+            "llm.output_messages.0.message.role": "assistant",
+            "llm.output_messages.0.message.tool_calls.0.tool_call.id": call_id,
+            "llm.output_messages.0.message.tool_calls.0.tool_call.function.name": tool_name,
+            "llm.output_messages.0.message.tool_calls.0.tool_call.function.arguments": args,
+            "llm.token_count.prompt": int(prompt * token_scale) if token_scale != 1.0 else prompt,
+            "llm.token_count.completion": 20,
+            "llm.token_count.total": 900, "llm.token_count.prompt_details.cache_read": 512,
+        })
+        t += int((dur + 1) * 1e6) if dur != 850 else 851_000_000
+        last_tool = i == len(tools) - 1
+        span(tool_id, agent_id, tool_name, 30, {
+            "openinference.span.kind": "TOOL", "tool.name": tool_name, "input.value": args,
+            "output.value": result,
+        }, error=tool_error if last_tool else None)
+        t += 31_000_000
+        base = 2 + 2 * i
+        history.update({
+            f"llm.input_messages.{base}.message.role": "assistant",
+            f"llm.input_messages.{base}.message.tool_calls.0.tool_call.id": call_id,
+            f"llm.input_messages.{base}.message.tool_calls.0.tool_call.function.name": tool_name,
+            f"llm.input_messages.{base}.message.tool_calls.0.tool_call.function.arguments": args,
+            f"llm.input_messages.{base + 1}.message.role": "tool",
+            f"llm.input_messages.{base + 1}.message.content": result,
+            f"llm.input_messages.{base + 1}.message.tool_call_id": call_id,
+        })
+    prompt = 1100 + rng.randrange(200)
+    dur = llm_ms(1400)
+    span(final, agent_id, "ChatCompletion", dur, {
+        "openinference.span.kind": "LLM", **llm_common,
         **{f"llm.input_messages.{i}.message.{k}": v for i, (r, c) in enumerate(msgs1) for k, v in (("role", r), ("content", c))},
-        "llm.output_messages.0.message.role": "assistant",
-        "llm.output_messages.0.message.tool_calls.0.tool_call.id": f"call_{run}",
-        "llm.output_messages.0.message.tool_calls.0.tool_call.function.name": "lookup_journal_entry",
-        "llm.output_messages.0.message.tool_calls.0.tool_call.function.arguments": args,
-        "llm.token_count.prompt": 700 + rng.randrange(200), "llm.token_count.completion": 20,
-        "llm.token_count.total": 900, "llm.token_count.prompt_details.cache_read": 512,
-    })
-    t += 851_000_000
-    span(tool, agent, "lookup_journal_entry", 30, {
-        "openinference.span.kind": "TOOL", "tool.name": "lookup_journal_entry", "input.value": args,
-        "output.value": result,
-    })
-    t += 31_000_000
-    span(llm2, agent, "ChatCompletion", 1400, {
-        "openinference.span.kind": "LLM", "llm.model_name": f"{model}-2024-08-06", "llm.provider": "openai",
-        "llm.system": "openai", "llm.invocation_parameters": json.dumps({"model": model, "temperature": 0}),
-        **{f"llm.input_messages.{i}.message.{k}": v for i, (r, c) in enumerate(msgs1) for k, v in (("role", r), ("content", c))},
-        "llm.input_messages.2.message.role": "assistant",
-        "llm.input_messages.2.message.tool_calls.0.tool_call.id": f"call_{run}",
-        "llm.input_messages.2.message.tool_calls.0.tool_call.function.name": "lookup_journal_entry",
-        "llm.input_messages.2.message.tool_calls.0.tool_call.function.arguments": args,
-        "llm.input_messages.3.message.role": "tool", "llm.input_messages.3.message.content": result,
-        "llm.input_messages.3.message.tool_call_id": f"call_{run}",
+        **history,
         "llm.output_messages.0.message.role": "assistant", "llm.output_messages.0.message.content": answer,
-        "llm.token_count.prompt": 1100 + rng.randrange(200), "llm.token_count.completion": 150,
+        "llm.token_count.prompt": int(prompt * token_scale) if token_scale != 1.0 else prompt,
+        "llm.token_count.completion": 150,
         "llm.token_count.total": 1300,
-    })
-    t += 1_401_000_000
-    span(agent, None, "finance-controls-agent", t - start_ns, {
-        "openinference.span.kind": "AGENT", "agent.name": "finance-controls-agent", "input.value": question,
+    }, error=llm_error)
+    t += int((dur + 1) * 1e6) if dur != 1400 else 1_401_000_000
+    span(agent_id, None, agent, t - start_ns, {
+        "openinference.span.kind": "AGENT", "agent.name": agent, "input.value": question,
         "output.value": answer,
     })
-    t = start_ns
+    return trace_id.hex()
 
 
 def requests(n_runs: int, runs_per_request: int = 100, seed: int = 7,

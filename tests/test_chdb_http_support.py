@@ -15,14 +15,8 @@ import pytest
 
 pa = pytest.importorskip("pyarrow")
 clickhouse_connect = pytest.importorskip("clickhouse_connect")
-pytest.importorskip("chdb")
-
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError  # noqa: E402
 
-try:  # `python -m pytest` from the checkout puts it on sys.path; plain `pytest` puts tests/
-    from tests.support.chdb_http import ChdbHttpEndpoint
-except ImportError:
-    from support.chdb_http import ChdbHttpEndpoint  # type: ignore[no-redef]
 
 COLUMNS = """(
     id String,
@@ -34,13 +28,11 @@ COLUMNS = """(
 )"""
 
 
-@pytest.fixture(scope="module")
-def endpoint(tmp_path_factory):
-    ep = ChdbHttpEndpoint(str(tmp_path_factory.mktemp("chdb")))
-    ep.start()
-    yield ep
-    ep.set_available(True)
-    ep.stop()
+@pytest.fixture(autouse=True)
+def _available_again(endpoint):
+    """The session's endpoint (tests/conftest.py: chDB serves one data directory per process)."""
+    yield
+    endpoint.set_available(True)
 
 
 @pytest.fixture

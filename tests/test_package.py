@@ -63,3 +63,17 @@ def test_all_is_complete_and_resolvable(name: str) -> None:
         if not attr.startswith("_") and not inspect.ismodule(value) and attr not in ("annotations",)
     }
     assert public <= exported, f"{name} exposes names missing from __all__: {sorted(public - exported)}"
+
+
+def test_every_package_is_listed_for_the_wheel() -> None:
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    mapping = {v: k for k, v in config["package-dir"].items()}
+    found = set()
+    for init in ROOT.glob("*/**/__init__.py"):
+        rel = init.parent.relative_to(ROOT)
+        top = rel.parts[0]
+        if top in mapping:
+            found.add(".".join([mapping[top], *rel.parts[1:]]))
+    assert found <= set(config["packages"]), sorted(found - set(config["packages"]))

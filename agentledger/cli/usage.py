@@ -1,11 +1,331 @@
-"""CLI commands for this area; `register` adds them to the main app."""
+"""``agentledger usage``, ``patterns`` and ``anomalies [detect]``: analytics from the command line.
+
+Like ``traces``, each command asks the running server's HTTP API, or reads a
+data directory (``--data-dir``) or ClickHouse (``AGENTLEDGER_CLICKHOUSE_URL``)
+directly when no server runs. Times are ISO 8601 (UTC when no offset) or
+relative to now: ``90m``, ``24h``, ``7d``, ``2w``.
+"""
 
 from __future__ import annotations
 
-import typer
+import csv
+import io
+import json
+import re
+import sys
+from datetime import datetime, timedelta, timezone
+from typing import Any, Optional
 
-__all__ = ["register"]
+import typer
+from rich.table import Table
+
+from agentledger.cli import render
+
+__all__ = ["register", "parse_when", "print_usage_summary", "usage_table", "anomalies_table"]
+
+_REL = re.compile(r"^(\d+(?:\.\d+)?)\s*([mhdw])$")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_when(value: Optional[str], now: datetime, default: Optional[datetime] = None) -> Optional[datetime]:
+    """``now``, a relative span before now (``24h``), or an ISO 8601 time (UTC if naive)."""
+    if value is None or value == "":
+        return default
+    value = value.strip()
+    if value == "now":
+        return now
+    m = _REL.match(value)
+    if m:
+        return now - timedelta(**{_UNITS[m.group(2)]: float(m.group(1))})
+    try:
+        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise typer.BadParameter(f"{value!r} is neither ISO 8601 nor a span like 24h or 7d") from exc
+    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+
+
+def _hours(value: str) -> int:
+    m = _REL.match(value.strip())
+    if not m:
+        raise typer.BadParameter(f"{value!r} is not a span like 24h or 7d")
+    return max(1, int(timedelta(**{_UNITS[m.group(2)]: float(m.group(1))}).total_seconds() // 3600))
+
+
+def _print_json(value: Any) -> None:
+    typer.echo(json.dumps(value, indent=2, default=str))
+
+
+def _print_csv(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    buf = io.StringIO()
+    columns = list(rows[0])
+    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in r.items()})
+    sys.stdout.write(buf.getvalue())
+
+
+def _num(v: Any, fmt: str = "{:,}") -> str:
+    return "-" if v is None else fmt.format(v)
+
+
+def usage_table(rows: list[dict[str, Any]], dims: list[str], title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for d in dims:
+        table.add_column(d, style="cyan")
+    if rows and "bucket" in rows[0]:
+        table.add_column("bucket (UTC)", no_wrap=True)
+    for col in ("calls", "errors", "error %", "tokens in", "tokens out", "cost", "p50", "p95", "p99"):
+        table.add_column(col, justify="right")
+    for r in rows:
+        cells = [str(r[d]) if r[d] != "" else "[dim](none)[/dim]" for d in dims]
+        if "bucket" in r:
+            cells.append(str(r["bucket"])[:16].replace("T", " "))
+        cells += [
+            _num(r["calls"]), _num(r["errors"]), f"{100 * r['error_rate']:.1f}", _num(r["input_tokens"]),
+            _num(r["output_tokens"]), render.fmt_cost(r["cost_usd"]), render.fmt_ms(r["latency_p50_ms"]),
+            render.fmt_ms(r["latency_p95_ms"]), render.fmt_ms(r["latency_p99_ms"]),
+        ]
+        table.add_row(*cells)
+    return table
+
+
+def anomalies_table(rows: list[dict[str, Any]], title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for col, kw in (("window (UTC)", {"no_wrap": True}), ("type", {"style": "magenta"}), ("dimensions", {}),
+                    ("metric", {}), ("observed", {"justify": "right"}), ("expected", {"justify": "right"}),
+                    ("score", {"justify": "right"}), ("example traces", {"style": "cyan"})):
+        table.add_column(col, **kw)
+    for r in rows:
+        dims = ", ".join(f"{k}={v}" for k, v in r["dimensions"].items())
+        table.add_row(str(r["window_start"])[:16].replace("T", " "), r["type"], dims, r["metric"],
+                      f"{r['observed']:.4g}", f"{r['expected']:.4g}", f"{r['score']:.3g}",
+                      "\n".join(r["example_trace_ids"][:2]))
+    return table
+
+
+def _patterns_render(result: dict[str, Any]) -> None:
+    console = render.console()
+    seq = Table(title=f"Tool sequences {result['window'][0][:16]} .. {result['window'][1][:16]}", title_justify="left")
+    for col in ("agent", "sequence", "traces", "example trace"):
+        seq.add_column(col)
+    for s in result["sequences"]:
+        seq.add_row(s["agent"] or "(none)", " > ".join(s["sequence"]) or "[dim](no tools)[/dim]", str(s["traces"]),
+                    (s["example_trace_ids"] or [""])[0])
+    console.print(seq)
+    grams = Table(title="Tool n-grams", title_justify="left")
+    for col in ("agent", "n-gram", "count"):
+        grams.add_column(col)
+    for g in result["ngrams"]:
+        grams.add_row(g["agent"] or "(none)", " > ".join(g["ngram"]), str(g["count"]))
+    console.print(grams)
+    topics = Table(title="Topics of user inputs (TF-IDF + k-means)", title_justify="left")
+    for col in ("topic", "top terms", "baseline", "current"):
+        topics.add_column(col)
+    for t in result["topics"]:
+        topics.add_row(str(t["topic"]), ", ".join(t["terms"]), str(t["baseline"]), str(t["current"]))
+    console.print(topics)
+    new = result["new_use"]
+    if new["baseline_empty"]:
+        console.print("[dim]No traffic in the baseline window: nothing can be called new.[/dim]")
+        return
+    unexpected = Table(title="New or unexpected use (absent from the baseline)", title_justify="left")
+    for col in ("what", "value", "traces", "example trace"):
+        unexpected.add_column(col)
+    for s in new["sequences"]:
+        unexpected.add_row("sequence", f"{s['agent']}: {' > '.join(s['sequence']) or '(no tools)'}", str(s["traces"]),
+                           (s["example_trace_ids"] or [""])[0])
+    for key in ("tools", "models", "principals", "agents", "providers"):
+        for e in new[key]:
+            unexpected.add_row(key[:-1], e["value"], str(e["traces"]), (e["example_trace_ids"] or [""])[0])
+    for t in new["topics"]:
+        unexpected.add_row("topic", ", ".join(t["terms"]), str(t["traces"]), (t["example_trace_ids"] or [""])[0])
+    console.print(unexpected if unexpected.row_count else "[green]No new or unexpected use.[/green]")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
+    """Add ``usage``, ``patterns`` and ``anomalies`` (with ``anomalies detect``) to ``app``."""
+    from agentledger.cli import ApiKeyOpt, DataDirOpt, JsonOpt, TenantOpt, UrlOpt, _fail, _open, _source
+
+    @app.command()
+    def usage(
+        by: str = typer.Option("", "--by", "-b", help="Dimensions to group by, comma-separated: "
+                               "principal, agent, provider, model, kind, tool."),
+        since: str = typer.Option("24h", help="Range start: ISO time or a span before now (24h, 7d)."),
+        until: Optional[str] = typer.Option(None, help="Range end (default now)."),
+        interval: Optional[str] = typer.Option(None, help="hour or day: a time series."),
+        top: int = typer.Option(20, "--top", "-n", min=0, help="The N groups with the highest --order-by (0: all)."),
+        order_by: str = typer.Option("cost_usd", "--order-by", help="cost_usd, calls, errors, error_rate, tokens, "
+                                     "input_tokens, output_tokens, latency_p50_ms, latency_p95_ms, latency_p99_ms..."),
+        metric: Optional[str] = typer.Option(None, help="Metric the --plot draws (default: --order-by)."),
+        principal: Optional[str] = typer.Option(None, help="Only this principal."),
+        agent: Optional[str] = typer.Option(None, help="Only this agent."),
+        provider: Optional[str] = typer.Option(None, help="Only this provider."),
+        model: Optional[str] = typer.Option(None, help="Only this model."),
+        kind: Optional[str] = typer.Option(None, help="Only this span kind (LLM, TOOL, ...)."),
+        tool: Optional[str] = typer.Option(None, help="Only this tool."),
+        plot: Optional[str] = typer.Option(None, "--plot", help="Write a chart of the series: FILE.png or FILE.html."),
+        as_csv: bool = typer.Option(False, "--csv", help="Print CSV."),
+        refresh: bool = typer.Option(True, "--refresh/--no-refresh", help="Bring the rollup up to date first."),
+        url: str = UrlOpt, data_dir: Optional[str] = DataDirOpt, api_key: Optional[str] = ApiKeyOpt,
+        tenant: str = TenantOpt, as_json: bool = JsonOpt,
+    ) -> None:
+        """Usage (calls, errors, tokens, cost, latency p50/p95/p99) grouped by dimensions, or as a time series."""
+        from agentledger.pipeline.jobs import UsageQuery, UsageQueryError
+
+        now = datetime.now(timezone.utc)
+        end = parse_when(until, now, now)
+        start = parse_when(since, now)
+        assert start is not None and end is not None
+        if plot and interval is None:
+            interval = "hour"
+        dims = tuple(d.strip() for d in by.split(",") if d.strip())
+        filters = {k: v for k, v in (("principal", principal), ("agent", agent), ("provider", provider),
+                                     ("model", model), ("kind", kind), ("tool", tool)) if v is not None}
+        q = UsageQuery(start, end, dims, interval, top or None, order_by, filters)
+        try:
+            q.validate()
+        except UsageQueryError as exc:
+            _fail(str(exc), 2)
+        src = _open(url, data_dir, api_key, tenant)
+        try:
+            rows = src.usage(q, refresh=refresh)
+        except _source.SourceError as exc:
+            _fail(str(exc))
+            return
+        finally:
+            src.close()
+        if plot:
+            from agentledger.cli._plot import PlotError, write_plot
+
+            chosen = metric or order_by
+            try:
+                fmt = write_plot(plot, rows, dims, chosen, f"{chosen} by {', '.join(dims) or 'all'} per {interval}")
+            except PlotError as exc:
+                _fail(str(exc), 2)
+                return
+            typer.echo(f"wrote {fmt.upper()} chart to {plot}", err=True)
+        if as_json:
+            _print_json(rows)
+        elif as_csv:
+            _print_csv(rows)
+        else:
+            title = f"Usage {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC ({src.where})"
+            render.console().print(usage_table(rows, list(dims), title))
+
+    @app.command()
+    def patterns(
+        since: str = typer.Option("24h", help="Current window start: ISO time or a span before now."),
+        until: Optional[str] = typer.Option(None, help="Current window end (default now)."),
+        baseline: str = typer.Option("7d", help="Baseline: this long before the window (e.g. 7d)."),
+        agent: Optional[str] = typer.Option(None, help="Only this agent's sequences."),
+        n: int = typer.Option(3, min=1, max=6, help="Longest n-gram."),
+        top: int = typer.Option(10, min=1, help="N-grams per agent."),
+        topics: Optional[int] = typer.Option(None, "--topics", min=1, max=50,
+                                             help="Number of topics (default: chosen by silhouette)."),
+        url: str = UrlOpt, data_dir: Optional[str] = DataDirOpt, api_key: Optional[str] = ApiKeyOpt,
+        tenant: str = TenantOpt, as_json: bool = JsonOpt,
+    ) -> None:
+        """Tool sequences and n-grams per agent, topics of user inputs, and new or unexpected use."""
+        now = datetime.now(timezone.utc)
+        end = parse_when(until, now, now)
+        start = parse_when(since, now)
+        assert start is not None and end is not None
+        src = _open(url, data_dir, api_key, tenant)
+        try:
+            result = src.patterns(start, end, _hours(baseline), agent=agent, n=n, top=top, k=topics)
+        except _source.SourceError as exc:
+            _fail(str(exc))
+            return
+        finally:
+            src.close()
+        if as_json:
+            _print_json(result)
+        else:
+            _patterns_render(result)
+
+    anomalies_app = typer.Typer(help="Anomalies found in the recorded traffic.", invoke_without_command=True)
+
+    @anomalies_app.callback()
+    def anomalies(
+        ctx: typer.Context,
+        since: str = typer.Option("7d", help="Windows ending after this: ISO time or a span before now."),
+        until: Optional[str] = typer.Option(None, help="Windows starting before this (default: no limit)."),
+        type: Optional[str] = typer.Option(None, "--type", help="Only this type (cost_spike, error_burst, ...)."),
+        limit: int = typer.Option(50, "--limit", "-n", min=1, max=10_000, help="How many."),
+        as_csv: bool = typer.Option(False, "--csv", help="Print CSV."),
+        url: str = UrlOpt, data_dir: Optional[str] = DataDirOpt, api_key: Optional[str] = ApiKeyOpt,
+        tenant: str = TenantOpt, as_json: bool = JsonOpt,
+    ) -> None:
+        """List stored anomalies (newest first); `agentledger anomalies detect` runs a detection pass."""
+        if ctx.invoked_subcommand is not None:
+            return
+        now = datetime.now(timezone.utc)
+        src = _open(url, data_dir, api_key, tenant)
+        try:
+            rows = src.anomalies(since=parse_when(since, now), until=parse_when(until, now), type=type, limit=limit)
+        except _source.SourceError as exc:
+            _fail(str(exc))
+            return
+        finally:
+            src.close()
+        if as_json:
+            _print_json(rows)
+        elif as_csv:
+            _print_csv(rows)
+        else:
+            render.console().print(anomalies_table(rows, f"Anomalies ({src.where})"))
+
+    @anomalies_app.command("detect")
+    def detect(
+        now_opt: Optional[str] = typer.Option(None, "--now", help="Detect as of this time (default now)."),
+        window_hours: Optional[int] = typer.Option(None, min=1, help="Hours examined (default 24)."),
+        baseline_hours: Optional[int] = typer.Option(None, min=1, help="Baseline hours before them (default 168)."),
+        url: str = UrlOpt, data_dir: Optional[str] = DataDirOpt, api_key: Optional[str] = ApiKeyOpt,
+        tenant: str = TenantOpt, as_json: bool = JsonOpt,
+    ) -> None:
+        """Run one detection pass now (rollup, detectors, anomalies table, webhook) and show what it found."""
+        clock = datetime.now(timezone.utc)
+        at = parse_when(now_opt, clock, clock)
+        src = _open(url, data_dir, api_key, tenant)
+        try:
+            result = src.detect_anomalies(now=at, window_hours=window_hours, baseline_hours=baseline_hours)
+        except _source.SourceError as exc:
+            _fail(str(exc))
+            return
+        finally:
+            src.close()
+        if as_json:
+            _print_json(result)
+            return
+        console = render.console()
+        found = ", ".join(f"{k}: {v}" for k, v in sorted(result["anomalies"].items())) or "none"
+        console.print(f"Detection as of {result['now'][:16]} UTC in {result['seconds']:.2f}s: {found}; "
+                      f"{len(result['new'])} new.")
+        if result["new"]:
+            console.print(anomalies_table(result["new"], "New anomalies"))
+
+    app.add_typer(anomalies_app, name="anomalies")
+
+
+def print_usage_summary(console: Any, summary: dict[str, Any]) -> None:
+    """Print what ``agentledger.pipeline.jobs.summary.usage_summary`` returned (the demo's closing report)."""
+    t = summary["totals"]
+    console.print(
+        f"\n[bold]Usage[/bold] {summary['start'][:16]} .. {summary['end'][:16]} UTC: {t['calls']} spans, "
+        f"{t['errors']} errors, {t['input_tokens']}/{t['output_tokens']} tokens in/out, "
+        f"{render.fmt_cost(t['cost_usd'])}"
+    )
+    if summary["models"]:
+        console.print(usage_table(summary["models"], ["provider", "model"], "LLM calls by model"))
+    if summary["principals"]:
+        console.print(usage_table(summary["principals"], ["principal"], "By principal"))
+    if summary["tools"]:
+        console.print(usage_table(summary["tools"], ["tool"], "Tools"))
+    if summary["anomalies"]:
+        console.print(anomalies_table(summary["anomalies"], "Anomalies found in this traffic"))
+    else:
+        console.print("[green]No anomalies found in this traffic[/green] (spikes, bursts and first-seen checks need "
+                      "a baseline of earlier traffic; sensitive-data egress is checked on every run).")

@@ -1,9 +1,139 @@
-"""HTTP routes for this area."""
+"""Analytics API: usage, patterns of use, anomalies (reads ``agentledger.pipeline.jobs``).
+
+Every route serves the caller's tenant only. Usage reads the exact hourly
+rollup; by default it first brings the rollup up to date (an incremental
+pass that costs one fingerprint scan when nothing changed), so a reader
+sees what was ingested a moment ago even between background passes.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from typing import Any, Literal, Optional, TypeVar
+
+from fastapi import APIRouter, HTTPException, Query
+from starlette.concurrency import run_in_threadpool
+
+from agentledger.collector.deps import StoreDep, TenantDep
+from agentledger.pipeline.jobs import (
+    AnomalyDetectionJob,
+    JobSettings,
+    UsageQuery,
+    UsageQueryError,
+    UsageRollupJob,
+    list_anomalies,
+    patterns_report,
+    usage_report,
+)
+from agentledger.pipeline.jobs.usage import READ_REFRESH_LOOKBACK_HOURS
+from agentledger.pipeline.stores import StoreUnavailable
+from agentledger.schemas.analytics import USAGE_DIMENSIONS, USAGE_METRICS, AnomalyType
 
 __all__ = ["router"]
 
-router = APIRouter()
+router = APIRouter(prefix="/api/v1", tags=["analytics"])
+
+T = TypeVar("T")
+
+
+def _utc(t: Optional[datetime], default: datetime) -> datetime:
+    if t is None:
+        return default
+    return t.astimezone(timezone.utc) if t.tzinfo else t.replace(tzinfo=timezone.utc)
+
+
+def _opt_utc(t: Optional[datetime]) -> Optional[datetime]:
+    return None if t is None else _utc(t, t)
+
+
+async def _call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    try:
+        return await run_in_threadpool(fn, *args, **kwargs)
+    except UsageQueryError as exc:
+        raise HTTPException(400, str(exc)) from exc
+    except StoreUnavailable as exc:
+        raise HTTPException(503, f"store unavailable: {exc}", headers={"Retry-After": "5"}) from exc
+
+
+def _usage(store: Any, tenant: str, q: UsageQuery, refresh: bool) -> list[dict[str, Any]]:
+    if refresh:
+        UsageRollupJob(lookback_hours=READ_REFRESH_LOOKBACK_HOURS).run(store, datetime.now(timezone.utc))
+    return usage_report(store, tenant, q)
+
+
+@router.get("/usage", summary="Usage over a time range, grouped by dimensions, optionally as a time series")
+async def usage(
+    tenant: TenantDep,
+    store: StoreDep,
+    since: Optional[datetime] = Query(None, description="Range start (default: 24 hours ago); floored to the hour."),
+    until: Optional[datetime] = Query(None, description="Range end (default: now); ceiled to the hour."),
+    group_by: str = Query("", description=f"Comma-separated dimensions: {', '.join(USAGE_DIMENSIONS)}."),
+    interval: Optional[Literal["hour", "day"]] = Query(None, description="Add a time bucket: a series."),
+    top: int = Query(20, ge=0, le=10_000, description="Keep the N groups with the highest order_by (0: all)."),
+    order_by: str = Query("cost_usd", description=f"One of {', '.join(USAGE_METRICS)}."),
+    principal: Optional[str] = None,
+    agent: Optional[str] = None,
+    provider: Optional[str] = None,
+    model: Optional[str] = None,
+    kind: Optional[str] = None,
+    tool: Optional[str] = None,
+    refresh: bool = Query(True, description="Bring the rollup up to date first (hours of the last 48)."),
+) -> dict[str, Any]:
+    now = datetime.now(timezone.utc)
+    end = _utc(until, now)
+    start = _utc(since, end - timedelta(hours=24))
+    filters = {k: v for k, v in (("principal", principal), ("agent", agent), ("provider", provider),
+                                 ("model", model), ("kind", kind), ("tool", tool)) if v is not None}
+    dims = tuple(d.strip() for d in group_by.split(",") if d.strip())
+    q = UsageQuery(start, end, dims, interval, top or None, order_by, filters)
+    rows = await _call(_usage, store, tenant, q, refresh)
+    return {"start": start.isoformat(), "end": end.isoformat(), "group_by": list(dims), "interval": interval,
+            "order_by": order_by, "filters": filters, "rows": rows}
+
+
+@router.get("/patterns", summary="Tool sequences, n-grams, input topics and new or unexpected use")
+async def patterns(
+    tenant: TenantDep,
+    store: StoreDep,
+    since: Optional[datetime] = Query(None, description="Current window start (default: 24 hours ago)."),
+    until: Optional[datetime] = Query(None, description="Current window end (default: now)."),
+    baseline_hours: int = Query(168, ge=1, le=24 * 366, description="Baseline: this many hours before the window."),
+    agent: Optional[str] = None,
+    n: int = Query(3, ge=1, le=6, description="Longest n-gram."),
+    top: int = Query(10, ge=1, le=1000),
+    k: Optional[int] = Query(None, ge=1, le=50, description="Topics (default: chosen by silhouette)."),
+) -> dict[str, Any]:
+    now = datetime.now(timezone.utc)
+    end = _utc(until, now)
+    start = _utc(since, end - timedelta(hours=24))
+    baseline = (start - timedelta(hours=baseline_hours), start)
+    return await _call(patterns_report, store, tenant, (start, end), baseline, agent=agent, n_max=n, top=top, k=k)
+
+
+@router.get("/anomalies", summary="Stored anomalies, newest window first")
+async def anomalies(
+    tenant: TenantDep,
+    store: StoreDep,
+    since: Optional[datetime] = None,
+    until: Optional[datetime] = None,
+    type: Optional[AnomalyType] = None,
+    limit: int = Query(100, ge=1, le=10_000),
+) -> list[dict[str, Any]]:
+    return await _call(list_anomalies, store, tenant, since=_opt_utc(since), until=_opt_utc(until),
+                       type=type.value if type else None, limit=limit)
+
+
+@router.post("/anomalies/detect", summary="Run one detection pass for this tenant now")
+async def detect(
+    tenant: TenantDep,
+    store: StoreDep,
+    now: Optional[datetime] = Query(None, description="The clock to detect at (default: now)."),
+    window_hours: Optional[int] = Query(None, ge=1, le=24 * 31),
+    baseline_hours: Optional[int] = Query(None, ge=1, le=24 * 366),
+) -> dict[str, Any]:
+    overrides = {k: v for k, v in (("window_hours", window_hours), ("baseline_hours", baseline_hours)) if v}
+    settings = JobSettings(**overrides)
+    at = _utc(now, datetime.now(timezone.utc))
+    result = await _call(AnomalyDetectionJob(settings, tenant=tenant).run, store, at)
+    return {"now": at.isoformat(), "seconds": round(result.seconds, 3), **result.info}

@@ -37,6 +37,12 @@ _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 SHARD_KEYS = {
     "spans": "cityHash64(tenant, trace_id)",
     "contents": "cityHash64(tenant, hash)",
+    "usage_hourly": "cityHash64(tenant, hour)",
+    "usage_hourly_state": "cityHash64(tenant, hour)",
+    "anomalies": "cityHash64(tenant, anomaly_id)",
+    "replays": "cityHash64(tenant, run_id)",
+    "replay_runs": "cityHash64(tenant, run_id)",
+    "ledger_checkpoints": "cityHash64(tenant, stream)",
 }
 """Sharding expression of each Distributed table (others: rand())."""
 

@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from agentledger.collector.settings import CollectorSettings
+from agentledger.pipeline.jobs.settings import JobSettings
 from agentledger.pipeline.settings import KafkaSettings, PipelineSettings, StoreSettings
 from agentledger.schemas import topics
 
@@ -36,7 +37,7 @@ OTEL = DEPLOY / "otel-collector"
 CLICKHOUSE = DEPLOY / "clickhouse"
 NOT_OURS = (DEPLOY / "kafka",)  # the development broker, maintained separately
 
-SETTINGS_CLASSES = (CollectorSettings, StoreSettings, KafkaSettings, PipelineSettings)
+SETTINGS_CLASSES = (CollectorSettings, StoreSettings, KafkaSettings, PipelineSettings, JobSettings)
 IMAGE = "agentledger"
 # The commands the deployment runs; each must exist in the CLI.
 COLLECTOR_CMD = ("collector",)

@@ -40,8 +40,6 @@ SHARD_KEYS = {
     "usage_hourly": "cityHash64(tenant, hour)",
     "usage_hourly_state": "cityHash64(tenant, hour)",
     "anomalies": "cityHash64(tenant, anomaly_id)",
-    "replays": "cityHash64(tenant, run_id)",
-    "replay_runs": "cityHash64(tenant, run_id)",
     "ledger_checkpoints": "cityHash64(tenant, stream)",
 }
 """Sharding expression of each Distributed table (others: rand())."""

@@ -8,6 +8,9 @@ cd "$ROOT"
 
 if [ -z "${AGENTLEDGER_KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
     export KAFKA_DATA_DIR="${KAFKA_DATA_DIR:-$ROOT/.kafka-test}"
+    # free loopback ports, so a broker already running on the defaults does not get in the way
+    free_port() { "$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+    export KAFKA_PORT="${KAFKA_PORT:-$(free_port)}" KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-$(free_port)}"
     # A failed start is not fatal here: the tests that need Kafka then fail with the reason.
     if deploy/kafka/kafka.sh start; then
         trap 'deploy/kafka/kafka.sh stop || true' EXIT

@@ -2,8 +2,9 @@
 
 Hot path: one pass over each span's attributes builds a string map (the raw
 attributes, kept whole), a convention is detected from its keys, and the
-convention's extractor probes that map by key. Rows are built column-wise and
-turned into Arrow once per batch; no per-row objects are created.
+convention's extractor probes that map by key. Each span becomes one tuple of
+column values; the tuples are turned into Arrow a thousand or so at a time
+(``_Builder.flush``) and the record batches joined once per batch.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import json
 import math
 from array import array
 from collections.abc import Sequence
-from itertools import accumulate, chain
+from itertools import accumulate, chain, pairwise
 from typing import Any
 
 import pyarrow as pa
@@ -32,7 +33,6 @@ from agentledger.schemas import (
     CostSource,
     PriceTable,
     canonical_bytes,
-    canonical_json,
     canonical_text,
 )
 from agentledger.schemas.attributes import AgentLedger as AL
@@ -41,19 +41,41 @@ from agentledger.schemas.attributes import Resource
 __all__ = ["OtlpNormalizer", "anyvalue_to_python", "anyvalue_to_str"]
 
 _STATUS = ("UNSET", "OK", "ERROR")
-_AGENT, _KIND, _TRACE, _NAME = (SPAN_ARROW_SCHEMA.names.index(n) for n in ("agent_name", "kind", "trace_id", "name"))
+# A span row is a tuple of the columns but these (kept in lists of their own, see _Builder),
+# converted to Arrow as one struct array.
+_MAP_COLUMNS = ("attributes", "attribute_refs", "resource_attributes")
+_ROW_COLUMNS = [n for n in SPAN_ARROW_SCHEMA.names if n != "agent_name" and n not in _MAP_COLUMNS]
+_ROW_TYPE = pa.struct([SPAN_ARROW_SCHEMA.field(n) for n in _ROW_COLUMNS])
+_KIND, _TRACE, _NAME = (_ROW_COLUMNS.index(n) for n in ("kind", "trace_id", "name"))
 _K_ATTRIBUTE, _K_MESSAGES, _K_TEXT, _K_DOCUMENT, _K_ARGS, _K_RESULT = (
     ContentKind.ATTRIBUTE.value, ContentKind.MESSAGES.value, ContentKind.TEXT.value, ContentKind.DOCUMENT.value,
     ContentKind.TOOL_ARGUMENTS.value, ContentKind.TOOL_RESULT.value,
 )
-_CONV_OPENINFERENCE, _CONV_LANGFUSE, _CONV_OPENLIT, _CONV_OPENLLMETRY, _CONV_GENAI, _CONV_UNKNOWN = (
-    Convention.OPENINFERENCE.value, Convention.LANGFUSE.value, Convention.OPENLIT.value,
-    Convention.OPENLLMETRY.value, Convention.GENAI.value, Convention.UNKNOWN.value,
+# enum values, looked up once (Enum.value is a property)
+_CONV_OPENINFERENCE: str = Convention.OPENINFERENCE.value
+_CONV_LANGFUSE: str = Convention.LANGFUSE.value
+_CONV_OPENLIT: str = Convention.OPENLIT.value
+_CONV_OPENLLMETRY: str = Convention.OPENLLMETRY.value
+_CONV_GENAI: str = Convention.GENAI.value
+_CONV_UNKNOWN: str = Convention.UNKNOWN.value
+_COST_SPAN, _COST_NONE, _COST_PRICE_TABLE = (
+    CostSource.SPAN.value, CostSource.NONE.value, CostSource.PRICE_TABLE.value,
 )
-_COST_SPAN, _COST_NONE, _COST_PRICE_TABLE = CostSource.SPAN.value, CostSource.NONE.value, CostSource.PRICE_TABLE.value
 _SYSTEM_ROLES = ("system", "developer")
+# looked up on every span, in one pass (see _row)
+_AL_KEYS = (AL.COST_USD, AL.AGENT_NAME, AL.PRINCIPAL_ID, AL.PRINCIPAL_CHAIN, AL.POLICY_ID)
 _PREVIEW = 200
+_FLUSH_ROWS = 1024  # rows turned into Arrow at a time (see _Builder)
 _MAX_STRING_BYTES = 2**31 - 1  # what 32-bit Arrow string offsets can address
+_SHA256 = hashlib.sha256()
+
+
+def _sha256_hex(data: bytes) -> str:
+    """``hashlib.sha256(data).hexdigest()``, from a copy of an empty hash (cheaper than a new one
+    with OpenSSL 3)."""
+    h = _SHA256.copy()
+    h.update(data)
+    return h.hexdigest()
 
 
 def anyvalue_to_python(v: AnyValue) -> Any:
@@ -95,13 +117,6 @@ def anyvalue_to_str(v: AnyValue) -> str:
     return json.dumps(anyvalue_to_python(v), ensure_ascii=False, separators=(",", ":"))
 
 
-def _preview(value: Any) -> str:
-    if value is None:
-        return ""
-    text = value if isinstance(value, str) else canonical_json(value)
-    return text[:_PREVIEW]
-
-
 def _message_text(msg: dict[str, Any]) -> str:
     content = msg.get("content")
     if isinstance(content, str):
@@ -114,9 +129,6 @@ def _message_text(msg: dict[str, Any]) -> str:
     return ""
 
 
-_MAP_COLUMNS = frozenset({"attributes", "attribute_refs", "resource_attributes"})
-
-
 def _map_array(dicts: Sequence[dict[str, str]], type_: pa.DataType) -> pa.Array:
     """A MapArray from Python dicts, built from flat key/value arrays (faster than per-dict conversion)."""
     offsets = list(accumulate(map(len, dicts), initial=0))
@@ -127,36 +139,48 @@ def _map_array(dicts: Sequence[dict[str, str]], type_: pa.DataType) -> pa.Array:
     )
 
 
-def _utf8_array(chunks: list[bytes], sizes: list[int]) -> pa.Array:
-    """A string array from UTF-8 encoded values, built from their concatenation (no per-value decoding)."""
+def _utf8_array(data: bytearray, sizes: Sequence[int]) -> pa.Array:
+    """A string array of the UTF-8 values concatenated in ``data`` (no per-value decoding or copy)."""
     offsets = list(accumulate(sizes, initial=0))
     if offsets[-1] > _MAX_STRING_BYTES:  # beyond 32-bit offsets: let pyarrow split it into chunks
-        return pa.array([c.decode("utf-8") for c in chunks], type=pa.string())
-    return pa.StringArray.from_buffers(
-        len(chunks), pa.py_buffer(array("i", offsets)), pa.py_buffer(b"".join(chunks))
-    )
+        values = [data[start:end].decode("utf-8") for start, end in pairwise(offsets)]
+        return pa.array(values, type=pa.string())
+    return pa.StringArray.from_buffers(len(sizes), pa.py_buffer(array("i", offsets)), pa.py_buffer(data))
 
 
 class _Builder:
-    """Accumulates span rows (one list each, in schema order) and content records.
+    """Accumulates span rows and content records.
 
-    Content records are kept column-wise (parallel lists, in first-seen order)
-    and deduplicated per tenant by hash.
+    Rows are tuples of the ``_ROW_COLUMNS``; ``agent_name`` (which
+    ``_propagate_agent_names`` fills in) and the three attribute maps are lists
+    of their own. They are turned into Arrow every ``_FLUSH_ROWS`` or so
+    (between requests): converted while still in cache, and not left for the
+    garbage collector to traverse over and over in a large batch. Content
+    records are kept column-wise (parallel lists, in first-seen order: no
+    object per record for the garbage collector to track), deduplicated per
+    tenant by hash; their canonical forms are appended to one buffer as they
+    come (no concatenation at the end).
     """
 
     def __init__(self) -> None:
-        self.rows: list[list[Any]] = []
+        self.rows: list[tuple[Any, ...]] = []  # values of the _ROW_COLUMNS
+        self.agent_names: list[str] = []
+        self.attributes: list[dict[str, str]] = []
+        self.attribute_refs: list[dict[str, str]] = []
+        self.resource_attributes: list[dict[str, str]] = []
+        self._span_batches: list[pa.RecordBatch] = []
         self._text_hashes: dict[str, str] = {}  # str -> hash: the same text hashed once per batch
         self._seen_by_tenant: dict[str, set[str]] = {}  # contents are per tenant
         self._seen: set[str] = set()
         self.tenant = ""
         self._seen_ms = 0
-        # content columns
-        self.c_tenant: list[str] = []
-        self.c_hash: list[str] = []
-        self.c_kind: list[str] = []
-        self.c_content: list[bytes] = []
-        self.c_first_seen: list[int] = []
+        # the contents columns; the canonical forms concatenated
+        self._c_tenant: list[str] = []
+        self._c_hash: list[str] = []
+        self._c_kind: list[str] = []
+        self._c_size: list[int] = []
+        self._c_first_seen: list[int] = []
+        self._content_data = bytearray()
 
     def start(self, tenant: str, received_at_ns: int) -> None:
         """Content recorded from now on belongs to ``tenant`` and was first seen at ``received_at_ns``."""
@@ -169,11 +193,12 @@ class _Builder:
 
     def _add(self, h: str, kind: str, canonical: bytes) -> None:
         self._seen.add(h)
-        self.c_tenant.append(self.tenant)
-        self.c_hash.append(h)
-        self.c_kind.append(kind)
-        self.c_content.append(canonical)
-        self.c_first_seen.append(self._seen_ms)
+        self._c_tenant.append(self.tenant)
+        self._c_hash.append(h)
+        self._c_kind.append(kind)
+        self._c_size.append(len(canonical))
+        self._c_first_seen.append(self._seen_ms)
+        self._content_data += canonical
 
     def content(self, value: Any, kind: str) -> str:
         """The hash of ``value``'s canonical form, recording the content the first time it is seen."""
@@ -181,34 +206,65 @@ class _Builder:
             h = self._text_hashes.get(value)
             if h is None:
                 canonical = canonical_bytes(value)
-                h = self._text_hashes[value] = hashlib.sha256(canonical).hexdigest()
+                h = self._text_hashes[value] = _sha256_hex(canonical)
                 if h not in self._seen:
                     self._add(h, kind, canonical)
             elif h not in self._seen:
                 self._add(h, kind, canonical_bytes(value))
             return h
-        canonical = canonical_bytes(value)
-        h = hashlib.sha256(canonical).hexdigest()
+        return self.canonical(canonical_bytes(value), kind)
+
+    def canonical(self, canonical: bytes, kind: str) -> str:
+        """The hash of a canonical form, recording the content the first time it is seen."""
+        h = _sha256_hex(canonical)
         if h not in self._seen:
             self._add(h, kind, canonical)
         return h
 
+    def value(self, value: Any, kind: str) -> tuple[str, str]:
+        """Hash and preview of an input or output value (not None). Tool arguments and results
+        that are JSON text are stored as canonical JSON."""
+        if isinstance(value, str):
+            if kind in (_K_ARGS, _K_RESULT):
+                parsed = parse_json(value)
+                if isinstance(parsed, (dict, list)):
+                    value = parsed
+            if isinstance(value, str):
+                return self.content(value, kind), value[:_PREVIEW]
+        canonical = canonical_bytes(value)
+        # the preview is the first _PREVIEW characters of the canonical JSON: at most 4 bytes each
+        return self.canonical(canonical, kind), canonical[:4 * _PREVIEW].decode("utf-8", "ignore")[:_PREVIEW]
+
+    def flush(self) -> None:
+        """The rows so far as one Arrow record batch."""
+        # one conversion for all row columns (a struct array's children are the columns)
+        arrays = dict(zip(_ROW_COLUMNS, pa.array(self.rows, type=_ROW_TYPE).flatten()))
+        arrays["agent_name"] = pa.array(self.agent_names, type=pa.string())
+        for name in _MAP_COLUMNS:
+            arrays[name] = _map_array(getattr(self, name), SPAN_ARROW_SCHEMA.field(name).type)
+        self._span_batches.append(pa.RecordBatch.from_arrays(
+            [arrays[name] for name in SPAN_ARROW_SCHEMA.names], schema=SPAN_ARROW_SCHEMA
+        ))
+        self.rows = []
+        self.agent_names = []
+        self.attributes = []
+        self.attribute_refs = []
+        self.resource_attributes = []
+
     def build(self) -> NormalizedBatch:
-        columns = list(zip(*self.rows)) if self.rows else [[] for _ in SPAN_ARROW_SCHEMA]
-        arrays = [
-            _map_array(col, f.type) if f.name in _MAP_COLUMNS else pa.array(col, type=f.type)
-            for f, col in zip(SPAN_ARROW_SCHEMA, columns)
-        ]
-        spans = pa.Table.from_arrays(arrays, schema=SPAN_ARROW_SCHEMA)
-        sizes = list(map(len, self.c_content))
+        if self.rows or not self._span_batches:
+            self.flush()
+        spans = pa.Table.from_batches(self._span_batches, schema=SPAN_ARROW_SCHEMA)
+        if len(self._span_batches) > 1:
+            spans = spans.combine_chunks()
         contents = pa.Table.from_arrays(
             [
-                pa.array(self.c_tenant, type=pa.string()),
-                pa.array(self.c_hash, type=pa.string()),
-                pa.array(self.c_kind, type=pa.string()),
-                _utf8_array(self.c_content, sizes),
-                pa.array(sizes, type=pa.uint64()),
-                pa.array(self.c_first_seen, type=pa.timestamp("ms", tz="UTC")),
+                pa.array(self._c_tenant, type=pa.string()),
+                pa.array(self._c_hash, type=pa.string()),
+                pa.array(self._c_kind, type=pa.string()),
+                _utf8_array(self._content_data, self._c_size),
+                pa.array(self._c_size, type=pa.uint64()),
+                pa.array(self._c_first_seen, type=pa.timestamp("ms", tz="UTC")),
             ],
             schema=CONTENT_ARROW_SCHEMA,
         )
@@ -233,6 +289,8 @@ class OtlpNormalizer(Normalizer):
         for request, pos in requests:
             builder.start(pos.tenant, pos.received_at_ns)
             self._request(request, pos, builder)
+            if len(builder.rows) >= _FLUSH_ROWS:
+                builder.flush()
         return builder.build()
 
     # -- one request ---------------------------------------------------------------------------
@@ -249,31 +307,38 @@ class OtlpNormalizer(Normalizer):
                 for span in ss.spans:
                     span_attrs = span.attributes
                     attrs: dict[str, str] = {}
+                    large: list[str] = []  # keys of the values stored as references
                     for kv in span_attrs:
                         v = kv.value
+                        key = kv.key
                         # a non-empty string_value is the set member of the oneof: skip WhichOneof
-                        attrs[kv.key] = v.string_value or to_str(v)
+                        value = attrs[key] = v.string_value or to_str(v)
+                        if len(value) > threshold:
+                            large.append(key)
                     if len(attrs) != len(span_attrs):  # a key repeated: keep every value's place
                         small, refs = self._split_repeated(span_attrs, threshold, b)
-                    elif attrs and max(map(len, attrs.values())) > threshold:
-                        small, refs = {}, {}
-                        for key, value in attrs.items():
-                            if len(value) > threshold:
-                                refs[key] = b.content(value, _K_ATTRIBUTE)
-                            else:
-                                small[key] = value
+                    elif large:
+                        small = attrs.copy()  # the small ones, in attribute order
+                        refs = {}
+                        for key in large:
+                            del small[key]
+                            refs[key] = b.content(attrs[key], _K_ATTRIBUTE)
                     else:  # nothing to reference: the stored map is the raw one (never mutated)
                         small, refs = attrs, {}
                     events = self._events(span) if len(span.events) else None
+                    name = span.name
                     f = Fields()
-                    convention = self._extract(attrs, resource, scope_name, span.name, events, f)
-                    self._row(b, span, attrs, small, refs, resource, service, scope_name,
+                    convention = self._extract(attrs, resource, scope_name, name, events, f)
+                    self._row(b, span, name, attrs, small, refs, resource, service, scope_name,
                               events, f, convention, pos)
-        self._propagate_agent_names(b.rows, first_row)
+        self._propagate_agent_names(b, first_row)
 
     @staticmethod
-    def _split_repeated(span_attrs: Any, threshold: int, b: _Builder) -> tuple[dict[str, str], dict[str, str]]:
-        """Stored and referenced attributes of a span that repeats a key (each value goes where its size says)."""
+    def _split_repeated(
+        span_attrs: Any, threshold: int, b: _Builder
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        """Stored and referenced attributes of a span that repeats a key (each value goes where its
+        size says)."""
         small: dict[str, str] = {}
         refs: dict[str, str] = {}
         for kv in span_attrs:
@@ -326,6 +391,7 @@ class OtlpNormalizer(Normalizer):
         self,
         b: _Builder,
         span: Any,
+        name: str,
         attrs: dict[str, str],
         small: dict[str, str],
         refs: dict[str, str],
@@ -344,50 +410,51 @@ class OtlpNormalizer(Normalizer):
         # content: messages, values, documents, tool calls
         input_hash = output_hash = system_hash = ""
         input_preview = output_preview = ""
-        tool_calls: list[dict[str, str]] = []
+        # tool calls and documents as tuples in their struct's field order (no dicts: tuples of
+        # plain values drop out of the garbage collector's view)
+        tool_calls: tuple[tuple[str, str, str], ...] = ()
         input_messages = f.input_messages
         if input_messages:
             input_hash = content(input_messages, _K_MESSAGES)
-            system = [_message_text(m) for m in input_messages if m.get("role") in _SYSTEM_ROLES]
-            if system:
-                system_hash = content("\n".join(system), _K_TEXT)
+            system = []
             last_user = None
             for m in input_messages:
-                if m.get("role") == "user":
+                role = m.get("role")
+                if role in _SYSTEM_ROLES:
+                    system.append(_message_text(m))
+                elif role == "user":
                     last_user = m
-            input_preview = _preview(_message_text(input_messages[-1] if last_user is None else last_user))
+            if system:
+                system_hash = content("\n".join(system), _K_TEXT)
+            input_preview = _message_text(input_messages[-1] if last_user is None else last_user)[:_PREVIEW]
         elif f.input_value is not None and f.input_value != "":
             kind = _K_ARGS if f.input_kind == "tool_arguments" else _K_TEXT
-            value = _canonical_value(f.input_value, kind)
-            input_hash = content(value, kind)
-            input_preview = _preview(value)
+            input_hash, input_preview = b.value(f.input_value, kind)
         output_messages = f.output_messages
         if output_messages:
             output_hash = content(output_messages, _K_MESSAGES)
-            output_preview = _preview(_message_text(output_messages[-1]))
-            for m in output_messages:
-                for c in m.get("tool_calls") or ():
-                    tool_calls.append({
-                        "id": c["id"],
-                        "name": c["name"],
-                        "arguments_hash": content(c["arguments"], _K_ARGS),
-                    })
+            output_preview = _message_text(output_messages[-1])[:_PREVIEW]
+            tool_calls = tuple(
+                (c["id"], c["name"], content(c["arguments"], _K_ARGS))  # id, name, arguments_hash
+                for m in output_messages
+                for c in m.get("tool_calls") or ()
+            )
         elif f.output_value is not None and f.output_value != "":
             kind = _K_RESULT if f.output_kind == "tool_result" else _K_TEXT
-            value = _canonical_value(f.output_value, kind)
-            output_hash = content(value, kind)
-            output_preview = _preview(value)
-        documents = []
+            output_hash, output_preview = b.value(f.output_value, kind)
+        documents: tuple[tuple[str, str, float], ...] = ()
         if f.documents:
-            for did, text, score in f.documents:
-                documents.append({"id": did, "content_hash": content(text, _K_DOCUMENT), "score": score})
+            documents = tuple(
+                (did, content(text, _K_DOCUMENT), score)  # id, content_hash, score
+                for did, text, score in f.documents
+            )
         # cost
         input_tokens = f.input_tokens or 0
         output_tokens = f.output_tokens or 0
         cache_read = f.cache_read_tokens or 0
         cache_write = f.cache_write_tokens or 0
         cost = f.cost
-        explicit = attrs.get(AL.COST_USD)
+        explicit, agent_name, principal_id, chain_attr, policy_id = map(attrs.get, _AL_KEYS)
         if explicit:
             try:
                 cost = float(explicit)
@@ -403,13 +470,16 @@ class OtlpNormalizer(Normalizer):
                 if price is not None:
                     cost = price.cost(input_tokens, output_tokens, cache_read, cache_write)
                     cost_source = _COST_PRICE_TABLE
-        provider = f.provider or _provider_from_model(model)
-        chain_attr = attrs.get(AL.PRINCIPAL_CHAIN)
+        provider = f.provider or (_provider_from_model(model) if model else "")
         chain = parse_json(chain_attr) if chain_attr else None
         status = span.status
         code = status.code
-        # one list per row, in SPAN_ARROW_SCHEMA order (transposed once in build())
-        b.rows.append([
+        # one tuple per row: the _ROW_COLUMNS, in schema order
+        b.agent_names.append(agent_name or f.agent_name)
+        b.attributes.append(small)
+        b.attribute_refs.append(refs)
+        b.resource_attributes.append(resource)
+        b.rows.append((
             pos.tenant,  # tenant
             span.trace_id.hex(),  # trace_id
             span.span_id.hex(),  # span_id
@@ -417,17 +487,16 @@ class OtlpNormalizer(Normalizer):
             start,  # start_time
             end,  # end_time
             (end - start) / 1e6,  # duration_ms
-            span.name,  # name
+            name,  # name
             f.kind or "UNKNOWN",  # kind
             _STATUS[code] if code < 3 else "UNSET",  # status_code
             status.message,  # status_message
             service,  # service
-            attrs.get(AL.AGENT_NAME) or f.agent_name,  # agent_name
             f.session_id,  # session_id
             f.user_id,  # user_id
-            attrs.get(AL.PRINCIPAL_ID, ""),  # principal_id
-            [str(x) for x in chain] if isinstance(chain, list) else [],  # principal_chain
-            attrs.get(AL.POLICY_ID, ""),  # policy_id
+            principal_id or "",  # principal_id
+            tuple(str(x) for x in chain) if isinstance(chain, list) else (),  # principal_chain
+            policy_id or "",  # policy_id
             provider,  # provider
             f.operation,  # operation
             f.request_model,  # request_model
@@ -451,38 +520,30 @@ class OtlpNormalizer(Normalizer):
             documents,  # documents
             convention,  # convention
             scope_name,  # scope_name
-            small,  # attributes
-            refs,  # attribute_refs
-            resource,  # resource_attributes
             json.dumps(events, ensure_ascii=False, default=str) if events else "",  # events
             pos.received_at_ns // 1_000_000,  # ingest_time
             pos.topic,  # source_topic
             pos.partition,  # source_partition
             pos.offset,  # source_offset
-        ])
+        ))
 
     @staticmethod
-    def _propagate_agent_names(rows: list[list[Any]], first_row: int) -> None:
+    def _propagate_agent_names(b: _Builder, first_row: int) -> None:
         """Spans of a trace whose AGENT span is in the same request inherit its agent name."""
-        if all(r[_AGENT] for r in rows[first_row:]):
+        names = b.agent_names
+        if all(names[first_row:]):
             return
         agents: dict[str, str] = {}
-        for r in rows[first_row:]:
+        for i in range(first_row, len(names)):
+            r = b.rows[i]
             if r[_KIND] == "AGENT":
-                agents.setdefault(r[_TRACE], r[_AGENT] or r[_NAME])
+                agents.setdefault(r[_TRACE], names[i] or r[_NAME])
         if agents:
-            for r in rows[first_row:]:
-                if not r[_AGENT] and r[_TRACE] in agents:
-                    r[_AGENT] = agents[r[_TRACE]]
-
-
-def _canonical_value(value: Any, kind: str) -> Any:
-    """Tool arguments and results that are JSON text are stored as canonical JSON."""
-    if kind in (_K_ARGS, _K_RESULT) and isinstance(value, str):
-        parsed = parse_json(value)
-        if isinstance(parsed, (dict, list)):
-            return parsed
-    return value
+            for i in range(first_row, len(names)):
+                if not names[i]:
+                    trace = b.rows[i][_TRACE]
+                    if trace in agents:
+                        names[i] = agents[trace]
 
 
 def _provider_from_model(model: str) -> str:

@@ -16,6 +16,7 @@ from agentledger.pipeline.normalize.fields import (
     to_float,
     to_int,
 )
+from agentledger.schemas.attributes import GenAI as G
 from agentledger.schemas.attributes import OpenInference as OI
 
 __all__ = ["extract", "messages", "matches"]
@@ -33,11 +34,13 @@ class _Keys:
     """Attribute keys ``{prefix}.{i}.{suffix}`` of indexed items, built on first use and kept.
 
     ``row(i)`` is item ``i``'s keys in ``suffixes`` order, followed by one nested
-    ``_Keys`` per ``nested`` entry (prefix ``{prefix}.{i}.{name}``). Thread-safe:
-    a row is built whole before it is stored, and building it twice is harmless.
+    ``_Keys`` per ``nested`` entry (prefix ``{prefix}.{i}.{name}``), then the first
+    row of each of those (to probe for a first nested item without a call).
+    Thread-safe: a row is built whole before it is stored, and building it twice
+    is harmless.
     """
 
-    __slots__ = ("prefix", "suffixes", "nested", "rows")
+    __slots__ = ("nested", "prefix", "rows", "suffixes")
 
     def __init__(
         self, prefix: str, suffixes: tuple[str, ...], nested: tuple[tuple[str, tuple[str, ...]], ...] = ()
@@ -51,7 +54,8 @@ class _Keys:
         keys = self.rows.get(i)
         if keys is None:
             base = f"{self.prefix}.{i}."
-            keys = (*(base + s for s in self.suffixes), *(_Keys(base + n, sfx) for n, sfx in self.nested))
+            nested = [_Keys(base + name, suffixes) for name, suffixes in self.nested]
+            keys = (*(base + s for s in self.suffixes), *nested, *(n.row(0) for n in nested))
             if i < _MAX_CACHED_INDEX:
                 self.rows[i] = keys
         return keys
@@ -72,7 +76,7 @@ def matches(attrs: dict[str, str]) -> bool:
     return OI.SPAN_KIND in attrs
 
 
-def _contents(get: Callable[[str], str | None], keys: _Keys) -> Any:
+def _contents(get: Callable[..., str | None], keys: _Keys) -> Any:
     """Multi-part content (``message.contents.N.message_content.*``), or None."""
     parts: list[dict[str, Any]] = []
     j = 0
@@ -95,7 +99,7 @@ def _contents(get: Callable[[str], str | None], keys: _Keys) -> Any:
     return parts
 
 
-def _tool_calls(get: Callable[[str], str | None], keys: _Keys) -> list[dict[str, Any]]:
+def _tool_calls(get: Callable[..., str | None], keys: _Keys) -> list[dict[str, Any]]:
     calls = []
     k = 0
     while True:
@@ -119,15 +123,18 @@ def messages(attrs: dict[str, str], prefix: str) -> list[dict[str, Any]] | None:
     if table is None:
         table = _message_keys.setdefault(prefix, _Keys(prefix, _MESSAGE_SUFFIXES, _MESSAGE_NESTED))
     get = attrs.get
+    cached = table.rows.get
     out = []
     i = 0
     while True:
-        role_key, content_key, call_id_key, name_key, contents_keys, calls_keys = table.row(i)
+        role_key, content_key, call_id_key, name_key, parts_keys, calls_keys, first_part, first_call = (
+            cached(i) or table.row(i)
+        )
         role = get(role_key)
         content: Any = get(content_key)
-        if content is None:
-            content = _contents(get, contents_keys)
-        calls = _tool_calls(get, calls_keys)
+        if content is None and (first_part[0] in attrs or first_part[1] in attrs or first_part[2] in attrs):
+            content = _contents(get, parts_keys)
+        calls = _tool_calls(get, calls_keys) if first_call[0] in attrs or first_call[1] in attrs else None
         if role is None and content is None and not calls:
             # a gap is possible when content capture is off for one message
             if table.row(i + 1)[0] not in attrs:
@@ -156,10 +163,11 @@ def documents(attrs: dict[str, str], prefix: str) -> list[tuple[str, str, float]
     if table is None:
         table = _document_keys.setdefault(prefix, _Keys(prefix, _DOCUMENT_SUFFIXES))
     get = attrs.get
+    cached = table.rows.get
     docs = []
     i = 0
     while True:
-        id_key, content_key, score_key = table.row(i)
+        id_key, content_key, score_key = cached(i) or table.row(i)
         did = get(id_key)
         text = get(content_key)
         if did is None and text is None:
@@ -182,11 +190,24 @@ def _tools(attrs: dict[str, str]) -> list[Any] | None:
     return tools or None
 
 
+# the attributes every span is probed for, looked up in one pass (see extract)
+_SCALAR_KEYS = (
+    OI.SPAN_KIND, OI.LLM_RESPONSE_MODEL, OI.LLM_MODEL_NAME, OI.LLM_REQUEST_MODEL, OI.LLM_PROVIDER,
+    OI.LLM_SYSTEM, OI.TOKENS_PROMPT, OI.TOKENS_COMPLETION, OI.TOKENS_CACHE_READ, OI.TOKENS_CACHE_WRITE,
+    OI.TOKENS_REASONING, OI.COST_TOTAL, OI.SESSION_ID, OI.USER_ID, OI.AGENT_NAME,
+)
+
+
 def extract(attrs: dict[str, str], f: Fields) -> None:
     get = attrs.get
-    kind = f.kind = _KINDS.get(get(OI.SPAN_KIND, "").upper(), "UNKNOWN")
-    answered = get(OI.LLM_RESPONSE_MODEL) or get(OI.LLM_MODEL_NAME, "")
-    requested = get(OI.LLM_REQUEST_MODEL, "")
+    (
+        span_kind, response_model, model_name, request_model, provider, system,
+        prompt_tokens, completion_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens,
+        cost, session_id, user_id, agent_name,
+    ) = map(get, _SCALAR_KEYS)  # None when absent
+    kind = f.kind = _KINDS.get((span_kind or "").upper(), "UNKNOWN")
+    answered = response_model or model_name or ""
+    requested = request_model or ""
     if not requested:
         params = parse_json(get(OI.LLM_INVOCATION_PARAMETERS))
         if isinstance(params, dict) and isinstance(params.get("model"), str):
@@ -195,25 +216,27 @@ def extract(attrs: dict[str, str], f: Fields) -> None:
     f.response_model = answered or requested
     if kind == "EMBEDDING" and not f.request_model:
         f.request_model = f.response_model = get(OI.EMBEDDING_MODEL_NAME, "")
-    f.provider = get(OI.LLM_PROVIDER) or get(OI.LLM_SYSTEM, "")
+    f.provider = provider or system or ""
     # counts and cost stay None (Fields' default) when absent
-    if (value := get(OI.TOKENS_PROMPT)) is not None:
-        f.input_tokens = to_int(value)
-    if (value := get(OI.TOKENS_COMPLETION)) is not None:
-        f.output_tokens = to_int(value)
-    if (value := get(OI.TOKENS_CACHE_READ)) is not None:
-        f.cache_read_tokens = to_int(value)
-    if (value := get(OI.TOKENS_CACHE_WRITE)) is not None:
-        f.cache_write_tokens = to_int(value)
-    if (value := get(OI.TOKENS_REASONING)) is not None:
-        f.reasoning_tokens = to_int(value)
-    if (value := get(OI.COST_TOTAL)) is not None:
-        f.cost = to_float(value)
-    f.session_id = get(OI.SESSION_ID, "")
-    f.user_id = get(OI.USER_ID, "")
-    f.agent_name = get(OI.AGENT_NAME, "")
+    if prompt_tokens is not None:
+        f.input_tokens = to_int(prompt_tokens)
+    if completion_tokens is not None:
+        f.output_tokens = to_int(completion_tokens)
+    if cache_read_tokens is not None:
+        f.cache_read_tokens = to_int(cache_read_tokens)
+    if cache_write_tokens is not None:
+        f.cache_write_tokens = to_int(cache_write_tokens)
+    if reasoning_tokens is not None:
+        f.reasoning_tokens = to_int(reasoning_tokens)
+    if cost is not None:
+        f.cost = to_float(cost)
+    f.session_id = session_id or ""
+    f.user_id = user_id or ""
+    f.agent_name = agent_name or ""
     if kind == "LLM":
         f.operation = "chat"
+        # OpenInference has no key for it; AgentLedger's OpenAI hook records OpenAI's
+        f.system_fingerprint = get(G.SYSTEM_FINGERPRINT_NEW) or get(G.SYSTEM_FINGERPRINT, "")
         f.input_messages = messages(attrs, OI.LLM_INPUT_MESSAGES)
         f.output_messages = messages(attrs, OI.LLM_OUTPUT_MESSAGES)
         f.tools = _tools(attrs)

@@ -121,6 +121,7 @@ def build_collector_app(
     store = None
     if store_settings.clickhouse_url:
         store = open_store(clickhouse_url=store_settings.clickhouse_url, database=store_settings.database)
+        migrate(store, cluster=store_settings.clickhouse_cluster)  # the read API and controls need the tables
     return create_app(collector, sink, store, on_shutdown=store.close if store is not None else None,
                       store_gates_readiness=False)
 
@@ -148,6 +149,15 @@ class PipelineRunner:
         normalizer = OtlpNormalizer(PriceTable.load(store_settings.price_table))
         self.consumer = SpanConsumer(kafka, pipeline, self.store, normalizer, default_tenant=pipeline.default_tenant,
                                      writer=StoreWriter(self.store, ledger=store_settings.ledger(self.store)))
+        # Governance records (intents, outcomes, controls) and feedback have topics of their own,
+        # each consumed by its own group beside the span consumer.
+        from agentledger.pipeline.datasets.feedback_kafka import FeedbackConsumer
+        from agentledger.pipeline.governance.consumer import IntentConsumer
+
+        self.side_consumers = [
+            IntentConsumer(kafka, pipeline, self.store, default_tenant=pipeline.default_tenant),
+            FeedbackConsumer(kafka, self.store, default_tenant=pipeline.default_tenant),
+        ]
         self.metrics = None
         if pipeline.metrics_port:
             self.metrics = MetricsServer(lambda: consumer_status(self.consumer.stats),
@@ -159,9 +169,17 @@ class PipelineRunner:
         if self.metrics is not None:
             self.metrics.start()
         stop_jobs = start_background_jobs(self.store)  # usage rollup + anomaly detection on an interval
+        threads = [threading.Thread(target=c.run, name=f"agentledger-{type(c).__name__}", daemon=True)
+                   for c in self.side_consumers]
+        for thread in threads:
+            thread.start()
         try:
             self.consumer.run()
         finally:
+            for consumer in self.side_consumers:
+                consumer.stop()
+            for thread in threads:
+                thread.join(timeout=30)
             stop_jobs()
             if self.metrics is not None:
                 self.metrics.stop()
@@ -170,3 +188,5 @@ class PipelineRunner:
 
     def stop(self) -> None:
         self.consumer.stop()
+        for consumer in self.side_consumers:
+            consumer.stop()

@@ -39,6 +39,7 @@ def create_app(
             on_shutdown()
 
     app = FastAPI(
+        **_no_self_telemetry(),
         title="AgentLedger collector",
         summary="OTLP/HTTP traces in; audit-grade records of every agent action out.",
         version=_version(),
@@ -59,6 +60,17 @@ def create_app(
     app.include_router(feedback.router)
     app.include_router(audit.router)
     return app
+
+
+def _no_self_telemetry() -> dict[str, object]:
+    """FastAPI's native OpenTelemetry off: the collector must not trace its own requests
+    into the global provider an instrumented process may have (that would export the
+    export, in a loop). Older FastAPI has no such option and no such traces."""
+    import inspect
+
+    if "telemetry" in inspect.signature(FastAPI).parameters:
+        return {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
+    return {}
 
 
 def _version() -> str:

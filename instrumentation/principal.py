@@ -11,20 +11,19 @@ from __future__ import annotations
 import contextvars
 import functools
 import inspect
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Optional, TypeVar
-
-from opentelemetry import baggage, context
+from typing import Any, TypeVar
 
 from agentledger.schemas.attributes import AgentLedger as AL
+from opentelemetry import baggage, context
 
-__all__ = ["Principal", "acting_for", "current_principal"]
+__all__ = ["Principal", "acting_for", "current_principal", "principal_from_baggage"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_CURRENT: contextvars.ContextVar[Optional["Principal"]] = contextvars.ContextVar("agentledger_principal", default=None)
+_CURRENT: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("agentledger_principal", default=None)
 
 
 @dataclass(frozen=True)
@@ -49,13 +48,41 @@ class Principal:
             attrs[AL.POLICY_ID] = self.policy
         return attrs
 
+    @functools.cached_property
+    def span_attributes(self) -> Mapping[str, Any]:
+        """``attributes()`` in the SDK's stored form (chain as a tuple), built once per principal.
 
-def current_principal() -> Optional[Principal]:
+        The span processor stamps these on every span; do not mutate.
+        """
+        attrs = self.attributes()
+        attrs[AL.PRINCIPAL_CHAIN] = tuple(self.chain)
+        return attrs
+
+
+def principal_from_baggage(ctx: context.Context | None = None) -> Principal | None:
+    """The principal an upstream service put into W3C baggage, or None.
+
+    A downstream service has no ``acting_for`` of its own: the principal id,
+    chain and policy arrive as baggage with the incoming request.
+    """
+    entries = baggage.get_all(ctx)
+    if not entries:
+        return None
+    pid = entries.get(AL.PRINCIPAL_ID)
+    if not pid:
+        return None
+    chain_raw = entries.get(AL.PRINCIPAL_CHAIN)
+    chain = tuple(c for c in str(chain_raw).split(",") if c) if chain_raw else (str(pid),)
+    policy = entries.get(AL.POLICY_ID) or ""
+    return Principal(str(pid), policy=str(policy), chain=chain)
+
+
+def current_principal() -> Principal | None:
     """The principal the current code acts for, or None."""
     return _CURRENT.get()
 
 
-class acting_for:  # noqa: N801 (used like a function: ``with acting_for(...)`` / ``@acting_for(...)``)
+class acting_for:
     """Context manager and decorator: run the body on behalf of ``principal_id``.
 
     ``on_behalf_of`` names the principal who delegated (its chain is extended);
@@ -68,7 +95,7 @@ class acting_for:  # noqa: N801 (used like a function: ``with acting_for(...)`` 
         *,
         name: str = "",
         role: str = "",
-        on_behalf_of: Optional[str] = None,
+        on_behalf_of: str | None = None,
         policy: str = "",
     ) -> None:
         if not principal_id:
@@ -78,7 +105,7 @@ class acting_for:  # noqa: N801 (used like a function: ``with acting_for(...)`` 
         self.role = role
         self.on_behalf_of = on_behalf_of
         self.policy = policy
-        self._tokens: list[tuple[contextvars.Token[Optional[Principal]], object]] = []
+        self._tokens: list[tuple[contextvars.Token[Principal | None], object]] = []
 
     def _principal(self) -> Principal:
         outer = current_principal()

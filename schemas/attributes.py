@@ -34,6 +34,14 @@ class AgentLedger:
     """Cost of the call in US dollars, when the instrumentation knows it."""
     AGENT_NAME = "agentledger.agent.name"
     """Name of the agent that produced the span."""
+    REDACTION_COUNT = "agentledger.redaction.count"
+    """How many values the redaction policy rewrote on this span before export."""
+    CAPTURE_OMITTED = "agentledger.capture.omitted"
+    """Content kinds (messages, documents, tool_io) left out of this span by the capture switches."""
+    MODEL_PIN = "agentledger.model.pin"
+    """Model the agent is pinned to (``instrument(model_pins=...)``)."""
+    MODEL_PIN_MISMATCH = "agentledger.model.pin_mismatch"
+    """True when the provider answered with a model other than the pinned one."""
 
 
 class OpenInference:
@@ -138,6 +146,26 @@ class OpenInference:
     """JSON metadata of an indexed document."""
     TOOL_JSON_SCHEMA = "tool.json_schema"
     """JSON schema of an indexed tool definition."""
+    OUTPUT_MIME_TYPE = "output.mime_type"
+    """``text/plain`` or ``application/json``."""
+    TOOL_DESCRIPTION = "tool.description"
+    """Description of the tool a TOOL span executes."""
+    LLM_PROMPTS = "llm.prompts"
+    """Prefix of indexed prompts of legacy completion calls."""
+    LLM_FUNCTION_CALL = "llm.function_call"
+    """JSON of a legacy function call an LLM chose."""
+    EMBEDDING_EMBEDDINGS = "embedding.embeddings"
+    """Prefix of indexed embeddings (``embedding.embeddings.N.embedding.text``)."""
+    RERANKER_INPUT_DOCUMENTS = "reranker.input_documents"
+    """Prefix of indexed documents given to a reranker."""
+    RERANKER_QUERY = "reranker.query"
+    """Query a reranker ranked documents against."""
+    MESSAGE_CONTENT_TYPE = "message_content.type"
+    """Type of one part of multi-part content (text, image)."""
+    MESSAGE_CONTENT_TEXT = "message_content.text"
+    """Text of one part of multi-part content."""
+    MESSAGE_CONTENT_IMAGE_URL = "message_content.image.image.url"
+    """Image URL of one part of multi-part content."""
 
 
 class GenAI:
@@ -276,3 +304,77 @@ class Resource:
     """Logical service name."""
     SDK_NAME = "telemetry.sdk.name"
     """Name of the SDK that produced the telemetry (``openlit`` for OpenLIT)."""
+
+
+class Governance:
+    """Attributes of governed tool calls (``@governed_tool``): the intent logged before the tool ran."""
+
+    INTENT_ID = "agentledger.intent.id"
+    """Id of the intent record the collector stored before the tool body ran."""
+    INTENT_STATUS = "agentledger.intent.status"
+    """recorded, unrecorded (fail-open tool ran without a stored intent), paused_out or cancelled."""
+    INTENT_DECISION = "agentledger.intent.decision"
+    """Last decision the collector answered: proceed or paused."""
+    INTENT_CONTROL_ID = "agentledger.intent.control_id"
+    """Pause control that held the call, when it was parked."""
+    INTENT_PAUSED_S = "agentledger.intent.paused_s"
+    """Seconds the call waited parked before it could proceed (or gave up)."""
+    INTENT_ARGUMENTS_SHA256 = "agentledger.intent.arguments_sha256"
+    """SHA-256 of the canonical JSON of the tool's arguments."""
+    FAIL_OPEN = "agentledger.intent.fail_open"
+    """True when the tool is configured to run even if its intent cannot be recorded."""
+
+
+class Audit:
+    """Keys the audit and replay read that the convention classes above do not name."""
+
+    GENAI_REQUEST_PREFIX = "gen_ai.request."
+    """Prefix of GenAI request parameters (``gen_ai.request.temperature``...); ``.model`` is the model."""
+    FUNCTION_NAME = "name"
+    """Suffix of an OpenLLMetry tool definition's name (``llm.request.functions.N.name``)."""
+    FUNCTION_DESCRIPTION = "description"
+    """Suffix of an OpenLLMetry tool definition's description."""
+    FUNCTION_PARAMETERS = "parameters"
+    """Suffix of an OpenLLMetry tool definition's JSON schema of parameters."""
+
+
+__all__ += ["Audit"]
+
+
+class Evaluation:
+    """Evaluations and annotations carried on spans, ingested as feedback.
+
+    Flattened form: ``<prefix><name>.<suffix>``, e.g. ``annotation.correctness.score``,
+    ``evaluation.hallucination.label`` (``eval.`` is the spelling of Phoenix's span
+    dataframes). OpenTelemetry GenAI records an evaluation as a span event instead.
+    """
+
+    ANNOTATION_PREFIX = "annotation."
+    """Prefix of OpenInference-style annotations on a span (human or program)."""
+    EVALUATION_PREFIX = "evaluation."
+    """Prefix of evaluation results on a span."""
+    EVAL_PREFIX = "eval."
+    """Prefix of evaluation results as Phoenix names its dataframe columns."""
+    SCORE = "score"
+    """Suffix: numeric value."""
+    LABEL = "label"
+    """Suffix: categorical value."""
+    EXPLANATION = "explanation"
+    """Suffix: free-text reason (stored as the feedback comment)."""
+    ANNOTATOR_KIND = "annotator_kind"
+    """Suffix: HUMAN, LLM or CODE."""
+    ANNOTATOR = "annotator"
+    """Suffix: who annotated (person, model or program)."""
+    GENAI_EVENT = "gen_ai.evaluation.result"
+    """OpenTelemetry GenAI span event carrying one evaluation result."""
+    GENAI_NAME = "gen_ai.evaluation.name"
+    """Event attribute: name of the evaluation metric."""
+    GENAI_SCORE_VALUE = "gen_ai.evaluation.score.value"
+    """Event attribute: numeric score."""
+    GENAI_SCORE_LABEL = "gen_ai.evaluation.score.label"
+    """Event attribute: categorical label."""
+    GENAI_EXPLANATION = "gen_ai.evaluation.explanation"
+    """Event attribute: free-text explanation."""
+
+
+__all__ += ["Evaluation"]

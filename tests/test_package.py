@@ -49,6 +49,9 @@ PUBLIC_PACKAGES = [
     "agentledger.pipeline.stores",
     "agentledger.pipeline.sinks",
     "agentledger.pipeline.normalize",
+    "agentledger.pipeline.governance",
+    "agentledger.pipeline.datasets",
+    "agentledger.instrumentation",
 ]
 
 

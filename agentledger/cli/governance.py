@@ -1,11 +1,166 @@
-"""CLI commands for this area; `register` adds them to the main app."""
+"""``agentledger pause``, ``resume`` and ``controls``: run controls through the server's HTTP API.
+
+Controls live in the collector (and its store), so these commands always ask a
+running server (``--url``), never a data directory. Each pause and resume is
+recorded with who (``--by``, default ``user@host``) and why (``--reason``).
+"""
 
 from __future__ import annotations
 
+import getpass
+import json
+import socket
+from datetime import datetime, timezone
+from typing import Any
+
+import httpx
 import typer
 
 __all__ = ["register"]
 
+_URL = typer.Option("http://127.0.0.1:4318", "--url", envvar="AGENTLEDGER_URL", help="Running AgentLedger server.")
+_KEY = typer.Option(None, "--api-key", envvar="AGENTLEDGER_API_KEY", help="API key for the server.")
+_TRACE = typer.Option(None, "--trace", help="Trace id (32 hex digits) whose run to control.")
+_SESSION = typer.Option(None, "--session", help="Session id whose runs to control.")
+_AGENT = typer.Option(None, "--agent", help="Agent name whose runs to control.")
+_PRINCIPAL = typer.Option(None, "--principal", help="Principal id whose runs to control (anywhere in the delegation chain).")
+_BY = typer.Option(None, "--by", envvar="AGENTLEDGER_OPERATOR", help="Who asks (default: user@host).")
+_JSON = typer.Option(False, "--json", help="Print JSON.")
+
+
+class _Failure(Exception):
+    pass
+
+
+def _client(url: str, api_key: str | None) -> httpx.Client:
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    return httpx.Client(base_url=url, headers=headers, timeout=30)
+
+
+def _call(url: str, api_key: str | None, method: str, path: str, **kwargs: Any) -> Any:
+    try:
+        with _client(url, api_key) as client:
+            resp = client.request(method, path, **kwargs)
+    except httpx.HTTPError as exc:
+        raise _Failure(f"cannot reach the server at {url}: {exc} (is `agentledger serve` running? --url)") from exc
+    if resp.status_code >= 400:
+        try:
+            detail = resp.json().get("detail", resp.text)
+        except ValueError:
+            detail = resp.text
+        raise _Failure(f"{url} answered {resp.status_code}: {str(detail)[:500]}")
+    return resp.json()
+
+
+def _target(trace: str | None, session: str | None, agent: str | None,
+            principal: str | None) -> tuple[str, str]:
+    given = [(s, v) for s, v in (("trace", trace), ("session", session), ("agent", agent),
+                                 ("principal", principal)) if v]
+    if len(given) != 1:
+        raise _Failure("name exactly one of --trace, --session, --agent, --principal")
+    scope, value = given[0]
+    if scope == "trace":
+        value = value.lower()
+        if len(value) != 32 or any(c not in "0123456789abcdef" for c in value):
+            raise _Failure(f"trace id {value!r} must be 32 hex digits")
+    return scope, value
+
+
+def _who(by: str | None) -> str:
+    if by:
+        return by
+    try:
+        return f"{getpass.getuser()}@{socket.gethostname()}"
+    except Exception:  # no user name in some containers
+        return ""
+
+
+def _when(ns: int) -> str:
+    return datetime.fromtimestamp(ns / 1e9, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _control(action: str, url: str, api_key: str | None, trace: str | None, session: str | None,
+             agent: str | None, principal: str | None, by: str | None, reason: str, as_json: bool) -> None:
+    try:
+        scope, target = _target(trace, session, agent, principal)
+        if not reason.strip():
+            raise _Failure("--reason must say why")
+        event = _call(url, api_key, "POST", "/v1/controls",
+                      json={"action": action, "scope": scope, "target": target, "by": _who(by), "reason": reason})
+    except _Failure as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    if as_json:
+        typer.echo(json.dumps(event, indent=2))
+        return
+    verb = "paused" if action == "pause" else "resumed"
+    typer.echo(f"{verb} {scope} {target} (control {event['control_id']}) by {event['by']}: {event['reason']}")
+
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
+    """Add ``pause``, ``resume`` and ``controls`` to ``app``."""
+
+    @app.command()
+    def pause(
+        trace: str | None = _TRACE,
+        session: str | None = _SESSION,
+        agent: str | None = _AGENT,
+        principal: str | None = _PRINCIPAL,
+        reason: str = typer.Option(..., "--reason", help="Why (recorded with the control)."),
+        by: str | None = _BY,
+        url: str = _URL,
+        api_key: str | None = _KEY,
+        as_json: bool = _JSON,
+    ) -> None:
+        """Pause runs: their next governed tool call waits until they are resumed."""
+        _control("pause", url, api_key, trace, session, agent, principal, by, reason, as_json)
+
+    @app.command()
+    def resume(
+        trace: str | None = _TRACE,
+        session: str | None = _SESSION,
+        agent: str | None = _AGENT,
+        principal: str | None = _PRINCIPAL,
+        reason: str = typer.Option(..., "--reason", help="Why (recorded with the control)."),
+        by: str | None = _BY,
+        url: str = _URL,
+        api_key: str | None = _KEY,
+        as_json: bool = _JSON,
+    ) -> None:
+        """Resume paused runs: their parked tool calls go on, each exactly once."""
+        _control("resume", url, api_key, trace, session, agent, principal, by, reason, as_json)
+
+    @app.command()
+    def controls(
+        show_all: bool = typer.Option(False, "--all", help="Every pause and resume, not only the pauses in force."),
+        limit: int = typer.Option(100, "--limit", "-n", min=1, max=10_000, help="How many."),
+        url: str = _URL,
+        api_key: str | None = _KEY,
+        as_json: bool = _JSON,
+    ) -> None:
+        """Run controls: the pauses in force (or, with --all, the history), with who and why."""
+        try:
+            answer = _call(url, api_key, "GET", "/v1/controls", params={"all": show_all, "limit": limit})
+        except _Failure as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from exc
+        if as_json:
+            typer.echo(json.dumps(answer["controls"], indent=2))
+            return
+        from rich.table import Table
+
+        from agentledger.cli import render
+
+        title = "Run controls" if show_all else "Pauses in force"
+        if not answer.get("shared", True):
+            title += " (this collector only: no store configured)"
+        table = Table(title=title)
+        for column in ("when", "action", "scope", "target", "by", "reason", "control"):
+            table.add_column(column)
+        for c in answer["controls"]:
+            table.add_row(_when(c["created_at_ns"]), c["action"], c["scope"], c["target"], c["by"], c["reason"],
+                          c["control_id"])
+        if not answer["controls"]:
+            typer.echo("no pauses in force" if not show_all else "no controls recorded")
+            return
+        render.console().print(table)

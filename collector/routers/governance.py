@@ -1,9 +1,167 @@
-"""HTTP routes for this area."""
+"""Governance API: intents logged before governed tools run, their outcomes, run controls.
+
+``POST /v1/intents`` answers only once the intent is durable (embedded: in the
+store; Kafka: acknowledged by the broker, acks=all) and says whether the tool may
+run now (``proceed``) or must wait (``paused``, with the control that holds it).
+``POST /v1/controls`` pauses or resumes the runs of a trace, session, agent or
+principal, recorded with who and why; ``GET /v1/controls`` lists them.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from agentledger.collector.deps import TenantDep
+from agentledger.pipeline.governance import (
+    ControlIn,
+    ControlOut,
+    GovernanceRejected,
+    GovernanceService,
+    GovernanceUnavailable,
+    IntentAck,
+    IntentIn,
+    OutcomeIn,
+)
 
 __all__ = ["router"]
 
-router = APIRouter()
+log = logging.getLogger(__name__)
+
+_lock = threading.Lock()
+
+
+def _build(app: FastAPI) -> GovernanceService:
+    with _lock:
+        service: GovernanceService | None = getattr(app.state, "governance", None)
+        if service is None:
+            service = GovernanceService.for_collector(app.state.sink, app.state.store)
+            app.state.governance = service
+        return service
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    try:
+        _build(app)  # open the store writer or the intents producer before the first ask
+    except GovernanceUnavailable as exc:  # e.g. a collector with neither store nor Kafka
+        log.info("governance API unavailable: %s", exc)
+    except Exception:  # the first request retries and answers 503 with the reason
+        log.warning("governance not ready at start-up", exc_info=True)
+    yield
+    service = getattr(app.state, "governance", None)
+    if service is not None:
+        service.close()
+
+
+router = APIRouter(tags=["governance"], lifespan=_lifespan)
+
+
+async def _service(request: Request) -> GovernanceService:
+    service = getattr(request.app.state, "governance", None)
+    if service is not None:
+        return service  # type: ignore[no-any-return]
+    try:
+        return await run_in_threadpool(_build, request.app)
+    except GovernanceUnavailable as exc:
+        raise HTTPException(503, str(exc), headers={"Retry-After": "5"}) from exc
+
+
+ServiceDep = Annotated[GovernanceService, Depends(_service)]
+IntentId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="Intent id, 32 lowercase hex digits.")]
+
+
+def _error(exc: Exception) -> JSONResponse:
+    if isinstance(exc, GovernanceRejected):
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+    retry = max(1, round(getattr(exc, "retry_after", 1) or 1))
+    return JSONResponse({"detail": f"not stored, retry later: {exc}"}, status_code=503,
+                        headers={"Retry-After": str(retry)})
+
+
+@router.post(
+    "/v1/intents",
+    summary="Record a governed tool's intent before it runs; answers proceed or paused",
+    response_model=IntentAck,
+    response_model_exclude_none=True,
+    responses={400: {}, 401: {}, 503: {}},
+)
+async def ask(intent: IntentIn, tenant: TenantDep, service: ServiceDep) -> Any:
+    try:
+        return await run_in_threadpool(service.ask, tenant, intent)
+    except (GovernanceRejected, GovernanceUnavailable) as exc:
+        return _error(exc)
+
+
+@router.post(
+    "/v1/intents/{intent_id}/outcome",
+    summary="Record what a governed tool returned or raised",
+    responses={400: {}, 401: {}, 503: {}},
+)
+async def outcome(intent_id: IntentId, body: OutcomeIn, tenant: TenantDep, service: ServiceDep) -> Any:
+    try:
+        await run_in_threadpool(service.outcome, tenant, intent_id, body)
+    except (GovernanceRejected, GovernanceUnavailable) as exc:
+        return _error(exc)
+    return {"intent_id": intent_id, "stored": True}
+
+
+@router.get("/v1/intents", summary="Recent intents with their outcomes, newest first")
+def list_intents(
+    tenant: TenantDep,
+    service: ServiceDep,
+    trace_id: str | None = None,
+    session_id: str | None = None,
+    tool_name: str | None = None,
+    limit: int = Query(100, ge=1, le=10_000),
+) -> Any:
+    try:
+        return service.list_intents(tenant, trace_id=trace_id, session_id=session_id, tool_name=tool_name,
+                                    limit=limit)
+    except GovernanceUnavailable as exc:
+        raise HTTPException(404, str(exc)) from exc
+
+
+@router.get("/v1/intents/{intent_id}", summary="One intent with its outcome")
+def get_intent(intent_id: IntentId, tenant: TenantDep, service: ServiceDep) -> Any:
+    try:
+        found = service.intent(tenant, intent_id)
+    except GovernanceUnavailable as exc:
+        raise HTTPException(404, str(exc)) from exc
+    if found is None:
+        raise HTTPException(404, f"no intent {intent_id} for this tenant")
+    return found
+
+
+@router.post(
+    "/v1/controls",
+    summary="Pause or resume the runs of a trace, session, agent or principal",
+    response_model=ControlOut,
+    responses={400: {}, 401: {}, 503: {}},
+)
+def set_control(control: ControlIn, tenant: TenantDep, service: ServiceDep) -> Any:
+    try:
+        return service.control(tenant, control)
+    except (GovernanceRejected, GovernanceUnavailable) as exc:
+        return _error(exc)
+
+
+@router.get("/v1/controls", summary="Pauses in force (or, with all=true, every control event), newest first")
+def list_controls(
+    tenant: TenantDep,
+    service: ServiceDep,
+    all: bool = Query(False, description="Every pause and resume, not only the pauses in force."),
+    limit: int = Query(100, ge=1, le=10_000),
+) -> Any:
+    try:
+        controls = service.list_controls(tenant, everything=all, limit=limit)
+    except GovernanceUnavailable as exc:
+        return _error(exc)
+    return {"controls": [c.model_dump(mode="json") for c in controls], "shared": service.controls.shared}

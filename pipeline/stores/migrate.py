@@ -40,6 +40,14 @@ SHARD_KEYS = {
     "usage_hourly": "cityHash64(tenant, hour)",
     "usage_hourly_state": "cityHash64(tenant, hour)",
     "anomalies": "cityHash64(tenant, anomaly_id)",
+    "intents": "cityHash64(tenant, intent_id)",
+    "intent_outcomes": "cityHash64(tenant, intent_id)",
+    "controls": "cityHash64(tenant)",
+    "feedback": "cityHash64(tenant, feedback_id)",
+    "datasets": "cityHash64(tenant, dataset_id)",
+    "dataset_members": "cityHash64(tenant, dataset_id)",
+    "replays": "cityHash64(tenant, run_id)",
+    "replay_runs": "cityHash64(tenant, run_id)",
     "ledger_checkpoints": "cityHash64(tenant, stream)",
 }
 """Sharding expression of each Distributed table (others: rand())."""

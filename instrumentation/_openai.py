@@ -1,0 +1,593 @@
+"""AgentLedger's own lean wrapper for OpenAI chat completions (sync, async, streaming).
+
+Why not only OpenInference's ``OpenAIInstrumentor``: on the caller's thread it
+costs ~0.6 ms per call (measured in ``bench/instrumentation_overhead.py``):
+the whole request and response are serialized to JSON a second time
+(``input.value``/``output.value`` duplicate the flattened messages), every
+attribute goes through ``set_attribute`` one by one under a lock, and its
+tracer masks each attribute again. This wrapper writes the same OpenInference
+attribute keys (so the normalizer reads it unchanged) but builds each span's
+attributes as one dict from precomputed keys, sets them in two calls, skips
+the duplicated raw JSON, and never touches content whose capture is off.
+
+It patches ``openai.OpenAI.request`` / ``openai.AsyncOpenAI.request`` (the one
+place every SDK call goes through). Chat completions are recorded here; every
+other endpoint (responses, embeddings, images...) passes through untouched, to
+OpenInference's instrumentor when that is enabled underneath. While a chat
+call runs, OpenTelemetry's suppression key is set so that instrumentor does not
+record the same call twice.
+
+Telemetry never breaks the call: any failure inside the wrapper is logged and
+the SDK call proceeds (or its result is returned) as if uninstrumented. The one
+deliberate exception is a model-pin mismatch with ``on_pin_mismatch="raise"``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from agentledger.instrumentation._spans import set_attributes
+from agentledger.instrumentation.pinning import ModelPins
+from agentledger.schemas.attributes import GenAI as G
+from agentledger.schemas.attributes import OpenInference as OI
+from opentelemetry import context as context_api
+from opentelemetry import trace as trace_api
+from opentelemetry.trace import Span, Status, StatusCode
+
+__all__ = ["OpenAIChatWrapper", "request_attributes", "response_attributes"]
+
+logger = logging.getLogger(__name__)
+
+_SUPPRESS_KEY = context_api._SUPPRESS_INSTRUMENTATION_KEY
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
+_OK = Status(StatusCode.OK)
+_NOT_PARAMS = frozenset({"messages", "tools", "functions"})
+_MAX_CACHED = 128
+_PROVIDER_SLOT = "_agentledger_provider"
+
+
+def _index_keys(prefix: str) -> Callable[[int], tuple[str, ...]]:
+    """Keys of message ``i`` under ``prefix``: role, content, tool_call_id, name, contents., tool_calls."""
+
+    @functools.lru_cache(maxsize=_MAX_CACHED)
+    def keys(i: int) -> tuple[str, ...]:
+        base = f"{prefix}.{i}."
+        return (
+            base + OI.MESSAGE_ROLE,
+            base + OI.MESSAGE_CONTENT,
+            base + OI.MESSAGE_TOOL_CALL_ID,
+            base + OI.MESSAGE_NAME,
+            base + OI.MESSAGE_CONTENTS + ".",
+            base + OI.MESSAGE_TOOL_CALLS + ".",
+        )
+
+    return keys
+
+
+_IN_KEYS = _index_keys(OI.LLM_INPUT_MESSAGES)
+_OUT_KEYS = _index_keys(OI.LLM_OUTPUT_MESSAGES)
+
+
+@functools.lru_cache(maxsize=_MAX_CACHED)
+def _tool_keys(i: int) -> str:
+    return f"{OI.LLM_TOOLS}.{i}.{OI.TOOL_JSON_SCHEMA}"
+
+
+@functools.lru_cache(maxsize=_MAX_CACHED * 4)
+def _call_keys(prefix: str, j: int) -> tuple[str, str, str]:
+    base = f"{prefix}{j}."
+    return (base + OI.TOOL_CALL_ID_SUFFIX, base + OI.TOOL_CALL_NAME_SUFFIX, base + OI.TOOL_CALL_ARGUMENTS_SUFFIX)
+
+
+def _provider_from_host(host: str) -> str:
+    if "azure" in host:
+        return "azure"
+    if host.endswith("openai.com") or not host:
+        return "openai"
+    for name in ("anthropic", "groq", "mistral", "deepseek", "together", "fireworks", "openrouter", "x.ai"):
+        if name in host:
+            return "xai" if name == "x.ai" else name
+    return "openai"
+
+
+class _Capture:
+    """The two switches the wrapper reads (set from ``CaptureConfig``)."""
+
+    __slots__ = ("messages", "tool_io")
+
+    def __init__(self, messages: bool, tool_io: bool) -> None:
+        self.messages = messages
+        self.tool_io = tool_io
+
+
+def _tool_calls(attrs: dict[str, Any], prefix: str, calls: Any, tool_io: bool, dict_shape: bool) -> None:
+    for j, call in enumerate(calls):
+        id_key, name_key, args_key = _call_keys(prefix, j)
+        if dict_shape:
+            cid = call.get("id")
+            fn = call.get("function") or {}
+            name, arguments = fn.get("name"), fn.get("arguments")
+        else:
+            cid = getattr(call, "id", None)
+            fn = getattr(call, "function", None)
+            name = getattr(fn, "name", None)
+            arguments = getattr(fn, "arguments", None)
+        if cid:
+            attrs[id_key] = cid
+        if name:
+            attrs[name_key] = name
+        if arguments and tool_io:
+            attrs[args_key] = arguments
+
+
+def _input_messages(attrs: dict[str, Any], messages: Any, capture: _Capture) -> None:
+    for i, m in enumerate(messages):
+        if not isinstance(m, Mapping):
+            continue
+        role_key, content_key, call_id_key, name_key, parts_prefix, calls_prefix = _IN_KEYS(i)
+        role = m.get("role")
+        if role:
+            attrs[role_key] = role if isinstance(role, str) else str(getattr(role, "value", role))
+        call_id = m.get("tool_call_id")
+        if call_id:
+            attrs[call_id_key] = call_id
+        name = m.get("name")
+        if name:
+            attrs[name_key] = name
+        content = m.get("content")
+        if content and (capture.tool_io if role == "tool" else capture.messages):
+            if isinstance(content, str):
+                attrs[content_key] = content
+            elif isinstance(content, list):
+                for k, part in enumerate(content):
+                    base = f"{parts_prefix}{k}."
+                    if isinstance(part, Mapping):
+                        ptype = part.get("type")
+                        if ptype == "text":
+                            attrs[base + OI.MESSAGE_CONTENT_TYPE] = "text"
+                            attrs[base + OI.MESSAGE_CONTENT_TEXT] = part.get("text") or ""
+                        elif ptype == "image_url":
+                            url = part.get("image_url")
+                            url = url.get("url") if isinstance(url, Mapping) else url
+                            attrs[base + OI.MESSAGE_CONTENT_TYPE] = "image"
+                            if isinstance(url, str):
+                                attrs[base + OI.MESSAGE_CONTENT_IMAGE_URL] = url
+                        else:
+                            attrs[base + OI.MESSAGE_CONTENT_TYPE] = str(ptype)
+                            attrs[base + OI.MESSAGE_CONTENT_TEXT] = _ENCODE(part)
+            else:
+                attrs[content_key] = _ENCODE(content)
+        calls = m.get("tool_calls")
+        if calls:
+            _tool_calls(attrs, calls_prefix, calls, capture.tool_io, True)
+
+
+def request_attributes(params: Mapping[str, Any], provider: str, capture: _Capture) -> dict[str, Any]:
+    """OpenInference attributes of a chat completion request (``json_data`` of the SDK call)."""
+    attrs: dict[str, Any] = {
+        OI.SPAN_KIND: "LLM",
+        OI.LLM_SYSTEM: "openai",
+        OI.LLM_PROVIDER: provider,
+    }
+    model = params.get("model")
+    if isinstance(model, str):
+        attrs[OI.LLM_REQUEST_MODEL] = model
+        attrs[OI.LLM_MODEL_NAME] = model  # replaced by the answered model at the end
+    attrs[OI.LLM_INVOCATION_PARAMETERS] = _ENCODE({k: v for k, v in params.items() if k not in _NOT_PARAMS})
+    tools = params.get("tools")
+    if tools:
+        for i, t in enumerate(tools):
+            attrs[_tool_keys(i)] = _ENCODE(t)
+    messages = params.get("messages")
+    if messages:
+        _input_messages(attrs, messages, capture)
+    return attrs
+
+
+def _usage_attributes(attrs: dict[str, Any], usage: Any) -> None:
+    for key, name in ((OI.TOKENS_PROMPT, "prompt_tokens"), (OI.TOKENS_COMPLETION, "completion_tokens"),
+                      (OI.TOKENS_TOTAL, "total_tokens")):
+        value = getattr(usage, name, None)
+        if isinstance(value, int):
+            attrs[key] = value
+    details = getattr(usage, "prompt_tokens_details", None)
+    cached = getattr(details, "cached_tokens", None) if details is not None else None
+    if isinstance(cached, int):
+        attrs[OI.TOKENS_CACHE_READ] = cached
+    details = getattr(usage, "completion_tokens_details", None)
+    reasoning = getattr(details, "reasoning_tokens", None) if details is not None else None
+    if isinstance(reasoning, int):
+        attrs[OI.TOKENS_REASONING] = reasoning
+
+
+def response_attributes(completion: Any, capture: _Capture) -> dict[str, Any]:
+    """OpenInference attributes of a ``ChatCompletion`` (plus the system fingerprint)."""
+    attrs: dict[str, Any] = {}
+    model = getattr(completion, "model", None)
+    if model:
+        attrs[OI.LLM_MODEL_NAME] = model
+        attrs[OI.LLM_RESPONSE_MODEL] = model
+    fingerprint = getattr(completion, "system_fingerprint", None)
+    if fingerprint:
+        attrs[G.SYSTEM_FINGERPRINT_NEW] = fingerprint
+    usage = getattr(completion, "usage", None)
+    if usage is not None:
+        _usage_attributes(attrs, usage)
+    for choice in getattr(completion, "choices", None) or ():
+        index = getattr(choice, "index", 0) or 0
+        message = getattr(choice, "message", None)
+        if message is not None:
+            role_key, content_key, _, _, _, calls_prefix = _OUT_KEYS(index)
+            attrs[role_key] = getattr(message, "role", None) or "assistant"
+            content = getattr(message, "content", None)
+            if content and capture.messages:
+                attrs[content_key] = content
+            calls = getattr(message, "tool_calls", None)
+            if calls:
+                _tool_calls(attrs, calls_prefix, calls, capture.tool_io, False)
+        if index == 0:
+            reason = getattr(choice, "finish_reason", None)
+            if reason:
+                attrs[OI.LLM_FINISH_REASON] = reason
+    return attrs
+
+
+class _StreamAccumulator:
+    """Chat completion chunks folded into the attributes of the whole answer."""
+
+    __slots__ = ("calls", "fingerprint", "finish", "model", "roles", "texts", "usage")
+
+    def __init__(self) -> None:
+        self.model: str | None = None
+        self.fingerprint: str | None = None
+        self.usage: Any = None
+        self.roles: dict[int, str] = {}
+        self.texts: dict[int, list[str]] = {}
+        self.calls: dict[int, dict[int, dict[str, Any]]] = {}
+        self.finish: str | None = None
+
+    def add(self, chunk: Any) -> None:
+        if self.model is None:
+            self.model = getattr(chunk, "model", None) or None
+        if self.fingerprint is None:
+            self.fingerprint = getattr(chunk, "system_fingerprint", None) or None
+        usage = getattr(chunk, "usage", None)
+        if usage is not None:
+            self.usage = usage
+        for choice in getattr(chunk, "choices", None) or ():
+            index = getattr(choice, "index", 0) or 0
+            delta = getattr(choice, "delta", None)
+            if delta is not None:
+                role = getattr(delta, "role", None)
+                if role:
+                    self.roles[index] = role
+                text = getattr(delta, "content", None)
+                if text:
+                    self.texts.setdefault(index, []).append(text)
+                for tc in getattr(delta, "tool_calls", None) or ():
+                    call = self.calls.setdefault(index, {}).setdefault(
+                        getattr(tc, "index", 0) or 0, {"id": None, "name": None, "arguments": []})
+                    if getattr(tc, "id", None):
+                        call["id"] = tc.id
+                    fn = getattr(tc, "function", None)
+                    if fn is not None:
+                        if getattr(fn, "name", None):
+                            call["name"] = fn.name
+                        if getattr(fn, "arguments", None):
+                            call["arguments"].append(fn.arguments)
+            reason = getattr(choice, "finish_reason", None)
+            if reason and index == 0:
+                self.finish = reason
+
+    def attributes(self, capture: _Capture) -> dict[str, Any]:
+        attrs: dict[str, Any] = {}
+        if self.model:
+            attrs[OI.LLM_MODEL_NAME] = attrs[OI.LLM_RESPONSE_MODEL] = self.model
+        if self.fingerprint:
+            attrs[G.SYSTEM_FINGERPRINT_NEW] = self.fingerprint
+        if self.usage is not None:
+            _usage_attributes(attrs, self.usage)
+        for index in sorted(set(self.roles) | set(self.texts) | set(self.calls)):
+            role_key, content_key, _, _, _, calls_prefix = _OUT_KEYS(index)
+            attrs[role_key] = self.roles.get(index, "assistant")
+            if index in self.texts and capture.messages:
+                attrs[content_key] = "".join(self.texts[index])
+            calls = [
+                {"id": c["id"], "function": {"name": c["name"], "arguments": "".join(c["arguments"])}}
+                for _, c in sorted(self.calls.get(index, {}).items())
+            ]
+            if calls:
+                _tool_calls(attrs, calls_prefix, calls, capture.tool_io, True)
+        if self.finish:
+            attrs[OI.LLM_FINISH_REASON] = self.finish
+        return attrs
+
+
+class _Call:
+    """One traced chat call: its span, and how it ends (once)."""
+
+    __slots__ = ("acc", "agent", "done", "span", "wrapper")
+
+    def __init__(self, span: Span, wrapper: OpenAIChatWrapper, agent: str) -> None:
+        self.span = span
+        self.wrapper = wrapper
+        self.agent = agent
+        self.done = False
+        self.acc: _StreamAccumulator | None = None
+
+    def fail(self, exc: BaseException) -> None:
+        if self.done:
+            return
+        self.done = True
+        try:
+            self.span.record_exception(exc)
+            self.span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+            self.span.end()
+        except Exception:  # telemetry never breaks the call
+            logger.exception("failed to end an OpenAI span")
+
+    def finish(self, attrs: dict[str, Any]) -> None:
+        """End the span with the answer's attributes; raises ModelPinMismatch when pinned so."""
+        if self.done:
+            return
+        self.done = True
+        mismatch = None
+        try:
+            mismatch = self.wrapper.pins.check(self.agent, attrs.get(OI.LLM_RESPONSE_MODEL), attrs)
+            set_attributes(self.span, attrs)
+            if mismatch is not None:
+                self.span.record_exception(mismatch)
+                self.span.set_status(Status(StatusCode.ERROR, f"{type(mismatch).__name__}: {mismatch}"))
+            else:
+                self.span.set_status(_OK)
+            self.span.end()
+        except Exception:
+            logger.exception("failed to end an OpenAI span")
+            return
+        if mismatch is not None:
+            raise mismatch
+
+
+try:  # a transparent proxy keeps isinstance(stream, openai.Stream) true for callers that check
+    from wrapt import ObjectProxy as _Proxy
+except ImportError:  # pragma: no cover (wrapt comes with every OpenInference instrumentor)
+
+    class _Proxy:  # type: ignore[no-redef]
+        def __init__(self, wrapped: Any) -> None:
+            object.__setattr__(self, "__wrapped__", wrapped)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.__wrapped__, name)
+
+
+class _TracedStream(_Proxy):  # type: ignore[misc]
+    """A sync stream that records each chunk and ends the span when the stream ends."""
+
+    def __init__(self, stream: Any, call: _Call) -> None:
+        super().__init__(stream)
+        self._self_call = call
+        call.acc = _StreamAccumulator()
+
+    def __iter__(self) -> Iterator[Any]:
+        return self
+
+    def __next__(self) -> Any:
+        try:
+            chunk = self.__wrapped__.__next__()
+        except StopIteration:
+            self._self_end()
+            raise
+        except BaseException as exc:
+            self._self_call.fail(exc)
+            raise
+        self._self_add(chunk)
+        return chunk
+
+    def _self_add(self, chunk: Any) -> None:
+        call = self._self_call
+        acc = call.acc
+        if acc is None:
+            return
+        try:
+            first_model = acc.model is None
+            acc.add(chunk)
+            check_pin = first_model and acc.model is not None and call.wrapper.pins.raises
+        except Exception:
+            logger.exception("failed to record an OpenAI stream chunk")
+            return
+        if check_pin and call.wrapper.pins.check(call.agent, acc.model, None, log=False) is not None:
+            self._self_end()  # ends the span with the mismatch recorded, and raises it
+
+    def _self_end(self) -> None:
+        call = self._self_call
+        if call.done:
+            return
+        try:
+            attrs = call.acc.attributes(call.wrapper.capture) if call.acc is not None else {}
+        except Exception:
+            logger.exception("failed to read an OpenAI stream")
+            attrs = {}
+        call.finish(attrs)
+
+    def close(self) -> None:
+        try:
+            self.__wrapped__.close()
+        finally:
+            self._self_end()
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _AsyncTracedStream(_TracedStream):
+    """The async counterpart of ``_TracedStream``."""
+
+    def __aiter__(self) -> Any:
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            chunk = await self.__wrapped__.__anext__()
+        except StopAsyncIteration:
+            self._self_end()
+            raise
+        except BaseException as exc:
+            self._self_call.fail(exc)
+            raise
+        self._self_add(chunk)
+        return chunk
+
+    async def close(self) -> None:  # type: ignore[override]
+        try:
+            await self.__wrapped__.close()
+        finally:
+            self._self_end()
+
+    async def __aenter__(self) -> Any:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+class OpenAIChatWrapper:
+    """Installs and removes the lean chat-completion tracing on the ``openai`` SDK.
+
+    ``agent_name`` returns the current agent's name (for model pins); ``capture``
+    says which content is recorded at all. Safe to ``install`` twice (no-op).
+    """
+
+    def __init__(
+        self,
+        tracer: trace_api.Tracer,
+        *,
+        capture_messages: bool = True,
+        capture_tool_io: bool = True,
+        pins: ModelPins | None = None,
+        agent_name: Callable[[], str] = lambda: "",
+        context_attributes: Callable[[], Any] | None = None,
+    ) -> None:
+        self.tracer = tracer
+        self.capture = _Capture(capture_messages, capture_tool_io)
+        self.pins = pins or ModelPins()
+        self.agent_name = agent_name
+        self.context_attributes = context_attributes
+        self._originals: tuple[Any, Any] | None = None
+        self._openai: Any = None
+
+    @property
+    def installed(self) -> bool:
+        return self._originals is not None
+
+    def install(self) -> None:
+        if self._originals is not None:
+            return
+        import openai
+
+        self._openai = openai
+        chat_type = openai.types.chat.ChatCompletion
+        sync_orig, async_orig = openai.OpenAI.request, openai.AsyncOpenAI.request
+        wrapper = self
+
+        @functools.wraps(sync_orig)
+        def request(client: Any, *args: Any, **kwargs: Any) -> Any:
+            if not args or args[0] is not chat_type or context_api.get_value(_SUPPRESS_KEY):
+                return sync_orig(client, *args, **kwargs)
+            started = wrapper._start(client, args)
+            if started is None:
+                return sync_orig(client, *args, **kwargs)
+            call, token = started
+            try:
+                response = sync_orig(client, *args, **kwargs)
+            except BaseException as exc:
+                call.fail(exc)
+                raise
+            finally:
+                context_api.detach(token)
+            return wrapper._result(call, response, _TracedStream)
+
+        @functools.wraps(async_orig)
+        async def async_request(client: Any, *args: Any, **kwargs: Any) -> Any:
+            if not args or args[0] is not chat_type or context_api.get_value(_SUPPRESS_KEY):
+                return await async_orig(client, *args, **kwargs)
+            started = wrapper._start(client, args)
+            if started is None:
+                return await async_orig(client, *args, **kwargs)
+            call, token = started
+            try:
+                response = await async_orig(client, *args, **kwargs)
+            except BaseException as exc:
+                call.fail(exc)
+                raise
+            finally:
+                context_api.detach(token)
+            return wrapper._result(call, response, _AsyncTracedStream)
+
+        request._agentledger = True  # type: ignore[attr-defined]
+        async_request._agentledger = True  # type: ignore[attr-defined]
+        openai.OpenAI.request = request  # type: ignore[method-assign]
+        openai.AsyncOpenAI.request = async_request  # type: ignore[method-assign]
+        self._originals = (sync_orig, async_orig)
+
+    def uninstall(self) -> None:
+        if self._originals is None:
+            return
+        openai = self._openai
+        if getattr(openai.OpenAI.request, "_agentledger", False):
+            openai.OpenAI.request, openai.AsyncOpenAI.request = self._originals
+        else:  # someone patched on top of us: leave their wrapper, disable ours
+            logger.warning("openai.OpenAI.request was re-wrapped after AgentLedger; tracing stays patched in")
+        self._originals = None
+
+    # -- the hot path ------------------------------------------------------------------------
+
+    def _start(self, client: Any, args: tuple[Any, ...]) -> tuple[_Call, object] | None:
+        try:
+            options = args[1]
+            params = getattr(options, "json_data", None)
+            if not isinstance(params, Mapping):
+                return None
+            provider = client.__dict__.get(_PROVIDER_SLOT)
+            if provider is None:  # the client's host decides; computed once per client
+                host = getattr(getattr(client, "base_url", None), "host", "") or ""
+                provider = client.__dict__[_PROVIDER_SLOT] = _provider_from_host(host)
+            attrs = request_attributes(params, provider, self.capture)
+            if self.context_attributes is not None:
+                attrs.update(self.context_attributes())
+            # attributes go in after the start, without the SDK's per-value validation
+            # (a sampler therefore sees none: sampling on LLM attributes is not supported)
+            span = self.tracer.start_span("ChatCompletion")
+            set_attributes(span, attrs)
+            ctx = trace_api.set_span_in_context(span)
+            token = context_api.attach(context_api.set_value(_SUPPRESS_KEY, True, ctx))
+            return _Call(span, self, self.agent_name()), token
+        except Exception:
+            logger.exception("failed to start an OpenAI span")
+            return None
+
+    def _result(self, call: _Call, response: Any, stream_type: type[_TracedStream]) -> Any:
+        openai = self._openai
+        try:
+            if isinstance(response, (openai.Stream, openai.AsyncStream)):
+                return stream_type(response, call)
+            parsed = response
+            if not isinstance(response, openai.types.chat.ChatCompletion) and callable(
+                getattr(response, "parse", None)
+            ):  # .with_raw_response: the parsed value is cached by the SDK
+                parsed = response.parse()
+                if isinstance(parsed, (openai.Stream, openai.AsyncStream)):
+                    call.finish({})
+                    return response
+            attrs = response_attributes(parsed, self.capture)
+        except Exception:
+            logger.exception("failed to record an OpenAI response")
+            attrs = {}
+        call.finish(attrs)
+        return response

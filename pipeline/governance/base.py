@@ -1,0 +1,62 @@
+"""The record log: where governance records become durable before the collector answers.
+
+``RecordLog.append`` returns only once the record is durable, which is what
+"logged before taken" rests on: the collector acknowledges an intent (and the
+governed tool runs) only after ``append`` returned. Implementations:
+``StoreLog`` (group-committed inserts into the store: the embedded server, or any
+collector with a store), ``KafkaLog`` (the intents topic, acks=all; the pipeline's
+``IntentConsumer`` stores it) and ``MemoryLog`` (the test double).
+
+Exceptions, by what the agent should do::
+
+    GovernanceError
+    ├── GovernanceUnavailable  retryable: store or broker down, timed out  -> HTTP 503 + Retry-After
+    └── GovernanceRejected     permanent: the record can never be taken     -> HTTP 400 (or its status)
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+from agentledger.pipeline.governance.records import RecordType
+
+__all__ = ["RecordLog", "GovernanceError", "GovernanceUnavailable", "GovernanceRejected"]
+
+
+class GovernanceError(Exception):
+    """A governance record could not be taken."""
+
+
+class GovernanceUnavailable(GovernanceError):
+    """Nothing was stored; asking again later may succeed."""
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class GovernanceRejected(GovernanceError):
+    """The record can never be stored as it is."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class RecordLog(abc.ABC):
+    """Makes governance records durable.
+
+    Contract: ``append`` is called from many threads at once and blocks until the
+    record is durable, or raises GovernanceError (then nothing is promised stored).
+    Appending the same record twice may store it twice; the tables collapse the
+    copies (same sorting key), so reads with ``FINAL`` see it once. ``close`` is
+    safe to call twice.
+    """
+
+    @abc.abstractmethod
+    def append(self, kind: RecordType, tenant: str, key: str, row: dict[str, Any]) -> None:
+        """Make ``row`` (a row of ``kind``'s table, times in Unix ns) durable or raise."""
+
+    def close(self) -> None:
+        """Release resources."""

@@ -1,0 +1,133 @@
+"""Read-side queries of the governance tables (same SQL on both stores, read with ``FINAL``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agentledger.pipeline.governance.records import (
+    CONTROLS_TABLE,
+    INTENTS_TABLE,
+    OUTCOMES_TABLE,
+    ControlAction,
+    ControlOut,
+    ControlScope,
+)
+from agentledger.pipeline.stores import Store
+
+__all__ = ["latest_controls", "control_history", "get_intent", "list_intents"]
+
+_LATEST = f"""
+    SELECT tenant, scope, target,
+           argMax(control_id, (created_at, control_id)) AS last_control_id,
+           argMax(action, (created_at, control_id)) AS last_action,
+           argMax(by, (created_at, control_id)) AS last_by,
+           argMax(reason, (created_at, control_id)) AS last_reason,
+           toUnixTimestamp64Nano(max(created_at)) AS created_at_ns
+    FROM {CONTROLS_TABLE} FINAL
+    {{where}}
+    GROUP BY tenant, scope, target
+"""
+
+
+def _control(row: dict[str, Any], prefix: str = "") -> ControlOut:
+    if prefix:
+        row = {**row, **{k[len(prefix):]: v for k, v in row.items() if k.startswith(prefix)}}
+    return ControlOut(
+        control_id=row["control_id"], tenant=row["tenant"], created_at_ns=int(row["created_at_ns"]),
+        action=ControlAction(row["action"]), scope=ControlScope(row["scope"]), target=row["target"],
+        by=row["by"], reason=row["reason"],
+    )
+
+
+def latest_controls(store: Store, tenant: str | None = None) -> list[ControlOut]:
+    """The latest control event of every (tenant, scope, target): a pause there is in force
+    when that event is a pause."""
+    if tenant is None:
+        return [_control(r, "last_") for r in store.query_rows(_LATEST.format(where=""))]
+    rows = store.query_rows(_LATEST.format(where="WHERE tenant = {tenant:String}"), {"tenant": tenant})
+    return [_control(r, "last_") for r in rows]
+
+
+def control_history(store: Store, tenant: str, limit: int = 100) -> list[ControlOut]:
+    """Every control event of ``tenant``, newest first."""
+    rows = store.query_rows(
+        f"""
+        SELECT tenant, control_id, action, scope, target, by, reason,
+               toUnixTimestamp64Nano(created_at) AS created_at_ns
+        FROM {CONTROLS_TABLE} FINAL
+        WHERE tenant = {{tenant:String}}
+        ORDER BY created_at DESC, control_id DESC
+        LIMIT {{limit:UInt32}}
+        """,
+        {"tenant": tenant, "limit": int(limit)},
+    )
+    return [_control(r) for r in rows]
+
+
+_INTENT_FIELDS = """
+    intent_id, attempt, decision, control_id, tool_name, tool_call_id, arguments, arguments_sha256,
+    arguments_redacted, trace_id, span_id, parent_span_id, principal_id, principal_name, principal_role,
+    principal_chain, policy_id, agent_name, session_id, user_id,
+    requested_at, received_at
+"""
+
+
+def _outcomes(store: Store, tenant: str, intent_ids: list[str]) -> dict[str, dict[str, Any]]:
+    if not intent_ids:
+        return {}
+    rows = store.query_rows(
+        f"""
+        SELECT intent_id, status, result, result_sha256, error_type, error_message, duration_ms, paused_ms,
+               finished_at
+        FROM {OUTCOMES_TABLE} FINAL
+        WHERE tenant = {{tenant:String}} AND intent_id IN {{ids:Array(String)}}
+        """,
+        {"tenant": tenant, "ids": intent_ids},
+    )
+    return {r.pop("intent_id"): r for r in rows}
+
+
+def list_intents(
+    store: Store,
+    tenant: str,
+    *,
+    trace_id: str | None = None,
+    session_id: str | None = None,
+    tool_name: str | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """Intents of ``tenant`` newest first, each with its ``outcome`` (None while none was recorded)."""
+    where = ["tenant = {tenant:String}"]
+    params: dict[str, Any] = {"tenant": tenant, "limit": int(limit)}
+    for column, value in (("trace_id", trace_id), ("session_id", session_id), ("tool_name", tool_name)):
+        if value:
+            where.append(f"{column} = {{{column}:String}}")
+            params[column] = value
+    rows = store.query_rows(
+        f"""
+        SELECT {_INTENT_FIELDS}
+        FROM {INTENTS_TABLE} FINAL
+        WHERE {' AND '.join(where)}
+        ORDER BY requested_at DESC, intent_id
+        LIMIT {{limit:UInt32}}
+        """,
+        params,
+    )
+    outcomes = _outcomes(store, tenant, [r["intent_id"] for r in rows])
+    for row in rows:
+        row["outcome"] = outcomes.get(row["intent_id"])
+    return rows
+
+
+def get_intent(store: Store, tenant: str, intent_id: str) -> dict[str, Any] | None:
+    """One intent with its outcome, or None."""
+    rows = store.query_rows(
+        f"SELECT {_INTENT_FIELDS} FROM {INTENTS_TABLE} FINAL "
+        "WHERE tenant = {tenant:String} AND intent_id = {intent_id:String}",
+        {"tenant": tenant, "intent_id": intent_id},
+    )
+    if not rows:
+        return None
+    row = rows[0]
+    row["outcome"] = _outcomes(store, tenant, [intent_id]).get(intent_id)
+    return row

@@ -1,0 +1,147 @@
+"""The collector side of governance: answer intents, record outcomes, keep run controls.
+
+``GovernanceService.for_collector`` wires it from what the collector has, in one place:
+
+* embedded (the sink writes into a store): intents, outcomes and controls are inserted
+  into that store (``StoreLog``) before the collector answers;
+* Kafka (``KafkaSink``): intents and outcomes are produced to the intents topic with
+  acks=all before the collector answers; the pipeline's ``IntentConsumer`` stores them.
+  Controls go to the store when the collector has one, else to the topic and this
+  replica's memory (see ``controls``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from typing import Any
+
+from agentledger.pipeline.governance import queries
+from agentledger.pipeline.governance.base import (
+    GovernanceRejected,
+    GovernanceUnavailable,
+    RecordLog,
+)
+from agentledger.pipeline.governance.controls import ControlBook
+from agentledger.pipeline.governance.records import (
+    ControlIn,
+    ControlOut,
+    Decision,
+    IntentAck,
+    IntentIn,
+    OutcomeIn,
+    RecordType,
+    intent_row,
+    outcome_row,
+)
+from agentledger.pipeline.governance.settings import GovernanceSettings
+from agentledger.pipeline.sinks import Sink
+from agentledger.pipeline.stores import Store, StoreError
+
+__all__ = ["GovernanceService"]
+
+log = logging.getLogger(__name__)
+
+
+class GovernanceService:
+    """Answers intents (stored before the answer), records outcomes and controls."""
+
+    def __init__(
+        self,
+        intents: RecordLog,
+        controls: ControlBook,
+        store: Store | None = None,
+        settings: GovernanceSettings | None = None,
+        *,
+        owned: tuple[RecordLog, ...] = (),
+        mode: str = "custom",
+    ) -> None:
+        self.intents = intents
+        self.controls = controls
+        self.store = store
+        self.settings = settings or GovernanceSettings()
+        self.mode = mode
+        self._owned = owned
+
+    @classmethod
+    def for_collector(
+        cls, sink: Sink, store: Store | None, settings: GovernanceSettings | None = None
+    ) -> GovernanceService:
+        """Wire governance to the collector's sink and (optional) store."""
+        from agentledger.pipeline.sinks.kafka import KafkaSink
+
+        settings = settings or GovernanceSettings()
+        store_log = None
+        if store is not None:
+            from agentledger.pipeline.governance.store_log import StoreLog
+
+            store_log = StoreLog(store, timeout_s=settings.write_timeout_s)
+        if isinstance(sink, KafkaSink):
+            from agentledger.pipeline.governance.kafka_log import KafkaLog
+
+            kafka_log = KafkaLog(sink.settings, create_topics=False)
+            control_log: RecordLog = store_log or kafka_log
+            book = ControlBook(control_log, store, ttl_s=settings.controls_ttl_s,
+                               history=settings.memory_controls_history)
+            owned = tuple(x for x in (kafka_log, store_log) if x is not None)
+            return cls(kafka_log, book, store, settings, owned=owned, mode="kafka")
+        if store_log is None:
+            raise GovernanceUnavailable("this collector has neither a Kafka sink nor a store to record intents in")
+        book = ControlBook(store_log, store, ttl_s=settings.controls_ttl_s)
+        return cls(store_log, book, store, settings, owned=(store_log,), mode="embedded")
+
+    # -- intents ---------------------------------------------------------------------------------
+
+    def ask(self, tenant: str, intent: IntentIn) -> IntentAck:
+        """Store the intent (durably, before returning) with the decision for this ask."""
+        problem = intent.check_hash()
+        if problem:
+            raise GovernanceRejected(problem)
+        received = time.time_ns()
+        control = self.controls.holding(tenant, intent)
+        decision = Decision.PAUSED if control is not None else Decision.PROCEED
+        control_id = control.control_id if control is not None else ""
+        self.intents.append(RecordType.INTENT, tenant, intent.intent_id,
+                            intent_row(tenant, intent, decision, control_id, received))
+        if control is not None:
+            return IntentAck(intent_id=intent.intent_id, attempt=intent.attempt, decision=decision,
+                             control_id=control_id, retry_after_s=self.settings.pause_retry_after_s)
+        return IntentAck(intent_id=intent.intent_id, attempt=intent.attempt, decision=decision)
+
+    def outcome(self, tenant: str, intent_id: str, outcome: OutcomeIn) -> None:
+        """Store what the governed tool returned or raised."""
+        if outcome.result is not None and outcome.result_sha256:
+            actual = hashlib.sha256(outcome.result.encode("utf-8", "surrogatepass")).hexdigest()
+            if actual != outcome.result_sha256:
+                raise GovernanceRejected(f"result_sha256 does not match the result sent (sha256 {actual})")
+        self.intents.append(RecordType.OUTCOME, tenant, intent_id,
+                            outcome_row(tenant, intent_id, outcome, time.time_ns()))
+
+    def intent(self, tenant: str, intent_id: str) -> dict[str, Any] | None:
+        return queries.get_intent(self._reader(), tenant, intent_id)
+
+    def list_intents(self, tenant: str, **filters: Any) -> list[dict[str, Any]]:
+        return queries.list_intents(self._reader(), tenant, **filters)
+
+    # -- controls --------------------------------------------------------------------------------
+
+    def control(self, tenant: str, control: ControlIn) -> ControlOut:
+        return self.controls.record(tenant, control)
+
+    def list_controls(self, tenant: str, *, everything: bool = False, limit: int = 100) -> list[ControlOut]:
+        try:
+            if everything:
+                return self.controls.history(tenant, limit)
+            return self.controls.active(tenant)[:limit]
+        except StoreError as exc:
+            raise GovernanceUnavailable(f"cannot read controls: {exc}") from exc
+
+    def close(self) -> None:
+        for owned in self._owned:
+            owned.close()
+
+    def _reader(self) -> Store:
+        if self.store is None:
+            raise GovernanceUnavailable("this collector has no store to read intents from; query the pipeline's store")
+        return self.store

@@ -1,4 +1,4 @@
-"""``agentledger verify`` (and the audit commands): answers for auditors."""
+"""``agentledger verify``, ``audit`` and ``replay``: answers for auditors."""
 
 from __future__ import annotations
 
@@ -29,6 +29,110 @@ def _verify(url: str, data_dir: Optional[str], api_key: Optional[str], tenant: s
         return verify(src.store, tenant, key=key, since=since).as_dict()  # type: ignore[attr-defined]
     finally:
         src.close()
+
+
+def _open(url: str, data_dir: Optional[str], api_key: Optional[str], tenant: str) -> Any:
+    return _source.open_source(url=url, data_dir=data_dir,
+                               default_data_dir=os.environ.get("AGENTLEDGER_DATA_DIR", ".agentledger"),
+                               api_key=api_key, tenant=tenant,
+                               clickhouse_url=os.environ.get("AGENTLEDGER_CLICKHOUSE_URL"))
+
+
+def _audit(url: str, data_dir: Optional[str], api_key: Optional[str], tenant: str, ref: str, last: bool) -> dict[str, Any]:
+    src = _open(url, data_dir, api_key, tenant)
+    try:
+        if isinstance(src, _source.HttpSource):
+            return src._get(f"/api/v1/audit/{ref}", format="json", last=str(last).lower())  # type: ignore[no-any-return]
+        from agentledger.pipeline import audit
+
+        try:
+            return audit.audit(src.store, tenant, ref, last=last)
+        except (audit.AuditNotFound, ValueError) as exc:
+            raise _source.SourceError(str(exc)) from exc
+    finally:
+        src.close()
+
+
+def _parse_filters(filters: list[str]) -> dict[str, Any]:
+    """``--filter key=value`` pairs: agent, model, since, until (ISO times), tools_only, limit."""
+    from datetime import datetime
+
+    out: dict[str, Any] = {}
+    for item in filters:
+        key, sep, value = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or key not in ("agent", "model", "since", "until", "tools_only", "limit"):
+            raise typer.BadParameter(f"{item!r}: expected agent=, model=, since=, until=, tools_only= or limit=",
+                                     param_hint="--filter")
+        value = value.strip()
+        try:
+            if key in ("since", "until"):
+                out[key] = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            elif key == "limit":
+                out[key] = int(value)
+            elif key == "tools_only":
+                out[key] = value.lower() in ("1", "true", "yes", "on")
+            else:
+                out[key] = value
+        except ValueError as exc:
+            raise typer.BadParameter(f"{item!r}: {exc}", param_hint="--filter") from exc
+    return out
+
+
+def _rebuilt(src: Any, tenant: str, span_id: Optional[str], filters: dict[str, Any], api: Optional[str]) -> tuple[list[Any], list[dict[str, Any]]]:
+    """Rebuilt requests of one span or of the filtered calls, from the server or the store directly."""
+    from agentledger.pipeline import replay
+
+    if isinstance(src, _source.HttpSource):
+        if span_id:
+            return [replay.RebuiltRequest.from_dict(src._get(f"/api/v1/replay/requests/{span_id}", api=api))], []
+        params = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in filters.items()}
+        found = src._get("/api/v1/replay/requests", api=api, **params)
+        return [replay.RebuiltRequest.from_dict(r) for r in found["requests"]], found["skipped"]
+    try:
+        if span_id:
+            return [replay.rebuild_request(src.store, tenant, span_id, api=api)], []
+        errors: list[dict[str, Any]] = []
+        ids = replay.select_calls(src.store, tenant, **filters)
+        return replay.rebuild_requests(src.store, tenant, ids, api=api, errors=errors), errors
+    except replay.ReplayError as exc:
+        raise _source.SourceError(str(exc)) from exc
+
+
+def _save(src: Any, report: Any) -> None:
+    from agentledger.pipeline import replay
+
+    if isinstance(src, _source.HttpSource):
+        resp = src._client.post("/api/v1/replays", json=report.as_dict())
+        if resp.status_code >= 400:
+            raise _source.SourceError(f"{src.where} did not store the drift report: {resp.status_code} {resp.text[:300]}")
+    else:
+        replay.save_report(src.store, report)
+
+
+def _print_outcome(console: Any, o: dict[str, Any]) -> None:
+    checks = o["checks"]
+    console.print(f"span [cyan]{o['span_id']}[/cyan] ({o['api']}, request {o['source']}): "
+                  f"recorded {o['recorded_model']} -> {o['recorded_answered_model']}, "
+                  f"replayed {o['replay_model']} -> {o['replay_answered_model'] or '?'}")
+    match = checks.get("messages_match")
+    console.print(f"  messages sha256 {checks.get('messages_sha256', '')[:16]}… vs recorded input_hash "
+                  f"{checks.get('input_hash', '')[:16]}…: "
+                  + ("[green]match[/green]" if match else "[yellow]n/a[/yellow]" if match is None else "[red]MISMATCH[/red]"))
+    if checks.get("reconstruction_exact") is not None:
+        console.print("  rebuilt from messages/tools/parameters/model = recorded request: "
+                      + ("[green]yes[/green]" if checks["reconstruction_exact"] else "[yellow]no[/yellow]"))
+    for note in o["notes"]:
+        console.print(f"  note: {note}")
+    if o["error"]:
+        console.print(f"  [red]error[/red]: {o['error']}")
+        return
+    d = o["diff"]
+    rec = [c["name"] for c in o["recorded"]["tool_calls"]]
+    new = [c["name"] for c in o["replayed"]["tool_calls"]]
+    verdict = "[red]DRIFT[/red]" if d["drift"] else "[green]no drift[/green]"
+    console.print(f"  {verdict}: tools {rec} -> {new} (same: {d['same_tools']}), arguments equal: {d['same_arguments']}, "
+                  f"text similarity {d['text_similarity']:.3f}, token Jaccard {d['token_jaccard']:.3f}")
 
 
 def register(app: typer.Typer) -> None:
@@ -65,4 +169,116 @@ def register(app: typer.Typer) -> None:
                 if len(report["problems"]) > 1:
                     console.print(f"  ({len(report['problems']) - 1} more problem(s); --json lists them all)")
         if not report["ok"]:
+            raise typer.Exit(1)
+
+
+    @app.command()
+    def audit(
+        ref: str = typer.Argument(..., help="Span id (16 hex digits) of an action, or a trace id (32)."),
+        last: bool = typer.Option(False, "--last", help="For a trace id: only its last tool call."),
+        fmt: str = typer.Option("markdown", "--format", "-f", help="markdown, json or html."),
+        output: Optional[str] = typer.Option(None, "--output", "-o", help="Write the report to this file."),
+        tenant: str = typer.Option("default", "--tenant", envvar="AGENTLEDGER_TENANT", help="Tenant."),
+        url: str = typer.Option("http://127.0.0.1:4318", "--url", envvar="AGENTLEDGER_URL", help="Running server."),
+        data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Read this embedded data directory directly."),
+        api_key: Optional[str] = typer.Option(None, "--api-key", envvar="AGENTLEDGER_API_KEY", help="API key."),
+    ) -> None:
+        """Everything the agent saw before an action, which model version decided, under whose authority."""
+        from agentledger.pipeline.audit import to_html, to_markdown
+
+        if fmt not in ("markdown", "json", "html"):
+            raise typer.BadParameter("expected markdown, json or html", param_hint="--format")
+        try:
+            result = _audit(url, data_dir, api_key, tenant, ref, last)
+        except _source.SourceError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from exc
+        text = (json.dumps(result, indent=2, ensure_ascii=False) if fmt == "json"
+                else to_html(result) if fmt == "html" else to_markdown(result))
+        if output:
+            with open(output, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            typer.echo(f"wrote {fmt} audit of {len(result['actions'])} action(s) to {output}", err=True)
+        else:
+            typer.echo(text)
+
+    @app.command()
+    def replay(
+        span_id: Optional[str] = typer.Argument(None, help="LLM span id to replay; omit to replay the --filter matches."),
+        model: Optional[str] = typer.Option(None, "--model", help="Replay against this model (default: the recorded one)."),
+        base_url: Optional[str] = typer.Option(None, "--base-url", help="Provider base URL, as its SDK takes it."),
+        provider_key: Optional[str] = typer.Option(None, "--api-key", help="Provider API key (default: the SDK's variable)."),
+        api: Optional[str] = typer.Option(None, "--api", help="Send in this wire format: openai or anthropic (translates)."),
+        filters: list[str] = typer.Option([], "--filter", help="agent=, model=, since=, until=, tools_only=, limit= (repeatable)."),
+        save: bool = typer.Option(True, "--save/--no-save", help="Store the drift report of a --filter replay."),
+        fail_on_drift: bool = typer.Option(False, "--fail-on-drift", help="Exit 1 when any call drifted or failed."),
+        tenant: str = typer.Option("default", "--tenant", envvar="AGENTLEDGER_TENANT", help="Tenant."),
+        url: str = typer.Option("http://127.0.0.1:4318", "--url", envvar="AGENTLEDGER_URL", help="Running server."),
+        data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Read this embedded data directory directly."),
+        server_key: Optional[str] = typer.Option(None, "--server-key", envvar="AGENTLEDGER_API_KEY",
+                                                 help="AgentLedger API key (for --url)."),
+        timeout: float = typer.Option(120.0, "--timeout", help="Seconds to wait for each provider answer."),
+        as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    ) -> None:
+        """Send a recorded LLM call again and diff the answer; with --filter, replay many into a drift report.
+
+        The request is rebuilt from stored content (messages, tools, parameters, model) and checked against
+        the hash recorded at ingest; the drift report (agreement on tools and arguments, text similarity,
+        worst cases) is stored with links to the source spans.
+        """
+        from agentledger.pipeline import replay as replay_mod
+
+        if api not in (None, "openai", "anthropic"):
+            raise typer.BadParameter("expected openai or anthropic", param_hint="--api")
+        if span_id and filters:
+            raise typer.BadParameter("give a span id or --filter, not both", param_hint="--filter")
+        selected = _parse_filters(filters)
+        selected.setdefault("limit", 50)
+        try:
+            src = _open(url, data_dir, server_key, tenant)
+        except _source.SourceError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from exc
+        console = render.console(stderr=as_json)
+        try:
+            requests, skipped = _rebuilt(src, tenant, span_id, selected, api)
+            if span_id:
+                outcome = replay_mod.replay_request(requests[0], model=model, base_url=base_url,
+                                                    api_key=provider_key, timeout=timeout)
+                result: dict[str, Any] = outcome.as_dict()
+                drifted = outcome.diff is None or outcome.diff.drift
+                if as_json:
+                    typer.echo(json.dumps(result, indent=2, ensure_ascii=False))
+                else:
+                    _print_outcome(console, result)
+            else:
+                report = replay_mod.replay_many(requests, tenant=tenant, model=model, base_url=base_url,
+                                                api_key=provider_key, timeout=timeout,
+                                                filter={k: str(v) for k, v in selected.items()})
+                if save and report.outcomes:
+                    _save(src, report)
+                summary = report.summary
+                drifted = bool(summary["drifted"] or summary["errors"])
+                if as_json:
+                    typer.echo(json.dumps({**report.as_dict(), "skipped": skipped, "saved": save}, indent=2,
+                                          ensure_ascii=False))
+                else:
+                    for o in report.outcomes:
+                        _print_outcome(console, o.as_dict())
+                    sims = summary["text_similarity"]
+                    console.print(
+                        f"\n[bold]drift report {report.run_id}[/bold]{' (stored)' if save and report.outcomes else ''}: "
+                        f"{summary['replayed']} replayed, {summary['errors']} failed, {summary['drifted']} drifted, "
+                        f"{len(skipped)} skipped; tool agreement {summary['tool_agreement']}, argument agreement "
+                        f"{summary['argument_agreement']}; text similarity mean {sims['mean']} p10 {sims['p10']} "
+                        f"p50 {sims['p50']} min {sims['min']}")
+                    for w in summary["worst"]:
+                        console.print(f"  worst: span {w['span_id']} tools {w['recorded_tools']} -> {w['replayed_tools']}, "
+                                      f"similarity {w['text_similarity']:.3f}")
+        except _source.SourceError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from exc
+        finally:
+            src.close()
+        if fail_on_drift and drifted:
             raise typer.Exit(1)

@@ -6,7 +6,6 @@ handlers never see a half-parsed request.
 
 from __future__ import annotations
 
-import gzip
 import json
 import zlib
 from typing import Any

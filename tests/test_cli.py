@@ -49,11 +49,26 @@ def test_demo_then_query_the_data_dir(tmp_path: Path) -> None:
     assert summary["models"] == ["gpt-4o -> gpt-4o-2024-08-06"]
     assert summary["decision"].startswith(("APPROVE", "ESCALATE"))
 
+    # the governed call: intent stored before the tool ran, parked by the pause, run once after the resume
+    gov = summary["governance"]
+    assert gov["principal_id"] == "controller@acme-corp.example" and gov["policy_id"] == "FIN-7"
+    assert gov["decision"] == "proceed" and gov["outcome"] == "ok" and gov["asks"] >= 2
+    assert gov["parked_seconds"] > 0
+    assert [c["action"] for c in gov["controls"]] == ["resume", "pause"]
+    # usage counts the agent's five spans and the governed tool's one; the ledger covers all six
+    assert summary["usage"]["calls"] == 6 and summary["usage"]["tokens"] == summary["tokens"]
+    assert summary["ledger"] == {"ok": True, "checkpoints": summary["ledger"]["checkpoints"], "rows": 6, "problems": []}
+    audit = summary["audit"]
+    assert audit["which_model_decided"]["answered_model"] == "gpt-4o-2024-08-06"
+    assert audit["under_whose_authority"]["principal_id"] == "controller@acme-corp.example"
+    assert audit["documents_verified"] and not audit["replay"]["error"]
+    assert audit["replay"]["diff"]["same_tools"] and Path(audit["report"]).read_text().startswith("#")
+    assert summary["dataset"]["examples"] == 2 and summary["dataset"]["format"] == "chat"
+
     listed = _run("traces", "--json", "--data-dir", data)
     assert listed.returncode == 0, listed.stderr
-    rows = json.loads(listed.stdout)
-    assert [r["trace_id"] for r in rows] == [summary["trace_id"]]
-    assert rows[0]["span_count"] == 5
+    rows = {r["trace_id"]: r for r in json.loads(listed.stdout)}
+    assert len(rows) == 2 and rows[summary["trace_id"]]["span_count"] == 5  # + the governed call's own trace
 
     one = _run("trace", summary["trace_id"], "--json", "--data-dir", data)
     assert one.returncode == 0, one.stderr

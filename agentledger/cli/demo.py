@@ -2,13 +2,18 @@
 
 Wiring of the demo process: a scripted OpenAI-compatible model server, the
 embedded AgentLedger server (collector + pipeline + chDB), and the sample
-agent instrumented with OpenInference exporting OTLP/HTTP to that server.
+agent instrumented with OpenInference exporting OTLP/HTTP to that server. After
+the run it shows what AgentLedger derives from the recording: a governed tool
+call parked by a pause and resumed, the usage summary, the ledger verified, the
+auditor's answers with a replay of the decision, and a fine-tuning dataset.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 from rich.panel import Panel
@@ -28,21 +33,27 @@ def run_demo(data_dir: str, *, as_json: bool = False) -> dict[str, Any]:
 
     from agentledger.collector import CollectorSettings
     from agentledger.demo.agent import AGENT_NAME, run_finance_agent
+    from agentledger.demo.governance import CONTROLLER, run_governed_lookup
+    from agentledger.instrumentation.processors import AttributionProcessor
     from agentledger.demo.provider import ScriptedProvider, default_script
     from agentledger.pipeline.settings import StoreSettings
     from agentledger.pipeline.stores import StoreError
     from agentledger.server import EmbeddedServer
 
     console = render.console(stderr=as_json)
+    store_settings = StoreSettings(data_dir=data_dir)
     try:
-        server = EmbeddedServer(CollectorSettings(no_auth=True, port=0), StoreSettings(data_dir=data_dir))
+        server = EmbeddedServer(CollectorSettings(no_auth=True, port=0), store_settings)
     except StoreError as exc:
         raise SourceError(f"{exc}\n(stop the server using {data_dir!r}, or pass --data-dir)") from exc
     with server, ScriptedProvider(default_script()) as provider:
         console.print(f"[bold]AgentLedger demo[/bold]: embedded server at {server.url}, scripted model at {provider.base_url}")
         tracer_provider = TracerProvider(resource=Resource.create({"service.name": "finance-controls"}))
+        tracer_provider.add_span_processor(AttributionProcessor(AGENT_NAME))  # principal on every span
         tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{server.url}/v1/traces")))
-        run = run_finance_agent(provider.base_url, tracer_provider)
+        with CONTROLLER:  # the agent acts for a named controller, under policy FIN-7
+            run = run_finance_agent(provider.base_url, tracer_provider)
+        governed = run_governed_lookup(server.url, tracer_provider, session_id=run.session_id, user_id=run.user_id)
         tracer_provider.force_flush()
         tracer_provider.shutdown()
 
@@ -51,7 +62,7 @@ def run_demo(data_dir: str, *, as_json: bool = False) -> dict[str, Any]:
         trace = {"trace_id": run.trace_id, "spans": spans, "tree": queries.trace_tree(spans)}
         hashes = [d["content_hash"] for s in spans for d in s["documents"]]
         contents = queries.get_contents(store, tenant, hashes)
-        summary = {
+        summary: dict[str, Any] = {
             "agent": AGENT_NAME,
             "trace_id": run.trace_id,
             "decision": run.decision,
@@ -67,8 +78,9 @@ def run_demo(data_dir: str, *, as_json: bool = False) -> dict[str, Any]:
             "cost_usd": round(sum(s["cost_usd"] for s in spans), 6),
             "data_dir": os.path.abspath(data_dir),
         }
+        summary.update(_derived(store, tenant, store_settings, run.trace_id, provider.base_url, governed, data_dir))
         if as_json:
-            print(json.dumps(summary, indent=2))
+            print(json.dumps({k: v for k, v in summary.items() if not k.startswith("_")}, indent=2, default=str))
             return summary
         console.print(Panel(run.decision, title="Agent decision", border_style="green"))
         console.print(render.trace_tree(trace))
@@ -76,10 +88,90 @@ def run_demo(data_dir: str, *, as_json: bool = False) -> dict[str, Any]:
         console.print(
             f"\nRecorded {summary['spans_recorded']} spans ({summary['llm_calls']} LLM calls, "
             f"tools: {', '.join(summary['tool_calls']) or 'none'}), {summary['tokens']} tokens, "
-            f"${summary['cost_usd']:.4f}.\n"
-            f"Data lives in [bold]{summary['data_dir']}[/bold] (embedded ClickHouse, tables "
-            "[cyan]spans[/cyan] and [cyan]contents[/cyan]). Look again with:\n"
+            f"${summary['cost_usd']:.4f}."
+        )
+        _print_derived(console, summary)
+        console.print(
+            f"\nData lives in [bold]{summary['data_dir']}[/bold] (embedded ClickHouse). Look again with:\n"
             f"  agentledger traces --data-dir {data_dir}\n"
-            f"  agentledger trace {run.trace_id} --data-dir {data_dir}"
+            f"  agentledger trace {run.trace_id} --data-dir {data_dir}\n"
+            f"  agentledger usage --data-dir {data_dir}\n"
+            f"  agentledger audit {run.trace_id} --data-dir {data_dir}\n"
+            f"  agentledger verify --data-dir {data_dir}"
         )
         return summary
+
+
+def _derived(store: Any, tenant: str, store_settings: Any, trace_id: str, provider_url: str, governed: Any,
+             data_dir: str) -> dict[str, Any]:
+    """What AgentLedger derives from the recording, in the demo's JSON shape."""
+    from agentledger.pipeline.audit import demo_audit
+    from agentledger.pipeline.datasets.export import demo_dataset
+    from agentledger.pipeline.jobs.summary import usage_summary
+    from agentledger.pipeline.ledger import verify
+
+    intent = governed.intent
+    outcome = intent.get("outcome") or {}
+    governance = {
+        "intent_id": intent["intent_id"], "tool": intent["tool_name"], "arguments": intent["arguments"],
+        "principal_id": intent["principal_id"], "principal_chain": intent["principal_chain"],
+        "policy_id": intent["policy_id"], "decision": intent["decision"], "asks": intent["attempt"] + 1,
+        "parked_seconds": round(governed.parked_seconds, 3), "outcome": outcome.get("status"),
+        "controls": [{"action": c["action"], "by": c["by"], "reason": c["reason"]} for c in governed.controls],
+    }
+    now = datetime.now(timezone.utc)
+    usage = usage_summary(store, tenant, now - timedelta(hours=1), now + timedelta(minutes=1))
+    key = store_settings.ledger_key.get_secret_value().encode() if store_settings.ledger_key else None
+    ledger = verify(store, tenant, key=key).as_dict()
+    answers = demo_audit(store, tenant, trace_id, provider_url)
+    report_path = Path(data_dir) / f"audit-{trace_id}.md"
+    report_path.write_text(answers["report_markdown"])
+    replay = answers["replay"]
+    manifest = demo_dataset(store, Path(data_dir) / "datasets", tenant=tenant)
+    return {
+        "governance": governance,
+        "usage": usage["totals"],
+        "_usage": usage,
+        "ledger": {"ok": ledger["ok"], "checkpoints": ledger["checkpoints"], "rows": ledger["rows"],
+                   "problems": ledger["problems"]},
+        "audit": {
+            "which_model_decided": answers["which_model_decided"],
+            "under_whose_authority": answers["under_whose_authority"],
+            "documents_verified": all(d["verified"] for d in answers["what_the_agent_saw"]["documents"]),
+            "replay": {"exact": replay["exact"], "replay_answered_model": replay["replay_answered_model"],
+                       "diff": replay["diff"], "error": replay["error"]},
+            "report": str(report_path.resolve()),
+        },
+        "dataset": {"id": manifest["id"], "format": manifest["format"], "examples": manifest["counts"]["examples"],
+                    "files": [f["path"] for f in manifest["files"]], "redaction": manifest["hygiene"]["redaction_policy"]},
+    }
+
+
+def _print_derived(console: Any, s: dict[str, Any]) -> None:
+    from agentledger.cli.usage import print_usage_summary
+
+    g = s["governance"]
+    controls = "; ".join(f"{c['action']} by {c['by']} ({c['reason']})" for c in g["controls"])
+    console.print(
+        f"\n[bold]Governed tool[/bold] {g['tool']}({g['arguments']}) for {g['principal_id']} under policy "
+        f"{g['policy_id']}: intent {g['intent_id']} logged before it ran, parked {g['parked_seconds']}s "
+        f"while paused ({g['asks']} asks), then {g['decision']}, outcome {g['outcome']}. Controls: {controls}."
+    )
+    print_usage_summary(console, s["_usage"])
+    led = s["ledger"]
+    console.print(f"\n[bold]Ledger[/bold]: {'OK' if led['ok'] else 'BROKEN'}, {led['rows']} rows under "
+                  f"{led['checkpoints']} chained checkpoints.")
+    a = s["audit"]
+    m = a["which_model_decided"]
+    who = a["under_whose_authority"] or {}
+    r = a["replay"]
+    console.print(
+        f"\n[bold]Audit[/bold]: decided by {m.get('answered_model')} ({m.get('provider')}, requested "
+        f"{m.get('requested_model')}), for {who.get('principal_id') or who.get('user_id') or 'nobody named'}; "
+        f"documents re-hashed and {'verified' if a['documents_verified'] else 'NOT verified'}. Replay of the "
+        f"decision: {'error: ' + str(r['error']) if r['error'] else ('same answer' if (r['diff'] or {}).get('text_similarity') == 1.0 else 'drift: ' + json.dumps(r['diff']))}. "
+        f"Full report: {a['report']}"
+    )
+    d = s["dataset"]
+    console.print(f"\n[bold]Dataset[/bold] {d['id']}: {d['examples']} {d['format']} examples, redaction "
+                  f"{d['redaction']}, files: {', '.join(d['files'])}")

@@ -6,8 +6,9 @@ name and a version that are stamped on every exported span
 which rules a stored span went through. Bump the version whenever the rules
 change.
 
-Presets (``PRESETS``), each a pattern plus, where a pattern alone would
-over-match, a checksum:
+Presets (``PRESETS``; the rules are :mod:`agentledger.schemas.pii`'s, shared with the
+export redaction and the egress detector), each a pattern plus, where a pattern
+alone would over-match, a checksum:
 
 * ``email``: e-mail addresses;
 * ``phone``: phone numbers (international ``+CC``, or 10-15 digits in groups);
@@ -17,7 +18,7 @@ over-match, a checksum:
 * ``iban``: IBANs whose mod-97 check digits are valid;
 * ``secret``: API keys and tokens that look like secrets (``sk-...``,
   ``sk-ant-...``, ``AKIA...``, ``ghp_...``, ``github_pat_...``, ``xox?-...``,
-  ``AIza...``, JWTs, ``Bearer ...``, and ``api_key=...``-style assignments).
+  ``AIza...``, JWTs, private keys, ``Bearer ...``, and ``api_key=...``-style assignments).
 
 Matches are replaced by ``[REDACTED:<PRESET>]`` (no quotes, so JSON stays valid).
 
@@ -34,103 +35,40 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Union
 
+from agentledger.schemas import pii
+from agentledger.schemas.pii import iban_valid, luhn_valid
+
 __all__ = ["PRESETS", "RedactionHook", "RedactionPolicy", "Redactor", "iban_valid", "luhn_valid"]
 
 RedactionHook = Callable[[str, str], str | None]
 """``hook(attribute_key, value) -> new value`` (``None`` drops the attribute)."""
 
 
-def luhn_valid(digits: str) -> bool:
-    """True when ``digits`` (only digits) pass the Luhn checksum used by payment cards."""
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
-        if i % 2:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
-
-
-def iban_valid(iban: str) -> bool:
-    """True when ``iban`` (no spaces, upper case) has valid ISO 13616 mod-97 check digits."""
-    if not 15 <= len(iban) <= 34:
-        return False
-    rearranged = iban[4:] + iban[:4]
-    number = "".join(str(int(ch, 36)) for ch in rearranged)
-    return int(number) % 97 == 1
-
-
-_SECRET = re.compile(
-    r"(?:"
-    r"\bsk-(?:ant-|proj-|live-|test-)?[A-Za-z0-9_\-]{20,}"
-    r"|\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"
-    r"|\bgh[pousr]_[A-Za-z0-9]{30,}"
-    r"|\bgithub_pat_[A-Za-z0-9_]{40,}"
-    r"|\bxox[abposr]-[A-Za-z0-9-]{10,}"
-    r"|\bAIza[0-9A-Za-z_\-]{35}"
-    r"|\beyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"
-    r"|(?i:\bbearer\s+)[A-Za-z0-9._~+/\-]{16,}=*"
-    r"|(?i:\b(?:api[_-]?key|secret|access[_-]?token|auth[_-]?token|password|passwd)\b"
-    r"[\"']?\s*[:=]\s*[\"']?)[^\s\"',;]{8,}"
-    r")"
-)
-_EMAIL = re.compile(r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}\b")
-_CARD = re.compile(r"(?<![\d\-])\d(?:[ \-]?\d){12,18}(?![\d\-])")
-_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}\b")
-_PHONE = re.compile(
-    r"(?<![\w+])(?:\+\d{1,3}[ .\-]?(?:\(\d{1,4}\)[ .\-]?)?\d{1,4}(?:[ .\-]?\d{2,4}){1,4}"
-    r"|\(\d{2,4}\)[ .\-]?\d{3,4}[ .\-]?\d{3,4}"
-    r"|\d{3}[ .\-]\d{3}[ .\-]\d{4})(?![\w])"
-)
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-
-
-def _sub_secret(m: re.Match[str]) -> str:
-    text = m.group(0)
-    # keep the "api_key=" part of an assignment, replace only the value
-    sep = max(text.rfind("="), text.rfind(":")) if not text.startswith(("sk-", "eyJ")) else -1
-    if sep > 0 and not text[:sep].lower().startswith("bearer"):
-        head = text[: sep + 1]
-        rest = text[sep + 1:]
-        quote = rest[: len(rest) - len(rest.lstrip("\"' "))]
-        return f"{head}{quote}[REDACTED:SECRET]"
-    if text[:6].lower() == "bearer":
-        return text[:7] + "[REDACTED:SECRET]"
-    return "[REDACTED:SECRET]"
-
-
 def _sub_card(m: re.Match[str]) -> str:
-    digits = re.sub(r"[ \-]", "", m.group(0))
-    return "[REDACTED:CARD]" if 13 <= len(digits) <= 19 and luhn_valid(digits) else m.group(0)
+    return pii.marker("card") if pii.card_number(m.group(0)) else m.group(0)
 
 
 def _sub_iban(m: re.Match[str]) -> str:
-    return "[REDACTED:IBAN]" if iban_valid(m.group(0).replace(" ", "")) else m.group(0)
+    return pii.marker("iban") if iban_valid(m.group(0)) else m.group(0)
 
 
 def _sub_phone(m: re.Match[str]) -> str:
-    text = m.group(0)
-    digits = sum(ch.isdigit() for ch in text)
-    if not 9 <= digits <= 15 or _DATE.fullmatch(text):
-        return text
-    return "[REDACTED:PHONE]"
+    return pii.marker("phone") if pii.phone_number(m.group(0)) else m.group(0)
 
 
 _Sub = Union[str, Callable[[re.Match[str]], str]]
 
 PRESETS: dict[str, tuple[re.Pattern[str], _Sub, str]] = {
-    # order matters: secrets and account numbers before the looser patterns that could eat them
-    "secret": (_SECRET, _sub_secret, "[REDACTED:SECRET]"),
-    "iban": (_IBAN, _sub_iban, "[REDACTED:IBAN]"),
-    "card": (_CARD, _sub_card, "[REDACTED:CARD]"),
-    "email": (_EMAIL, "[REDACTED:EMAIL]", "[REDACTED:EMAIL]"),
-    "phone": (_PHONE, _sub_phone, "[REDACTED:PHONE]"),
+    # order matters (pii.PRESETS): secrets and account numbers before the looser patterns
+    "secret": (pii.SECRET, pii.secret_replacement, pii.marker("secret")),
+    "iban": (pii.IBAN, _sub_iban, pii.marker("iban")),
+    "card": (pii.CARD, _sub_card, pii.marker("card")),
+    "email": (pii.EMAIL, pii.marker("email"), pii.marker("email")),
+    "phone": (pii.PHONE, _sub_phone, pii.marker("phone")),
 }
-"""Preset name -> (pattern, replacement, marker)."""
+"""Preset name -> (pattern, replacement, marker); the rules are :mod:`agentledger.schemas.pii`'s."""
 
-_PRESET_ORDER = tuple(PRESETS)
+_PRESET_ORDER = pii.PRESETS
 
 
 @dataclass(frozen=True)
@@ -179,7 +117,7 @@ class RedactionPolicy:
 
 
 _SECRET_HINTS = ("sk-", "akia", "asia", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "xox", "aiza",
-                 "eyj", "bearer", "api_key", "api-key", "apikey", "secret", "token", "passw")
+                 "eyj", "bearer", "api_key", "api-key", "apikey", "secret", "token", "passw", "private key")
 """Lower-case literals one of which every ``secret`` match contains: a cheap test before the regex."""
 _SECRET_HINT = re.compile("|".join(map(re.escape, _SECRET_HINTS)))
 _NUMBER_RUN = re.compile(r"\d[\d \-().]{7,}\d|[A-Z]{2}\d{2}[A-Z0-9 ]{11,}")

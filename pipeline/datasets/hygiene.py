@@ -5,9 +5,8 @@ is cheap and keeps no state proportional to the data except the duplicate
 detector (two 64-bit fingerprints per candidate, 16 bytes).
 
 * **Redaction** (:class:`Redactor`): the presets the instrumentation uses, by
-  the same names and with the same markers (``[REDACTED:EMAIL]``...), written
-  independently here so that exports do not depend on the agent-side package:
-  ``secret`` (API keys and tokens), ``iban`` (mod-97 checked), ``card`` (13-19
+  the same names, rules and markers (``[REDACTED:EMAIL]``...; both take them from
+  :mod:`agentledger.schemas.pii`): ``secret`` (API keys and tokens), ``iban`` (mod-97 checked), ``card`` (13-19
   digits passing Luhn), ``email``, ``phone`` (international or grouped; ISO
   dates left alone). The policy (name, version, presets) goes into the manifest.
 * **Exact duplicates**: SHA-256 of the example's JSON line.
@@ -30,6 +29,8 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
 
 import numpy as np
+from agentledger.schemas import pii
+from agentledger.schemas.pii import PRESETS, iban_valid, luhn_valid
 
 __all__ = [
     "PRESETS",
@@ -55,52 +56,11 @@ TRAIN: Final = "train"
 VALIDATION: Final = "validation"
 
 
-def luhn_valid(digits: str) -> bool:
-    """True when ``digits`` (digits only) pass the Luhn checksum of payment cards."""
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
-        if i % 2:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
+# -- presets (the rules are agentledger.schemas.pii's, as the instrumentation's) ---------------
 
-
-def iban_valid(iban: str) -> bool:
-    """True when ``iban`` (upper case, no spaces) has valid ISO 13616 mod-97 check digits."""
-    if not 15 <= len(iban) <= 34 or not iban.isalnum():
-        return False
-    return int("".join(str(int(ch, 36)) for ch in iban[4:] + iban[:4])) % 97 == 1
-
-
-# -- presets -------------------------------------------------------------------------------------
-
-_SECRET = re.compile(
-    r"\bsk-(?:ant-|proj-|live-|test-)?[A-Za-z0-9_\-]{20,}"
-    r"|\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"
-    r"|\bgh[pousr]_[A-Za-z0-9]{30,}"
-    r"|\bgithub_pat_[A-Za-z0-9_]{30,}"
-    r"|\bxox[abposr]-[A-Za-z0-9\-]{10,}"
-    r"|\bAIza[0-9A-Za-z_\-]{35}"
-    r"|\beyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"
-    r"|-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----"
-    r"|(?P<bearer>(?i:\bbearer\s+))[A-Za-z0-9._~+/\-]{16,}=*"
-    r"|(?P<assign>(?i:\b(?:api[_-]?key|secret|access[_-]?token|auth[_-]?token|password|passwd)\b)"
-    r"[\"']?\s*[:=]\s*[\"']?)[^\s\"',;]{8,}"
-)
 _SECRET_HINTS = ("sk-", "AKIA", "ASIA", "gh", "xox", "AIza", "eyJ", "PRIVATE KEY")
 _SECRET_HINTS_LOWER = ("bearer", "key", "secret", "token", "passw")
-_EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}\b")
-_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b", re.ASCII)
 _IBAN_HINT = re.compile(r"[A-Z]{2}\d{2}", re.ASCII)
-_CARD = re.compile(r"(?<![\d\-])\d(?:[ \-]?\d){12,18}(?![\d\-])", re.ASCII)
-_PHONE = re.compile(
-    r"(?<![\w+])(?:\+\d{1,3}[ .\-]?(?:\(\d{1,4}\)[ .\-]?)?\d{1,4}(?:[ .\-]?\d{2,4}){1,4}"
-    r"|\(\d{2,4}\)[ .\-]?\d{3,4}[ .\-]?\d{3,4}"
-    r"|\d{3}[ .\-]\d{3}[ .\-]\d{4})(?!\w)",
-    re.ASCII,
-)
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _DIGITS = re.compile(r"\d", re.ASCII)
 
 # Patterns (RE2 and Vectorscan syntax alike) that every text a preset could rewrite matches: the
@@ -114,12 +74,7 @@ _GATES: Final[dict[str, str]] = {
     "phone": r"(?:^|[^A-Za-z0-9_+])[+(]?[0-9](?:[ ().-]{0,2}[0-9]){8}",
 }
 
-PRESETS: Final[tuple[str, ...]] = ("secret", "iban", "card", "email", "phone")
-"""Preset names, in the order they apply (secrets and account numbers before the looser patterns)."""
-
-
-def _marker(name: str) -> str:
-    return f"[REDACTED:{name.upper()}]"
+_marker = pii.marker
 
 
 class Redactor:
@@ -230,20 +185,19 @@ class Redactor:
             lower = text.lower()
             if not any(h in lower for h in _SECRET_HINTS_LOWER):
                 return text
-        return _SECRET.sub(self._sub_secret, text)
+        return pii.SECRET.sub(self._sub_secret, text)
 
     def _sub_secret(self, m: re.Match[str]) -> str:
         self.counts["secret"] += 1
-        keep = m.group("bearer") or m.group("assign") or ""
-        return keep + _marker("secret")
+        return pii.secret_replacement(m)
 
     def _iban(self, text: str) -> str:
         if _IBAN_HINT.search(text) is None:
             return text
-        return _IBAN.sub(self._sub_iban, text)
+        return pii.IBAN.sub(self._sub_iban, text)
 
     def _sub_iban(self, m: re.Match[str]) -> str:
-        if not iban_valid(m.group(0).replace(" ", "")):
+        if not iban_valid(m.group(0)):
             return m.group(0)
         self.counts["iban"] += 1
         return _marker("iban")
@@ -251,11 +205,10 @@ class Redactor:
     def _card(self, text: str) -> str:
         if len(_DIGITS.findall(text)) < 13:
             return text
-        return _CARD.sub(self._sub_card, text)
+        return pii.CARD.sub(self._sub_card, text)
 
     def _sub_card(self, m: re.Match[str]) -> str:
-        digits = m.group(0).replace(" ", "").replace("-", "")
-        if not (13 <= len(digits) <= 19 and luhn_valid(digits)):
+        if pii.card_number(m.group(0)) is None:
             return m.group(0)
         self.counts["card"] += 1
         return _marker("card")
@@ -263,19 +216,18 @@ class Redactor:
     def _email(self, text: str) -> str:
         if "@" not in text:
             return text
-        text, n = _EMAIL.subn(_marker("email"), text)
+        text, n = pii.EMAIL.subn(_marker("email"), text)
         self.counts["email"] += n
         return text
 
     def _phone(self, text: str) -> str:
         if len(_DIGITS.findall(text)) < 9:
             return text
-        return _PHONE.sub(self._sub_phone, text)
+        return pii.PHONE.sub(self._sub_phone, text)
 
     def _sub_phone(self, m: re.Match[str]) -> str:
         text = m.group(0)
-        digits = sum(ch.isdigit() for ch in text)
-        if not 9 <= digits <= 15 or _DATE.fullmatch(text):
+        if not pii.phone_number(text):
             return text
         self.counts["phone"] += 1
         return _marker("phone")

@@ -177,6 +177,20 @@ def feedback_condition(i: int, f: FeedbackFilter, *, per: str = "span") -> tuple
     return (f"NOT {sql}" if negate else sql), params
 
 
+_MEMBERSHIP: Final = (
+    ("agents", "agent_name IN {agents:Array(String)}"),
+    ("models", "(request_model IN {models:Array(String)} OR response_model IN {models:Array(String)})"),
+    ("principals", "principal_id IN {principals:Array(String)}"),
+)
+"""Filters that say which values a span must have: (attribute of ExportFilters = parameter, condition)."""
+
+
+def _membership(f: ExportFilters, kinds: tuple[str, ...]) -> list[tuple[str, str, list[str]]]:
+    """(condition on one span, parameter name, values) of the kind and membership filters set."""
+    found = [("kind IN {kinds:Array(String)}", "kinds", list(kinds))] if kinds else []
+    return found + [(cond, name, list(getattr(f, name))) for name, cond in _MEMBERSHIP if getattr(f, name)]
+
+
 def span_conditions(tenant: str, f: ExportFilters, kinds: tuple[str, ...]) -> tuple[list[str], dict[str, Any]]:
     """Conditions on ``spans`` rows for the filters (without the trace-level ones of trajectories)."""
     conds = ["tenant = {tenant:String}"]
@@ -187,18 +201,9 @@ def span_conditions(tenant: str, f: ExportFilters, kinds: tuple[str, ...]) -> tu
     if f.until:
         conds.append("start_time < {until:DateTime64(9, 'UTC')}")
         params["until"] = _ts(f.until)
-    if kinds:
-        conds.append("kind IN {kinds:Array(String)}")
-        params["kinds"] = list(kinds)
-    if f.agents:
-        conds.append("agent_name IN {agents:Array(String)}")
-        params["agents"] = list(f.agents)
-    if f.models:
-        conds.append("(request_model IN {models:Array(String)} OR response_model IN {models:Array(String)})")
-        params["models"] = list(f.models)
-    if f.principals:
-        conds.append("principal_id IN {principals:Array(String)}")
-        params["principals"] = list(f.principals)
+    for cond, name, values in _membership(f, kinds):
+        conds.append(cond)
+        params[name] = values
     if f.trace_ids:
         conds.append("trace_id IN {trace_ids:Array(String)}")
         params["trace_ids"] = list(f.trace_ids)
@@ -215,6 +220,17 @@ def span_conditions(tenant: str, f: ExportFilters, kinds: tuple[str, ...]) -> tu
         sql, p = feedback_condition(i, fb, per="span")
         conds.append(sql)
         params.update(p)
+    return conds, params
+
+
+def _sampled_span_conditions(store: Store, tenant: str, f: ExportFilters,
+                             kinds: tuple[str, ...]) -> tuple[list[str], dict[str, Any]]:
+    """``span_conditions`` plus the deterministic sample of ``sample_size`` spans, if asked for."""
+    conds, params = span_conditions(tenant, f, kinds)
+    sample, sparams = _sample_condition(store, "span_id", conds, params, f)
+    if sample:
+        conds.append(sample)
+        params.update(sparams)
     return conds, params
 
 
@@ -270,8 +286,32 @@ class _Prefetching:
     which the thread starts reading only once the caller has taken the current one.
     """
 
+    store: Store
+    tenant: str
+    params: dict[str, Any]
+    page_size: int
+    gates: tuple[str, ...]
+
     def _pages(self) -> Iterator[Page]:
         raise NotImplementedError
+
+    def _keyed_pages(self, keys_sql: str, rows_sql: str, hashes_sql: str) -> Iterator[Page]:
+        """Keyset paging: ``keys_sql`` gives the next ``{page}`` keys after ``{last_key}`` (one
+        column, ordered); ``rows_sql`` and ``hashes_sql`` read the rows and the content hashes of
+        the keys in ``{key_page}``."""
+        last = ""
+        while True:
+            params = {**self.params, "page": self.page_size, "last_key": last}
+            keys = self.store.query_arrow(keys_sql, params)
+            if not keys.num_rows:
+                return
+            ids = keys.column(0).to_pylist()
+            params["key_page"] = ids
+            rows = self.store.query_arrow(rows_sql, params)
+            yield Page(rows, _contents(self.store, self.tenant, hashes_sql, params, self.gates))
+            if len(ids) < self.page_size:
+                return
+            last = ids[-1]
 
     def __iter__(self) -> Iterator[Page]:
         q: queue.Queue[Any] = queue.Queue()
@@ -369,12 +409,7 @@ class SpanPages(_Prefetching):
     def __init__(self, store: Store, tenant: str, filters: ExportFilters, kinds: tuple[str, ...], *,
                  page_size: int = 50_000, gates: tuple[str, ...] = ()) -> None:
         self.store, self.tenant, self.page_size, self.gates = store, tenant, page_size, gates
-        conds, params = span_conditions(tenant, filters, kinds)
-        sample, sparams = _sample_condition(store, "span_id", conds, params, filters)
-        if sample:
-            conds.append(sample)
-            params.update(sparams)
-        self.conds, self.params = conds, params
+        self.conds, self.params = _sampled_span_conditions(store, tenant, filters, kinds)
 
     def count(self) -> int:
         """Matching spans (stored copies of a span counted once)."""
@@ -425,18 +460,9 @@ class TracePages(_Prefetching):
         base = ExportFilters(since=f.since, until=f.until, trace_ids=f.trace_ids, successful_only=False)
         conds, params = span_conditions(tenant, base, ())
         having: list[str] = []
-        if f.kinds:
-            having.append("countIf(kind IN {kinds:Array(String)}) > 0")
-            params["kinds"] = list(f.kinds)
-        if f.agents:
-            having.append("countIf(agent_name IN {agents:Array(String)}) > 0")
-            params["agents"] = list(f.agents)
-        if f.models:
-            having.append("countIf(request_model IN {models:Array(String)} OR response_model IN {models:Array(String)}) > 0")
-            params["models"] = list(f.models)
-        if f.principals:
-            having.append("countIf(principal_id IN {principals:Array(String)}) > 0")
-            params["principals"] = list(f.principals)
+        for cond, name, values in _membership(f, tuple(f.kinds)):  # some span of the trace has it
+            having.append(f"countIf({cond}) > 0")
+            params[name] = values
         if f.successful_only:
             having.append("countIf(status_code = 'ERROR') = 0")
         if f.has_tool_calls is True:
@@ -465,30 +491,18 @@ class TracePages(_Prefetching):
             f"GROUP BY trace_id HAVING {self.having})", self.params) or 0)
 
     def _pages(self) -> Iterator[Page]:
-        last = ""
-        while True:
-            params = {**self.params, "page": self.page_size, "last_trace": last}
-            traces = self.store.query_arrow(self._trace_page_sql("AND trace_id > {last_trace:String}"), params)
-            if not traces.num_rows:
-                return
-            ids = traces.column("trace_id").to_pylist()
-            params["trace_page"] = ids
-            rows = self.store.query_arrow(
-                f"""SELECT {SpanPages.COLUMNS}, documents.content_hash AS document_hashes,
-                       documents.id AS document_ids, documents.score AS document_scores,
-                       tool_name, tool_call_id, tool_calls.id AS tool_call_ids,
-                       tool_calls.arguments_hash AS tool_call_hashes, status_message
-                FROM spans WHERE tenant = {{tenant:String}} AND trace_id IN (SELECT arrayJoin({{trace_page:Array(String)}}))
-                ORDER BY trace_id, start_time, span_id""",
-                params,
-            )
-            hashes = ("SELECT arrayJoin(arrayConcat([input_hash, output_hash], documents.content_hash, "
-                      "tool_calls.arguments_hash)) FROM spans WHERE tenant = {tenant:String} "
-                      "AND trace_id IN (SELECT arrayJoin({trace_page:Array(String)}))")
-            yield Page(rows, _contents(self.store, self.tenant, hashes, params, self.gates))
-            if len(ids) < self.page_size:
-                return
-            last = ids[-1]
+        page = "trace_id IN (SELECT arrayJoin({key_page:Array(String)}))"
+        return self._keyed_pages(
+            self._trace_page_sql("AND trace_id > {last_key:String}"),
+            f"""SELECT {SpanPages.COLUMNS}, documents.content_hash AS document_hashes,
+                   documents.id AS document_ids, documents.score AS document_scores,
+                   tool_name, tool_call_id, tool_calls.id AS tool_call_ids,
+                   tool_calls.arguments_hash AS tool_call_hashes, status_message
+            FROM spans WHERE tenant = {{tenant:String}} AND {page}
+            ORDER BY trace_id, start_time, span_id""",
+            "SELECT arrayJoin(arrayConcat([input_hash, output_hash], documents.content_hash, "
+            f"tool_calls.arguments_hash)) FROM spans WHERE tenant = {{tenant:String}} AND {page}",
+        )
 
 
 class PreferencePages(_Prefetching):
@@ -501,11 +515,7 @@ class PreferencePages(_Prefetching):
     def __init__(self, store: Store, tenant: str, filters: ExportFilters, kinds: tuple[str, ...], *,
                  feedback_name: str | None = None, page_size: int = 5_000, gates: tuple[str, ...] = ()) -> None:
         self.store, self.tenant, self.page_size, self.gates = store, tenant, page_size, gates
-        conds, params = span_conditions(tenant, filters, kinds)
-        sample, sparams = _sample_condition(store, "span_id", conds, params, filters)
-        if sample:
-            conds.append(sample)
-            params.update(sparams)
+        conds, params = _sampled_span_conditions(store, tenant, filters, kinds)
         eff = effective_score_sql("pref_name" if feedback_name else None)
         if feedback_name:
             params["pref_name"] = feedback_name
@@ -535,26 +545,14 @@ class PreferencePages(_Prefetching):
             f"SELECT uniqExact(span_id) FROM ({self.candidates})", self.params) or 0)
 
     def _pages(self) -> Iterator[Page]:
-        last = ""
-        while True:
-            params = {**self.params, "page": self.page_size, "last_prompt": last}
-            prompts = self.store.query_arrow(
-                f"SELECT input_hash FROM ({self.candidates}) WHERE input_hash > {{last_prompt:String}} "
-                "GROUP BY input_hash ORDER BY input_hash LIMIT {page:UInt32}", params)
-            if not prompts.num_rows:
-                return
-            ids = prompts.column("input_hash").to_pylist()
-            params["prompt_page"] = ids
-            rows = self.store.query_arrow(
-                f"SELECT {self.COLUMNS} FROM ({self.candidates}) "
-                "WHERE input_hash IN (SELECT arrayJoin({prompt_page:Array(String)})) ORDER BY input_hash, span_id",
-                params)
-            hashes = ("SELECT arrayJoin(arrayConcat([input_hash, output_hash], ref_hashes)) FROM "
-                      f"({self.candidates}) WHERE input_hash IN (SELECT arrayJoin({{prompt_page:Array(String)}}))")
-            yield Page(rows, _contents(self.store, self.tenant, hashes, params, self.gates))
-            if len(ids) < self.page_size:
-                return
-            last = ids[-1]
+        page = "input_hash IN (SELECT arrayJoin({key_page:Array(String)}))"
+        return self._keyed_pages(
+            f"SELECT input_hash FROM ({self.candidates}) WHERE input_hash > {{last_key:String}} "
+            "GROUP BY input_hash ORDER BY input_hash LIMIT {page:UInt32}",
+            f"SELECT {self.COLUMNS} FROM ({self.candidates}) WHERE {page} ORDER BY input_hash, span_id",
+            f"SELECT arrayJoin(arrayConcat([input_hash, output_hash], ref_hashes)) FROM ({self.candidates}) "
+            f"WHERE {page}",
+        )
 
 
 def count_candidates(pages: SpanPages | TracePages) -> int:

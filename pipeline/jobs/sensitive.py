@@ -1,10 +1,11 @@
 """Detectors of personal data and secrets in text that left for a model provider.
 
-Self-contained on purpose (the instrumentation's redaction presets are built
-independently): each detector is a regular expression for candidates plus a
-validator that removes most false positives — Luhn for card numbers, ISO
-13616 mod-97 for IBANs, digit counts for phone numbers, an entropy floor for
-generic secrets. Findings are masked: the raw value is never returned, so an
+Each detector is a regular expression for candidates plus a validator that
+removes most false positives — Luhn for card numbers and ISO 13616 mod-97 for
+IBANs (the checks of :mod:`agentledger.schemas.pii`, which the redaction presets
+use too), card issuer prefixes, digit counts for phone numbers, an entropy floor
+for generic secrets. Detection is stricter than redaction on purpose: an anomaly
+should name real findings, while redaction errs on the side of removing. Findings are masked: the raw value is never returned, so an
 anomaly row cannot itself become a leak.
 
 ``SQL_PREFILTER`` is a cheap RE2 expression the store evaluates first
@@ -20,6 +21,8 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
+
+from agentledger.schemas.pii import iban_valid, luhn_valid
 
 __all__ = [
     "Finding",
@@ -46,39 +49,6 @@ def mask(value: str) -> str:
     if len(value) <= 6:
         return "*" * len(value)
     return value[:2] + "*" * (len(value) - 4) + value[-2:]
-
-
-def luhn_valid(digits: str) -> bool:
-    """The Luhn checksum of a digit string (card numbers) is 0 mod 10."""
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
-        if i % 2:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
-
-
-_IBAN_LENGTHS = {
-    "AD": 24, "AE": 23, "AT": 20, "BE": 16, "BG": 22, "BH": 22, "BR": 29, "CH": 21, "CY": 28, "CZ": 24,
-    "DE": 22, "DK": 18, "EE": 20, "ES": 24, "FI": 18, "FR": 27, "GB": 22, "GR": 27, "HR": 21, "HU": 28,
-    "IE": 22, "IL": 23, "IS": 26, "IT": 27, "LI": 21, "LT": 20, "LU": 20, "LV": 21, "MC": 27, "MT": 31,
-    "NL": 18, "NO": 15, "PL": 28, "PT": 25, "RO": 24, "SA": 24, "SE": 24, "SI": 19, "SK": 24, "SM": 27,
-    "TR": 26,
-}
-
-
-def iban_valid(iban: str) -> bool:
-    """ISO 13616: known country length (15-34 otherwise) and mod-97 of the rearranged number is 1."""
-    iban = iban.replace(" ", "").upper()
-    if not re.fullmatch(r"[A-Z]{2}\d{2}[A-Z0-9]{11,30}", iban):
-        return False
-    expected = _IBAN_LENGTHS.get(iban[:2])
-    if expected is not None and len(iban) != expected:
-        return False
-    rearranged = iban[4:] + iban[:4]
-    number = "".join(str(int(ch, 36)) for ch in rearranged)
-    return int(number) % 97 == 1
 
 
 _CARD_PREFIX = re.compile(r"^(?:4|5[1-5]|2(?:2[2-9]|[3-6]\d|7[01]|720)|3[47]|3(?:0[0-5]|[68])|6(?:011|5|4[4-9])|35)")

@@ -162,7 +162,9 @@ def test_cli_works_on_a_data_directory_without_a_server(tmp_path) -> None:
     span_id = json.loads(read_lines(out / "members.jsonl")[0])["span_id"]
     of_span = subprocess.run([*CLI, "dataset", "of-span", span_id, "--data-dir", data, "--url", env_url, "--json"],
                              capture_output=True, text=True, timeout=120)
-    assert [d["dataset_id"] for d in json.loads(of_span.stdout)] == [manifest["id"]]
+    found = json.loads(of_span.stdout)  # newest first: this export, then the one the demo made
+    assert [d["dataset_id"] for d in found][0] == manifest["id"] and len(found) == 2
+    assert found[1]["creator"] == "agentledger demo" and found[0]["split"] == "train"
     shown = subprocess.run([*CLI, "dataset", "show", manifest["id"], "--data-dir", data, "--url", env_url],
                            capture_output=True, text=True, timeout=120)
     assert shown.returncode == 0 and manifest["id"] in shown.stdout and "train.jsonl" in shown.stdout

@@ -64,6 +64,13 @@ def test_demo_then_query_the_data_dir(tmp_path: Path) -> None:
     assert audit["documents_verified"] and not audit["replay"]["error"]
     assert audit["replay"]["diff"]["same_tools"] and Path(audit["report"]).read_text().startswith("#")
     assert summary["dataset"]["examples"] == 2 and summary["dataset"]["format"] == "chat"
+    # the looked-up entry names its preparer's e-mail, which the second model call sent to the provider:
+    # detected as sensitive egress, and redacted from the exported dataset
+    egress = [a for a in summary["anomalies"] if a["type"] == "sensitive_egress"]
+    assert egress and egress[0]["dimensions"] == {"detector": "email", "provider": "openai"}
+    assert egress[0]["example_trace_ids"] == [summary["trace_id"]]
+    train = (Path(data) / "datasets" / "train.jsonl").read_text()
+    assert "dana.whitfield@acme-corp.example" not in train and "[REDACTED:EMAIL]" in train
 
     listed = _run("traces", "--json", "--data-dir", data)
     assert listed.returncode == 0, listed.stderr

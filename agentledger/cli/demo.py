@@ -96,7 +96,9 @@ def run_demo(data_dir: str, *, as_json: bool = False) -> dict[str, Any]:
             f"  agentledger traces --data-dir {data_dir}\n"
             f"  agentledger trace {run.trace_id} --data-dir {data_dir}\n"
             f"  agentledger usage --data-dir {data_dir}\n"
+            f"  agentledger anomalies --data-dir {data_dir}\n"
             f"  agentledger audit {run.trace_id} --data-dir {data_dir}\n"
+            f"  agentledger dataset show {summary['dataset']['id']} --data-dir {data_dir}\n"
             f"  agentledger verify --data-dir {data_dir}"
         )
         return summary
@@ -128,9 +130,12 @@ def _derived(store: Any, tenant: str, store_settings: Any, trace_id: str, provid
     report_path.write_text(answers["report_markdown"])
     replay = answers["replay"]
     manifest = demo_dataset(store, Path(data_dir) / "datasets", tenant=tenant)
+    shown = ("id", "name", "format", "created_at", "creator", "filters", "counts", "content_digest", "files")
     return {
         "governance": governance,
         "usage": usage["totals"],
+        "anomalies": [{"type": a["type"], "dimensions": a["dimensions"], "detail": a["detail"],
+                       "example_trace_ids": a["example_trace_ids"]} for a in usage["anomalies"]],
         "_usage": usage,
         "ledger": {"ok": ledger["ok"], "checkpoints": ledger["checkpoints"], "rows": ledger["rows"],
                    "problems": ledger["problems"]},
@@ -143,7 +148,10 @@ def _derived(store: Any, tenant: str, store_settings: Any, trace_id: str, provid
             "report": str(report_path.resolve()),
         },
         "dataset": {"id": manifest["id"], "format": manifest["format"], "examples": manifest["counts"]["examples"],
-                    "files": [f["path"] for f in manifest["files"]], "redaction": manifest["hygiene"]["redaction_policy"]},
+                    "files": [f["path"] for f in manifest["files"]], "redaction": manifest["hygiene"]["redaction_policy"],
+                    "source_span_ids": manifest.get("source_span_ids", [])},
+        "_manifest": {**{k: manifest[k] for k in shown}, "redaction_policy": manifest["hygiene"]["redaction_policy"],
+                      "source_span_ids": manifest.get("source_span_ids", [])},
     }
 
 
@@ -174,4 +182,5 @@ def _print_derived(console: Any, s: dict[str, Any]) -> None:
     )
     d = s["dataset"]
     console.print(f"\n[bold]Dataset[/bold] {d['id']}: {d['examples']} {d['format']} examples, redaction "
-                  f"{d['redaction']}, files: {', '.join(d['files'])}")
+                  f"{d['redaction']}; its manifest (lineage: the source spans, every file's SHA-256):")
+    console.print_json(json.dumps(s["_manifest"], default=str))

@@ -33,7 +33,7 @@ __all__ = ["CONTROLLER", "GovernedRun", "OPERATOR", "POLICY_ID", "run_governed_l
 
 OPERATOR = "controls-operator@acme-corp.example"
 POLICY_ID = "FIN-7"
-CONTROLLER = acting_for(DEFAULT_USER_ID, name="Dana Whitfield", role="financial controller", policy=POLICY_ID)
+CONTROLLER = acting_for(DEFAULT_USER_ID, name="Priya Natarajan", role="financial controller", policy=POLICY_ID)
 """The named human the demo agent acts for (re-entrant: ``with CONTROLLER:``)."""
 
 

@@ -3,14 +3,15 @@
 Starts ``agentledger serve`` (collector + embedded chDB store) in a subprocess,
 then measures from this process:
 
-* ``intent``: one ``POST /v1/intents`` answered after the row is in the store
-  (what a governed tool waits for before its body runs), p50/p99;
+* ``intent``: one ``POST /v1/intents`` answered once the intent is durable (fsynced in
+  the governance journal beside the embedded store, which inserts it within 50 ms;
+  what a governed tool waits for before its body runs), p50/p99;
 * ``governed call``: a no-op ``@governed_tool`` call end to end (intent, span,
   outcome queued), p50/p99;
 * ``concurrent``: intents/s with ``--clients`` agents asking at once (group commit);
 * floors, to read the figures by: ``http_floor`` (``GET /healthz`` on the same kept-alive
   connection: loopback HTTP + the ASGI stack) and ``insert_floor`` (one intent row inserted
-  into an embedded store in this process: what "stored before the answer" costs).
+  into an embedded store in this process: what an answer after the insert would cost).
 
 Target: intent round trip <= 5 ms p50. Run: ``.venv/bin/python bench/intent_roundtrip.py``.
 """

@@ -709,6 +709,9 @@ def audit(store: Store, tenant: str, ref: str, *, last: bool = False) -> dict[st
     Returns ``{"tenant", "trace_id", "query", "actions": [report, ...]}``; raises ``AuditNotFound``
     for an unknown id and ``ValueError`` for one that is not an id at all.
     """
+    from agentledger.pipeline.governance.journal import sync_all
+
+    sync_all()  # intents this process acknowledged are in the store before it is read
     trace, target = load_trace(store, tenant, ref)
     actions = _actions(trace, target, last)
     if not actions:

@@ -89,7 +89,13 @@ class GovernanceService:
         if store_log is None:
             raise GovernanceUnavailable("this collector has neither a Kafka sink nor a store to record intents in")
         book = ControlBook(store_log, store, ttl_s=settings.controls_ttl_s)
-        return cls(store_log, book, store, settings, owned=(store_log,), mode="embedded")
+        intents: RecordLog = store_log
+        journal_dir = _journal_dir(store) if settings.journal else None
+        if journal_dir is not None:
+            from agentledger.pipeline.governance.journal import JournaledLog
+
+            intents = JournaledLog(store, journal_dir, store_log, flush_interval_s=settings.journal_flush_s)
+        return cls(intents, book, store, settings, owned=(intents,), mode="embedded")
 
     # -- intents ---------------------------------------------------------------------------------
 
@@ -144,4 +150,18 @@ class GovernanceService:
     def _reader(self) -> Store:
         if self.store is None:
             raise GovernanceUnavailable("this collector has no store to read intents from; query the pipeline's store")
+        sync = getattr(self.intents, "sync", None)
+        if sync is not None:
+            sync()  # what was acknowledged is in what is read
         return self.store
+
+
+def _journal_dir(store: Store) -> str | None:
+    """Where an embedded store's governance journal lives (None: a store with no local directory)."""
+    from agentledger.pipeline.stores.embedded import EmbeddedStore
+
+    if isinstance(store, EmbeddedStore) and store.data_dir != ":memory:":
+        import os
+
+        return os.path.join(store.data_dir, "governance-journal", store.database)
+    return None

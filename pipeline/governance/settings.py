@@ -22,3 +22,8 @@ class GovernanceSettings(BaseSettings):
     """Longest an intent waits for the store (embedded) before the collector answers 503."""
     memory_controls_history: int = Field(10_000, gt=0)
     """Control events kept for listing when controls live in memory (Kafka mode without a store)."""
+    journal: bool = True
+    """Embedded store: acknowledge intents and outcomes once fsynced in a journal beside the data
+    (inserted into the store within ``journal_flush_s``), not after the ~10 ms insert itself."""
+    journal_flush_s: float = Field(0.05, gt=0)
+    """How often the journal is inserted into the store."""

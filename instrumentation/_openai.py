@@ -43,7 +43,19 @@ __all__ = ["OpenAIChatWrapper", "request_attributes", "response_attributes"]
 logger = logging.getLogger(__name__)
 
 _SUPPRESS_KEY = context_api._SUPPRESS_INSTRUMENTATION_KEY
-_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
+_JSON_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
+try:  # orjson, when the agent has it, writes the same compact JSON about five times faster
+    import orjson as _orjson
+
+    _ORJSON_OPTIONS = _orjson.OPT_NON_STR_KEYS
+
+    def _ENCODE(value: Any) -> str:
+        try:
+            return _orjson.dumps(value, default=str, option=_ORJSON_OPTIONS).decode()
+        except TypeError:  # what orjson refuses (integers beyond 64 bits, deep nesting): the stdlib's way
+            return _JSON_ENCODE(value)
+except ImportError:  # pragma: no cover - orjson is optional on the agent side
+    _ENCODE = _JSON_ENCODE
 _OK = Status(StatusCode.OK)
 _NOT_PARAMS = frozenset({"messages", "tools", "functions"})
 _MAX_CACHED = 128

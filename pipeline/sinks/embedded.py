@@ -1,8 +1,10 @@
 """Embedded sink: normalize and store in-process, acknowledging after the insert.
 
 Requests from many HTTP handlers are group-committed: handlers enqueue and
-wait; one writer thread takes everything queued, normalizes it and inserts it
-as one batch, then wakes the handlers. Small requests thus share one insert
+wait; a normalizing thread takes everything queued and normalizes it, and a
+writer thread inserts it, then wakes the handlers. The two stages overlap (the
+store's engine runs without the GIL), and what queues up while an insert runs
+goes into the next insert together: small requests thus share one insert
 instead of paying one each. Each request gets a sequence number (the embedded
 stand-in for a Kafka offset); a group's deduplication token is its sequence
 range, so a retried insert stores nothing twice.
@@ -11,6 +13,7 @@ range, so a retried insert stores nothing twice.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections import deque
@@ -73,8 +76,12 @@ class EmbeddedSink(Sink):
         self._epoch = f"{time.time_ns():x}"
         self.stored_spans = 0
         self.stored_requests = 0
-        self._thread = threading.Thread(target=self._run, name="agentledger-embedded-writer", daemon=True)
+        self._handoff: queue.Queue[_Prepared | None] = queue.Queue(maxsize=2)
+        self._thread = threading.Thread(target=self._run, name="agentledger-embedded-normalizer", daemon=True)
+        self._writer_thread = threading.Thread(target=self._write_loop, name="agentledger-embedded-writer",
+                                               daemon=True)
         self._thread.start()
+        self._writer_thread.start()
 
     def write(self, batch: IngestBatch) -> None:
         item = _Pending(batch)
@@ -94,13 +101,15 @@ class EmbeddedSink(Sink):
             raise item.error
 
     def ready(self) -> bool:
-        return self._healthy and not self._closed and self._thread.is_alive()
+        return (self._healthy and not self._closed and self._thread.is_alive()
+                and self._writer_thread.is_alive())
 
     def close(self) -> None:
         with self._cv:
             self._closed = True
             self._cv.notify_all()
         self._thread.join(timeout=self.write_timeout)
+        self._writer_thread.join(timeout=self.write_timeout)
 
     # -- writer thread ---------------------------------------------------------------------------
 
@@ -118,22 +127,24 @@ class EmbeddedSink(Sink):
             return group
 
     def _run(self) -> None:
+        """Stage 1: normalize what is queued and hand it to the store writer, in order."""
         while True:
             group = self._take()
             if not group:
                 if self._closed:
+                    self._handoff.put(None)
                     return
                 continue
             try:
-                self._commit(group)
-            except Exception as exc:  # never let the writer thread die
-                log.exception("embedded writer failed")
-                for item in group:
-                    if not item.done.is_set():
-                        item.error = SinkUnavailable(f"store write failed: {exc}")
-                        item.done.set()
+                prepared = self._prepare(group)
+            except Exception as exc:  # never let the normalizing thread die
+                log.exception("embedded normalizer failed")
+                _fail(group, SinkUnavailable(f"normalizing failed: {exc}"))
+                continue
+            if prepared is not None:
+                self._handoff.put(prepared)  # blocks while the writer is two batches behind
 
-    def _commit(self, group: list[_Pending]) -> None:
+    def _prepare(self, group: list[_Pending]) -> _Prepared | None:
         first = self._next_seq
         parts: list[NormalizedBatch] = []
         accepted: list[_Pending] = []
@@ -150,8 +161,38 @@ class EmbeddedSink(Sink):
         # Sequence numbers are never reused, even when this write fails: a token names one
         # batch's data only, so a later, different batch cannot be mistaken for a duplicate.
         self._next_seq = last + 1
-        batch = NormalizedBatch.concat(parts)
-        token = f"{EMBEDDED_SOURCE}-{self._epoch}-{first}-{last}"
+        if not accepted:
+            return None
+        return _Prepared(accepted, NormalizedBatch.concat(parts), first, last)
+
+    def _write_loop(self) -> None:
+        """Stage 2: store what was normalized. Batches that wait meanwhile are stored as one:
+        the slower the store, the larger (and cheaper per span) its inserts."""
+        while True:
+            first = self._handoff.get()
+            if first is None:
+                return
+            ready = [first]
+            spans = first.batch.span_count
+            while spans < self.max_batch_spans:
+                try:
+                    more = self._handoff.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._handoff.put(None)  # seen again after this write: then the loop ends
+                    break
+                ready.append(more)
+                spans += more.batch.span_count
+            items = [item for p in ready for item in p.items]
+            try:
+                batch = ready[0].batch if len(ready) == 1 else NormalizedBatch.concat([p.batch for p in ready])
+                self._commit(items, batch, f"{EMBEDDED_SOURCE}-{self._epoch}-{ready[0].first}-{ready[-1].last}")
+            except Exception as exc:  # never let the writer thread die
+                log.exception("embedded writer failed")
+                _fail(items, SinkUnavailable(f"store write failed: {exc}"))
+
+    def _commit(self, accepted: list[_Pending], batch: NormalizedBatch, token: str) -> None:
         delay = 0.05
         while True:
             try:
@@ -166,11 +207,26 @@ class EmbeddedSink(Sink):
                 time.sleep(delay)
                 delay *= 2
             except StoreError as exc:
-                for item in accepted:
-                    item.error = SinkRejected(f"store rejected the batch: {exc}")
-                    item.done.set()
+                _fail(accepted, SinkRejected(f"store rejected the batch: {exc}"))
                 return
         self.stored_spans += batch.span_count
         self.stored_requests += len(accepted)
         for item in accepted:
+            item.done.set()
+
+
+@dataclass
+class _Prepared:
+    """Normalized requests with their sequence range, on the way to the store."""
+
+    items: list[_Pending]
+    batch: NormalizedBatch
+    first: int
+    last: int
+
+
+def _fail(items: list[_Pending], error: Exception) -> None:
+    for item in items:
+        if not item.done.is_set():
+            item.error = error
             item.done.set()

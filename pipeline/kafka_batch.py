@@ -106,7 +106,6 @@ class BatchConsumer(Generic[T]):
         try:
             ensure_topics(kafka)
             self._consumer: Any = KafkaConsumer(
-                topic,
                 bootstrap_servers=kafka.bootstrap_servers,
                 client_id=client_id,
                 group_id=group_id,
@@ -117,9 +116,21 @@ class BatchConsumer(Generic[T]):
                 heartbeat_interval_ms=3_000,
                 **consumer_config,
             )
+            self._await_partitions(topic)
+            self._consumer.subscribe([topic])
             self._dlq: Any = KafkaProducer(**producer_config(kafka))
         except Exception as exc:
             raise translate(exc) from exc
+
+    def _await_partitions(self, topic: str, timeout_s: float = 30.0) -> None:
+        """Wait until the brokers' metadata lists the topic's partitions. A group that joins
+        before (a topic created a moment ago) can be assigned nothing and stay idle until
+        its next metadata refresh, minutes later."""
+        deadline = time.monotonic() + timeout_s
+        while not self._consumer.partitions_for_topic(topic):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"topic {topic} has no partitions in the brokers' metadata after {timeout_s:g}s")
+            time.sleep(0.1)
 
     # -- what a subclass says ----------------------------------------------------------------------
 

@@ -36,7 +36,11 @@ def test_a_demo_run_becomes_one_ordered_trajectory(server, run_agent, tmp_path) 
     call = choose["output"]["tool_calls"][0]
     assert call["function"]["name"] == tool["name"] == "lookup_journal_entry"
     assert call["id"] == tool["call_id"] == run.tool_calls[0].call_id
-    assert tool["arguments"] == run.tool_calls[0].arguments and tool["result"] == run.tool_calls[0].result
+    # the looked-up entry names its preparer's e-mail: exports redact it by default, nothing else changes
+    preparer = run.tool_calls[0].result["preparer"]
+    expected = {**run.tool_calls[0].result, "preparer": {**preparer, "email": "[REDACTED:EMAIL]"}}
+    assert preparer["email"].endswith("@acme-corp.example")
+    assert tool["arguments"] == run.tool_calls[0].arguments and tool["result"] == expected
     assert decide["output"] == {"role": "assistant", "content": run.decision}
     assert message_problems(t["messages"]) == []
     assert [m["role"] for m in t["messages"]] == ["system", "user", "assistant", "tool", "assistant"]

@@ -97,38 +97,34 @@ def _control(action: str, url: str, api_key: str | None, trace: str | None, sess
     typer.echo(f"{verb} {scope} {target} (control {event['control_id']}) by {event['by']}: {event['reason']}")
 
 
+def _control_command(action: str, doc: str) -> Any:
+    """The ``pause`` or ``resume`` command: the same options, one action."""
+
+    def command(
+        trace: str | None = _TRACE,
+        session: str | None = _SESSION,
+        agent: str | None = _AGENT,
+        principal: str | None = _PRINCIPAL,
+        reason: str = typer.Option(..., "--reason", help="Why (recorded with the control)."),
+        by: str | None = _BY,
+        url: str = _URL,
+        api_key: str | None = _KEY,
+        as_json: bool = _JSON,
+    ) -> None:
+        _control(action, url, api_key, trace, session, agent, principal, by, reason, as_json)
+
+    command.__doc__ = doc
+    command.__name__ = action
+    return command
+
+
 def register(app: typer.Typer) -> None:
     """Add ``pause``, ``resume`` and ``controls`` to ``app``."""
 
-    @app.command()
-    def pause(
-        trace: str | None = _TRACE,
-        session: str | None = _SESSION,
-        agent: str | None = _AGENT,
-        principal: str | None = _PRINCIPAL,
-        reason: str = typer.Option(..., "--reason", help="Why (recorded with the control)."),
-        by: str | None = _BY,
-        url: str = _URL,
-        api_key: str | None = _KEY,
-        as_json: bool = _JSON,
-    ) -> None:
-        """Pause runs: their next governed tool call waits until they are resumed."""
-        _control("pause", url, api_key, trace, session, agent, principal, by, reason, as_json)
-
-    @app.command()
-    def resume(
-        trace: str | None = _TRACE,
-        session: str | None = _SESSION,
-        agent: str | None = _AGENT,
-        principal: str | None = _PRINCIPAL,
-        reason: str = typer.Option(..., "--reason", help="Why (recorded with the control)."),
-        by: str | None = _BY,
-        url: str = _URL,
-        api_key: str | None = _KEY,
-        as_json: bool = _JSON,
-    ) -> None:
-        """Resume paused runs: their parked tool calls go on, each exactly once."""
-        _control("resume", url, api_key, trace, session, agent, principal, by, reason, as_json)
+    app.command("pause")(_control_command(
+        "pause", "Pause runs: their next governed tool call waits until they are resumed."))
+    app.command("resume")(_control_command(
+        "resume", "Resume paused runs: their parked tool calls go on, each exactly once."))
 
     @app.command()
     def controls(

@@ -83,15 +83,15 @@ def add_run(scope_spans, rng: random.Random, run: int, start_ns: int, *, model: 
     t = start_ns
 
     def span(sid: bytes, parent: bytes | None, name: str, dur_ms: float, attrs: dict[str, object],
-             error: str | None = None) -> None:
+             error: str | None = None, start: int | None = None) -> None:
         nonlocal t
         s = scope_spans.spans.add()
         s.trace_id, s.span_id, s.name = trace_id, sid, name
         if parent:
             s.parent_span_id = parent
         s.kind = Span.SPAN_KIND_INTERNAL
-        s.start_time_unix_nano = t
-        s.end_time_unix_nano = t + int(dur_ms * 1e6)
+        s.start_time_unix_nano = t if start is None else start
+        s.end_time_unix_nano = s.start_time_unix_nano + int(dur_ms * 1e6)
         s.status.code = 1
         if error is not None:
             s.status.code, s.status.message = 2, error
@@ -156,7 +156,7 @@ def add_run(scope_spans, rng: random.Random, run: int, start_ns: int, *, model: 
         "llm.token_count.total": 1300,
     }, error=llm_error)
     t += int((dur + 1) * 1e6) if dur != 1400 else 1_401_000_000
-    span(agent_id, None, agent, t - start_ns, {
+    span(agent_id, None, agent, (t - start_ns) / 1e6, start=start_ns, attrs={
         "openinference.span.kind": "AGENT", "agent.name": agent, "input.value": question,
         "output.value": answer,
     })

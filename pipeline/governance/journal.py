@@ -108,9 +108,10 @@ class JournaledLog(RecordLog):
         self._sync(mine)
 
     def sync(self) -> None:
-        """Store every journaled record now (readers call this first)."""
+        """Store every journaled record now (readers call this first). Waits for a flush already
+        under way too: its records have left ``_pending`` but are not in the store until it ends."""
         with self._lock:
-            if not self._pending or self._closed:
+            if self._closed:
                 return
         self._flush()
 

@@ -130,3 +130,32 @@ def test_acknowledged_intent_survives_kill_9_of_the_collector(tmp_path: Path) ->
         server.terminate()
         server.wait(timeout=60)
 
+
+
+class _SlowInserts:
+    """The store, with inserts that take half a second (a flush is then visibly under way)."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def command(self, sql: str, *args: Any, **kwargs: Any) -> Any:
+        if sql.lstrip().upper().startswith("INSERT"):
+            time.sleep(0.5)
+        return self._store.command(sql, *args, **kwargs)
+
+
+def test_sync_waits_for_a_flush_already_under_way(store: Any, tmp_path: Path) -> None:
+    journal = JournaledLog(_SlowInserts(store), tmp_path / "j", MemoryLog(), flush_interval_s=3600)  # type: ignore[arg-type]
+    intent = _intent()
+    journal.append(RecordType.INTENT, "default", intent.intent_id,
+                   intent_row("default", intent, Decision.PROCEED, "", time.time_ns()))
+    flushing = threading.Thread(target=journal._flush)
+    flushing.start()
+    time.sleep(0.1)  # the flush has taken the record and is inserting it
+    journal.sync()  # a reader's barrier: returns only once the record is in the store
+    assert _count(store) == 1
+    flushing.join()
+    journal.close()

@@ -55,6 +55,16 @@ def _open(url: str, data_dir: Optional[str], api_key: Optional[str], tenant: str
         raise  # unreachable
 
 
+def _call(src: _source.QuerySource, method: str, *args: Any, **kwargs: Any) -> Any:
+    """``src.<method>(...)``, then close ``src``; a SourceError ends the command with its message."""
+    try:
+        return getattr(src, method)(*args, **kwargs)
+    except _source.SourceError as exc:
+        _fail(str(exc))
+    finally:
+        src.close()
+
+
 def _print_json(value: Any) -> None:
     typer.echo(json.dumps(value, indent=2, default=str))
 

@@ -16,6 +16,8 @@ from typing import Any
 
 import typer
 
+from agentledger.cli import _call, _fail, _open, _print_json
+
 __all__ = ["dataset_app", "feedback_app", "register"]
 
 feedback_app = typer.Typer(help="Attach scores, labels, comments and corrections to traces and spans.",
@@ -28,34 +30,6 @@ _DATA_DIR = typer.Option(None, "--data-dir", help="Read this embedded data direc
 _KEY = typer.Option(None, "--api-key", envvar="AGENTLEDGER_API_KEY", help="API key for the server.")
 _TENANT = typer.Option("default", "--tenant", envvar="AGENTLEDGER_TENANT", help="Tenant, when reading a store directly.")
 _JSON = typer.Option(False, "--json", help="Print JSON.")
-
-
-def _source(url: str, data_dir: str | None, api_key: str | None, tenant: str) -> Any:
-    from agentledger.cli import _open
-
-    return _open(url, data_dir, api_key, tenant)
-
-
-def _fail(message: str) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(1)
-
-
-def _call(src: Any, method: str, *args: Any, **kwargs: Any) -> Any:
-    from agentledger.cli._source import SourceError
-
-    try:
-        return getattr(src, method)(*args, **kwargs)
-    except SourceError as exc:
-        _fail(str(exc))
-    finally:
-        src.close()
-
-
-def _print_json(value: Any) -> None:
-    import json
-
-    typer.echo(json.dumps(value, indent=2, default=str))
 
 
 def _who() -> str:
@@ -107,7 +81,7 @@ def feedback_add(
         FeedbackIn.model_validate(item_json)
     except ValidationError as exc:
         _fail("; ".join(e["msg"] for e in exc.errors()))
-    src = _source(url, data_dir, api_key, tenant)
+    src = _open(url, data_dir, api_key, tenant)
     result = _call(src, "feedback_add", [item_json])
     if as_json:
         _print_json(result)
@@ -126,7 +100,7 @@ def feedback_list(
     """Feedback on a trace or span, newest first."""
     if not trace_id and not span_id:
         _fail("give --trace-id or --span-id")
-    rows = _call(_source(url, data_dir, api_key, tenant), "feedback_list", trace_id, span_id)
+    rows = _call(_open(url, data_dir, api_key, tenant), "feedback_list", trace_id, span_id)
     if as_json:
         _print_json(rows)
         return
@@ -213,7 +187,7 @@ def dataset_export(
             "sample_size": sample, "seed": seed,
         },
     }
-    src = _source(url, data_dir, api_key, tenant)
+    src = _open(url, data_dir, api_key, tenant)
     from agentledger.cli import render
 
     console = render.console(stderr=as_json)
@@ -284,7 +258,7 @@ def dataset_show(
     as_json: bool = _JSON,
 ) -> None:
     """A dataset's manifest (filters, counts, hashes, redaction, files) and, with --spans, its spans."""
-    src = _source(url, data_dir, api_key, tenant)
+    src = _open(url, data_dir, api_key, tenant)
     from agentledger.cli._source import SourceError
 
     try:
@@ -320,7 +294,7 @@ def dataset_of_span(
     as_json: bool = _JSON,
 ) -> None:
     """The datasets that contain a span (and in which split, as what)."""
-    rows = _call(_source(url, data_dir, api_key, tenant), "dataset_of_span", span_id)
+    rows = _call(_open(url, data_dir, api_key, tenant), "dataset_of_span", span_id)
     if as_json:
         _print_json(rows)
         return
@@ -346,7 +320,7 @@ def dataset_list(
     as_json: bool = _JSON,
 ) -> None:
     """Recorded datasets, newest first."""
-    rows = _call(_source(url, data_dir, api_key, tenant), "dataset_list", limit)
+    rows = _call(_open(url, data_dir, api_key, tenant), "dataset_list", limit)
     if as_json:
         _print_json(rows)
         return

@@ -147,7 +147,7 @@ def _patterns_render(result: dict[str, Any]) -> None:
 
 def register(app: typer.Typer) -> None:
     """Add ``usage``, ``patterns`` and ``anomalies`` (with ``anomalies detect``) to ``app``."""
-    from agentledger.cli import ApiKeyOpt, DataDirOpt, JsonOpt, TenantOpt, UrlOpt, _fail, _open, _source
+    from agentledger.cli import ApiKeyOpt, DataDirOpt, JsonOpt, TenantOpt, UrlOpt, _call, _fail, _open
 
     @app.command()
     def usage(
@@ -190,13 +190,7 @@ def register(app: typer.Typer) -> None:
         except UsageQueryError as exc:
             _fail(str(exc), 2)
         src = _open(url, data_dir, api_key, tenant)
-        try:
-            rows = src.usage(q, refresh=refresh)
-        except _source.SourceError as exc:
-            _fail(str(exc))
-            return
-        finally:
-            src.close()
+        rows = _call(src, "usage", q, refresh=refresh)
         if plot:
             from agentledger.cli._plot import PlotError, write_plot
 
@@ -234,13 +228,7 @@ def register(app: typer.Typer) -> None:
         start = parse_when(since, now)
         assert start is not None and end is not None
         src = _open(url, data_dir, api_key, tenant)
-        try:
-            result = src.patterns(start, end, _hours(baseline), agent=agent, n=n, top=top, k=topics)
-        except _source.SourceError as exc:
-            _fail(str(exc))
-            return
-        finally:
-            src.close()
+        result = _call(src, "patterns", start, end, _hours(baseline), agent=agent, n=n, top=top, k=topics)
         if as_json:
             _print_json(result)
         else:
@@ -264,13 +252,8 @@ def register(app: typer.Typer) -> None:
             return
         now = datetime.now(timezone.utc)
         src = _open(url, data_dir, api_key, tenant)
-        try:
-            rows = src.anomalies(since=parse_when(since, now), until=parse_when(until, now), type=type, limit=limit)
-        except _source.SourceError as exc:
-            _fail(str(exc))
-            return
-        finally:
-            src.close()
+        rows = _call(src, "anomalies", since=parse_when(since, now), until=parse_when(until, now), type=type,
+                     limit=limit)
         if as_json:
             _print_json(rows)
         elif as_csv:
@@ -290,13 +273,7 @@ def register(app: typer.Typer) -> None:
         clock = datetime.now(timezone.utc)
         at = parse_when(now_opt, clock, clock)
         src = _open(url, data_dir, api_key, tenant)
-        try:
-            result = src.detect_anomalies(now=at, window_hours=window_hours, baseline_hours=baseline_hours)
-        except _source.SourceError as exc:
-            _fail(str(exc))
-            return
-        finally:
-            src.close()
+        result = _call(src, "detect_anomalies", now=at, window_hours=window_hours, baseline_hours=baseline_hours)
         if as_json:
             _print_json(result)
             return

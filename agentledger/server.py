@@ -15,7 +15,6 @@ from fastapi import FastAPI
 
 from agentledger.collector import CollectorSettings, create_app
 from agentledger.collector.auth import Authenticator
-from agentledger.pipeline.normalize import OtlpNormalizer
 from agentledger.pipeline.settings import KafkaSettings, PipelineSettings, StoreSettings
 from agentledger.pipeline.sinks.embedded import EmbeddedSink
 from agentledger.pipeline.writer import StoreWriter
@@ -40,7 +39,7 @@ def build_embedded_app(
             database=store_settings.database,
         )
     migrate(store, cluster=store_settings.clickhouse_cluster)
-    normalizer = OtlpNormalizer(PriceTable.load(store_settings.price_table))
+    normalizer = store_settings.make_normalizer()
     sink = EmbeddedSink(store, normalizer, writer=StoreWriter(store, ledger=store_settings.ledger(store)))
     from agentledger.pipeline.jobs import start_background_jobs
 
@@ -146,7 +145,7 @@ class PipelineRunner:
             database=store_settings.database,
         )
         migrate(self.store, cluster=store_settings.clickhouse_cluster)
-        normalizer = OtlpNormalizer(PriceTable.load(store_settings.price_table))
+        normalizer = store_settings.make_normalizer()
         self.consumer = SpanConsumer(kafka, pipeline, self.store, normalizer, default_tenant=pipeline.default_tenant,
                                      writer=StoreWriter(self.store, ledger=store_settings.ledger(self.store)))
         # Governance records (intents, outcomes, controls) and feedback have topics of their own,

@@ -54,6 +54,7 @@ class _Item:
     received_at_ns: int
     request: ExportTraceServiceRequest
     spans: int
+    raw: bytes
 
 
 class SpanConsumer(BatchConsumer[_Item]):
@@ -97,7 +98,7 @@ class SpanConsumer(BatchConsumer[_Item]):
             received = record.timestamp * 1_000_000
         spans = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
         return _Item(record.topic, record.partition, record.offset,
-                     headers.get(Headers.TENANT) or self.default_tenant, received, request, spans)
+                     headers.get(Headers.TENANT) or self.default_tenant, received, request, spans, record.value or b"")
 
     def weight(self, item: _Item) -> int:
         return item.spans
@@ -118,7 +119,7 @@ class SpanConsumer(BatchConsumer[_Item]):
                         one, position_token([(item.topic, item.partition, item.offset)])))
                     stored += one.span_count
                 except (StoreRejected, ValueError) as exc2:
-                    self.dead_letter_value(item.request.SerializeToString(),
+                    self.dead_letter_value(item.raw,
                                            record_headers(item.tenant, item.received_at_ns), str(exc2),
                                            type(exc2).__name__, f"{item.topic}/{item.partition}/{item.offset}")
         self.stats.spans += stored
@@ -126,5 +127,5 @@ class SpanConsumer(BatchConsumer[_Item]):
 
     def _normalize(self, items: list[_Item]) -> NormalizedBatch:
         return self.normalizer.normalize([
-            (i.request, SourcePosition(i.tenant, i.received_at_ns, i.topic, i.partition, i.offset)) for i in items
+            (i.raw, SourcePosition(i.tenant, i.received_at_ns, i.topic, i.partition, i.offset)) for i in items
         ])

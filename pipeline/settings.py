@@ -11,6 +11,7 @@ from agentledger.schemas.topics import DEAD_LETTER_TOPIC, FEEDBACK_TOPIC, INTENT
 
 if TYPE_CHECKING:
     from agentledger.pipeline.ledger import Ledger
+    from agentledger.pipeline.normalize import Normalizer
     from agentledger.pipeline.stores import Store
 
 __all__ = ["StoreSettings", "KafkaSettings", "PipelineSettings"]
@@ -30,10 +31,19 @@ class StoreSettings(BaseSettings):
     """Embedded store directory (one process owns it at a time)."""
     price_table: Optional[str] = None
     """JSON file of model prices merged over the shipped table."""
+    normalizer: Literal["auto", "native", "python"] = "auto"
+    """OTLP normalizer: the compiled one (``agentledger-native``) when installed, or the one named."""
     ledger_key: Optional[SecretStr] = None
     """HMAC key that signs ledger checkpoints (unset: checkpoints are chained but unsigned)."""
     ledger_key_id: str = "default"
     """Name of the ledger key, recorded on each checkpoint (for rotation)."""
+
+    def make_normalizer(self) -> "Normalizer":
+        """The normalizer this configuration asks for, with its price table."""
+        from agentledger.pipeline.normalize.native import make_normalizer
+        from agentledger.schemas import PriceTable
+
+        return make_normalizer(PriceTable.load(self.price_table), self.normalizer)
 
     def ledger(self, store: "Store") -> "Ledger":
         """The ledger for ``store`` with this configuration's signing key."""

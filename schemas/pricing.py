@@ -81,6 +81,15 @@ class PriceTable:
         }
         return cls(table)
 
+    def entries(self) -> list[tuple[str, str, ModelPrice]]:
+        """(provider, model prefix, price) in table order (what a compiled normalizer loads)."""
+        return [(provider, prefix, price) for provider, models in self._table.items() for prefix, price in models.items()]
+
+    @staticmethod
+    def aliases() -> dict[str, str]:
+        """Provider names as spans give them -> providers of the table."""
+        return dict(_PROVIDER_ALIASES)
+
     def lookup(self, provider: str, model: str) -> ModelPrice | None:
         """Price of ``model`` at ``provider`` (any provider when it is unknown), or None."""
         key = (provider, model)

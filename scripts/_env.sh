@@ -14,3 +14,21 @@ al_install() {
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
         -c "$ROOT/scripts/constraints.txt" -e "$ROOT[$extras]"
 }
+
+# The compiled normalizer (native/, Rust via maturin; cargo fetches its crates). Usage:
+# al_install_native required|optional. Optional: without a Rust toolchain the pure-Python
+# normalizer serves (slower, same rows).
+al_install_native() {
+    local need="$1"
+    if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
+        export PATH="$HOME/.cargo/bin:$PATH"
+    fi
+    if "$VENV/bin/python" -m pip install -q --disable-pip-version-check "$ROOT/native"; then
+        return 0
+    fi
+    if [ "$need" = required ]; then
+        echo "agentledger-native did not build (needs cargo/rustc: https://rustup.rs)" >&2
+        return 1
+    fi
+    echo "agentledger-native did not build; using the pure-Python normalizer" >&2
+}

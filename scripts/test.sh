@@ -4,6 +4,7 @@
 # Set AGENTLEDGER_KAFKA_BOOTSTRAP_SERVERS to test against a broker you already run.
 source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
 al_install dev
+al_install_native required
 cd "$ROOT"
 
 if [ -z "${AGENTLEDGER_KAFKA_BOOTSTRAP_SERVERS:-}" ]; then

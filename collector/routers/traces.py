@@ -56,9 +56,10 @@ def _ingest(
     rejected, reason = otlp.drop_invalid_spans(request)
     if total and rejected == total:
         raise otlp.OtlpError(400, f"no valid span in request: {reason}")
-    truncate_attributes(request, settings.max_attribute_length, len(data))
+    truncated = truncate_attributes(request, settings.max_attribute_length, len(data))
     if total - rejected:
-        sink.write(IngestBatch(tenant, received, request, total - rejected))
+        raw = data if media == otlp.PROTOBUF and not rejected and not truncated else None
+        sink.write(IngestBatch(tenant, received, request, total - rejected, raw))
     response = otlp.export_response(rejected, reason)
     return otlp.encode_message(response, media)
 

@@ -66,6 +66,8 @@ class Normalizer(abc.ABC):
 
     @abc.abstractmethod
     def normalize(
-        self, requests: list[tuple[ExportTraceServiceRequest, SourcePosition]]
+        self, requests: list[tuple[ExportTraceServiceRequest | bytes, SourcePosition]]
     ) -> NormalizedBatch:
-        """Rows for every span of every request, in request order."""
+        """Rows for every span of every request, in request order. A request is given parsed or
+        serialized (as received, or as a Kafka record holds it); one that does not parse raises
+        ``NormalizeError``."""

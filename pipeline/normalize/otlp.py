@@ -20,9 +20,10 @@ from typing import Any
 
 import pyarrow as pa
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from google.protobuf.message import DecodeError
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
-from agentledger.pipeline.normalize.base import NormalizedBatch, Normalizer, SourcePosition
+from agentledger.pipeline.normalize.base import NormalizedBatch, NormalizeError, Normalizer, SourcePosition
 from agentledger.pipeline.normalize.conventions import genai, langfuse, openinference, openlit, openllmetry
 from agentledger.pipeline.normalize.fields import Fields, parse_json
 from agentledger.schemas import (
@@ -283,10 +284,15 @@ class OtlpNormalizer(Normalizer):
         self.ref_threshold = ref_threshold
 
     def normalize(
-        self, requests: list[tuple[ExportTraceServiceRequest, SourcePosition]]
+        self, requests: list[tuple[ExportTraceServiceRequest | bytes, SourcePosition]]
     ) -> NormalizedBatch:
         builder = _Builder()
         for request, pos in requests:
+            if isinstance(request, bytes):
+                try:
+                    request = ExportTraceServiceRequest.FromString(request)
+                except DecodeError as exc:
+                    raise NormalizeError(f"malformed OTLP protobuf: {exc}") from exc
             builder.start(pos.tenant, pos.received_at_ns)
             self._request(request, pos, builder)
             if len(builder.rows) >= _FLUSH_ROWS:

@@ -31,6 +31,9 @@ class IngestBatch:
     received_at_ns: int
     request: ExportTraceServiceRequest
     span_count: int
+    raw: bytes | None = None
+    """The request serialized, when the collector received it so and changed nothing (the
+    compiled normalizer reads it directly)."""
 
 
 class SinkError(Exception):

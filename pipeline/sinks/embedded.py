@@ -146,24 +146,33 @@ class EmbeddedSink(Sink):
 
     def _prepare(self, group: list[_Pending]) -> _Prepared | None:
         first = self._next_seq
-        parts: list[NormalizedBatch] = []
+        requests = [
+            (item.batch.raw or item.batch.request,
+             SourcePosition(item.batch.tenant, item.batch.received_at_ns, EMBEDDED_SOURCE, 0, offset))
+            for offset, item in enumerate(group, start=first)
+        ]
         accepted: list[_Pending] = []
-        for offset, item in enumerate(group, start=first):
-            pos = SourcePosition(item.batch.tenant, item.batch.received_at_ns, EMBEDDED_SOURCE, 0, offset)
-            try:
-                parts.append(self.normalizer.normalize([(item.batch.request, pos)]))
-                accepted.append(item)
-            except Exception as exc:  # a request that cannot be normalized is refused alone
-                log.warning("request rejected by the normalizer: %s", exc)
-                item.error = SinkRejected(f"cannot normalize request: {exc}")
-                item.done.set()
+        try:  # the whole group in one call (contents deduplicated across it)...
+            normalized = self.normalizer.normalize(requests)
+            accepted = group
+        except Exception:  # ...or request by request, refusing only those that cannot be normalized
+            parts: list[NormalizedBatch] = []
+            for item, request in zip(group, requests):
+                try:
+                    parts.append(self.normalizer.normalize([request]))
+                    accepted.append(item)
+                except Exception as exc:
+                    log.warning("request rejected by the normalizer: %s", exc)
+                    item.error = SinkRejected(f"cannot normalize request: {exc}")
+                    item.done.set()
+            normalized = NormalizedBatch.concat(parts)
         last = first + len(group) - 1
         # Sequence numbers are never reused, even when this write fails: a token names one
         # batch's data only, so a later, different batch cannot be mistaken for a duplicate.
         self._next_seq = last + 1
         if not accepted:
             return None
-        return _Prepared(accepted, NormalizedBatch.concat(parts), first, last)
+        return _Prepared(accepted, normalized, first, last)
 
     def _write_loop(self) -> None:
         """Stage 2: store what was normalized. Batches that wait meanwhile are stored as one:

@@ -14,15 +14,16 @@ from pathlib import Path
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from agentledger.pipeline.normalize import OtlpNormalizer, SourcePosition
+from agentledger.pipeline.normalize import SourcePosition
 from agentledger.schemas import content_hash
+from tests.support.normalizers import normalize_both
 
 PEERS = Path(__file__).parent.parent / "fixtures" / "peers"
 
 
 def _rows(name: str) -> tuple[list[dict], dict[str, str]]:
     req = ExportTraceServiceRequest.FromString((PEERS / f"{name}.otlp.pb").read_bytes())
-    batch = OtlpNormalizer().normalize([(req, SourcePosition("t", time.time_ns(), "test"))])
+    batch = normalize_both([(req, SourcePosition("t", time.time_ns(), "test"))])
     contents = {r["hash"]: r["content"] for r in batch.contents.to_pylist()}
     return batch.spans.to_pylist(), contents
 

@@ -11,6 +11,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from agentledger.pipeline.normalize import NormalizedBatch, OtlpNormalizer, SourcePosition
 from agentledger.schemas import content_hash
+from tests.support.normalizers import normalize_both
 
 
 def _request(attrs: dict[str, Any], *, resource: dict[str, Any] | None = None, events=(), name="span") -> ExportTraceServiceRequest:
@@ -57,7 +58,7 @@ def _value(av, value: Any) -> None:
 
 
 def _norm(*reqs: ExportTraceServiceRequest, tenant: str = "t") -> NormalizedBatch:
-    return OtlpNormalizer().normalize([(r, SourcePosition(tenant, time.time_ns(), "test", 0, i)) for i, r in enumerate(reqs)])
+    return normalize_both([(r, SourcePosition(tenant, time.time_ns(), "test", 0, i)) for i, r in enumerate(reqs)])
 
 
 def _row(batch: NormalizedBatch) -> dict:
@@ -129,10 +130,9 @@ def test_price_table_override(tmp_path, monkeypatch) -> None:
 
     path = tmp_path / "prices.json"
     path.write_text(json.dumps({"house": {"house-model": {"input": 1000.0, "output": 0.0}}}))
-    n = OtlpNormalizer(PriceTable.load(path))
     req = _request({"openinference.span.kind": "LLM", "llm.model_name": "house-model-7", "llm.provider": "house",
                     "llm.token_count.prompt": 10})
-    row = n.normalize([(req, SourcePosition("t", 0, "x"))]).spans.to_pylist()[0]
+    row = normalize_both([(req, SourcePosition("t", 0, "x"))], PriceTable.load(path)).spans.to_pylist()[0]
     assert row["cost_usd"] == pytest.approx(0.01) and row["cost_source"] == "price_table"
 
 
@@ -146,7 +146,7 @@ def test_large_values_are_stored_once_by_hash_per_tenant() -> None:
     assert ref == content_hash(prompt) == rows[0]["system_prompt_hash"] == rows[1]["system_prompt_hash"]
     assert "llm.input_messages.0.message.content" not in dict(rows[0]["attributes"])
     assert b.contents.column("hash").to_pylist().count(ref) == 1
-    two = OtlpNormalizer().normalize([(_request(attrs), SourcePosition("a", 0, "x")), (_request(attrs), SourcePosition("b", 0, "x"))])
+    two = normalize_both([(_request(attrs), SourcePosition("a", 0, "x")), (_request(attrs), SourcePosition("b", 0, "x"))])
     assert sorted(r["tenant"] for r in two.contents.to_pylist() if r["hash"] == ref) == ["a", "b"]
 
 

@@ -1,0 +1,286 @@
+//! What the convention extractors find on one span, and the canonical message shape
+//! (see ``agentledger/pipeline/normalize/fields.py``, which this follows rule for rule).
+
+use indexmap::IndexMap;
+use rustc_hash::FxBuildHasher;
+use serde_json::{Map, Value};
+
+/// A span's attributes as the Python normalizer's dict: insertion order, a repeated key keeps
+/// its first place and its last value.
+pub type Attrs<'a> = IndexMap<&'a str, &'a str, FxBuildHasher>;
+
+pub trait Get {
+    fn s(&self, key: &str) -> Option<&str>;
+    fn has(&self, key: &str) -> bool {
+        self.s(key).is_some()
+    }
+    /// ``attrs.get(key) or ""``-style lookup: the value when present and non-empty.
+    fn nz(&self, key: &str) -> Option<&str> {
+        self.s(key).filter(|v| !v.is_empty())
+    }
+    fn or_empty(&self, key: &str) -> String {
+        self.s(key).unwrap_or("").to_string()
+    }
+}
+
+impl Get for Attrs<'_> {
+    #[inline]
+    fn s(&self, key: &str) -> Option<&str> {
+        self.get(key).copied()
+    }
+}
+
+/// One event as the Python normalizer sees it: name and attributes (Python values).
+pub struct Event {
+    pub name: String,
+    pub attributes: Map<String, Value>,
+}
+
+#[derive(Default)]
+pub struct Fields {
+    pub kind: String,
+    pub operation: String,
+    pub provider: String,
+    pub request_model: String,
+    pub response_model: String,
+    pub system_fingerprint: String,
+    pub input_tokens: Option<i64>,
+    pub output_tokens: Option<i64>,
+    pub cache_read_tokens: Option<i64>,
+    pub cache_write_tokens: Option<i64>,
+    pub reasoning_tokens: Option<i64>,
+    pub cost: Option<f64>,
+    pub tool_name: String,
+    pub tool_call_id: String,
+    pub input_messages: Option<Vec<Value>>,
+    pub output_messages: Option<Vec<Value>>,
+    pub input_value: Option<Value>,
+    pub output_value: Option<Value>,
+    pub input_kind: &'static str,
+    pub output_kind: &'static str,
+    pub documents: Option<Vec<(String, String, f64)>>,
+    pub session_id: String,
+    pub user_id: String,
+    pub agent_name: String,
+}
+
+/// Python truthiness of a value.
+pub fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+    }
+}
+
+/// ``d.get(key)`` of a value that may not be a dict.
+pub fn get<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
+    v.as_object().and_then(|m| m.get(key))
+}
+
+/// ``value`` parsed as JSON, or None when it is absent or not JSON.
+pub fn parse_json(value: Option<&str>) -> Option<Value> {
+    let value = value?;
+    let c = *value.as_bytes().first()?;
+    if !matches!(c, b'[' | b'{' | b'"' | b'0'..=b'9' | b'-' | b't' | b'f' | b'n') {
+        return None;
+    }
+    serde_json::from_str(value).ok()
+}
+
+/// Tool-call arguments in canonical form: parsed JSON when possible, else as given.
+pub fn parse_arguments(value: Value) -> Value {
+    if let Value::String(s) = &value {
+        if let Some(parsed) = parse_json(Some(s)) {
+            return parsed;
+        }
+    }
+    value
+}
+
+pub fn parse_arguments_str(value: Option<&str>) -> Value {
+    parse_arguments(Value::String(value.unwrap_or("").to_string()))
+}
+
+pub fn to_int(value: Option<&str>) -> Option<i64> {
+    let v = value?;
+    if v.is_empty() {
+        return None;
+    }
+    let t = v.trim();
+    let digits = t.replace('_', "");
+    if let Ok(i) = digits.parse::<i64>() {
+        return Some(i);
+    }
+    to_float(Some(v)).filter(|f| f.is_finite()).map(|f| f.trunc() as i64)
+}
+
+pub fn to_float(value: Option<&str>) -> Option<f64> {
+    let v = value?.trim();
+    if v.is_empty() {
+        return None;
+    }
+    let lower = v.to_ascii_lowercase();
+    match lower.trim_start_matches(['+', '-']) {
+        "inf" | "infinity" => return Some(if lower.starts_with('-') { f64::NEG_INFINITY } else { f64::INFINITY }),
+        "nan" => return Some(f64::NAN),
+        _ => {}
+    }
+    if lower.contains("inf") || lower.contains("nan") {
+        return None;
+    }
+    v.replace('_', "").parse::<f64>().ok()
+}
+
+/// A canonical message with empty fields left out.
+pub fn message(role: Value, content: Option<Value>, tool_calls: Option<Vec<Value>>, tool_call_id: Option<Value>, name: Option<Value>) -> Value {
+    let mut msg = Map::new();
+    msg.insert("role".into(), if truthy(&role) { role } else { Value::String("unknown".into()) });
+    if let Some(c) = content {
+        let empty = matches!(&c, Value::Null) || c.as_str() == Some("") || c.as_array().is_some_and(|a| a.is_empty());
+        if !empty {
+            msg.insert("content".into(), c);
+        }
+    }
+    if let Some(calls) = tool_calls {
+        if !calls.is_empty() {
+            msg.insert("tool_calls".into(), Value::Array(calls));
+        }
+    }
+    if let Some(id) = tool_call_id {
+        if truthy(&id) {
+            msg.insert("tool_call_id".into(), id);
+        }
+    }
+    if let Some(n) = name {
+        if truthy(&n) {
+            msg.insert("name".into(), n);
+        }
+    }
+    Value::Object(msg)
+}
+
+pub fn s(v: &str) -> Value {
+    Value::String(v.to_string())
+}
+
+pub fn tool_call(id: Value, name: Value, arguments: Value) -> Value {
+    let mut m = Map::new();
+    m.insert("id".into(), id);
+    m.insert("name".into(), name);
+    m.insert("arguments".into(), arguments);
+    Value::Object(m)
+}
+
+fn text_part(text: Value) -> Value {
+    let mut m = Map::new();
+    m.insert("type".into(), s("text"));
+    m.insert("text".into(), text);
+    Value::Object(m)
+}
+
+/// OpenAI content (string or list of parts) in canonical form.
+fn openai_content(content: Option<&Value>) -> Option<Value> {
+    let content = content?;
+    let Value::Array(items) = content else { return Some(content.clone()) };
+    let mut parts: Vec<Value> = Vec::with_capacity(items.len());
+    for p in items {
+        match p {
+            Value::Object(m) => match m.get("type").and_then(Value::as_str) {
+                Some("text") => parts.push(text_part(m.get("text").cloned().unwrap_or_else(|| s("")))),
+                Some("image_url") => {
+                    let url = m.get("image_url");
+                    let url = match url {
+                        Some(Value::Object(u)) => u.get("url").cloned().unwrap_or_else(|| s("")),
+                        Some(other) => other.clone(),
+                        None => Value::Null,
+                    };
+                    let mut img = Map::new();
+                    img.insert("type".into(), s("image"));
+                    img.insert("url".into(), url);
+                    parts.push(Value::Object(img));
+                }
+                _ => parts.push(p.clone()),
+            },
+            other => parts.push(text_part(Value::String(crate::pyjson::py_str(other)))),
+        }
+    }
+    if parts.len() == 1 && get(&parts[0], "type").and_then(Value::as_str) == Some("text") {
+        return parts.pop().and_then(|p| match p {
+            Value::Object(mut m) => m.remove("text"),
+            _ => None,
+        });
+    }
+    Some(Value::Array(parts))
+}
+
+/// OpenAI chat-format messages (as Langfuse or entity inputs record them) in canonical form.
+pub fn from_openai_messages(value: Option<&Value>) -> Option<Vec<Value>> {
+    let mut value = value?;
+    let single;
+    if let Value::Object(m) = value {
+        if let Some(msgs @ Value::Array(_)) = m.get("messages") {
+            value = msgs;
+        } else if m.contains_key("role") {
+            single = [value.clone()];
+            return convert_openai(&single);
+        } else {
+            return None;
+        }
+    }
+    let Value::Array(items) = value else { return None };
+    convert_openai(items)
+}
+
+fn convert_openai(items: &[Value]) -> Option<Vec<Value>> {
+    if items.is_empty() || !items.iter().all(|m| m.as_object().is_some_and(|o| o.contains_key("role"))) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(items.len());
+    for m in items {
+        let mut calls = Vec::new();
+        if let Some(Value::Array(tcs)) = get(m, "tool_calls") {
+            for tc in tcs {
+                let empty = Value::Object(Map::new());
+                let func = get(tc, "function").filter(|f| truthy(f)).unwrap_or(&empty);
+                let name = get(func, "name").or_else(|| get(tc, "name")).cloned().unwrap_or_else(|| s(""));
+                let arguments = get(func, "arguments").or_else(|| get(tc, "arguments")).cloned().unwrap_or_else(|| s(""));
+                calls.push(tool_call(get(tc, "id").cloned().unwrap_or_else(|| s("")), name, parse_arguments(arguments)));
+            }
+        }
+        out.push(message(
+            get(m, "role").cloned().unwrap_or_else(|| s("")),
+            openai_content(get(m, "content")),
+            Some(calls),
+            get(m, "tool_call_id").cloned(),
+            get(m, "name").cloned(),
+        ));
+    }
+    Some(out)
+}
+
+/// Inputs and outputs recorded by function decorators (Traceloop, Langfuse), unwrapped.
+pub fn decorated_value(raw: Option<&str>) -> Option<Value> {
+    let raw = raw?;
+    let parsed = parse_json(Some(raw));
+    match parsed {
+        Some(Value::String(s)) => return Some(Value::String(s)),
+        Some(Value::Object(m)) if !m.is_empty() && m.keys().all(|k| k == "args" || k == "kwargs") => {
+            let args = m.get("args").filter(|a| truthy(a));
+            let kwargs = m.get("kwargs").filter(|k| truthy(k));
+            if let (Some(kw), None) = (kwargs, args) {
+                return Some(kw.clone());
+            }
+            if let (Some(Value::Array(a)), None) = (args, kwargs) {
+                if a.len() == 1 {
+                    return Some(a[0].clone());
+                }
+            }
+        }
+        _ => {}
+    }
+    Some(Value::String(raw.to_string()))
+}

@@ -1,0 +1,413 @@
+//! Text forms that must match the Python pipeline byte for byte:
+//!
+//! * the canonical JSON of ``agentledger.schemas.contents`` (``orjson.dumps(v,
+//!   option=OPT_SORT_KEYS)``): sorted keys, no whitespace, non-ASCII as UTF-8, orjson's float
+//!   notation (decimal for 1e-5 <= |x| < 1e16, else ``1e+16`` / ``1e-7``);
+//! * ``json.dumps(..., ensure_ascii=False)`` as the Python normalizer writes attribute values
+//!   and events (insertion order, Python's ``float.__repr__`` notation, ``NaN``/``Infinity``);
+//! * Python's ``repr(float)`` and ``str(value)``.
+
+use base64::Engine;
+use serde_json::Value;
+use std::fmt::Write;
+
+use crate::otlp::{any_value, AnyValue, KeyValue};
+
+/// Shortest round-trip digits of a finite, non-zero ``x``: (negative, digits, decimal exponent
+/// of the first digit).
+fn shortest(x: f64) -> (bool, String, i32) {
+    let s = format!("{:e}", x);
+    let (mantissa, exp) = s.split_once('e').expect("LowerExp always writes an exponent");
+    let negative = mantissa.starts_with('-');
+    let digits: String = mantissa.chars().filter(|c| c.is_ascii_digit()).collect();
+    (negative, digits, exp.parse().expect("exponent is an integer"))
+}
+
+fn decimal(out: &mut String, negative: bool, digits: &str, exp: i32) {
+    if negative {
+        out.push('-');
+    }
+    let n = digits.len() as i32;
+    if exp >= 0 {
+        if n <= exp + 1 {
+            out.push_str(digits);
+            for _ in 0..(exp + 1 - n) {
+                out.push('0');
+            }
+            out.push_str(".0");
+        } else {
+            let (a, b) = digits.split_at((exp + 1) as usize);
+            out.push_str(a);
+            out.push('.');
+            out.push_str(b);
+        }
+    } else {
+        out.push_str("0.");
+        for _ in 0..(-exp - 1) {
+            out.push('0');
+        }
+        out.push_str(digits);
+    }
+}
+
+fn scientific(out: &mut String, negative: bool, digits: &str, exp: i32, pad_exponent: bool) {
+    if negative {
+        out.push('-');
+    }
+    out.push_str(&digits[..1]);
+    if digits.len() > 1 {
+        out.push('.');
+        out.push_str(&digits[1..]);
+    }
+    out.push('e');
+    out.push(if exp < 0 { '-' } else { '+' });
+    if pad_exponent {
+        let _ = write!(out, "{:02}", exp.abs());
+    } else {
+        let _ = write!(out, "{}", exp.abs());
+    }
+}
+
+/// Python's ``repr(x)`` for a finite float.
+pub fn py_float_repr(out: &mut String, x: f64) {
+    if x == 0.0 {
+        out.push_str(if x.is_sign_negative() { "-0.0" } else { "0.0" });
+        return;
+    }
+    let (neg, digits, exp) = shortest(x);
+    if (-4..16).contains(&exp) {
+        decimal(out, neg, &digits, exp);
+    } else {
+        scientific(out, neg, &digits, exp, true);
+    }
+}
+
+/// Python's ``str(x)`` / ``repr(x)`` for any float (``inf``, ``nan``).
+pub fn py_float_str(out: &mut String, x: f64) {
+    if x.is_nan() {
+        out.push_str("nan");
+    } else if x.is_infinite() {
+        out.push_str(if x > 0.0 { "inf" } else { "-inf" });
+    } else {
+        py_float_repr(out, x);
+    }
+}
+
+/// A float as ``json.dumps`` writes it.
+fn py_json_float(out: &mut String, x: f64) {
+    if x.is_nan() {
+        out.push_str("NaN");
+    } else if x.is_infinite() {
+        out.push_str(if x > 0.0 { "Infinity" } else { "-Infinity" });
+    } else {
+        py_float_repr(out, x);
+    }
+}
+
+/// A float as orjson writes it (non-finite values become ``null``).
+fn orjson_float(out: &mut String, x: f64) {
+    if !x.is_finite() {
+        out.push_str("null");
+        return;
+    }
+    if x == 0.0 {
+        out.push_str(if x.is_sign_negative() { "-0.0" } else { "0.0" });
+        return;
+    }
+    let (neg, digits, exp) = shortest(x);
+    if (-5..16).contains(&exp) {
+        decimal(out, neg, &digits, exp);
+    } else {
+        scientific(out, neg, &digits, exp, false);
+    }
+}
+
+/// A JSON string literal; non-ASCII kept, control characters escaped (as both ``json`` with
+/// ``ensure_ascii=False`` and orjson do).
+pub fn json_str(out: &mut String, s: &str) {
+    out.push('"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc: &str = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        if esc.is_empty() {
+            let _ = write!(out, "\\u{:04x}", b);
+        } else {
+            out.push_str(esc);
+        }
+        start = i + 1;
+    }
+    out.push_str(&s[start..]);
+    out.push('"');
+}
+
+fn number(out: &mut String, n: &serde_json::Number, float: fn(&mut String, f64)) {
+    if let Some(i) = n.as_i64() {
+        let _ = write!(out, "{}", i);
+    } else if let Some(u) = n.as_u64() {
+        let _ = write!(out, "{}", u);
+    } else {
+        float(out, n.as_f64().unwrap_or(f64::NAN));
+    }
+}
+
+/// The canonical JSON of a value (orjson with sorted keys).
+pub fn canonical(out: &mut String, v: &Value) {
+    match v {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => number(out, n, orjson_float),
+        Value::String(s) => json_str(out, s),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical(out, item);
+            }
+            out.push(']');
+        }
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort_unstable();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                json_str(out, k);
+                out.push(':');
+                canonical(out, &map[k.as_str()]);
+            }
+            out.push('}');
+        }
+    }
+}
+
+/// The canonical JSON of a list of values.
+pub fn canonical_array(items: &[Value]) -> String {
+    let mut out = String::with_capacity(256);
+    out.push('[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        canonical(&mut out, item);
+    }
+    out.push(']');
+    out
+}
+
+pub fn canonical_string(v: &Value) -> String {
+    let mut out = String::new();
+    canonical(&mut out, v);
+    out
+}
+
+/// ``canonical_text``: strings as they are, anything else as canonical JSON.
+pub fn canonical_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => canonical_string(other),
+    }
+}
+
+/// ``json.dumps(v, ensure_ascii=False)`` with the given separators, keys in insertion order.
+pub fn py_dumps(out: &mut String, v: &Value, compact: bool) {
+    match v {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => number(out, n, py_json_float),
+        Value::String(s) => json_str(out, s),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(if compact { "," } else { ", " });
+                }
+                py_dumps(out, item, compact);
+            }
+            out.push(']');
+        }
+        Value::Object(map) => {
+            out.push('{');
+            for (i, (k, item)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(if compact { "," } else { ", " });
+                }
+                json_str(out, k);
+                out.push_str(if compact { ":" } else { ": " });
+                py_dumps(out, item, compact);
+            }
+            out.push('}');
+        }
+    }
+}
+
+/// Python's ``str(value)`` for the value ``orjson.loads`` would give (containers approximated by
+/// their JSON).
+pub fn py_str(v: &Value) -> String {
+    let mut out = String::new();
+    match v {
+        Value::Null => out.push_str("None"),
+        Value::Bool(b) => out.push_str(if *b { "True" } else { "False" }),
+        Value::Number(n) => number(&mut out, n, py_float_str),
+        Value::String(s) => out.push_str(s),
+        other => py_dumps(&mut out, other, false),
+    }
+    out
+}
+
+fn b64(data: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(data)
+}
+
+/// ``anyvalue_to_python``: an AnyValue as a JSON value (non-finite doubles become null).
+pub fn any_to_value(v: Option<&AnyValue>) -> Value {
+    let Some(inner) = v.and_then(|v| v.value.as_ref()) else { return Value::Null };
+    match inner {
+        any_value::Value::StringValue(s) => Value::String(s.clone()),
+        any_value::Value::BoolValue(b) => Value::Bool(*b),
+        any_value::Value::IntValue(i) => Value::from(*i),
+        any_value::Value::DoubleValue(d) => serde_json::Number::from_f64(*d).map_or(Value::Null, Value::Number),
+        any_value::Value::ArrayValue(a) => Value::Array(a.values.iter().map(|x| any_to_value(Some(x))).collect()),
+        any_value::Value::KvlistValue(kv) => Value::Object(kvlist_to_map(&kv.values)),
+        any_value::Value::BytesValue(b) => Value::String(b64(b)),
+    }
+}
+
+pub fn kvlist_to_map(kvs: &[KeyValue]) -> serde_json::Map<String, Value> {
+    let mut map = serde_json::Map::with_capacity(kvs.len());
+    for kv in kvs {
+        map.insert(kv.key.clone(), any_to_value(kv.value.as_ref()));
+    }
+    map
+}
+
+/// ``json.dumps`` of ``anyvalue_to_python(v)``, written straight from the message (keeps
+/// ``NaN`` and ``Infinity`` as Python writes them).
+pub fn write_any_json(out: &mut String, v: Option<&AnyValue>, compact: bool) {
+    let Some(inner) = v.and_then(|v| v.value.as_ref()) else {
+        out.push_str("null");
+        return;
+    };
+    match inner {
+        any_value::Value::StringValue(s) => json_str(out, s),
+        any_value::Value::BoolValue(b) => out.push_str(if *b { "true" } else { "false" }),
+        any_value::Value::IntValue(i) => {
+            let _ = write!(out, "{}", i);
+        }
+        any_value::Value::DoubleValue(d) => py_json_float(out, *d),
+        any_value::Value::ArrayValue(a) => {
+            out.push('[');
+            for (i, item) in a.values.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(if compact { "," } else { ", " });
+                }
+                write_any_json(out, Some(item), compact);
+            }
+            out.push(']');
+        }
+        any_value::Value::KvlistValue(kv) => write_kvlist_json(out, &kv.values, compact),
+        any_value::Value::BytesValue(b) => json_str(out, &b64(b)),
+    }
+}
+
+/// A key/value list as the JSON of the Python dict built from it (a repeated key keeps its
+/// first place and its last value).
+pub fn write_kvlist_json(out: &mut String, kvs: &[KeyValue], compact: bool) {
+    let mut order: indexmap::IndexMap<&str, Option<&AnyValue>> = indexmap::IndexMap::with_capacity(kvs.len());
+    for kv in kvs {
+        order.insert(kv.key.as_str(), kv.value.as_ref());
+    }
+    out.push('{');
+    for (i, (k, v)) in order.into_iter().enumerate() {
+        if i > 0 {
+            out.push_str(if compact { "," } else { ", " });
+        }
+        json_str(out, k);
+        out.push_str(if compact { ":" } else { ": " });
+        write_any_json(out, v, compact);
+    }
+    out.push('}');
+}
+
+/// ``any_to_str``, borrowing a string value.
+pub fn any_to_cow(v: Option<&AnyValue>) -> std::borrow::Cow<'_, str> {
+    match v.and_then(|v| v.value.as_ref()) {
+        Some(any_value::Value::StringValue(s)) => std::borrow::Cow::Borrowed(s.as_str()),
+        _ => std::borrow::Cow::Owned(any_to_str(v)),
+    }
+}
+
+/// ``anyvalue_to_str``: an AnyValue as the string stored in the attribute maps.
+pub fn any_to_str(v: Option<&AnyValue>) -> String {
+    let Some(inner) = v.and_then(|v| v.value.as_ref()) else { return String::new() };
+    match inner {
+        any_value::Value::StringValue(s) => s.clone(),
+        any_value::Value::IntValue(i) => i.to_string(),
+        any_value::Value::DoubleValue(d) => {
+            let mut out = String::new();
+            py_float_str(&mut out, *d);
+            out
+        }
+        any_value::Value::BoolValue(b) => (if *b { "true" } else { "false" }).to_string(),
+        any_value::Value::BytesValue(b) => b64(b),
+        _ => {
+            let mut out = String::new();
+            write_any_json(&mut out, v, true);
+            out
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repr(x: f64) -> String {
+        let mut s = String::new();
+        py_float_repr(&mut s, x);
+        s
+    }
+
+    fn orj(x: f64) -> String {
+        let mut s = String::new();
+        orjson_float(&mut s, x);
+        s
+    }
+
+    #[test]
+    fn python_float_repr() {
+        for (x, want) in [
+            (1.0, "1.0"), (1e16, "1e+16"), (1e15, "1000000000000000.0"), (0.0001, "0.0001"),
+            (1e-5, "1e-05"), (1.2345678901234568e20, "1.2345678901234568e+20"), (0.1, "0.1"),
+            (-0.0, "-0.0"), (1.5e300, "1.5e+300"), (12345.678, "12345.678"), (5e-324, "5e-324"),
+        ] {
+            assert_eq!(repr(x), want, "{x}");
+        }
+    }
+
+    #[test]
+    fn orjson_floats() {
+        for (x, want) in [
+            (1.0, "1.0"), (1e16, "1e+16"), (1e15, "1000000000000000.0"), (0.0001, "0.0001"),
+            (1e-5, "0.00001"), (1e-6, "1e-6"), (1e-7, "1e-7"), (1.2345678901234568e20, "1.2345678901234568e+20"),
+            (9999000000000000.0, "9999000000000000.0"), (-0.0, "-0.0"), (f64::NAN, "null"),
+        ] {
+            assert_eq!(orj(x), want, "{x}");
+        }
+    }
+}

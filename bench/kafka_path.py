@@ -99,10 +99,34 @@ def bench_collector(env: dict[str, str], bodies: list[bytes], clients: int, crc3
     return {"seconds": elapsed, "cpu": cpu}
 
 
-def bench_consumer(env: dict[str, str], expected_spans: int) -> dict[str, float]:
+_ENDPOINT = """
+import sys, time
+sys.path.insert(0, sys.argv[3])
+from tests.support.chdb_http import ChdbHttpEndpoint
+ep = ChdbHttpEndpoint(sys.argv[1], port=int(sys.argv[2]))
+ep.start()
+print("ready", flush=True)
+time.sleep(1e9)
+"""
+
+
+def bench_consumer(env: dict[str, str], expected_spans: int, server: bool = False) -> dict[str, float]:
+    """One pipeline consumer from the spans topic into the embedded store (the ClickHouse engine in
+    the consumer's process, its inserts and merges counted as consumer CPU), or, with ``server``,
+    into a ClickHouse server over HTTP through clickhouse-connect (production's topology; here the
+    tests' chDB-backed ClickHouse HTTP endpoint in a process of its own, whose CPU is the
+    database's and is reported apart)."""
     data_dir = tempfile.mkdtemp(prefix="agentledger-bench-consumer-")
     metrics_port = _free_port()
     env = {**env, "AGENTLEDGER_METRICS_PORT": str(metrics_port), "AGENTLEDGER_BATCH_MAX_SPANS": "20000"}
+    endpoint = None
+    if server:
+        port = _free_port()
+        endpoint = subprocess.Popen([sys.executable, "-c", _ENDPOINT, tempfile.mkdtemp(prefix="agentledger-bench-ch-"),
+                                     str(port), str(ROOT)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        assert endpoint.stdout is not None and endpoint.stdout.readline().strip() == b"ready"
+        env["AGENTLEDGER_CLICKHOUSE_URL"] = f"http://127.0.0.1:{port}"
+        env["AGENTLEDGER_DATABASE"] = f"bench_{uuid.uuid4().hex[:8]}"
     proc = subprocess.Popen([sys.executable, "-m", "agentledger.cli", "pipeline", "run", "--data-dir", data_dir,
                              "--log-level", "warning"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     try:
@@ -118,6 +142,7 @@ def bench_consumer(env: dict[str, str], expected_spans: int) -> dict[str, float]
                 continue
             if cpu0 is None:
                 cpu0, t0 = _cpu_seconds(proc.pid), time.perf_counter()
+                db0 = _cpu_seconds(endpoint.pid) if endpoint else 0.0
             if status["spans"] > 0 and first_spans_at is None:
                 first_spans_at = time.perf_counter()
             if status["spans"] >= expected_spans:
@@ -125,12 +150,16 @@ def bench_consumer(env: dict[str, str], expected_spans: int) -> dict[str, float]
             time.sleep(0.05)
         elapsed = time.perf_counter() - t0
         cpu = _cpu_seconds(proc.pid) - (cpu0 or 0)
+        db_cpu = _cpu_seconds(endpoint.pid) - db0 if endpoint else 0.0
     finally:
         proc.terminate()
         proc.wait(timeout=60)
+        if endpoint:
+            endpoint.terminate()
+            endpoint.wait(timeout=60)
     if status.get("spans", 0) < expected_spans:
         raise RuntimeError(f"consumer stored {status.get('spans')} of {expected_spans} spans")
-    return {"seconds": elapsed, "cpu": cpu, "spans": status["spans"]}
+    return {"seconds": elapsed, "cpu": cpu, "db_cpu": db_cpu, "spans": status["spans"]}
 
 
 def bench_latency(kafka_env: dict[str, str], n: int) -> list[float]:
@@ -204,7 +233,12 @@ def main() -> None:
         env, _ = results[True]
         k = bench_consumer(env, spans)
         print(f"Kafka -> store (one consumer, embedded store): {k['spans'] / k['seconds']:,.0f} spans/s, "
-              f"{k['spans'] / max(k['cpu'], 1e-9):,.0f} spans per consumer CPU-second")
+              f"{k['spans'] / max(k['cpu'], 1e-9):,.0f} spans per consumer CPU-second (ClickHouse engine included)")
+        env = {**env, "AGENTLEDGER_KAFKA_GROUP_ID": env["AGENTLEDGER_KAFKA_GROUP_ID"] + "-server"}
+        k = bench_consumer(env, spans, server=True)
+        print(f"Kafka -> ClickHouse server (one consumer, clickhouse-connect): {k['spans'] / k['seconds']:,.0f} spans/s, "
+              f"{k['spans'] / max(k['cpu'], 1e-9):,.0f} spans per consumer CPU-second "
+              f"(the database used {k['db_cpu'] / max(k['spans'], 1) * 1e6:.0f} us CPU per span)")
         lat = sorted(bench_latency(env, args.latency_samples))
         print(f"ingest-to-queryable: p50 {statistics.median(lat) * 1e3:.0f} ms, "
               f"p95 {lat[int(len(lat) * 0.95) - 1] * 1e3:.0f} ms over {len(lat)} traces")

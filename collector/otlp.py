@@ -17,12 +17,18 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
+try:  # the compiled normalizer's request check (optional, see inspect_protobuf)
+    import agentledger_native as _native
+except ImportError:
+    _native = None
+
 __all__ = [
     "OtlpError",
     "PROTOBUF",
     "JSON",
     "media_type",
     "decode_body",
+    "inspect_protobuf",
     "parse_request",
     "encode_message",
     "count_spans",
@@ -102,6 +108,20 @@ def _hex_ids_to_base64(node: Any) -> Any:
         for item in node:
             _hex_ids_to_base64(item)
     return node
+
+
+def inspect_protobuf(data: bytes, max_attribute_length: int) -> int | None:
+    """The span count of a serialized request that can be accepted exactly as received (it parses,
+    every span has valid ids, no attribute value is over the limit), read by the compiled
+    normalizer without building the message; None otherwise, or when that is not installed (the
+    request then goes through ``parse_request``, which names any problem)."""
+    if _native is None:
+        return None
+    try:
+        spans, invalid, over = _native.inspect(data, max_attribute_length)
+    except ValueError:
+        return None
+    return spans if not invalid and not over else None
 
 
 def parse_request(data: bytes, media: str) -> ExportTraceServiceRequest:

@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf.message import DecodeError
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from agentledger.pipeline.kafka_batch import BatchConsumer, BatchStats, position_token
 from agentledger.pipeline.kafka_io import header_map, record_headers
 from agentledger.pipeline.normalize import NormalizedBatch, Normalizer, SourcePosition
+from agentledger.pipeline.normalize.native import count_spans
 from agentledger.pipeline.settings import KafkaSettings, PipelineSettings
 from agentledger.pipeline.stores import Store, StoreRejected
 from agentledger.pipeline.writer import StoreWriter
@@ -52,9 +52,8 @@ class _Item:
     offset: int
     tenant: str
     received_at_ns: int
-    request: ExportTraceServiceRequest
     spans: int
-    raw: bytes
+    raw: bytes  # the serialized request, as the record holds it
 
 
 class SpanConsumer(BatchConsumer[_Item]):
@@ -87,8 +86,9 @@ class SpanConsumer(BatchConsumer[_Item]):
 
     def decode(self, record: Any) -> _Item | None:
         headers = header_map(record.headers)
+        value = record.value or b""
         try:
-            request = ExportTraceServiceRequest.FromString(record.value or b"")
+            spans = count_spans(value)
         except DecodeError as exc:
             self.dead_letter(record, f"undecodable OTLP protobuf: {exc}", "DecodeError")
             return None
@@ -96,9 +96,8 @@ class SpanConsumer(BatchConsumer[_Item]):
             received = int(headers.get(Headers.RECEIVED_AT, "") or record.timestamp * 1_000_000)
         except ValueError:
             received = record.timestamp * 1_000_000
-        spans = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
         return _Item(record.topic, record.partition, record.offset,
-                     headers.get(Headers.TENANT) or self.default_tenant, received, request, spans, record.value or b"")
+                     headers.get(Headers.TENANT) or self.default_tenant, received, spans, value)
 
     def weight(self, item: _Item) -> int:
         return item.spans

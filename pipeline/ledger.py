@@ -3,9 +3,11 @@
 Row hash: SHA-256 of the JSON rendering (ClickHouse ``toJSONString``) of the
 stored row's columns in table order, all but the delivery bookkeeping (ingest
 time and source position, so that a span delivered twice hashes the same). It
-is computed by ClickHouse over what was actually stored, right after the
-insert, and recomputed the same way by ``verify`` (the same SQL on either
-store; keep the engine version compatible, or re-anchor after an upgrade). It
+is computed by ClickHouse right after the insert: on a server over the stored
+rows of the batch's offset range, in the embedded store over the inserted batch
+itself cast to the stored column types (the same values, without reading the
+table back), and recomputed over the stored rows by ``verify`` (the same SQL on
+either store; keep the engine version compatible, or re-anchor after an upgrade). It
 covers the row's content hashes, and ``verify`` also checks every content
 record against its hash, so changing a stored prompt or document is caught too.
 
@@ -29,7 +31,7 @@ from typing import Any, Optional
 import pyarrow as pa
 
 from agentledger.pipeline.stores import Store
-from agentledger.schemas import SPAN_ARROW_SCHEMA
+from agentledger.schemas import SPAN_ARROW_SCHEMA, SPAN_COLUMNS
 
 __all__ = ["ROW_HASH_SQL", "merkle_root", "Ledger", "verify", "VerifyReport", "LEDGER_TABLE"]
 
@@ -43,6 +45,27 @@ _HASHED = [n for n in SPAN_ARROW_SCHEMA.names if n not in _DELIVERY]
 
 ROW_HASH_SQL = "lower(hex(SHA256(toJSONString(tuple({})))))".format(", ".join(f"`{c}`" for c in _HASHED))
 """SQL expression of a span row's hash."""
+
+_TYPES = {c.name: c.ch_type for c in SPAN_COLUMNS}
+_INPUT_ROW_HASH_SQL = "lower(hex(SHA256(toJSONString(tuple({})))))".format(
+    ", ".join(f"CAST(`{c}` AS {_TYPES[c]})" for c in _HASHED)
+)
+"""The same hash over an in-memory batch, its columns cast to the stored types."""
+
+
+def _batch_hashes(store: Store, spans: pa.Table) -> dict[tuple[str, str], dict[str, str]] | None:
+    """(tenant, stream) -> {row hash: "trace_id/span_id"} over the batch itself, or None when the
+    store cannot read an in-memory table."""
+    result = store.query_arrow_over(
+        f"SELECT {_INPUT_ROW_HASH_SQL} AS h, trace_id, span_id, tenant, source_topic, source_partition FROM {{input}}",
+        spans.select([*_HASHED, "source_topic", "source_partition"]),
+    )
+    if result is None:
+        return None
+    out: dict[tuple[str, str], dict[str, str]] = {}
+    for h, trace, span, tenant, topic, partition in zip(*(result.column(i).to_pylist() for i in range(6))):
+        out.setdefault((tenant, _stream(topic, partition)), {})[h] = f"{trace}/{span}"
+    return out
 
 
 def _range_hashes(store: Store, tenant: str, stream: str, first: int, last: int) -> dict[str, str]:
@@ -117,12 +140,16 @@ class Ledger:
             .to_pylist()
         )
         rows = []
+        in_batch = _batch_hashes(self.store, spans)
         with self._lock:
             heads = {}
             for g in sorted(groups, key=lambda g: (g["tenant"], g["source_topic"], g["source_partition"])):
                 tenant, stream = g["tenant"], _stream(g["source_topic"], g["source_partition"])
                 first, last = g["source_offset_min"], g["source_offset_max"]
-                found = _range_hashes(self.store, tenant, stream, first, last)
+                if in_batch is not None:
+                    found = in_batch.get((tenant, stream), {})
+                else:
+                    found = _range_hashes(self.store, tenant, stream, first, last)
                 leaves = sorted(found)
                 seq, prev = self._head(tenant, stream)
                 root = merkle_root(leaves)

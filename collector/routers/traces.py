@@ -47,6 +47,15 @@ def _ingest(
 ) -> bytes:
     received = time.time_ns()
     data = otlp.decode_body(body, encoding, settings.max_body_bytes)
+    clean = otlp.inspect_protobuf(data, settings.max_attribute_length) if media == otlp.PROTOBUF else None
+    if clean is not None:  # nothing to drop or cut: accepted as received, never parsed here
+        if clean > settings.max_spans_per_request:
+            raise otlp.OtlpError(
+                413, f"request holds {clean} spans, over the limit of {settings.max_spans_per_request}; send smaller batches"
+            )
+        if clean:
+            sink.write(IngestBatch(tenant, received, None, clean, data))
+        return otlp.encode_message(otlp.export_response(), media)
     request = otlp.parse_request(data, media)
     total = otlp.count_spans(request)
     if total > settings.max_spans_per_request:

@@ -158,6 +158,16 @@ impl Normalizer {
     }
 }
 
+/// What the collector must know of a serialized request before accepting it: (spans, spans
+/// with invalid ids, string or bytes attribute values longer than ``max_attribute_length``).
+/// Raises ValueError when it does not parse. When both counts are zero the request can be
+/// stored exactly as received.
+#[pyfunction]
+fn inspect(py: Python<'_>, data: &Bound<'_, PyBytes>, max_attribute_length: usize) -> PyResult<(usize, usize, usize)> {
+    let bytes = data.as_bytes();
+    py.detach(|| normalize::inspect(bytes, max_attribute_length)).map_err(PyValueError::new_err)
+}
+
 /// The canonical JSON of a JSON text (``agentledger.schemas.canonical_json`` of the parsed
 /// value): lets the tests hold the two implementations to the same bytes.
 #[pyfunction]
@@ -170,5 +180,6 @@ fn canonical_json(text: &str) -> PyResult<String> {
 fn agentledger_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Normalizer>()?;
     m.add_function(wrap_pyfunction!(canonical_json, m)?)?;
+    m.add_function(wrap_pyfunction!(inspect, m)?)?;
     Ok(())
 }

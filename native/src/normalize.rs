@@ -442,6 +442,38 @@ fn attrs_of<'a>(kvs: &'a [KeyValue], values: &'a [Cow<'a, str>]) -> Attrs<'a> {
     map
 }
 
+/// (spans, spans with invalid ids, attribute values over ``max_len``) of a serialized request,
+/// by the collector's rules (``drop_invalid_spans``, ``truncate_attributes``).
+pub fn inspect(data: &[u8], max_len: usize) -> Result<(usize, usize, usize), String> {
+    use crate::otlp::any_value::Value as V;
+    let request = ExportTraceServiceRequest::decode(data).map_err(|e| e.to_string())?;
+    let (mut spans, mut invalid, mut over) = (0, 0, 0);
+    for rs in &request.resource_spans {
+        for ss in &rs.scope_spans {
+            for span in &ss.spans {
+                spans += 1;
+                let zero = |id: &[u8]| id.iter().all(|b| *b == 0);
+                if span.trace_id.len() != 16
+                    || zero(&span.trace_id)
+                    || span.span_id.len() != 8
+                    || zero(&span.span_id)
+                    || (!span.parent_span_id.is_empty() && span.parent_span_id.len() != 8)
+                {
+                    invalid += 1;
+                }
+                for kv in &span.attributes {
+                    match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                        Some(V::StringValue(s)) if char_len_over(s, max_len) => over += 1,
+                        Some(V::BytesValue(b)) if b.len() > max_len => over += 1,
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+    Ok((spans, invalid, over))
+}
+
 pub struct Normalizer {
     pub prices: Prices,
     pub ref_threshold: usize,

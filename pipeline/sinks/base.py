@@ -16,24 +16,47 @@ Exceptions, by what the client should do::
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 __all__ = ["IngestBatch", "Sink", "SinkError", "SinkUnavailable", "SinkRejected"]
 
 
-@dataclass
 class IngestBatch:
-    """One accepted OTLP request with what the collector stamped on it."""
+    """One accepted OTLP request with what the collector stamped on it.
 
-    tenant: str
-    received_at_ns: int
-    request: ExportTraceServiceRequest
-    span_count: int
-    raw: bytes | None = None
-    """The request serialized, when the collector received it so and changed nothing (the
-    compiled normalizer reads it directly)."""
+    ``raw`` is the request serialized, when the collector received it so and changed nothing:
+    the compiled normalizer reads it directly, and ``request`` is then parsed only if a sink
+    asks for it (the Kafka sink does, to split by trace).
+    """
+
+    __slots__ = ("tenant", "received_at_ns", "span_count", "raw", "_request")
+
+    def __init__(
+        self,
+        tenant: str,
+        received_at_ns: int,
+        request: ExportTraceServiceRequest | None,
+        span_count: int,
+        raw: bytes | None = None,
+    ) -> None:
+        if request is None and raw is None:
+            raise ValueError("an IngestBatch needs the request, parsed or serialized")
+        self.tenant = tenant
+        self.received_at_ns = received_at_ns
+        self.span_count = span_count
+        self.raw = raw
+        self._request = request
+
+    @property
+    def request(self) -> ExportTraceServiceRequest:
+        if self._request is None:
+            assert self.raw is not None
+            self._request = ExportTraceServiceRequest.FromString(self.raw)
+        return self._request
+
+    def __repr__(self) -> str:
+        return f"IngestBatch(tenant={self.tenant!r}, spans={self.span_count}, received_at_ns={self.received_at_ns})"
 
 
 class SinkError(Exception):

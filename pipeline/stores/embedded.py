@@ -110,6 +110,11 @@ class EmbeddedStore(Store):
         result = self._run(sql, "ArrowTable", params)
         return result if isinstance(result, pa.Table) else pa.table({})
 
+    def query_arrow_over(self, sql: str, data: pa.Table, params: Params | None = None) -> pa.Table:
+        batch = data  # noqa: F841  (chDB's Python() table function reads the local variable named here)
+        result = self._run(sql.replace("{input}", "Python(batch)"), "ArrowTable", params)
+        return result if isinstance(result, pa.Table) else pa.table({})
+
     def insert_arrow(self, table: str, data: pa.Table, *, dedup_token: str | None = None) -> None:
         if data.num_rows == 0:
             return

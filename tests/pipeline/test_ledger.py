@@ -115,3 +115,26 @@ def test_merkle_root_is_order_and_content_sensitive() -> None:
     assert merkle_root([a, b, c]) != merkle_root([a, c, b])
     assert merkle_root([a, b]) != merkle_root([a, b, c])
     assert len(merkle_root([a])) == 64
+
+
+def test_in_batch_row_hashes_equal_the_stored_rows_hashes(store) -> None:
+    """The embedded store hashes the inserted batch itself (no read-back); those hashes must be
+    exactly what ``verify`` recomputes from the stored rows, for every column type."""
+    import json
+
+    from agentledger.pipeline.ledger import _batch_hashes, _range_hashes
+    from agentledger.pipeline.normalize import SourcePosition
+    from tests.pipeline.test_native_normalizer import AWKWARD_FLOATS, AWKWARD_TEXT
+    from tests.pipeline.test_normalizer import _request
+
+    reqs = list(requests(6, runs_per_request=3, seed=5))
+    reqs.append(_request({"openinference.span.kind": "RETRIEVER", "retrieval.documents.0.document.content": "x",
+                          "agentledger.principal.chain": json.dumps(AWKWARD_TEXT), "odd": AWKWARD_FLOATS[3],
+                          **{f"t{i}": t for i, t in enumerate(AWKWARD_TEXT)}}, name="é \x01"))
+    batch = OtlpNormalizer().normalize([(r, SourcePosition("acme", time.time_ns(), "embedded", 0, i)) for i, r in enumerate(reqs)])
+    StoreWriter(store).write(batch, "hash-check")
+    in_batch = _batch_hashes(store, batch.spans)
+    assert in_batch is not None and list(in_batch) == [("acme", "embedded/0")]
+    stored = _range_hashes(store, "acme", "embedded/0", 0, len(reqs) - 1)
+    assert len(stored) == batch.span_count
+    assert in_batch[("acme", "embedded/0")] == stored

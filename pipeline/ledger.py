@@ -37,6 +37,11 @@ __all__ = ["ROW_HASH_SQL", "merkle_root", "Ledger", "verify", "VerifyReport", "L
 
 log = logging.getLogger(__name__)
 
+try:  # the compiled normalizer's module, when installed, hashes Merkle trees without the GIL
+    import agentledger_native as _native
+except ImportError:
+    _native = None
+
 LEDGER_TABLE = "ledger_checkpoints"
 _GENESIS = "0" * 64
 _DELIVERY = ("ingest_time", "source_topic", "source_partition", "source_offset")
@@ -71,17 +76,28 @@ def _batch_hashes(store: Store, spans: pa.Table) -> dict[tuple[str, str], dict[s
 def _range_hashes(store: Store, tenant: str, stream: str, first: int, last: int) -> dict[str, str]:
     """row hash -> "trace_id/span_id" for the tenant's rows at ``stream`` offsets first..last."""
     topic, _, partition = stream.rpartition("/")
-    rows = store.query_rows(
+    rows = store.query_arrow(
         f"SELECT {ROW_HASH_SQL} AS h, trace_id, span_id FROM spans WHERE tenant = {{tenant:String}} "
         "AND source_topic = {topic:String} AND source_partition = {partition:Int32} "
         "AND source_offset BETWEEN {first:Int64} AND {last:Int64}",
         {"tenant": tenant, "topic": topic, "partition": int(partition), "first": first, "last": last},
     )
-    return {r["h"]: f"{r['trace_id']}/{r['span_id']}" for r in rows}
+    if not rows.num_rows:
+        return {}
+    hashes, traces, spans = (rows.column(n).to_pylist() for n in ("h", "trace_id", "span_id"))
+    return {h: f"{t}/{s}" for h, t, s in zip(hashes, traces, spans)}
 
 
 def merkle_root(leaves: list[str]) -> str:
-    """RFC 6962-style Merkle tree hash over hex leaves (0x00 leaf prefix, 0x01 node prefix)."""
+    """RFC 6962-style Merkle tree hash over hex leaves (0x00 leaf prefix, 0x01 node prefix); computed
+    by the compiled normalizer's module when installed (same function, tested equal)."""
+    if _native is not None:
+        return _native.merkle_root(leaves)
+    return merkle_root_python(leaves)
+
+
+def merkle_root_python(leaves: list[str]) -> str:
+    """``merkle_root`` in Python (the reference)."""
     if not leaves:
         return hashlib.sha256(b"").hexdigest()
     level = [hashlib.sha256(b"\x00" + bytes.fromhex(h)).digest() for h in leaves]

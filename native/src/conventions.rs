@@ -95,20 +95,47 @@ fn oi_contents(attrs: &Attrs, base: &str) -> Option<Value> {
     Some(Value::Array(parts))
 }
 
-fn oi_tool_calls(attrs: &Attrs, base: &str) -> Vec<Value> {
+/// Indexed tool calls ``{prefix}.{k}.{name|id|arguments suffix}``, until one has neither a name
+/// nor an id (OpenInference and the legacy GenAI attributes differ only in the suffixes).
+fn indexed_tool_calls(attrs: &Attrs, prefix: &str, [name_suffix, id_suffix, arguments_suffix]: [&str; 3]) -> Vec<Value> {
     let mut calls = Vec::new();
-    let mut k = 0;
-    loop {
-        let name = attrs.s(&format!("{base}.{k}.tool_call.function.name"));
-        let cid = attrs.s(&format!("{base}.{k}.tool_call.id"));
+    for k in 0.. {
+        let mut key = KeyBuf::new(prefix, k);
+        let name = attrs.s(key.with(name_suffix));
+        let cid = attrs.s(key.with(id_suffix));
         if name.is_none() && cid.is_none() {
             break;
         }
-        let arguments = parse_arguments_str(attrs.s(&format!("{base}.{k}.tool_call.function.arguments")));
+        let arguments = parse_arguments_str(attrs.s(key.with(arguments_suffix)));
         calls.push(tool_call(s(cid.unwrap_or("")), s(name.unwrap_or("")), arguments));
-        k += 1;
     }
     calls
+}
+
+const OI_CALL: [&str; 3] = ["tool_call.function.name", "tool_call.id", "tool_call.function.arguments"];
+
+/// ``{prefix}.{i}.`` followed by suffixes, built in one buffer (no allocation per probe).
+struct KeyBuf {
+    buf: String,
+    base: usize,
+}
+
+impl KeyBuf {
+    fn new(prefix: &str, i: usize) -> Self {
+        use std::fmt::Write;
+        let mut buf = String::with_capacity(prefix.len() + 64);
+        let _ = write!(buf, "{prefix}.{i}.");
+        let base = buf.len();
+        KeyBuf { buf, base }
+    }
+    fn with(&mut self, suffix: &str) -> &str {
+        self.buf.truncate(self.base);
+        self.buf.push_str(suffix);
+        &self.buf
+    }
+    fn base(&self) -> &str {
+        &self.buf[..self.base]
+    }
 }
 
 /// Indexed OpenInference messages under ``prefix`` in canonical form, or None.
@@ -116,28 +143,26 @@ pub fn oi_messages(attrs: &Attrs, prefix: &str) -> Option<Vec<Value>> {
     let mut out = Vec::new();
     let mut i = 0;
     loop {
-        let base = format!("{prefix}.{i}.");
-        let role = attrs.s(&format!("{base}message.role"));
-        let mut content: Option<Value> = attrs.s(&format!("{base}message.content")).map(s);
-        let parts_base = format!("{base}message.contents");
+        let mut key = KeyBuf::new(prefix, i);
+        let role = attrs.s(key.with("message.role"));
+        let mut content: Option<Value> = attrs.s(key.with("message.content")).map(s);
         if content.is_none()
-            && (attrs.has(&format!("{parts_base}.0.message_content.type"))
-                || attrs.has(&format!("{parts_base}.0.message_content.text"))
-                || attrs.has(&format!("{parts_base}.0.message_content.image.image.url")))
+            && (attrs.has(key.with("message.contents.0.message_content.type"))
+                || attrs.has(key.with("message.contents.0.message_content.text"))
+                || attrs.has(key.with("message.contents.0.message_content.image.image.url")))
         {
-            content = oi_contents(attrs, &parts_base);
+            content = oi_contents(attrs, &format!("{}message.contents", key.base()));
         }
-        let calls_base = format!("{base}message.tool_calls");
-        let calls = if attrs.has(&format!("{calls_base}.0.tool_call.function.name"))
-            || attrs.has(&format!("{calls_base}.0.tool_call.id"))
+        let calls = if attrs.has(key.with("message.tool_calls.0.tool_call.function.name"))
+            || attrs.has(key.with("message.tool_calls.0.tool_call.id"))
         {
-            oi_tool_calls(attrs, &calls_base)
+            indexed_tool_calls(attrs, &format!("{}message.tool_calls", key.base()), OI_CALL)
         } else {
             Vec::new()
         };
         if role.is_none() && content.is_none() && calls.is_empty() {
             // a gap is possible when content capture is off for one message
-            if !attrs.has(&format!("{prefix}.{}.message.role", i + 1)) {
+            if !attrs.has(KeyBuf::new(prefix, i + 1).with("message.role")) {
                 break;
             }
             i += 1;
@@ -151,10 +176,10 @@ pub fn oi_messages(attrs: &Attrs, prefix: &str) -> Option<Vec<Value>> {
         if !calls.is_empty() {
             msg.insert("tool_calls".into(), Value::Array(calls));
         }
-        if let Some(id) = attrs.nz(&format!("{base}message.tool_call_id")) {
+        if let Some(id) = attrs.nz(key.with("message.tool_call_id")) {
             msg.insert("tool_call_id".into(), s(id));
         }
-        if let Some(name) = attrs.nz(&format!("{base}message.name")) {
+        if let Some(name) = attrs.nz(key.with("message.name")) {
             msg.insert("name".into(), s(name));
         }
         out.push(Value::Object(msg));
@@ -167,12 +192,13 @@ fn oi_documents(attrs: &Attrs, prefix: &str) -> Option<Vec<(String, String, f64)
     let mut docs = Vec::new();
     let mut i = 0;
     loop {
-        let did = attrs.s(&format!("{prefix}.{i}.document.id"));
-        let text = attrs.s(&format!("{prefix}.{i}.document.content"));
+        let mut key = KeyBuf::new(prefix, i);
+        let did = attrs.s(key.with("document.id"));
+        let text = attrs.s(key.with("document.content"));
         if did.is_none() && text.is_none() {
             break;
         }
-        let score = to_float(attrs.s(&format!("{prefix}.{i}.document.score"))).unwrap_or(f64::NAN);
+        let score = to_float(attrs.s(key.with("document.score"))).unwrap_or(f64::NAN);
         docs.push((did.unwrap_or("").to_string(), text.unwrap_or("").to_string(), score));
         i += 1;
     }
@@ -373,19 +399,7 @@ fn indexed(attrs: &Attrs, prefix: &str) -> Option<Vec<Value>> {
         let base = format!("{prefix}.{i}.");
         let role = attrs.s(&format!("{base}role"));
         let mut content: Option<Value> = attrs.s(&format!("{base}content")).map(s);
-        let mut calls = Vec::new();
-        let mut k = 0;
-        loop {
-            let tp = format!("{base}tool_calls.{k}.");
-            let name = attrs.s(&format!("{tp}name"));
-            let cid = attrs.s(&format!("{tp}id"));
-            if name.is_none() && cid.is_none() {
-                break;
-            }
-            let args = parse_arguments_str(attrs.s(&format!("{tp}arguments")));
-            calls.push(tool_call(s(cid.unwrap_or("")), s(name.unwrap_or("")), args));
-            k += 1;
-        }
+        let calls = indexed_tool_calls(attrs, &format!("{base}tool_calls"), ["name", "id", "arguments"]);
         if role.is_none() && content.is_none() && calls.is_empty() {
             break;
         }

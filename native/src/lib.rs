@@ -168,6 +168,43 @@ fn inspect(py: Python<'_>, data: &Bound<'_, PyBytes>, max_attribute_length: usiz
     py.detach(|| normalize::inspect(bytes, max_attribute_length)).map_err(PyValueError::new_err)
 }
 
+/// Spans in a serialized request, counted from its framing without decoding the spans (the
+/// pipeline consumer's batch weight). Raises ValueError when the framing is broken.
+#[pyfunction]
+fn count_spans(data: &Bound<'_, PyBytes>) -> PyResult<usize> {
+    normalize::count_spans(data.as_bytes()).map_err(PyValueError::new_err)
+}
+
+/// ``agentledger.pipeline.ledger.merkle_root``: the RFC 6962-style Merkle tree hash (0x00 leaf
+/// prefix, 0x01 node prefix, an odd node carried up) over hex leaves. Raises ValueError for a leaf
+/// that is not hex.
+#[pyfunction]
+fn merkle_root(py: Python<'_>, leaves: Vec<String>) -> PyResult<String> {
+    use sha2::{Digest, Sha256};
+    py.detach(|| -> Result<String, String> {
+        if leaves.is_empty() {
+            return Ok(hex::encode(Sha256::digest(b"")));
+        }
+        let mut level: Vec<[u8; 32]> = Vec::with_capacity(leaves.len());
+        for leaf in &leaves {
+            let bytes = hex::decode(leaf).map_err(|e| format!("leaf {leaf:?} is not hex: {e}"))?;
+            level.push(Sha256::new().chain_update([0u8]).chain_update(&bytes).finalize().into());
+        }
+        while level.len() > 1 {
+            let mut next: Vec<[u8; 32]> = level
+                .chunks_exact(2)
+                .map(|pair| Sha256::new().chain_update([1u8]).chain_update(pair[0]).chain_update(pair[1]).finalize().into())
+                .collect();
+            if level.len() % 2 == 1 {
+                next.push(level[level.len() - 1]);
+            }
+            level = next;
+        }
+        Ok(hex::encode(level[0]))
+    })
+    .map_err(PyValueError::new_err)
+}
+
 /// The canonical JSON of a JSON text (``agentledger.schemas.canonical_json`` of the parsed
 /// value): lets the tests hold the two implementations to the same bytes.
 #[pyfunction]
@@ -181,5 +218,7 @@ fn agentledger_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Normalizer>()?;
     m.add_function(wrap_pyfunction!(canonical_json, m)?)?;
     m.add_function(wrap_pyfunction!(inspect, m)?)?;
+    m.add_function(wrap_pyfunction!(count_spans, m)?)?;
+    m.add_function(wrap_pyfunction!(merkle_root, m)?)?;
     Ok(())
 }

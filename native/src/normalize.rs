@@ -442,6 +442,73 @@ fn attrs_of<'a>(kvs: &'a [KeyValue], values: &'a [Cow<'a, str>]) -> Attrs<'a> {
     map
 }
 
+/// One protobuf field: (field number, wire type, the value's bytes for length-delimited fields).
+fn next_field<'a>(buf: &mut &'a [u8]) -> Result<(u32, u8, &'a [u8]), String> {
+    fn varint(buf: &mut &[u8]) -> Result<u64, String> {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let (&byte, rest) = buf.split_first().ok_or("truncated varint")?;
+            *buf = rest;
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte < 0x80 {
+                return Ok(value);
+            }
+        }
+        Err("varint too long".into())
+    }
+    let key = varint(buf)?;
+    let (field, wire) = ((key >> 3) as u32, (key & 7) as u8);
+    let skip = |buf: &mut &'a [u8], n: usize| -> Result<&'a [u8], String> {
+        if buf.len() < n {
+            return Err(format!("field {field}: {n} bytes declared, {} left", buf.len()));
+        }
+        let (value, rest) = buf.split_at(n);
+        *buf = rest;
+        Ok(value)
+    };
+    let value = match wire {
+        0 => {
+            varint(buf)?;
+            &[][..]
+        }
+        1 => skip(buf, 8)?,
+        2 => {
+            let n = varint(buf)? as usize;
+            skip(buf, n)?
+        }
+        5 => skip(buf, 4)?,
+        other => return Err(format!("field {field}: unsupported wire type {other}")),
+    };
+    Ok((field, wire, value))
+}
+
+/// Spans in a serialized request, read without decoding them (no allocation): the length
+/// framing of ``resource_spans`` > ``scope_spans`` > ``spans`` is checked, the spans' contents
+/// are left to the normalizer.
+pub fn count_spans(data: &[u8]) -> Result<usize, String> {
+    let mut spans = 0;
+    let mut request = data;
+    while !request.is_empty() {
+        let (field, wire, mut resource_spans) = next_field(&mut request)?;
+        if field != 1 || wire != 2 {
+            continue;
+        }
+        while !resource_spans.is_empty() {
+            let (field, wire, mut scope_spans) = next_field(&mut resource_spans)?;
+            if field != 2 || wire != 2 {
+                continue;
+            }
+            while !scope_spans.is_empty() {
+                let (field, wire, _) = next_field(&mut scope_spans)?;
+                if field == 2 && wire == 2 {
+                    spans += 1;
+                }
+            }
+        }
+    }
+    Ok(spans)
+}
+
 /// (spans, spans with invalid ids, attribute values over ``max_len``) of a serialized request,
 /// by the collector's rules (``drop_invalid_spans``, ``truncate_attributes``).
 pub fn inspect(data: &[u8], max_len: usize) -> Result<(usize, usize, usize), String> {

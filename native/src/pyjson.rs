@@ -82,26 +82,25 @@ pub fn py_float_repr(out: &mut String, x: f64) {
     }
 }
 
-/// Python's ``str(x)`` / ``repr(x)`` for any float (``inf``, ``nan``).
-pub fn py_float_str(out: &mut String, x: f64) {
+/// Python's ``repr`` notation, non-finite values spelled ``[nan, inf, -inf]``.
+fn py_float_spelled(out: &mut String, x: f64, [nan, inf, neg_inf]: [&str; 3]) {
     if x.is_nan() {
-        out.push_str("nan");
+        out.push_str(nan);
     } else if x.is_infinite() {
-        out.push_str(if x > 0.0 { "inf" } else { "-inf" });
+        out.push_str(if x > 0.0 { inf } else { neg_inf });
     } else {
         py_float_repr(out, x);
     }
 }
 
+/// Python's ``str(x)`` / ``repr(x)`` for any float (``inf``, ``nan``).
+pub fn py_float_str(out: &mut String, x: f64) {
+    py_float_spelled(out, x, ["nan", "inf", "-inf"]);
+}
+
 /// A float as ``json.dumps`` writes it.
 fn py_json_float(out: &mut String, x: f64) {
-    if x.is_nan() {
-        out.push_str("NaN");
-    } else if x.is_infinite() {
-        out.push_str(if x > 0.0 { "Infinity" } else { "-Infinity" });
-    } else {
-        py_float_repr(out, x);
-    }
+    py_float_spelled(out, x, ["NaN", "Infinity", "-Infinity"]);
 }
 
 /// A float as orjson writes it (non-finite values become ``null``).

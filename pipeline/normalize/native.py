@@ -34,11 +34,12 @@ def native_available() -> bool:
 
 
 def count_spans(data: bytes) -> int:
-    """Spans in a serialized request (read by the compiled normalizer when installed, without
-    building the message); raises ``DecodeError`` when it does not parse."""
+    """Spans in a serialized request (counted from its framing by the compiled normalizer when
+    installed, without decoding the spans); raises ``DecodeError`` when it does not parse. A
+    request whose framing holds but whose spans do not decode is caught by the normalizer."""
     if _native is not None:
         try:
-            return _native.inspect(data, 2**62)[0]
+            return _native.count_spans(data)
         except ValueError:
             pass  # the protobuf library decides, and names the problem
     request = ExportTraceServiceRequest.FromString(data)

@@ -138,3 +138,14 @@ def test_in_batch_row_hashes_equal_the_stored_rows_hashes(store) -> None:
     stored = _range_hashes(store, "acme", "embedded/0", 0, len(reqs) - 1)
     assert len(stored) == batch.span_count
     assert in_batch[("acme", "embedded/0")] == stored
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 7, 64, 1001])
+def test_compiled_merkle_root_equals_the_reference(n: int) -> None:
+    import hashlib
+
+    from agentledger.pipeline.ledger import _native, merkle_root_python
+
+    assert _native is not None  # the test command installs agentledger-native
+    leaves = sorted(hashlib.sha256(str(i).encode()).hexdigest() for i in range(n))
+    assert merkle_root(leaves) == merkle_root_python(leaves)

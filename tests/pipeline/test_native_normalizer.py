@@ -196,3 +196,16 @@ def test_malformed_requests_raise_normalize_error_in_both(body: bytes, problem: 
     for normalizer in (OtlpNormalizer(), NativeNormalizer()):
         with pytest.raises(NormalizeError, match=problem):
             normalizer.normalize([(body, _pos(0))])
+
+
+def test_span_count_from_framing_agrees_with_the_protobuf_library() -> None:
+    from google.protobuf.message import DecodeError
+
+    from agentledger.pipeline.normalize.native import count_spans
+
+    for reqs in (list(bench_requests(7, runs_per_request=3, seed=2)), [ExportTraceServiceRequest()]):
+        for r in reqs:
+            expected = sum(len(ss.spans) for rs in r.resource_spans for ss in rs.scope_spans)
+            assert count_spans(r.SerializeToString()) == expected
+    with pytest.raises(DecodeError):
+        count_spans(b"\x0a\xff\xff\xff\xff\x0f")

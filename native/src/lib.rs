@@ -11,6 +11,11 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
 
+// Column buffers of tens of megabytes come and go with every batch: mimalloc keeps and reuses
+// them (the system allocator maps and faults in fresh pages each time).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod conventions;
 mod fields;
 mod normalize;

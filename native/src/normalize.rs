@@ -209,6 +209,69 @@ impl SpanCols {
     pub fn rows(&self) -> usize {
         self.start_time.len()
     }
+
+    /// Room for ``rows`` more rows in every per-row vector (no regrowth while filling).
+    fn reserve(&mut self, rows: usize) {
+        // hex ids and content hashes have a fixed width
+        self.trace_id.data.reserve(32 * rows);
+        self.span_id.data.reserve(16 * rows);
+        self.parent_span_id.data.reserve(16 * rows);
+        self.input_hash.data.reserve(64 * rows);
+        self.output_hash.data.reserve(64 * rows);
+        self.input_preview.data.reserve(64 * rows);
+        self.output_preview.data.reserve(64 * rows);
+        self.tenant.offsets.reserve(rows);
+        self.trace_id.offsets.reserve(rows);
+        self.span_id.offsets.reserve(rows);
+        self.parent_span_id.offsets.reserve(rows);
+        self.start_time.reserve(rows);
+        self.end_time.reserve(rows);
+        self.duration_ms.reserve(rows);
+        self.name.offsets.reserve(rows);
+        self.kind.offsets.reserve(rows);
+        self.status_code.offsets.reserve(rows);
+        self.status_message.offsets.reserve(rows);
+        self.service.offsets.reserve(rows);
+        self.agent_names.reserve(rows);
+        self.session_id.offsets.reserve(rows);
+        self.user_id.offsets.reserve(rows);
+        self.principal_id.offsets.reserve(rows);
+        self.principal_chain_offsets.reserve(rows);
+        self.principal_chain.offsets.reserve(rows);
+        self.policy_id.offsets.reserve(rows);
+        self.provider.offsets.reserve(rows);
+        self.operation.offsets.reserve(rows);
+        self.request_model.offsets.reserve(rows);
+        self.response_model.offsets.reserve(rows);
+        self.system_fingerprint.offsets.reserve(rows);
+        self.input_tokens.reserve(rows);
+        self.output_tokens.reserve(rows);
+        self.cache_read_tokens.reserve(rows);
+        self.cache_write_tokens.reserve(rows);
+        self.reasoning_tokens.reserve(rows);
+        self.cost_usd.reserve(rows);
+        self.cost_source.offsets.reserve(rows);
+        self.tool_name.offsets.reserve(rows);
+        self.tool_call_id.offsets.reserve(rows);
+        self.tool_calls.offsets.reserve(rows);
+        self.input_hash.offsets.reserve(rows);
+        self.output_hash.offsets.reserve(rows);
+        self.system_prompt_hash.offsets.reserve(rows);
+        self.input_preview.offsets.reserve(rows);
+        self.output_preview.offsets.reserve(rows);
+        self.documents.offsets.reserve(rows);
+        self.convention.offsets.reserve(rows);
+        self.scope_name.offsets.reserve(rows);
+        self.attributes.offsets.reserve(rows);
+        self.attribute_refs.offsets.reserve(rows);
+        self.resource_attributes.offsets.reserve(rows);
+        self.events.offsets.reserve(rows);
+        self.ingest_time.reserve(rows);
+        self.source_topic.offsets.reserve(rows);
+        self.source_partition.reserve(rows);
+        self.source_offset.reserve(rows);
+    }
+
 }
 
 pub struct ContentCols {
@@ -569,7 +632,9 @@ impl Normalizer {
             prices: &self.prices,
             price_cache: HashMap::new(),
         };
-        // text columns grow to about the input's size: reserve it once (no regrowth copies)
+        // rows and text grow to about what the input holds: reserve it once (no regrowth copies)
+        let rows: usize = requests.iter().map(|(data, _)| count_spans(data).unwrap_or(0)).sum();
+        b.spans.reserve(rows);
         let total: usize = requests.iter().map(|(data, _)| data.len()).sum();
         b.spans.attributes.values.data.reserve(total);
         b.contents.content.data.reserve(total / 2);

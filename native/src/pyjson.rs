@@ -121,13 +121,34 @@ fn orjson_float(out: &mut String, x: f64) {
     }
 }
 
+/// True when one of the 8 bytes of ``w`` is a control character, ``"`` or ``\\`` (SWAR test).
+#[inline]
+fn word_needs_escape(w: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+    (control | has_zero(w ^ (ONES * u64::from(b'"'))) | has_zero(w ^ (ONES * u64::from(b'\\')))) != 0
+}
+
 /// A JSON string literal; non-ASCII kept, control characters escaped (as both ``json`` with
 /// ``ensure_ascii=False`` and orjson do).
 pub fn json_str(out: &mut String, s: &str) {
+    out.reserve(s.len() + 2);
     out.push('"');
     let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    let mut i = 0;
+    while i < bytes.len() {
+        // runs of 8 bytes with nothing to escape are skipped whole
+        if i + 8 <= bytes.len() {
+            let w = u64::from_le_bytes(bytes[i..i + 8].try_into().expect("8 bytes"));
+            if !word_needs_escape(w) {
+                i += 8;
+                continue;
+            }
+        }
+        let b = bytes[i];
         let esc: &str = match b {
             b'"' => "\\\"",
             b'\\' => "\\\\",
@@ -137,7 +158,10 @@ pub fn json_str(out: &mut String, s: &str) {
             0x08 => "\\b",
             0x0c => "\\f",
             0..=0x1f => "",
-            _ => continue,
+            _ => {
+                i += 1;
+                continue;
+            }
         };
         out.push_str(&s[start..i]);
         if esc.is_empty() {
@@ -145,7 +169,8 @@ pub fn json_str(out: &mut String, s: &str) {
         } else {
             out.push_str(esc);
         }
-        start = i + 1;
+        i += 1;
+        start = i;
     }
     out.push_str(&s[start..]);
     out.push('"');
@@ -396,6 +421,23 @@ mod tests {
             (-0.0, "-0.0"), (1.5e300, "1.5e+300"), (12345.678, "12345.678"), (5e-324, "5e-324"),
         ] {
             assert_eq!(repr(x), want, "{x}");
+        }
+    }
+
+    #[test]
+    fn json_strings_escape_what_python_escapes() {
+        let mut out = String::new();
+        let text = "plain text long enough for words \"q\" back\\slash \n\t\r\u{8}\u{c}\u{1}\u{1f}\u{7f} é 🧾 end";
+        json_str(&mut out, text);
+        assert_eq!(
+            out,
+            "\"plain text long enough for words \\\"q\\\" back\\\\slash \\n\\t\\r\\b\\f\\u0001\\u001f\u{7f} é 🧾 end\""
+        );
+        for n in 0..20 {
+            let mut a = String::new();
+            let s = format!("{}\"{}", "x".repeat(n), "y".repeat(n));
+            json_str(&mut a, &s);
+            assert_eq!(a, format!("\"{}\\\"{}\"", "x".repeat(n), "y".repeat(n)));
         }
     }
 

@@ -111,9 +111,13 @@ pub fn to_int(value: Option<&str>) -> Option<i64> {
         return None;
     }
     let t = v.trim();
-    let digits = t.replace('_', "");
-    if let Ok(i) = digits.parse::<i64>() {
+    if let Ok(i) = t.parse::<i64>() {
         return Some(i);
+    }
+    if t.contains('_') {
+        if let Ok(i) = t.replace('_', "").parse::<i64>() {
+            return Some(i);
+        }
     }
     to_float(Some(v)).filter(|f| f.is_finite()).map(|f| f.trunc() as i64)
 }
@@ -122,6 +126,9 @@ pub fn to_float(value: Option<&str>) -> Option<f64> {
     let v = value?.trim();
     if v.is_empty() {
         return None;
+    }
+    if v.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E')) {
+        return v.parse::<f64>().ok();
     }
     let lower = v.to_ascii_lowercase();
     match lower.trim_start_matches(['+', '-']) {

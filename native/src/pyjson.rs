@@ -16,10 +16,12 @@ use crate::otlp::{any_value, AnyValue, KeyValue};
 /// Shortest round-trip digits of a finite, non-zero ``x``: (negative, digits, decimal exponent
 /// of the first digit).
 fn shortest(x: f64) -> (bool, String, i32) {
-    let s = format!("{:e}", x);
+    let mut s = String::with_capacity(32);
+    let _ = write!(s, "{:e}", x);
     let (mantissa, exp) = s.split_once('e').expect("LowerExp always writes an exponent");
     let negative = mantissa.starts_with('-');
-    let digits: String = mantissa.chars().filter(|c| c.is_ascii_digit()).collect();
+    let mut digits = String::with_capacity(mantissa.len());
+    digits.extend(mantissa.chars().filter(|c| c.is_ascii_digit()));
     (negative, digits, exp.parse().expect("exponent is an integer"))
 }
 

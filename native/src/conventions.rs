@@ -224,20 +224,17 @@ pub fn openinference(attrs: &Attrs, f: &mut Fields) {
         f.response_model = f.request_model.clone();
     }
     f.provider = attrs.nz("llm.provider").or_else(|| attrs.nz("llm.system")).unwrap_or("").to_string();
-    if let Some(v) = attrs.s("llm.token_count.prompt") {
-        f.input_tokens = to_int(Some(v));
-    }
-    if let Some(v) = attrs.s("llm.token_count.completion") {
-        f.output_tokens = to_int(Some(v));
-    }
-    if let Some(v) = attrs.s("llm.token_count.prompt_details.cache_read") {
-        f.cache_read_tokens = to_int(Some(v));
-    }
-    if let Some(v) = attrs.s("llm.token_count.prompt_details.cache_write") {
-        f.cache_write_tokens = to_int(Some(v));
-    }
-    if let Some(v) = attrs.s("llm.token_count.completion_details.reasoning") {
-        f.reasoning_tokens = to_int(Some(v));
+    // counts stay None (Fields' default) when absent
+    for (key, count) in [
+        ("llm.token_count.prompt", &mut f.input_tokens),
+        ("llm.token_count.completion", &mut f.output_tokens),
+        ("llm.token_count.prompt_details.cache_read", &mut f.cache_read_tokens),
+        ("llm.token_count.prompt_details.cache_write", &mut f.cache_write_tokens),
+        ("llm.token_count.completion_details.reasoning", &mut f.reasoning_tokens),
+    ] {
+        if let Some(v) = attrs.s(key) {
+            *count = to_int(Some(v));
+        }
     }
     if let Some(v) = attrs.s("llm.cost.total") {
         f.cost = to_float(Some(v));
@@ -682,14 +679,7 @@ pub fn langfuse(attrs: &Attrs, f: &mut Fields, events: &[Event], span_name: &str
         }
     }
     if f.kind == "TOOL" {
-        if f.tool_name.is_empty() {
-            f.tool_name = span_name.to_string();
-        }
-        if f.operation.is_empty() {
-            f.operation = "execute_tool".into();
-        }
-        f.input_kind = "tool_arguments";
-        f.output_kind = "tool_result";
+        f.tool_entity(span_name);
     }
     if f.kind == "AGENT" && f.agent_name.is_empty() {
         f.agent_name = span_name.to_string();
@@ -747,14 +737,7 @@ pub fn openllmetry(attrs: &Attrs, f: &mut Fields, events: &[Event]) {
     }
     let name = attrs.s("traceloop.entity.name").unwrap_or("");
     if span_kind == "tool" {
-        if f.tool_name.is_empty() {
-            f.tool_name = name.to_string();
-        }
-        if f.operation.is_empty() {
-            f.operation = "execute_tool".into();
-        }
-        f.input_kind = "tool_arguments";
-        f.output_kind = "tool_result";
+        f.tool_entity(name);
     } else if span_kind == "agent" {
         if f.agent_name.is_empty() {
             f.agent_name = name.to_string();

@@ -64,6 +64,21 @@ pub struct Fields {
     pub agent_name: String,
 }
 
+impl Fields {
+    /// A tool span recorded by a function decorator: the entity's name names the tool when no
+    /// convention attribute did; its input and output are the tool's arguments and result.
+    pub fn tool_entity(&mut self, name: &str) {
+        if self.tool_name.is_empty() {
+            self.tool_name = name.to_string();
+        }
+        if self.operation.is_empty() {
+            self.operation = "execute_tool".into();
+        }
+        self.input_kind = "tool_arguments";
+        self.output_kind = "tool_result";
+    }
+}
+
 /// Python truthiness of a value.
 pub fn truthy(v: &Value) -> bool {
     match v {

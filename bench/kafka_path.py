@@ -2,7 +2,12 @@
 
 Prints spans/s through the collector (and per CPU-second of the collector
 process), spans/s per consumer (and per CPU-second), and the ingest-to-queryable
-latency p50/p95; the collector runs with and without the ``crc32c`` package.
+latency p50/p95; the collector runs with and without the ``crc32c`` package. The
+consumer runs twice: into the embedded store (the ClickHouse engine's inserts and
+merges counted as the consumer's CPU) and into a ClickHouse server through
+clickhouse-connect (the tests' chDB-backed HTTP endpoint in a process of its own,
+its CPU reported apart as the database's). ``--runs`` sets the volume (the
+consumer's per-CPU figure is steadier over more batches, e.g. ``--runs 16000``).
 
 Run: ``.venv/bin/python bench/kafka_path.py`` (starts its own broker with
 deploy/kafka/kafka.sh unless AGENTLEDGER_KAFKA_BOOTSTRAP_SERVERS is set).

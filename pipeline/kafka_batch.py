@@ -205,11 +205,12 @@ class BatchConsumer(Generic[T]):
         if items:
             self.handle(items, position_token((r.topic, r.partition, r.offset) for r in records))
         failpoint("after_insert_before_commit")
-        offsets: dict[Any, Any] = {}
+        last: dict[tuple[str, int], int] = {}
         for r in records:  # dead-lettered records too: they are done with
-            tp = TopicPartition(r.topic, r.partition)
-            if tp not in offsets or offsets[tp].offset <= r.offset:
-                offsets[tp] = OffsetAndMetadata(r.offset + 1, "", -1)
+            key = (r.topic, r.partition)
+            if last.get(key, -1) < r.offset:
+                last[key] = r.offset
+        offsets = {TopicPartition(*key): OffsetAndMetadata(offset + 1, "", -1) for key, offset in last.items()}
         try:
             self._dlq.flush(timeout=30)  # dead letters are durable before their offsets are committed
             self._consumer.commit(offsets)

@@ -171,7 +171,7 @@ def bench_latency(kafka_env: dict[str, str], n: int) -> list[float]:
     """Ack at the collector -> row queryable in the store, one trace at a time, consumer in-process."""
     from agentledger.collector import CollectorSettings, create_app
     from agentledger.pipeline.consumer import SpanConsumer
-    from agentledger.pipeline.normalize import OtlpNormalizer
+    from agentledger.pipeline.normalize import make_normalizer
     from agentledger.pipeline.settings import KafkaSettings, PipelineSettings
     from agentledger.pipeline.sinks.kafka import KafkaSink
     from agentledger.pipeline.stores import migrate
@@ -183,7 +183,7 @@ def bench_latency(kafka_env: dict[str, str], n: int) -> list[float]:
                           spans_topic=f"lat{tag}.spans", group_id=f"lat{tag}", partitions=2)
     store = EmbeddedStore(tempfile.mkdtemp(prefix="agentledger-bench-lat-"))
     migrate(store)
-    consumer = SpanConsumer(kafka, PipelineSettings(batch_max_seconds=0.2, metrics_port=0), store, OtlpNormalizer())
+    consumer = SpanConsumer(kafka, PipelineSettings(batch_max_seconds=0.2, metrics_port=0), store, make_normalizer())
     thread = threading.Thread(target=consumer.run, daemon=True)
     thread.start()
     latencies = []

@@ -17,10 +17,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-try:  # the compiled normalizer's request check (optional, see inspect_protobuf)
-    import agentledger_native as _native
-except ImportError:
-    _native = None
+from agentledger.pipeline.normalize.native import compiled as _native
 
 __all__ = [
     "OtlpError",

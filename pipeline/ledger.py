@@ -30,17 +30,13 @@ from typing import Any, Optional
 
 import pyarrow as pa
 
+from agentledger.pipeline.normalize.native import compiled as _native  # Merkle roots without the GIL
 from agentledger.pipeline.stores import Store
 from agentledger.schemas import SPAN_ARROW_SCHEMA, SPAN_COLUMNS
 
 __all__ = ["ROW_HASH_SQL", "merkle_root", "Ledger", "verify", "VerifyReport", "LEDGER_TABLE"]
 
 log = logging.getLogger(__name__)
-
-try:  # the compiled normalizer's module, when installed, hashes Merkle trees without the GIL
-    import agentledger_native as _native
-except ImportError:
-    _native = None
 
 LEDGER_TABLE = "ledger_checkpoints"
 _GENESIS = "0" * 64

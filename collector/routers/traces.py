@@ -47,28 +47,24 @@ def _ingest(
 ) -> bytes:
     received = time.time_ns()
     data = otlp.decode_body(body, encoding, settings.max_body_bytes)
+    # a clean protobuf request (nothing to drop or cut) is accepted as received, never parsed here
     clean = otlp.inspect_protobuf(data, settings.max_attribute_length) if media == otlp.PROTOBUF else None
-    if clean is not None:  # nothing to drop or cut: accepted as received, never parsed here
-        if clean > settings.max_spans_per_request:
-            raise otlp.OtlpError(
-                413, f"request holds {clean} spans, over the limit of {settings.max_spans_per_request}; send smaller batches"
-            )
-        if clean:
-            sink.write(IngestBatch(tenant, received, None, clean, data))
-        return otlp.encode_message(otlp.export_response(), media)
-    request = otlp.parse_request(data, media)
-    total = otlp.count_spans(request)
+    request = otlp.parse_request(data, media) if clean is None else None
+    total = otlp.count_spans(request) if request is not None else clean
     if total > settings.max_spans_per_request:
         raise otlp.OtlpError(
             413, f"request holds {total} spans, over the limit of {settings.max_spans_per_request}; send smaller batches"
         )
+    if request is None:
+        if total:
+            sink.write(IngestBatch(tenant, received, None, total, data))
+        return otlp.encode_message(otlp.export_response(), media)
     rejected, reason = otlp.drop_invalid_spans(request)
     if total and rejected == total:
         raise otlp.OtlpError(400, f"no valid span in request: {reason}")
-    truncated = truncate_attributes(request, settings.max_attribute_length, len(data))
+    truncate_attributes(request, settings.max_attribute_length, len(data))
     if total - rejected:
-        raw = data if media == otlp.PROTOBUF and not rejected and not truncated else None
-        sink.write(IngestBatch(tenant, received, request, total - rejected, raw))
+        sink.write(IngestBatch(tenant, received, request, total - rejected))
     response = otlp.export_response(rejected, reason)
     return otlp.encode_message(response, media)
 

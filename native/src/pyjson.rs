@@ -195,16 +195,7 @@ pub fn canonical(out: &mut String, v: &Value) {
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Value::Number(n) => number(out, n, orjson_float),
         Value::String(s) => json_str(out, s),
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                canonical(out, item);
-            }
-            out.push(']');
-        }
+        Value::Array(items) => canonical_items(out, items),
         Value::Object(map) => {
             let mut keys: Vec<&String> = map.keys().collect();
             keys.sort_unstable();
@@ -225,15 +216,19 @@ pub fn canonical(out: &mut String, v: &Value) {
 /// The canonical JSON of a list of values.
 pub fn canonical_array(items: &[Value]) -> String {
     let mut out = String::with_capacity(256);
+    canonical_items(&mut out, items);
+    out
+}
+
+fn canonical_items(out: &mut String, items: &[Value]) {
     out.push('[');
     for (i, item) in items.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        canonical(&mut out, item);
+        canonical(out, item);
     }
     out.push(']');
-    out
 }
 
 pub fn canonical_string(v: &Value) -> String {

@@ -20,11 +20,14 @@ from agentledger.pipeline.normalize.otlp import OtlpNormalizer
 from agentledger.schemas import CONTENT_ARROW_SCHEMA, SPAN_ARROW_SCHEMA, PriceTable
 
 try:
-    import agentledger_native as _native
+    import agentledger_native as compiled
 except ImportError:  # not built: the pure-Python normalizer serves
-    _native = None
+    compiled = None
+"""The compiled module (``agentledger_native``), or None when it is not installed: the one place
+that asks (the collector's request check and the ledger's Merkle roots use it too)."""
+_native = compiled
 
-__all__ = ["NativeNormalizer", "make_normalizer", "native_available", "NormalizerKind", "count_spans"]
+__all__ = ["NativeNormalizer", "make_normalizer", "native_available", "NormalizerKind", "count_spans", "compiled"]
 
 NormalizerKind = Literal["auto", "native", "python"]
 

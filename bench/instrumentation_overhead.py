@@ -270,7 +270,8 @@ def breakdown(repeat: int = 5, number: int = 2000) -> dict[str, float]:
     from agentledger.instrumentation._openai import OpenAIChatWrapper
     from agentledger.instrumentation.capture import CaptureConfig
     from agentledger.instrumentation.exporter import SpanRewriter
-    from agentledger.instrumentation.processors import AttributionProcessor
+    from agentledger.instrumentation._lean import LeanTracer
+    from agentledger.instrumentation.processors import AttributionProcessor, Switchboard
     from agentledger.instrumentation.redaction import RedactionPolicy
     from opentelemetry import context as context_api
     from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
@@ -288,9 +289,11 @@ def breakdown(repeat: int = 5, number: int = 2000) -> dict[str, float]:
     client = openai.OpenAI(api_key="bench", base_url="http://bench.invalid/v1")
     memory = InMemorySpanExporter()
     tp = TracerProvider()
-    tp.add_span_processor(AttributionProcessor("bench-agent"))
-    tp.add_span_processor(BatchSpanProcessor(memory, max_queue_size=1_000_000, schedule_delay_millis=3_600_000))
-    wrapper = OpenAIChatWrapper(tp.get_tracer("agentledger.instrumentation"))
+    board = Switchboard()  # as instrument() wires it: one switchboard, the lean tracer over it
+    board.set((AttributionProcessor("bench-agent"),
+               BatchSpanProcessor(memory, max_queue_size=1_000_000, schedule_delay_millis=3_600_000)))
+    tp.add_span_processor(board)
+    wrapper = OpenAIChatWrapper(LeanTracer(tp.get_tracer("agentledger.instrumentation"), board))
     wrapper.install()
     chat = openai.types.chat.ChatCompletion
 

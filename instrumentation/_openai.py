@@ -7,15 +7,19 @@ the whole request and response are serialized to JSON a second time
 attribute goes through ``set_attribute`` one by one under a lock, and its
 tracer masks each attribute again. This wrapper writes the same OpenInference
 attribute keys (so the normalizer reads it unchanged) but builds each span's
-attributes as one dict from precomputed keys, sets them in two calls, skips
-the duplicated raw JSON, and never touches content whose capture is off.
+attributes as one dict from precomputed keys, skips the duplicated raw JSON,
+and never touches content whose capture is off. Under ``instrument()`` its
+spans are lean (``_lean.py``): the request and answer attributes are computed
+when the span is exported, off the caller's thread, from a snapshot of the
+request and the SDK's answer object; on any other tracer they are set at once.
 
 It patches ``openai.OpenAI.request`` / ``openai.AsyncOpenAI.request`` (the one
 place every SDK call goes through). Chat completions are recorded here; every
 other endpoint (responses, embeddings, images...) passes through untouched, to
 OpenInference's instrumentor when that is enabled underneath. While a chat
 call runs, OpenTelemetry's suppression key is set so that instrumentor does not
-record the same call twice.
+record the same call twice, and the call goes straight to the function it
+wrapped (it would only pass it through).
 
 Telemetry never breaks the call: any failure inside the wrapper is logged and
 the SDK call proceeds (or its result is returned) as if uninstrumented. The one
@@ -30,6 +34,7 @@ import logging
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from agentledger.instrumentation._lean import LeanTracer, context_with
 from agentledger.instrumentation._spans import set_attributes
 from agentledger.instrumentation.pinning import ModelPins
 from agentledger.schemas.attributes import GenAI as G
@@ -43,6 +48,7 @@ __all__ = ["OpenAIChatWrapper", "request_attributes", "response_attributes"]
 logger = logging.getLogger(__name__)
 
 _SUPPRESS_KEY = context_api._SUPPRESS_INSTRUMENTATION_KEY
+_SUPPRESS = {_SUPPRESS_KEY: True}
 _JSON_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
 try:  # orjson, when the agent has it, writes the same compact JSON about five times faster
     import orjson as _orjson
@@ -319,6 +325,28 @@ class _StreamAccumulator:
         return attrs
 
 
+_Answer = tuple[Callable[..., dict[str, Any]], tuple[Any, ...], Any]
+"""How to compute a response's attributes (function, arguments) and the model it answered with."""
+
+
+def _snapshot(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The request as sent: what the caller may still change afterwards is copied.
+
+    Agents append to the message list they passed, and may edit a message dict
+    in place; both are copied (one level: the content parts of a message are
+    not). The SDK's own request transform copies them too today; this keeps the
+    record right should it stop.
+    """
+    out = dict(params)
+    messages = out.get("messages")
+    if isinstance(messages, (list, tuple)):
+        out["messages"] = [dict(m) if type(m) is dict else m for m in messages]
+    tools = out.get("tools")
+    if isinstance(tools, list):
+        out["tools"] = list(tools)
+    return out
+
+
 class _Call:
     """One traced chat call: its span, and how it ends (once)."""
 
@@ -342,15 +370,29 @@ class _Call:
         except Exception:  # telemetry never breaks the call
             logger.exception("failed to end an OpenAI span")
 
-    def finish(self, attrs: dict[str, Any]) -> None:
-        """End the span with the answer's attributes; raises ModelPinMismatch when pinned so."""
+    def finish(self, attrs: dict[str, Any], answer: _Answer | None = None) -> None:
+        """End the span with the answer's attributes; raises ModelPinMismatch when pinned so.
+
+        ``answer``: the answer's attributes still to compute, with the model it
+        names. A lean span computes them when exported, off the caller's thread;
+        any other span gets them now.
+        """
         if self.done:
             return
         self.done = True
         mismatch = None
         try:
-            mismatch = self.wrapper.pins.check(self.agent, attrs.get(OI.LLM_RESPONSE_MODEL), attrs)
-            set_attributes(self.span, attrs)
+            model = attrs.get(OI.LLM_RESPONSE_MODEL)
+            if answer is not None:
+                build, args, model = answer
+                later = getattr(self.span, "set_attributes_later", None)
+                if later is not None:
+                    later(build, args)
+                else:
+                    attrs = {**build(*args), **attrs}
+            mismatch = self.wrapper.pins.check(self.agent, model, attrs)
+            if attrs:
+                set_attributes(self.span, attrs)
             if mismatch is not None:
                 self.span.record_exception(mismatch)
                 self.span.set_status(Status(StatusCode.ERROR, f"{type(mismatch).__name__}: {mismatch}"))
@@ -418,12 +460,11 @@ class _TracedStream(_Proxy):  # type: ignore[misc]
         call = self._self_call
         if call.done:
             return
-        try:
-            attrs = call.acc.attributes(call.wrapper.capture) if call.acc is not None else {}
-        except Exception:
-            logger.exception("failed to read an OpenAI stream")
-            attrs = {}
-        call.finish(attrs)
+        acc = call.acc
+        if acc is None:
+            call.finish({})
+        else:
+            call.finish({}, (acc.attributes, (call.wrapper.capture,), acc.model))
 
     def close(self) -> None:
         try:
@@ -469,6 +510,19 @@ class _AsyncTracedStream(_TracedStream):
         await self.close()
 
 
+def _below_openinference(fn: Any) -> Any:
+    """The function OpenInference's instrumentor wrapped, when ``fn`` is that wrapper; else ``fn``.
+
+    Any other wrapper (the application's own) is kept: only a layer known to
+    do nothing under the suppression key is skipped.
+    """
+    inner = getattr(fn, "__wrapped__", None)
+    layer = getattr(fn, "_self_wrapper", None)
+    if inner is not None and type(layer).__module__.startswith("openinference.instrumentation.openai"):
+        return inner
+    return fn
+
+
 class OpenAIChatWrapper:
     """Installs and removes the lean chat-completion tracing on the ``openai`` SDK.
 
@@ -478,7 +532,7 @@ class OpenAIChatWrapper:
 
     def __init__(
         self,
-        tracer: trace_api.Tracer,
+        tracer: trace_api.Tracer | LeanTracer,
         *,
         capture_messages: bool = True,
         capture_tool_io: bool = True,
@@ -506,6 +560,9 @@ class OpenAIChatWrapper:
         self._openai = openai
         chat_type = openai.types.chat.ChatCompletion
         sync_orig, async_orig = openai.OpenAI.request, openai.AsyncOpenAI.request
+        # chat calls run under the suppression key, so OpenInference's instrumentor underneath
+        # would only pass them through: they go straight to the SDK's function instead
+        sync_chat, async_chat = _below_openinference(sync_orig), _below_openinference(async_orig)
         wrapper = self
 
         @functools.wraps(sync_orig)
@@ -517,7 +574,7 @@ class OpenAIChatWrapper:
                 return sync_orig(client, *args, **kwargs)
             call, token = started
             try:
-                response = sync_orig(client, *args, **kwargs)
+                response = sync_chat(client, *args, **kwargs)
             except BaseException as exc:
                 call.fail(exc)
                 raise
@@ -534,7 +591,7 @@ class OpenAIChatWrapper:
                 return await async_orig(client, *args, **kwargs)
             call, token = started
             try:
-                response = await async_orig(client, *args, **kwargs)
+                response = await async_chat(client, *args, **kwargs)
             except BaseException as exc:
                 call.fail(exc)
                 raise
@@ -570,15 +627,20 @@ class OpenAIChatWrapper:
             if provider is None:  # the client's host decides; computed once per client
                 host = getattr(getattr(client, "base_url", None), "host", "") or ""
                 provider = client.__dict__[_PROVIDER_SLOT] = _provider_from_host(host)
-            attrs = request_attributes(params, provider, self.capture)
-            if self.context_attributes is not None:
-                attrs.update(self.context_attributes())
             # attributes go in after the start, without the SDK's per-value validation
             # (a sampler therefore sees none: sampling on LLM attributes is not supported)
             span = self.tracer.start_span("ChatCompletion")
-            set_attributes(span, attrs)
-            ctx = trace_api.set_span_in_context(span)
-            token = context_api.attach(context_api.set_value(_SUPPRESS_KEY, True, ctx))
+            later = getattr(span, "set_attributes_later", None)
+            if later is not None:  # a lean span: the request is read on the export thread, from a snapshot
+                later(request_attributes, (_snapshot(params), provider, self.capture))
+                attrs = self.context_attributes() if self.context_attributes is not None else None
+            else:
+                attrs = request_attributes(params, provider, self.capture)
+                if self.context_attributes is not None:
+                    attrs.update(self.context_attributes())
+            if attrs:
+                set_attributes(span, attrs)
+            token = context_api.attach(context_with(span, _SUPPRESS))
             return _Call(span, self, self.agent_name()), token
         except Exception:
             logger.exception("failed to start an OpenAI span")
@@ -597,9 +659,9 @@ class OpenAIChatWrapper:
                 if isinstance(parsed, (openai.Stream, openai.AsyncStream)):
                     call.finish({})
                     return response
-            attrs = response_attributes(parsed, self.capture)
+            answer: _Answer | None = (response_attributes, (parsed, self.capture), getattr(parsed, "model", None))
         except Exception:
             logger.exception("failed to record an OpenAI response")
-            attrs = {}
-        call.finish(attrs)
+            answer = None
+        call.finish({}, answer)
         return response

@@ -18,6 +18,10 @@ def set_attributes(span: Span, attrs: Mapping[str, Any]) -> None:
     limits could truncate or drop something, the SDK's own path is taken so
     they are honoured.
     """
+    update = getattr(span, "update_attributes", None)
+    if update is not None:  # AgentLedger's lean span: a plain dict until it ends
+        update(attrs)
+        return
     bounded = getattr(span, "_attributes", None)
     d = getattr(bounded, "_dict", None)
     if (

@@ -158,12 +158,11 @@ def _context_attributes() -> Any:
         from openinference.instrumentation.context_attributes import CONTEXT_ATTRIBUTES
     except ImportError:
         return None
-    keys = tuple(CONTEXT_ATTRIBUTES)
+    keys = frozenset(CONTEXT_ATTRIBUTES)
     get_current = otel_context.get_current
 
-    def read() -> dict[str, Any]:
-        ctx = get_current()
-        return {k: ctx[k] for k in keys if k in ctx}
+    def read() -> dict[str, Any]:  # a context holds a few entries: walk them, not the keys
+        return {k: v for k, v in get_current().items() if k in keys}
 
     return read
 
@@ -282,12 +281,13 @@ def _enable_frameworks(state: Instrumentation, chosen: set[str], lean_openai: bo
 
 
 def _install_openai(state: Instrumentation) -> None:
+    from agentledger.instrumentation._lean import LeanTracer
     from agentledger.instrumentation._openai import OpenAIChatWrapper
     from agentledger.instrumentation.version import VERSION
 
     default_agent = state.agent_name
     wrapper = OpenAIChatWrapper(
-        state.provider.get_tracer(SCOPE, VERSION),
+        LeanTracer(state.provider.get_tracer(SCOPE, VERSION), state._switchboard),
         capture_messages=state.capture.messages,
         capture_tool_io=state.capture.tool_io,
         pins=state.pins,

@@ -18,7 +18,7 @@ import functools
 import inspect
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -100,15 +100,19 @@ class AttributionProcessor(SpanProcessor):
     def __init__(self, agent_name: str = "") -> None:
         self.agent_name = agent_name
 
+    def attributes(self, parent_context: context_api.Context | None = None) -> Mapping[str, Any]:
+        """What ``on_start`` stamps on a span started now in ``parent_context`` (default: the current one)."""
+        principal = _CURRENT.get()
+        if principal is None:
+            ctx = parent_context if parent_context is not None else context_api.get_current()
+            principal = principal_from_baggage(ctx) if ctx.get(_BAGGAGE_KEY) else None
+        attrs = principal.span_attributes if principal is not None else _UNATTRIBUTED
+        agent = _AGENT.get() or self.agent_name
+        return {**attrs, AL.AGENT_NAME: agent} if agent else attrs
+
     def on_start(self, span: Span, parent_context: context_api.Context | None = None) -> None:
         try:
-            principal = _CURRENT.get()
-            if principal is None:
-                ctx = parent_context if parent_context is not None else context_api.get_current()
-                principal = principal_from_baggage(ctx) if ctx.get(_BAGGAGE_KEY) else None
-            attrs = principal.span_attributes if principal is not None else _UNATTRIBUTED
-            agent = _AGENT.get() or self.agent_name
-            set_attributes(span, {**attrs, AL.AGENT_NAME: agent} if agent else attrs)
+            set_attributes(span, self.attributes(parent_context))
         except Exception:  # telemetry never breaks the agent
             logger.exception("failed to stamp the principal on a span")
 

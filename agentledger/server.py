@@ -6,6 +6,7 @@ acknowledged only after its rows are in the store.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -161,9 +162,16 @@ class PipelineRunner:
         if pipeline.metrics_port:
             self.metrics = MetricsServer(lambda: consumer_status(self.consumer.stats),
                                          pipeline.metrics_host, pipeline.metrics_port)
+        self.gc_threshold = pipeline.gc_threshold
 
     def run(self) -> None:
         from agentledger.pipeline.jobs import start_background_jobs
+
+        if self.gc_threshold:  # see PipelineSettings.gc_threshold; set up, so the live objects are for good
+            gc.collect()
+            gc.freeze()
+            _, older, oldest = gc.get_threshold()
+            gc.set_threshold(self.gc_threshold, older, oldest)
 
         if self.metrics is not None:
             self.metrics.start()

@@ -92,3 +92,9 @@ class PipelineSettings(BaseSettings):
     """Longest back-off between retries while the store is unavailable."""
     default_tenant: str = "default"
     """Tenant of records that carry no ``agentledger-tenant`` header (e.g. from an OpenTelemetry Collector)."""
+    gc_threshold: int = Field(50_000, ge=0)
+    """Allocations between the garbage collector's young-generation passes in the pipeline process
+    (0: Python's default, 700, made for interactive programs). The consumer allocates and frees
+    per-record objects by the hundred thousand a batch; at 700 the collector runs thousands of
+    times a batch and promotes batch-lived objects into full collections. Objects alive once
+    start-up is over are also frozen out of collections (``gc.freeze``)."""

@@ -104,3 +104,31 @@ def test_parameters_round_trip_any_text(store, ch_store, which) -> None:
     tricky = "line1\nline2\ttab \\ back 'quote' \"dq\" ünï {brace}"
     assert s.query_scalar("SELECT {v:String}", {"v": tricky}) == tricky
     assert s.query_scalar("SELECT {v:Array(String)}", {"v": [tricky, "x"]}) == [tricky, "x"]
+
+
+def test_the_writer_remembers_stored_contents_in_two_generations(store) -> None:
+    """Contents stored once are not inserted again; the memory is bounded, and what stays in use stays."""
+    batch = _peer_batch()
+    keys = list(zip(batch.contents.column("tenant").to_pylist(), batch.contents.column("hash").to_pylist()))
+    distinct = list(dict.fromkeys(keys))
+    writer = StoreWriter(store, seen_capacity=2 * len(distinct))  # one generation holds exactly this batch
+    inserted: list[int] = []
+    original = store.insert_arrow
+
+    def counting(table, data, **kwargs):
+        if table == "contents":
+            inserted.append(data.num_rows)
+        return original(table, data, **kwargs)
+
+    store.insert_arrow = counting
+    try:
+        writer.write(batch, "w-0-3")
+        assert all(writer.seen(t, h) for t, h in distinct)
+        writer.write(batch, "w-4-7")  # every content record remembered: no contents insert at all
+        assert inserted == [batch.contents.num_rows]
+        # the first batch filled a generation (now the old one); found there, its records are still known
+        assert all(writer.seen(t, h) for t, h in distinct)
+        assert not writer.seen("acme", "0" * 64)
+    finally:
+        store.insert_arrow = original
+    assert store.query_scalar("SELECT count() FROM contents FINAL") == len(distinct)

@@ -10,6 +10,7 @@ its CPU reported apart as the database's). ``--runs`` sets the volume (the
 consumer's per-CPU figure is steadier over more batches, e.g. ``--runs 16000``). The consumer's
 figures are given from its start-up and, as its throughput, from its first stored batch on (start-up:
 imports, joining the group, the schema's DDL, is a one-off cost a long-running consumer does not repeat).
+Each consumer stage starts once the machine is quiet (see ``_settle``).
 
 Run: ``.venv/bin/python bench/kafka_path.py`` (starts its own broker with
 deploy/kafka/kafka.sh unless AGENTLEDGER_KAFKA_BOOTSTRAP_SERVERS is set).
@@ -49,6 +50,30 @@ def _free_port() -> int:
 def _cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / _CLK  # utime + stime
+
+
+def _machine_busy(seconds: float) -> float:
+    """Fraction of all cores busy over ``seconds`` (from /proc/stat)."""
+    def sample() -> tuple[int, int]:
+        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return sum(values), values[3] + values[4]  # total, idle + iowait
+
+    total0, idle0 = sample()
+    time.sleep(seconds)
+    total1, idle1 = sample()
+    return 1.0 - (idle1 - idle0) / max(1, total1 - total0)
+
+
+def _settle(limit_s: float = 180.0) -> float:
+    """Wait until the machine is quiet (under 10% busy over 2 s); returns the seconds waited.
+
+    So that nothing that ran before (the collector processes, another consumer)
+    is still at work on the cores the consumer is measured on.
+    """
+    started = time.monotonic()
+    while time.monotonic() - started < limit_s and _machine_busy(2.0) > 0.10:
+        pass
+    return time.monotonic() - started
 
 
 def _wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
@@ -253,10 +278,12 @@ def main() -> None:
             print(f"collector -> Kafka ({'with' if crc else 'without'} crc32c): {sent / c['seconds']:,.0f} spans/s, "
                   f"{sent / max(c['cpu'], 1e-9):,.0f} spans per collector CPU-second")
         env, _ = results[True]
+        print(f"(machine quiet after {_settle():.0f} s)")
         k = bench_consumer(env, spans)
         print(f"Kafka -> store (one consumer, embedded store, the ClickHouse engine's CPU included): "
               f"{_consumer_line(k)}")
         env = {**env, "AGENTLEDGER_KAFKA_GROUP_ID": env["AGENTLEDGER_KAFKA_GROUP_ID"] + "-server"}
+        print(f"(machine quiet after {_settle():.0f} s)")
         k = bench_consumer(env, spans, server=True)
         print(f"Kafka -> ClickHouse server (one consumer, clickhouse-connect): {_consumer_line(k)} "
               f"(the database used {k['db_cpu'] / max(k['spans'], 1) * 1e6:.0f} us CPU per span)")

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from agentledger.pipeline.normalize.native import compiled as _native  # Merkle roots without the GIL
 from agentledger.pipeline.stores import Store
@@ -54,34 +55,64 @@ _INPUT_ROW_HASH_SQL = "lower(hex(SHA256(toJSONString(tuple({})))))".format(
 """The same hash over an in-memory batch, its columns cast to the stored types."""
 
 
-def _batch_hashes(store: Store, spans: pa.Table) -> dict[tuple[str, str], dict[str, str]] | None:
-    """(tenant, stream) -> {row hash: "trace_id/span_id"} over the batch itself, or None when the
-    store cannot read an in-memory table."""
-    result = store.query_arrow_over(
+def _batch_hashes(store: Store, spans: pa.Table) -> pa.Table | None:
+    """Row hash (``h``), trace_id, span_id, tenant, source_topic, source_partition of every row
+    of the batch, hashed over the batch itself; None when the store cannot read an in-memory table."""
+    return store.query_arrow_over(
         f"SELECT {_INPUT_ROW_HASH_SQL} AS h, trace_id, span_id, tenant, source_topic, source_partition FROM {{input}}",
         spans.select([*_HASHED, "source_topic", "source_partition"]),
     )
-    if result is None:
-        return None
-    out: dict[tuple[str, str], dict[str, str]] = {}
-    for h, trace, span, tenant, topic, partition in zip(*(result.column(i).to_pylist() for i in range(6))):
-        out.setdefault((tenant, _stream(topic, partition)), {})[h] = f"{trace}/{span}"
-    return out
 
 
-def _range_hashes(store: Store, tenant: str, stream: str, first: int, last: int) -> dict[str, str]:
-    """row hash -> "trace_id/span_id" for the tenant's rows at ``stream`` offsets first..last."""
+def _range_hashes(store: Store, tenant: str, stream: str, first: int, last: int) -> pa.Table:
+    """Row hash (``h``), trace_id, span_id of the tenant's rows at ``stream`` offsets first..last."""
     topic, _, partition = stream.rpartition("/")
-    rows = store.query_arrow(
+    return store.query_arrow(
         f"SELECT {ROW_HASH_SQL} AS h, trace_id, span_id FROM spans WHERE tenant = {{tenant:String}} "
         "AND source_topic = {topic:String} AND source_partition = {partition:Int32} "
         "AND source_offset BETWEEN {first:Int64} AND {last:Int64}",
         {"tenant": tenant, "topic": topic, "partition": int(partition), "first": first, "last": last},
     )
-    if not rows.num_rows:
-        return {}
-    hashes, traces, spans = (rows.column(n).to_pylist() for n in ("h", "trace_id", "span_id"))
-    return {h: f"{t}/{s}" for h, t, s in zip(hashes, traces, spans)}
+
+
+def _in_stream(hashed: pa.Table, tenant: str, topic: str, partition: int) -> pa.Table:
+    """The rows of one (tenant, stream) among a batch's hashed rows."""
+    mask = pc.and_(pc.and_(pc.equal(hashed.column("tenant"), tenant), pc.equal(hashed.column("source_topic"), topic)),
+                   pc.equal(hashed.column("source_partition"), partition))
+    return hashed.filter(mask)
+
+
+def _leaves(hashed: pa.Table) -> tuple[pa.Array, pa.Array]:
+    """The distinct row hashes in order, and the "trace_id/span_id" of each: a checkpoint's leaves.
+
+    Rows delivered twice hash the same (the hash covers trace and span ids), so one leaf stands for both.
+    """
+    if hashed.num_rows == 0:
+        return pa.array([], pa.string()), pa.array([], pa.string())
+    hashed = hashed.sort_by("h")
+    h = hashed.column("h").combine_chunks().cast(pa.string())
+    ids = pc.binary_join_element_wise(hashed.column("trace_id").cast(pa.string()),
+                                      hashed.column("span_id").cast(pa.string()), "/").combine_chunks()
+    if len(h) > 1:
+        keep = pa.concat_arrays([pa.array([True]), pc.not_equal(h.slice(1), h.slice(0, len(h) - 1))])
+        if not pc.all(keep).as_py():
+            h, ids = h.filter(keep), ids.filter(keep)
+    return h, ids
+
+
+def _hash_map(hashed: pa.Table) -> dict[str, str]:
+    """row hash -> "trace_id/span_id"."""
+    hashes, ids = _leaves(hashed)
+    return dict(zip(hashes.to_pylist(), ids.to_pylist()))
+
+
+def _list_column(parts: list[pa.Array]) -> pa.Array:
+    """One list per checkpoint row, from each row's array of strings."""
+    offsets = [0]
+    for part in parts:
+        offsets.append(offsets[-1] + len(part))
+    values = pa.concat_arrays(parts) if parts else pa.array([], pa.string())
+    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), values)
 
 
 def merkle_root(leaves: list[str]) -> str:
@@ -151,7 +182,9 @@ class Ledger:
             .aggregate([("source_offset", "min"), ("source_offset", "max")])
             .to_pylist()
         )
-        rows = []
+        rows: list[dict[str, Any]] = []
+        leaf_hashes: list[pa.Array] = []
+        leaf_spans: list[pa.Array] = []
         in_batch = _batch_hashes(self.store, spans)
         with self._lock:
             heads = {}
@@ -159,22 +192,29 @@ class Ledger:
                 tenant, stream = g["tenant"], _stream(g["source_topic"], g["source_partition"])
                 first, last = g["source_offset_min"], g["source_offset_max"]
                 if in_batch is not None:
-                    found = in_batch.get((tenant, stream), {})
+                    hashed = _in_stream(in_batch, tenant, g["source_topic"], g["source_partition"])
                 else:
-                    found = _range_hashes(self.store, tenant, stream, first, last)
-                leaves = sorted(found)
+                    hashed = _range_hashes(self.store, tenant, stream, first, last)
+                hashes, ids = _leaves(hashed)
                 seq, prev = self._head(tenant, stream)
-                root = merkle_root(leaves)
+                root = merkle_root(hashes.to_pylist())
                 seq += 1
                 digest = checkpoint_hash(tenant, stream, seq, first, last, root, prev)
                 rows.append({
                     "tenant": tenant, "stream": stream, "seq": seq, "first_offset": first, "last_offset": last,
-                    "leaves": leaves, "leaf_spans": [found[h] for h in leaves], "merkle_root": root,
-                    "prev_hash": prev, "checkpoint_hash": digest, "signature": _sign(self.key, digest),
-                    "key_id": self.key_id if self.key else "", "created_at": time.time_ns() // 1_000_000,
+                    "merkle_root": root, "prev_hash": prev, "checkpoint_hash": digest,
+                    "signature": _sign(self.key, digest), "key_id": self.key_id if self.key else "",
+                    "created_at": time.time_ns() // 1_000_000,
                 })
+                leaf_hashes.append(hashes)
+                leaf_spans.append(ids)
                 heads[(tenant, stream)] = (seq, digest)
-            table = pa.Table.from_pylist(rows, schema=_CHECKPOINT_SCHEMA)
+            columns = {name: [r[name] for r in rows] for name in rows[0]}
+            columns["leaves"] = _list_column(leaf_hashes)
+            columns["leaf_spans"] = _list_column(leaf_spans)
+            table = pa.Table.from_arrays(
+                [pa.array(columns[f.name], f.type) if isinstance(columns[f.name], list) else columns[f.name]
+                 for f in _CHECKPOINT_SCHEMA], schema=_CHECKPOINT_SCHEMA)
             try:
                 self.store.insert_arrow(LEDGER_TABLE, table, dedup_token=f"{dedup_token}/ledger")
             except Exception:
@@ -265,7 +305,7 @@ def verify(store: Store, tenant: str, *, key: Optional[bytes] = None, since: Opt
             covered.setdefault(stream, []).append((cp["first_offset"], cp["last_offset"]))
             if since is not None and str(cp["created_at"]) < since:
                 continue
-            found = _range_hashes(store, tenant, stream, cp["first_offset"], cp["last_offset"])
+            found = _hash_map(_range_hashes(store, tenant, stream, cp["first_offset"], cp["last_offset"]))
             report.rows += len(found)
             leaves = dict(zip(cp["leaves"], cp["leaf_spans"]))
             missing = _still_missing(store, tenant, {h: span for h, span in leaves.items() if h not in found})

@@ -122,7 +122,7 @@ def test_in_batch_row_hashes_equal_the_stored_rows_hashes(store) -> None:
     exactly what ``verify`` recomputes from the stored rows, for every column type."""
     import json
 
-    from agentledger.pipeline.ledger import _batch_hashes, _range_hashes
+    from agentledger.pipeline.ledger import _batch_hashes, _hash_map, _range_hashes
     from agentledger.pipeline.normalize import SourcePosition
     from tests.pipeline.test_native_normalizer import AWKWARD_FLOATS, AWKWARD_TEXT
     from tests.pipeline.test_normalizer import _request
@@ -134,10 +134,13 @@ def test_in_batch_row_hashes_equal_the_stored_rows_hashes(store) -> None:
     batch = OtlpNormalizer().normalize([(r, SourcePosition("acme", time.time_ns(), "embedded", 0, i)) for i, r in enumerate(reqs)])
     StoreWriter(store).write(batch, "hash-check")
     in_batch = _batch_hashes(store, batch.spans)
-    assert in_batch is not None and list(in_batch) == [("acme", "embedded/0")]
+    assert in_batch is not None
+    streams = zip(*(in_batch.column(c).to_pylist() for c in ("tenant", "source_topic", "source_partition")))
+    assert set(streams) == {("acme", "embedded", 0)}
     stored = _range_hashes(store, "acme", "embedded/0", 0, len(reqs) - 1)
-    assert len(stored) == batch.span_count
-    assert in_batch[("acme", "embedded/0")] == stored
+    assert stored.num_rows == in_batch.num_rows == batch.span_count
+    assert _hash_map(in_batch) == _hash_map(stored)
+    assert len(_hash_map(stored)) == batch.span_count
 
 
 @pytest.mark.parametrize("n", [0, 1, 2, 3, 7, 64, 1001])
@@ -149,3 +152,17 @@ def test_compiled_merkle_root_equals_the_reference(n: int) -> None:
     assert _native is not None  # the test command installs agentledger-native
     leaves = sorted(hashlib.sha256(str(i).encode()).hexdigest() for i in range(n))
     assert merkle_root(leaves) == merkle_root_python(leaves)
+
+
+def test_checkpoint_leaves_are_the_distinct_row_hashes_in_order() -> None:
+    """A row delivered twice in one batch is one leaf; leaves sort as strings, each with its span."""
+    import pyarrow as pa
+
+    from agentledger.pipeline.ledger import _leaves
+
+    hashed = pa.table({"h": ["c3", "a1", "b2", "a1", "c3"], "trace_id": ["t3", "t1", "t2", "t1", "t3"],
+                       "span_id": ["s3", "s1", "s2", "s1", "s3"]})
+    hashes, ids = _leaves(hashed)
+    assert hashes.to_pylist() == ["a1", "b2", "c3"]
+    assert ids.to_pylist() == ["t1/s1", "t2/s2", "t3/s3"]
+    assert [a.to_pylist() for a in _leaves(hashed.slice(0, 0))] == [[], []]

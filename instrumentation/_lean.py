@@ -245,44 +245,47 @@ class LeanTracer:
         self.tracer: Any = tracer
         self.board = board
         self.limits: Any = getattr(tracer, "_span_limits", None)
-        self._checked: tuple[Any, Any] | None = None
-        self._attribution: AttributionProcessor | None = None
-        self._ok = False
+        # (provider's processors, switchboard's processors, lean?, attribution processor): one tuple,
+        # replaced whole, so a thread never reads a verdict with another configuration's attribution
+        self._verdict: tuple[Any, Any, bool, AttributionProcessor | None] = (object(), object(), False, None)
 
-    def _eligible(self) -> bool:
+    def _eligible(self) -> tuple[bool, AttributionProcessor | None]:
+        """Whether the lean path applies, and the attribution processor to emulate (module docstring)."""
+        processors = getattr(getattr(self.tracer, "span_processor", None), "_span_processors", None)
+        inner = self.board.processors if self.board is not None else None
+        verdict = self._verdict  # both tuples are replaced, never changed in place: identity says "unchanged"
+        if verdict[0] is not processors or verdict[1] is not inner:
+            ok, attribution = self._judge(processors)
+            verdict = self._verdict = (processors, inner, ok, attribution)
+        return verdict[2], verdict[3]
+
+    def _judge(self, processors: Any) -> tuple[bool, AttributionProcessor | None]:
         tracer, board = self.tracer, self.board
-        processors = getattr(getattr(tracer, "span_processor", None), "_span_processors", None)
-        inner = board.processors if board is not None else None
-        checked = self._checked  # both tuples are replaced, never changed in place: identity says "unchanged"
-        if checked is not None and checked[0] is processors and checked[1] is inner:
-            return self._ok
-        self._checked = (processors, inner)
-        self._ok = False
-        self._attribution = None
         if board is None or processors != (board,) or not isinstance(tracer, sdk_trace.Tracer):
-            return False
+            return False, None
         limits = self.limits
         if limits is None or limits.max_attribute_length is not None:
-            return False
+            return False, None
         if tracer.sampler is not sampling.DEFAULT_ON:
-            return False
+            return False, None
         metrics = getattr(tracer, "_tracer_metrics", None)
         if metrics is not None and (_NoOpMetrics is None or not isinstance(metrics, _NoOpMetrics)):
-            return False
+            return False, None
+        attribution = None
         for p in board.processors:
             if isinstance(p, AttributionProcessor):
-                if self._attribution is not None:
-                    return False
-                self._attribution = p
+                if attribution is not None:
+                    return False, None
+                attribution = p
             elif type(p).on_start not in _NOOP_ON_START or getattr(type(p), "_on_ending", None) not in _NOOP_ON_ENDING:
-                return False
-        self._ok = True
-        return True
+                return False, None
+        return True, attribution
 
     def start_span(self, name: str, kind: SpanKind = SpanKind.INTERNAL) -> trace_api.Span:
         """A span started in the current context (lean when that changes nothing, else the SDK's)."""
         tracer = self.tracer
-        if not self._eligible() or not tracer._is_enabled():
+        lean, attribution = self._eligible()
+        if not lean or not tracer._is_enabled():
             return tracer.start_span(name, kind=kind)
         parent = trace_api.get_current_span().get_span_context()
         gen = tracer.id_generator
@@ -300,9 +303,9 @@ class LeanTracer:
         context = SpanContext(trace_id, gen.generate_span_id(), is_remote=False,
                               trace_flags=_SAMPLED_RANDOM if random else _SAMPLED, trace_state=state)
         attrs: dict[str, Any] = {}
-        if self._attribution is not None:
+        if attribution is not None:
             try:
-                attrs.update(self._attribution.attributes(None))
+                attrs.update(attribution.attributes(None))
             except Exception:  # as the processor's on_start: telemetry never breaks the agent
                 logger.exception("failed to stamp the principal on a span")
         return LeanSpan(self, name, context, parent, kind, attrs)

@@ -370,26 +370,31 @@ class _Call:
         except Exception:  # telemetry never breaks the call
             logger.exception("failed to end an OpenAI span")
 
-    def finish(self, attrs: dict[str, Any], answer: _Answer | None = None) -> None:
+    def finish(self, answer: _Answer | None = None) -> None:
         """End the span with the answer's attributes; raises ModelPinMismatch when pinned so.
 
-        ``answer``: the answer's attributes still to compute, with the model it
+        ``answer``: how to compute the answer's attributes, with the model it
         names. A lean span computes them when exported, off the caller's thread;
-        any other span gets them now.
+        any other span gets them now (a failure to compute them is logged, and
+        the span still ends).
         """
         if self.done:
             return
         self.done = True
         mismatch = None
         try:
-            model = attrs.get(OI.LLM_RESPONSE_MODEL)
+            attrs: dict[str, Any] = {}
+            model = None
             if answer is not None:
                 build, args, model = answer
                 later = getattr(self.span, "set_attributes_later", None)
                 if later is not None:
                     later(build, args)
                 else:
-                    attrs = {**build(*args), **attrs}
+                    try:
+                        attrs = build(*args)
+                    except Exception:
+                        logger.exception("failed to record an OpenAI response")
             mismatch = self.wrapper.pins.check(self.agent, model, attrs)
             if attrs:
                 set_attributes(self.span, attrs)
@@ -461,10 +466,7 @@ class _TracedStream(_Proxy):  # type: ignore[misc]
         if call.done:
             return
         acc = call.acc
-        if acc is None:
-            call.finish({})
-        else:
-            call.finish({}, (acc.attributes, (call.wrapper.capture,), acc.model))
+        call.finish((acc.attributes, (call.wrapper.capture,), acc.model) if acc is not None else None)
 
     def close(self) -> None:
         try:
@@ -657,11 +659,11 @@ class OpenAIChatWrapper:
             ):  # .with_raw_response: the parsed value is cached by the SDK
                 parsed = response.parse()
                 if isinstance(parsed, (openai.Stream, openai.AsyncStream)):
-                    call.finish({})
+                    call.finish()
                     return response
             answer: _Answer | None = (response_attributes, (parsed, self.capture), getattr(parsed, "model", None))
         except Exception:
             logger.exception("failed to record an OpenAI response")
             answer = None
-        call.finish({}, answer)
+        call.finish(answer)
         return response

@@ -209,11 +209,9 @@ class Ledger:
                 leaf_hashes.append(hashes)
                 leaf_spans.append(ids)
                 heads[(tenant, stream)] = (seq, digest)
-            columns = {name: [r[name] for r in rows] for name in rows[0]}
-            columns["leaves"] = _list_column(leaf_hashes)
-            columns["leaf_spans"] = _list_column(leaf_spans)
+            lists = {"leaves": _list_column(leaf_hashes), "leaf_spans": _list_column(leaf_spans)}
             table = pa.Table.from_arrays(
-                [pa.array(columns[f.name], f.type) if isinstance(columns[f.name], list) else columns[f.name]
+                [lists[f.name] if f.name in lists else pa.array([r[f.name] for r in rows], f.type)
                  for f in _CHECKPOINT_SCHEMA], schema=_CHECKPOINT_SCHEMA)
             try:
                 self.store.insert_arrow(LEDGER_TABLE, table, dedup_token=f"{dedup_token}/ledger")

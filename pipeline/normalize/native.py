@@ -25,7 +25,6 @@ except ImportError:  # not built: the pure-Python normalizer serves
     compiled = None
 """The compiled module (``agentledger_native``), or None when it is not installed: the one place
 that asks (the collector's request check and the ledger's Merkle roots use it too)."""
-_native = compiled
 
 __all__ = ["NativeNormalizer", "make_normalizer", "native_available", "NormalizerKind", "count_spans", "compiled"]
 
@@ -33,16 +32,16 @@ NormalizerKind = Literal["auto", "native", "python"]
 
 
 def native_available() -> bool:
-    return _native is not None
+    return compiled is not None
 
 
 def count_spans(data: bytes) -> int:
     """Spans in a serialized request (counted from its framing by the compiled normalizer when
     installed, without decoding the spans); raises ``DecodeError`` when it does not parse. A
     request whose framing holds but whose spans do not decode is caught by the normalizer."""
-    if _native is not None:
+    if compiled is not None:
         try:
-            return _native.count_spans(data)
+            return compiled.count_spans(data)
         except ValueError:
             pass  # the protobuf library decides, and names the problem
     request = ExportTraceServiceRequest.FromString(data)
@@ -85,14 +84,14 @@ class NativeNormalizer(Normalizer):
     """The compiled normalizer; requests may be given serialized (preferred) or parsed."""
 
     def __init__(self, prices: PriceTable | None = None, ref_threshold: int = 512) -> None:
-        if _native is None:
+        if compiled is None:
             raise RuntimeError("agentledger-native is not installed (pip install ./native)")
         prices = prices or PriceTable.load()
         entries = [
             (provider, prefix, p.input, p.output, p.cache_read, p.cache_write)
             for provider, prefix, p in prices.entries()
         ]
-        self._impl = _native.Normalizer(entries, prices.aliases(), ref_threshold)
+        self._impl = compiled.Normalizer(entries, prices.aliases(), ref_threshold)
 
     def normalize(
         self, requests: list[tuple[ExportTraceServiceRequest | bytes, SourcePosition]]
@@ -115,6 +114,6 @@ def make_normalizer(
     prices: PriceTable | None = None, kind: NormalizerKind = "auto", ref_threshold: int = 512
 ) -> Normalizer:
     """The compiled normalizer when installed (``auto``), or the one asked for."""
-    if kind == "native" or (kind == "auto" and _native is not None):
+    if kind == "native" or (kind == "auto" and compiled is not None):
         return NativeNormalizer(prices, ref_threshold)
     return OtlpNormalizer(prices, ref_threshold)

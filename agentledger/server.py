@@ -10,7 +10,6 @@ import gc
 import logging
 import threading
 import time
-from typing import Optional
 
 from fastapi import FastAPI
 
@@ -18,20 +17,27 @@ from agentledger.collector import CollectorSettings, create_app
 from agentledger.collector.auth import Authenticator
 from agentledger.pipeline.settings import KafkaSettings, PipelineSettings, StoreSettings
 from agentledger.pipeline.sinks.embedded import EmbeddedSink
-from agentledger.pipeline.writer import StoreWriter
 from agentledger.pipeline.stores import Store, migrate, open_store
-from agentledger.schemas import PriceTable
+from agentledger.pipeline.writer import StoreWriter
 
-__all__ = ["AppServer", "EmbeddedServer", "build_embedded_app", "build_collector_app", "PipelineRunner"]
+__all__ = [
+    "AppServer",
+    "EmbeddedServer",
+    "build_embedded_app",
+    "build_collector_app",
+    "PipelineRunner",
+]
 
 log = logging.getLogger(__name__)
 
 
 def build_embedded_app(
-    collector: CollectorSettings, store_settings: StoreSettings, store: Optional[Store] = None
+    collector: CollectorSettings, store_settings: StoreSettings, store: Store | None = None
 ) -> FastAPI:
     """The collector app writing through the normalizer into the store (opened if not given)."""
-    Authenticator(collector.key_table(), no_auth=collector.no_auth, default_tenant=collector.default_tenant)
+    Authenticator(
+        collector.key_table(), no_auth=collector.no_auth, default_tenant=collector.default_tenant
+    )
     own = store is None
     if store is None:
         store = open_store(
@@ -41,7 +47,9 @@ def build_embedded_app(
         )
     migrate(store, cluster=store_settings.clickhouse_cluster)
     normalizer = store_settings.make_normalizer()
-    sink = EmbeddedSink(store, normalizer, writer=StoreWriter(store, ledger=store_settings.ledger(store)))
+    sink = EmbeddedSink(
+        store, normalizer, writer=StoreWriter(store, ledger=store_settings.ledger(store))
+    )
     from agentledger.pipeline.jobs import start_background_jobs
 
     stop_jobs = start_background_jobs(store)  # usage rollup + anomaly detection on an interval
@@ -63,7 +71,9 @@ class AppServer:
         self.app = app
         config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="agentledger-server", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.run, name="agentledger-server", daemon=True
+        )
 
     @property
     def url(self) -> str:
@@ -96,9 +106,9 @@ class EmbeddedServer(AppServer):
 
     def __init__(
         self,
-        collector: Optional[CollectorSettings] = None,
-        store_settings: Optional[StoreSettings] = None,
-        store: Optional[Store] = None,
+        collector: CollectorSettings | None = None,
+        store_settings: StoreSettings | None = None,
+        store: Store | None = None,
     ) -> None:
         self.collector = collector or CollectorSettings(no_auth=True, port=0)
         app = build_embedded_app(self.collector, store_settings or StoreSettings(), store)
@@ -116,14 +126,25 @@ def build_collector_app(
     configured it also serves the read API from that store."""
     from agentledger.pipeline.sinks.kafka import KafkaSink
 
-    Authenticator(collector.key_table(), no_auth=collector.no_auth, default_tenant=collector.default_tenant)
+    Authenticator(
+        collector.key_table(), no_auth=collector.no_auth, default_tenant=collector.default_tenant
+    )
     sink = KafkaSink(kafka)
     store = None
     if store_settings.clickhouse_url:
-        store = open_store(clickhouse_url=store_settings.clickhouse_url, database=store_settings.database)
-        migrate(store, cluster=store_settings.clickhouse_cluster)  # the read API and controls need the tables
-    return create_app(collector, sink, store, on_shutdown=store.close if store is not None else None,
-                      store_gates_readiness=False)
+        store = open_store(
+            clickhouse_url=store_settings.clickhouse_url, database=store_settings.database
+        )
+        migrate(
+            store, cluster=store_settings.clickhouse_cluster
+        )  # the read API and controls need the tables
+    return create_app(
+        collector,
+        sink,
+        store,
+        on_shutdown=store.close if store is not None else None,
+        store_gates_readiness=False,
+    )
 
 
 class PipelineRunner:
@@ -135,20 +156,27 @@ class PipelineRunner:
         pipeline: PipelineSettings,
         store_settings: StoreSettings,
         *,
-        store: Optional[Store] = None,
+        store: Store | None = None,
     ) -> None:
         from agentledger.pipeline.consumer import SpanConsumer
         from agentledger.pipeline.metrics import MetricsServer, consumer_status
 
         self._own_store = store is None
         self.store = store or open_store(
-            clickhouse_url=store_settings.clickhouse_url, data_dir=store_settings.data_dir,
+            clickhouse_url=store_settings.clickhouse_url,
+            data_dir=store_settings.data_dir,
             database=store_settings.database,
         )
         migrate(self.store, cluster=store_settings.clickhouse_cluster)
         normalizer = store_settings.make_normalizer()
-        self.consumer = SpanConsumer(kafka, pipeline, self.store, normalizer, default_tenant=pipeline.default_tenant,
-                                     writer=StoreWriter(self.store, ledger=store_settings.ledger(self.store)))
+        self.consumer = SpanConsumer(
+            kafka,
+            pipeline,
+            self.store,
+            normalizer,
+            default_tenant=pipeline.default_tenant,
+            writer=StoreWriter(self.store, ledger=store_settings.ledger(self.store)),
+        )
         # Governance records (intents, outcomes, controls) and feedback have topics of their own,
         # each consumed by its own group beside the span consumer.
         from agentledger.pipeline.datasets.feedback_kafka import FeedbackConsumer
@@ -160,14 +188,19 @@ class PipelineRunner:
         ]
         self.metrics = None
         if pipeline.metrics_port:
-            self.metrics = MetricsServer(lambda: consumer_status(self.consumer.stats),
-                                         pipeline.metrics_host, pipeline.metrics_port)
+            self.metrics = MetricsServer(
+                lambda: consumer_status(self.consumer.stats),
+                pipeline.metrics_host,
+                pipeline.metrics_port,
+            )
         self.gc_threshold = pipeline.gc_threshold
 
     def run(self) -> None:
         from agentledger.pipeline.jobs import start_background_jobs
 
-        if self.gc_threshold:  # see PipelineSettings.gc_threshold; set up, so the live objects are for good
+        if (
+            self.gc_threshold
+        ):  # see PipelineSettings.gc_threshold; set up, so the live objects are for good
             gc.collect()
             gc.freeze()
             _, older, oldest = gc.get_threshold()
@@ -175,9 +208,13 @@ class PipelineRunner:
 
         if self.metrics is not None:
             self.metrics.start()
-        stop_jobs = start_background_jobs(self.store)  # usage rollup + anomaly detection on an interval
-        threads = [threading.Thread(target=c.run, name=f"agentledger-{type(c).__name__}", daemon=True)
-                   for c in self.side_consumers]
+        stop_jobs = start_background_jobs(
+            self.store
+        )  # usage rollup + anomaly detection on an interval
+        threads = [
+            threading.Thread(target=c.run, name=f"agentledger-{type(c).__name__}", daemon=True)
+            for c in self.side_consumers
+        ]
         for thread in threads:
             thread.start()
         try:

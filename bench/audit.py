@@ -48,15 +48,19 @@ _COMMON = f"""
     toDateTime64('{BASE}', 9, 'UTC') + toIntervalMillisecond(intDiv(t * {DAYS} * 86400000, {{traces:UInt64}})) AS t0
 """
 
-_MESSAGES_1 = ("concat('[{\"content\":\"You are a finance-controls agent. Decide whether a journal entry may be "
-               "approved.\",\"role\":\"system\"},{\"content\":\"Should we approve journal entry JE-', toString(t), "
-               "'? Relevant policy excerpts: FIN-7, FIN-12, SOX-3.\",\"role\":\"user\"}]')")
+_MESSAGES_1 = (
+    'concat(\'[{"content":"You are a finance-controls agent. Decide whether a journal entry may be '
+    'approved.","role":"system"},{"content":"Should we approve journal entry JE-\', toString(t), '
+    '\'? Relevant policy excerpts: FIN-7, FIN-12, SOX-3.","role":"user"}]\')'
+)
 _ARGS = "concat('{\"entry_id\":\"JE-', toString(t), '\"}')"
-_RESULT = "concat('{\"amount\":', toString(t * 7919 % 10000000), ',\"currency\":\"USD\",\"entry_id\":\"JE-', toString(t), '\"}')"
-_MESSAGES_2 = (f"concat(substring({_MESSAGES_1}, 1, length({_MESSAGES_1}) - 1), ',{{\"role\":\"assistant\",\"tool_calls\":"
-               f"[{{\"arguments\":', {_ARGS}, ',\"id\":\"call_', toString(t), '\",\"name\":\"lookup_journal_entry\"}}]}},"
-               f"{{\"content\":', toJSONString({_RESULT}), ',\"role\":\"tool\",\"tool_call_id\":\"call_', toString(t), '\"}}]')")
-_ANSWER = "concat('[{\"content\":\"ESCALATE: JE-', toString(t), ' exceeds the FIN-7 threshold.\",\"role\":\"assistant\"}]')"
+_RESULT = 'concat(\'{"amount":\', toString(t * 7919 % 10000000), \',"currency":"USD","entry_id":"JE-\', toString(t), \'"}\')'
+_MESSAGES_2 = (
+    f'concat(substring({_MESSAGES_1}, 1, length({_MESSAGES_1}) - 1), \',{{"role":"assistant","tool_calls":'
+    f'[{{"arguments":\', {_ARGS}, \',"id":"call_\', toString(t), \'","name":"lookup_journal_entry"}}]}},'
+    f'{{"content":\', toJSONString({_RESULT}), \',"role":"tool","tool_call_id":"call_\', toString(t), \'"}}]\')'
+)
+_ANSWER = 'concat(\'[{"content":"ESCALATE: JE-\', toString(t), \' exceeds the FIN-7 threshold.","role":"assistant"}]\')'
 _DOC = "concat('Policy POL-', toString(d), ': reclassifications above USD 1,000,000 need Controller and CFO approval.')"
 
 
@@ -76,8 +80,8 @@ INSERT INTO spans (tenant, trace_id, span_id, parent_span_id, start_time, end_ti
     convention, scope_name, attributes, ingest_time, source_topic, source_offset)
 SETTINGS async_insert = 0
 SELECT
-    tenant_, trace_, {_span_id('number')},
-    if(r = 0, '', {_span_id('number - r')}),
+    tenant_, trace_, {_span_id("number")},
+    if(r = 0, '', {_span_id("number - r")}),
     t0 + toIntervalMillisecond(r * 100) AS st,
     st + toIntervalMillisecond(if(r = 0, 500, 80)),
     if(r = 0, 500., 80.),
@@ -112,7 +116,7 @@ _PER_TRACE = f"(SELECT number, {_COMMON} FROM (SELECT number * {SPANS_PER_TRACE}
 
 CONTENTS_SQL = f"""
 INSERT INTO contents (tenant, hash, kind, content, size, first_seen) SETTINGS async_insert = 0
-SELECT tenant_, {_sha('c')}, k, c, length(c), now64(3)
+SELECT tenant_, {_sha("c")}, k, c, length(c), now64(3)
 FROM {_PER_TRACE}
 ARRAY JOIN [{_MESSAGES_1}, {_ARGS}, {_RESULT}, {_MESSAGES_2}, {_ANSWER}] AS c,
            ['messages', 'tool_arguments', 'tool_result', 'messages', 'messages'] AS k
@@ -120,7 +124,7 @@ ARRAY JOIN [{_MESSAGES_1}, {_ARGS}, {_RESULT}, {_MESSAGES_2}, {_ANSWER}] AS c,
 
 DOCS_SQL = f"""
 INSERT INTO contents (tenant, hash, kind, content, size, first_seen) SETTINGS async_insert = 0
-SELECT concat('tenant-', toString(tn)), {_sha('c')}, 'document', c, length(c), now64(3)
+SELECT concat('tenant-', toString(tn)), {_sha("c")}, 'document', c, length(c), now64(3)
 FROM (SELECT number AS d, {_DOC} AS c FROM numbers({DOCS})) AS docs CROSS JOIN (SELECT number AS tn FROM numbers({TENANTS})) AS tenants
 """
 
@@ -130,7 +134,7 @@ INSERT INTO intents (tenant, requested_at, intent_id, attempt, received_at, deci
 SETTINGS async_insert = 0
 SELECT tenant_, t0 + toIntervalMillisecond(301), lower(hex(MD5(concat('i', toString(t))))), 0,
        t0 + toIntervalMillisecond(302), 'proceed', 'lookup_journal_entry', concat('call_', toString(t)),
-       {_ARGS}, {_sha(_ARGS)}, trace_, {_span_id('number + 3')}, {_span_id('number + 2')},
+       {_ARGS}, {_sha(_ARGS)}, trace_, {_span_id("number + 3")}, {_span_id("number + 2")},
        concat('user-', toString(t % 500), '@acme.example'), 'finance-controls-v3', 'finance-controls-agent',
        concat('s-', toString(t % 5000))
 FROM {_PER_TRACE}
@@ -151,14 +155,23 @@ def fill(store, spans: int) -> dict[str, float]:
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     for first in range(0, spans, CHUNK):
-        store.command(SPANS_SQL, {"traces": traces, "first": first, "count": min(CHUNK, spans - first)})
-        print(f"  spans {min(first + CHUNK, spans):>11,} / {spans:,}  ({time.perf_counter() - t0:.0f}s)", flush=True)
+        store.command(
+            SPANS_SQL, {"traces": traces, "first": first, "count": min(CHUNK, spans - first)}
+        )
+        print(
+            f"  spans {min(first + CHUNK, spans):>11,} / {spans:,}  ({time.perf_counter() - t0:.0f}s)",
+            flush=True,
+        )
     timings["spans_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     per = CHUNK // SPANS_PER_TRACE
     for first in range(0, traces, per):
-        store.command(CONTENTS_SQL, {"traces": traces, "first": first, "count": min(per, traces - first)})
-        store.command(INTENTS_SQL, {"traces": traces, "first": first, "count": min(per, traces - first)})
+        store.command(
+            CONTENTS_SQL, {"traces": traces, "first": first, "count": min(per, traces - first)}
+        )
+        store.command(
+            INTENTS_SQL, {"traces": traces, "first": first, "count": min(per, traces - first)}
+        )
     store.command(DOCS_SQL)
     store.command(CONTROLS_SQL, {"count": DAYS * 144})
     timings["contents_intents_s"] = time.perf_counter() - t0
@@ -182,16 +195,26 @@ def _timed(fn, args_list: list[tuple], warmup: int = 5) -> dict[str, float]:
         fn(*args)
         times.append((time.perf_counter() - t0) * 1000)
     times.sort()
-    return {"n": len(times), "p50_ms": statistics.median(times), "p95_ms": times[int(0.95 * (len(times) - 1))],
-            "max_ms": times[-1]}
+    return {
+        "n": len(times),
+        "p50_ms": statistics.median(times),
+        "p95_ms": times[int(0.95 * (len(times) - 1))],
+        "max_ms": times[-1],
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--spans", type=int, default=10_000_000)
     parser.add_argument("--samples", type=int, default=200)
-    parser.add_argument("--data-dir", default=None, help="Keep the filled store here (default: a temporary one).")
-    parser.add_argument("--reuse", action="store_true", help="Do not fill: --data-dir already holds the spans.")
+    parser.add_argument(
+        "--data-dir", default=None, help="Keep the filled store here (default: a temporary one)."
+    )
+    parser.add_argument(
+        "--reuse", action="store_true", help="Do not fill: --data-dir already holds the spans."
+    )
     args = parser.parse_args()
 
     from agentledger.pipeline import audit, replay
@@ -209,7 +232,8 @@ def main() -> None:
         counts = store.query_rows(
             "SELECT table, sum(rows) AS rows, round(sum(bytes_on_disk) / 1e9, 2) AS gb, count() AS parts "
             "FROM system.parts WHERE database = 'bench' AND active AND table IN ('spans', 'contents', 'intents') "
-            "GROUP BY table ORDER BY table")
+            "GROUP BY table ORDER BY table"
+        )
         for c in counts:
             print(f"  {c['table']}: {c['rows']:,} rows, {c['gb']} GB on disk, {c['parts']} parts")
         traces = spans // SPANS_PER_TRACE
@@ -223,18 +247,31 @@ def main() -> None:
         report = audit.audit(*tool_args[0])
         action = report["actions"][0]
         assert action["action"]["tool_name"] == "lookup_journal_entry", action["action"]
-        assert len(action["documents"]) == 3 and len(action["llm_calls"]) == 1 and action["intent"] is not None
-        assert action["integrity"]["changed"] == [] and not action["integrity"]["missing"], action["integrity"]
+        assert (
+            len(action["documents"]) == 3
+            and len(action["llm_calls"]) == 1
+            and action["intent"] is not None
+        )
+        assert action["integrity"]["changed"] == [] and not action["integrity"]["missing"], action[
+            "integrity"
+        ]
         results = {
             "audit(tool span id)": _timed(audit.audit, tool_args),
-            "audit(trace id)": _timed(audit.audit, [(store, tenant(t), _trace_id(t)) for t in picks]),
+            "audit(trace id)": _timed(
+                audit.audit, [(store, tenant(t), _trace_id(t)) for t in picks]
+            ),
             "rebuild_request(llm span id)": _timed(
-                replay.rebuild_request, [(store, tenant(t), _span_id(t * 5 + 4)) for t in picks]),
+                replay.rebuild_request, [(store, tenant(t), _span_id(t * 5 + 4)) for t in picks]
+            ),
         }
         load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-        print(f"\n{spans:,} spans, {args.samples} samples each, warm (load average {load} on {os.cpu_count()} CPUs):")
+        print(
+            f"\n{spans:,} spans, {args.samples} samples each, warm (load average {load} on {os.cpu_count()} CPUs):"
+        )
         for name, r in results.items():
-            print(f"  {name:<30} p50 {r['p50_ms']:7.1f} ms   p95 {r['p95_ms']:7.1f} ms   max {r['max_ms']:7.1f} ms")
+            print(
+                f"  {name:<30} p50 {r['p50_ms']:7.1f} ms   p95 {r['p95_ms']:7.1f} ms   max {r['max_ms']:7.1f} ms"
+            )
     finally:
         store.close()
         if args.data_dir is None:

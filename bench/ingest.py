@@ -30,7 +30,12 @@ def bench_normalizer(n_runs: int) -> dict[str, dict[str, float]]:
     (parsing timed apart), the compiled one from the serialized bytes it is handed in production."""
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-    from agentledger.pipeline.normalize import NativeNormalizer, OtlpNormalizer, SourcePosition, native_available
+    from agentledger.pipeline.normalize import (
+        NativeNormalizer,
+        OtlpNormalizer,
+        SourcePosition,
+        native_available,
+    )
 
     bodies = [r.SerializeToString() for r in requests(n_runs, runs_per_request=100)]
     spans = n_runs * SPANS_PER_RUN
@@ -45,12 +50,17 @@ def bench_normalizer(n_runs: int) -> dict[str, dict[str, float]]:
         runs = []
         for _ in range(5):
             t0 = time.perf_counter()
-            batch = normalizer.normalize([(r, SourcePosition("t", 0, "bench", 0, i)) for i, r in enumerate(inputs)])
+            batch = normalizer.normalize(
+                [(r, SourcePosition("t", 0, "bench", 0, i)) for i, r in enumerate(inputs)]
+            )
             runs.append(time.perf_counter() - t0)
             assert batch.span_count == spans
-        results[name] = {"spans": spans, "parse_us": parse_us if name == "python" else 0.0,
-                         "normalize_us": min(runs) / spans * 1e6,
-                         "normalize_us_median": statistics.median(runs) / spans * 1e6}
+        results[name] = {
+            "spans": spans,
+            "parse_us": parse_us if name == "python" else 0.0,
+            "normalize_us": min(runs) / spans * 1e6,
+            "normalize_us_median": statistics.median(runs) / spans * 1e6,
+        }
     return results
 
 
@@ -64,8 +74,22 @@ def bench_end_to_end(n_runs: int, runs_per_request: int, clients: int) -> dict[s
     data_dir = tempfile.mkdtemp(prefix="agentledger-bench-")
     port = _free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "agentledger.cli", "serve", "--no-auth", "--port", str(port), "--data-dir", data_dir,
-         "--log-level", "warning"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-m",
+            "agentledger.cli",
+            "serve",
+            "--no-auth",
+            "--port",
+            str(port),
+            "--data-dir",
+            data_dir,
+            "--log-level",
+            "warning",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -78,11 +102,18 @@ def bench_end_to_end(n_runs: int, runs_per_request: int, clients: int) -> dict[s
             if time.monotonic() > deadline or server.poll() is not None:
                 raise RuntimeError("server did not start")
             time.sleep(0.2)
-        bodies = [r.SerializeToString() for r in requests(n_runs, runs_per_request=runs_per_request)]
+        bodies = [
+            r.SerializeToString() for r in requests(n_runs, runs_per_request=runs_per_request)
+        ]
         mb = sum(map(len, bodies)) / 1e6
         # warm-up request (imports, first insert) outside the timing
         warm = [r.SerializeToString() for r in requests(10, runs_per_request=10, seed=99)][0]
-        httpx.post(f"{url}/v1/traces", content=warm, headers={"Content-Type": "application/x-protobuf"}, timeout=60)
+        httpx.post(
+            f"{url}/v1/traces",
+            content=warm,
+            headers={"Content-Type": "application/x-protobuf"},
+            timeout=60,
+        )
         latencies: list[float] = []
         errors: list[str] = []
         lock = threading.Lock()
@@ -96,7 +127,11 @@ def bench_end_to_end(n_runs: int, runs_per_request: int, clients: int) -> dict[s
                             return
                         _, body = queue.pop()
                     t = time.perf_counter()
-                    resp = client.post(f"{url}/v1/traces", content=body, headers={"Content-Type": "application/x-protobuf"})
+                    resp = client.post(
+                        f"{url}/v1/traces",
+                        content=body,
+                        headers={"Content-Type": "application/x-protobuf"},
+                    )
                     with lock:
                         latencies.append(time.perf_counter() - t)
                         if resp.status_code != 200:
@@ -122,9 +157,14 @@ def bench_end_to_end(n_runs: int, runs_per_request: int, clients: int) -> dict[s
     assert stored == spans + 50, f"stored {stored}, sent {spans} (+50 warm-up)"
     latencies.sort()
     return {
-        "spans": spans, "requests": len(bodies), "mb": mb, "seconds": elapsed,
-        "spans_per_s": spans / elapsed, "llm_spans_per_s": n_runs * LLM_SPANS_PER_RUN / elapsed,
-        "mb_per_s": mb / elapsed, "p50_ms": latencies[len(latencies) // 2] * 1e3,
+        "spans": spans,
+        "requests": len(bodies),
+        "mb": mb,
+        "seconds": elapsed,
+        "spans_per_s": spans / elapsed,
+        "llm_spans_per_s": n_runs * LLM_SPANS_PER_RUN / elapsed,
+        "mb_per_s": mb / elapsed,
+        "p50_ms": latencies[len(latencies) // 2] * 1e3,
         "p95_ms": latencies[int(len(latencies) * 0.95)] * 1e3,
     }
 
@@ -132,19 +172,31 @@ def bench_end_to_end(n_runs: int, runs_per_request: int, clients: int) -> dict[s
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--runs", type=int, default=6000, help="agent runs (5 spans each)")
-    ap.add_argument("--runs-per-request", type=int, default=100, help="runs per OTLP request (100 = 500 spans)")
+    ap.add_argument(
+        "--runs-per-request", type=int, default=100, help="runs per OTLP request (100 = 500 spans)"
+    )
     ap.add_argument("--clients", type=int, default=4)
     args = ap.parse_args()
     print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}")
     for name, n in bench_normalizer(min(args.runs, 4000)).items():
-        parse = f"parse {n['parse_us']:.1f} us/span apart, " if n["parse_us"] else "from serialized bytes, "
-        print(f"normalizer ({name}): {n['spans']} spans, {parse}"
-              f"normalize {n['normalize_us']:.1f} us/span (best of 5; median {n['normalize_us_median']:.1f})")
+        parse = (
+            f"parse {n['parse_us']:.1f} us/span apart, "
+            if n["parse_us"]
+            else "from serialized bytes, "
+        )
+        print(
+            f"normalizer ({name}): {n['spans']} spans, {parse}"
+            f"normalize {n['normalize_us']:.1f} us/span (best of 5; median {n['normalize_us_median']:.1f})"
+        )
     e = bench_end_to_end(args.runs, args.runs_per_request, args.clients)
-    print(f"end to end: {e['spans']} spans in {e['requests']} requests ({e['mb']:.0f} MB protobuf), "
-          f"{args.clients} clients, {e['seconds']:.2f} s")
-    print(f"  {e['spans_per_s']:,.0f} spans/s ({e['llm_spans_per_s']:,.0f} LLM spans/s), {e['mb_per_s']:.1f} MB/s; "
-          f"request latency p50 {e['p50_ms']:.0f} ms, p95 {e['p95_ms']:.0f} ms; every span stored once: yes")
+    print(
+        f"end to end: {e['spans']} spans in {e['requests']} requests ({e['mb']:.0f} MB protobuf), "
+        f"{args.clients} clients, {e['seconds']:.2f} s"
+    )
+    print(
+        f"  {e['spans_per_s']:,.0f} spans/s ({e['llm_spans_per_s']:,.0f} LLM spans/s), {e['mb_per_s']:.1f} MB/s; "
+        f"request latency p50 {e['p50_ms']:.0f} ms, p95 {e['p95_ms']:.0f} ms; every span stored once: yes"
+    )
 
 
 if __name__ == "__main__":

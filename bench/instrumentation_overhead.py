@@ -44,23 +44,57 @@ VENV_ROOT = Path(os.environ.get("AGENTLEDGER_BENCH_VENVS", "/tmp/agentledger-ben
 OTEL_SDK = "1.45.1"
 
 INSTALL: dict[str, list[list[str]]] = {
-    "agentledger": [[str(REPO), "openai==3.54.0", "openinference-instrumentation-openai==0.1.66",
-                     "openinference-instrumentation==0.1.72", f"opentelemetry-sdk=={OTEL_SDK}",
-                     f"opentelemetry-exporter-otlp-proto-http=={OTEL_SDK}", "httpx"]],
-    "openinference": [["openinference-instrumentation-openai==0.1.66", "openinference-instrumentation==0.1.72",
-                       "openinference-semantic-conventions==0.1.42", f"opentelemetry-sdk=={OTEL_SDK}",
-                       f"opentelemetry-exporter-otlp-proto-http=={OTEL_SDK}", "openai==3.54.0", "httpx"]],
+    "agentledger": [
+        [
+            str(REPO),
+            "openai==3.54.0",
+            "openinference-instrumentation-openai==0.1.66",
+            "openinference-instrumentation==0.1.72",
+            f"opentelemetry-sdk=={OTEL_SDK}",
+            f"opentelemetry-exporter-otlp-proto-http=={OTEL_SDK}",
+            "httpx",
+        ]
+    ],
+    "openinference": [
+        [
+            "openinference-instrumentation-openai==0.1.66",
+            "openinference-instrumentation==0.1.72",
+            "openinference-semantic-conventions==0.1.42",
+            f"opentelemetry-sdk=={OTEL_SDK}",
+            f"opentelemetry-exporter-otlp-proto-http=={OTEL_SDK}",
+            "openai==3.54.0",
+            "httpx",
+        ]
+    ],
     "openllmetry": [
         ["--no-deps", "traceloop-sdk==0.62.4"],
-        ["aiohttp<4,>=3.11.11", "colorama<0.5.0,>=0.4.6", "cuid<0.5,>=0.4", "deprecated<2,>=1.2.14",
-         "jinja2<4,>=3.1.5", "opentelemetry-exporter-otlp-proto-grpc<2,>=1.38.0",
-         "opentelemetry-semantic-conventions-ai==0.5.1", "pydantic>=1", "tenacity<10.0,>=8.2.3",
-         "opentelemetry-instrumentation-openai==0.62.4", "opentelemetry-instrumentation-threading>=0.59b0",
-         "opentelemetry-instrumentation-logging>=0.59b0", f"opentelemetry-sdk=={OTEL_SDK}",
-         f"opentelemetry-exporter-otlp-proto-http=={OTEL_SDK}", "openai==3.54.0", "httpx"],
+        [
+            "aiohttp<4,>=3.11.11",
+            "colorama<0.5.0,>=0.4.6",
+            "cuid<0.5,>=0.4",
+            "deprecated<2,>=1.2.14",
+            "jinja2<4,>=3.1.5",
+            "opentelemetry-exporter-otlp-proto-grpc<2,>=1.38.0",
+            "opentelemetry-semantic-conventions-ai==0.5.1",
+            "pydantic>=1",
+            "tenacity<10.0,>=8.2.3",
+            "opentelemetry-instrumentation-openai==0.62.4",
+            "opentelemetry-instrumentation-threading>=0.59b0",
+            "opentelemetry-instrumentation-logging>=0.59b0",
+            f"opentelemetry-sdk=={OTEL_SDK}",
+            f"opentelemetry-exporter-otlp-proto-http=={OTEL_SDK}",
+            "openai==3.54.0",
+            "httpx",
+        ],
     ],
-    "openlit": [["openlit==1.45.0", "openai==2.54.0", f"opentelemetry-sdk=={OTEL_SDK}",
-                 f"opentelemetry-exporter-otlp-proto-http=={OTEL_SDK}"]],
+    "openlit": [
+        [
+            "openlit==1.45.0",
+            "openai==2.54.0",
+            f"opentelemetry-sdk=={OTEL_SDK}",
+            f"opentelemetry-exporter-otlp-proto-http=={OTEL_SDK}",
+        ]
+    ],
 }
 """pip install steps per contender (OpenLLMetry: traceloop-sdk alone first, as pip backtracks otherwise)."""
 
@@ -69,25 +103,72 @@ VARIANTS = {"agentledger+redact": "agentledger"}
 """Extra rows run in another contender's venv: AgentLedger with every redaction preset on."""
 
 MESSAGES = [
-    {"role": "system", "content": "You are a finance-controls agent. Decide whether a journal entry may be "
-                                  "approved. Look up the entry before deciding; cite the policy ids you used."},
-    {"role": "user", "content": "Should we approve the USD 4,000,000 reclassification in journal entry JE-4471, "
-                                "moving capitalised software costs to R&D expense? Reach me at cfo@acme.example."},
+    {
+        "role": "system",
+        "content": "You are a finance-controls agent. Decide whether a journal entry may be "
+        "approved. Look up the entry before deciding; cite the policy ids you used.",
+    },
+    {
+        "role": "user",
+        "content": "Should we approve the USD 4,000,000 reclassification in journal entry JE-4471, "
+        "moving capitalised software costs to R&D expense? Reach me at cfo@acme.example.",
+    },
 ]
-TOOLS = [{"type": "function", "function": {
-    "name": "lookup_journal_entry", "description": "Fetch a journal entry from the ledger.",
-    "parameters": {"type": "object", "properties": {"entry_id": {"type": "string"}}, "required": ["entry_id"]}}}]
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "lookup_journal_entry",
+            "description": "Fetch a journal entry from the ledger.",
+            "parameters": {
+                "type": "object",
+                "properties": {"entry_id": {"type": "string"}},
+                "required": ["entry_id"],
+            },
+        },
+    }
+]
 RESPONSE = {
-    "id": "chatcmpl-bench", "object": "chat.completion", "created": 1700000000, "model": "gpt-4o-2024-08-06",
-    "system_fingerprint": "fp_bench", "service_tier": "default",
-    "choices": [{"index": 0, "finish_reason": "tool_calls", "logprobs": None, "message": {
-        "role": "assistant", "content": None, "refusal": None, "tool_calls": [{
-            "id": "call_JE4471", "type": "function",
-            "function": {"name": "lookup_journal_entry", "arguments": "{\"entry_id\": \"JE-4471\"}"}}]}}],
-    "usage": {"prompt_tokens": 142, "completion_tokens": 24, "total_tokens": 166,
-              "prompt_tokens_details": {"cached_tokens": 64, "audio_tokens": 0},
-              "completion_tokens_details": {"reasoning_tokens": 6, "audio_tokens": 0,
-                                            "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}},
+    "id": "chatcmpl-bench",
+    "object": "chat.completion",
+    "created": 1700000000,
+    "model": "gpt-4o-2024-08-06",
+    "system_fingerprint": "fp_bench",
+    "service_tier": "default",
+    "choices": [
+        {
+            "index": 0,
+            "finish_reason": "tool_calls",
+            "logprobs": None,
+            "message": {
+                "role": "assistant",
+                "content": None,
+                "refusal": None,
+                "tool_calls": [
+                    {
+                        "id": "call_JE4471",
+                        "type": "function",
+                        "function": {
+                            "name": "lookup_journal_entry",
+                            "arguments": '{"entry_id": "JE-4471"}',
+                        },
+                    }
+                ],
+            },
+        }
+    ],
+    "usage": {
+        "prompt_tokens": 142,
+        "completion_tokens": 24,
+        "total_tokens": 166,
+        "prompt_tokens_details": {"cached_tokens": 64, "audio_tokens": 0},
+        "completion_tokens_details": {
+            "reasoning_tokens": 6,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+    },
 }
 
 
@@ -106,8 +187,12 @@ def _client() -> Any:
     def handler(request: Any) -> Any:
         return httpx.Response(200, content=body, headers={"content-type": "application/json"})
 
-    return openai.OpenAI(api_key="bench", base_url="http://bench.invalid/v1", max_retries=0,
-                         http_client=httpx.Client(transport=httpx.MockTransport(handler)))
+    return openai.OpenAI(
+        api_key="bench",
+        base_url="http://bench.invalid/v1",
+        max_retries=0,
+        http_client=httpx.Client(transport=httpx.MockTransport(handler)),
+    )
 
 
 def _time_calls(client: Any, n: int) -> tuple[list[int], list[int]]:
@@ -133,8 +218,12 @@ def _instrument(name: str, endpoint: str) -> Any:
     if name.startswith("agentledger"):
         import agentledger
 
-        agentledger.instrument(endpoint=endpoint, service_name="bench", instrumentors=["openai"],
-                               redact="all" if name == "agentledger+redact" else None)
+        agentledger.instrument(
+            endpoint=endpoint,
+            service_name="bench",
+            instrumentors=["openai"],
+            redact="all" if name == "agentledger+redact" else None,
+        )
         return agentledger.flush
     if name == "openinference":
         from openinference.instrumentation.openai import OpenAIInstrumentor
@@ -150,8 +239,13 @@ def _instrument(name: str, endpoint: str) -> Any:
         from traceloop.sdk import Traceloop
         from traceloop.sdk.instruments import Instruments
 
-        Traceloop.init(app_name="bench", api_endpoint=endpoint, disable_batch=False, telemetry_enabled=False,
-                       instruments={Instruments.OPENAI})
+        Traceloop.init(
+            app_name="bench",
+            api_endpoint=endpoint,
+            disable_batch=False,
+            telemetry_enabled=False,
+            instruments={Instruments.OPENAI},
+        )
         from opentelemetry import trace
 
         return trace.get_tracer_provider().force_flush  # type: ignore[attr-defined]
@@ -160,10 +254,20 @@ def _instrument(name: str, endpoint: str) -> Any:
 
         import openlit
 
-        prices = Path(tempfile.mkdtemp()) / "pricing.json"  # OpenLIT fetches prices from the internet otherwise
-        prices.write_text(json.dumps({"chat": {"gpt-4o": {"promptPrice": 0.0025, "completionPrice": 0.01}}}))
-        openlit.init(otlp_endpoint=endpoint, application_name="bench", disable_batch=False, disable_metrics=True,
-                     capture_message_content=True, pricing_json=str(prices))
+        prices = (
+            Path(tempfile.mkdtemp()) / "pricing.json"
+        )  # OpenLIT fetches prices from the internet otherwise
+        prices.write_text(
+            json.dumps({"chat": {"gpt-4o": {"promptPrice": 0.0025, "completionPrice": 0.01}}})
+        )
+        openlit.init(
+            otlp_endpoint=endpoint,
+            application_name="bench",
+            disable_batch=False,
+            disable_metrics=True,
+            capture_message_content=True,
+            pricing_json=str(prices),
+        )
         from opentelemetry import trace
 
         return trace.get_tracer_provider().force_flush  # type: ignore[attr-defined]
@@ -204,7 +308,9 @@ class _Toggle:
             (owner, key, before.get((owner, key), _MISSING), value)
             for (owner, key), value in _patch_points().items()
             # modules and classes imported only by the instrumentation are not patches
-            if owner in owners and not key.startswith("__") and before.get((owner, key), _MISSING) is not value
+            if owner in owners
+            and not key.startswith("__")
+            and before.get((owner, key), _MISSING) is not value
         ]
 
     def set(self, on: bool) -> None:
@@ -248,10 +354,14 @@ def worker(name: str, endpoint: str, calls: int, warmup: int, blocks: int = 10) 
     t0 = time.perf_counter()
     flush()
     return {
-        "bare_p50": _pct(bare_wall, 0.5), "bare_p99": _pct(bare_wall, 0.99),
-        "p50": _pct(wall, 0.5), "p99": _pct(wall, 0.99),
-        "bare_cpu_p50": _pct(bare_cpu, 0.5), "cpu_p50": _pct(cpu, 0.5),
-        "added_p50_blocks": statistics.median(added), "patched": len(toggle.changes),
+        "bare_p50": _pct(bare_wall, 0.5),
+        "bare_p99": _pct(bare_wall, 0.99),
+        "p50": _pct(wall, 0.5),
+        "p99": _pct(wall, 0.99),
+        "bare_cpu_p50": _pct(bare_cpu, 0.5),
+        "cpu_p50": _pct(cpu, 0.5),
+        "added_p50_blocks": statistics.median(added),
+        "patched": len(toggle.changes),
         "final_flush_ms": (time.perf_counter() - t0) * 1000,
     }
 
@@ -267,31 +377,38 @@ def breakdown(repeat: int = 5, number: int = 2000) -> dict[str, float]:
     import timeit
 
     import openai
-    from agentledger.instrumentation._openai import OpenAIChatWrapper
-    from agentledger.instrumentation.capture import CaptureConfig
-    from agentledger.instrumentation.exporter import SpanRewriter
-    from agentledger.instrumentation._lean import LeanTracer
-    from agentledger.instrumentation.processors import AttributionProcessor, Switchboard
-    from agentledger.instrumentation.redaction import RedactionPolicy
     from opentelemetry import context as context_api
     from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+    from agentledger.instrumentation._lean import LeanTracer
+    from agentledger.instrumentation._openai import OpenAIChatWrapper
+    from agentledger.instrumentation.capture import CaptureConfig
+    from agentledger.instrumentation.exporter import SpanRewriter
+    from agentledger.instrumentation.processors import AttributionProcessor, Switchboard
+    from agentledger.instrumentation.redaction import RedactionPolicy
+
     def best(fn: Any) -> float:
         return min(timeit.repeat(fn, number=number, repeat=repeat)) / number * 1e6
 
     completion = openai.types.chat.ChatCompletion.model_validate(RESPONSE)
     options = openai._models.FinalRequestOptions(
-        method="post", url="/chat/completions",
-        json_data={"model": "gpt-4o", "messages": MESSAGES, "tools": TOOLS, "temperature": 0})
+        method="post",
+        url="/chat/completions",
+        json_data={"model": "gpt-4o", "messages": MESSAGES, "tools": TOOLS, "temperature": 0},
+    )
     client = openai.OpenAI(api_key="bench", base_url="http://bench.invalid/v1")
     memory = InMemorySpanExporter()
     tp = TracerProvider()
     board = Switchboard()  # as instrument() wires it: one switchboard, the lean tracer over it
-    board.set((AttributionProcessor("bench-agent"),
-               BatchSpanProcessor(memory, max_queue_size=1_000_000, schedule_delay_millis=3_600_000)))
+    board.set(
+        (
+            AttributionProcessor("bench-agent"),
+            BatchSpanProcessor(memory, max_queue_size=1_000_000, schedule_delay_millis=3_600_000),
+        )
+    )
     tp.add_span_processor(board)
     wrapper = OpenAIChatWrapper(LeanTracer(tp.get_tracer("agentledger.instrumentation"), board))
     wrapper.install()
@@ -330,14 +447,31 @@ def _venv(name: str, log: Any) -> Path:
     marker = root / ".agentledger-bench-ready"
     if marker.exists():
         if name == "agentledger":  # keep the installed checkout current
-            subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall",
-                            str(REPO)], check=True, stdout=log, stderr=log)
+            subprocess.run(
+                [
+                    str(python),
+                    "-m",
+                    "pip",
+                    "install",
+                    "-q",
+                    "--no-deps",
+                    "--force-reinstall",
+                    str(REPO),
+                ],
+                check=True,
+                stdout=log,
+                stderr=log,
+            )
         return python
     print(f"creating {root} (first run only)...", file=sys.stderr)
     subprocess.run([sys.executable, "-m", "venv", "--clear", str(root)], check=True)
-    subprocess.run([str(python), "-m", "pip", "install", "-q", "-U", "pip"], check=True, stdout=log, stderr=log)
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "-U", "pip"], check=True, stdout=log, stderr=log
+    )
     for step in INSTALL[name]:
-        subprocess.run([str(python), "-m", "pip", "install", "-q", *step], check=True, stdout=log, stderr=log)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", *step], check=True, stdout=log, stderr=log
+        )
     marker.write_text("ok\n")
     return python
 
@@ -364,7 +498,9 @@ def main() -> int:
     p.add_argument("--endpoint", help=argparse.SUPPRESS)
     p.add_argument("--calls", type=int, default=2000, help="timed calls per block (default 2000)")
     p.add_argument("--warmup", type=int, default=300)
-    p.add_argument("--repeats", type=int, default=3, help="worker processes per contender (default 3)")
+    p.add_argument(
+        "--repeats", type=int, default=3, help="worker processes per contender (default 3)"
+    )
     p.add_argument("--only", help="comma-separated contenders (default: all)")
     p.add_argument("--quick", action="store_true", help="500 calls, 1 repeat")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
@@ -381,7 +517,10 @@ def main() -> int:
     log_path = VENV_ROOT / "install.log"
     VENV_ROOT.mkdir(parents=True, exist_ok=True)
     with open(log_path, "a") as log:
-        pythons = {n: _venv(VARIANTS.get(n, n), log) for n in dict.fromkeys(VARIANTS.get(n, n) for n in names)}
+        pythons = {
+            n: _venv(VARIANTS.get(n, n), log)
+            for n in dict.fromkeys(VARIANTS.get(n, n) for n in names)
+        }
     sink = subprocess.Popen([sys.executable, "-c", SINK], stdout=subprocess.PIPE, text=True)
     try:
         endpoint = f"http://127.0.0.1:{sink.stdout.readline().strip()}"  # type: ignore[union-attr]
@@ -392,60 +531,107 @@ def main() -> int:
             for n in order:
                 python = pythons[VARIANTS.get(n, n)]
                 out = subprocess.run(
-                    [str(python), str(Path(__file__).resolve()), "--worker", n, "--endpoint", endpoint,
-                     "--calls", str(args.calls), "--warmup", str(args.warmup)],
-                    check=False, capture_output=True, text=True, timeout=900,
+                    [
+                        str(python),
+                        str(Path(__file__).resolve()),
+                        "--worker",
+                        n,
+                        "--endpoint",
+                        endpoint,
+                        "--calls",
+                        str(args.calls),
+                        "--warmup",
+                        str(args.warmup),
+                    ],
+                    check=False,
+                    capture_output=True,
+                    text=True,
+                    timeout=900,
                 )
                 if out.returncode != 0:
                     print(f"{n} failed:\n{out.stderr[-3000:]}", file=sys.stderr)
                     return 1
                 results[n].append(json.loads(out.stdout.strip().splitlines()[-1]))
-                print(f"  run {r + 1}/{args.repeats} {n}: +{results[n][-1]['added_p50_blocks']:.0f} µs",
-                      file=sys.stderr)
+                print(
+                    f"  run {r + 1}/{args.repeats} {n}: +{results[n][-1]['added_p50_blocks']:.0f} µs",
+                    file=sys.stderr,
+                )
         detail = None
         if "agentledger" in pythons:
-            out = subprocess.run([str(pythons["agentledger"]), str(Path(__file__).resolve()), "--worker", "breakdown"],
-                                 check=False, capture_output=True, text=True, timeout=900)
-            detail = json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else None
+            out = subprocess.run(
+                [
+                    str(pythons["agentledger"]),
+                    str(Path(__file__).resolve()),
+                    "--worker",
+                    "breakdown",
+                ],
+                check=False,
+                capture_output=True,
+                text=True,
+                timeout=900,
+            )
+            detail = (
+                json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else None
+            )
     finally:
         sink.terminate()
         sink.wait()
     return _report(results, args, detail)
 
 
-def _report(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace,
-            detail: dict[str, float] | None) -> int:
+def _report(
+    results: dict[str, list[dict[str, Any]]],
+    args: argparse.Namespace,
+    detail: dict[str, float] | None,
+) -> int:
     rows = {}
     for n, runs in results.items():
         med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
         added = [r["added_p50_blocks"] for r in runs]
-        rows[n] = {**med, "added_p50": statistics.median(added), "added_p50_runs": added,
-                   "added_p99": med["p99"] - med["bare_p99"], "added_cpu_p50": med["cpu_p50"] - med["bare_cpu_p50"]}
+        rows[n] = {
+            **med,
+            "added_p50": statistics.median(added),
+            "added_p50_runs": added,
+            "added_p99": med["p99"] - med["bare_p99"],
+            "added_cpu_p50": med["cpu_p50"] - med["bare_cpu_p50"],
+        }
     if args.json:
         print(json.dumps({"contenders": rows, "agentledger_breakdown": detail}, indent=2))
-    print(f"\nOpenAI chat call on an in-process MockTransport, {args.calls} calls x {args.repeats} processes, "
-          "spans exported in batches over OTLP/HTTP to a sink process (µs, caller thread)\n")
-    print(f"{'contender':<20}{'bare p50':>10}{'p50':>9}{'p99':>9}{'added p50':>11}{'added p99':>11}"
-          f"{'added CPU p50':>15}  added p50 per run")
+    print(
+        f"\nOpenAI chat call on an in-process MockTransport, {args.calls} calls x {args.repeats} processes, "
+        "spans exported in batches over OTLP/HTTP to a sink process (µs, caller thread)\n"
+    )
+    print(
+        f"{'contender':<20}{'bare p50':>10}{'p50':>9}{'p99':>9}{'added p50':>11}{'added p99':>11}"
+        f"{'added CPU p50':>15}  added p50 per run"
+    )
     for n, row in rows.items():
         runs = ", ".join(f"{a:.0f}" for a in row["added_p50_runs"])
-        print(f"{n:<20}{row['bare_p50']:>10.0f}{row['p50']:>9.0f}{row['p99']:>9.0f}{row['added_p50']:>11.0f}"
-              f"{row['added_p99']:>11.0f}{row['added_cpu_p50']:>15.0f}  [{runs}]")
+        print(
+            f"{n:<20}{row['bare_p50']:>10.0f}{row['p50']:>9.0f}{row['p99']:>9.0f}{row['added_p50']:>11.0f}"
+            f"{row['added_p99']:>11.0f}{row['added_cpu_p50']:>15.0f}  [{runs}]"
+        )
     ours = rows.get("agentledger")
     peers = [rows[n]["added_p50"] for n in ("openinference", "openllmetry", "openlit") if n in rows]
     if ours is not None:
         added = ours["added_p50"]
-        print(f"\ntarget 1, AgentLedger adds <= 100 µs p50: {'met' if added <= 100 else 'NOT met'} ({added:.0f} µs)")
+        print(
+            f"\ntarget 1, AgentLedger adds <= 100 µs p50: {'met' if added <= 100 else 'NOT met'} ({added:.0f} µs)"
+        )
         if peers:
             best = min(peers)
-            print(f"target 2, no more than the best peer ({best:.0f} µs): {'met' if added <= best else 'NOT met'}")
+            print(
+                f"target 2, no more than the best peer ({best:.0f} µs): {'met' if added <= best else 'NOT met'}"
+            )
     if detail:
-        print(f"\nAgentLedger breakdown (no HTTP, best of 5, µs): wrapper on the caller thread "
-              f"{detail['caller_wrapper_us']:.1f} per call; on the export thread per span "
-              f"({detail['span_attributes']:.0f} attributes): rewrite {detail['export_rewrite_us']:.1f}, "
-              f"with every redaction preset {detail['export_redact_all_presets_us']:.1f}, "
-              f"OTLP protobuf encoding {detail['export_otlp_encode_us']:.1f} with the SDK's encoder, "
-              f"{detail.get('export_fast_encode_us', float('nan')):.1f} with AgentLedger's")
+        print(
+            f"\nAgentLedger breakdown (no HTTP, best of 5, µs): wrapper on the caller thread "
+            f"{detail['caller_wrapper_us']:.1f} per call; on the export thread per span "
+            f"({detail['span_attributes']:.0f} attributes): rewrite {detail['export_rewrite_us']:.1f}, "
+            f"with every redaction preset {detail['export_redact_all_presets_us']:.1f}, "
+            f"OTLP protobuf encoding {detail['export_otlp_encode_us']:.1f} with the SDK's encoder, "
+            f"{detail.get('export_fast_encode_us', float('nan')):.1f} with AgentLedger's"
+        )
     return 0
 
 

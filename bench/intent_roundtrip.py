@@ -46,16 +46,25 @@ def _free_port() -> int:
 
 def _percentiles(samples: list[float]) -> dict[str, float]:
     ordered = sorted(samples)
-    return {"p50_ms": round(statistics.median(ordered) * 1000, 3),
-            "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, 3),
-            "n": len(ordered)}
+    return {
+        "p50_ms": round(statistics.median(ordered) * 1000, 3),
+        "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, 3),
+        "n": len(ordered),
+    }
 
 
 def _body(tool: str = "bench_tool") -> dict[str, object]:
     args = json.dumps({"account": "ACME-001", "amount": 250}, separators=(",", ":"), sort_keys=True)
-    return {"intent_id": uuid.uuid4().hex, "tool_name": tool, "arguments": args,
-            "arguments_sha256": hashlib.sha256(args.encode()).hexdigest(), "agent_name": "bench",
-            "session_id": "bench-session", "principal_id": "bench@example", "principal_chain": ["bench@example"]}
+    return {
+        "intent_id": uuid.uuid4().hex,
+        "tool_name": tool,
+        "arguments": args,
+        "arguments_sha256": hashlib.sha256(args.encode()).hexdigest(),
+        "agent_name": "bench",
+        "session_id": "bench-session",
+        "principal_id": "bench@example",
+        "principal_chain": ["bench@example"],
+    }
 
 
 def _insert_floor(n: int, parent: str | None) -> dict[str, float]:
@@ -75,7 +84,9 @@ def _insert_floor(n: int, parent: str | None) -> dict[str, float]:
     samples = []
     for i in range(n):
         body = _body()
-        row = intent_row("default", IntentIn.model_validate(body), Decision.PROCEED, "", time.time_ns())
+        row = intent_row(
+            "default", IntentIn.model_validate(body), Decision.PROCEED, "", time.time_ns()
+        )
         t0 = time.perf_counter()
         insert_rows(store, INTENTS_TABLE, [row])
         if i >= n // 10:
@@ -100,14 +111,21 @@ def _http_floor(url: str, n: int) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--n", type=int, default=1000, help="Sequential intents measured.")
     parser.add_argument("--warmup", type=int, default=100)
-    parser.add_argument("--clients", type=int, default=8, help="Concurrent agents for the throughput run.")
+    parser.add_argument(
+        "--clients", type=int, default=8, help="Concurrent agents for the throughput run."
+    )
     parser.add_argument("--per-client", type=int, default=200)
-    parser.add_argument("--data-dir", default=None,
-                        help="Parent directory of the server's data dir (default: the system temp dir; "
-                             "/dev/shm shows the cost without the disk).")
+    parser.add_argument(
+        "--data-dir",
+        default=None,
+        help="Parent directory of the server's data dir (default: the system temp dir; "
+        "/dev/shm shows the cost without the disk).",
+    )
     opts = parser.parse_args()
     load_at_start = round(os.getloadavg()[0], 2)
 
@@ -121,9 +139,21 @@ def main() -> None:
     data_dir = tempfile.mkdtemp(prefix="agentledger-bench-intents-", dir=opts.data_dir)
     port = _free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "agentledger.cli", "serve", "--no-auth", "--port", str(port), "--data-dir", data_dir,
-         "--log-level", "warning"],
-        env={**os.environ, "AGENTLEDGER_API_KEYS": ""}, stdout=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "agentledger.cli",
+            "serve",
+            "--no-auth",
+            "--port",
+            str(port),
+            "--data-dir",
+            data_dir,
+            "--log-level",
+            "warning",
+        ],
+        env={**os.environ, "AGENTLEDGER_API_KEYS": ""},
+        stdout=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -192,8 +222,12 @@ def main() -> None:
         result = {
             "intent_round_trip": intent,
             "governed_call": governed,
-            "concurrent": {"clients": opts.clients, "intents": total,
-                           "intents_per_s": round(total / elapsed), "mean_ms": round(elapsed / opts.per_client * 1000, 3)},
+            "concurrent": {
+                "clients": opts.clients,
+                "intents": total,
+                "intents_per_s": round(total / elapsed),
+                "mean_ms": round(elapsed / opts.per_client * 1000, 3),
+            },
             "http_floor": http_floor,
             "insert_floor": _insert_floor(min(opts.n, 500), opts.data_dir),
             "target_p50_ms": 5.0,

@@ -54,6 +54,7 @@ def _cpu_seconds(pid: int) -> float:
 
 def _machine_busy(seconds: float) -> float:
     """Fraction of all cores busy over ``seconds`` (from /proc/stat)."""
+
     def sample() -> tuple[int, int]:
         values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
         return sum(values), values[3] + values[4]  # total, idle + iowait
@@ -89,12 +90,18 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
         time.sleep(0.2)
 
 
-def bench_collector(env: dict[str, str], bodies: list[bytes], clients: int, crc32c: bool) -> dict[str, float]:
+def bench_collector(
+    env: dict[str, str], bodies: list[bytes], clients: int, crc32c: bool
+) -> dict[str, float]:
     port = _free_port()
     block = "" if crc32c else "sys.modules['crc32c'] = None; "
-    code = (f"import sys; {block}sys.argv = ['agentledger', 'collector', '--no-auth', '--port', '{port}', "
-            "'--host', '127.0.0.1', '--log-level', 'warning']; from agentledger.cli import main; main()")
-    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    code = (
+        f"import sys; {block}sys.argv = ['agentledger', 'collector', '--no-auth', '--port', '{port}', "
+        "'--host', '127.0.0.1', '--log-level', 'warning']; from agentledger.cli import main; main()"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(url, proc)
@@ -142,7 +149,9 @@ time.sleep(1e9)
 """
 
 
-def bench_consumer(env: dict[str, str], expected_spans: int, server: bool = False) -> dict[str, float]:
+def bench_consumer(
+    env: dict[str, str], expected_spans: int, server: bool = False
+) -> dict[str, float]:
     """One pipeline consumer from the spans topic into the embedded store (the ClickHouse engine in
     the consumer's process, its inserts and merges counted as consumer CPU), or, with ``server``,
     into a ClickHouse server over HTTP through clickhouse-connect (production's topology; here the
@@ -150,17 +159,45 @@ def bench_consumer(env: dict[str, str], expected_spans: int, server: bool = Fals
     database's and is reported apart)."""
     data_dir = tempfile.mkdtemp(prefix="agentledger-bench-consumer-")
     metrics_port = _free_port()
-    env = {**env, "AGENTLEDGER_METRICS_PORT": str(metrics_port), "AGENTLEDGER_BATCH_MAX_SPANS": "20000"}
+    env = {
+        **env,
+        "AGENTLEDGER_METRICS_PORT": str(metrics_port),
+        "AGENTLEDGER_BATCH_MAX_SPANS": "20000",
+    }
     endpoint = None
     if server:
         port = _free_port()
-        endpoint = subprocess.Popen([sys.executable, "-c", _ENDPOINT, tempfile.mkdtemp(prefix="agentledger-bench-ch-"),
-                                     str(port), str(ROOT)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        endpoint = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                _ENDPOINT,
+                tempfile.mkdtemp(prefix="agentledger-bench-ch-"),
+                str(port),
+                str(ROOT),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
         assert endpoint.stdout is not None and endpoint.stdout.readline().strip() == b"ready"
         env["AGENTLEDGER_CLICKHOUSE_URL"] = f"http://127.0.0.1:{port}"
         env["AGENTLEDGER_DATABASE"] = f"bench_{uuid.uuid4().hex[:8]}"
-    proc = subprocess.Popen([sys.executable, "-m", "agentledger.cli", "pipeline", "run", "--data-dir", data_dir,
-                             "--log-level", "warning"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "agentledger.cli",
+            "pipeline",
+            "run",
+            "--data-dir",
+            data_dir,
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
     try:
         status: dict = {}
         first_spans_at = None
@@ -175,7 +212,9 @@ def bench_consumer(env: dict[str, str], expected_spans: int, server: bool = Fals
             if cpu0 is None:
                 cpu0, t0 = _cpu_seconds(proc.pid), time.perf_counter()
                 db0 = _cpu_seconds(endpoint.pid) if endpoint else 0.0
-            if status["spans"] > 0 and first_spans_at is None:  # start-up (imports, group join, DDL) is over
+            if (
+                status["spans"] > 0 and first_spans_at is None
+            ):  # start-up (imports, group join, DDL) is over
                 first_spans_at, first_spans = time.perf_counter(), status["spans"]
                 first_cpu = _cpu_seconds(proc.pid)
                 first_db = _cpu_seconds(endpoint.pid) if endpoint else 0.0
@@ -197,16 +236,25 @@ def bench_consumer(env: dict[str, str], expected_spans: int, server: bool = Fals
     if status.get("spans", 0) < expected_spans:
         raise RuntimeError(f"consumer stored {status.get('spans')} of {expected_spans} spans")
     steady = status["spans"] - first_spans  # after the first batch stored: the steady state
-    return {"seconds": elapsed, "cpu": cpu, "db_cpu": db_cpu, "spans": status["spans"],
-            "steady_spans": steady, "steady_seconds": end - first_spans_at, "steady_cpu": cpu_now - first_cpu,
-            "steady_db_cpu": db_now - first_db}
+    return {
+        "seconds": elapsed,
+        "cpu": cpu,
+        "db_cpu": db_cpu,
+        "spans": status["spans"],
+        "steady_spans": steady,
+        "steady_seconds": end - first_spans_at,
+        "steady_cpu": cpu_now - first_cpu,
+        "steady_db_cpu": db_now - first_db,
+    }
 
 
 def _consumer_line(k: dict[str, float]) -> str:
-    return (f"{k['spans'] / k['seconds']:,.0f} spans/s, {k['spans'] / max(k['cpu'], 1e-9):,.0f} spans per consumer "
-            f"CPU-second from start-up; steady state after the first stored batch "
-            f"({k['steady_spans']:,.0f} spans): {k['steady_spans'] / max(k['steady_seconds'], 1e-9):,.0f} spans/s, "
-            f"{k['steady_spans'] / max(k['steady_cpu'], 1e-9):,.0f} spans per consumer CPU-second")
+    return (
+        f"{k['spans'] / k['seconds']:,.0f} spans/s, {k['spans'] / max(k['cpu'], 1e-9):,.0f} spans per consumer "
+        f"CPU-second from start-up; steady state after the first stored batch "
+        f"({k['steady_spans']:,.0f} spans): {k['steady_spans'] / max(k['steady_seconds'], 1e-9):,.0f} spans/s, "
+        f"{k['steady_spans'] / max(k['steady_cpu'], 1e-9):,.0f} spans per consumer CPU-second"
+    )
 
 
 def bench_latency(kafka_env: dict[str, str], n: int) -> list[float]:
@@ -221,21 +269,42 @@ def bench_latency(kafka_env: dict[str, str], n: int) -> list[float]:
     from agentledger.server import AppServer
 
     tag = uuid.uuid4().hex[:8]
-    kafka = KafkaSettings(bootstrap_servers=kafka_env["AGENTLEDGER_KAFKA_BOOTSTRAP_SERVERS"],
-                          spans_topic=f"lat{tag}.spans", group_id=f"lat{tag}", partitions=2)
+    kafka = KafkaSettings(
+        bootstrap_servers=kafka_env["AGENTLEDGER_KAFKA_BOOTSTRAP_SERVERS"],
+        spans_topic=f"lat{tag}.spans",
+        group_id=f"lat{tag}",
+        partitions=2,
+    )
     store = EmbeddedStore(tempfile.mkdtemp(prefix="agentledger-bench-lat-"))
     migrate(store)
-    consumer = SpanConsumer(kafka, PipelineSettings(batch_max_seconds=0.2, metrics_port=0), store, make_normalizer())
+    consumer = SpanConsumer(
+        kafka, PipelineSettings(batch_max_seconds=0.2, metrics_port=0), store, make_normalizer()
+    )
     thread = threading.Thread(target=consumer.run, daemon=True)
     thread.start()
     latencies = []
-    with AppServer(create_app(CollectorSettings(no_auth=True, port=0), KafkaSink(kafka))) as collector:
+    with AppServer(
+        create_app(CollectorSettings(no_auth=True, port=0), KafkaSink(kafka))
+    ) as collector:
         bodies = [r.SerializeToString() for r in requests(n, runs_per_request=1, seed=99)]
-        traces = [r.resource_spans[0].scope_spans[0].spans[0].trace_id.hex() for r in requests(n, runs_per_request=1, seed=99)]
+        traces = [
+            r.resource_spans[0].scope_spans[0].spans[0].trace_id.hex()
+            for r in requests(n, runs_per_request=1, seed=99)
+        ]
         for body, trace_id in zip(bodies, traces):
-            assert httpx.post(f"{collector.url}/v1/traces", content=body, headers=PB, timeout=30).status_code == 200
+            assert (
+                httpx.post(
+                    f"{collector.url}/v1/traces", content=body, headers=PB, timeout=30
+                ).status_code
+                == 200
+            )
             acked = time.perf_counter()
-            while store.query_scalar("SELECT count() FROM spans WHERE trace_id = {t:String}", {"t": trace_id}) < SPANS_PER_RUN:
+            while (
+                store.query_scalar(
+                    "SELECT count() FROM spans WHERE trace_id = {t:String}", {"t": trace_id}
+                )
+                < SPANS_PER_RUN
+            ):
                 time.sleep(0.01)
                 if time.perf_counter() - acked > 30:
                     raise RuntimeError("span not queryable within 30 s")
@@ -256,40 +325,58 @@ def main() -> None:
     broker = None
     bootstrap = os.environ.get("AGENTLEDGER_KAFKA_BOOTSTRAP_SERVERS")
     if not bootstrap:
-        kafka_env = {**os.environ, "KAFKA_PORT": str(_free_port()), "KAFKA_CONTROLLER_PORT": str(_free_port()),
-                     "KAFKA_DATA_DIR": tempfile.mkdtemp(prefix="agentledger-bench-kafka-")}
+        kafka_env = {
+            **os.environ,
+            "KAFKA_PORT": str(_free_port()),
+            "KAFKA_CONTROLLER_PORT": str(_free_port()),
+            "KAFKA_DATA_DIR": tempfile.mkdtemp(prefix="agentledger-bench-kafka-"),
+        }
         subprocess.run([str(ROOT / "deploy/kafka/kafka.sh"), "start"], env=kafka_env, check=True)
         bootstrap = f"127.0.0.1:{kafka_env['KAFKA_PORT']}"
         broker = kafka_env
     try:
         bodies = [r.SerializeToString() for r in requests(args.runs, runs_per_request=100)]
         spans = args.runs * SPANS_PER_RUN
-        print(f"machine: {os.cpu_count()} cores; {spans} spans ({sum(map(len, bodies)) / 1e6:.0f} MB OTLP protobuf) "
-              f"in {len(bodies)} requests, {args.clients} clients; broker {bootstrap}")
+        print(
+            f"machine: {os.cpu_count()} cores; {spans} spans ({sum(map(len, bodies)) / 1e6:.0f} MB OTLP protobuf) "
+            f"in {len(bodies)} requests, {args.clients} clients; broker {bootstrap}"
+        )
         results = {}
         for crc in (True, False):
             tag = uuid.uuid4().hex[:8]
-            env = {**os.environ, "AGENTLEDGER_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-                   "AGENTLEDGER_KAFKA_SPANS_TOPIC": f"bench{tag}.spans", "AGENTLEDGER_KAFKA_PARTITIONS": "2",
-                   "AGENTLEDGER_KAFKA_GROUP_ID": f"bench{tag}"}
+            env = {
+                **os.environ,
+                "AGENTLEDGER_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+                "AGENTLEDGER_KAFKA_SPANS_TOPIC": f"bench{tag}.spans",
+                "AGENTLEDGER_KAFKA_PARTITIONS": "2",
+                "AGENTLEDGER_KAFKA_GROUP_ID": f"bench{tag}",
+            }
             c = bench_collector(env, bodies, args.clients, crc)
             sent = spans - 100 * SPANS_PER_RUN  # the warm-up request is not timed
             results[crc] = (env, c)
-            print(f"collector -> Kafka ({'with' if crc else 'without'} crc32c): {sent / c['seconds']:,.0f} spans/s, "
-                  f"{sent / max(c['cpu'], 1e-9):,.0f} spans per collector CPU-second")
+            print(
+                f"collector -> Kafka ({'with' if crc else 'without'} crc32c): {sent / c['seconds']:,.0f} spans/s, "
+                f"{sent / max(c['cpu'], 1e-9):,.0f} spans per collector CPU-second"
+            )
         env, _ = results[True]
         print(f"(machine quiet after {_settle():.0f} s)")
         k = bench_consumer(env, spans)
-        print(f"Kafka -> store (one consumer, embedded store, the ClickHouse engine's CPU included): "
-              f"{_consumer_line(k)}")
+        print(
+            f"Kafka -> store (one consumer, embedded store, the ClickHouse engine's CPU included): "
+            f"{_consumer_line(k)}"
+        )
         env = {**env, "AGENTLEDGER_KAFKA_GROUP_ID": env["AGENTLEDGER_KAFKA_GROUP_ID"] + "-server"}
         print(f"(machine quiet after {_settle():.0f} s)")
         k = bench_consumer(env, spans, server=True)
-        print(f"Kafka -> ClickHouse server (one consumer, clickhouse-connect): {_consumer_line(k)} "
-              f"(the database used {k['db_cpu'] / max(k['spans'], 1) * 1e6:.0f} us CPU per span)")
+        print(
+            f"Kafka -> ClickHouse server (one consumer, clickhouse-connect): {_consumer_line(k)} "
+            f"(the database used {k['db_cpu'] / max(k['spans'], 1) * 1e6:.0f} us CPU per span)"
+        )
         lat = sorted(bench_latency(env, args.latency_samples))
-        print(f"ingest-to-queryable: p50 {statistics.median(lat) * 1e3:.0f} ms, "
-              f"p95 {lat[int(len(lat) * 0.95) - 1] * 1e3:.0f} ms over {len(lat)} traces")
+        print(
+            f"ingest-to-queryable: p50 {statistics.median(lat) * 1e3:.0f} ms, "
+            f"p95 {lat[int(len(lat) * 0.95) - 1] * 1e3:.0f} ms over {len(lat)} traces"
+        )
     finally:
         if broker is not None:
             subprocess.run([str(ROOT / "deploy/kafka/kafka.sh"), "stop"], env=broker, check=False)

@@ -28,7 +28,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agentledger.pipeline.jobs import AnomalyDetectionJob, JobSettings, UsageQuery, UsageRollupJob, usage_report  # noqa: E402
+from agentledger.pipeline.jobs import (  # noqa: E402
+    AnomalyDetectionJob,
+    JobSettings,
+    UsageQuery,
+    UsageRollupJob,
+    usage_report,
+)
 from agentledger.pipeline.stores import migrate  # noqa: E402
 from agentledger.pipeline.stores.embedded import EmbeddedStore  # noqa: E402
 
@@ -88,19 +94,30 @@ FROM (SELECT number, concat('[{"content":"You are a finance-controls agent. ', r
 
 
 def _queries(end: datetime) -> dict[str, UsageQuery]:
-    day, week, all_time = end - timedelta(days=1), end - timedelta(days=7), end - timedelta(days=DAYS)
+    day, week, all_time = (
+        end - timedelta(days=1),
+        end - timedelta(days=7),
+        end - timedelta(days=DAYS),
+    )
     return {
         "totals, last 24 h": UsageQuery(day, end, top=None),
         "cost by principal, top 10, 7 d": UsageQuery(week, end, ("principal",), top=10),
-        "LLM latency p50/p95/p99 by model, 14 d": UsageQuery(all_time, end, ("model",), filters={"kind": "LLM"},
-                                                             order_by="latency_p95_ms", top=None),
-        "error rate by tool, 24 h": UsageQuery(day, end, ("tool",), filters={"kind": "TOOL"}, order_by="error_rate",
-                                               top=20),
-        "hourly cost by agent, top 5, 7 d": UsageQuery(week, end, ("agent",), interval="hour", top=5),
+        "LLM latency p50/p95/p99 by model, 14 d": UsageQuery(
+            all_time, end, ("model",), filters={"kind": "LLM"}, order_by="latency_p95_ms", top=None
+        ),
+        "error rate by tool, 24 h": UsageQuery(
+            day, end, ("tool",), filters={"kind": "TOOL"}, order_by="error_rate", top=20
+        ),
+        "hourly cost by agent, top 5, 7 d": UsageQuery(
+            week, end, ("agent",), interval="hour", top=5
+        ),
         "daily totals, 14 d": UsageQuery(all_time, end, interval="day", top=None),
-        "principal x agent x model, top 20, 14 d": UsageQuery(all_time, end, ("principal", "agent", "model"), top=20),
-        "one principal by model, hourly, 7 d": UsageQuery(week, end, ("model",), interval="hour",
-                                                          filters={"principal": "user-7"}, top=None),
+        "principal x agent x model, top 20, 14 d": UsageQuery(
+            all_time, end, ("principal", "agent", "model"), top=20
+        ),
+        "one principal by model, hourly, 7 d": UsageQuery(
+            week, end, ("model",), interval="hour", filters={"principal": "user-7"}, top=None
+        ),
     }
 
 
@@ -110,11 +127,17 @@ def _pct(values: list[float], q: float) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--spans", type=int, default=10_000_000)
     parser.add_argument("--repeat", type=int, default=30)
-    parser.add_argument("--data-dir", default=None, help="chDB directory, kept (default: a temporary one, removed "
-                        "after); spans already there are reused, the derived tables rebuilt")
+    parser.add_argument(
+        "--data-dir",
+        default=None,
+        help="chDB directory, kept (default: a temporary one, removed "
+        "after); spans already there are reused, the derived tables rebuilt",
+    )
     args = parser.parse_args()
     data_dir = args.data_dir or tempfile.mkdtemp(prefix="agentledger-bench-")
     store = EmbeddedStore(data_dir, database="bench")
@@ -127,9 +150,14 @@ def main() -> None:
             store.command("TRUNCATE TABLE spans")
             store.command("TRUNCATE TABLE contents")
             store.command(_CONTENTS, {"n": CONTENTS})
-            store.command(_SPANS, {"count": args.spans, "offset": 0, "t0": t0, "step": step, "contents": CONTENTS})
-            print(f"generated {store.query_scalar('SELECT count() FROM spans'):,} spans and {CONTENTS:,} contents "
-                  f"in {time.perf_counter() - started:.1f}s (INSERT ... SELECT FROM numbers())")
+            store.command(
+                _SPANS,
+                {"count": args.spans, "offset": 0, "t0": t0, "step": step, "contents": CONTENTS},
+            )
+            print(
+                f"generated {store.query_scalar('SELECT count() FROM spans'):,} spans and {CONTENTS:,} contents "
+                f"in {time.perf_counter() - started:.1f}s (INSERT ... SELECT FROM numbers())"
+            )
         else:
             print(f"reusing {args.spans:,} spans in {data_dir}")
         for table in ("usage_hourly", "usage_hourly_state", "anomalies"):
@@ -138,12 +166,16 @@ def main() -> None:
         job = UsageRollupJob()
         first = job.run(store, END)
         rollup_rows = store.query_scalar("SELECT count() FROM usage_hourly")
-        print(f"rollup, first build: {first.info['hours_recomputed']} hours -> {rollup_rows:,} rows "
-              f"in {first.seconds:.1f}s")
+        print(
+            f"rollup, first build: {first.info['hours_recomputed']} hours -> {rollup_rows:,} rows "
+            f"in {first.seconds:.1f}s"
+        )
         store.command("OPTIMIZE TABLE usage_hourly FINAL")
         idle = [job.run(store, END).seconds for _ in range(3)]
-        print(f"rollup, incremental pass with nothing new: {statistics.median(idle) * 1000:.0f} ms "
-              "(the fingerprint scan of the raw table)")
+        print(
+            f"rollup, incremental pass with nothing new: {statistics.median(idle) * 1000:.0f} ms "
+            "(the fingerprint scan of the raw table)"
+        )
 
         print(f"\nusage queries over usage_hourly FINAL, {args.repeat} runs each:")
         everything: list[float] = []
@@ -154,23 +186,43 @@ def main() -> None:
                 rows = usage_report(store, "default", q)
                 times.append((time.perf_counter() - t) * 1000)
             everything += times
-            print(f"  {name:<44} p50 {_pct(times, 0.5):6.1f} ms  p95 {_pct(times, 0.95):6.1f} ms  ({len(rows)} rows)")
-        print(f"  {'all usage queries':<44} p50 {_pct(everything, 0.5):6.1f} ms  p95 {_pct(everything, 0.95):6.1f} ms"
-              "   (target p95 <= 300 ms)")
+            print(
+                f"  {name:<44} p50 {_pct(times, 0.5):6.1f} ms  p95 {_pct(times, 0.95):6.1f} ms  ({len(rows)} rows)"
+            )
+        print(
+            f"  {'all usage queries':<44} p50 {_pct(everything, 0.5):6.1f} ms  p95 {_pct(everything, 0.95):6.1f} ms"
+            "   (target p95 <= 300 ms)"
+        )
 
         detection = AnomalyDetectionJob(JobSettings())
         result = detection.run(store, END)
-        print(f"\none detection pass (as of {END:%Y-%m-%d %H:%M}, window 24 h, baseline 7 d): {result.seconds:.2f}s "
-              "(target <= 10 s)")
-        print("  per stage: " + ", ".join(f"{k} {v:.2f}s" for k, v in result.info["timings"].items()))
-        print(f"  anomalies: {result.info['anomalies']}; tests: {sum(result.info['tests'].values()):,}")
+        print(
+            f"\none detection pass (as of {END:%Y-%m-%d %H:%M}, window 24 h, baseline 7 d): {result.seconds:.2f}s "
+            "(target <= 10 s)"
+        )
+        print(
+            "  per stage: " + ", ".join(f"{k} {v:.2f}s" for k, v in result.info["timings"].items())
+        )
+        print(
+            f"  anomalies: {result.info['anomalies']}; tests: {sum(result.info['tests'].values()):,}"
+        )
 
         extra = 100_000
-        store.command(_SPANS, {"count": extra, "offset": args.spans, "t0": int((END - timedelta(hours=1)).timestamp() * 1e9),
-                               "step": int(3600 * 1e9 / (extra / 5)), "contents": CONTENTS})
+        store.command(
+            _SPANS,
+            {
+                "count": extra,
+                "offset": args.spans,
+                "t0": int((END - timedelta(hours=1)).timestamp() * 1e9),
+                "step": int(3600 * 1e9 / (extra / 5)),
+                "contents": CONTENTS,
+            },
+        )
         inc = job.run(store, END)
-        print(f"\nrollup after {extra:,} new spans in the last hour: {inc.info['hours_recomputed']} hour(s) "
-              f"recomputed in {inc.seconds * 1000:.0f} ms")
+        print(
+            f"\nrollup after {extra:,} new spans in the last hour: {inc.info['hours_recomputed']} hour(s) "
+            f"recomputed in {inc.seconds * 1000:.0f} ms"
+        )
     finally:
         store.close()
         if args.data_dir is None:

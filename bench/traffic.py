@@ -19,10 +19,14 @@ __all__ = ["SPANS_PER_RUN", "LLM_SPANS_PER_RUN", "requests", "add_run"]
 
 SPANS_PER_RUN = 5
 LLM_SPANS_PER_RUN = 2
-_WORDS = ("ledger account accrual reversal policy approval threshold controller journal entry "
-          "capitalised software amortisation quarter close reconciliation variance evidence "
-          "segregation duties review materiality").split()
-SYSTEM_PROMPT = "You are a finance-controls agent. " + " ".join(_WORDS * 12)  # ~2 KB, same for every run
+_WORDS = (
+    "ledger account accrual reversal policy approval threshold controller journal entry "
+    "capitalised software amortisation quarter close reconciliation variance evidence "
+    "segregation duties review materiality"
+).split()
+SYSTEM_PROMPT = "You are a finance-controls agent. " + " ".join(
+    _WORDS * 12
+)  # ~2 KB, same for every run
 
 
 def _text(rng: random.Random, n_chars: int) -> str:
@@ -49,12 +53,24 @@ def _attrs(span: Span, attrs: dict[str, object]) -> None:
             kv.value.string_value = str(v)
 
 
-def add_run(scope_spans, rng: random.Random, run: int, start_ns: int, *, model: str = "gpt-4o",
-            principal: str = "alice@acme.example", agent: str = "finance-controls-agent",
-            tools: Sequence[str] = ("lookup_journal_entry",), question: str | None = None,
-            provider: str = "openai", token_scale: float = 1.0, latency_scale: float = 1.0,
-            latency_jitter: float = 0.0, tool_error: str | None = None,
-            llm_error: str | None = None) -> str:
+def add_run(
+    scope_spans,
+    rng: random.Random,
+    run: int,
+    start_ns: int,
+    *,
+    model: str = "gpt-4o",
+    principal: str = "alice@acme.example",
+    agent: str = "finance-controls-agent",
+    tools: Sequence[str] = ("lookup_journal_entry",),
+    question: str | None = None,
+    provider: str = "openai",
+    token_scale: float = 1.0,
+    latency_scale: float = 1.0,
+    latency_jitter: float = 0.0,
+    tool_error: str | None = None,
+    llm_error: str | None = None,
+) -> str:
     """Append the spans of one agent run to an OTLP ScopeSpans; return its trace id (hex).
 
     With the defaults: the five spans described in the module docstring. The
@@ -71,19 +87,34 @@ def add_run(scope_spans, rng: random.Random, run: int, start_ns: int, *, model: 
     steps = [(ids[2 + 2 * i], ids[3 + 2 * i]) for i in range(len(tools))]
     if question is None:
         question = _text(rng, 500)
-    docs = [(f"POL-{rng.randrange(100)}", _text(rng, 800), round(rng.random(), 3)) for _ in range(4)]
+    docs = [
+        (f"POL-{rng.randrange(100)}", _text(rng, 800), round(rng.random(), 3)) for _ in range(4)
+    ]
     calls = []
     for _ in tools:
         entry = f"JE-{rng.randrange(10_000)}"
         args = json.dumps({"entry_id": entry})
-        result = json.dumps({"entry_id": entry, "amount": rng.randrange(10**7), "memo": _text(rng, 300)})
+        result = json.dumps(
+            {"entry_id": entry, "amount": rng.randrange(10**7), "memo": _text(rng, 300)}
+        )
         calls.append((args, result))
     answer = "ESCALATE: " + _text(rng, 600)
-    common = {"session.id": f"s-{run % 500}", "user.id": f"u-{run % 50}", "agentledger.principal.id": principal}
+    common = {
+        "session.id": f"s-{run % 500}",
+        "user.id": f"u-{run % 50}",
+        "agentledger.principal.id": principal,
+    }
     t = start_ns
 
-    def span(sid: bytes, parent: bytes | None, name: str, dur_ms: float, attrs: dict[str, object],
-             error: str | None = None, start: int | None = None) -> None:
+    def span(
+        sid: bytes,
+        parent: bytes | None,
+        name: str,
+        dur_ms: float,
+        attrs: dict[str, object],
+        error: str | None = None,
+        start: int | None = None,
+    ) -> None:
         nonlocal t
         s = scope_spans.spans.add()
         s.trace_id, s.span_id, s.name = trace_id, sid, name
@@ -98,73 +129,140 @@ def add_run(scope_spans, rng: random.Random, run: int, start_ns: int, *, model: 
         _attrs(s, {**common, **attrs})
 
     def llm_ms(base: float) -> float:
-        scale = latency_scale * (rng.lognormvariate(0.0, latency_jitter) if latency_jitter > 0 else 1.0)
+        scale = latency_scale * (
+            rng.lognormvariate(0.0, latency_jitter) if latency_jitter > 0 else 1.0
+        )
         return base * scale if scale != 1.0 else base
 
-    span(retr, agent_id, "retrieve_policies", 12, {
-        "openinference.span.kind": "RETRIEVER", "input.value": question,
-        **{f"retrieval.documents.{i}.document.{k}": v for i, d in enumerate(docs)
-           for k, v in (("id", d[0]), ("content", d[1]), ("score", d[2]))},
-    })
+    span(
+        retr,
+        agent_id,
+        "retrieve_policies",
+        12,
+        {
+            "openinference.span.kind": "RETRIEVER",
+            "input.value": question,
+            **{
+                f"retrieval.documents.{i}.document.{k}": v
+                for i, d in enumerate(docs)
+                for k, v in (("id", d[0]), ("content", d[1]), ("score", d[2]))
+            },
+        },
+    )
     t += 13_000_000
     msgs1 = [("system", SYSTEM_PROMPT), ("user", question)]
-    llm_common = {"llm.model_name": f"{model}-2024-08-06", "llm.provider": provider, "llm.system": provider,
-                  "llm.invocation_parameters": json.dumps({"model": model, "temperature": 0})}
+    llm_common = {
+        "llm.model_name": f"{model}-2024-08-06",
+        "llm.provider": provider,
+        "llm.system": provider,
+        "llm.invocation_parameters": json.dumps({"model": model, "temperature": 0}),
+    }
     history: dict[str, object] = {}
     for i, (tool_name, (llm_id, tool_id), (args, result)) in enumerate(zip(tools, steps, calls)):
         call_id = f"call_{run}" if i == 0 else f"call_{run}_{i}"
         prompt = 700 + 400 * i + rng.randrange(200)
         dur = llm_ms(850)
-        span(llm_id, agent_id, "ChatCompletion", dur, {
-            "openinference.span.kind": "LLM", **llm_common,
-            **{f"llm.input_messages.{j}.message.{k}": v for j, (r, c) in enumerate(msgs1) for k, v in (("role", r), ("content", c))},
-            **history,
-            "llm.output_messages.0.message.role": "assistant",
-            "llm.output_messages.0.message.tool_calls.0.tool_call.id": call_id,
-            "llm.output_messages.0.message.tool_calls.0.tool_call.function.name": tool_name,
-            "llm.output_messages.0.message.tool_calls.0.tool_call.function.arguments": args,
-            "llm.token_count.prompt": int(prompt * token_scale) if token_scale != 1.0 else prompt,
-            "llm.token_count.completion": 20,
-            "llm.token_count.total": 900, "llm.token_count.prompt_details.cache_read": 512,
-        })
+        span(
+            llm_id,
+            agent_id,
+            "ChatCompletion",
+            dur,
+            {
+                "openinference.span.kind": "LLM",
+                **llm_common,
+                **{
+                    f"llm.input_messages.{j}.message.{k}": v
+                    for j, (r, c) in enumerate(msgs1)
+                    for k, v in (("role", r), ("content", c))
+                },
+                **history,
+                "llm.output_messages.0.message.role": "assistant",
+                "llm.output_messages.0.message.tool_calls.0.tool_call.id": call_id,
+                "llm.output_messages.0.message.tool_calls.0.tool_call.function.name": tool_name,
+                "llm.output_messages.0.message.tool_calls.0.tool_call.function.arguments": args,
+                "llm.token_count.prompt": int(prompt * token_scale)
+                if token_scale != 1.0
+                else prompt,
+                "llm.token_count.completion": 20,
+                "llm.token_count.total": 900,
+                "llm.token_count.prompt_details.cache_read": 512,
+            },
+        )
         t += int((dur + 1) * 1e6) if dur != 850 else 851_000_000
         last_tool = i == len(tools) - 1
-        span(tool_id, agent_id, tool_name, 30, {
-            "openinference.span.kind": "TOOL", "tool.name": tool_name, "input.value": args,
-            "output.value": result,
-        }, error=tool_error if last_tool else None)
+        span(
+            tool_id,
+            agent_id,
+            tool_name,
+            30,
+            {
+                "openinference.span.kind": "TOOL",
+                "tool.name": tool_name,
+                "input.value": args,
+                "output.value": result,
+            },
+            error=tool_error if last_tool else None,
+        )
         t += 31_000_000
         base = 2 + 2 * i
-        history.update({
-            f"llm.input_messages.{base}.message.role": "assistant",
-            f"llm.input_messages.{base}.message.tool_calls.0.tool_call.id": call_id,
-            f"llm.input_messages.{base}.message.tool_calls.0.tool_call.function.name": tool_name,
-            f"llm.input_messages.{base}.message.tool_calls.0.tool_call.function.arguments": args,
-            f"llm.input_messages.{base + 1}.message.role": "tool",
-            f"llm.input_messages.{base + 1}.message.content": result,
-            f"llm.input_messages.{base + 1}.message.tool_call_id": call_id,
-        })
+        history.update(
+            {
+                f"llm.input_messages.{base}.message.role": "assistant",
+                f"llm.input_messages.{base}.message.tool_calls.0.tool_call.id": call_id,
+                f"llm.input_messages.{base}.message.tool_calls.0.tool_call.function.name": tool_name,
+                f"llm.input_messages.{base}.message.tool_calls.0.tool_call.function.arguments": args,
+                f"llm.input_messages.{base + 1}.message.role": "tool",
+                f"llm.input_messages.{base + 1}.message.content": result,
+                f"llm.input_messages.{base + 1}.message.tool_call_id": call_id,
+            }
+        )
     prompt = 1100 + rng.randrange(200)
     dur = llm_ms(1400)
-    span(final, agent_id, "ChatCompletion", dur, {
-        "openinference.span.kind": "LLM", **llm_common,
-        **{f"llm.input_messages.{i}.message.{k}": v for i, (r, c) in enumerate(msgs1) for k, v in (("role", r), ("content", c))},
-        **history,
-        "llm.output_messages.0.message.role": "assistant", "llm.output_messages.0.message.content": answer,
-        "llm.token_count.prompt": int(prompt * token_scale) if token_scale != 1.0 else prompt,
-        "llm.token_count.completion": 150,
-        "llm.token_count.total": 1300,
-    }, error=llm_error)
+    span(
+        final,
+        agent_id,
+        "ChatCompletion",
+        dur,
+        {
+            "openinference.span.kind": "LLM",
+            **llm_common,
+            **{
+                f"llm.input_messages.{i}.message.{k}": v
+                for i, (r, c) in enumerate(msgs1)
+                for k, v in (("role", r), ("content", c))
+            },
+            **history,
+            "llm.output_messages.0.message.role": "assistant",
+            "llm.output_messages.0.message.content": answer,
+            "llm.token_count.prompt": int(prompt * token_scale) if token_scale != 1.0 else prompt,
+            "llm.token_count.completion": 150,
+            "llm.token_count.total": 1300,
+        },
+        error=llm_error,
+    )
     t += int((dur + 1) * 1e6) if dur != 1400 else 1_401_000_000
-    span(agent_id, None, agent, (t - start_ns) / 1e6, start=start_ns, attrs={
-        "openinference.span.kind": "AGENT", "agent.name": agent, "input.value": question,
-        "output.value": answer,
-    })
+    span(
+        agent_id,
+        None,
+        agent,
+        (t - start_ns) / 1e6,
+        start=start_ns,
+        attrs={
+            "openinference.span.kind": "AGENT",
+            "agent.name": agent,
+            "input.value": question,
+            "output.value": answer,
+        },
+    )
     return trace_id.hex()
 
 
-def requests(n_runs: int, runs_per_request: int = 100, seed: int = 7,
-             start_ns: int = 1_790_000_000_000_000_000) -> Iterator[ExportTraceServiceRequest]:
+def requests(
+    n_runs: int,
+    runs_per_request: int = 100,
+    seed: int = 7,
+    start_ns: int = 1_790_000_000_000_000_000,
+) -> Iterator[ExportTraceServiceRequest]:
     """OTLP requests holding ``n_runs`` agent runs, ``runs_per_request`` each."""
     rng = random.Random(seed)
     run = 0

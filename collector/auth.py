@@ -33,7 +33,9 @@ class Authenticator:
             scheme, _, value = authorization.partition(" ")
             key = value.strip() if scheme.lower() in ("bearer", "apikey") else None
         if not key:
-            raise AuthError("missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'")
+            raise AuthError(
+                "missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
+            )
         digest = hashlib.sha256(key.encode()).hexdigest()
         found = None
         for known, tenant in self._table.items():

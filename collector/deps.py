@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request
 
-from agentledger.collector.auth import AuthError, Authenticator
+from agentledger.collector.auth import Authenticator, AuthError
 from agentledger.collector.settings import CollectorSettings
 from agentledger.pipeline.sinks import Sink
 from agentledger.pipeline.stores import Store
@@ -31,8 +31,8 @@ def _store(request: Request) -> Store:
 
 def _tenant(
     request: Request,
-    authorization: Annotated[Optional[str], Header()] = None,
-    x_api_key: Annotated[Optional[str], Header()] = None,
+    authorization: Annotated[str | None, Header()] = None,
+    x_api_key: Annotated[str | None, Header()] = None,
 ) -> str:
     auth: Authenticator = request.app.state.auth
     try:

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Optional
 
 from fastapi import FastAPI
 
 from agentledger.collector.auth import Authenticator
-from agentledger.collector.routers import analytics, audit, feedback, governance, health, query, traces
+from agentledger.collector.routers import (
+    analytics,
+    audit,
+    feedback,
+    governance,
+    health,
+    query,
+    traces,
+)
 from agentledger.collector.settings import CollectorSettings
 from agentledger.pipeline.sinks import Sink
 from agentledger.pipeline.stores import Store
@@ -20,8 +27,8 @@ __all__ = ["create_app"]
 def create_app(
     settings: CollectorSettings,
     sink: Sink,
-    store: Optional[Store] = None,
-    on_shutdown: Optional[Callable[[], None]] = None,
+    store: Store | None = None,
+    on_shutdown: Callable[[], None] | None = None,
     *,
     store_gates_readiness: bool = True,
 ) -> FastAPI:

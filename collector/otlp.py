@@ -56,8 +56,7 @@ def media_type(content_type: str | None) -> str:
         return JSON
     raise OtlpError(
         415,
-        f"unsupported content type {content_type or '(none)'!r}: "
-        f"send {PROTOBUF} or {JSON}",
+        f"unsupported content type {content_type or '(none)'!r}: send {PROTOBUF} or {JSON}",
     )
 
 
@@ -97,7 +96,9 @@ def _hex_ids_to_base64(node: Any) -> Any:
                 except ValueError as exc:
                     raise OtlpError(400, f"{key} {value[:40]!r} is not hex") from exc
                 if len(raw) != _ID_FIELDS[key]:
-                    raise OtlpError(400, f"{key} {value!r} must be {_ID_FIELDS[key] * 2} hex digits")
+                    raise OtlpError(
+                        400, f"{key} {value!r} must be {_ID_FIELDS[key] * 2} hex digits"
+                    )
                 node[key] = base64.b64encode(raw).decode()
             else:
                 _hex_ids_to_base64(value)

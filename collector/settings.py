@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Optional
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -24,7 +23,7 @@ def parse_api_keys(spec: str) -> dict[str, str]:
         if not sep or not tenant or not key:
             raise ValueError(f"API key entry {item.split('=')[0]!r}... must be 'tenant=key'")
         if key.startswith("sha256:"):
-            digest = key[len("sha256:"):].lower()
+            digest = key[len("sha256:") :].lower()
             if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
                 raise ValueError(f"API key hash for tenant {tenant!r} is not 64 hex digits")
         else:
@@ -40,7 +39,7 @@ class CollectorSettings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(4318, ge=0, le=65535)
-    api_keys: Optional[SecretStr] = None
+    api_keys: SecretStr | None = None
     """``tenant=key`` pairs, comma separated; keys in clear or ``sha256:<hex>``."""
     no_auth: bool = False
     """Single-tenant local mode: every request belongs to ``default_tenant``."""
@@ -55,7 +54,7 @@ class CollectorSettings(BaseSettings):
 
     @field_validator("api_keys")
     @classmethod
-    def _keys_parse(cls, v: Optional[SecretStr]) -> Optional[SecretStr]:
+    def _keys_parse(cls, v: SecretStr | None) -> SecretStr | None:
         if v is not None:
             parse_api_keys(v.get_secret_value())
         return v

@@ -29,8 +29,13 @@ try:  # orjson writes the same canonical JSON as the collector's; fall back to j
 except ImportError:  # pragma: no cover - orjson is installed with the server extras
     _orjson = None  # type: ignore[assignment]
 
-_STALE = (http.client.RemoteDisconnected, http.client.BadStatusLine, BrokenPipeError, ConnectionResetError,
-          ConnectionAbortedError)
+_STALE = (
+    http.client.RemoteDisconnected,
+    http.client.BadStatusLine,
+    BrokenPipeError,
+    ConnectionResetError,
+    ConnectionAbortedError,
+)
 
 
 def dumps(value: Any) -> bytes:
@@ -43,7 +48,9 @@ def dumps(value: Any) -> bytes:
 class CollectorError(Exception):
     """The collector could not be asked, or did not accept the request."""
 
-    def __init__(self, message: str, status: int | None = None, retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, status: int | None = None, retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.retry_after = retry_after
@@ -52,8 +59,13 @@ class CollectorError(Exception):
 class IntentClient:
     """POSTs JSON to one collector; thread-safe (each thread has its own connection)."""
 
-    def __init__(self, url: str, api_key: str | None = None, timeout_s: float = 5.0,
-                 headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        api_key: str | None = None,
+        timeout_s: float = 5.0,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         parts = urlsplit(url.rstrip("/"))
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"collector URL {url!r} must be http(s)://host[:port]")
@@ -63,8 +75,11 @@ class IntentClient:
         self._port = parts.port or (443 if self._https else 80)
         self._prefix = parts.path
         self.timeout_s = timeout_s
-        self._headers = {"Content-Type": "application/json", "Accept": "application/json",
-                         "User-Agent": "agentledger-governance"}
+        self._headers = {
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": "agentledger-governance",
+        }
         self._headers.update(headers or {})
         if api_key:
             self._headers["Authorization"] = f"Bearer {api_key}"
@@ -82,7 +97,9 @@ class IntentClient:
         except _STALE as exc:
             self._drop(conn)
             if not reused:
-                raise CollectorError(f"collector at {self.url} closed the connection: {exc}") from exc
+                raise CollectorError(
+                    f"collector at {self.url} closed the connection: {exc}"
+                ) from exc
             conn, _ = self._connection(timeout)
             try:
                 status, data, headers = self._exchange(conn, path, body, timeout)
@@ -97,10 +114,14 @@ class IntentClient:
                 answer: dict[str, Any] = json.loads(data) if data else {}
                 return answer
             except ValueError as exc:
-                raise CollectorError(f"collector at {self.url} answered {status} with a body that is not JSON",
-                                     status) from exc
+                raise CollectorError(
+                    f"collector at {self.url} answered {status} with a body that is not JSON",
+                    status,
+                ) from exc
         raise CollectorError(
-            f"collector at {self.url} answered HTTP {status}: {_detail(data)}", status, _retry_after(headers)
+            f"collector at {self.url} answered HTTP {status}: {_detail(data)}",
+            status,
+            _retry_after(headers),
         )
 
     def close(self) -> None:

@@ -38,7 +38,6 @@ from collections.abc import Callable, Iterator, Mapping
 from time import time_ns
 from typing import Any
 
-from agentledger.instrumentation.processors import AttributionProcessor, Switchboard
 from opentelemetry import context as context_api
 from opentelemetry import trace as trace_api
 from opentelemetry.attributes import BoundedAttributes
@@ -50,6 +49,8 @@ from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.trace.status import Status, StatusCode
 from opentelemetry.util import types
 
+from agentledger.instrumentation.processors import AttributionProcessor, Switchboard
+
 try:
     from opentelemetry.sdk.trace._tracer_metrics import NoOpTracerMetrics as _NoOpMetrics
 except ImportError:  # pragma: no cover - SDKs before self-metrics
@@ -60,7 +61,9 @@ __all__ = ["LeanSpan", "LeanTracer"]
 logger = logging.getLogger(__name__)
 
 _NOOP_ON_START = {SpanProcessor.on_start, BatchSpanProcessor.on_start, SimpleSpanProcessor.on_start}
-_NOOP_ON_ENDING = {getattr(c, "_on_ending", None) for c in (SpanProcessor, BatchSpanProcessor, SimpleSpanProcessor)}
+_NOOP_ON_ENDING = {
+    getattr(c, "_on_ending", None) for c in (SpanProcessor, BatchSpanProcessor, SimpleSpanProcessor)
+}
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _SAMPLED_RANDOM = TraceFlags(TraceFlags.SAMPLED | getattr(TraceFlags, "RANDOM_TRACE_ID", 0))
 _UNSET = Status(StatusCode.UNSET)
@@ -70,11 +73,29 @@ _EMPTY_STATE = trace_api.TraceState()
 class LeanSpan(trace_api.Span):
     """A recording span whose attributes are a plain dict until it ends (see the module docstring)."""
 
-    __slots__ = ("_attrs", "_context", "_end", "_events", "_kind", "_later", "_name", "_owner", "_parent",
-                 "_start", "_status")
+    __slots__ = (
+        "_attrs",
+        "_context",
+        "_end",
+        "_events",
+        "_kind",
+        "_later",
+        "_name",
+        "_owner",
+        "_parent",
+        "_start",
+        "_status",
+    )
 
-    def __init__(self, owner: LeanTracer, name: str, context: SpanContext, parent: SpanContext | None,
-                 kind: SpanKind, attributes: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        owner: LeanTracer,
+        name: str,
+        context: SpanContext,
+        parent: SpanContext | None,
+        kind: SpanKind,
+        attributes: dict[str, Any],
+    ) -> None:
         self._owner = owner
         self._name = name
         self._context = context
@@ -111,7 +132,9 @@ class LeanSpan(trace_api.Span):
         if self._end is None:
             self._attrs.update(attributes)
 
-    def set_attributes_later(self, build: Callable[..., Mapping[str, Any]], args: tuple[Any, ...]) -> None:
+    def set_attributes_later(
+        self, build: Callable[..., Mapping[str, Any]], args: tuple[Any, ...]
+    ) -> None:
         """Attributes ``build(*args)`` computes, computed when the span is exported, off the caller's thread.
 
         For AgentLedger's own attributes of request and response objects the
@@ -124,12 +147,18 @@ class LeanSpan(trace_api.Span):
                 self._later = []
             self._later.append((build, args))
 
-    def add_event(self, name: str, attributes: types.Attributes = None, timestamp: int | None = None) -> None:
+    def add_event(
+        self, name: str, attributes: types.Attributes = None, timestamp: int | None = None
+    ) -> None:
         if self._end is not None:
             return
         limits = self._owner.limits
-        bounded = BoundedAttributes(limits.max_event_attributes, attributes,
-                                    max_value_len=limits.max_attribute_length, immutable=True)
+        bounded = BoundedAttributes(
+            limits.max_event_attributes,
+            attributes,
+            max_value_len=limits.max_attribute_length,
+            immutable=True,
+        )
         events = self._events
         if events is None:
             events = self._events = []
@@ -151,13 +180,20 @@ class LeanSpan(trace_api.Span):
         if status.status_code is not StatusCode.UNSET:
             self._status = status
 
-    def record_exception(self, exception: BaseException, attributes: types.Attributes = None,
-                         timestamp: int | None = None, escaped: bool = False) -> None:
+    def record_exception(
+        self,
+        exception: BaseException,
+        attributes: types.Attributes = None,
+        timestamp: int | None = None,
+        escaped: bool = False,
+    ) -> None:
         # the attributes the SDK's Span.record_exception writes
         module = type(exception).__module__
         qualname = type(exception).__qualname__
         attrs: dict[str, Any] = {
-            "exception.type": f"{module}.{qualname}" if module and module != "builtins" else qualname,
+            "exception.type": f"{module}.{qualname}"
+            if module and module != "builtins"
+            else qualname,
             "exception.message": str(exception),
             "exception.stacktrace": "".join(traceback.format_exception(exception)),
             "exception.escaped": str(escaped),
@@ -175,13 +211,23 @@ class LeanSpan(trace_api.Span):
         limit = owner.limits.max_span_attributes
         if self._later is not None:
             attrs = _DeferredAttributes(attrs, self._later, limit)
-        elif limit is not None and len(attrs) > limit:  # the SDK's container decides what is dropped, and counts it
+        elif (
+            limit is not None and len(attrs) > limit
+        ):  # the SDK's container decides what is dropped, and counts it
             attrs = BoundedAttributes(limit, attrs, immutable=True)
         tracer = owner.tracer
         readable = _LeanReadableSpan(
-            name=self._name, context=self._context, parent=self._parent, resource=tracer.resource,
-            attributes=attrs, events=tuple(self._events) if self._events else (), links=(), kind=self._kind,
-            status=self._status, start_time=self._start, end_time=self._end,
+            name=self._name,
+            context=self._context,
+            parent=self._parent,
+            resource=tracer.resource,
+            attributes=attrs,
+            events=tuple(self._events) if self._events else (),
+            links=(),
+            kind=self._kind,
+            status=self._status,
+            start_time=self._start,
+            end_time=self._end,
             instrumentation_info=tracer.instrumentation_info,
             instrumentation_scope=tracer._instrumentation_scope,
         )
@@ -196,8 +242,12 @@ class _DeferredAttributes(Mapping[str, Any]):
 
     __slots__ = ("_done", "_immediate", "_later", "_limit")
 
-    def __init__(self, immediate: dict[str, Any], later: list[tuple[Callable[..., Mapping[str, Any]], tuple[Any, ...]]],
-                 limit: int | None) -> None:
+    def __init__(
+        self,
+        immediate: dict[str, Any],
+        later: list[tuple[Callable[..., Mapping[str, Any]], tuple[Any, ...]]],
+        limit: int | None,
+    ) -> None:
         self._immediate = immediate
         self._later = later
         self._limit = limit
@@ -213,7 +263,11 @@ class _DeferredAttributes(Mapping[str, Any]):
                 except Exception:  # telemetry never breaks the agent, nor the export
                     logger.exception("failed to compute the attributes of an AgentLedger span")
             limit = self._limit
-            done = BoundedAttributes(limit, attrs, immutable=True) if limit is not None and len(attrs) > limit else attrs
+            done = (
+                BoundedAttributes(limit, attrs, immutable=True)
+                if limit is not None and len(attrs) > limit
+                else attrs
+            )
             self._done = done
         return done
 
@@ -247,13 +301,20 @@ class LeanTracer:
         self.limits: Any = getattr(tracer, "_span_limits", None)
         # (provider's processors, switchboard's processors, lean?, attribution processor): one tuple,
         # replaced whole, so a thread never reads a verdict with another configuration's attribution
-        self._verdict: tuple[Any, Any, bool, AttributionProcessor | None] = (object(), object(), False, None)
+        self._verdict: tuple[Any, Any, bool, AttributionProcessor | None] = (
+            object(),
+            object(),
+            False,
+            None,
+        )
 
     def _eligible(self) -> tuple[bool, AttributionProcessor | None]:
         """Whether the lean path applies, and the attribution processor to emulate (module docstring)."""
         processors = getattr(getattr(self.tracer, "span_processor", None), "_span_processors", None)
         inner = self.board.processors if self.board is not None else None
-        verdict = self._verdict  # both tuples are replaced, never changed in place: identity says "unchanged"
+        verdict = (
+            self._verdict
+        )  # both tuples are replaced, never changed in place: identity says "unchanged"
         if verdict[0] is not processors or verdict[1] is not inner:
             ok, attribution = self._judge(processors)
             verdict = self._verdict = (processors, inner, ok, attribution)
@@ -277,7 +338,10 @@ class LeanTracer:
                 if attribution is not None:
                     return False, None
                 attribution = p
-            elif type(p).on_start not in _NOOP_ON_START or getattr(type(p), "_on_ending", None) not in _NOOP_ON_ENDING:
+            elif (
+                type(p).on_start not in _NOOP_ON_START
+                or getattr(type(p), "_on_ending", None) not in _NOOP_ON_ENDING
+            ):
                 return False, None
         return True, attribution
 
@@ -300,8 +364,13 @@ class LeanTracer:
             trace_id = gen.generate_trace_id()
             random = gen.is_trace_id_random() if hasattr(gen, "is_trace_id_random") else False
             state = _EMPTY_STATE
-        context = SpanContext(trace_id, gen.generate_span_id(), is_remote=False,
-                              trace_flags=_SAMPLED_RANDOM if random else _SAMPLED, trace_state=state)
+        context = SpanContext(
+            trace_id,
+            gen.generate_span_id(),
+            is_remote=False,
+            trace_flags=_SAMPLED_RANDOM if random else _SAMPLED,
+            trace_state=state,
+        )
         attrs: dict[str, Any] = {}
         if attribution is not None:
             try:

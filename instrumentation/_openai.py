@@ -34,14 +34,15 @@ import logging
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from opentelemetry import context as context_api
+from opentelemetry import trace as trace_api
+from opentelemetry.trace import Span, Status, StatusCode
+
 from agentledger.instrumentation._lean import LeanTracer, context_with
 from agentledger.instrumentation._spans import set_attributes
 from agentledger.instrumentation.pinning import ModelPins
 from agentledger.schemas.attributes import GenAI as G
 from agentledger.schemas.attributes import OpenInference as OI
-from opentelemetry import context as context_api
-from opentelemetry import trace as trace_api
-from opentelemetry.trace import Span, Status, StatusCode
 
 __all__ = ["OpenAIChatWrapper", "request_attributes", "response_attributes"]
 
@@ -58,7 +59,9 @@ try:  # orjson, when the agent has it, writes the same compact JSON about five t
     def _ENCODE(value: Any) -> str:
         try:
             return _orjson.dumps(value, default=str, option=_ORJSON_OPTIONS).decode()
-        except TypeError:  # what orjson refuses (integers beyond 64 bits, deep nesting): the stdlib's way
+        except (
+            TypeError
+        ):  # what orjson refuses (integers beyond 64 bits, deep nesting): the stdlib's way
             return _JSON_ENCODE(value)
 except ImportError:  # pragma: no cover - orjson is optional on the agent side
     _ENCODE = _JSON_ENCODE
@@ -98,7 +101,11 @@ def _tool_keys(i: int) -> str:
 @functools.lru_cache(maxsize=_MAX_CACHED * 4)
 def _call_keys(prefix: str, j: int) -> tuple[str, str, str]:
     base = f"{prefix}{j}."
-    return (base + OI.TOOL_CALL_ID_SUFFIX, base + OI.TOOL_CALL_NAME_SUFFIX, base + OI.TOOL_CALL_ARGUMENTS_SUFFIX)
+    return (
+        base + OI.TOOL_CALL_ID_SUFFIX,
+        base + OI.TOOL_CALL_NAME_SUFFIX,
+        base + OI.TOOL_CALL_ARGUMENTS_SUFFIX,
+    )
 
 
 def _provider_from_host(host: str) -> str:
@@ -106,7 +113,16 @@ def _provider_from_host(host: str) -> str:
         return "azure"
     if host.endswith("openai.com") or not host:
         return "openai"
-    for name in ("anthropic", "groq", "mistral", "deepseek", "together", "fireworks", "openrouter", "x.ai"):
+    for name in (
+        "anthropic",
+        "groq",
+        "mistral",
+        "deepseek",
+        "together",
+        "fireworks",
+        "openrouter",
+        "x.ai",
+    ):
         if name in host:
             return "xai" if name == "x.ai" else name
     return "openai"
@@ -122,7 +138,9 @@ class _Capture:
         self.tool_io = tool_io
 
 
-def _tool_calls(attrs: dict[str, Any], prefix: str, calls: Any, tool_io: bool, dict_shape: bool) -> None:
+def _tool_calls(
+    attrs: dict[str, Any], prefix: str, calls: Any, tool_io: bool, dict_shape: bool
+) -> None:
     for j, call in enumerate(calls):
         id_key, name_key, args_key = _call_keys(prefix, j)
         if dict_shape:
@@ -184,7 +202,9 @@ def _input_messages(attrs: dict[str, Any], messages: Any, capture: _Capture) -> 
             _tool_calls(attrs, calls_prefix, calls, capture.tool_io, True)
 
 
-def request_attributes(params: Mapping[str, Any], provider: str, capture: _Capture) -> dict[str, Any]:
+def request_attributes(
+    params: Mapping[str, Any], provider: str, capture: _Capture
+) -> dict[str, Any]:
     """OpenInference attributes of a chat completion request (``json_data`` of the SDK call)."""
     attrs: dict[str, Any] = {
         OI.SPAN_KIND: "LLM",
@@ -195,7 +215,9 @@ def request_attributes(params: Mapping[str, Any], provider: str, capture: _Captu
     if isinstance(model, str):
         attrs[OI.LLM_REQUEST_MODEL] = model
         attrs[OI.LLM_MODEL_NAME] = model  # replaced by the answered model at the end
-    attrs[OI.LLM_INVOCATION_PARAMETERS] = _ENCODE({k: v for k, v in params.items() if k not in _NOT_PARAMS})
+    attrs[OI.LLM_INVOCATION_PARAMETERS] = _ENCODE(
+        {k: v for k, v in params.items() if k not in _NOT_PARAMS}
+    )
     tools = params.get("tools")
     if tools:
         for i, t in enumerate(tools):
@@ -207,8 +229,11 @@ def request_attributes(params: Mapping[str, Any], provider: str, capture: _Captu
 
 
 def _usage_attributes(attrs: dict[str, Any], usage: Any) -> None:
-    for key, name in ((OI.TOKENS_PROMPT, "prompt_tokens"), (OI.TOKENS_COMPLETION, "completion_tokens"),
-                      (OI.TOKENS_TOTAL, "total_tokens")):
+    for key, name in (
+        (OI.TOKENS_PROMPT, "prompt_tokens"),
+        (OI.TOKENS_COMPLETION, "completion_tokens"),
+        (OI.TOKENS_TOTAL, "total_tokens"),
+    ):
         value = getattr(usage, name, None)
         if isinstance(value, int):
             attrs[key] = value
@@ -288,7 +313,8 @@ class _StreamAccumulator:
                     self.texts.setdefault(index, []).append(text)
                 for tc in getattr(delta, "tool_calls", None) or ():
                     call = self.calls.setdefault(index, {}).setdefault(
-                        getattr(tc, "index", 0) or 0, {"id": None, "name": None, "arguments": []})
+                        getattr(tc, "index", 0) or 0, {"id": None, "name": None, "arguments": []}
+                    )
                     if getattr(tc, "id", None):
                         call["id"] = tc.id
                     fn = getattr(tc, "function", None)
@@ -315,7 +341,10 @@ class _StreamAccumulator:
             if index in self.texts and capture.messages:
                 attrs[content_key] = "".join(self.texts[index])
             calls = [
-                {"id": c["id"], "function": {"name": c["name"], "arguments": "".join(c["arguments"])}}
+                {
+                    "id": c["id"],
+                    "function": {"name": c["name"], "arguments": "".join(c["arguments"])},
+                }
                 for _, c in sorted(self.calls.get(index, {}).items())
             ]
             if calls:
@@ -400,7 +429,9 @@ class _Call:
                 set_attributes(self.span, attrs)
             if mismatch is not None:
                 self.span.record_exception(mismatch)
-                self.span.set_status(Status(StatusCode.ERROR, f"{type(mismatch).__name__}: {mismatch}"))
+                self.span.set_status(
+                    Status(StatusCode.ERROR, f"{type(mismatch).__name__}: {mismatch}")
+                )
             else:
                 self.span.set_status(_OK)
             self.span.end()
@@ -458,7 +489,10 @@ class _TracedStream(_Proxy):  # type: ignore[misc]
         except Exception:
             logger.exception("failed to record an OpenAI stream chunk")
             return
-        if check_pin and call.wrapper.pins.check(call.agent, acc.model, None, log=False) is not None:
+        if (
+            check_pin
+            and call.wrapper.pins.check(call.agent, acc.model, None, log=False) is not None
+        ):
             self._self_end()  # ends the span with the mismatch recorded, and raises it
 
     def _self_end(self) -> None:
@@ -466,7 +500,9 @@ class _TracedStream(_Proxy):  # type: ignore[misc]
         if call.done:
             return
         acc = call.acc
-        call.finish((acc.attributes, (call.wrapper.capture,), acc.model) if acc is not None else None)
+        call.finish(
+            (acc.attributes, (call.wrapper.capture,), acc.model) if acc is not None else None
+        )
 
     def close(self) -> None:
         try:
@@ -520,7 +556,9 @@ def _below_openinference(fn: Any) -> Any:
     """
     inner = getattr(fn, "__wrapped__", None)
     layer = getattr(fn, "_self_wrapper", None)
-    if inner is not None and type(layer).__module__.startswith("openinference.instrumentation.openai"):
+    if inner is not None and type(layer).__module__.startswith(
+        "openinference.instrumentation.openai"
+    ):
         return inner
     return fn
 
@@ -614,7 +652,9 @@ class OpenAIChatWrapper:
         if getattr(openai.OpenAI.request, "_agentledger", False):
             openai.OpenAI.request, openai.AsyncOpenAI.request = self._originals
         else:  # someone patched on top of us: leave their wrapper, disable ours
-            logger.warning("openai.OpenAI.request was re-wrapped after AgentLedger; tracing stays patched in")
+            logger.warning(
+                "openai.OpenAI.request was re-wrapped after AgentLedger; tracing stays patched in"
+            )
         self._originals = None
 
     # -- the hot path ------------------------------------------------------------------------
@@ -633,7 +673,9 @@ class OpenAIChatWrapper:
             # (a sampler therefore sees none: sampling on LLM attributes is not supported)
             span = self.tracer.start_span("ChatCompletion")
             later = getattr(span, "set_attributes_later", None)
-            if later is not None:  # a lean span: the request is read on the export thread, from a snapshot
+            if (
+                later is not None
+            ):  # a lean span: the request is read on the export thread, from a snapshot
                 later(request_attributes, (_snapshot(params), provider, self.capture))
                 attrs = self.context_attributes() if self.context_attributes is not None else None
             else:
@@ -661,7 +703,11 @@ class OpenAIChatWrapper:
                 if isinstance(parsed, (openai.Stream, openai.AsyncStream)):
                     call.finish()
                     return response
-            answer: _Answer | None = (response_attributes, (parsed, self.capture), getattr(parsed, "model", None))
+            answer: _Answer | None = (
+                response_attributes,
+                (parsed, self.capture),
+                getattr(parsed, "model", None),
+            )
         except Exception:
             logger.exception("failed to record an OpenAI response")
             answer = None

@@ -32,7 +32,9 @@ class OutcomeSender:
         self.capacity = capacity
         self.dropped = 0
         self.failed = 0
-        self._queue: collections.deque[tuple[IntentClient, str, dict[str, Any]]] = collections.deque()
+        self._queue: collections.deque[tuple[IntentClient, str, dict[str, Any]]] = (
+            collections.deque()
+        )
         self._cv = threading.Condition()
         self._busy = 0
         self._thread: threading.Thread | None = None
@@ -41,11 +43,15 @@ class OutcomeSender:
         with self._cv:
             if len(self._queue) >= self.capacity:
                 self.dropped += 1
-                log.warning("outcome of intent %s dropped: %d outcomes waiting", intent_id, len(self._queue))
+                log.warning(
+                    "outcome of intent %s dropped: %d outcomes waiting", intent_id, len(self._queue)
+                )
                 return
             self._queue.append((client, intent_id, payload))
             if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="agentledger-outcomes", daemon=True)
+                self._thread = threading.Thread(
+                    target=self._run, name="agentledger-outcomes", daemon=True
+                )
                 self._thread.start()
             self._cv.notify()
 

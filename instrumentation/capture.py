@@ -42,17 +42,38 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
 _ARGS_SUFFIX = "." + OI.TOOL_CALL_ARGUMENTS_SUFFIX
-_MESSAGE_CONTENT_SUFFIXES = ("." + OI.MESSAGE_CONTENT, "." + OI.MESSAGE_CONTENT_TEXT, "." + OI.MESSAGE_CONTENT_IMAGE_URL)
+_MESSAGE_CONTENT_SUFFIXES = (
+    "." + OI.MESSAGE_CONTENT,
+    "." + OI.MESSAGE_CONTENT_TEXT,
+    "." + OI.MESSAGE_CONTENT_IMAGE_URL,
+)
 _MESSAGE_PREFIXES = (OI.LLM_INPUT_MESSAGES + ".", OI.LLM_OUTPUT_MESSAGES + ".")
-_DOCUMENT_PREFIXES = (OI.RETRIEVAL_DOCUMENTS + ".", OI.RERANKER_OUTPUT_DOCUMENTS + ".", OI.RERANKER_INPUT_DOCUMENTS + ".")
+_DOCUMENT_PREFIXES = (
+    OI.RETRIEVAL_DOCUMENTS + ".",
+    OI.RERANKER_OUTPUT_DOCUMENTS + ".",
+    OI.RERANKER_INPUT_DOCUMENTS + ".",
+)
 _DOCUMENT_SUFFIXES = ("." + OI.DOCUMENT_CONTENT, "." + OI.DOCUMENT_METADATA)
-_GENAI_MESSAGES = frozenset({
-    G.INPUT_MESSAGES, G.OUTPUT_MESSAGES, G.SYSTEM_INSTRUCTIONS, "langfuse.observation.input",
-    "langfuse.observation.output", "traceloop.entity.input", "traceloop.entity.output",
-})
-_LEGACY_PREFIXES = (G.PROMPT_PREFIX + ".", G.COMPLETION_PREFIX + ".", OI.LLM_PROMPTS + ".",
-                    OI.EMBEDDING_EMBEDDINGS + ".")
-_TOOL_KEYS = frozenset({G.TOOL_CALL_ARGUMENTS, G.TOOL_CALL_RESULT, OI.TOOL_CALL_FUNCTION_ARGUMENTS, "gen_ai.tool.args"})
+_GENAI_MESSAGES = frozenset(
+    {
+        G.INPUT_MESSAGES,
+        G.OUTPUT_MESSAGES,
+        G.SYSTEM_INSTRUCTIONS,
+        "langfuse.observation.input",
+        "langfuse.observation.output",
+        "traceloop.entity.input",
+        "traceloop.entity.output",
+    }
+)
+_LEGACY_PREFIXES = (
+    G.PROMPT_PREFIX + ".",
+    G.COMPLETION_PREFIX + ".",
+    OI.LLM_PROMPTS + ".",
+    OI.EMBEDDING_EMBEDDINGS + ".",
+)
+_TOOL_KEYS = frozenset(
+    {G.TOOL_CALL_ARGUMENTS, G.TOOL_CALL_RESULT, OI.TOOL_CALL_FUNCTION_ARGUMENTS, "gen_ai.tool.args"}
+)
 _IO_KEYS = frozenset({OI.INPUT_VALUE, OI.OUTPUT_VALUE})
 
 
@@ -113,8 +134,15 @@ class CaptureConfig:
     @property
     def omitted(self) -> tuple[str, ...]:
         """The kinds switched off, in a fixed order."""
-        return tuple(k for k, on in ((MESSAGES, self.messages), (DOCUMENTS, self.documents),
-                                     (TOOL_IO, self.tool_io)) if not on)
+        return tuple(
+            k
+            for k, on in (
+                (MESSAGES, self.messages),
+                (DOCUMENTS, self.documents),
+                (TOOL_IO, self.tool_io),
+            )
+            if not on
+        )
 
     def allows(self, kind: str | None) -> bool:
         if kind is None:
@@ -146,7 +174,11 @@ class CaptureConfig:
         if isinstance(capture, bool):
             base = dict.fromkeys(base, capture)
         elif isinstance(capture, CaptureConfig):
-            base = {MESSAGES: capture.messages, DOCUMENTS: capture.documents, TOOL_IO: capture.tool_io}
+            base = {
+                MESSAGES: capture.messages,
+                DOCUMENTS: capture.documents,
+                TOOL_IO: capture.tool_io,
+            }
         elif isinstance(capture, Mapping):
             unknown = set(capture) - set(base)
             if unknown:
@@ -161,9 +193,15 @@ class CaptureConfig:
         """OpenInference ``TraceConfig`` switches that follow these (for its instrumentors)."""
         kwargs: dict[str, bool] = {}
         if not self.messages:
-            kwargs.update(hide_input_messages=True, hide_output_messages=True, hide_input_text=True,
-                          hide_output_text=True, hide_prompts=True, hide_choices=True,
-                          hide_embeddings_text=True)
+            kwargs.update(
+                hide_input_messages=True,
+                hide_output_messages=True,
+                hide_input_text=True,
+                hide_output_text=True,
+                hide_prompts=True,
+                hide_choices=True,
+                hide_embeddings_text=True,
+            )
             if not self.tool_io:  # input/output.value are tool payloads on TOOL spans
                 kwargs.update(hide_inputs=True, hide_outputs=True)
         if not self.documents:

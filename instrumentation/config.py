@@ -29,8 +29,15 @@ import os
 from collections.abc import Mapping
 from urllib.parse import urlparse
 
-__all__ = ["DEFAULT_ENDPOINT", "TRACES_PATH", "env", "parse_pairs", "resolve_endpoint", "resolve_headers",
-           "resolve_service_name"]
+__all__ = [
+    "DEFAULT_ENDPOINT",
+    "TRACES_PATH",
+    "env",
+    "parse_pairs",
+    "resolve_endpoint",
+    "resolve_headers",
+    "resolve_service_name",
+]
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:4318"
 """Where ``agentledger serve`` listens by default."""
@@ -76,7 +83,9 @@ def parse_pairs(raw: str, source: str) -> dict[str, str]:
     return out
 
 
-def resolve_headers(api_key: str | None = None, headers: Mapping[str, str] | None = None) -> dict[str, str]:
+def resolve_headers(
+    api_key: str | None = None, headers: Mapping[str, str] | None = None
+) -> dict[str, str]:
     """Export headers: standard OTLP header variables, explicit headers, then the API key on top."""
     from urllib.parse import unquote
 

@@ -17,15 +17,16 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.trace import Status
+
 from agentledger.instrumentation.capture import CaptureConfig, content_kind
 from agentledger.instrumentation.pinning import ModelPins
 from agentledger.instrumentation.redaction import RedactionPolicy, Redactor
 from agentledger.schemas.attributes import AgentLedger as AL
 from agentledger.schemas.attributes import GenAI as G
 from agentledger.schemas.attributes import OpenInference as OI
-from opentelemetry.sdk.trace import Event, ReadableSpan
-from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-from opentelemetry.trace import Status
 
 __all__ = ["EdgeExporter", "SpanRewriter"]
 

@@ -104,8 +104,15 @@ class IntentNotRecorded(GovernanceError):
 class RunPaused(GovernanceError):
     """The run stayed paused longer than the tool's maximum wait; the tool did not run."""
 
-    def __init__(self, message: str, *, tool: str, intent_id: str | None = None,
-                 control_id: str | None = None, waited_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        tool: str,
+        intent_id: str | None = None,
+        control_id: str | None = None,
+        waited_s: float = 0.0,
+    ) -> None:
         super().__init__(message, tool=tool, intent_id=intent_id)
         self.control_id = control_id
         self.waited_s = waited_s
@@ -148,10 +155,14 @@ def canonical_json(value: Any) -> str:
     ``agentledger.schemas.contents.canonical_bytes`` writes, which the collector hashes too)."""
     if _orjson is not None:
         try:
-            return _orjson.dumps(value, option=_orjson.OPT_SORT_KEYS, default=_default).decode("utf-8")
+            return _orjson.dumps(value, option=_orjson.OPT_SORT_KEYS, default=_default).decode(
+                "utf-8"
+            )
         except (TypeError, _orjson.JSONEncodeError):
             pass  # integers beyond 64 bits, non-string keys: the json module's form below
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_default)
+    text = json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_default
+    )
     return text.encode("utf-8", "replace").decode("utf-8")  # lone surrogates cannot travel as UTF-8
 
 
@@ -228,10 +239,19 @@ def configure_governance(
     the whole configuration.
     """
     global _config
-    if timeout_s <= 0 or initial_backoff_s <= 0 or max_backoff_s < initial_backoff_s or max_pause_s < 0:
-        raise ValueError("timeout_s and initial_backoff_s must be > 0, max_backoff_s >= initial_backoff_s, "
-                         "max_pause_s >= 0")
-    new = _Config(url, api_key, timeout_s, initial_backoff_s, max_backoff_s, max_pause_s, tracer_provider)
+    if (
+        timeout_s <= 0
+        or initial_backoff_s <= 0
+        or max_backoff_s < initial_backoff_s
+        or max_pause_s < 0
+    ):
+        raise ValueError(
+            "timeout_s and initial_backoff_s must be > 0, max_backoff_s >= initial_backoff_s, "
+            "max_pause_s >= 0"
+        )
+    new = _Config(
+        url, api_key, timeout_s, initial_backoff_s, max_backoff_s, max_pause_s, tracer_provider
+    )
     if url:
         IntentClient(_base(url))  # a malformed URL fails here, not at the first tool call
     with _config_lock:
@@ -251,7 +271,9 @@ def _current() -> tuple[_Config, IntentClient]:
         with _config_lock:
             client = _clients.get(key)
             if client is None:
-                client = _clients[key] = IntentClient(url, timeout_s=config.timeout_s, headers=headers)
+                client = _clients[key] = IntentClient(
+                    url, timeout_s=config.timeout_s, headers=headers
+                )
     return config, client
 
 
@@ -267,8 +289,9 @@ class _CallContext:
     cancel_event: threading.Event | None = None
 
 
-_CALL: contextvars.ContextVar[_CallContext | None] = contextvars.ContextVar("agentledger_governed_call",
-                                                                               default=None)
+_CALL: contextvars.ContextVar[_CallContext | None] = contextvars.ContextVar(
+    "agentledger_governed_call", default=None
+)
 
 
 @contextmanager
@@ -393,11 +416,15 @@ class _Call:
             sent, redacted = None, True
         elif spec.redact is not None:
             sent, redacted = canonical_json(spec.redact(arguments)), True
-        return cls(spec, config, client, _CALL.get() or _CallContext(), text, sent, _sha256(text), redacted)
+        return cls(
+            spec, config, client, _CALL.get() or _CallContext(), text, sent, _sha256(text), redacted
+        )
 
     @property
     def max_pause_s(self) -> float:
-        return self.spec.max_pause_s if self.spec.max_pause_s is not None else self.config.max_pause_s
+        return (
+            self.spec.max_pause_s if self.spec.max_pause_s is not None else self.config.max_pause_s
+        )
 
     @property
     def timeout_s(self) -> float:
@@ -439,8 +466,12 @@ class _Call:
         if explicit:
             return explicit
         state = _instrumented()
-        default = state.agent_name if state is not None else (cfg.env("AGENTLEDGER_AGENT_NAME") or "")
-        processors = sys.modules.get("agentledger.instrumentation.processors")  # as_agent(...) lives there
+        default = (
+            state.agent_name if state is not None else (cfg.env("AGENTLEDGER_AGENT_NAME") or "")
+        )
+        processors = sys.modules.get(
+            "agentledger.instrumentation.processors"
+        )  # as_agent(...) lives there
         if processors is not None and (scoped := processors.current_agent()):
             return str(scoped)
         return _from_context(AL.AGENT_NAME) or _from_context(OI.AGENT_NAME) or default
@@ -460,14 +491,19 @@ class _Call:
                 "trace_id": self.trace_id,
                 "span_id": self.span_id,
                 "parent_span_id": self.ctx.llm_span_id or self.parent_span_id,
-                "policy_id": self.spec.policy or (principal.policy if principal is not None else ""),
+                "policy_id": self.spec.policy
+                or (principal.policy if principal is not None else ""),
                 "agent_name": self.agent_name(),
                 "session_id": self.session_id(),
                 "user_id": _from_context(OI.USER_ID),
             }
             if principal is not None:
-                body.update(principal_id=principal.id, principal_name=principal.name,
-                            principal_role=principal.role, principal_chain=list(principal.chain))
+                body.update(
+                    principal_id=principal.id,
+                    principal_name=principal.name,
+                    principal_role=principal.role,
+                    principal_chain=list(principal.chain),
+                )
             self._payload = body
         return {**self._payload, "attempt": self.attempt}
 
@@ -477,14 +513,17 @@ class _Call:
         """One ask; CollectorError when it was not acknowledged."""
         ack = self.client.post("/v1/intents", self.payload(), self.timeout_s)
         if ack.get("intent_id") != self.intent_id or not ack.get("stored", False):
-            raise CollectorError(f"collector at {self.client.url} did not confirm storing intent {self.intent_id}")
+            raise CollectorError(
+                f"collector at {self.client.url} did not confirm storing intent {self.intent_id}"
+            )
         self.recorded = True
         return ack
 
     def not_recorded(self, exc: CollectorError) -> IntentNotRecorded:
         return IntentNotRecorded(
             f"tool {self.spec.name!r} did not run: its intent was not recorded ({exc})",
-            tool=self.spec.name, intent_id=self.intent_id,
+            tool=self.spec.name,
+            intent_id=self.intent_id,
         )
 
     def next_wait(self, backoff: float, ack: dict[str, Any] | None, deadline: float) -> float:
@@ -495,28 +534,47 @@ class _Call:
     def gave_up(self, waited: float, cancelled: bool) -> RunPaused:
         self.paused_s = waited
         kind = RunCancelled if cancelled else RunPaused
-        why = "was cancelled while paused" if cancelled else f"stayed paused for {waited:.1f}s (max_pause_s)"
+        why = (
+            "was cancelled while paused"
+            if cancelled
+            else f"stayed paused for {waited:.1f}s (max_pause_s)"
+        )
         return kind(
             f"tool {self.spec.name!r} did not run: the run {why}; control {self.control_id}",
-            tool=self.spec.name, intent_id=self.intent_id, control_id=self.control_id, waited_s=waited,
+            tool=self.spec.name,
+            intent_id=self.intent_id,
+            control_id=self.control_id,
+            waited_s=waited,
         )
 
     def has_user_cancel(self) -> bool:
         return self.spec.cancel_event is not None or self.ctx.cancel_event is not None
 
     def user_cancelled(self) -> bool:
-        return any(e is not None and e.is_set() for e in (self.spec.cancel_event, self.ctx.cancel_event))
+        return any(
+            e is not None and e.is_set() for e in (self.spec.cancel_event, self.ctx.cancel_event)
+        )
 
     # -- reporting ------------------------------------------------------------------------------
 
-    def report(self, status: str, *, result: Any = None, error: BaseException | None = None,
-               duration_s: float = 0.0) -> str | None:
+    def report(
+        self,
+        status: str,
+        *,
+        result: Any = None,
+        error: BaseException | None = None,
+        duration_s: float = 0.0,
+    ) -> str | None:
         """Queue the outcome; returns the result's canonical JSON when captured (for the span)."""
         if not self.recorded:
             return None
         result_text: str | None = None
-        payload: dict[str, Any] = {"status": status, "finished_at_ns": time.time_ns(),
-                                   "duration_ms": duration_s * 1000.0, "paused_ms": self.paused_s * 1000.0}
+        payload: dict[str, Any] = {
+            "status": status,
+            "finished_at_ns": time.time_ns(),
+            "duration_ms": duration_s * 1000.0,
+            "paused_ms": self.paused_s * 1000.0,
+        }
         try:
             if status == "ok":
                 result_text = canonical_json(result)
@@ -602,9 +660,21 @@ def governed_tool(
         except (TypeError, ValueError):  # some builtins have none
             signature = None
         tool_name: str = name or getattr(func, "__name__", None) or "tool"
-        spec = _Spec(func, tool_name, fail_open, policy, agent, max_pause_s,
-                     timeout_s, capture_arguments, capture_result, redact, cancel_event, frozenset(exclude),
-                     signature)
+        spec = _Spec(
+            func,
+            tool_name,
+            fail_open,
+            policy,
+            agent,
+            max_pause_s,
+            timeout_s,
+            capture_arguments,
+            capture_result,
+            redact,
+            cancel_event,
+            frozenset(exclude),
+            signature,
+        )
         if inspect.iscoroutinefunction(func):
             return _async_wrapper(spec)  # type: ignore[return-value]
         return _sync_wrapper(spec)  # type: ignore[return-value]
@@ -674,7 +744,10 @@ async def _ask_async(call: _Call) -> dict[str, Any]:
     except asyncio.CancelledError:
         try:
             await asyncio.wait_for(task, call.timeout_s + 1)
-        except (Exception, asyncio.CancelledError) as exc:  # only its effect (recorded or not) matters now
+        except (
+            Exception,
+            asyncio.CancelledError,
+        ) as exc:  # only its effect (recorded or not) matters now
             log.debug("ask of cancelled call %s ended with %r", call.intent_id, exc)
         raise
 
@@ -726,8 +799,9 @@ async def _park_async(call: _Call, ack: dict[str, Any]) -> None:
             _waiters.discard(waiter)
 
 
-def _first_answer(call: _Call, span: trace.Span, exc: CollectorError | None,
-                  ack: dict[str, Any] | None) -> bool:
+def _first_answer(
+    call: _Call, span: trace.Span, exc: CollectorError | None, ack: dict[str, Any] | None
+) -> bool:
     """Handle the first ask's result; True when the call must park. Raises IntentNotRecorded
     (fail-closed)."""
     if exc is not None:
@@ -752,8 +826,10 @@ def _first_answer(call: _Call, span: trace.Span, exc: CollectorError | None,
 def _parked_out(call: _Call, span: trace.Span, err: BaseException) -> None:
     span.set_attribute(GOV.INTENT_DECISION, "paused")
     span.set_attribute(GOV.INTENT_PAUSED_S, call.paused_s)
-    span.set_attribute(GOV.INTENT_STATUS, "cancelled" if isinstance(err, (RunCancelled, asyncio.CancelledError))
-                       else "paused_out")
+    span.set_attribute(
+        GOV.INTENT_STATUS,
+        "cancelled" if isinstance(err, (RunCancelled, asyncio.CancelledError)) else "paused_out",
+    )
     call.report("not_run", error=err)
 
 
@@ -767,7 +843,9 @@ def _finish(call: _Call, span: trace.Span, result: Any, duration: float) -> None
     text = call.report("ok", result=result, duration_s=duration)
     try:
         if call.spec.capture_result:
-            span.set_attribute(OI.OUTPUT_VALUE, text if text is not None else canonical_json(result))
+            span.set_attribute(
+                OI.OUTPUT_VALUE, text if text is not None else canonical_json(result)
+            )
             span.set_attribute(OI.OUTPUT_MIME_TYPE, _JSON_MIME)
     except Exception:  # telemetry never breaks the host
         log.debug("could not record the result on the span", exc_info=True)
@@ -780,7 +858,9 @@ def _sync_wrapper(spec: _Spec) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         call = _Call.prepare(spec, args, kwargs)
         parent = trace.get_current_span().get_span_context()
-        with _tracer(call.config).start_as_current_span(spec.name, attributes=call.span_attributes()) as span:
+        with _tracer(call.config).start_as_current_span(
+            spec.name, attributes=call.span_attributes()
+        ) as span:
             call.attach(span, parent)
             ack, error = None, None
             try:
@@ -818,7 +898,9 @@ def _async_wrapper(spec: _Spec) -> Callable[..., Any]:
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         call = _Call.prepare(spec, args, kwargs)
         parent = trace.get_current_span().get_span_context()
-        with _tracer(call.config).start_as_current_span(spec.name, attributes=call.span_attributes()) as span:
+        with _tracer(call.config).start_as_current_span(
+            spec.name, attributes=call.span_attributes()
+        ) as span:
             call.attach(span, parent)
             ack, error = None, None
             try:

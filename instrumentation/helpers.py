@@ -33,6 +33,10 @@ import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
+from opentelemetry import context as context_api
+from opentelemetry import trace as trace_api
+from opentelemetry.trace import Span, Status, StatusCode
+
 from agentledger.instrumentation._openai import (
     _OUT_KEYS,
     _Capture,
@@ -44,9 +48,6 @@ from agentledger.instrumentation._spans import set_attributes
 from agentledger.instrumentation.pinning import ModelPinMismatch
 from agentledger.schemas.attributes import GenAI as G
 from agentledger.schemas.attributes import OpenInference as OI
-from opentelemetry import context as context_api
-from opentelemetry import trace as trace_api
-from opentelemetry.trace import Span, Status, StatusCode
 
 __all__ = ["llm_call", "retrieval", "tool"]
 
@@ -119,7 +120,9 @@ class _SpanHelper:
     def _start_attributes(self) -> dict[str, Any]:
         return {OI.SPAN_KIND: self.kind}
 
-    def _copy_for_call(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> _SpanHelper:
+    def _copy_for_call(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> _SpanHelper:
         raise NotImplementedError
 
     def _record_result(self, result: Any) -> None:
@@ -200,7 +203,9 @@ class _SpanHelper:
 
         return wrapper  # type: ignore[return-value]
 
-    def _for_call(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> _SpanHelper:
+    def _for_call(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> _SpanHelper:
         try:
             return self._copy_for_call(fn, args, kwargs)
         except Exception:
@@ -216,7 +221,9 @@ class _SpanHelper:
             logger.exception("could not record the result of %s", self.name)
 
 
-def _bound_arguments(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+def _bound_arguments(
+    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> dict[str, Any]:
     try:
         bound = inspect.signature(fn).bind(*args, **kwargs)
     except (TypeError, ValueError):
@@ -241,12 +248,19 @@ def _document_fields(doc: Any) -> tuple[Any, Any, Any, Any]:
         return padded[0], padded[1], padded[2], padded[3]
     if isinstance(doc, str):
         return None, doc, None, None
-    content = next((getattr(doc, a) for a in ("content", "text", "page_content") if hasattr(doc, a)), None)
+    content = next(
+        (getattr(doc, a) for a in ("content", "text", "page_content") if hasattr(doc, a)), None
+    )
     inner = getattr(doc, "document", None)  # e.g. a (document, score) hit object
     if content is None and inner is not None:
         did, content, _, meta = _document_fields(inner)
         return did, content, getattr(doc, "score", None), meta
-    return getattr(doc, "id", None), content, getattr(doc, "score", None), getattr(doc, "metadata", None)
+    return (
+        getattr(doc, "id", None),
+        content,
+        getattr(doc, "score", None),
+        getattr(doc, "metadata", None),
+    )
 
 
 class retrieval(_SpanHelper):
@@ -274,19 +288,25 @@ class retrieval(_SpanHelper):
             if did is not None:
                 self._attrs[prefix + OI.DOCUMENT_ID] = str(did)
             if content is not None and capture_text:
-                self._attrs[prefix + OI.DOCUMENT_CONTENT] = content if isinstance(content, str) else _ENCODE(content)
+                self._attrs[prefix + OI.DOCUMENT_CONTENT] = (
+                    content if isinstance(content, str) else _ENCODE(content)
+                )
             if isinstance(score, (int, float)):
                 self._attrs[prefix + OI.DOCUMENT_SCORE] = float(score)
             if metadata and capture_text:
                 self._attrs[prefix + OI.DOCUMENT_METADATA] = _ENCODE(metadata)
 
-    def _copy_for_call(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> _SpanHelper:
+    def _copy_for_call(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> _SpanHelper:
         query = self.query
         if query is None:
             bound = _bound_arguments(fn, args, kwargs)
             query = bound.get("query", next(iter(bound.values()), None))
-        return retrieval(None if query is None else str(query), name=self.name if self.name != "retrieve"
-                         else getattr(fn, "__name__", "retrieve"))
+        return retrieval(
+            None if query is None else str(query),
+            name=self.name if self.name != "retrieve" else getattr(fn, "__name__", "retrieve"),
+        )
 
     def _record_result(self, result: Any) -> None:
         if isinstance(result, Iterable) and not isinstance(result, (str, bytes, Mapping)):
@@ -335,11 +355,20 @@ class tool(_SpanHelper):
         if _capture().tool_io:
             self._attrs[OI.OUTPUT_VALUE], self._attrs[OI.OUTPUT_MIME_TYPE] = _value(value)
 
-    def _copy_for_call(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> _SpanHelper:
-        arguments = self.arguments if self.arguments is not None else _bound_arguments(fn, args, kwargs)
+    def _copy_for_call(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> _SpanHelper:
+        arguments = (
+            self.arguments if self.arguments is not None else _bound_arguments(fn, args, kwargs)
+        )
         description = self.description or (inspect.getdoc(fn) or "").split("\n\n")[0]
-        return tool(self.name if self.name != "tool" else getattr(fn, "__name__", "tool"), arguments=arguments,
-                    call_id=self.call_id, description=description, parameters=self.parameters)
+        return tool(
+            self.name if self.name != "tool" else getattr(fn, "__name__", "tool"),
+            arguments=arguments,
+            call_id=self.call_id,
+            description=description,
+            parameters=self.parameters,
+        )
 
     def _record_result(self, result: Any) -> None:
         self.result(result)
@@ -426,8 +455,12 @@ class llm_call(_SpanHelper):
         if model:
             self._answered = model
             attrs[OI.LLM_MODEL_NAME] = attrs[OI.LLM_RESPONSE_MODEL] = model
-        for key, value in ((OI.TOKENS_PROMPT, input_tokens), (OI.TOKENS_COMPLETION, output_tokens),
-                           (OI.TOKENS_CACHE_READ, cache_read_tokens), (OI.TOKENS_REASONING, reasoning_tokens)):
+        for key, value in (
+            (OI.TOKENS_PROMPT, input_tokens),
+            (OI.TOKENS_COMPLETION, output_tokens),
+            (OI.TOKENS_CACHE_READ, cache_read_tokens),
+            (OI.TOKENS_REASONING, reasoning_tokens),
+        ):
             if value is not None:
                 attrs[key] = int(value)
         if input_tokens is not None and output_tokens is not None:
@@ -444,10 +477,13 @@ class llm_call(_SpanHelper):
         from agentledger.instrumentation.processors import current_agent
 
         error: ModelPinMismatch | None = state.pins.check(
-            current_agent(state.agent_name), self._answered, self._attrs)
+            current_agent(state.agent_name), self._answered, self._attrs
+        )
         return error
 
-    def _copy_for_call(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> _SpanHelper:
+    def _copy_for_call(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> _SpanHelper:
         messages = self.messages
         if messages is None:
             bound = _bound_arguments(fn, args, kwargs)
@@ -456,14 +492,22 @@ class llm_call(_SpanHelper):
                 messages = [{"role": "user", "content": found}]
             elif isinstance(found, Sequence) and all(isinstance(m, Mapping) for m in found):
                 messages = list(found)
-        return llm_call(self.model, provider=self.provider, system=self.system, messages=messages,
-                        tools=self.tools, invocation_parameters=self.invocation_parameters,
-                        name=self.name if self.name != "llm_call" else getattr(fn, "__name__", "llm_call"))
+        return llm_call(
+            self.model,
+            provider=self.provider,
+            system=self.system,
+            messages=messages,
+            tools=self.tools,
+            invocation_parameters=self.invocation_parameters,
+            name=self.name if self.name != "llm_call" else getattr(fn, "__name__", "llm_call"),
+        )
 
     def _record_result(self, result: Any) -> None:
         if isinstance(result, str):
             self.output(result)
         elif isinstance(result, Mapping) and "role" in result:
             self.output(messages=[result])
-        elif isinstance(result, Sequence) and result and all(isinstance(m, Mapping) for m in result):
+        elif (
+            isinstance(result, Sequence) and result and all(isinstance(m, Mapping) for m in result)
+        ):
             self.output(messages=list(result))

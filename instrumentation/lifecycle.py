@@ -30,6 +30,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Union
 
+from opentelemetry import context as otel_context
+from opentelemetry import trace as trace_api
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanLimits, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+
 from agentledger.instrumentation import config as cfg
 from agentledger.instrumentation.capture import CaptureConfig
 from agentledger.instrumentation.exporter import EdgeExporter, SpanRewriter
@@ -38,20 +44,17 @@ from agentledger.instrumentation.pinning import ModelPins, OnMismatch
 from agentledger.instrumentation.processors import AttributionProcessor, Switchboard, current_agent
 from agentledger.instrumentation.redaction import RedactionHook, RedactionPolicy
 from agentledger.schemas.attributes import Resource as R
-from opentelemetry import context as otel_context
-from opentelemetry import trace as trace_api
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import SpanLimits, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 __all__ = ["Instrumentation", "flush", "instrument", "instrumentation", "uninstrument"]
 
 logger = logging.getLogger(__name__)
 
 SCOPE = "agentledger.instrumentation"
-_ATTRIBUTE_LIMIT = 4096  # our own provider: long conversations keep every message (the SDK default is 128)
+_ATTRIBUTE_LIMIT = (
+    4096  # our own provider: long conversations keep every message (the SDK default is 128)
+)
 
-RedactSpec = Union[None, bool, str, Iterable[str], RedactionHook, RedactionPolicy]
+RedactSpec = Union[None, bool, str, Iterable[str], RedactionHook, RedactionPolicy]  # noqa: UP007 - a runtime alias
 
 
 @dataclass
@@ -92,7 +95,9 @@ def _model_pins(pins: Mapping[str, str] | None, on_mismatch: str | None) -> Mode
         pins = cfg.parse_pairs(raw, "AGENTLEDGER_MODEL_PINS")
     mode = on_mismatch or cfg.env("AGENTLEDGER_ON_PIN_MISMATCH") or "flag"
     if mode not in ("raise", "flag"):
-        raise ValueError(f"on_pin_mismatch / AGENTLEDGER_ON_PIN_MISMATCH: {mode!r} is not 'raise' or 'flag'")
+        raise ValueError(
+            f"on_pin_mismatch / AGENTLEDGER_ON_PIN_MISMATCH: {mode!r} is not 'raise' or 'flag'"
+        )
     on: OnMismatch = "raise" if mode == "raise" else "flag"
     return ModelPins(pins, on)
 
@@ -111,7 +116,9 @@ def _selected(names: Iterable[str] | None, disabled: Iterable[str] | None) -> se
     return chosen - off
 
 
-def _provider(explicit: TracerProvider | None, service_name: str | None) -> tuple[TracerProvider, bool]:
+def _provider(
+    explicit: TracerProvider | None, service_name: str | None
+) -> tuple[TracerProvider, bool]:
     """The provider to join or the one to create (and whether AgentLedger owns it)."""
     global _OWN_PROVIDER
     if explicit is not None:
@@ -122,11 +129,21 @@ def _provider(explicit: TracerProvider | None, service_name: str | None) -> tupl
     attributes: dict[str, Any] = {}
     if service_name:
         attributes[R.SERVICE_NAME] = service_name
-    limit = None if cfg.env("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT") or cfg.env("OTEL_ATTRIBUTE_COUNT_LIMIT") else _ATTRIBUTE_LIMIT
-    provider = TracerProvider(resource=Resource.create(attributes), span_limits=SpanLimits(max_span_attributes=limit))
+    limit = (
+        None
+        if cfg.env("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT") or cfg.env("OTEL_ATTRIBUTE_COUNT_LIMIT")
+        else _ATTRIBUTE_LIMIT
+    )
+    provider = TracerProvider(
+        resource=Resource.create(attributes), span_limits=SpanLimits(max_span_attributes=limit)
+    )
     trace_api.set_tracer_provider(provider)
-    if trace_api.get_tracer_provider() is not provider:  # a non-SDK provider was set before: keep ours private
-        logger.warning("a non-SDK global TracerProvider is set; AgentLedger uses its own provider for its spans")
+    if (
+        trace_api.get_tracer_provider() is not provider
+    ):  # a non-SDK provider was set before: keep ours private
+        logger.warning(
+            "a non-SDK global TracerProvider is set; AgentLedger uses its own provider for its spans"
+        )
     _OWN_PROVIDER = provider
     return provider, True
 
@@ -205,9 +222,12 @@ def instrument(
             logger.debug("instrument() called again: already instrumented, configuration unchanged")
             return _STATE
         # configuration: errors here are the caller's to fix, so they raise
-        capture_cfg = CaptureConfig.resolve(capture, messages=capture_messages, documents=capture_documents,
-                                            tool_io=capture_tool_io)
-        redaction = RedactionPolicy.of(redact if redact is not None else cfg.env("AGENTLEDGER_REDACT"))
+        capture_cfg = CaptureConfig.resolve(
+            capture, messages=capture_messages, documents=capture_documents, tool_io=capture_tool_io
+        )
+        redaction = RedactionPolicy.of(
+            redact if redact is not None else cfg.env("AGENTLEDGER_REDACT")
+        )
         pins = _model_pins(model_pins, on_pin_mismatch)
         chosen = _selected(instrumentors, disabled_instrumentors)
         agent = agent_name or cfg.env("AGENTLEDGER_AGENT_NAME") or ""
@@ -227,12 +247,17 @@ def instrument(
         board = _switchboard(provider)
         for old in board.set(tuple(processors)):
             old.shutdown()
-        state = Instrumentation(provider, owns, url, (), {}, capture_cfg, redaction, pins, agent, board)
+        state = Instrumentation(
+            provider, owns, url, (), {}, capture_cfg, redaction, pins, agent, board
+        )
         _enable_frameworks(state, chosen, lean_openai)
         _STATE = state
-        logger.info("AgentLedger instrumentation on (%s provider, export to %s): %s",
-                    "own" if owns else "joined", url or ("custom exporter" if exporter else "nowhere"),
-                    ", ".join(state.frameworks) or "no frameworks")
+        logger.info(
+            "AgentLedger instrumentation on (%s provider, export to %s): %s",
+            "own" if owns else "joined",
+            url or ("custom exporter" if exporter else "nowhere"),
+            ", ".join(state.frameworks) or "no frameworks",
+        )
         return state
 
 
@@ -261,9 +286,13 @@ def _enable_frameworks(state: Instrumentation, chosen: set[str], lean_openai: bo
                         if spec.name != "openai":
                             enabled.append(spec.name)
                     else:
-                        state.skipped[spec.name] = "instrumentor refused (dependency conflict, see the log)"
+                        state.skipped[spec.name] = (
+                            "instrumentor refused (dependency conflict, see the log)"
+                        )
             elif spec.name != "openai":
-                state.skipped[spec.name] = f"library installed but not its instrumentor: pip install {spec.package}"
+                state.skipped[spec.name] = (
+                    f"library installed but not its instrumentor: pip install {spec.package}"
+                )
                 continue
             if spec.name == "openai":
                 if lean_openai:

@@ -74,18 +74,43 @@ _T_ATTR_RESOURCE = b"\x0a"
 _T_SCOPE_NAME, _T_SCOPE_VERSION, _T_SCOPE_ATTRS = b"\x0a", b"\x12", b"\x1a"
 _T_KV_KEY, _T_KV_VALUE = b"\x0a", b"\x12"
 _T_STRING, _T_BOOL, _T_INT, _T_DOUBLE, _T_ARRAY, _T_KVLIST, _T_BYTES = (
-    b"\x0a", b"\x10", b"\x18", b"\x21", b"\x2a", b"\x32", b"\x3a")
+    b"\x0a",
+    b"\x10",
+    b"\x18",
+    b"\x21",
+    b"\x2a",
+    b"\x32",
+    b"\x3a",
+)
 _T_ARRAY_VALUES = b"\x0a"
 # Span fields
 _T_TRACE_ID, _T_SPAN_ID, _T_TRACE_STATE, _T_PARENT, _T_NAME, _T_KIND = (
-    b"\x0a", b"\x12", b"\x1a", b"\x22", b"\x2a", b"\x30")
+    b"\x0a",
+    b"\x12",
+    b"\x1a",
+    b"\x22",
+    b"\x2a",
+    b"\x30",
+)
 _T_START, _T_END, _T_ATTRS, _T_DROPPED_ATTRS = b"\x39", b"\x41", b"\x4a", b"\x50"
 _T_EVENTS, _T_DROPPED_EVENTS, _T_LINKS, _T_DROPPED_LINKS, _T_STATUS, _T_FLAGS = (
-    b"\x5a", b"\x60", b"\x6a", b"\x70", b"\x7a", b"\x85\x01")
+    b"\x5a",
+    b"\x60",
+    b"\x6a",
+    b"\x70",
+    b"\x7a",
+    b"\x85\x01",
+)
 # Event, Link, Status fields
 _T_EV_TIME, _T_EV_NAME, _T_EV_ATTRS, _T_EV_DROPPED = b"\x09", b"\x12", b"\x1a", b"\x20"
 _T_LINK_TRACE, _T_LINK_SPAN, _T_LINK_STATE, _T_LINK_ATTRS, _T_LINK_DROPPED, _T_LINK_FLAGS = (
-    b"\x0a", b"\x12", b"\x1a", b"\x22", b"\x28", b"\x35")
+    b"\x0a",
+    b"\x12",
+    b"\x1a",
+    b"\x22",
+    b"\x28",
+    b"\x35",
+)
 _T_STATUS_MESSAGE, _T_STATUS_CODE = b"\x12", b"\x18"
 _HAS_IS_REMOTE, _IS_REMOTE = 0x100, 0x200
 
@@ -120,7 +145,10 @@ def _any_value(value: Any) -> bytes:
     if isinstance(value, Sequence):
         return _ld(_T_ARRAY, b"".join([_ld(_T_ARRAY_VALUES, _any_value(v)) for v in value]))
     if isinstance(value, Mapping):
-        return _ld(_T_KVLIST, b"".join([_ld(_T_ARRAY_VALUES, _key_value(str(k), v)) for k, v in value.items()]))
+        return _ld(
+            _T_KVLIST,
+            b"".join([_ld(_T_ARRAY_VALUES, _key_value(str(k), v)) for k, v in value.items()]),
+        )
     raise TypeError(f"invalid attribute value type {type(value).__name__}")
 
 
@@ -148,7 +176,9 @@ def _attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> list[bytes]
 
 
 def _flags(parent: Any) -> int:
-    return _HAS_IS_REMOTE | _IS_REMOTE if parent is not None and parent.is_remote else _HAS_IS_REMOTE
+    return (
+        _HAS_IS_REMOTE | _IS_REMOTE if parent is not None and parent.is_remote else _HAS_IS_REMOTE
+    )
 
 
 def _span(span: ReadableSpan) -> bytes:
@@ -185,8 +215,10 @@ def _span(span: ReadableSpan) -> bytes:
         parts.append(_T_DROPPED_EVENTS + _varint(span.dropped_events))
     for link in span.links:
         lc = link.context
-        body = [_T_LINK_TRACE + b"\x10" + lc.trace_id.to_bytes(16, "big"),
-                _T_LINK_SPAN + b"\x08" + lc.span_id.to_bytes(8, "big")]
+        body = [
+            _T_LINK_TRACE + b"\x10" + lc.trace_id.to_bytes(16, "big"),
+            _T_LINK_SPAN + b"\x08" + lc.span_id.to_bytes(8, "big"),
+        ]
         body += _attributes(_T_LINK_ATTRS, link.attributes)
         if link.dropped_attributes:
             body.append(_T_LINK_DROPPED + _varint(link.dropped_attributes))
@@ -221,7 +253,11 @@ def _scope(scope: Any) -> tuple[bytes, bytes]:
             if scope.version:
                 body.append(_ld(_T_SCOPE_VERSION, scope.version.encode("utf-8")))
             body += _attributes(_T_SCOPE_ATTRS, scope.attributes)
-        schema = _ld(_T_SCHEMA_URL, scope.schema_url.encode("utf-8")) if scope is not None and scope.schema_url else b""
+        schema = (
+            _ld(_T_SCHEMA_URL, scope.schema_url.encode("utf-8"))
+            if scope is not None and scope.schema_url
+            else b""
+        )
         cached = (_ld(_T_SCOPE, b"".join(body)), schema)
         if len(_SCOPE_CACHE) < 1024:
             _SCOPE_CACHE[scope] = cached
@@ -233,7 +269,9 @@ def _resource(resource: Any) -> tuple[bytes, bytes]:
     cached = _RESOURCE_CACHE.get(id(resource))
     if cached is None or cached[0] is not resource:
         body = _ld(_T_RESOURCE, b"".join(_attributes(_T_ATTR_RESOURCE, resource.attributes)))
-        schema = _ld(_T_SCHEMA_URL, resource.schema_url.encode("utf-8")) if resource.schema_url else b""
+        schema = (
+            _ld(_T_SCHEMA_URL, resource.schema_url.encode("utf-8")) if resource.schema_url else b""
+        )
         cached = (resource, body, schema)
         if len(_RESOURCE_CACHE) < 256:
             _RESOURCE_CACHE[id(resource)] = cached
@@ -249,7 +287,8 @@ def encode_request(spans: Sequence[ReadableSpan]) -> bytes:
         rkey = id(resource)
         resources.setdefault(rkey, resource)
         grouped.setdefault(rkey, {}).setdefault(span.instrumentation_scope, []).append(
-            _ld(_T_SPANS, _span(span)))
+            _ld(_T_SPANS, _span(span))
+        )
     out = []
     for rkey, scopes in grouped.items():
         resource_body, resource_schema = _resource(resources[rkey])
@@ -274,4 +313,8 @@ class FastOTLPSpanExporter(OTLPSpanExporter):
             logger.exception("fast OTLP encoding failed; using the SDK's encoder for this batch")
             return super().export(spans)
         result = client.export(data)
-        return SpanExportResult.SUCCESS if getattr(result, "success", False) else SpanExportResult.FAILURE
+        return (
+            SpanExportResult.SUCCESS
+            if getattr(result, "success", False)
+            else SpanExportResult.FAILURE
+        )

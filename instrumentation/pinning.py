@@ -36,13 +36,17 @@ class ModelPinMismatch(RuntimeError):
         self.pinned = pinned
         self.answered = answered
         who = f"agent {agent!r}" if agent else "this agent"
-        super().__init__(f"{who} is pinned to model {pinned!r} but the provider answered with {answered!r}")
+        super().__init__(
+            f"{who} is pinned to model {pinned!r} but the provider answered with {answered!r}"
+        )
 
 
 class ModelPins:
     """Pins per agent name (``"*"`` for any agent) and the mismatch policy."""
 
-    def __init__(self, pins: Mapping[str, str] | None = None, on_mismatch: OnMismatch = "flag") -> None:
+    def __init__(
+        self, pins: Mapping[str, str] | None = None, on_mismatch: OnMismatch = "flag"
+    ) -> None:
         if on_mismatch not in ("raise", "flag"):
             raise ValueError(f"on_pin_mismatch must be 'raise' or 'flag', not {on_mismatch!r}")
         self.pins = dict(pins or {})
@@ -77,5 +81,10 @@ class ModelPins:
         if not mismatch:
             return None
         if log:
-            logger.warning("model pin mismatch: agent %r is pinned to %r, provider answered %r", agent, pin, answered)
+            logger.warning(
+                "model pin mismatch: agent %r is pinned to %r, provider answered %r",
+                agent,
+                pin,
+                answered,
+            )
         return ModelPinMismatch(agent, pin, answered) if self.raises else None

@@ -16,14 +16,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from agentledger.schemas.attributes import AgentLedger as AL
 from opentelemetry import baggage, context
+
+from agentledger.schemas.attributes import AgentLedger as AL
 
 __all__ = ["Principal", "acting_for", "current_principal", "principal_from_baggage"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_CURRENT: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("agentledger_principal", default=None)
+_CURRENT: contextvars.ContextVar[Principal | None] = contextvars.ContextVar(
+    "agentledger_principal", default=None
+)
 
 
 @dataclass(frozen=True)
@@ -110,7 +113,11 @@ class acting_for:
     def _principal(self) -> Principal:
         outer = current_principal()
         if self.on_behalf_of is not None:
-            base = outer.chain if outer is not None and outer.id == self.on_behalf_of else (self.on_behalf_of,)
+            base = (
+                outer.chain
+                if outer is not None and outer.id == self.on_behalf_of
+                else (self.on_behalf_of,)
+            )
         else:
             base = outer.chain if outer is not None else ()
         chain = tuple(base) + (self.principal_id,)
@@ -136,16 +143,26 @@ class acting_for:
 
             @functools.wraps(fn)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                with acting_for(self.principal_id, name=self.name, role=self.role,
-                                on_behalf_of=self.on_behalf_of, policy=self.policy):
+                with acting_for(
+                    self.principal_id,
+                    name=self.name,
+                    role=self.role,
+                    on_behalf_of=self.on_behalf_of,
+                    policy=self.policy,
+                ):
                     return await fn(*args, **kwargs)
 
             return async_wrapper  # type: ignore[return-value]
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with acting_for(self.principal_id, name=self.name, role=self.role,
-                            on_behalf_of=self.on_behalf_of, policy=self.policy):
+            with acting_for(
+                self.principal_id,
+                name=self.name,
+                role=self.role,
+                on_behalf_of=self.on_behalf_of,
+                policy=self.policy,
+            ):
                 return fn(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]

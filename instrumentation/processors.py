@@ -22,19 +22,22 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from agentledger.instrumentation._spans import set_attributes
-from agentledger.instrumentation.principal import _CURRENT, principal_from_baggage
-from agentledger.schemas.attributes import AgentLedger as AL
 from opentelemetry import context as context_api
 from opentelemetry.baggage import _BAGGAGE_KEY  # the key baggage lives under in a context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+
+from agentledger.instrumentation._spans import set_attributes
+from agentledger.instrumentation.principal import _CURRENT, principal_from_baggage
+from agentledger.schemas.attributes import AgentLedger as AL
 
 __all__ = ["AttributionProcessor", "Switchboard", "as_agent", "current_agent"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 logger = logging.getLogger(__name__)
 
-_AGENT: contextvars.ContextVar[str | None] = contextvars.ContextVar("agentledger_agent", default=None)
+_AGENT: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "agentledger_agent", default=None
+)
 _UNATTRIBUTED = {AL.UNATTRIBUTED: True}
 
 

@@ -56,7 +56,7 @@ def _sub_phone(m: re.Match[str]) -> str:
     return pii.marker("phone") if pii.phone_number(m.group(0)) else m.group(0)
 
 
-_Sub = Union[str, Callable[[re.Match[str]], str]]
+_Sub = Union[str, Callable[[re.Match[str]], str]]  # noqa: UP007 - a runtime alias
 
 PRESETS: dict[str, tuple[re.Pattern[str], _Sub, str]] = {
     # order matters (pii.PRESETS): secrets and account numbers before the looser patterns
@@ -92,7 +92,9 @@ class RedactionPolicy:
         return f"{self.name}@{self.version}"
 
     @classmethod
-    def of(cls, spec: None | bool | str | Iterable[str] | RedactionHook | RedactionPolicy) -> RedactionPolicy | None:
+    def of(
+        cls, spec: None | bool | str | Iterable[str] | RedactionHook | RedactionPolicy
+    ) -> RedactionPolicy | None:
         """A policy from what ``instrument(redact=...)`` accepts.
 
         ``None``/``False``/``"none"``: no redaction; ``True``/``"all"``: every
@@ -107,17 +109,44 @@ class RedactionPolicy:
             return cls()
         if callable(spec):
             return cls(presets=(), hook=spec)
-        names = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else [str(s) for s in spec]
+        names = (
+            [s.strip() for s in spec.split(",")]
+            if isinstance(spec, str)
+            else [str(s) for s in spec]
+        )
         names = [n for n in names if n]
         if names in ([], ["none"]):
             return None
         if names == ["all"]:
             return cls()
-        return cls(presets=tuple(n for n in _PRESET_ORDER if n in names) + tuple(n for n in names if n not in PRESETS))
+        return cls(
+            presets=tuple(n for n in _PRESET_ORDER if n in names)
+            + tuple(n for n in names if n not in PRESETS)
+        )
 
 
-_SECRET_HINTS = ("sk-", "akia", "asia", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "xox", "aiza",
-                 "eyj", "bearer", "api_key", "api-key", "apikey", "secret", "token", "passw", "private key")
+_SECRET_HINTS = (
+    "sk-",
+    "akia",
+    "asia",
+    "ghp_",
+    "gho_",
+    "ghu_",
+    "ghs_",
+    "ghr_",
+    "github_pat_",
+    "xox",
+    "aiza",
+    "eyj",
+    "bearer",
+    "api_key",
+    "api-key",
+    "apikey",
+    "secret",
+    "token",
+    "passw",
+    "private key",
+)
 """Lower-case literals one of which every ``secret`` match contains: a cheap test before the regex."""
 _SECRET_HINT = re.compile("|".join(map(re.escape, _SECRET_HINTS)))
 _NUMBER_RUN = re.compile(r"\d[\d \-().]{7,}\d|[A-Z]{2}\d{2}[A-Z0-9 ]{11,}")

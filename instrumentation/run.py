@@ -43,15 +43,20 @@ def _parser() -> argparse.ArgumentParser:
         prog="agentledger-run",
         description="Run a command with AgentLedger instrumentation (spans to the collector over OTLP/HTTP).",
     )
-    p.add_argument("--endpoint", help="collector URL (default: $AGENTLEDGER_ENDPOINT, $OTEL_EXPORTER_OTLP_*, "
-                                      "else http://127.0.0.1:4318)")
+    p.add_argument(
+        "--endpoint",
+        help="collector URL (default: $AGENTLEDGER_ENDPOINT, $OTEL_EXPORTER_OTLP_*, "
+        "else http://127.0.0.1:4318)",
+    )
     p.add_argument("--api-key", help="tenant API key (default: $AGENTLEDGER_API_KEY)")
     p.add_argument("--service-name", help="service.name of the spans")
     p.add_argument("--agent-name", help="agent name stamped on every span")
     p.add_argument("--redact", help="redaction presets: all, none, or email,phone,card,iban,secret")
-    p.add_argument("--model-pins", help="agent=model,... (\"*\" for any agent)")
+    p.add_argument("--model-pins", help='agent=model,... ("*" for any agent)')
     p.add_argument("--on-pin-mismatch", choices=("flag", "raise"))
-    p.add_argument("--instrumentors", help="comma-separated frameworks to instrument (default: all installed)")
+    p.add_argument(
+        "--instrumentors", help="comma-separated frameworks to instrument (default: all installed)"
+    )
     p.add_argument("--disabled-instrumentors", help="comma-separated frameworks not to instrument")
     for kind in ("content", "messages", "documents", "tool-io"):
         dest = "capture_" + kind.replace("-", "_")

@@ -67,7 +67,9 @@ __all__ = [
 
 _HEX16 = re.compile(r"^[0-9a-f]{16}$")
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
-_JSON_KINDS = frozenset({ContentKind.MESSAGES.value, ContentKind.TOOL_ARGUMENTS.value, ContentKind.TOOL_RESULT.value})
+_JSON_KINDS = frozenset(
+    {ContentKind.MESSAGES.value, ContentKind.TOOL_ARGUMENTS.value, ContentKind.TOOL_RESULT.value}
+)
 _GOVERNANCE_TABLES = ("intents", "controls")
 
 
@@ -93,12 +95,18 @@ _SPAN_COLUMNS = """
 
 def iso(ns: int) -> str:
     """UTC ISO-8601 text of a Unix time in nanoseconds, all nine digits kept."""
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 1_000_000_000)) + f".{ns % 1_000_000_000:09d}Z"
+    return (
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 1_000_000_000))
+        + f".{ns % 1_000_000_000:09d}Z"
+    )
 
 
-def _span_rows(store: Store, tenant: str, cond: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+def _span_rows(
+    store: Store, tenant: str, cond: str, params: dict[str, Any]
+) -> list[dict[str, Any]]:
     rows = store.query_rows(
-        f"SELECT {_SPAN_COLUMNS} FROM spans WHERE tenant = {{tenant:String}} AND {cond}", {"tenant": tenant, **params}
+        f"SELECT {_SPAN_COLUMNS} FROM spans WHERE tenant = {{tenant:String}} AND {cond}",
+        {"tenant": tenant, **params},
     )
     seen: set[str] = set()
     out = []
@@ -116,7 +124,9 @@ def _span_rows(store: Store, tenant: str, cond: str, params: dict[str, Any]) -> 
 class Trace:
     """The spans of one trace and the content records they reference (fetched on demand, in bulk)."""
 
-    def __init__(self, store: Store, tenant: str, trace_id: str, spans: list[dict[str, Any]]) -> None:
+    def __init__(
+        self, store: Store, tenant: str, trace_id: str, spans: list[dict[str, Any]]
+    ) -> None:
         self.store, self.tenant, self.trace_id, self.spans = store, tenant, trace_id, spans
         self.by_id = {s["span_id"]: s for s in spans}
         self.contents: dict[str, dict[str, Any]] = {}
@@ -193,7 +203,9 @@ def load_trace(store: Store, tenant: str, ref: str) -> tuple[Trace, dict[str, An
     elif _HEX32.match(ref):
         trace_id = ref
     else:
-        raise ValueError(f"{ref!r} is neither a span id (16 hex digits) nor a trace id (32 hex digits)")
+        raise ValueError(
+            f"{ref!r} is neither a span id (16 hex digits) nor a trace id (32 hex digits)"
+        )
     spans = _span_rows(store, tenant, "trace_id = {trace_id:String}", {"trace_id": trace_id})
     if not spans:
         raise AuditNotFound(f"no trace {trace_id} for tenant {tenant!r}")
@@ -213,7 +225,12 @@ def _wanted_refs(span: dict[str, Any]) -> list[str]:
         return []
     out = []
     for key, h in span["attribute_refs"].items():
-        if key in _LLM_REF_KEYS or key.startswith(_LLM_REF_PREFIXES) or key == OI.OUTPUT_VALUE and not span["system_fingerprint"]:
+        if (
+            key in _LLM_REF_KEYS
+            or key.startswith(_LLM_REF_PREFIXES)
+            or key == OI.OUTPUT_VALUE
+            and not span["system_fingerprint"]
+        ):
             out.append(h)
     return out
 
@@ -234,7 +251,7 @@ def llm_parameters(trace: Trace, span: dict[str, Any]) -> dict[str, Any]:
             params.update(value)
     for key, value in span["attributes"].items():
         if key.startswith(AU.GENAI_REQUEST_PREFIX) and key != G.REQUEST_MODEL:
-            params.setdefault(key[len(AU.GENAI_REQUEST_PREFIX):], _scalar(value))
+            params.setdefault(key[len(AU.GENAI_REQUEST_PREFIX) :], _scalar(value))
     params.pop("model", None)
     return params
 
@@ -289,14 +306,20 @@ def _verified(trace: Trace, h: str) -> bool | None:
 
 def _tool_calls(trace: Trace, span: dict[str, Any]) -> list[dict[str, Any]]:
     return [
-        {"id": c["id"], "name": c["name"], "arguments": trace.content(c["arguments_hash"]),
-         "arguments_hash": c["arguments_hash"]}
+        {
+            "id": c["id"],
+            "name": c["name"],
+            "arguments": trace.content(c["arguments_hash"]),
+            "arguments_hash": c["arguments_hash"],
+        }
         for c in span["tool_calls"]
     ]
 
 
 def _llm_entry(trace: Trace, span: dict[str, Any], *, with_output: bool = True) -> dict[str, Any]:
-    finish = span["attributes"].get(OI.LLM_FINISH_REASON) or span["attributes"].get(G.FINISH_REASONS, "")
+    finish = span["attributes"].get(OI.LLM_FINISH_REASON) or span["attributes"].get(
+        G.FINISH_REASONS, ""
+    )
     entry = {
         "span_id": span["span_id"],
         "name": span["name"],
@@ -375,8 +398,12 @@ def _step_entry(trace: Trace, span: dict[str, Any], *, with_output: bool = True)
         "input_hash": span["input_hash"],
     }
     if with_output:
-        entry.update(ended_at=iso(span["end_ns"]), output=trace.content(span["output_hash"]),
-                     output_hash=span["output_hash"], status=span["status_code"])
+        entry.update(
+            ended_at=iso(span["end_ns"]),
+            output=trace.content(span["output_hash"]),
+            output_hash=span["output_hash"],
+            status=span["status_code"],
+        )
     return entry
 
 
@@ -408,8 +435,12 @@ def _intents(store: Store, tenant: str, trace: Trace) -> list[dict[str, Any]]:
           AND requested_at >= fromUnixTimestamp64Nano({first:Int64}, 'UTC') - INTERVAL 1 DAY
           AND requested_at <= fromUnixTimestamp64Nano({last:Int64}, 'UTC') + INTERVAL 1 DAY
         """,
-        {"tenant": tenant, "trace_id": trace.trace_id, "first": min(s["start_ns"] for s in trace.spans),
-         "last": max(s["end_ns"] for s in trace.spans)},
+        {
+            "tenant": tenant,
+            "trace_id": trace.trace_id,
+            "first": min(s["start_ns"] for s in trace.spans),
+            "last": max(s["end_ns"] for s in trace.spans),
+        },
     )
     by_id: dict[str, dict[int, dict[str, Any]]] = {}
     for row in rows:
@@ -417,13 +448,22 @@ def _intents(store: Store, tenant: str, trace: Trace) -> list[dict[str, Any]]:
     out = []
     for asks in by_id.values():
         latest = dict(asks[max(asks)])
-        latest["asks"] = [{"attempt": a, "decision": r["decision"], "control_id": r["control_id"],
-                           "acknowledged_at": iso(r["received_ns"])} for a, r in sorted(asks.items())]
+        latest["asks"] = [
+            {
+                "attempt": a,
+                "decision": r["decision"],
+                "control_id": r["control_id"],
+                "acknowledged_at": iso(r["received_ns"]),
+            }
+            for a, r in sorted(asks.items())
+        ]
         out.append(latest)
     return out
 
 
-def _controls(store: Store, tenant: str, until_ns: int, keys: set[tuple[str, str]]) -> list[dict[str, Any]]:
+def _controls(
+    store: Store, tenant: str, until_ns: int, keys: set[tuple[str, str]]
+) -> list[dict[str, Any]]:
     if not keys:
         return []
     rows = store.query_rows(
@@ -434,7 +474,11 @@ def _controls(store: Store, tenant: str, until_ns: int, keys: set[tuple[str, str
           AND concat(scope, '/', target) IN {keys:Array(String)}
         ORDER BY created_at, control_id
         """,
-        {"tenant": tenant, "until": until_ns, "keys": sorted(f"{scope}/{target}" for scope, target in keys)},
+        {
+            "tenant": tenant,
+            "until": until_ns,
+            "keys": sorted(f"{scope}/{target}" for scope, target in keys),
+        },
     )
     return rows
 
@@ -448,8 +492,9 @@ def _agent_of(trace: Trace, span: dict[str, Any]) -> str:
     return ""
 
 
-def _control_keys(trace: Trace, span: dict[str, Any], authority: dict[str, Any],
-                  intent: dict[str, Any] | None) -> set[tuple[str, str]]:
+def _control_keys(
+    trace: Trace, span: dict[str, Any], authority: dict[str, Any], intent: dict[str, Any] | None
+) -> set[tuple[str, str]]:
     """The (scope, target) pairs a pause can hold this action by, as the collector matches them
     (``pipeline.governance.controls``): trace, session, agent, and the principal or anyone in its chain."""
     session = span["session_id"] or (intent or {}).get("session_id", "")
@@ -468,7 +513,9 @@ def _control_keys(trace: Trace, span: dict[str, Any], authority: dict[str, Any],
 # -- one action ----------------------------------------------------------------------------------
 
 
-def _intent_for(trace: Trace, action: dict[str, Any], intents: list[dict[str, Any]]) -> dict[str, Any] | None:
+def _intent_for(
+    trace: Trace, action: dict[str, Any], intents: list[dict[str, Any]]
+) -> dict[str, Any] | None:
     """The intent of a governed tool call: named on the action (or a governed TOOL span inside it),
     else recorded against one of those spans, else against the same tool call id."""
     spans = [action, *trace.descendants(action)]
@@ -488,15 +535,21 @@ def _intent_for(trace: Trace, action: dict[str, Any], intents: list[dict[str, An
     return None
 
 
-def _authority(trace: Trace, action: dict[str, Any], intent: dict[str, Any] | None) -> dict[str, Any]:
+def _authority(
+    trace: Trace, action: dict[str, Any], intent: dict[str, Any] | None
+) -> dict[str, Any]:
     """Under whose authority: the action's principal, else the nearest enclosing span's, else the intent's."""
-    for source, span in [("span", action)] + [("enclosing_span", a) for a in trace.ancestors(action)]:
+    for source, span in [("span", action)] + [
+        ("enclosing_span", a) for a in trace.ancestors(action)
+    ]:
         if span["principal_id"]:
             attrs = span["attributes"]
             return {
                 "principal_id": span["principal_id"],
-                "principal_name": attrs.get(AL.PRINCIPAL_NAME, "") or (intent or {}).get("principal_name", ""),
-                "principal_role": attrs.get(AL.PRINCIPAL_ROLE, "") or (intent or {}).get("principal_role", ""),
+                "principal_name": attrs.get(AL.PRINCIPAL_NAME, "")
+                or (intent or {}).get("principal_name", ""),
+                "principal_role": attrs.get(AL.PRINCIPAL_ROLE, "")
+                or (intent or {}).get("principal_role", ""),
                 "principal_chain": list(span["principal_chain"]),
                 "policy_id": span["policy_id"] or (intent or {}).get("policy_id", ""),
                 "source": source,
@@ -505,12 +558,25 @@ def _authority(trace: Trace, action: dict[str, Any], intent: dict[str, Any] | No
             }
     if intent is not None and intent["principal_id"]:
         return {
-            "principal_id": intent["principal_id"], "principal_name": intent["principal_name"],
-            "principal_role": intent["principal_role"], "principal_chain": list(intent["principal_chain"]),
-            "policy_id": intent["policy_id"], "source": "intent", "source_span_id": "", "attributed": True,
+            "principal_id": intent["principal_id"],
+            "principal_name": intent["principal_name"],
+            "principal_role": intent["principal_role"],
+            "principal_chain": list(intent["principal_chain"]),
+            "policy_id": intent["policy_id"],
+            "source": "intent",
+            "source_span_id": "",
+            "attributed": True,
         }
-    return {"principal_id": "", "principal_name": "", "principal_role": "", "principal_chain": [],
-            "policy_id": action["policy_id"], "source": "none", "source_span_id": "", "attributed": False}
+    return {
+        "principal_id": "",
+        "principal_name": "",
+        "principal_role": "",
+        "principal_chain": [],
+        "policy_id": action["policy_id"],
+        "source": "none",
+        "source_span_id": "",
+        "attributed": False,
+    }
 
 
 def _deciding_llm(
@@ -563,21 +629,32 @@ def _intent_entry(intent: dict[str, Any], action: dict[str, Any]) -> dict[str, A
 def _holding(intent: dict[str, Any]) -> set[str]:
     """Controls that parked any ask of the intent."""
     return {a["control_id"] for a in intent.get("asks", ()) if a["control_id"]} | (
-        {intent["control_id"]} if intent["control_id"] else set())
+        {intent["control_id"]} if intent["control_id"] else set()
+    )
 
 
 def _controls_entry(
-    events: list[dict[str, Any]], keys: set[tuple[str, str]], until_ns: int, intent: dict[str, Any] | None
+    events: list[dict[str, Any]],
+    keys: set[tuple[str, str]],
+    until_ns: int,
+    intent: dict[str, Any] | None,
 ) -> tuple[list[dict[str, Any]], list[str]]:
     applied, state = [], {}
     for e in events:
         if (e["scope"], e["target"]) not in keys or e["created_ns"] > until_ns:
             continue
-        applied.append({
-            "control_id": e["control_id"], "action": e["action"], "scope": e["scope"], "target": e["target"],
-            "by": e["by"], "reason": e["reason"], "at": iso(e["created_ns"]),
-            "held_this_call": bool(intent and e["control_id"] in _holding(intent)),
-        })
+        applied.append(
+            {
+                "control_id": e["control_id"],
+                "action": e["action"],
+                "scope": e["scope"],
+                "target": e["target"],
+                "by": e["by"],
+                "reason": e["reason"],
+                "at": iso(e["created_ns"]),
+                "held_this_call": bool(intent and e["control_id"] in _holding(intent)),
+            }
+        )
         state[(e["scope"], e["target"])] = e
     in_force = sorted(e["control_id"] for e in state.values() if e["action"] == "pause")
     return applied, in_force
@@ -596,10 +673,20 @@ def audit_span(
     excluded = {action["span_id"]} | {s["span_id"] for s in trace.descendants(action)}
     enclosing = trace.ancestors(action)
     enclosing_ids = {s["span_id"] for s in enclosing}
-    seen = [s for s in trace.spans
-            if s["end_ns"] <= start and s["span_id"] not in excluded and s["span_id"] not in enclosing_ids]
-    after = [s for s in trace.spans if s["span_id"] not in excluded and s["end_ns"] > start
-             and s["span_id"] not in enclosing_ids]
+    seen = [
+        s
+        for s in trace.spans
+        if s["end_ns"] <= start
+        and s["span_id"] not in excluded
+        and s["span_id"] not in enclosing_ids
+    ]
+    after = [
+        s
+        for s in trace.spans
+        if s["span_id"] not in excluded
+        and s["end_ns"] > start
+        and s["span_id"] not in enclosing_ids
+    ]
     intent = _intent_for(trace, action, intents or []) if action["kind"] == "TOOL" else None
     authority = _authority(trace, action, intent)
     decider, link = _deciding_llm(trace, action, seen, intent)
@@ -610,8 +697,16 @@ def audit_span(
     tool_outputs: list[dict[str, Any]] = []
     steps: list[dict[str, Any]] = []
     for seq, span in enumerate(seen, 1):
-        timeline.append({"seq": seq, "span_id": span["span_id"], "kind": span["kind"], "name": span["name"],
-                         "started_at": iso(span["start_ns"]), "ended_at": iso(span["end_ns"])})
+        timeline.append(
+            {
+                "seq": seq,
+                "span_id": span["span_id"],
+                "kind": span["kind"],
+                "name": span["name"],
+                "started_at": iso(span["start_ns"]),
+                "ended_at": iso(span["end_ns"]),
+            }
+        )
         if span["kind"] == "LLM":
             llm_calls.append({"seq": seq, **_llm_entry(trace, span)})
         elif span["kind"] in ("RETRIEVER", "RERANKER"):
@@ -624,13 +719,28 @@ def audit_span(
     if action["kind"] == "LLM":
         action_entry = {"kind": "LLM", **_llm_entry(trace, action)}
     else:
-        action_entry = {"kind": action["kind"], "name": action["name"], **_tool_entry(trace, action, with_output=False)}
-    action_entry.update(agent_name=_agent_of(trace, action), session_id=action["session_id"], user_id=action["user_id"],
-                        service=action["service"])
+        action_entry = {
+            "kind": action["kind"],
+            "name": action["name"],
+            **_tool_entry(trace, action, with_output=False),
+        }
+    action_entry.update(
+        agent_name=_agent_of(trace, action),
+        session_id=action["session_id"],
+        user_id=action["user_id"],
+        service=action["service"],
+    )
 
     decided_by: dict[str, Any] | None = None
     if decider is not None:
-        chosen = next((c for c in _tool_calls(trace, decider) if c["id"] and c["id"] == action["tool_call_id"]), None)
+        chosen = next(
+            (
+                c
+                for c in _tool_calls(trace, decider)
+                if c["id"] and c["id"] == action["tool_call_id"]
+            ),
+            None,
+        )
         if chosen is None and action["kind"] == "TOOL":
             name = action["tool_name"] or action["name"]
             chosen = next((c for c in _tool_calls(trace, decider) if c["name"] == name), None)
@@ -643,7 +753,9 @@ def audit_span(
             "system_fingerprint": system_fingerprint(trace, decider),
             "at": iso(decider["end_ns"]),
             "chose": chosen,
-            "executed_as_chosen": (chosen["arguments_hash"] == action["input_hash"]) if chosen and action["kind"] == "TOOL" else None,
+            "executed_as_chosen": (chosen["arguments_hash"] == action["input_hash"])
+            if chosen and action["kind"] == "TOOL"
+            else None,
         }
 
     until = max(start, intent["received_ns"]) if intent else start
@@ -678,8 +790,12 @@ def _integrity(trace: Trace, spans: list[dict[str, Any]]) -> dict[str, Any]:
         hashes.update(c["arguments_hash"] for c in s["tool_calls"])
     missing = sorted(h for h in hashes if trace.contents.get(h, {}).get("content") is None)
     changed = sorted(h for h in hashes if h not in missing and not _verified(trace, h))
-    return {"contents_checked": len(hashes) - len(missing), "contents_verified": len(hashes) - len(missing) - len(changed),
-            "missing": missing, "changed": changed}
+    return {
+        "contents_checked": len(hashes) - len(missing),
+        "contents_verified": len(hashes) - len(missing) - len(changed),
+        "missing": missing,
+        "changed": changed,
+    }
 
 
 def _hashes_for(spans: Iterable[dict[str, Any]]) -> list[str]:
@@ -697,8 +813,11 @@ def _actions(trace: Trace, target: dict[str, Any] | None, last: bool) -> list[di
     the agent's own is the same call), or its last LLM call when it made none."""
     if target is not None:
         return [target]
-    tools = [s for s in trace.spans if s["kind"] == "TOOL"
-             and not any(a["kind"] == "TOOL" for a in trace.ancestors(s))]
+    tools = [
+        s
+        for s in trace.spans
+        if s["kind"] == "TOOL" and not any(a["kind"] == "TOOL" for a in trace.ancestors(s))
+    ]
     actions = tools or [s for s in trace.spans if s["kind"] == "LLM"][-1:]
     return actions[-1:] if last else actions
 
@@ -731,7 +850,10 @@ def audit(store: Store, tenant: str, ref: str, *, last: bool = False) -> dict[st
             if intent:
                 until = max(until, intent["received_ns"])
         controls = _controls(store, tenant, until, keys)
-    reports = [audit_span(trace, a, intents=intents, controls=controls, governance=bool(tables)) for a in actions]
+    reports = [
+        audit_span(trace, a, intents=intents, controls=controls, governance=bool(tables))
+        for a in actions
+    ]
     return {"tenant": tenant, "trace_id": trace.trace_id, "query": ref, "actions": reports}
 
 
@@ -761,103 +883,178 @@ def _message_lines(messages: Any) -> list[str]:
         if m.get("content") is not None:
             lines.append(_json_block(m["content"]))
         for call in m.get("tool_calls") or ():
-            lines.append(f"- calls `{call.get('name')}` (id `{call.get('id')}`) with {json.dumps(call.get('arguments'), ensure_ascii=False)}")
+            lines.append(
+                f"- calls `{call.get('name')}` (id `{call.get('id')}`) with {json.dumps(call.get('arguments'), ensure_ascii=False)}"
+            )
     return lines
 
 
 def _action_markdown(r: dict[str, Any]) -> list[str]:
     a, who, by = r["action"], r["authority"], r["decided_by"]
-    title = f"tool call `{a.get('tool_name')}`" if a["kind"] != "LLM" else f"model decision `{a['name']}`"
-    out = [f"## Action: {title}", "",
-           f"- span `{a['span_id']}` of trace `{r['trace_id']}`, started {a['started_at']}",
-           f"- agent `{a.get('agent_name') or '?'}`, session `{a.get('session_id') or '-'}`, user `{a.get('user_id') or '-'}`"]
+    title = (
+        f"tool call `{a.get('tool_name')}`"
+        if a["kind"] != "LLM"
+        else f"model decision `{a['name']}`"
+    )
+    out = [
+        f"## Action: {title}",
+        "",
+        f"- span `{a['span_id']}` of trace `{r['trace_id']}`, started {a['started_at']}",
+        f"- agent `{a.get('agent_name') or '?'}`, session `{a.get('session_id') or '-'}`, user `{a.get('user_id') or '-'}`",
+    ]
     if a["kind"] != "LLM":
-        out.append(f"- arguments: `{json.dumps(a.get('arguments'), ensure_ascii=False)}` (sha256 `{a.get('arguments_hash')}`)")
+        out.append(
+            f"- arguments: `{json.dumps(a.get('arguments'), ensure_ascii=False)}` (sha256 `{a.get('arguments_hash')}`)"
+        )
     out += ["", "### Under whose authority", ""]
     if who["attributed"]:
-        name = f" ({who['principal_name']}{', ' + who['principal_role'] if who['principal_role'] else ''})" if who["principal_name"] else ""
-        out += [f"- principal `{who['principal_id']}`{name}",
-                f"- delegation chain: {' → '.join(f'`{p}`' for p in who['principal_chain']) or '-'}",
-                f"- policy `{who['policy_id'] or '-'}` (recorded on the {who['source'].replace('_', ' ')})"]
+        name = (
+            f" ({who['principal_name']}{', ' + who['principal_role'] if who['principal_role'] else ''})"
+            if who["principal_name"]
+            else ""
+        )
+        out += [
+            f"- principal `{who['principal_id']}`{name}",
+            f"- delegation chain: {' → '.join(f'`{p}`' for p in who['principal_chain']) or '-'}",
+            f"- policy `{who['policy_id'] or '-'}` (recorded on the {who['source'].replace('_', ' ')})",
+        ]
     else:
         out.append("- **unattributed**: no principal was recorded for this action")
     out += ["", "### Which model version decided", ""]
     if by:
-        out += [f"- LLM call `{by['span_id']}` at {by['at']} (found by {by['found_by'].replace('_', ' ')})",
-                (f"- provider `{by['provider'] or '?'}`, requested `{by['requested_model']}`, "
-                 f"answered **`{by['answered_model']}`**, system fingerprint `{by['system_fingerprint'] or '-'}`")]
+        out += [
+            f"- LLM call `{by['span_id']}` at {by['at']} (found by {by['found_by'].replace('_', ' ')})",
+            (
+                f"- provider `{by['provider'] or '?'}`, requested `{by['requested_model']}`, "
+                f"answered **`{by['answered_model']}`**, system fingerprint `{by['system_fingerprint'] or '-'}`"
+            ),
+        ]
         if by["chose"]:
-            out.append(f"- chose `{by['chose']['name']}` with {json.dumps(by['chose']['arguments'], ensure_ascii=False)}"
-                       + ("" if by["executed_as_chosen"] is None else
-                          f"; executed as chosen: **{'yes' if by['executed_as_chosen'] else 'NO'}**"))
+            out.append(
+                f"- chose `{by['chose']['name']}` with {json.dumps(by['chose']['arguments'], ensure_ascii=False)}"
+                + (
+                    ""
+                    if by["executed_as_chosen"] is None
+                    else f"; executed as chosen: **{'yes' if by['executed_as_chosen'] else 'NO'}**"
+                )
+            )
     else:
         out.append("- no LLM call precedes this action in the trace")
     out += ["", "### Intent and controls", ""]
     intent = r["intent"]
     if intent:
-        out += [(f"- intent `{intent['intent_id']}` asked {intent['requested_at']}, acknowledged "
-                 f"**{intent['acknowledged_at']}** ({intent['decision']}, {intent['attempts']} ask(s))"),
-                f"- arguments sha256 `{intent['arguments_sha256']}`"
-                + ("" if intent["arguments_match_action"] is None else
-                   f"; matches the tool span: **{'yes' if intent['arguments_match_action'] else 'NO'}**")]
+        out += [
+            (
+                f"- intent `{intent['intent_id']}` asked {intent['requested_at']}, acknowledged "
+                f"**{intent['acknowledged_at']}** ({intent['decision']}, {intent['attempts']} ask(s))"
+            ),
+            f"- arguments sha256 `{intent['arguments_sha256']}`"
+            + (
+                ""
+                if intent["arguments_match_action"] is None
+                else f"; matches the tool span: **{'yes' if intent['arguments_match_action'] else 'NO'}**"
+            ),
+        ]
     elif r["governance_recorded"]:
         out.append("- no intent record (the tool was not governed)")
     else:
         out.append("- governance tables are not installed in this store")
     for c in r["controls"]:
         held = " — held this call" if c["held_this_call"] else ""
-        out.append(f"- {c['at']}: **{c['action']}** {c['scope']} `{c['target']}` by {c['by'] or '?'}: {c['reason'] or '-'}{held}")
+        out.append(
+            f"- {c['at']}: **{c['action']}** {c['scope']} `{c['target']}` by {c['by'] or '?'}: {c['reason'] or '-'}{held}"
+        )
     if not r["controls"]:
         out.append("- no pause or resume applied to this run")
     if r["pauses_in_force_at_action"]:
-        out.append(f"- **pauses in force when it acted**: {', '.join(r['pauses_in_force_at_action'])}")
+        out.append(
+            f"- **pauses in force when it acted**: {', '.join(r['pauses_in_force_at_action'])}"
+        )
     out += ["", "### What the agent saw, in order", ""]
     for c in r["context"]:
-        out += [f"**Running {c['kind'].lower()} `{c['name']}`** (started {c['started_at']}), input:", _json_block(c["input"]), ""]
+        out += [
+            f"**Running {c['kind'].lower()} `{c['name']}`** (started {c['started_at']}), input:",
+            _json_block(c["input"]),
+            "",
+        ]
     by_seq: dict[int, list[str]] = {}
     for llm in r["llm_calls"]:
         params = json.dumps(llm["parameters"], ensure_ascii=False)
-        fingerprint = f", fingerprint `{llm['system_fingerprint']}`" if llm["system_fingerprint"] else ""
-        lines = [(f"**{llm['seq']}. LLM call `{llm['span_id']}`** {llm['started_at']} → {llm['ended_at']}: "
-                  f"requested `{llm['requested_model']}`, answered `{llm['answered_model']}`{fingerprint}; "
-                  f"parameters {params}; {len(llm['tools'])} tool(s) offered; messages sha256 `{llm['input_hash']}`"
-                  f"{' (verified)' if llm['input_verified'] else ''}"), ""]
-        lines += _message_lines(llm["messages"]) + ["", "Answer:"] + _message_lines(llm["output"]) + [""]
+        fingerprint = (
+            f", fingerprint `{llm['system_fingerprint']}`" if llm["system_fingerprint"] else ""
+        )
+        lines = [
+            (
+                f"**{llm['seq']}. LLM call `{llm['span_id']}`** {llm['started_at']} → {llm['ended_at']}: "
+                f"requested `{llm['requested_model']}`, answered `{llm['answered_model']}`{fingerprint}; "
+                f"parameters {params}; {len(llm['tools'])} tool(s) offered; messages sha256 `{llm['input_hash']}`"
+                f"{' (verified)' if llm['input_verified'] else ''}"
+            ),
+            "",
+        ]
+        lines += (
+            _message_lines(llm["messages"]) + ["", "Answer:"] + _message_lines(llm["output"]) + [""]
+        )
         by_seq.setdefault(llm["seq"], []).extend(lines)
     for d in r["documents"]:
         score = "-" if d["score"] is None else f"{d['score']:g}"
-        by_seq.setdefault(d["seq"], []).extend([
-            (f"**{d['seq']}.{d['rank']} Document `{d['id']}`** (rank {d['rank']}, score {score}, retrieved "
-             f"{d['retrieved_at']} by `{d['retriever']}`, sha256 `{d['content_hash']}`"
-             f"{' verified' if d['verified'] else ' NOT VERIFIED'})"),
-            _json_block(d["content"]), ""])
+        by_seq.setdefault(d["seq"], []).extend(
+            [
+                (
+                    f"**{d['seq']}.{d['rank']} Document `{d['id']}`** (rank {d['rank']}, score {score}, retrieved "
+                    f"{d['retrieved_at']} by `{d['retriever']}`, sha256 `{d['content_hash']}`"
+                    f"{' verified' if d['verified'] else ' NOT VERIFIED'})"
+                ),
+                _json_block(d["content"]),
+                "",
+            ]
+        )
     for t in r["tool_outputs"]:
-        by_seq.setdefault(t["seq"], []).extend([
-            (f"**{t['seq']}. Tool `{t['tool_name']}`** (call `{t['tool_call_id'] or '-'}`, {t['status']}, "
-             f"ended {t['ended_at']}) with {json.dumps(t['arguments'], ensure_ascii=False)} returned:"),
-            _json_block(t["output"]), ""])
+        by_seq.setdefault(t["seq"], []).extend(
+            [
+                (
+                    f"**{t['seq']}. Tool `{t['tool_name']}`** (call `{t['tool_call_id'] or '-'}`, {t['status']}, "
+                    f"ended {t['ended_at']}) with {json.dumps(t['arguments'], ensure_ascii=False)} returned:"
+                ),
+                _json_block(t["output"]),
+                "",
+            ]
+        )
     for s in r["other_steps"]:
-        by_seq.setdefault(s["seq"], []).extend([
-            f"**{s['seq']}. {s['kind'].title()} `{s['name']}`** ({s['started_at']} → {s['ended_at']}): input / output",
-            _json_block(s["input"]), _json_block(s["output"]), ""])
+        by_seq.setdefault(s["seq"], []).extend(
+            [
+                f"**{s['seq']}. {s['kind'].title()} `{s['name']}`** ({s['started_at']} → {s['ended_at']}): input / output",
+                _json_block(s["input"]),
+                _json_block(s["output"]),
+                "",
+            ]
+        )
     for seq in sorted(by_seq):
         out += by_seq[seq]
     if not by_seq:
         out += ["_nothing had finished before this action_", ""]
     integrity, left = r["integrity"], r["left_out"]
-    out += ["### Integrity", "",
-            f"- {integrity['contents_verified']} of {integrity['contents_checked']} content records match their SHA-256"
-            + (f"; missing: {', '.join(integrity['missing'])}" if integrity["missing"] else "")
-            + (f"; **changed**: {', '.join(integrity['changed'])}" if integrity["changed"] else ""),
-            f"- left out: {left['spans_after_action']} span(s) that had not finished before the action"
-            + ("; the action's own result" if left["action_result"] else ""), ""]
+    out += [
+        "### Integrity",
+        "",
+        f"- {integrity['contents_verified']} of {integrity['contents_checked']} content records match their SHA-256"
+        + (f"; missing: {', '.join(integrity['missing'])}" if integrity["missing"] else "")
+        + (f"; **changed**: {', '.join(integrity['changed'])}" if integrity["changed"] else ""),
+        f"- left out: {left['spans_after_action']} span(s) that had not finished before the action"
+        + ("; the action's own result" if left["action_result"] else ""),
+        "",
+    ]
     return out
 
 
 def to_markdown(result: dict[str, Any]) -> str:
     """The audit (``audit``'s result) as a readable Markdown report."""
-    out = [f"# Audit of {result['query']}", "",
-           f"Tenant `{result['tenant']}`, trace `{result['trace_id']}`: {len(result['actions'])} action(s).", ""]
+    out = [
+        f"# Audit of {result['query']}",
+        "",
+        f"Tenant `{result['tenant']}`, trace `{result['trace_id']}`: {len(result['actions'])} action(s).",
+        "",
+    ]
     for report in result["actions"]:
         out += _action_markdown(report)
     return "\n".join(out).rstrip() + "\n"
@@ -871,8 +1068,10 @@ def _inline(text: str) -> str:
     """Markdown inline marks of the report as HTML: bold, then code spans (whose text is kept as is),
     then italics outside code."""
     parts = _BOLD.sub(r"<strong>\1</strong>", html.escape(text, quote=False)).split("`")
-    return "".join(f"<code>{part}</code>" if i % 2 else _ITALIC.sub(r"<em>\1</em>", part)
-                   for i, part in enumerate(parts))
+    return "".join(
+        f"<code>{part}</code>" if i % 2 else _ITALIC.sub(r"<em>\1</em>", part)
+        for i, part in enumerate(parts)
+    )
 
 
 def to_html(result: dict[str, Any]) -> str:
@@ -899,19 +1098,23 @@ def to_html(result: dict[str, Any]) -> str:
                 body.append("</ul>")
                 in_list = False
             level = len(line) - len(line.lstrip("#"))
-            if level and line[level:level + 1] == " ":
-                body.append(f"<h{level}>{_inline(line[level + 1:])}</h{level}>")
+            if level and line[level : level + 1] == " ":
+                body.append(f"<h{level}>{_inline(line[level + 1 :])}</h{level}>")
             elif line.strip():
                 body.append(f"<p>{_inline(line)}</p>")
         i += 1
     if in_list:
         body.append("</ul>")
     title = html.escape(f"Audit of {result['query']}")
-    style = ("body{font-family:system-ui,sans-serif;max-width:70rem;margin:2rem auto;line-height:1.45}"
-             "pre{background:#f5f5f5;padding:.6rem;white-space:pre-wrap;word-break:break-word}"
-             "code{background:#f0f0f0;padding:0 .2rem}")
-    return (f"<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title><style>{style}</style></head>"
-            f"<body>\n{chr(10).join(body)}\n</body></html>\n")
+    style = (
+        "body{font-family:system-ui,sans-serif;max-width:70rem;margin:2rem auto;line-height:1.45}"
+        "pre{background:#f5f5f5;padding:.6rem;white-space:pre-wrap;word-break:break-word}"
+        "code{background:#f0f0f0;padding:0 .2rem}"
+    )
+    return (
+        f'<!doctype html>\n<html><head><meta charset="utf-8"><title>{title}</title><style>{style}</style></head>'
+        f"<body>\n{chr(10).join(body)}\n</body></html>\n"
+    )
 
 
 # -- the product demo ------------------------------------------------------------------------------
@@ -944,29 +1147,62 @@ def demo_audit(
     decision = audit(store, tenant, llms[-1]["span_id"])
     report = decision["actions"][0]
     answer = report["action"].get("output") or []
-    text = next((m.get("content") for m in reversed(answer) if isinstance(m, dict) and m.get("content")), "")
+    text = next(
+        (m.get("content") for m in reversed(answer) if isinstance(m, dict) and m.get("content")), ""
+    )
     saw = {
-        "llm_calls": [{"span_id": c["span_id"], "answered_model": c["answered_model"], "messages": len(c["messages"] or [])}
-                      for c in report["llm_calls"]],
+        "llm_calls": [
+            {
+                "span_id": c["span_id"],
+                "answered_model": c["answered_model"],
+                "messages": len(c["messages"] or []),
+            }
+            for c in report["llm_calls"]
+        ],
         "messages_of_the_deciding_call": len(report["action"].get("messages") or []),
-        "documents": [{"id": d["id"], "sha256": d["content_hash"], "score": d["score"], "verified": d["verified"]}
-                      for d in report["documents"]],
-        "tool_outputs": [{"tool": t["tool_name"], "arguments": t["arguments"], "output": t["output"]}
-                         for t in report["tool_outputs"]],
+        "documents": [
+            {
+                "id": d["id"],
+                "sha256": d["content_hash"],
+                "score": d["score"],
+                "verified": d["verified"],
+            }
+            for d in report["documents"]
+        ],
+        "tool_outputs": [
+            {"tool": t["tool_name"], "arguments": t["arguments"], "output": t["output"]}
+            for t in report["tool_outputs"]
+        ],
         "question": next((c["input"] for c in report["context"] if c["kind"] == "AGENT"), None),
     }
     by = report["decided_by"] or {}
-    outcome = replay_mod.replay_span(store, tenant, llms[-1]["span_id"], base_url=provider_base_url,
-                                     api_key=api_key)
+    outcome = replay_mod.replay_span(
+        store, tenant, llms[-1]["span_id"], base_url=provider_base_url, api_key=api_key
+    )
     return {
         "trace_id": trace_id,
         "decision": {"span_id": llms[-1]["span_id"], "text": text},
         "what_the_agent_saw": saw,
-        "which_model_decided": {k: by.get(k) for k in ("span_id", "provider", "requested_model", "answered_model",
-                                                       "system_fingerprint")},
+        "which_model_decided": {
+            k: by.get(k)
+            for k in (
+                "span_id",
+                "provider",
+                "requested_model",
+                "answered_model",
+                "system_fingerprint",
+            )
+        },
         "under_whose_authority": report["authority"],
-        "actions": [{"span_id": a["action"]["span_id"], "tool": a["action"].get("tool_name"),
-                     "intent": a["intent"], "controls": a["controls"]} for a in result["actions"]],
+        "actions": [
+            {
+                "span_id": a["action"]["span_id"],
+                "tool": a["action"].get("tool_name"),
+                "intent": a["intent"],
+                "controls": a["controls"],
+            }
+            for a in result["actions"]
+        ],
         "replay": outcome.as_dict(),
         "report_markdown": to_markdown(decision),
     }

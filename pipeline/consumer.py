@@ -75,9 +75,15 @@ class SpanConsumer(BatchConsumer[_Item]):
         self.writer = writer or StoreWriter(store)
         self.default_tenant = default_tenant
         super().__init__(
-            kafka, topic=kafka.spans_topic, group_id=kafka.group_id, client_id=f"{kafka.client_id}-pipeline",
-            stats=ConsumerStats(), batch_max=pipeline.batch_max_spans, batch_seconds=pipeline.batch_max_seconds,
-            retry_max_seconds=pipeline.retry_max_seconds, max_poll_records=2000,
+            kafka,
+            topic=kafka.spans_topic,
+            group_id=kafka.group_id,
+            client_id=f"{kafka.client_id}-pipeline",
+            stats=ConsumerStats(),
+            batch_max=pipeline.batch_max_spans,
+            batch_seconds=pipeline.batch_max_seconds,
+            retry_max_seconds=pipeline.retry_max_seconds,
+            max_poll_records=2000,
             max_partition_fetch_bytes=kafka.max_record_bytes + 64 * 1024,
             fetch_max_bytes=max(64 * 1024 * 1024, kafka.max_record_bytes * 2),
             max_poll_interval_ms=300_000,
@@ -96,8 +102,15 @@ class SpanConsumer(BatchConsumer[_Item]):
             received = int(headers.get(Headers.RECEIVED_AT, "") or record.timestamp * 1_000_000)
         except ValueError:
             received = record.timestamp * 1_000_000
-        return _Item(record.topic, record.partition, record.offset,
-                     headers.get(Headers.TENANT) or self.default_tenant, received, spans, value)
+        return _Item(
+            record.topic,
+            record.partition,
+            record.offset,
+            headers.get(Headers.TENANT) or self.default_tenant,
+            received,
+            spans,
+            value,
+        )
 
     def weight(self, item: _Item) -> int:
         return item.spans
@@ -110,21 +123,32 @@ class SpanConsumer(BatchConsumer[_Item]):
             self.retry_unavailable(lambda: self.writer.write(batch, token))
             stored = batch.span_count
         except (StoreRejected, ValueError) as exc:
-            log.warning("batch of %d records rejected (%s); storing record by record", len(items), exc)
+            log.warning(
+                "batch of %d records rejected (%s); storing record by record", len(items), exc
+            )
             for item in items:
                 try:
                     one = self._normalize([item])
-                    self.retry_unavailable(lambda: self.writer.write(
-                        one, position_token([(item.topic, item.partition, item.offset)])))
+                    token = position_token([(item.topic, item.partition, item.offset)])
+                    self.retry_unavailable(
+                        lambda one=one, token=token: self.writer.write(one, token)
+                    )
                     stored += one.span_count
                 except (StoreRejected, ValueError) as exc2:
-                    self.dead_letter_value(item.raw,
-                                           record_headers(item.tenant, item.received_at_ns), str(exc2),
-                                           type(exc2).__name__, f"{item.topic}/{item.partition}/{item.offset}")
+                    self.dead_letter_value(
+                        item.raw,
+                        record_headers(item.tenant, item.received_at_ns),
+                        str(exc2),
+                        type(exc2).__name__,
+                        f"{item.topic}/{item.partition}/{item.offset}",
+                    )
         self.stats.spans += stored
         self.stats.last_batch_spans = stored
 
     def _normalize(self, items: list[_Item]) -> NormalizedBatch:
-        return self.normalizer.normalize([
-            (i.raw, SourcePosition(i.tenant, i.received_at_ns, i.topic, i.partition, i.offset)) for i in items
-        ])
+        return self.normalizer.normalize(
+            [
+                (i.raw, SourcePosition(i.tenant, i.received_at_ns, i.topic, i.partition, i.offset))
+                for i in items
+            ]
+        )

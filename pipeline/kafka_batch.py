@@ -129,7 +129,9 @@ class BatchConsumer(Generic[T]):
         deadline = time.monotonic() + timeout_s
         while not self._consumer.partitions_for_topic(topic):
             if time.monotonic() > deadline:
-                raise TimeoutError(f"topic {topic} has no partitions in the brokers' metadata after {timeout_s:g}s")
+                raise TimeoutError(
+                    f"topic {topic} has no partitions in the brokers' metadata after {timeout_s:g}s"
+                )
             time.sleep(0.1)
 
     # -- what a subclass says ----------------------------------------------------------------------
@@ -166,8 +168,11 @@ class BatchConsumer(Generic[T]):
             self._close()
 
     def _close(self) -> None:
-        for closer in (lambda: self._dlq.flush(timeout=10), lambda: self._dlq.close(timeout=10),
-                       lambda: self._consumer.close(autocommit=False)):
+        for closer in (
+            lambda: self._dlq.flush(timeout=10),
+            lambda: self._dlq.close(timeout=10),
+            lambda: self._consumer.close(autocommit=False),
+        ):
             try:
                 closer()
             except Exception:
@@ -184,8 +189,9 @@ class BatchConsumer(Generic[T]):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            polled = self._consumer.poll(timeout_ms=int(min(remaining, 0.5) * 1000),
-                                         max_records=self._max_poll_records)
+            polled = self._consumer.poll(
+                timeout_ms=int(min(remaining, 0.5) * 1000), max_records=self._max_poll_records
+            )
             for part in polled.values():
                 for record in part:
                     records.append(record)
@@ -210,9 +216,14 @@ class BatchConsumer(Generic[T]):
             key = (r.topic, r.partition)
             if last.get(key, -1) < r.offset:
                 last[key] = r.offset
-        offsets = {TopicPartition(*key): OffsetAndMetadata(offset + 1, "", -1) for key, offset in last.items()}
+        offsets = {
+            TopicPartition(*key): OffsetAndMetadata(offset + 1, "", -1)
+            for key, offset in last.items()
+        }
         try:
-            self._dlq.flush(timeout=30)  # dead letters are durable before their offsets are committed
+            self._dlq.flush(
+                timeout=30
+            )  # dead letters are durable before their offsets are committed
             self._consumer.commit(offsets)
         except Exception as exc:  # rebalanced away: the next owner re-reads; results stay exact
             self.stats.commit_failures += 1
@@ -240,22 +251,40 @@ class BatchConsumer(Generic[T]):
                 if not paused:
                     self._consumer.pause(*self._consumer.assignment())
                     paused = True
-                log.warning("store unavailable (%s); retrying in %.1fs, nothing committed", exc, delay)
+                log.warning(
+                    "store unavailable (%s); retrying in %.1fs, nothing committed", exc, delay
+                )
                 end = time.monotonic() + delay
                 while time.monotonic() < end and not self._stop.is_set():
                     # keep the group membership alive while paused (returns nothing for paused partitions)
-                    self._consumer.poll(timeout_ms=int(min(0.5, max(0.0, end - time.monotonic())) * 1000))
+                    self._consumer.poll(
+                        timeout_ms=int(min(0.5, max(0.0, end - time.monotonic())) * 1000)
+                    )
                 delay = min(delay * 2, self.retry_max_seconds)
 
     # -- dead letters ------------------------------------------------------------------------------
 
     def dead_letter(self, record: Any, error: str, error_class: str) -> None:
         """Send ``record`` as it was read to the dead-letter topic, the error in its headers."""
-        self.dead_letter_value(record.value or b"", list(record.headers or []), error, error_class,
-                               f"{record.topic}/{record.partition}/{record.offset}", key=record.key)
+        self.dead_letter_value(
+            record.value or b"",
+            list(record.headers or []),
+            error,
+            error_class,
+            f"{record.topic}/{record.partition}/{record.offset}",
+            key=record.key,
+        )
 
-    def dead_letter_value(self, value: bytes, headers: list[tuple[str, bytes]], error: str, error_class: str,
-                          source: str, *, key: bytes | None = None) -> None:
+    def dead_letter_value(
+        self,
+        value: bytes,
+        headers: list[tuple[str, bytes]],
+        error: str,
+        error_class: str,
+        source: str,
+        *,
+        key: bytes | None = None,
+    ) -> None:
         """Send ``value`` (a decoded item re-encoded) to the dead-letter topic."""
         headers = headers + [
             (Headers.ERROR, error[:2000].encode()),
@@ -273,6 +302,8 @@ class BatchConsumer(Generic[T]):
             for tp in self._consumer.assignment():
                 high = self._consumer.highwater(tp)
                 if high is not None:
-                    self.stats.lag[f"{tp.topic}/{tp.partition}"] = max(0, high - self._consumer.position(tp))
+                    self.stats.lag[f"{tp.topic}/{tp.partition}"] = max(
+                        0, high - self._consumer.position(tp)
+                    )
         except Exception:  # lag is informational
             log.debug("lag update failed", exc_info=True)

@@ -75,7 +75,10 @@ def split_by_trace(request: ExportTraceServiceRequest, max_bytes: int) -> list[t
 
 
 def _build(
-    request: ExportTraceServiceRequest, trace_id: bytes, groups: dict[tuple[int, int], list[int]], max_bytes: int
+    request: ExportTraceServiceRequest,
+    trace_id: bytes,
+    groups: dict[tuple[int, int], list[int]],
+    max_bytes: int,
 ) -> list[tuple[bytes, bytes]]:
     out = ExportTraceServiceRequest()
     for (ri, si), span_idx in groups.items():
@@ -120,7 +123,9 @@ def header_map(headers: Any) -> dict[str, str]:
     out: dict[str, str] = {}
     for key, value in headers or ():
         try:
-            out[key] = value.decode("utf-8") if isinstance(value, (bytes, bytearray)) else str(value)
+            out[key] = (
+                value.decode("utf-8") if isinstance(value, (bytes, bytearray)) else str(value)
+            )
         except UnicodeDecodeError:
             continue
     return out
@@ -155,10 +160,18 @@ def ensure_topics(settings: KafkaSettings) -> list[str]:
         "retention.ms": str(settings.retention_ms),
         "max.message.bytes": str(settings.max_record_bytes + 64 * 1024),
     }
-    wanted = [settings.spans_topic, settings.dead_letter_topic, settings.feedback_topic, settings.intents_topic]
+    wanted = [
+        settings.spans_topic,
+        settings.dead_letter_topic,
+        settings.feedback_topic,
+        settings.intents_topic,
+    ]
     try:
-        admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, client_id=settings.client_id,
-                                 request_timeout_ms=10_000)
+        admin = KafkaAdminClient(
+            bootstrap_servers=settings.bootstrap_servers,
+            client_id=settings.client_id,
+            request_timeout_ms=10_000,
+        )
     except Exception as exc:
         raise translate(exc) from exc
     created = []
@@ -168,7 +181,15 @@ def ensure_topics(settings: KafkaSettings) -> list[str]:
         if missing:
             try:
                 admin.create_topics(
-                    [NewTopic(t, settings.partitions, settings.replication_factor, topic_configs=configs) for t in missing]
+                    [
+                        NewTopic(
+                            t,
+                            settings.partitions,
+                            settings.replication_factor,
+                            topic_configs=configs,
+                        )
+                        for t in missing
+                    ]
                 )
                 created = missing
             except TopicAlreadyExistsError:  # another replica created them first

@@ -26,12 +26,14 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from agentledger.pipeline.normalize.native import compiled as _native  # Merkle roots without the GIL
+from agentledger.pipeline.normalize.native import (
+    compiled as _native,  # Merkle roots without the GIL
+)
 from agentledger.pipeline.stores import Store
 from agentledger.schemas import SPAN_ARROW_SCHEMA, SPAN_COLUMNS
 
@@ -45,7 +47,9 @@ _DELIVERY = ("ingest_time", "source_topic", "source_partition", "source_offset")
 _HASHED = [n for n in SPAN_ARROW_SCHEMA.names if n not in _DELIVERY]
 
 
-ROW_HASH_SQL = "lower(hex(SHA256(toJSONString(tuple({})))))".format(", ".join(f"`{c}`" for c in _HASHED))
+ROW_HASH_SQL = "lower(hex(SHA256(toJSONString(tuple({})))))".format(
+    ", ".join(f"`{c}`" for c in _HASHED)
+)
 """SQL expression of a span row's hash."""
 
 _TYPES = {c.name: c.ch_type for c in SPAN_COLUMNS}
@@ -71,14 +75,25 @@ def _range_hashes(store: Store, tenant: str, stream: str, first: int, last: int)
         f"SELECT {ROW_HASH_SQL} AS h, trace_id, span_id FROM spans WHERE tenant = {{tenant:String}} "
         "AND source_topic = {topic:String} AND source_partition = {partition:Int32} "
         "AND source_offset BETWEEN {first:Int64} AND {last:Int64}",
-        {"tenant": tenant, "topic": topic, "partition": int(partition), "first": first, "last": last},
+        {
+            "tenant": tenant,
+            "topic": topic,
+            "partition": int(partition),
+            "first": first,
+            "last": last,
+        },
     )
 
 
 def _in_stream(hashed: pa.Table, tenant: str, topic: str, partition: int) -> pa.Table:
     """The rows of one (tenant, stream) among a batch's hashed rows."""
-    mask = pc.and_(pc.and_(pc.equal(hashed.column("tenant"), tenant), pc.equal(hashed.column("source_topic"), topic)),
-                   pc.equal(hashed.column("source_partition"), partition))
+    mask = pc.and_(
+        pc.and_(
+            pc.equal(hashed.column("tenant"), tenant),
+            pc.equal(hashed.column("source_topic"), topic),
+        ),
+        pc.equal(hashed.column("source_partition"), partition),
+    )
     return hashed.filter(mask)
 
 
@@ -91,10 +106,13 @@ def _leaves(hashed: pa.Table) -> tuple[pa.Array, pa.Array]:
         return pa.array([], pa.string()), pa.array([], pa.string())
     hashed = hashed.sort_by("h")
     h = hashed.column("h").combine_chunks().cast(pa.string())
-    ids = pc.binary_join_element_wise(hashed.column("trace_id").cast(pa.string()),
-                                      hashed.column("span_id").cast(pa.string()), "/").combine_chunks()
+    ids = pc.binary_join_element_wise(
+        hashed.column("trace_id").cast(pa.string()), hashed.column("span_id").cast(pa.string()), "/"
+    ).combine_chunks()
     if len(h) > 1:
-        keep = pa.concat_arrays([pa.array([True]), pc.not_equal(h.slice(1), h.slice(0, len(h) - 1))])
+        keep = pa.concat_arrays(
+            [pa.array([True]), pc.not_equal(h.slice(1), h.slice(0, len(h) - 1))]
+        )
         if not pc.all(keep).as_py():
             h, ids = h.filter(keep), ids.filter(keep)
     return h, ids
@@ -138,12 +156,14 @@ def merkle_root_python(leaves: list[str]) -> str:
     return level[0].hex()
 
 
-def checkpoint_hash(tenant: str, stream: str, seq: int, first: int, last: int, root: str, prev: str) -> str:
+def checkpoint_hash(
+    tenant: str, stream: str, seq: int, first: int, last: int, root: str, prev: str
+) -> str:
     material = f"{tenant}\n{stream}\n{seq}\n{first}\n{last}\n{root}\n{prev}".encode()
     return hashlib.sha256(material).hexdigest()
 
 
-def _sign(key: Optional[bytes], digest: str) -> str:
+def _sign(key: bytes | None, digest: str) -> str:
     return hmac.new(key, digest.encode(), hashlib.sha256).hexdigest() if key else ""
 
 
@@ -156,7 +176,7 @@ class Ledger:
     """Appends checkpoints for stored batches. One instance per writer; thread-safe."""
 
     store: Store
-    key: Optional[bytes] = None
+    key: bytes | None = None
     key_id: str = ""
     _heads: dict[tuple[str, str], tuple[int, str]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -169,7 +189,9 @@ class Ledger:
                 "WHERE tenant = {tenant:String} AND stream = {stream:String} ORDER BY seq DESC LIMIT 1",
                 {"tenant": tenant, "stream": stream},
             )
-            self._heads[key] = (rows[0]["seq"], rows[0]["checkpoint_hash"]) if rows else (0, _GENESIS)
+            self._heads[key] = (
+                (rows[0]["seq"], rows[0]["checkpoint_hash"]) if rows else (0, _GENESIS)
+            )
         return self._heads[key]
 
     def append(self, spans: pa.Table, dedup_token: str) -> int:
@@ -188,7 +210,9 @@ class Ledger:
         in_batch = _batch_hashes(self.store, spans)
         with self._lock:
             heads = {}
-            for g in sorted(groups, key=lambda g: (g["tenant"], g["source_topic"], g["source_partition"])):
+            for g in sorted(
+                groups, key=lambda g: (g["tenant"], g["source_topic"], g["source_partition"])
+            ):
                 tenant, stream = g["tenant"], _stream(g["source_topic"], g["source_partition"])
                 first, last = g["source_offset_min"], g["source_offset_max"]
                 if in_batch is not None:
@@ -200,19 +224,34 @@ class Ledger:
                 root = merkle_root(hashes.to_pylist())
                 seq += 1
                 digest = checkpoint_hash(tenant, stream, seq, first, last, root, prev)
-                rows.append({
-                    "tenant": tenant, "stream": stream, "seq": seq, "first_offset": first, "last_offset": last,
-                    "merkle_root": root, "prev_hash": prev, "checkpoint_hash": digest,
-                    "signature": _sign(self.key, digest), "key_id": self.key_id if self.key else "",
-                    "created_at": time.time_ns() // 1_000_000,
-                })
+                rows.append(
+                    {
+                        "tenant": tenant,
+                        "stream": stream,
+                        "seq": seq,
+                        "first_offset": first,
+                        "last_offset": last,
+                        "merkle_root": root,
+                        "prev_hash": prev,
+                        "checkpoint_hash": digest,
+                        "signature": _sign(self.key, digest),
+                        "key_id": self.key_id if self.key else "",
+                        "created_at": time.time_ns() // 1_000_000,
+                    }
+                )
                 leaf_hashes.append(hashes)
                 leaf_spans.append(ids)
                 heads[(tenant, stream)] = (seq, digest)
             lists = {"leaves": _list_column(leaf_hashes), "leaf_spans": _list_column(leaf_spans)}
             table = pa.Table.from_arrays(
-                [lists[f.name] if f.name in lists else pa.array([r[f.name] for r in rows], f.type)
-                 for f in _CHECKPOINT_SCHEMA], schema=_CHECKPOINT_SCHEMA)
+                [
+                    lists[f.name]
+                    if f.name in lists
+                    else pa.array([r[f.name] for r in rows], f.type)
+                    for f in _CHECKPOINT_SCHEMA
+                ],
+                schema=_CHECKPOINT_SCHEMA,
+            )
             try:
                 self.store.insert_arrow(LEDGER_TABLE, table, dedup_token=f"{dedup_token}/ledger")
             except Exception:
@@ -224,15 +263,27 @@ class Ledger:
         return len(rows)
 
 
-_CHECKPOINT_SCHEMA = pa.schema([
-    ("tenant", pa.string()), ("stream", pa.string()), ("seq", pa.uint64()), ("first_offset", pa.int64()),
-    ("last_offset", pa.int64()), ("leaves", pa.list_(pa.string())), ("leaf_spans", pa.list_(pa.string())),
-    ("merkle_root", pa.string()), ("prev_hash", pa.string()), ("checkpoint_hash", pa.string()),
-    ("signature", pa.string()), ("key_id", pa.string()), ("created_at", pa.timestamp("ms", tz="UTC")),
-])
+_CHECKPOINT_SCHEMA = pa.schema(
+    [
+        ("tenant", pa.string()),
+        ("stream", pa.string()),
+        ("seq", pa.uint64()),
+        ("first_offset", pa.int64()),
+        ("last_offset", pa.int64()),
+        ("leaves", pa.list_(pa.string())),
+        ("leaf_spans", pa.list_(pa.string())),
+        ("merkle_root", pa.string()),
+        ("prev_hash", pa.string()),
+        ("checkpoint_hash", pa.string()),
+        ("signature", pa.string()),
+        ("key_id", pa.string()),
+        ("created_at", pa.timestamp("ms", tz="UTC")),
+    ]
+)
 
 
 # -- verification ------------------------------------------------------------------------------
+
 
 @dataclass
 class Problem:
@@ -243,7 +294,13 @@ class Problem:
     spans: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "stream": self.stream, "seq": self.seq, "detail": self.detail, "spans": self.spans}
+        return {
+            "kind": self.kind,
+            "stream": self.stream,
+            "seq": self.seq,
+            "detail": self.detail,
+            "spans": self.spans,
+        }
 
 
 @dataclass
@@ -260,12 +317,20 @@ class VerifyReport:
         return not self.problems
 
     def as_dict(self) -> dict[str, Any]:
-        return {"tenant": self.tenant, "ok": self.ok, "checkpoints": self.checkpoints, "rows": self.rows,
-                "contents_checked": self.contents, "heads": self.heads,
-                "problems": [p.as_dict() for p in self.problems]}
+        return {
+            "tenant": self.tenant,
+            "ok": self.ok,
+            "checkpoints": self.checkpoints,
+            "rows": self.rows,
+            "contents_checked": self.contents,
+            "heads": self.heads,
+            "problems": [p.as_dict() for p in self.problems],
+        }
 
 
-def verify(store: Store, tenant: str, *, key: Optional[bytes] = None, since: Optional[str] = None) -> VerifyReport:
+def verify(
+    store: Store, tenant: str, *, key: bytes | None = None, since: str | None = None
+) -> VerifyReport:
     """Recompute the tenant's ledger; every problem names the checkpoint and the spans involved.
 
     ``since`` (``YYYY-MM-DD HH:MM:SS``) limits the row checks to checkpoints created since
@@ -273,7 +338,8 @@ def verify(store: Store, tenant: str, *, key: Optional[bytes] = None, since: Opt
     """
     report = VerifyReport(tenant)
     cps = store.query_rows(
-        f"SELECT * FROM {LEDGER_TABLE} FINAL WHERE tenant = {{tenant:String}} ORDER BY stream, seq", {"tenant": tenant}
+        f"SELECT * FROM {LEDGER_TABLE} FINAL WHERE tenant = {{tenant:String}} ORDER BY stream, seq",
+        {"tenant": tenant},
     )
     by_stream: dict[str, list[dict[str, Any]]] = {}
     for cp in cps:
@@ -285,37 +351,95 @@ def verify(store: Store, tenant: str, *, key: Optional[bytes] = None, since: Opt
             report.checkpoints += 1
             seq = cp["seq"]
             if seq != expected_seq:
-                report.problems.append(Problem("missing_checkpoint", stream, expected_seq,
-                                               f"checkpoint {expected_seq} is missing (next found: {seq})"))
+                report.problems.append(
+                    Problem(
+                        "missing_checkpoint",
+                        stream,
+                        expected_seq,
+                        f"checkpoint {expected_seq} is missing (next found: {seq})",
+                    )
+                )
                 break
             if cp["prev_hash"] != prev:
-                report.problems.append(Problem("broken_chain", stream, seq,
-                                               "prev_hash does not match the previous checkpoint"))
-            digest = checkpoint_hash(tenant, stream, seq, cp["first_offset"], cp["last_offset"], cp["merkle_root"],
-                                     cp["prev_hash"])
+                report.problems.append(
+                    Problem(
+                        "broken_chain",
+                        stream,
+                        seq,
+                        "prev_hash does not match the previous checkpoint",
+                    )
+                )
+            digest = checkpoint_hash(
+                tenant,
+                stream,
+                seq,
+                cp["first_offset"],
+                cp["last_offset"],
+                cp["merkle_root"],
+                cp["prev_hash"],
+            )
             if digest != cp["checkpoint_hash"]:
-                report.problems.append(Problem("checkpoint_altered", stream, seq, "checkpoint hash does not match its fields"))
+                report.problems.append(
+                    Problem(
+                        "checkpoint_altered",
+                        stream,
+                        seq,
+                        "checkpoint hash does not match its fields",
+                    )
+                )
             if merkle_root(list(cp["leaves"])) != cp["merkle_root"]:
-                report.problems.append(Problem("checkpoint_altered", stream, seq, "leaves do not give the Merkle root"))
-            if key is not None and not hmac.compare_digest(_sign(key, cp["checkpoint_hash"]), cp["signature"]):
-                report.problems.append(Problem("bad_signature", stream, seq, "signature does not verify with the ledger key"))
+                report.problems.append(
+                    Problem("checkpoint_altered", stream, seq, "leaves do not give the Merkle root")
+                )
+            if key is not None and not hmac.compare_digest(
+                _sign(key, cp["checkpoint_hash"]), cp["signature"]
+            ):
+                report.problems.append(
+                    Problem(
+                        "bad_signature",
+                        stream,
+                        seq,
+                        "signature does not verify with the ledger key",
+                    )
+                )
             prev = cp["checkpoint_hash"]
             covered.setdefault(stream, []).append((cp["first_offset"], cp["last_offset"]))
             if since is not None and str(cp["created_at"]) < since:
                 continue
-            found = _hash_map(_range_hashes(store, tenant, stream, cp["first_offset"], cp["last_offset"]))
+            found = _hash_map(
+                _range_hashes(store, tenant, stream, cp["first_offset"], cp["last_offset"])
+            )
             report.rows += len(found)
             leaves = dict(zip(cp["leaves"], cp["leaf_spans"]))
-            missing = _still_missing(store, tenant, {h: span for h, span in leaves.items() if h not in found})
+            missing = _still_missing(
+                store, tenant, {h: span for h, span in leaves.items() if h not in found}
+            )
             # rows in range that no checkpoint of this range accounts for (a later re-read may)
-            extra = [span for h, span in found.items() if h not in leaves and not _in_later(h, chain, seq)]
+            extra = [
+                span
+                for h, span in found.items()
+                if h not in leaves and not _in_later(h, chain, seq)
+            ]
             if missing:
-                report.problems.append(Problem("rows_changed_or_deleted", stream, seq,
-                                               f"{len(missing)} recorded row(s) no longer hash as checkpointed", missing))
+                report.problems.append(
+                    Problem(
+                        "rows_changed_or_deleted",
+                        stream,
+                        seq,
+                        f"{len(missing)} recorded row(s) no longer hash as checkpointed",
+                        missing,
+                    )
+                )
             if extra:
-                report.problems.append(Problem("rows_not_checkpointed", stream, seq,
-                                               f"{len(extra)} row(s) in the checkpoint's range were never checkpointed",
-                                               extra))
+                report.problems.append(
+                    Problem(
+                        "rows_not_checkpointed",
+                        stream,
+                        seq,
+                        f"{len(extra)} row(s) in the checkpoint's range were never checkpointed",
+                        extra,
+                    )
+                )
         report.heads[stream] = prev
     _uncovered(store, tenant, covered, report)
     _contents(store, tenant, report)
@@ -330,7 +454,8 @@ def _still_missing(store: Store, tenant: str, missing: dict[str, str]) -> list[s
     spans = sorted({v.split("/")[1] for v in missing.values()})
     rows = store.query_rows(
         f"SELECT DISTINCT {ROW_HASH_SQL} AS h FROM spans WHERE tenant = {{tenant:String}} AND span_id IN {{ids:Array(String)}}",
-        {"tenant": tenant, "ids": spans})
+        {"tenant": tenant, "ids": spans},
+    )
     present = {r["h"] for r in rows}
     return [span for h, span in missing.items() if h not in present]
 
@@ -339,11 +464,15 @@ def _in_later(h: str, chain: list[dict[str, Any]], seq: int) -> bool:
     return any(h in cp["leaves"] for cp in chain if cp["seq"] != seq)
 
 
-def _uncovered(store: Store, tenant: str, covered: dict[str, list[tuple[int, int]]], report: VerifyReport) -> None:
+def _uncovered(
+    store: Store, tenant: str, covered: dict[str, list[tuple[int, int]]], report: VerifyReport
+) -> None:
     """Rows outside every checkpoint: forged rows, or a truncated ledger tail."""
     rows = store.query_rows(
         "SELECT source_topic, source_partition, source_offset, trace_id, span_id FROM spans "
-        "WHERE tenant = {tenant:String}", {"tenant": tenant})
+        "WHERE tenant = {tenant:String}",
+        {"tenant": tenant},
+    )
     loose: dict[str, list[str]] = {}
     for r in rows:
         stream = _stream(r["source_topic"], r["source_partition"])
@@ -351,18 +480,30 @@ def _uncovered(store: Store, tenant: str, covered: dict[str, list[tuple[int, int
             loose.setdefault(stream, []).append(f"{r['trace_id']}/{r['span_id']}")
     for stream, spans in loose.items():
         chain = covered.get(stream, [])
-        report.problems.append(Problem("rows_not_checkpointed", stream, len(chain) + 1,
-                                       f"{len(spans)} stored row(s) are covered by no checkpoint "
-                                       "(forged rows, or the ledger tail was truncated)", spans[:50]))
+        report.problems.append(
+            Problem(
+                "rows_not_checkpointed",
+                stream,
+                len(chain) + 1,
+                f"{len(spans)} stored row(s) are covered by no checkpoint "
+                "(forged rows, or the ledger tail was truncated)",
+                spans[:50],
+            )
+        )
 
 
 def _contents(store: Store, tenant: str, report: VerifyReport) -> None:
     """Every content record still hashes to its key."""
-    report.contents = int(store.query_scalar("SELECT count() FROM contents WHERE tenant = {tenant:String}",
-                                             {"tenant": tenant}) or 0)
+    report.contents = int(
+        store.query_scalar(
+            "SELECT count() FROM contents WHERE tenant = {tenant:String}", {"tenant": tenant}
+        )
+        or 0
+    )
     bad = store.query_rows(
         "SELECT hash FROM contents WHERE tenant = {tenant:String} AND lower(hex(SHA256(content))) != hash",
-        {"tenant": tenant})
+        {"tenant": tenant},
+    )
     if not bad:
         return
     hashes = [r["hash"] for r in bad]
@@ -371,7 +512,14 @@ def _contents(store: Store, tenant: str, report: VerifyReport) -> None:
         "has({h:Array(String)}, input_hash) OR has({h:Array(String)}, output_hash) OR "
         "has({h:Array(String)}, system_prompt_hash) OR hasAny({h:Array(String)}, documents.content_hash) OR "
         "hasAny({h:Array(String)}, tool_calls.arguments_hash) OR hasAny({h:Array(String)}, mapValues(attribute_refs)))",
-        {"tenant": tenant, "h": hashes})
-    report.problems.append(Problem("content_changed", "contents", 0,
-                                   f"{len(hashes)} content record(s) no longer match their SHA-256: {hashes[:5]}",
-                                   [f"{u['trace_id']}/{u['span_id']}" for u in users]))
+        {"tenant": tenant, "h": hashes},
+    )
+    report.problems.append(
+        Problem(
+            "content_changed",
+            "contents",
+            0,
+            f"{len(hashes)} content record(s) no longer match their SHA-256: {hashes[:5]}",
+            [f"{u['trace_id']}/{u['span_id']}" for u in users],
+        )
+    )

@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 
 __all__ = ["MetricsServer", "consumer_status", "METRICS_PATH", "STATUS_PATH", "HEALTH_PATH"]
 
@@ -27,17 +28,48 @@ def _prometheus(status: dict[str, Any]) -> str:
     metric("records_total", "counter", "Kafka records consumed.", status["records"])
     metric("spans_stored_total", "counter", "Spans inserted into the store.", status["spans"])
     metric("batches_total", "counter", "Batches inserted and committed.", status["batches"])
-    metric("dead_letters_total", "counter", "Records sent to the dead-letter topic.", status["dead_letters"])
-    metric("store_retries_total", "counter", "Inserts retried while the store was unavailable.", status["store_retries"])
-    metric("commit_failures_total", "counter", "Offset commits that failed (records re-read).", status["commit_failures"])
-    metric("last_batch_seconds", "gauge", "Duration of the last batch.", status["last_batch_seconds"])
-    metric("store_available", "gauge", "1 when the last insert succeeded.", int(status["store_available"]))
-    metric("spans_per_second", "gauge", "Spans stored per second since start.", status["spans_per_second"])
-    lines.append("# HELP agentledger_pipeline_lag_records Records behind the end of each partition.")
+    metric(
+        "dead_letters_total",
+        "counter",
+        "Records sent to the dead-letter topic.",
+        status["dead_letters"],
+    )
+    metric(
+        "store_retries_total",
+        "counter",
+        "Inserts retried while the store was unavailable.",
+        status["store_retries"],
+    )
+    metric(
+        "commit_failures_total",
+        "counter",
+        "Offset commits that failed (records re-read).",
+        status["commit_failures"],
+    )
+    metric(
+        "last_batch_seconds", "gauge", "Duration of the last batch.", status["last_batch_seconds"]
+    )
+    metric(
+        "store_available",
+        "gauge",
+        "1 when the last insert succeeded.",
+        int(status["store_available"]),
+    )
+    metric(
+        "spans_per_second",
+        "gauge",
+        "Spans stored per second since start.",
+        status["spans_per_second"],
+    )
+    lines.append(
+        "# HELP agentledger_pipeline_lag_records Records behind the end of each partition."
+    )
     lines.append("# TYPE agentledger_pipeline_lag_records gauge")
     for tp, lag in sorted(status["lag"].items()):
         topic, _, partition = tp.rpartition("/")
-        lines.append(f'agentledger_pipeline_lag_records{{topic="{topic}",partition="{partition}"}} {lag}')
+        lines.append(
+            f'agentledger_pipeline_lag_records{{topic="{topic}",partition="{partition}"}} {lag}'
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -55,7 +87,9 @@ class MetricsServer:
                 elif path == STATUS_PATH:
                     self._send(200, "application/json", json.dumps(outer.status()).encode())
                 elif path == METRICS_PATH:
-                    self._send(200, "text/plain; version=0.0.4", _prometheus(outer.status()).encode())
+                    self._send(
+                        200, "text/plain; version=0.0.4", _prometheus(outer.status()).encode()
+                    )
                 else:
                     self._send(404, "text/plain", b"not found")
 
@@ -72,7 +106,9 @@ class MetricsServer:
         self.status = status
         self._server = ThreadingHTTPServer((host, port), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="agentledger-metrics", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="agentledger-metrics", daemon=True
+        )
 
     @property
     def port(self) -> int:
@@ -90,10 +126,16 @@ class MetricsServer:
 def consumer_status(stats: Any) -> dict[str, Any]:
     elapsed = max(1e-9, time.time() - stats.started_at)
     return {
-        "records": stats.records, "spans": stats.spans, "batches": stats.batches,
-        "dead_letters": stats.dead_letters, "store_retries": stats.store_retries,
-        "commit_failures": stats.commit_failures, "last_batch_seconds": round(stats.last_batch_seconds, 4),
-        "last_batch_spans": stats.last_batch_spans, "store_available": stats.store_available,
-        "spans_per_second": round(stats.spans / elapsed, 1), "lag": dict(stats.lag),
+        "records": stats.records,
+        "spans": stats.spans,
+        "batches": stats.batches,
+        "dead_letters": stats.dead_letters,
+        "store_retries": stats.store_retries,
+        "commit_failures": stats.commit_failures,
+        "last_batch_seconds": round(stats.last_batch_seconds, 4),
+        "last_batch_spans": stats.last_batch_spans,
+        "store_available": stats.store_available,
+        "spans_per_second": round(stats.spans / elapsed, 1),
+        "lag": dict(stats.lag),
         "uptime_seconds": round(elapsed, 1),
     }

@@ -86,7 +86,9 @@ def get_trace(store: Store, tenant: str, trace_id: str) -> list[dict[str, Any]]:
         WHERE tenant = {{tenant:String}} AND trace_id = {{trace_id:String}}
         ORDER BY start_time, span_id
     """
-    return [_plain(r) for r in store.query_rows(sql, {"tenant": tenant, "trace_id": trace_id.lower()})]
+    return [
+        _plain(r) for r in store.query_rows(sql, {"tenant": tenant, "trace_id": trace_id.lower()})
+    ]
 
 
 def get_contents(store: Store, tenant: str, hashes: list[str]) -> dict[str, dict[str, Any]]:

@@ -48,6 +48,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pyarrow as pa
+
 from agentledger.pipeline.audit import Trace, _span_rows, iso, llm_parameters, offered_tools
 from agentledger.pipeline.normalize.fields import from_openai_messages, parse_arguments, parse_json
 from agentledger.pipeline.stores import Store
@@ -88,7 +89,11 @@ REPLAYS_TABLE = "replays"
 """One row per replayed LLM call, linked to its source span."""
 
 OPENAI, ANTHROPIC = "openai", "anthropic"
-_NOT_BODY = ("extra_headers", "extra_query", "timeout")  # SDK call options recorded with the arguments
+_NOT_BODY = (
+    "extra_headers",
+    "extra_query",
+    "timeout",
+)  # SDK call options recorded with the arguments
 _STREAM_KEYS = ("stream", "stream_options")
 _DEFAULT_MAX_TOKENS = 1024  # Anthropic requires max_tokens; used only when translating a call to it
 
@@ -117,13 +122,19 @@ class Answer:
     model: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        return {"text": self.text, "tool_calls": [{"name": n, "arguments": a} for n, a in self.tool_calls],
-                "model": self.model}
+        return {
+            "text": self.text,
+            "tool_calls": [{"name": n, "arguments": a} for n, a in self.tool_calls],
+            "model": self.model,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Answer:
-        return cls(d.get("text", ""), [(c["name"], c.get("arguments")) for c in d.get("tool_calls", [])],
-                   d.get("model", ""))
+        return cls(
+            d.get("text", ""),
+            [(c["name"], c.get("arguments")) for c in d.get("tool_calls", [])],
+            d.get("model", ""),
+        )
 
     @classmethod
     def from_messages(cls, messages: Any, model: str = "") -> Answer:
@@ -137,8 +148,15 @@ class Answer:
             if isinstance(content, str):
                 texts.append(content)
             elif isinstance(content, list):
-                texts += [p["text"] for p in content if isinstance(p, dict) and p.get("type") == "text" and p.get("text")]
-            calls += [(c.get("name", ""), parse_arguments(c.get("arguments"))) for c in m.get("tool_calls") or ()]
+                texts += [
+                    p["text"]
+                    for p in content
+                    if isinstance(p, dict) and p.get("type") == "text" and p.get("text")
+                ]
+            calls += [
+                (c.get("name", ""), parse_arguments(c.get("arguments")))
+                for c in m.get("tool_calls") or ()
+            ]
         return cls("\n".join(texts), calls, model)
 
 
@@ -160,8 +178,13 @@ class Diff:
         return not (self.same_tools and self.same_arguments and self.text_similarity == 1.0)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"same_tools": self.same_tools, "same_arguments": self.same_arguments,
-                "text_similarity": self.text_similarity, "token_jaccard": self.token_jaccard, "drift": self.drift}
+        return {
+            "same_tools": self.same_tools,
+            "same_arguments": self.same_arguments,
+            "text_similarity": self.text_similarity,
+            "token_jaccard": self.token_jaccard,
+            "drift": self.drift,
+        }
 
 
 _WORD = re.compile(r"\w+")
@@ -171,7 +194,8 @@ def compare(recorded: Answer, replayed: Answer) -> Diff:
     """The difference between two answers (ids of tool calls are ignored: providers mint new ones)."""
     same_tools = [n for n, _ in recorded.tool_calls] == [n for n, _ in replayed.tool_calls]
     same_arguments = same_tools and all(
-        parse_arguments(a) == parse_arguments(b) for (_, a), (_, b) in zip(recorded.tool_calls, replayed.tool_calls)
+        parse_arguments(a) == parse_arguments(b)
+        for (_, a), (_, b) in zip(recorded.tool_calls, replayed.tool_calls)
     )
     a, b = recorded.text, replayed.text
     similarity = 1.0 if a == b else difflib.SequenceMatcher(None, a, b, autojunk=False).ratio()
@@ -202,21 +226,37 @@ def _anthropic_parts(blocks: list[Any]) -> tuple[Any, list[dict[str, Any]]]:
             parts.append(_part_text(block))
         elif kind in ("tool_use", "server_tool_use", "mcp_tool_use"):
             parts.append({"type": "tool_use", "text": ""})
-            calls.append({"id": block.get("id", ""), "name": block.get("name", ""), "arguments": block.get("input")})
+            calls.append(
+                {
+                    "id": block.get("id", ""),
+                    "name": block.get("name", ""),
+                    "arguments": block.get("input"),
+                }
+            )
         elif kind == "thinking":
             parts.append({"type": "reasoning", "text": block.get("thinking", "")})
         elif kind == "image" and isinstance(block.get("source"), dict):
             source = block["source"]
-            url = source.get("url") or f"data:{source.get('media_type')};base64,{source.get('data', '')}"
+            url = (
+                source.get("url")
+                or f"data:{source.get('media_type')};base64,{source.get('data', '')}"
+            )
             parts.append({"type": "image", "url": url})
         else:
-            parts.append({"type": kind or "unknown", "text": json.dumps(block, ensure_ascii=False, default=str)})
+            parts.append(
+                {
+                    "type": kind or "unknown",
+                    "text": json.dumps(block, ensure_ascii=False, default=str),
+                }
+            )
     if len(parts) == 1 and parts[0]["type"] == "text":
         return parts[0]["text"], calls
     return (parts or None), calls
 
 
-def _canonical(role: str, content: Any, calls: list[dict[str, Any]] | None = None, call_id: str = "") -> dict[str, Any]:
+def _canonical(
+    role: str, content: Any, calls: list[dict[str, Any]] | None = None, call_id: str = ""
+) -> dict[str, Any]:
     msg: dict[str, Any] = {"role": role}
     if content:
         msg["content"] = content
@@ -246,7 +286,11 @@ def canonical_messages(api: str, body: dict[str, Any]) -> list[dict[str, Any]]:
         results = [b for b in blocks if isinstance(b, dict) and b.get("type") == "tool_result"]
         for r in results:
             value = r.get("content")
-            text = value if isinstance(value, str) or value is None else json.dumps(value, ensure_ascii=False)
+            text = (
+                value
+                if isinstance(value, str) or value is None
+                else json.dumps(value, ensure_ascii=False)
+            )
             out.append(_canonical("tool", text, call_id=r.get("tool_use_id", "")))
         rest = [b for b in blocks if not (isinstance(b, dict) and b.get("type") == "tool_result")]
         if results and not rest:
@@ -277,18 +321,31 @@ def _openai_content(content: Any) -> Any:
     return out
 
 
-def _openai_messages(messages: list[dict[str, Any]], raw_arguments: Callable[[int, int], str | None]) -> list[dict[str, Any]]:
+def _openai_messages(
+    messages: list[dict[str, Any]], raw_arguments: Callable[[int, int], str | None]
+) -> list[dict[str, Any]]:
     out = []
     for i, m in enumerate(messages):
         msg: dict[str, Any] = {"role": m["role"]}
         if m.get("tool_calls"):
-            msg["content"] = _openai_content(m.get("content"))  # None when the turn only calls tools
+            msg["content"] = _openai_content(
+                m.get("content")
+            )  # None when the turn only calls tools
             calls = []
             for k, c in enumerate(m["tool_calls"]):
                 raw = raw_arguments(i, k)
-                text = raw if raw is not None and parse_arguments(raw) == c.get("arguments") else _arguments_text(c.get("arguments"))
-                calls.append({"id": c.get("id", ""), "type": "function",
-                              "function": {"name": c.get("name", ""), "arguments": text}})
+                text = (
+                    raw
+                    if raw is not None and parse_arguments(raw) == c.get("arguments")
+                    else _arguments_text(c.get("arguments"))
+                )
+                calls.append(
+                    {
+                        "id": c.get("id", ""),
+                        "type": "function",
+                        "function": {"name": c.get("name", ""), "arguments": text},
+                    }
+                )
             msg["tool_calls"] = calls
         else:
             msg["content"] = _openai_content(m.get("content", ""))
@@ -305,27 +362,50 @@ def _anthropic_blocks(m: dict[str, Any]) -> Any:
     if isinstance(content, str) and not calls:
         return content
     blocks: list[dict[str, Any]] = []
-    for p in content if isinstance(content, list) else ([{"type": "text", "text": content}] if content else []):
+    for p in (
+        content
+        if isinstance(content, list)
+        else ([{"type": "text", "text": content}] if content else [])
+    ):
         kind = p.get("type") if isinstance(p, dict) else "text"
         if kind == "tool_use":
             if calls:
                 c = calls.pop(0)
-                blocks.append({"type": "tool_use", "id": c.get("id", ""), "name": c.get("name", ""),
-                               "input": parse_arguments(c.get("arguments"))})
+                blocks.append(
+                    {
+                        "type": "tool_use",
+                        "id": c.get("id", ""),
+                        "name": c.get("name", ""),
+                        "input": parse_arguments(c.get("arguments")),
+                    }
+                )
         elif kind == "image":
             url = p.get("url", "")
             if url.startswith("data:") and ";base64," in url:
                 media, data = url[5:].split(";base64,", 1)
-                blocks.append({"type": "image", "source": {"type": "base64", "media_type": media, "data": data}})
+                blocks.append(
+                    {
+                        "type": "image",
+                        "source": {"type": "base64", "media_type": media, "data": data},
+                    }
+                )
             else:
                 blocks.append({"type": "image", "source": {"type": "url", "url": url}})
         elif kind == "reasoning":
             blocks.append({"type": "thinking", "thinking": p.get("text", "")})
         else:
-            blocks.append({"type": "text", "text": p.get("text", "") if isinstance(p, dict) else str(p)})
+            blocks.append(
+                {"type": "text", "text": p.get("text", "") if isinstance(p, dict) else str(p)}
+            )
     for c in calls:
-        blocks.append({"type": "tool_use", "id": c.get("id", ""), "name": c.get("name", ""),
-                       "input": parse_arguments(c.get("arguments"))})
+        blocks.append(
+            {
+                "type": "tool_use",
+                "id": c.get("id", ""),
+                "name": c.get("name", ""),
+                "input": parse_arguments(c.get("arguments")),
+            }
+        )
     return blocks
 
 
@@ -339,18 +419,33 @@ def _anthropic_messages(messages: list[dict[str, Any]]) -> tuple[Any, list[dict[
         role = m.get("role")
         if role in ("system", "developer") and not out and pending is None:
             content = m.get("content")
-            system = content if isinstance(content, str) else [
-                {"type": "text", "text": p.get("text", "")} for p in content or () if isinstance(p, dict)]
+            system = (
+                content
+                if isinstance(content, str)
+                else [
+                    {"type": "text", "text": p.get("text", "")}
+                    for p in content or ()
+                    if isinstance(p, dict)
+                ]
+            )
             continue
         if role == "tool":
             if pending is None:
                 pending = []
                 out.append({"role": "user", "content": pending})
-            pending.append({"type": "tool_result", "tool_use_id": m.get("tool_call_id", ""), "content": m.get("content", "")})
+            pending.append(
+                {
+                    "type": "tool_result",
+                    "tool_use_id": m.get("tool_call_id", ""),
+                    "content": m.get("content", ""),
+                }
+            )
             continue
         if role == "user" and pending is not None:
             blocks = _anthropic_blocks(m)
-            pending.extend([{"type": "text", "text": blocks}] if isinstance(blocks, str) else blocks)
+            pending.extend(
+                [{"type": "text", "text": blocks}] if isinstance(blocks, str) else blocks
+            )
             pending = None
             continue
         pending = None
@@ -367,10 +462,19 @@ def _function_of(tool: Any) -> dict[str, Any] | None:
     if tool.get("type") == "function" and isinstance(tool.get("function"), dict):
         return dict(tool["function"])
     if "input_schema" in tool and "name" in tool:
-        return {k: v for k, v in (("name", tool["name"]), ("description", tool.get("description")),
-                                  ("parameters", tool["input_schema"])) if v is not None}
+        return {
+            k: v
+            for k, v in (
+                ("name", tool["name"]),
+                ("description", tool.get("description")),
+                ("parameters", tool["input_schema"]),
+            )
+            if v is not None
+        }
     if tool.get("type") == "function" and "name" in tool:
-        return {k: v for k, v in tool.items() if k in ("name", "description", "parameters", "strict")}
+        return {
+            k: v for k, v in tool.items() if k in ("name", "description", "parameters", "strict")
+        }
     return None
 
 
@@ -383,8 +487,10 @@ def _anthropic_tool(tool: Any) -> Any:
     function = _function_of(tool)
     if function is None:
         return tool
-    out = {"name": function.get("name", ""),
-           "input_schema": function.get("parameters") or {"type": "object", "properties": {}}}
+    out = {
+        "name": function.get("name", ""),
+        "input_schema": function.get("parameters") or {"type": "object", "properties": {}},
+    }
     if function.get("description"):
         out["description"] = function["description"]
     return out
@@ -398,15 +504,22 @@ def _sendable(params: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         if key in ("messages", "tools", "system", "model"):
             continue
         if (isinstance(value, float) and not math.isfinite(value)) or (
-                isinstance(value, str) and value in ("Infinity", "-Infinity", "NaN")):
+            isinstance(value, str) and value in ("Infinity", "-Infinity", "NaN")
+        ):
             dropped.append(key)
             continue
         kept[key] = value
     return kept, dropped
 
 
-def _reconstruct(api: str, model: str, messages: list[dict[str, Any]], tools: list[Any], params: dict[str, Any],
-                 raw_arguments: Callable[[int, int], str | None]) -> dict[str, Any]:
+def _reconstruct(
+    api: str,
+    model: str,
+    messages: list[dict[str, Any]],
+    tools: list[Any],
+    params: dict[str, Any],
+    raw_arguments: Callable[[int, int], str | None],
+) -> dict[str, Any]:
     body: dict[str, Any] = {"model": model}
     if api == ANTHROPIC:
         system, body["messages"] = _anthropic_messages(messages)
@@ -452,38 +565,73 @@ class RebuiltRequest:
     @property
     def exact(self) -> bool:
         """The body's messages hash to the recorded ``input_hash`` and no reconstruction disagrees."""
-        return bool(self.checks.get("messages_match")) and self.checks.get("reconstruction_exact") is not False
+        return (
+            bool(self.checks.get("messages_match"))
+            and self.checks.get("reconstruction_exact") is not False
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "span_id": self.span_id, "trace_id": self.trace_id, "started_at": self.started_at,
-            "agent_name": self.agent_name, "api": self.api, "provider": self.provider,
-            "request_model": self.request_model, "response_model": self.response_model,
-            "system_fingerprint": self.system_fingerprint, "body": self.body, "source": self.source,
-            "checks": self.checks, "exact": self.exact, "recorded": self.recorded.as_dict(),
-            "output_hash": self.output_hash, "notes": self.notes,
+            "span_id": self.span_id,
+            "trace_id": self.trace_id,
+            "started_at": self.started_at,
+            "agent_name": self.agent_name,
+            "api": self.api,
+            "provider": self.provider,
+            "request_model": self.request_model,
+            "response_model": self.response_model,
+            "system_fingerprint": self.system_fingerprint,
+            "body": self.body,
+            "source": self.source,
+            "checks": self.checks,
+            "exact": self.exact,
+            "recorded": self.recorded.as_dict(),
+            "output_hash": self.output_hash,
+            "notes": self.notes,
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RebuiltRequest:
-        return cls(d["span_id"], d["trace_id"], d["started_at"], d.get("agent_name", ""), d["api"], d.get("provider", ""),
-                   d.get("request_model", ""), d.get("response_model", ""), d.get("system_fingerprint", ""), d["body"],
-                   d["source"], d.get("checks", {}), Answer.from_dict(d.get("recorded", {})), d.get("output_hash", ""),
-                   list(d.get("notes", [])))
+        return cls(
+            d["span_id"],
+            d["trace_id"],
+            d["started_at"],
+            d.get("agent_name", ""),
+            d["api"],
+            d.get("provider", ""),
+            d.get("request_model", ""),
+            d.get("response_model", ""),
+            d.get("system_fingerprint", ""),
+            d["body"],
+            d["source"],
+            d.get("checks", {}),
+            Answer.from_dict(d.get("recorded", {})),
+            d.get("output_hash", ""),
+            list(d.get("notes", [])),
+        )
 
 
 def _api_of(span: dict[str, Any], recorded: dict[str, Any] | None) -> str:
     provider = (span["provider"] or "").lower()
-    if provider == ANTHROPIC or (span["request_model"] or span["response_model"]).lower().startswith("claude"):
+    if provider == ANTHROPIC or (
+        span["request_model"] or span["response_model"]
+    ).lower().startswith("claude"):
         return ANTHROPIC
-    if recorded is not None and "max_tokens" in recorded and "system" in recorded and "messages" in recorded:
+    if (
+        recorded is not None
+        and "max_tokens" in recorded
+        and "system" in recorded
+        and "messages" in recorded
+    ):
         return ANTHROPIC
     return OPENAI
 
 
 def _wire(body: dict[str, Any]) -> dict[str, Any]:
     """The JSON body an SDK call with these arguments sends: call options dropped, ``extra_body`` merged."""
-    out = {k: v for k, v in body.items() if k not in _NOT_BODY and k != "extra_body" and v is not None}
+    out = {
+        k: v for k, v in body.items() if k not in _NOT_BODY and k != "extra_body" and v is not None
+    }
     extra = body.get("extra_body")
     if isinstance(extra, dict):
         out.update(extra)
@@ -493,8 +641,13 @@ def _wire(body: dict[str, Any]) -> dict[str, Any]:
 def _raw_arguments(trace: Trace, span: dict[str, Any]) -> Callable[[int, int], str | None]:
     """The argument text of an earlier tool call as OpenInference recorded it (the canonical form
     keeps the JSON value, not its spelling)."""
+
     def get(i: int, k: int) -> str | None:
-        return trace.attr(span, f"{OI.LLM_INPUT_MESSAGES}.{i}.{OI.MESSAGE_TOOL_CALLS}.{k}.{OI.TOOL_CALL_ARGUMENTS_SUFFIX}")
+        return trace.attr(
+            span,
+            f"{OI.LLM_INPUT_MESSAGES}.{i}.{OI.MESSAGE_TOOL_CALLS}.{k}.{OI.TOOL_CALL_ARGUMENTS_SUFFIX}",
+        )
+
     return get
 
 
@@ -505,7 +658,9 @@ def _rebuild(trace: Trace, span: dict[str, Any], api: str | None) -> RebuiltRequ
     if not isinstance(messages, list):
         raise ReplayError(f"span {span['span_id']} has no recorded input messages to replay")
     notes: list[str] = []
-    recorded_text = trace.attr(span, OI.INPUT_VALUE) if span["convention"] == "openinference" else None
+    recorded_text = (
+        trace.attr(span, OI.INPUT_VALUE) if span["convention"] == "openinference" else None
+    )
     recorded = parse_json(recorded_text)
     if not (isinstance(recorded, dict) and isinstance(recorded.get("messages"), list)):
         recorded = None
@@ -522,35 +677,57 @@ def _rebuild(trace: Trace, span: dict[str, Any], api: str | None) -> RebuiltRequ
     if recorded is not None and target == native:
         body, source = _wire(recorded), "recorded"
         checks["recorded_request_sha256"] = _sha(body)
-        checks["recorded_request_intact"] = content_hash(recorded_text or "") == ref if ref else None
+        checks["recorded_request_intact"] = (
+            content_hash(recorded_text or "") == ref if ref else None
+        )
         checks["reconstructed_sha256"] = _sha(rebuilt)
-        checks["reconstruction_exact"] = checks["reconstructed_sha256"] == checks["recorded_request_sha256"]
+        checks["reconstruction_exact"] = (
+            checks["reconstructed_sha256"] == checks["recorded_request_sha256"]
+        )
         if not checks["reconstruction_exact"]:
             differing = sorted(k for k in set(body) | set(rebuilt) if body.get(k) != rebuilt.get(k))
-            notes.append(f"rebuilt from messages, tools, parameters and model, the request differs in {differing}; "
-                         "the recorded request is sent")
+            notes.append(
+                f"rebuilt from messages, tools, parameters and model, the request differs in {differing}; "
+                "the recorded request is sent"
+            )
     else:
         body, source = rebuilt, "reconstructed"
         if target != native:
             notes.append(f"translated from the {native} format to {target}")
         elif not tools and any(c for c in span["tool_calls"]):
-            notes.append("the model chose a tool but no tool definitions were recorded; the request has none")
+            notes.append(
+                "the model chose a tool but no tool definitions were recorded; the request has none"
+            )
     checks["request_sha256"] = _sha(body)
     checks["messages_sha256"] = _sha(canonical_messages(target, body))
     checks["messages_match"] = checks["messages_sha256"] == span["input_hash"]
     if target != native:
         checks["messages_match"] = None  # a translated request cannot carry the recorded hash
     return RebuiltRequest(
-        span_id=span["span_id"], trace_id=span["trace_id"], started_at=iso(span["start_ns"]),
-        agent_name=span["agent_name"], api=target, provider=span["provider"], request_model=span["request_model"],
-        response_model=span["response_model"], system_fingerprint=span["system_fingerprint"], body=body, source=source,
-        checks=checks, recorded=Answer.from_messages(trace.content(span["output_hash"]), span["response_model"]),
-        output_hash=span["output_hash"], notes=notes,
+        span_id=span["span_id"],
+        trace_id=span["trace_id"],
+        started_at=iso(span["start_ns"]),
+        agent_name=span["agent_name"],
+        api=target,
+        provider=span["provider"],
+        request_model=span["request_model"],
+        response_model=span["response_model"],
+        system_fingerprint=span["system_fingerprint"],
+        body=body,
+        source=source,
+        checks=checks,
+        recorded=Answer.from_messages(trace.content(span["output_hash"]), span["response_model"]),
+        output_hash=span["output_hash"],
+        notes=notes,
     )
 
 
 def rebuild_requests(
-    store: Store, tenant: str, span_ids: list[str], *, api: str | None = None,
+    store: Store,
+    tenant: str,
+    span_ids: list[str],
+    *,
+    api: str | None = None,
     errors: list[dict[str, str]] | None = None,
 ) -> list[RebuiltRequest]:
     """Rebuilt requests of several LLM spans, in the order given (two queries in all).
@@ -581,7 +758,9 @@ def rebuild_requests(
     return out
 
 
-def rebuild_request(store: Store, tenant: str, span_id: str, *, api: str | None = None) -> RebuiltRequest:
+def rebuild_request(
+    store: Store, tenant: str, span_id: str, *, api: str | None = None
+) -> RebuiltRequest:
     """The request of one recorded LLM call, rebuilt (see the module docstring for its checks)."""
     return rebuild_requests(store, tenant, [span_id], api=api)[0]
 
@@ -615,9 +794,13 @@ def select_calls(
     if agent:
         # a span exported apart from its AGENT span is stored without the agent's name: match its trace
         timed = [w for w in where if w.startswith("start_time")]
-        agent_traces = " AND ".join(["tenant = {tenant:String}", "kind = 'AGENT'", "agent_name = {agent:String}", *timed])
-        where.append(f"(agent_name = {{agent:String}} OR (agent_name = '' AND trace_id IN "
-                     f"(SELECT trace_id FROM spans WHERE {agent_traces})))")
+        agent_traces = " AND ".join(
+            ["tenant = {tenant:String}", "kind = 'AGENT'", "agent_name = {agent:String}", *timed]
+        )
+        where.append(
+            f"(agent_name = {{agent:String}} OR (agent_name = '' AND trace_id IN "
+            f"(SELECT trace_id FROM spans WHERE {agent_traces})))"
+        )
         params["agent"] = agent
     rows = store.query_rows(  # LIMIT 1 BY: a span delivered twice is listed once
         f"SELECT span_id FROM spans WHERE {' AND '.join(where)} "
@@ -641,19 +824,30 @@ def answer_of_response(api: str, response: Any) -> Answer:
     if api == ANTHROPIC:
         blocks = list(getattr(response, "content", None) or ())
         text = "\n".join(b.text for b in blocks if getattr(b, "type", "") == "text" and b.text)
-        calls = [(b.name, b.input) for b in blocks if getattr(b, "type", "") in ("tool_use", "server_tool_use", "mcp_tool_use")]
+        calls = [
+            (b.name, b.input)
+            for b in blocks
+            if getattr(b, "type", "") in ("tool_use", "server_tool_use", "mcp_tool_use")
+        ]
         return Answer(text, calls, getattr(response, "model", "") or "")
     choices = getattr(response, "choices", None) or []
     if not choices:
         return Answer("", [], getattr(response, "model", "") or "")
     message = choices[0].message
-    calls = [(c.function.name, parse_arguments(c.function.arguments))
-             for c in message.tool_calls or () if getattr(c, "function", None) is not None]
+    calls = [
+        (c.function.name, parse_arguments(c.function.arguments))
+        for c in message.tool_calls or ()
+        if getattr(c, "function", None) is not None
+    ]
     return Answer(message.content or "", calls, response.model or "")
 
 
 def send_request(
-    api: str, body: dict[str, Any], *, base_url: str | None = None, api_key: str | None = None,
+    api: str,
+    body: dict[str, Any],
+    *,
+    base_url: str | None = None,
+    api_key: str | None = None,
     timeout: float = 120.0,
 ) -> Answer:
     """Send ``body`` as is through the provider's own SDK (``openai`` or ``anthropic``) and read the answer.
@@ -666,14 +860,18 @@ def send_request(
         from anthropic.types import Message
 
         key = api_key or os.environ.get("ANTHROPIC_API_KEY") or "not-set"
-        with anthropic.Anthropic(base_url=base_url, api_key=key, timeout=timeout, max_retries=2) as client:
+        with anthropic.Anthropic(
+            base_url=base_url, api_key=key, timeout=timeout, max_retries=2
+        ) as client:
             return answer_of_response(api, client.post("/v1/messages", body=body, cast_to=Message))
     import openai
     from openai.types.chat import ChatCompletion
 
     key = api_key or os.environ.get("OPENAI_API_KEY") or "not-set"
     with openai.OpenAI(base_url=base_url, api_key=key, timeout=timeout, max_retries=2) as client:
-        return answer_of_response(api, client.post("/chat/completions", body=body, cast_to=ChatCompletion))
+        return answer_of_response(
+            api, client.post("/chat/completions", body=body, cast_to=ChatCompletion)
+        )
 
 
 @dataclass
@@ -694,31 +892,61 @@ class ReplayOutcome:
     def as_dict(self) -> dict[str, Any]:
         r = self.request
         return {
-            "span_id": r.span_id, "trace_id": r.trace_id, "started_at": r.started_at, "agent_name": r.agent_name,
-            "api": r.api, "recorded_model": r.request_model, "recorded_answered_model": r.response_model,
+            "span_id": r.span_id,
+            "trace_id": r.trace_id,
+            "started_at": r.started_at,
+            "agent_name": r.agent_name,
+            "api": r.api,
+            "recorded_model": r.request_model,
+            "recorded_answered_model": r.response_model,
             "replay_model": self.replay_model,
             "replay_answered_model": self.replayed.model if self.replayed else "",
-            "source": r.source, "checks": r.checks, "exact": r.exact, "notes": r.notes, "overrides": self.overrides,
-            "recorded": r.recorded.as_dict(), "output_hash": r.output_hash,
+            "source": r.source,
+            "checks": r.checks,
+            "exact": r.exact,
+            "notes": r.notes,
+            "overrides": self.overrides,
+            "recorded": r.recorded.as_dict(),
+            "output_hash": r.output_hash,
             "replayed": self.replayed.as_dict() if self.replayed else None,
-            "diff": self.diff.as_dict() if self.diff else None, "error": self.error,
+            "diff": self.diff.as_dict() if self.diff else None,
+            "error": self.error,
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ReplayOutcome:
         """An outcome as ``as_dict`` wrote it (the request body itself is not carried)."""
         request = RebuiltRequest(
-            d["span_id"], d["trace_id"], d["started_at"], d.get("agent_name", ""), d["api"], "",
-            d.get("recorded_model", ""), d.get("recorded_answered_model", ""), "", {}, d.get("source", ""),
-            dict(d.get("checks") or {}), Answer.from_dict(d.get("recorded") or {}), d.get("output_hash", ""),
+            d["span_id"],
+            d["trace_id"],
+            d["started_at"],
+            d.get("agent_name", ""),
+            d["api"],
+            "",
+            d.get("recorded_model", ""),
+            d.get("recorded_answered_model", ""),
+            "",
+            {},
+            d.get("source", ""),
+            dict(d.get("checks") or {}),
+            Answer.from_dict(d.get("recorded") or {}),
+            d.get("output_hash", ""),
             list(d.get("notes") or []),
         )
         diff = d.get("diff")
         return cls(
-            request, d.get("replay_model", ""), dict(d.get("overrides") or {}),
+            request,
+            d.get("replay_model", ""),
+            dict(d.get("overrides") or {}),
             Answer.from_dict(d["replayed"]) if d.get("replayed") else None,
-            Diff(bool(diff["same_tools"]), bool(diff["same_arguments"]), float(diff["text_similarity"]),
-                 float(diff["token_jaccard"])) if diff else None,
+            Diff(
+                bool(diff["same_tools"]),
+                bool(diff["same_arguments"]),
+                float(diff["text_similarity"]),
+                float(diff["token_jaccard"]),
+            )
+            if diff
+            else None,
             d.get("error", ""),
         )
 
@@ -748,7 +976,9 @@ def replay_request(
             body.pop(key)
     outcome = ReplayOutcome(request, str(body.get("model", "")), overrides)
     try:
-        outcome.replayed = sender(request.api, body, base_url=base_url, api_key=api_key, timeout=timeout)
+        outcome.replayed = sender(
+            request.api, body, base_url=base_url, api_key=api_key, timeout=timeout
+        )
     except Exception as exc:  # noqa: BLE001 (any SDK or network failure is this call's result, not the batch's end)
         log.warning("replay of span %s failed: %s", request.span_id, exc)
         outcome.error = f"{type(exc).__name__}: {exc}"
@@ -780,9 +1010,16 @@ class DriftReport:
     summary: dict[str, Any]
 
     def as_dict(self) -> dict[str, Any]:
-        return {"run_id": self.run_id, "tenant": self.tenant, "created_at": iso(self.created_at_ns),
-                "candidate_model": self.candidate_model, "base_url": self.base_url, "filter": self.filter,
-                "summary": self.summary, "outcomes": [o.as_dict() for o in self.outcomes]}
+        return {
+            "run_id": self.run_id,
+            "tenant": self.tenant,
+            "created_at": iso(self.created_at_ns),
+            "candidate_model": self.candidate_model,
+            "base_url": self.base_url,
+            "filter": self.filter,
+            "summary": self.summary,
+            "outcomes": [o.as_dict() for o in self.outcomes],
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], *, tenant: str | None = None) -> DriftReport:
@@ -792,9 +1029,16 @@ class DriftReport:
         if not re.fullmatch(r"[0-9a-f]{32}", run_id):
             raise ValueError(f"run_id {run_id!r} is not 32 lowercase hex digits")
         created = d.get("created_at")
-        return cls(run_id, tenant or d["tenant"], _ns_of(created) if created else time.time_ns(),
-                   d.get("candidate_model", ""), d.get("base_url", ""), dict(d.get("filter") or {}), outcomes,
-                   summarize(outcomes))
+        return cls(
+            run_id,
+            tenant or d["tenant"],
+            _ns_of(created) if created else time.time_ns(),
+            d.get("candidate_model", ""),
+            d.get("base_url", ""),
+            dict(d.get("filter") or {}),
+            outcomes,
+            summarize(outcomes),
+        )
 
 
 def _quantile(values: list[float], q: float) -> float | None:
@@ -811,10 +1055,14 @@ def summarize(outcomes: list[ReplayOutcome], worst: int = 5) -> dict[str, Any]:
     n = len(done)
 
     def share(pred: Callable[[Diff], bool]) -> float | None:
-        return round(sum(1 for o in done if o.diff is not None and pred(o.diff)) / n, 6) if n else None
+        return (
+            round(sum(1 for o in done if o.diff is not None and pred(o.diff)) / n, 6) if n else None
+        )
 
-    ranked = sorted(done, key=lambda o: (o.diff.same_tools, o.diff.same_arguments, o.diff.text_similarity)  # type: ignore[union-attr]
-                    )[:worst]
+    ranked = sorted(
+        done,
+        key=lambda o: (o.diff.same_tools, o.diff.same_arguments, o.diff.text_similarity),  # type: ignore[union-attr]
+    )[:worst]
     return {
         "replayed": n,
         "errors": len(outcomes) - n,
@@ -825,16 +1073,26 @@ def summarize(outcomes: list[ReplayOutcome], worst: int = 5) -> dict[str, Any]:
         "text_similarity": {
             "mean": round(statistics.fmean(sims), 6) if sims else None,
             "min": min(sims) if sims else None,
-            "p10": _quantile(sims, 0.10), "p50": _quantile(sims, 0.50), "p90": _quantile(sims, 0.90),
+            "p10": _quantile(sims, 0.10),
+            "p50": _quantile(sims, 0.50),
+            "p90": _quantile(sims, 0.90),
         },
         "worst": [
-            {"span_id": o.request.span_id, "trace_id": o.request.trace_id, **(o.diff.as_dict() if o.diff else {}),
-             "recorded_tools": [c for c, _ in o.request.recorded.tool_calls],
-             "replayed_tools": [c for c, _ in o.replayed.tool_calls] if o.replayed else [],
-             "recorded_text": o.request.recorded.text[:300], "replayed_text": (o.replayed.text if o.replayed else "")[:300]}
-            for o in ranked if o.diff is not None and o.diff.drift
+            {
+                "span_id": o.request.span_id,
+                "trace_id": o.request.trace_id,
+                **(o.diff.as_dict() if o.diff else {}),
+                "recorded_tools": [c for c, _ in o.request.recorded.tool_calls],
+                "replayed_tools": [c for c, _ in o.replayed.tool_calls] if o.replayed else [],
+                "recorded_text": o.request.recorded.text[:300],
+                "replayed_text": (o.replayed.text if o.replayed else "")[:300],
+            }
+            for o in ranked
+            if o.diff is not None and o.diff.drift
         ],
-        "error_spans": [{"span_id": o.request.span_id, "error": o.error} for o in outcomes if o.error][:worst],
+        "error_spans": [
+            {"span_id": o.request.span_id, "error": o.error} for o in outcomes if o.error
+        ][:worst],
     }
 
 
@@ -850,31 +1108,75 @@ def replay_many(
     sender: Sender = send_request,
 ) -> DriftReport:
     """Replay every request (one after another) against the candidate and sum up the drift."""
-    outcomes = [replay_request(r, model=model, base_url=base_url, api_key=api_key, timeout=timeout, sender=sender)
-                for r in requests]
-    return DriftReport(uuid.uuid4().hex, tenant, time.time_ns(), model or "", base_url or "", dict(filter or {}),
-                       outcomes, summarize(outcomes))
+    outcomes = [
+        replay_request(
+            r, model=model, base_url=base_url, api_key=api_key, timeout=timeout, sender=sender
+        )
+        for r in requests
+    ]
+    return DriftReport(
+        uuid.uuid4().hex,
+        tenant,
+        time.time_ns(),
+        model or "",
+        base_url or "",
+        dict(filter or {}),
+        outcomes,
+        summarize(outcomes),
+    )
 
 
-_RUN_SCHEMA = pa.schema([
-    ("tenant", pa.string()), ("created_at", pa.timestamp("ms", tz="UTC")), ("run_id", pa.string()),
-    ("candidate_model", pa.string()), ("base_url", pa.string()), ("filter", pa.string()),
-    ("replayed", pa.uint32()), ("errors", pa.uint32()), ("drifted", pa.uint32()),
-    ("tool_agreement", pa.float64()), ("argument_agreement", pa.float64()),
-    ("text_similarity_mean", pa.float64()), ("text_similarity_p10", pa.float64()),
-    ("text_similarity_p50", pa.float64()), ("text_similarity_min", pa.float64()), ("report", pa.string()),
-])
-_REPLAY_SCHEMA = pa.schema([
-    ("tenant", pa.string()), ("created_at", pa.timestamp("ms", tz="UTC")), ("run_id", pa.string()),
-    ("trace_id", pa.string()), ("span_id", pa.string()), ("source_start_time", pa.timestamp("ns", tz="UTC")),
-    ("agent_name", pa.string()), ("api", pa.string()), ("recorded_model", pa.string()),
-    ("recorded_answered_model", pa.string()), ("replay_model", pa.string()), ("replay_answered_model", pa.string()),
-    ("request_source", pa.string()), ("request_sha256", pa.string()), ("input_hash", pa.string()),
-    ("messages_match", pa.bool_()), ("status", pa.string()), ("error", pa.string()),
-    ("same_tools", pa.bool_()), ("same_arguments", pa.bool_()), ("text_similarity", pa.float64()),
-    ("token_jaccard", pa.float64()), ("drift", pa.bool_()), ("recorded_tools", pa.list_(pa.string())),
-    ("replayed_tools", pa.list_(pa.string())), ("recorded_output_hash", pa.string()), ("replayed_answer", pa.string()),
-])
+_RUN_SCHEMA = pa.schema(
+    [
+        ("tenant", pa.string()),
+        ("created_at", pa.timestamp("ms", tz="UTC")),
+        ("run_id", pa.string()),
+        ("candidate_model", pa.string()),
+        ("base_url", pa.string()),
+        ("filter", pa.string()),
+        ("replayed", pa.uint32()),
+        ("errors", pa.uint32()),
+        ("drifted", pa.uint32()),
+        ("tool_agreement", pa.float64()),
+        ("argument_agreement", pa.float64()),
+        ("text_similarity_mean", pa.float64()),
+        ("text_similarity_p10", pa.float64()),
+        ("text_similarity_p50", pa.float64()),
+        ("text_similarity_min", pa.float64()),
+        ("report", pa.string()),
+    ]
+)
+_REPLAY_SCHEMA = pa.schema(
+    [
+        ("tenant", pa.string()),
+        ("created_at", pa.timestamp("ms", tz="UTC")),
+        ("run_id", pa.string()),
+        ("trace_id", pa.string()),
+        ("span_id", pa.string()),
+        ("source_start_time", pa.timestamp("ns", tz="UTC")),
+        ("agent_name", pa.string()),
+        ("api", pa.string()),
+        ("recorded_model", pa.string()),
+        ("recorded_answered_model", pa.string()),
+        ("replay_model", pa.string()),
+        ("replay_answered_model", pa.string()),
+        ("request_source", pa.string()),
+        ("request_sha256", pa.string()),
+        ("input_hash", pa.string()),
+        ("messages_match", pa.bool_()),
+        ("status", pa.string()),
+        ("error", pa.string()),
+        ("same_tools", pa.bool_()),
+        ("same_arguments", pa.bool_()),
+        ("text_similarity", pa.float64()),
+        ("token_jaccard", pa.float64()),
+        ("drift", pa.bool_()),
+        ("recorded_tools", pa.list_(pa.string())),
+        ("replayed_tools", pa.list_(pa.string())),
+        ("recorded_output_hash", pa.string()),
+        ("replayed_answer", pa.string()),
+    ]
+)
 
 
 def _nan(v: float | None) -> float:
@@ -883,7 +1185,9 @@ def _nan(v: float | None) -> float:
 
 def _ns_of(iso_text: str) -> int:
     whole, _, frac = iso_text.rstrip("Z").partition(".")
-    seconds = int(datetime.strptime(whole, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp())
+    seconds = int(
+        datetime.strptime(whole, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
+    )
     return seconds * 1_000_000_000 + int((frac or "0").ljust(9, "0")[:9])
 
 
@@ -894,37 +1198,70 @@ def save_report(store: Store, report: DriftReport) -> None:
     s = report.summary
     sims = s["text_similarity"]
     run = {
-        "tenant": [report.tenant], "created_at": [created_ms], "run_id": [report.run_id],
-        "candidate_model": [report.candidate_model], "base_url": [report.base_url],
-        "filter": [json.dumps(report.filter, sort_keys=True, default=str)], "replayed": [s["replayed"]],
-        "errors": [s["errors"]], "drifted": [s["drifted"]], "tool_agreement": [_nan(s["tool_agreement"])],
-        "argument_agreement": [_nan(s["argument_agreement"])], "text_similarity_mean": [_nan(sims["mean"])],
-        "text_similarity_p10": [_nan(sims["p10"])], "text_similarity_p50": [_nan(sims["p50"])],
-        "text_similarity_min": [_nan(sims["min"])], "report": [json.dumps(s, ensure_ascii=False, default=str)],
+        "tenant": [report.tenant],
+        "created_at": [created_ms],
+        "run_id": [report.run_id],
+        "candidate_model": [report.candidate_model],
+        "base_url": [report.base_url],
+        "filter": [json.dumps(report.filter, sort_keys=True, default=str)],
+        "replayed": [s["replayed"]],
+        "errors": [s["errors"]],
+        "drifted": [s["drifted"]],
+        "tool_agreement": [_nan(s["tool_agreement"])],
+        "argument_agreement": [_nan(s["argument_agreement"])],
+        "text_similarity_mean": [_nan(sims["mean"])],
+        "text_similarity_p10": [_nan(sims["p10"])],
+        "text_similarity_p50": [_nan(sims["p50"])],
+        "text_similarity_min": [_nan(sims["min"])],
+        "report": [json.dumps(s, ensure_ascii=False, default=str)],
     }
     rows: dict[str, list[Any]] = {name: [] for name in _REPLAY_SCHEMA.names}
     for o in report.outcomes:
         r, d = o.request, o.diff
         values = {
-            "tenant": report.tenant, "created_at": created_ms, "run_id": report.run_id, "trace_id": r.trace_id,
-            "span_id": r.span_id, "source_start_time": _ns_of(r.started_at), "agent_name": r.agent_name, "api": r.api,
-            "recorded_model": r.request_model, "recorded_answered_model": r.response_model,
-            "replay_model": o.replay_model, "replay_answered_model": o.replayed.model if o.replayed else "",
-            "request_source": r.source, "request_sha256": r.checks.get("request_sha256", ""),
-            "input_hash": r.checks.get("input_hash", ""), "messages_match": bool(r.checks.get("messages_match")),
-            "status": "ok" if o.ok else "error", "error": o.error,
-            "same_tools": bool(d and d.same_tools), "same_arguments": bool(d and d.same_arguments),
-            "text_similarity": _nan(d.text_similarity if d else None), "token_jaccard": _nan(d.token_jaccard if d else None),
-            "drift": bool(d.drift) if d else True, "recorded_tools": [n for n, _ in r.recorded.tool_calls],
+            "tenant": report.tenant,
+            "created_at": created_ms,
+            "run_id": report.run_id,
+            "trace_id": r.trace_id,
+            "span_id": r.span_id,
+            "source_start_time": _ns_of(r.started_at),
+            "agent_name": r.agent_name,
+            "api": r.api,
+            "recorded_model": r.request_model,
+            "recorded_answered_model": r.response_model,
+            "replay_model": o.replay_model,
+            "replay_answered_model": o.replayed.model if o.replayed else "",
+            "request_source": r.source,
+            "request_sha256": r.checks.get("request_sha256", ""),
+            "input_hash": r.checks.get("input_hash", ""),
+            "messages_match": bool(r.checks.get("messages_match")),
+            "status": "ok" if o.ok else "error",
+            "error": o.error,
+            "same_tools": bool(d and d.same_tools),
+            "same_arguments": bool(d and d.same_arguments),
+            "text_similarity": _nan(d.text_similarity if d else None),
+            "token_jaccard": _nan(d.token_jaccard if d else None),
+            "drift": bool(d.drift) if d else True,
+            "recorded_tools": [n for n, _ in r.recorded.tool_calls],
             "replayed_tools": [n for n, _ in o.replayed.tool_calls] if o.replayed else [],
             "recorded_output_hash": r.output_hash,
-            "replayed_answer": json.dumps(o.replayed.as_dict(), ensure_ascii=False, default=str) if o.replayed else "",
+            "replayed_answer": json.dumps(o.replayed.as_dict(), ensure_ascii=False, default=str)
+            if o.replayed
+            else "",
         }
         for name in _REPLAY_SCHEMA.names:
             rows[name].append(values[name])
-    store.insert_arrow(REPLAY_RUNS_TABLE, pa.table(run, schema=_RUN_SCHEMA), dedup_token=f"replay-run-{report.run_id}")
+    store.insert_arrow(
+        REPLAY_RUNS_TABLE,
+        pa.table(run, schema=_RUN_SCHEMA),
+        dedup_token=f"replay-run-{report.run_id}",
+    )
     if report.outcomes:
-        store.insert_arrow(REPLAYS_TABLE, pa.table(rows, schema=_REPLAY_SCHEMA), dedup_token=f"replays-{report.run_id}")
+        store.insert_arrow(
+            REPLAYS_TABLE,
+            pa.table(rows, schema=_REPLAY_SCHEMA),
+            dedup_token=f"replays-{report.run_id}",
+        )
 
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:
@@ -969,6 +1306,12 @@ def get_report(store: Store, tenant: str, run_id: str) -> dict[str, Any] | None:
             ORDER BY text_similarity, span_id""",
         {"tenant": tenant, "run_id": run_id},
     )
-    return {"run_id": run["run_id"], "created_at": run["created_at"], "candidate_model": run["candidate_model"],
-            "base_url": run["base_url"], "filter": json.loads(run["filter"] or "{}"),
-            "summary": json.loads(run["report"] or "{}"), "calls": [_plain(c) for c in calls]}
+    return {
+        "run_id": run["run_id"],
+        "created_at": run["created_at"],
+        "candidate_model": run["candidate_model"],
+        "base_url": run["base_url"],
+        "filter": json.loads(run["filter"] or "{}"),
+        "summary": json.loads(run["report"] or "{}"),
+        "calls": [_plain(c) for c in calls],
+    }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal, Optional
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -22,30 +22,30 @@ class StoreSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="AGENTLEDGER_", extra="ignore")
 
-    clickhouse_url: Optional[str] = None
+    clickhouse_url: str | None = None
     """``http(s)://user:password@host:port`` of a ClickHouse server; unset = embedded chDB."""
-    clickhouse_cluster: Optional[str] = None
+    clickhouse_cluster: str | None = None
     """Cluster name: apply the cluster variant of the migrations (Replicated + Distributed, ON CLUSTER)."""
     database: str = Field("agentledger", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     data_dir: str = ".agentledger"
     """Embedded store directory (one process owns it at a time)."""
-    price_table: Optional[str] = None
+    price_table: str | None = None
     """JSON file of model prices merged over the shipped table."""
     normalizer: Literal["auto", "native", "python"] = "auto"
     """OTLP normalizer: the compiled one (``agentledger-native``) when installed, or the one named."""
-    ledger_key: Optional[SecretStr] = None
+    ledger_key: SecretStr | None = None
     """HMAC key that signs ledger checkpoints (unset: checkpoints are chained but unsigned)."""
     ledger_key_id: str = "default"
     """Name of the ledger key, recorded on each checkpoint (for rotation)."""
 
-    def make_normalizer(self) -> "Normalizer":
+    def make_normalizer(self) -> Normalizer:
         """The normalizer this configuration asks for, with its price table."""
         from agentledger.pipeline.normalize.native import make_normalizer
         from agentledger.schemas import PriceTable
 
         return make_normalizer(PriceTable.load(self.price_table), self.normalizer)
 
-    def ledger(self, store: "Store") -> "Ledger":
+    def ledger(self, store: Store) -> Ledger:
         """The ledger for ``store`` with this configuration's signing key."""
         from agentledger.pipeline.ledger import Ledger
 
@@ -58,7 +58,7 @@ class KafkaSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="AGENTLEDGER_KAFKA_", extra="ignore")
 
-    bootstrap_servers: Optional[str] = None
+    bootstrap_servers: str | None = None
     """``host:port[,host:port]``; unset = no Kafka (embedded mode)."""
     spans_topic: str = SPANS_TOPIC
     dead_letter_topic: str = DEAD_LETTER_TOPIC

@@ -43,7 +43,9 @@ class StoreWriter:
     not track them, so a large memory of hashes costs its collections nothing.
     """
 
-    def __init__(self, store: Store, seen_capacity: int = 200_000, ledger: "Ledger | None" = None) -> None:
+    def __init__(
+        self, store: Store, seen_capacity: int = 200_000, ledger: Ledger | None = None
+    ) -> None:
         from agentledger.pipeline.ledger import Ledger
 
         self.store = store
@@ -62,7 +64,9 @@ class StoreWriter:
         contents = batch.contents
         fresh: list[str] = []
         if contents.num_rows:
-            keys = pc.binary_join_element_wise(contents.column("tenant"), contents.column("hash"), _SEP).to_pylist()
+            keys = pc.binary_join_element_wise(
+                contents.column("tenant"), contents.column("hash"), _SEP
+            ).to_pylist()
             with self._lock:
                 recent, old = self._recent, self._old
                 keep = [k not in recent and k not in old for k in keys]
@@ -73,7 +77,9 @@ class StoreWriter:
                 contents = contents.filter(pa.array(keep))
                 fresh = [k for k, new in zip(keys, keep) if new]
             if fresh:
-                self.store.insert_arrow(CONTENTS_TABLE, contents, dedup_token=f"{dedup_token}/contents")
+                self.store.insert_arrow(
+                    CONTENTS_TABLE, contents, dedup_token=f"{dedup_token}/contents"
+                )
         self.store.insert_arrow(SPANS_TABLE, batch.spans, dedup_token=f"{dedup_token}/spans")
         self.ledger.append(batch.spans, dedup_token)
         if fresh:

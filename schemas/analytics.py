@@ -38,6 +38,7 @@ def latency_quantile_sql(hist: str, level: float) -> str:
     idx = f"arrayFirstIndex(x -> x >= {level} * arraySum(mapValues({hist})), {cum})"
     return f"if(empty(mapKeys({hist})), nan, pow({LATENCY_BUCKET_BASE}, arrayElement(mapKeys({hist}), {idx}) + 0.5))"
 
+
 USAGE_TABLE: Final = "usage_hourly"
 """Hourly usage per tenant x principal x agent x provider x model x kind x tool."""
 USAGE_STATE_TABLE: Final = "usage_hourly_state"
@@ -56,8 +57,17 @@ USAGE_DIMENSIONS: Final[dict[str, str]] = {
 """Public dimension name -> column of ``usage_hourly`` (and of ``spans``, except ``model``)."""
 
 USAGE_METRICS: Final[tuple[str, ...]] = (
-    "calls", "errors", "error_rate", "input_tokens", "output_tokens", "tokens", "cost_usd",
-    "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "latency_avg_ms",
+    "calls",
+    "errors",
+    "error_rate",
+    "input_tokens",
+    "output_tokens",
+    "tokens",
+    "cost_usd",
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "latency_p99_ms",
+    "latency_avg_ms",
 )
 """Metrics a usage query returns (and may order by)."""
 

@@ -46,7 +46,9 @@ class ModelPrice:
     cache_read: float | None = None
     cache_write: float | None = None
 
-    def cost(self, input_tokens: int, output_tokens: int, cache_read: int = 0, cache_write: int = 0) -> float:
+    def cost(
+        self, input_tokens: int, output_tokens: int, cache_read: int = 0, cache_write: int = 0
+    ) -> float:
         """Cost of one call; cached input is priced separately when the table has a price for it."""
         uncached = input_tokens
         total = 0.0
@@ -83,7 +85,11 @@ class PriceTable:
 
     def entries(self) -> list[tuple[str, str, ModelPrice]]:
         """(provider, model prefix, price) in table order (what a compiled normalizer loads)."""
-        return [(provider, prefix, price) for provider, models in self._table.items() for prefix, price in models.items()]
+        return [
+            (provider, prefix, price)
+            for provider, models in self._table.items()
+            for prefix, price in models.items()
+        ]
 
     @staticmethod
     def aliases() -> dict[str, str]:

@@ -86,7 +86,9 @@ _DOC_TUPLE = "Array(Tuple(id String, content_hash String, score Float64))"
 _TOOL_TUPLE = "Array(Tuple(id String, name String, arguments_hash String))"
 
 SPAN_COLUMNS: Final[tuple[Column, ...]] = (
-    Column("tenant", "LowCardinality(String)", "Tenant, stamped by the collector from the API key."),
+    Column(
+        "tenant", "LowCardinality(String)", "Tenant, stamped by the collector from the API key."
+    ),
     Column("trace_id", "String", "Trace id, 32 lowercase hex digits."),
     Column("span_id", "String", "Span id, 16 lowercase hex digits."),
     Column("parent_span_id", "String", "Parent span id, empty for a root span."),

@@ -57,8 +57,13 @@ API_KEYS = {"acme": "key-acme-123", "globex": "key-globex-456"}
 def auth_server(store: EmbeddedStore) -> Iterator[EmbeddedServer]:
     """The embedded server with two tenants' API keys."""
     spec = ",".join(f"{tenant}={key}" for tenant, key in API_KEYS.items())
-    with _server(store, api_keys=spec, max_body_bytes=2_000_000, max_spans_per_request=100,
-                 max_attribute_length=1000) as srv:
+    with _server(
+        store,
+        api_keys=spec,
+        max_body_bytes=2_000_000,
+        max_spans_per_request=100,
+        max_attribute_length=1000,
+    ) as srv:
         yield srv
 
 

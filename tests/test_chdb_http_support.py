@@ -17,7 +17,6 @@ pa = pytest.importorskip("pyarrow")
 clickhouse_connect = pytest.importorskip("clickhouse_connect")
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError  # noqa: E402
 
-
 COLUMNS = """(
     id String,
     ts DateTime64(9, 'UTC'),
@@ -51,19 +50,30 @@ def db(client):
 
 
 def arrow_rows(ids):
-    return pa.table({
-        "id": ids,
-        "ts": pa.array([1_700_000_000_123_456_789 + i for i in range(len(ids))], pa.timestamp("ns", tz="UTC")),
-        "kind": ["llm"] * len(ids),
-        "attrs": pa.array([[("model", f"m-{i}")] for i in ids], pa.map_(pa.string(), pa.string())),
-        "events": pa.array([[(f"e-{i}", 1), ("done", 2)] for i in ids],
-                           pa.list_(pa.struct([("name", pa.string()), ("n", pa.uint32())]))),
-        "note": [None if i.endswith("0") else f"note {i}" for i in ids],
-    })
+    return pa.table(
+        {
+            "id": ids,
+            "ts": pa.array(
+                [1_700_000_000_123_456_789 + i for i in range(len(ids))],
+                pa.timestamp("ns", tz="UTC"),
+            ),
+            "kind": ["llm"] * len(ids),
+            "attrs": pa.array(
+                [[("model", f"m-{i}")] for i in ids], pa.map_(pa.string(), pa.string())
+            ),
+            "events": pa.array(
+                [[(f"e-{i}", 1), ("done", 2)] for i in ids],
+                pa.list_(pa.struct([("name", pa.string()), ("n", pa.uint32())])),
+            ),
+            "note": [None if i.endswith("0") else f"note {i}" for i in ids],
+        }
+    )
 
 
 def test_connect_reports_real_engine(client, endpoint):
-    assert client.server_version == endpoint.version and client.server_version.split(".")[0].isdigit()
+    assert (
+        client.server_version == endpoint.version and client.server_version.split(".")[0].isdigit()
+    )
     assert client.command("SELECT 1 + 1") == 2
     assert client.ping()
     # The client discovered the settings from the engine's own system.settings.
@@ -71,38 +81,56 @@ def test_connect_reports_real_engine(client, endpoint):
 
 
 def test_ddl_insert_arrow_dedup_params_and_query_arrow(client, endpoint, db):
-    client.command(f"CREATE TABLE {db}.spans {COLUMNS} ENGINE = MergeTree ORDER BY (id, ts) "
-                   "SETTINGS non_replicated_deduplication_window = 1000")
-    client.command(f"CREATE TABLE {db}.latest {COLUMNS} ENGINE = ReplacingMergeTree ORDER BY id "
-                   "SETTINGS non_replicated_deduplication_window = 1000")
+    client.command(
+        f"CREATE TABLE {db}.spans {COLUMNS} ENGINE = MergeTree ORDER BY (id, ts) "
+        "SETTINGS non_replicated_deduplication_window = 1000"
+    )
+    client.command(
+        f"CREATE TABLE {db}.latest {COLUMNS} ENGINE = ReplacingMergeTree ORDER BY id "
+        "SETTINGS non_replicated_deduplication_window = 1000"
+    )
     assert client.command(f"EXISTS TABLE {db}.latest") == 1
 
     batch = arrow_rows(["s0", "s1", "s2"])
     settings = {"insert_deduplication_token": "t1", "async_insert": 0}
     assert client.insert_arrow(f"{db}.spans", batch, settings=settings).written_rows == 3
-    client.insert_arrow(f"{db}.spans", batch, settings=settings)  # a retry with the same token lands once
+    client.insert_arrow(
+        f"{db}.spans", batch, settings=settings
+    )  # a retry with the same token lands once
     assert client.command(f"SELECT count() FROM {db}.spans") == 3
-    client.insert_arrow(f"{db}.spans", batch, settings={**settings, "insert_deduplication_token": "t2"})
+    client.insert_arrow(
+        f"{db}.spans", batch, settings={**settings, "insert_deduplication_token": "t2"}
+    )
     assert client.command(f"SELECT count() FROM {db}.spans") == 6
-    assert any(q.startswith(f"INSERT INTO {db}.spans (`id`") and q.endswith("FORMAT Arrow") for q in endpoint.queries)
+    assert any(
+        q.startswith(f"INSERT INTO {db}.spans (`id`") and q.endswith("FORMAT Arrow")
+        for q in endpoint.queries
+    )
 
     client.insert_arrow(f"{db}.latest", batch, settings={"async_insert": 0})
     # Server-side {name:Type} parameters (sent as param_x URL arguments), Native result.
-    result = client.query(f"SELECT id, ts, kind, attrs, events, note FROM {db}.latest "
-                          "WHERE id = {x:String} OR id IN {ids:Array(String)} ORDER BY id",
-                          parameters={"x": "s1", "ids": ["s2"]})
+    result = client.query(
+        f"SELECT id, ts, kind, attrs, events, note FROM {db}.latest "
+        "WHERE id = {x:String} OR id IN {ids:Array(String)} ORDER BY id",
+        parameters={"x": "s1", "ids": ["s2"]},
+    )
     assert "{x:String}" in endpoint.queries[-1]  # bound by the server, not the client
     assert [r[0] for r in result.result_rows] == ["s1", "s2"]
     row = result.first_item
     assert row["ts"] == dt.datetime(2023, 11, 14, 22, 13, 20, 123456)  # naive UTC, µs precision
     assert row["kind"] == "llm" and row["attrs"] == {"model": "m-s1"} and row["note"] == "note s1"
-    assert row["events"] == [{"name": "e-s1", "n": 1}, {"name": "done", "n": 2}]  # named Tuple -> dict
+    assert row["events"] == [
+        {"name": "e-s1", "n": 1},
+        {"name": "done", "n": 2},
+    ]  # named Tuple -> dict
 
     table = client.query_arrow(f"SELECT * FROM {db}.latest ORDER BY id")
     assert isinstance(table, pa.Table) and table.num_rows == 3
     assert table.column("id").to_pylist() == ["s0", "s1", "s2"]
     assert table.column("note").to_pylist() == [None, "note s1", "note s2"]
-    assert table.column("ts").cast(pa.int64()).to_pylist()[0] == 1_700_000_000_123_456_789  # ns kept
+    assert (
+        table.column("ts").cast(pa.int64()).to_pylist()[0] == 1_700_000_000_123_456_789
+    )  # ns kept
     assert table.column("attrs").to_pylist()[2] == [("model", "m-s2")]
 
 
@@ -112,13 +140,19 @@ def test_native_insert_and_command_results(endpoint, db, compress):
     client.command(f"CREATE TABLE {db}.t {COLUMNS} ENGINE = MergeTree ORDER BY id")
     # client.insert streams (compressed) Native blocks with chunked transfer encoding.
     ts = dt.datetime(2024, 5, 6, 7, 8, 9, 123456)
-    client.insert(f"{db}.t", [["a", ts, "tool", {"k": "v"}, [("x", 3)], None]],
-                  column_names=["id", "ts", "kind", "attrs", "events", "note"])
+    client.insert(
+        f"{db}.t",
+        [["a", ts, "tool", {"k": "v"}, [("x", 3)], None]],
+        column_names=["id", "ts", "kind", "attrs", "events", "note"],
+    )
     assert client.query(f"SELECT id, ts, kind, attrs, events, note FROM {db}.t").result_rows == [
-        ("a", ts, "tool", {"k": "v"}, [{"name": "x", "n": 3}], None)]
+        ("a", ts, "tool", {"k": "v"}, [{"name": "x", "n": 3}], None)
+    ]
     assert client.command(f"SELECT id, kind FROM {db}.t") == ["a", "tool"]
     assert client.command(f"SELECT id FROM {db}.t WHERE 0") == ""  # empty result, not a summary
-    summary = client.command(f"ALTER TABLE {db}.t DELETE WHERE id = 'a' SETTINGS mutations_sync = 1")
+    summary = client.command(
+        f"ALTER TABLE {db}.t DELETE WHERE id = 'a' SETTINGS mutations_sync = 1"
+    )
     assert hasattr(summary, "summary")  # statements without a result return a QuerySummary
     assert client.command(f"SELECT count() FROM {db}.t") == 0
     client.close()
@@ -129,7 +163,9 @@ def test_concurrent_clients(endpoint, db):
         c = clickhouse_connect.get_client(host="127.0.0.1", port=endpoint.port)
         c.command(f"CREATE TABLE {db}.c{i} (n UInt32) ENGINE = MergeTree ORDER BY n")
         c.insert_arrow(f"{db}.c{i}", pa.table({"n": pa.array(range(100), pa.uint32())}))
-        total = c.query(f"SELECT sum(n) FROM {db}.c{i} WHERE n < {{lim:UInt32}}", parameters={"lim": 10}).first_row[0]
+        total = c.query(
+            f"SELECT sum(n) FROM {db}.c{i} WHERE n < {{lim:UInt32}}", parameters={"lim": 10}
+        ).first_row[0]
         c.close()
         return total
 

@@ -19,10 +19,14 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 CLI = [sys.executable, "-m", "agentledger.cli"]
 
 
-def _run(*args: str, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def _run(
+    *args: str, timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, **(env or {})}
     full_env.pop("AGENTLEDGER_API_KEYS", None)
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout, env=full_env)
+    return subprocess.run(
+        [*CLI, *args], capture_output=True, text=True, timeout=timeout, env=full_env
+    )
 
 
 def _free_port() -> int:
@@ -57,12 +61,19 @@ def test_demo_then_query_the_data_dir(tmp_path: Path) -> None:
     assert [c["action"] for c in gov["controls"]] == ["resume", "pause"]
     # usage counts the agent's five spans and the governed tool's one; the ledger covers all six
     assert summary["usage"]["calls"] == 6 and summary["usage"]["tokens"] == summary["tokens"]
-    assert summary["ledger"] == {"ok": True, "checkpoints": summary["ledger"]["checkpoints"], "rows": 6, "problems": []}
+    assert summary["ledger"] == {
+        "ok": True,
+        "checkpoints": summary["ledger"]["checkpoints"],
+        "rows": 6,
+        "problems": [],
+    }
     audit = summary["audit"]
     assert audit["which_model_decided"]["answered_model"] == "gpt-4o-2024-08-06"
     assert audit["under_whose_authority"]["principal_id"] == "controller@acme-corp.example"
     assert audit["documents_verified"] and not audit["replay"]["error"]
-    assert audit["replay"]["diff"]["same_tools"] and Path(audit["report"]).read_text().startswith("#")
+    assert audit["replay"]["diff"]["same_tools"] and Path(audit["report"]).read_text().startswith(
+        "#"
+    )
     assert summary["dataset"]["examples"] == 2 and summary["dataset"]["format"] == "chat"
     # the looked-up entry names its preparer's e-mail, which the second model call sent to the provider:
     # detected as sensitive egress, and redacted from the exported dataset
@@ -75,7 +86,9 @@ def test_demo_then_query_the_data_dir(tmp_path: Path) -> None:
     listed = _run("traces", "--json", "--data-dir", data)
     assert listed.returncode == 0, listed.stderr
     rows = {r["trace_id"]: r for r in json.loads(listed.stdout)}
-    assert len(rows) == 2 and rows[summary["trace_id"]]["span_count"] == 5  # + the governed call's own trace
+    assert (
+        len(rows) == 2 and rows[summary["trace_id"]]["span_count"] == 5
+    )  # + the governed call's own trace
 
     one = _run("trace", summary["trace_id"], "--json", "--data-dir", data)
     assert one.returncode == 0, one.stderr
@@ -91,22 +104,36 @@ def test_demo_then_query_the_data_dir(tmp_path: Path) -> None:
     verified = _run("verify", "--data-dir", data)
     assert verified.returncode == 0 and "OK" in verified.stdout, verified.stdout + verified.stderr
     tamper = subprocess.run(
-        [sys.executable, "-c",
-         "import sys; from agentledger.pipeline.stores.embedded import EmbeddedStore; s = EmbeddedStore(sys.argv[1]); "
-         "s.command(\"ALTER TABLE spans UPDATE output_tokens = 0 WHERE kind = 'LLM' SETTINGS mutations_sync = 2\")",
-         data], capture_output=True, text=True, timeout=60)
+        [
+            sys.executable,
+            "-c",
+            "import sys; from agentledger.pipeline.stores.embedded import EmbeddedStore; s = EmbeddedStore(sys.argv[1]); "
+            "s.command(\"ALTER TABLE spans UPDATE output_tokens = 0 WHERE kind = 'LLM' SETTINGS mutations_sync = 2\")",
+            data,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert tamper.returncode == 0, tamper.stderr
     broken = _run("verify", "--data-dir", data, "--json")
     assert broken.returncode == 1
     report = json.loads(broken.stdout)
-    assert report["problems"][0]["kind"] == "rows_changed_or_deleted" and len(report["problems"][0]["spans"]) == 2
+    assert (
+        report["problems"][0]["kind"] == "rows_changed_or_deleted"
+        and len(report["problems"][0]["spans"]) == 2
+    )
 
 
 def test_serve_then_query_over_http(tmp_path: Path) -> None:
     port = _free_port()
     data = str(tmp_path / "served")
-    proc = subprocess.Popen([*CLI, "serve", "--no-auth", "--port", str(port), "--data-dir", data],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [*CLI, "serve", "--no-auth", "--port", str(port), "--data-dir", data],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -116,11 +143,15 @@ def test_serve_then_query_over_http(tmp_path: Path) -> None:
                     break
             except httpx.HTTPError:
                 pass
-            assert proc.poll() is None and time.monotonic() < deadline, "server did not become ready"
+            assert proc.poll() is None and time.monotonic() < deadline, (
+                "server did not become ready"
+            )
             time.sleep(0.2)
         tp = TracerProvider()
         tp.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{url}/v1/traces")))
-        with tp.get_tracer("cli-test").start_as_current_span("hello", attributes={"gen_ai.operation.name": "chat"}):
+        with tp.get_tracer("cli-test").start_as_current_span(
+            "hello", attributes={"gen_ai.operation.name": "chat"}
+        ):
             pass
         assert tp.force_flush(10_000)
         tp.shutdown()

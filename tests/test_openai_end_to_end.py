@@ -37,7 +37,9 @@ def test_finance_agent_is_recorded_end_to_end(server, provider) -> None:
         assert span["session_id"] == run.session_id and span["user_id"] == run.user_id
         assert span["agent_name"] == "finance-controls-agent"
         # the stored messages are exactly what the SDK sent, and their hash is the SHA-256 of the stored form
-        content = queries.get_contents(server.store, "default", [span["input_hash"]])[span["input_hash"]]
+        content = queries.get_contents(server.store, "default", [span["input_hash"]])[
+            span["input_hash"]
+        ]
         assert content_hash(content["content"]) == span["input_hash"]
         stored = json.loads(content["content"])
         assert [m["role"] for m in stored] == [m["role"] for m in request.messages]
@@ -49,11 +51,21 @@ def test_finance_agent_is_recorded_end_to_end(server, provider) -> None:
     assert second["output_preview"] and run.decision.startswith(second["output_preview"][:40])
     tool = next(s for s in spans if s["kind"] == "TOOL")
     assert tool["tool_name"] == "lookup_journal_entry"
-    assert tool["input_hash"] == first["tool_calls"][0]["arguments_hash"]  # the arguments the model chose
+    assert (
+        tool["input_hash"] == first["tool_calls"][0]["arguments_hash"]
+    )  # the arguments the model chose
     retriever = next(s for s in spans if s["kind"] == "RETRIEVER")
     assert [d["id"] for d in retriever["documents"]] == [d.id for d in run.documents]
-    docs = queries.get_contents(server.store, "default", [d["content_hash"] for d in retriever["documents"]])
-    assert [docs[d["content_hash"]]["content"] for d in retriever["documents"]] == [d.document.content for d in run.documents]
+    docs = queries.get_contents(
+        server.store, "default", [d["content_hash"] for d in retriever["documents"]]
+    )
+    assert [docs[d["content_hash"]]["content"] for d in retriever["documents"]] == [
+        d.document.content for d in run.documents
+    ]
     # the whole trace as the API returns it
     traces = queries.list_traces(server.store, "default")
-    assert traces[0]["trace_id"] == run.trace_id and traces[0]["llm_calls"] == 2 and traces[0]["cost_usd"] > 0
+    assert (
+        traces[0]["trace_id"] == run.trace_id
+        and traces[0]["llm_calls"] == 2
+        and traces[0]["cost_usd"] > 0
+    )

@@ -14,7 +14,15 @@ ROOT = Path(__file__).parent.parent
 
 
 def test_layout_shows_the_architecture() -> None:
-    for folder in ("instrumentation", "collector", "pipeline", "schemas", "deploy", "tests", "bench"):
+    for folder in (
+        "instrumentation",
+        "collector",
+        "pipeline",
+        "schemas",
+        "deploy",
+        "tests",
+        "bench",
+    ):
         assert (ROOT / folder).is_dir(), folder
     for pkg in ("instrumentation", "collector", "pipeline", "schemas"):
         module = importlib.import_module(f"agentledger.{pkg}")
@@ -22,7 +30,9 @@ def test_layout_shows_the_architecture() -> None:
 
 
 def _python(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd, timeout=60
+    )
 
 
 def test_no_generic_top_level_names_are_installed(tmp_path: Path) -> None:
@@ -62,10 +72,13 @@ def test_all_is_complete_and_resolvable(name: str) -> None:
     for attr in exported:
         assert hasattr(module, attr), f"{name}.__all__ names missing {attr}"
     public = {
-        attr for attr, value in vars(module).items()
+        attr
+        for attr, value in vars(module).items()
         if not attr.startswith("_") and not inspect.ismodule(value) and attr not in ("annotations",)
     }
-    assert public <= exported, f"{name} exposes names missing from __all__: {sorted(public - exported)}"
+    assert public <= exported, (
+        f"{name} exposes names missing from __all__: {sorted(public - exported)}"
+    )
 
 
 def test_every_package_is_listed_for_the_wheel() -> None:

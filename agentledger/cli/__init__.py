@@ -6,7 +6,7 @@ import json
 import logging
 import os
 import sys
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -25,13 +25,24 @@ app = typer.Typer(
 DEFAULT_URL = "http://127.0.0.1:4318"
 DEFAULT_DATA_DIR = ".agentledger"
 
-UrlOpt = typer.Option(DEFAULT_URL, "--url", envvar="AGENTLEDGER_URL", help="Running AgentLedger server.")
-DataDirOpt = typer.Option(
-    None, "--data-dir", help="Read this embedded data directory directly (default: ask the server, "
-    f"else open {DEFAULT_DATA_DIR})."
+UrlOpt = typer.Option(
+    DEFAULT_URL, "--url", envvar="AGENTLEDGER_URL", help="Running AgentLedger server."
 )
-ApiKeyOpt = typer.Option(None, "--api-key", envvar="AGENTLEDGER_API_KEY", help="API key for the server.")
-TenantOpt = typer.Option("default", "--tenant", envvar="AGENTLEDGER_TENANT", help="Tenant, when reading a store directly.")
+DataDirOpt = typer.Option(
+    None,
+    "--data-dir",
+    help="Read this embedded data directory directly (default: ask the server, "
+    f"else open {DEFAULT_DATA_DIR}).",
+)
+ApiKeyOpt = typer.Option(
+    None, "--api-key", envvar="AGENTLEDGER_API_KEY", help="API key for the server."
+)
+TenantOpt = typer.Option(
+    "default",
+    "--tenant",
+    envvar="AGENTLEDGER_TENANT",
+    help="Tenant, when reading a store directly.",
+)
 JsonOpt = typer.Option(False, "--json", help="Print JSON instead of a table.")
 
 
@@ -40,7 +51,7 @@ def _fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
-def _open(url: str, data_dir: Optional[str], api_key: Optional[str], tenant: str) -> _source.QuerySource:
+def _open(url: str, data_dir: str | None, api_key: str | None, tenant: str) -> _source.QuerySource:
     try:
         return _source.open_source(
             url=url,
@@ -71,10 +82,19 @@ def _print_json(value: Any) -> None:
 
 @app.command()
 def serve(
-    host: str = typer.Option("127.0.0.1", envvar="AGENTLEDGER_HOST", help="Interface to listen on."),
+    host: str = typer.Option(
+        "127.0.0.1", envvar="AGENTLEDGER_HOST", help="Interface to listen on."
+    ),
     port: int = typer.Option(4318, envvar="AGENTLEDGER_PORT", help="Port (4318 is OTLP/HTTP's)."),
-    data_dir: str = typer.Option(DEFAULT_DATA_DIR, envvar="AGENTLEDGER_DATA_DIR", help="Embedded store directory."),
-    no_auth: bool = typer.Option(False, "--no-auth", envvar="AGENTLEDGER_NO_AUTH", help="Single tenant, no API keys (local use)."),
+    data_dir: str = typer.Option(
+        DEFAULT_DATA_DIR, envvar="AGENTLEDGER_DATA_DIR", help="Embedded store directory."
+    ),
+    no_auth: bool = typer.Option(
+        False,
+        "--no-auth",
+        envvar="AGENTLEDGER_NO_AUTH",
+        help="Single tenant, no API keys (local use).",
+    ),
     log_level: str = typer.Option("info", help="Log level."),
 ) -> None:
     """Run the collector with the embedded pipeline and store (no Kafka, no ClickHouse server)."""
@@ -85,7 +105,9 @@ def serve(
     from agentledger.pipeline.stores import StoreError
     from agentledger.server import build_embedded_app
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         collector = CollectorSettings(host=host, port=port, no_auth=no_auth)
         store_settings = StoreSettings(data_dir=data_dir)
@@ -94,7 +116,9 @@ def serve(
         _fail(str(exc), 2)
         return
     where = store_settings.clickhouse_url or os.path.abspath(data_dir)
-    typer.echo(f"AgentLedger listening on http://{host}:{port} (OTLP/HTTP at /v1/traces, docs at /docs); store: {where}")
+    typer.echo(
+        f"AgentLedger listening on http://{host}:{port} (OTLP/HTTP at /v1/traces, docs at /docs); store: {where}"
+    )
     uvicorn.run(fastapi_app, host=host, port=port, log_level=log_level.lower())
 
 
@@ -102,7 +126,9 @@ def serve(
 def collector(
     host: str = typer.Option("0.0.0.0", envvar="AGENTLEDGER_HOST", help="Interface to listen on."),
     port: int = typer.Option(4318, envvar="AGENTLEDGER_PORT", help="Port (4318 is OTLP/HTTP's)."),
-    no_auth: bool = typer.Option(False, "--no-auth", envvar="AGENTLEDGER_NO_AUTH", help="Single tenant, no API keys."),
+    no_auth: bool = typer.Option(
+        False, "--no-auth", envvar="AGENTLEDGER_NO_AUTH", help="Single tenant, no API keys."
+    ),
     log_level: str = typer.Option("info", help="Log level."),
 ) -> None:
     """Run the production collector: OTLP/HTTP in, Kafka out (needs AGENTLEDGER_KAFKA_BOOTSTRAP_SERVERS)."""
@@ -114,26 +140,35 @@ def collector(
     from agentledger.pipeline.stores import StoreError
     from agentledger.server import build_collector_app
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     kafka = KafkaSettings()
     if not kafka.bootstrap_servers:
-        _fail("set AGENTLEDGER_KAFKA_BOOTSTRAP_SERVERS (or use `agentledger serve` for the embedded mode)", 2)
+        _fail(
+            "set AGENTLEDGER_KAFKA_BOOTSTRAP_SERVERS (or use `agentledger serve` for the embedded mode)",
+            2,
+        )
     try:
-        fastapi_app = build_collector_app(CollectorSettings(host=host, port=port, no_auth=no_auth), kafka, StoreSettings())
+        fastapi_app = build_collector_app(
+            CollectorSettings(host=host, port=port, no_auth=no_auth), kafka, StoreSettings()
+        )
     except (ValueError, StoreError, KafkaUnavailable) as exc:
         _fail(str(exc), 2)
         return
-    typer.echo(f"AgentLedger collector on http://{host}:{port} -> Kafka {kafka.bootstrap_servers} topic {kafka.spans_topic}")
+    typer.echo(
+        f"AgentLedger collector on http://{host}:{port} -> Kafka {kafka.bootstrap_servers} topic {kafka.spans_topic}"
+    )
     uvicorn.run(fastapi_app, host=host, port=port, log_level=log_level.lower())
 
 
 @app.command()
 def traces(
     limit: int = typer.Option(20, "--limit", "-n", min=1, max=1000, help="How many traces."),
-    service: Optional[str] = typer.Option(None, help="Only this service."),
+    service: str | None = typer.Option(None, help="Only this service."),
     url: str = UrlOpt,
-    data_dir: Optional[str] = DataDirOpt,
-    api_key: Optional[str] = ApiKeyOpt,
+    data_dir: str | None = DataDirOpt,
+    api_key: str | None = ApiKeyOpt,
     tenant: str = TenantOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -156,8 +191,8 @@ def traces(
 def trace(
     trace_id: str = typer.Argument(..., help="Trace id (32 hex digits)."),
     url: str = UrlOpt,
-    data_dir: Optional[str] = DataDirOpt,
-    api_key: Optional[str] = ApiKeyOpt,
+    data_dir: str | None = DataDirOpt,
+    api_key: str | None = ApiKeyOpt,
     tenant: str = TenantOpt,
     as_json: bool = JsonOpt,
 ) -> None:
@@ -178,28 +213,47 @@ def trace(
 
 @app.command()
 def migrate(
-    data_dir: str = typer.Option(DEFAULT_DATA_DIR, envvar="AGENTLEDGER_DATA_DIR", help="Embedded store directory."),
-    clickhouse_url: Optional[str] = typer.Option(None, envvar="AGENTLEDGER_CLICKHOUSE_URL", help="ClickHouse server URL."),
-    cluster: Optional[str] = typer.Option(None, envvar="AGENTLEDGER_CLICKHOUSE_CLUSTER",
-                                          help="Apply the cluster variant (Replicated + Distributed, ON CLUSTER)."),
-    print_sql: bool = typer.Option(False, "--print-sql", help="Print the statements instead of running them."),
+    data_dir: str = typer.Option(
+        DEFAULT_DATA_DIR, envvar="AGENTLEDGER_DATA_DIR", help="Embedded store directory."
+    ),
+    clickhouse_url: str | None = typer.Option(
+        None, envvar="AGENTLEDGER_CLICKHOUSE_URL", help="ClickHouse server URL."
+    ),
+    cluster: str | None = typer.Option(
+        None,
+        envvar="AGENTLEDGER_CLICKHOUSE_CLUSTER",
+        help="Apply the cluster variant (Replicated + Distributed, ON CLUSTER).",
+    ),
+    print_sql: bool = typer.Option(
+        False, "--print-sql", help="Print the statements instead of running them."
+    ),
 ) -> None:
     """Apply pending schema migrations (servers also do this at start-up)."""
     from agentledger.pipeline.settings import StoreSettings
-    from agentledger.pipeline.stores import StoreError, load_migrations, migrate as run_migrations, open_store
+    from agentledger.pipeline.stores import StoreError, load_migrations, open_store
+    from agentledger.pipeline.stores import migrate as run_migrations
     from agentledger.pipeline.stores.migrate import render_for_cluster
 
-    settings = StoreSettings(data_dir=data_dir, clickhouse_url=clickhouse_url, clickhouse_cluster=cluster)
+    settings = StoreSettings(
+        data_dir=data_dir, clickhouse_url=clickhouse_url, clickhouse_cluster=cluster
+    )
     if print_sql:
         for mig in load_migrations():
             typer.echo(f"-- {mig.version:04d}_{mig.name}")
             for statement in mig.statements():
-                for rendered in (render_for_cluster(statement, cluster, settings.database) if cluster else [statement]):
+                for rendered in (
+                    render_for_cluster(statement, cluster, settings.database)
+                    if cluster
+                    else [statement]
+                ):
                     typer.echo(rendered.rstrip() + ";\n")
         return
     try:
-        with open_store(clickhouse_url=settings.clickhouse_url, data_dir=settings.data_dir,
-                        database=settings.database) as store:
+        with open_store(
+            clickhouse_url=settings.clickhouse_url,
+            data_dir=settings.data_dir,
+            database=settings.database,
+        ) as store:
             applied = run_migrations(store, cluster=settings.clickhouse_cluster)
     except StoreError as exc:
         _fail(str(exc))
@@ -209,7 +263,9 @@ def migrate(
 
 @app.command()
 def demo(
-    data_dir: str = typer.Option(DEFAULT_DATA_DIR, envvar="AGENTLEDGER_DATA_DIR", help="Embedded store directory."),
+    data_dir: str = typer.Option(
+        DEFAULT_DATA_DIR, envvar="AGENTLEDGER_DATA_DIR", help="Embedded store directory."
+    ),
     as_json: bool = JsonOpt,
 ) -> None:
     """Run a sample finance-controls agent end to end on the embedded default and show what was recorded."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timedelta, timezone
-from typing import Any, Optional, Protocol
+from typing import Any, Protocol
 
 import httpx
 
@@ -21,7 +21,7 @@ class SourceError(Exception):
     """Neither the server nor the data directory can be read."""
 
 
-def _iso(t: Any) -> Optional[str]:
+def _iso(t: Any) -> str | None:
     return None if t is None else t.isoformat()
 
 
@@ -39,28 +39,40 @@ def _store_call(fn: Any, *args: Any, **kwargs: Any) -> Any:
 class QuerySource(Protocol):
     where: str
 
-    def traces(self, limit: int, service: Optional[str]) -> list[dict[str, Any]]: ...
+    def traces(self, limit: int, service: str | None) -> list[dict[str, Any]]: ...
 
     def trace(self, trace_id: str) -> dict[str, Any]: ...
 
     def usage(self, q: Any, refresh: bool = True) -> list[dict[str, Any]]: ...
 
-    def patterns(self, start: Any, end: Any, baseline_hours: int, agent: Optional[str] = None,
-                 n: int = 3, top: int = 10, k: Optional[int] = None) -> dict[str, Any]: ...
+    def patterns(
+        self,
+        start: Any,
+        end: Any,
+        baseline_hours: int,
+        agent: str | None = None,
+        n: int = 3,
+        top: int = 10,
+        k: int | None = None,
+    ) -> dict[str, Any]: ...
 
-    def anomalies(self, since: Any = None, until: Any = None, type: Optional[str] = None,
-                  limit: int = 100) -> list[dict[str, Any]]: ...
+    def anomalies(
+        self, since: Any = None, until: Any = None, type: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]: ...
 
-    def detect_anomalies(self, now: Any = None, window_hours: Optional[int] = None,
-                         baseline_hours: Optional[int] = None) -> dict[str, Any]: ...
+    def detect_anomalies(
+        self, now: Any = None, window_hours: int | None = None, baseline_hours: int | None = None
+    ) -> dict[str, Any]: ...
 
     # datasets and feedback (agentledger feedback / dataset)
 
     def feedback_add(self, items: list[dict[str, Any]]) -> dict[str, Any]: ...
 
-    def feedback_list(self, trace_id: Optional[str], span_id: Optional[str]) -> list[dict[str, Any]]: ...
+    def feedback_list(self, trace_id: str | None, span_id: str | None) -> list[dict[str, Any]]: ...
 
-    def dataset_export(self, out_dir: str, request: dict[str, Any], progress: Any = None) -> dict[str, Any]: ...
+    def dataset_export(
+        self, out_dir: str, request: dict[str, Any], progress: Any = None
+    ) -> dict[str, Any]: ...
 
     def dataset_show(self, dataset_id: str) -> dict[str, Any]: ...
 
@@ -74,7 +86,7 @@ class QuerySource(Protocol):
 
 
 class HttpSource:
-    def __init__(self, url: str, api_key: Optional[str]) -> None:
+    def __init__(self, url: str, api_key: str | None) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.where = url
         self._client = httpx.Client(base_url=url, headers=headers, timeout=30)
@@ -87,7 +99,7 @@ class HttpSource:
             raise SourceError(f"{self.where} answered {resp.status_code}: {resp.text[:300]}")
         return resp.json()
 
-    def traces(self, limit: int, service: Optional[str]) -> list[dict[str, Any]]:
+    def traces(self, limit: int, service: str | None) -> list[dict[str, Any]]:
         return self._get("/api/v1/traces", limit=limit, service=service)  # type: ignore[no-any-return]
 
     def trace(self, trace_id: str) -> dict[str, Any]:
@@ -96,25 +108,62 @@ class HttpSource:
     # analytics (agentledger usage / patterns / anomalies)
 
     def usage(self, q: Any, refresh: bool = True) -> list[dict[str, Any]]:
-        params = {"since": _iso(q.start), "until": _iso(q.end), "group_by": ",".join(q.group_by),
-                  "interval": q.interval, "top": q.top or 0, "order_by": q.order_by,
-                  "refresh": str(refresh).lower(), **q.filters}
+        params = {
+            "since": _iso(q.start),
+            "until": _iso(q.end),
+            "group_by": ",".join(q.group_by),
+            "interval": q.interval,
+            "top": q.top or 0,
+            "order_by": q.order_by,
+            "refresh": str(refresh).lower(),
+            **q.filters,
+        }
         return self._get("/api/v1/usage", **params)["rows"]  # type: ignore[no-any-return]
 
-    def patterns(self, start: Any, end: Any, baseline_hours: int, agent: Optional[str] = None,
-                 n: int = 3, top: int = 10, k: Optional[int] = None) -> dict[str, Any]:
-        return self._get("/api/v1/patterns", since=_iso(start), until=_iso(end),  # type: ignore[no-any-return]
-                         baseline_hours=baseline_hours, agent=agent, n=n, top=top, k=k)
+    def patterns(
+        self,
+        start: Any,
+        end: Any,
+        baseline_hours: int,
+        agent: str | None = None,
+        n: int = 3,
+        top: int = 10,
+        k: int | None = None,
+    ) -> dict[str, Any]:
+        return self._get(
+            "/api/v1/patterns",
+            since=_iso(start),
+            until=_iso(end),  # type: ignore[no-any-return]
+            baseline_hours=baseline_hours,
+            agent=agent,
+            n=n,
+            top=top,
+            k=k,
+        )
 
-    def anomalies(self, since: Any = None, until: Any = None, type: Optional[str] = None,
-                  limit: int = 100) -> list[dict[str, Any]]:
-        return self._get("/api/v1/anomalies", since=_iso(since), until=_iso(until),  # type: ignore[no-any-return]
-                         type=type, limit=limit)
+    def anomalies(
+        self, since: Any = None, until: Any = None, type: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        return self._get(
+            "/api/v1/anomalies",
+            since=_iso(since),
+            until=_iso(until),  # type: ignore[no-any-return]
+            type=type,
+            limit=limit,
+        )
 
-    def detect_anomalies(self, now: Any = None, window_hours: Optional[int] = None,
-                         baseline_hours: Optional[int] = None) -> dict[str, Any]:
-        params = {k: v for k, v in (("now", _iso(now)), ("window_hours", window_hours),
-                                    ("baseline_hours", baseline_hours)) if v is not None}
+    def detect_anomalies(
+        self, now: Any = None, window_hours: int | None = None, baseline_hours: int | None = None
+    ) -> dict[str, Any]:
+        params = {
+            k: v
+            for k, v in (
+                ("now", _iso(now)),
+                ("window_hours", window_hours),
+                ("baseline_hours", baseline_hours),
+            )
+            if v is not None
+        }
         resp = self._client.post("/api/v1/anomalies/detect", params=params, timeout=600)
         if resp.status_code >= 400:
             raise SourceError(f"{self.where} answered {resp.status_code}: {resp.text[:300]}")
@@ -138,29 +187,43 @@ class HttpSource:
     def feedback_add(self, items: list[dict[str, Any]]) -> dict[str, Any]:
         return self._send("POST", "/v1/feedback", json=items)  # type: ignore[no-any-return]
 
-    def feedback_list(self, trace_id: Optional[str], span_id: Optional[str]) -> list[dict[str, Any]]:
+    def feedback_list(self, trace_id: str | None, span_id: str | None) -> list[dict[str, Any]]:
         return self._get("/api/v1/feedback", trace_id=trace_id, span_id=span_id)  # type: ignore[no-any-return]
 
-    def dataset_export(self, out_dir: str, request: dict[str, Any], progress: Any = None) -> dict[str, Any]:
+    def dataset_export(
+        self, out_dir: str, request: dict[str, Any], progress: Any = None
+    ) -> dict[str, Any]:
         """The server exports (into ``out_dir`` on its machine); files it wrote where this process
         cannot see them are downloaded into ``out_dir`` here."""
         import os
 
         target = os.path.abspath(out_dir)
         try:
-            manifest: dict[str, Any] = self._send("POST", "/api/v1/datasets",
-                                                  json={"out_dir": target, "request": request}, timeout=None)
+            manifest: dict[str, Any] = self._send(
+                "POST",
+                "/api/v1/datasets",
+                json={"out_dir": target, "request": request},
+                timeout=None,
+            )
         except SourceError as exc:
             if " 403:" not in str(exc):
                 raise
             # the server keeps authenticated exports in its datasets directory: export there, download
-            manifest = self._send("POST", "/api/v1/datasets", json={
-                "out_dir": f"{os.path.basename(target)}-{os.getpid()}-{int(time.time())}", "request": request},
-                timeout=None)
+            manifest = self._send(
+                "POST",
+                "/api/v1/datasets",
+                json={
+                    "out_dir": f"{os.path.basename(target)}-{os.getpid()}-{int(time.time())}",
+                    "request": request,
+                },
+                timeout=None,
+            )
         if not os.path.isfile(os.path.join(target, "manifest.json")):
             os.makedirs(target, exist_ok=True)
             for name in [f["path"] for f in manifest["files"]] + ["manifest.json"]:
-                with self._client.stream("GET", f"/api/v1/datasets/{manifest['id']}/files/{name}", timeout=None) as r:
+                with self._client.stream(
+                    "GET", f"/api/v1/datasets/{manifest['id']}/files/{name}", timeout=None
+                ) as r:
                     if r.status_code >= 400:
                         raise SourceError(f"{self.where} answered {r.status_code} for {name}")
                     with open(os.path.join(target, name), "wb") as fh:
@@ -185,7 +248,7 @@ class HttpSource:
 
 
 class StoreSource:
-    def __init__(self, data_dir: str, tenant: str, clickhouse_url: Optional[str] = None) -> None:
+    def __init__(self, data_dir: str, tenant: str, clickhouse_url: str | None = None) -> None:
         from agentledger.pipeline.stores import StoreError, migrate, open_store
 
         try:
@@ -196,7 +259,7 @@ class StoreSource:
         self.tenant = tenant
         self.where = clickhouse_url or data_dir
 
-    def traces(self, limit: int, service: Optional[str]) -> list[dict[str, Any]]:
+    def traces(self, limit: int, service: str | None) -> list[dict[str, Any]]:
         return queries.list_traces(self.store, self.tenant, limit=limit, service=service)
 
     def trace(self, trace_id: str) -> dict[str, Any]:
@@ -214,26 +277,56 @@ class StoreSource:
             _store_call(UsageRollupJob().run, self.store, datetime.now(timezone.utc))
         return _store_call(usage_report, self.store, self.tenant, q)  # type: ignore[no-any-return]
 
-    def patterns(self, start: Any, end: Any, baseline_hours: int, agent: Optional[str] = None,
-                 n: int = 3, top: int = 10, k: Optional[int] = None) -> dict[str, Any]:
+    def patterns(
+        self,
+        start: Any,
+        end: Any,
+        baseline_hours: int,
+        agent: str | None = None,
+        n: int = 3,
+        top: int = 10,
+        k: int | None = None,
+    ) -> dict[str, Any]:
         from agentledger.pipeline.jobs import patterns_report
 
         baseline = (start - timedelta(hours=baseline_hours), start)
-        return _store_call(patterns_report, self.store, self.tenant, (start, end),  # type: ignore[no-any-return]
-                           baseline, agent=agent, n_max=n, top=top, k=k)
+        return _store_call(
+            patterns_report,
+            self.store,
+            self.tenant,
+            (start, end),  # type: ignore[no-any-return]
+            baseline,
+            agent=agent,
+            n_max=n,
+            top=top,
+            k=k,
+        )
 
-    def anomalies(self, since: Any = None, until: Any = None, type: Optional[str] = None,
-                  limit: int = 100) -> list[dict[str, Any]]:
+    def anomalies(
+        self, since: Any = None, until: Any = None, type: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
         from agentledger.pipeline.jobs import list_anomalies
 
-        return _store_call(list_anomalies, self.store, self.tenant, since=since,  # type: ignore[no-any-return]
-                           until=until, type=type, limit=limit)
+        return _store_call(
+            list_anomalies,
+            self.store,
+            self.tenant,
+            since=since,  # type: ignore[no-any-return]
+            until=until,
+            type=type,
+            limit=limit,
+        )
 
-    def detect_anomalies(self, now: Any = None, window_hours: Optional[int] = None,
-                         baseline_hours: Optional[int] = None) -> dict[str, Any]:
+    def detect_anomalies(
+        self, now: Any = None, window_hours: int | None = None, baseline_hours: int | None = None
+    ) -> dict[str, Any]:
         from agentledger.pipeline.jobs import AnomalyDetectionJob, JobSettings
 
-        overrides = {k: v for k, v in (("window_hours", window_hours), ("baseline_hours", baseline_hours)) if v}
+        overrides = {
+            k: v
+            for k, v in (("window_hours", window_hours), ("baseline_hours", baseline_hours))
+            if v
+        }
         at = now or datetime.now(timezone.utc)
         job = AnomalyDetectionJob(JobSettings(**overrides), tenant=self.tenant)
         result = _store_call(job.run, self.store, at)
@@ -251,29 +344,56 @@ class StoreSource:
             raise SourceError(str(exc)) from exc
 
     def feedback_add(self, items: list[dict[str, Any]]) -> dict[str, Any]:
-        from agentledger.pipeline.datasets import FeedbackIn, resolve_trace_ids, to_record, write_feedback
+        from agentledger.pipeline.datasets import (
+            FeedbackIn,
+            resolve_trace_ids,
+            to_record,
+            write_feedback,
+        )
 
         def add() -> dict[str, Any]:
-            records = [to_record(self.tenant, FeedbackIn.model_validate(item), "cli") for item in items]
+            records = [
+                to_record(self.tenant, FeedbackIn.model_validate(item), "cli") for item in items
+            ]
             unknown = resolve_trace_ids(self.store, records)
             if unknown:
-                raise SourceError(f"no span {unknown[0].span_id} for tenant {self.tenant!r}; give --trace-id too")
+                raise SourceError(
+                    f"no span {unknown[0].span_id} for tenant {self.tenant!r}; give --trace-id too"
+                )
             write_feedback(self.store, records)
-            return {"accepted": len(records), "ids": [r.feedback_id for r in records], "durable_in": "store"}
+            return {
+                "accepted": len(records),
+                "ids": [r.feedback_id for r in records],
+                "durable_in": "store",
+            }
 
         return self._datasets_call(add)  # type: ignore[no-any-return]
 
-    def feedback_list(self, trace_id: Optional[str], span_id: Optional[str]) -> list[dict[str, Any]]:
+    def feedback_list(self, trace_id: str | None, span_id: str | None) -> list[dict[str, Any]]:
         from agentledger.pipeline.datasets import list_feedback
 
-        return self._datasets_call(list_feedback, self.store, self.tenant,  # type: ignore[no-any-return]
-                                   trace_id=trace_id, span_id=span_id)
+        return self._datasets_call(
+            list_feedback,
+            self.store,
+            self.tenant,  # type: ignore[no-any-return]
+            trace_id=trace_id,
+            span_id=span_id,
+        )
 
-    def dataset_export(self, out_dir: str, request: dict[str, Any], progress: Any = None) -> dict[str, Any]:
+    def dataset_export(
+        self, out_dir: str, request: dict[str, Any], progress: Any = None
+    ) -> dict[str, Any]:
         from agentledger.pipeline.datasets import ExportRequest, export_dataset
 
         return self._datasets_call(  # type: ignore[no-any-return]
-            lambda: export_dataset(self.store, self.tenant, out_dir, ExportRequest.from_json(request), progress=progress))
+            lambda: export_dataset(
+                self.store,
+                self.tenant,
+                out_dir,
+                ExportRequest.from_json(request),
+                progress=progress,
+            )
+        )
 
     def dataset_show(self, dataset_id: str) -> dict[str, Any]:
         from agentledger.pipeline.datasets import get_dataset
@@ -286,8 +406,13 @@ class StoreSource:
     def dataset_spans(self, dataset_id: str, limit: int) -> list[dict[str, Any]]:
         from agentledger.pipeline.datasets import dataset_spans
 
-        return self._datasets_call(dataset_spans, self.store, self.tenant, dataset_id,  # type: ignore[no-any-return]
-                                   limit=limit)
+        return self._datasets_call(
+            dataset_spans,
+            self.store,
+            self.tenant,
+            dataset_id,  # type: ignore[no-any-return]
+            limit=limit,
+        )
 
     def dataset_of_span(self, span_id: str) -> list[dict[str, Any]]:
         from agentledger.pipeline.datasets import datasets_of_span
@@ -313,11 +438,11 @@ def _server_up(url: str) -> bool:
 def open_source(
     *,
     url: str,
-    data_dir: Optional[str],
+    data_dir: str | None,
     default_data_dir: str,
-    api_key: Optional[str],
+    api_key: str | None,
     tenant: str,
-    clickhouse_url: Optional[str] = None,
+    clickhouse_url: str | None = None,
 ) -> QuerySource:
     """An explicit ``--data-dir`` (or ClickHouse URL) is read directly; otherwise the server
     at ``url`` when it answers, else the default data directory."""

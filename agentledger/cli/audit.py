@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -13,11 +13,17 @@ from agentledger.cli import _source, render
 __all__ = ["register"]
 
 
-def _verify(url: str, data_dir: Optional[str], api_key: Optional[str], tenant: str, since: Optional[str]) -> dict[str, Any]:
-    src = _source.open_source(url=url, data_dir=data_dir,
-                              default_data_dir=os.environ.get("AGENTLEDGER_DATA_DIR", ".agentledger"),
-                              api_key=api_key, tenant=tenant,
-                              clickhouse_url=os.environ.get("AGENTLEDGER_CLICKHOUSE_URL"))
+def _verify(
+    url: str, data_dir: str | None, api_key: str | None, tenant: str, since: str | None
+) -> dict[str, Any]:
+    src = _source.open_source(
+        url=url,
+        data_dir=data_dir,
+        default_data_dir=os.environ.get("AGENTLEDGER_DATA_DIR", ".agentledger"),
+        api_key=api_key,
+        tenant=tenant,
+        clickhouse_url=os.environ.get("AGENTLEDGER_CLICKHOUSE_URL"),
+    )
     try:
         if isinstance(src, _source.HttpSource):
             return src._get("/api/v1/ledger/verify", since=since)  # type: ignore[no-any-return]
@@ -31,14 +37,20 @@ def _verify(url: str, data_dir: Optional[str], api_key: Optional[str], tenant: s
         src.close()
 
 
-def _open(url: str, data_dir: Optional[str], api_key: Optional[str], tenant: str) -> Any:
-    return _source.open_source(url=url, data_dir=data_dir,
-                               default_data_dir=os.environ.get("AGENTLEDGER_DATA_DIR", ".agentledger"),
-                               api_key=api_key, tenant=tenant,
-                               clickhouse_url=os.environ.get("AGENTLEDGER_CLICKHOUSE_URL"))
+def _open(url: str, data_dir: str | None, api_key: str | None, tenant: str) -> Any:
+    return _source.open_source(
+        url=url,
+        data_dir=data_dir,
+        default_data_dir=os.environ.get("AGENTLEDGER_DATA_DIR", ".agentledger"),
+        api_key=api_key,
+        tenant=tenant,
+        clickhouse_url=os.environ.get("AGENTLEDGER_CLICKHOUSE_URL"),
+    )
 
 
-def _audit(url: str, data_dir: Optional[str], api_key: Optional[str], tenant: str, ref: str, last: bool) -> dict[str, Any]:
+def _audit(
+    url: str, data_dir: str | None, api_key: str | None, tenant: str, ref: str, last: bool
+) -> dict[str, Any]:
     src = _open(url, data_dir, api_key, tenant)
     try:
         if isinstance(src, _source.HttpSource):
@@ -62,8 +74,10 @@ def _parse_filters(filters: list[str]) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         key = key.strip().replace("-", "_")
         if not sep or key not in ("agent", "model", "since", "until", "tools_only", "limit"):
-            raise typer.BadParameter(f"{item!r}: expected agent=, model=, since=, until=, tools_only= or limit=",
-                                     param_hint="--filter")
+            raise typer.BadParameter(
+                f"{item!r}: expected agent=, model=, since=, until=, tools_only= or limit=",
+                param_hint="--filter",
+            )
         value = value.strip()
         try:
             if key in ("since", "until"):
@@ -79,13 +93,19 @@ def _parse_filters(filters: list[str]) -> dict[str, Any]:
     return out
 
 
-def _rebuilt(src: Any, tenant: str, span_id: Optional[str], filters: dict[str, Any], api: Optional[str]) -> tuple[list[Any], list[dict[str, Any]]]:
+def _rebuilt(
+    src: Any, tenant: str, span_id: str | None, filters: dict[str, Any], api: str | None
+) -> tuple[list[Any], list[dict[str, Any]]]:
     """Rebuilt requests of one span or of the filtered calls, from the server or the store directly."""
     from agentledger.pipeline import replay
 
     if isinstance(src, _source.HttpSource):
         if span_id:
-            return [replay.RebuiltRequest.from_dict(src._get(f"/api/v1/replay/requests/{span_id}", api=api))], []
+            return [
+                replay.RebuiltRequest.from_dict(
+                    src._get(f"/api/v1/replay/requests/{span_id}", api=api)
+                )
+            ], []
         params = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in filters.items()}
         found = src._get("/api/v1/replay/requests", api=api, **params)
         return [replay.RebuiltRequest.from_dict(r) for r in found["requests"]], found["skipped"]
@@ -105,23 +125,37 @@ def _save(src: Any, report: Any) -> None:
     if isinstance(src, _source.HttpSource):
         resp = src._client.post("/api/v1/replays", json=report.as_dict())
         if resp.status_code >= 400:
-            raise _source.SourceError(f"{src.where} did not store the drift report: {resp.status_code} {resp.text[:300]}")
+            raise _source.SourceError(
+                f"{src.where} did not store the drift report: {resp.status_code} {resp.text[:300]}"
+            )
     else:
         replay.save_report(src.store, report)
 
 
 def _print_outcome(console: Any, o: dict[str, Any]) -> None:
     checks = o["checks"]
-    console.print(f"span [cyan]{o['span_id']}[/cyan] ({o['api']}, request {o['source']}): "
-                  f"recorded {o['recorded_model']} -> {o['recorded_answered_model']}, "
-                  f"replayed {o['replay_model']} -> {o['replay_answered_model'] or '?'}")
+    console.print(
+        f"span [cyan]{o['span_id']}[/cyan] ({o['api']}, request {o['source']}): "
+        f"recorded {o['recorded_model']} -> {o['recorded_answered_model']}, "
+        f"replayed {o['replay_model']} -> {o['replay_answered_model'] or '?'}"
+    )
     match = checks.get("messages_match")
-    console.print(f"  messages sha256 {checks.get('messages_sha256', '')[:16]}… vs recorded input_hash "
-                  f"{checks.get('input_hash', '')[:16]}…: "
-                  + ("[green]match[/green]" if match else "[yellow]n/a[/yellow]" if match is None else "[red]MISMATCH[/red]"))
+    console.print(
+        f"  messages sha256 {checks.get('messages_sha256', '')[:16]}… vs recorded input_hash "
+        f"{checks.get('input_hash', '')[:16]}…: "
+        + (
+            "[green]match[/green]"
+            if match
+            else "[yellow]n/a[/yellow]"
+            if match is None
+            else "[red]MISMATCH[/red]"
+        )
+    )
     if checks.get("reconstruction_exact") is not None:
-        console.print("  rebuilt from messages/tools/parameters/model = recorded request: "
-                      + ("[green]yes[/green]" if checks["reconstruction_exact"] else "[yellow]no[/yellow]"))
+        console.print(
+            "  rebuilt from messages/tools/parameters/model = recorded request: "
+            + ("[green]yes[/green]" if checks["reconstruction_exact"] else "[yellow]no[/yellow]")
+        )
     for note in o["notes"]:
         console.print(f"  note: {note}")
     if o["error"]:
@@ -131,18 +165,30 @@ def _print_outcome(console: Any, o: dict[str, Any]) -> None:
     rec = [c["name"] for c in o["recorded"]["tool_calls"]]
     new = [c["name"] for c in o["replayed"]["tool_calls"]]
     verdict = "[red]DRIFT[/red]" if d["drift"] else "[green]no drift[/green]"
-    console.print(f"  {verdict}: tools {rec} -> {new} (same: {d['same_tools']}), arguments equal: {d['same_arguments']}, "
-                  f"text similarity {d['text_similarity']:.3f}, token Jaccard {d['token_jaccard']:.3f}")
+    console.print(
+        f"  {verdict}: tools {rec} -> {new} (same: {d['same_tools']}), arguments equal: {d['same_arguments']}, "
+        f"text similarity {d['text_similarity']:.3f}, token Jaccard {d['token_jaccard']:.3f}"
+    )
 
 
 def register(app: typer.Typer) -> None:
     @app.command()
     def verify(
-        tenant: str = typer.Option("default", "--tenant", envvar="AGENTLEDGER_TENANT", help="Tenant to verify."),
-        since: Optional[str] = typer.Option(None, help="Check rows of checkpoints created since 'YYYY-MM-DD HH:MM:SS'."),
-        url: str = typer.Option("http://127.0.0.1:4318", "--url", envvar="AGENTLEDGER_URL", help="Running server."),
-        data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Read this embedded data directory directly."),
-        api_key: Optional[str] = typer.Option(None, "--api-key", envvar="AGENTLEDGER_API_KEY", help="API key."),
+        tenant: str = typer.Option(
+            "default", "--tenant", envvar="AGENTLEDGER_TENANT", help="Tenant to verify."
+        ),
+        since: str | None = typer.Option(
+            None, help="Check rows of checkpoints created since 'YYYY-MM-DD HH:MM:SS'."
+        ),
+        url: str = typer.Option(
+            "http://127.0.0.1:4318", "--url", envvar="AGENTLEDGER_URL", help="Running server."
+        ),
+        data_dir: str | None = typer.Option(
+            None, "--data-dir", help="Read this embedded data directory directly."
+        ),
+        api_key: str | None = typer.Option(
+            None, "--api-key", envvar="AGENTLEDGER_API_KEY", help="API key."
+        ),
         as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     ) -> None:
         """Recompute the tamper-evident ledger: OK, or the first broken checkpoint and the spans involved (exit 1)."""
@@ -156,32 +202,49 @@ def register(app: typer.Typer) -> None:
         else:
             console = render.console()
             if report["ok"]:
-                console.print(f"[green]OK[/green]: tenant {report['tenant']}: {report['checkpoints']} checkpoints, "
-                              f"{report['rows']} rows and {report['contents_checked']} content records verified")
+                console.print(
+                    f"[green]OK[/green]: tenant {report['tenant']}: {report['checkpoints']} checkpoints, "
+                    f"{report['rows']} rows and {report['contents_checked']} content records verified"
+                )
                 for stream, head in sorted(report["heads"].items()):
                     console.print(f"  head of {stream}: {head}")
             else:
                 first = report["problems"][0]
-                console.print(f"[red]BROKEN[/red]: tenant {report['tenant']}: first problem at {first['stream']} "
-                              f"checkpoint {first['seq']}: {first['kind']}: {first['detail']}")
+                console.print(
+                    f"[red]BROKEN[/red]: tenant {report['tenant']}: first problem at {first['stream']} "
+                    f"checkpoint {first['seq']}: {first['kind']}: {first['detail']}"
+                )
                 for span in first["spans"][:20]:
                     console.print(f"  span {span}")
                 if len(report["problems"]) > 1:
-                    console.print(f"  ({len(report['problems']) - 1} more problem(s); --json lists them all)")
+                    console.print(
+                        f"  ({len(report['problems']) - 1} more problem(s); --json lists them all)"
+                    )
         if not report["ok"]:
             raise typer.Exit(1)
 
-
     @app.command()
     def audit(
-        ref: str = typer.Argument(..., help="Span id (16 hex digits) of an action, or a trace id (32)."),
+        ref: str = typer.Argument(
+            ..., help="Span id (16 hex digits) of an action, or a trace id (32)."
+        ),
         last: bool = typer.Option(False, "--last", help="For a trace id: only its last tool call."),
         fmt: str = typer.Option("markdown", "--format", "-f", help="markdown, json or html."),
-        output: Optional[str] = typer.Option(None, "--output", "-o", help="Write the report to this file."),
-        tenant: str = typer.Option("default", "--tenant", envvar="AGENTLEDGER_TENANT", help="Tenant."),
-        url: str = typer.Option("http://127.0.0.1:4318", "--url", envvar="AGENTLEDGER_URL", help="Running server."),
-        data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Read this embedded data directory directly."),
-        api_key: Optional[str] = typer.Option(None, "--api-key", envvar="AGENTLEDGER_API_KEY", help="API key."),
+        output: str | None = typer.Option(
+            None, "--output", "-o", help="Write the report to this file."
+        ),
+        tenant: str = typer.Option(
+            "default", "--tenant", envvar="AGENTLEDGER_TENANT", help="Tenant."
+        ),
+        url: str = typer.Option(
+            "http://127.0.0.1:4318", "--url", envvar="AGENTLEDGER_URL", help="Running server."
+        ),
+        data_dir: str | None = typer.Option(
+            None, "--data-dir", help="Read this embedded data directory directly."
+        ),
+        api_key: str | None = typer.Option(
+            None, "--api-key", envvar="AGENTLEDGER_API_KEY", help="API key."
+        ),
     ) -> None:
         """Everything the agent saw before an action, which model version decided, under whose authority."""
         from agentledger.pipeline.audit import to_html, to_markdown
@@ -193,31 +256,66 @@ def register(app: typer.Typer) -> None:
         except _source.SourceError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from exc
-        text = (json.dumps(result, indent=2, ensure_ascii=False) if fmt == "json"
-                else to_html(result) if fmt == "html" else to_markdown(result))
+        text = (
+            json.dumps(result, indent=2, ensure_ascii=False)
+            if fmt == "json"
+            else to_html(result)
+            if fmt == "html"
+            else to_markdown(result)
+        )
         if output:
             with open(output, "w", encoding="utf-8") as fh:
                 fh.write(text)
-            typer.echo(f"wrote {fmt} audit of {len(result['actions'])} action(s) to {output}", err=True)
+            typer.echo(
+                f"wrote {fmt} audit of {len(result['actions'])} action(s) to {output}", err=True
+            )
         else:
             typer.echo(text)
 
     @app.command()
     def replay(
-        span_id: Optional[str] = typer.Argument(None, help="LLM span id to replay; omit to replay the --filter matches."),
-        model: Optional[str] = typer.Option(None, "--model", help="Replay against this model (default: the recorded one)."),
-        base_url: Optional[str] = typer.Option(None, "--base-url", help="Provider base URL, as its SDK takes it."),
-        provider_key: Optional[str] = typer.Option(None, "--api-key", help="Provider API key (default: the SDK's variable)."),
-        api: Optional[str] = typer.Option(None, "--api", help="Send in this wire format: openai or anthropic (translates)."),
-        filters: list[str] = typer.Option([], "--filter", help="agent=, model=, since=, until=, tools_only=, limit= (repeatable)."),
-        save: bool = typer.Option(True, "--save/--no-save", help="Store the drift report of a --filter replay."),
-        fail_on_drift: bool = typer.Option(False, "--fail-on-drift", help="Exit 1 when any call drifted or failed."),
-        tenant: str = typer.Option("default", "--tenant", envvar="AGENTLEDGER_TENANT", help="Tenant."),
-        url: str = typer.Option("http://127.0.0.1:4318", "--url", envvar="AGENTLEDGER_URL", help="Running server."),
-        data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Read this embedded data directory directly."),
-        server_key: Optional[str] = typer.Option(None, "--server-key", envvar="AGENTLEDGER_API_KEY",
-                                                 help="AgentLedger API key (for --url)."),
-        timeout: float = typer.Option(120.0, "--timeout", help="Seconds to wait for each provider answer."),
+        span_id: str | None = typer.Argument(
+            None, help="LLM span id to replay; omit to replay the --filter matches."
+        ),
+        model: str | None = typer.Option(
+            None, "--model", help="Replay against this model (default: the recorded one)."
+        ),
+        base_url: str | None = typer.Option(
+            None, "--base-url", help="Provider base URL, as its SDK takes it."
+        ),
+        provider_key: str | None = typer.Option(
+            None, "--api-key", help="Provider API key (default: the SDK's variable)."
+        ),
+        api: str | None = typer.Option(
+            None, "--api", help="Send in this wire format: openai or anthropic (translates)."
+        ),
+        filters: list[str] = typer.Option(
+            [], "--filter", help="agent=, model=, since=, until=, tools_only=, limit= (repeatable)."
+        ),
+        save: bool = typer.Option(
+            True, "--save/--no-save", help="Store the drift report of a --filter replay."
+        ),
+        fail_on_drift: bool = typer.Option(
+            False, "--fail-on-drift", help="Exit 1 when any call drifted or failed."
+        ),
+        tenant: str = typer.Option(
+            "default", "--tenant", envvar="AGENTLEDGER_TENANT", help="Tenant."
+        ),
+        url: str = typer.Option(
+            "http://127.0.0.1:4318", "--url", envvar="AGENTLEDGER_URL", help="Running server."
+        ),
+        data_dir: str | None = typer.Option(
+            None, "--data-dir", help="Read this embedded data directory directly."
+        ),
+        server_key: str | None = typer.Option(
+            None,
+            "--server-key",
+            envvar="AGENTLEDGER_API_KEY",
+            help="AgentLedger API key (for --url).",
+        ),
+        timeout: float = typer.Option(
+            120.0, "--timeout", help="Seconds to wait for each provider answer."
+        ),
         as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     ) -> None:
         """Send a recorded LLM call again and diff the answer; with --filter, replay many into a drift report.
@@ -243,8 +341,13 @@ def register(app: typer.Typer) -> None:
         try:
             requests, skipped = _rebuilt(src, tenant, span_id, selected, api)
             if span_id:
-                outcome = replay_mod.replay_request(requests[0], model=model, base_url=base_url,
-                                                    api_key=provider_key, timeout=timeout)
+                outcome = replay_mod.replay_request(
+                    requests[0],
+                    model=model,
+                    base_url=base_url,
+                    api_key=provider_key,
+                    timeout=timeout,
+                )
                 result: dict[str, Any] = outcome.as_dict()
                 drifted = outcome.diff is None or outcome.diff.drift
                 if as_json:
@@ -252,16 +355,27 @@ def register(app: typer.Typer) -> None:
                 else:
                     _print_outcome(console, result)
             else:
-                report = replay_mod.replay_many(requests, tenant=tenant, model=model, base_url=base_url,
-                                                api_key=provider_key, timeout=timeout,
-                                                filter={k: str(v) for k, v in selected.items()})
+                report = replay_mod.replay_many(
+                    requests,
+                    tenant=tenant,
+                    model=model,
+                    base_url=base_url,
+                    api_key=provider_key,
+                    timeout=timeout,
+                    filter={k: str(v) for k, v in selected.items()},
+                )
                 if save and report.outcomes:
                     _save(src, report)
                 summary = report.summary
                 drifted = bool(summary["drifted"] or summary["errors"])
                 if as_json:
-                    typer.echo(json.dumps({**report.as_dict(), "skipped": skipped, "saved": save}, indent=2,
-                                          ensure_ascii=False))
+                    typer.echo(
+                        json.dumps(
+                            {**report.as_dict(), "skipped": skipped, "saved": save},
+                            indent=2,
+                            ensure_ascii=False,
+                        )
+                    )
                 else:
                     for o in report.outcomes:
                         _print_outcome(console, o.as_dict())
@@ -271,10 +385,13 @@ def register(app: typer.Typer) -> None:
                         f"{summary['replayed']} replayed, {summary['errors']} failed, {summary['drifted']} drifted, "
                         f"{len(skipped)} skipped; tool agreement {summary['tool_agreement']}, argument agreement "
                         f"{summary['argument_agreement']}; text similarity mean {sims['mean']} p10 {sims['p10']} "
-                        f"p50 {sims['p50']} min {sims['min']}")
+                        f"p50 {sims['p50']} min {sims['min']}"
+                    )
                     for w in summary["worst"]:
-                        console.print(f"  worst: span {w['span_id']} tools {w['recorded_tools']} -> {w['replayed_tools']}, "
-                                      f"similarity {w['text_similarity']:.3f}")
+                        console.print(
+                            f"  worst: span {w['span_id']} tools {w['recorded_tools']} -> {w['replayed_tools']}, "
+                            f"similarity {w['text_similarity']:.3f}"
+                        )
         except _source.SourceError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from exc

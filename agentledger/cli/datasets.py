@@ -20,15 +20,25 @@ from agentledger.cli import _call, _fail, _open, _print_json
 
 __all__ = ["dataset_app", "feedback_app", "register"]
 
-feedback_app = typer.Typer(help="Attach scores, labels, comments and corrections to traces and spans.",
-                           no_args_is_help=True)
-dataset_app = typer.Typer(help="Export training datasets from recorded traces; show their lineage.",
-                          no_args_is_help=True)
+feedback_app = typer.Typer(
+    help="Attach scores, labels, comments and corrections to traces and spans.",
+    no_args_is_help=True,
+)
+dataset_app = typer.Typer(
+    help="Export training datasets from recorded traces; show their lineage.", no_args_is_help=True
+)
 
-_URL = typer.Option("http://127.0.0.1:4318", "--url", envvar="AGENTLEDGER_URL", help="Running AgentLedger server.")
+_URL = typer.Option(
+    "http://127.0.0.1:4318", "--url", envvar="AGENTLEDGER_URL", help="Running AgentLedger server."
+)
 _DATA_DIR = typer.Option(None, "--data-dir", help="Read this embedded data directory directly.")
 _KEY = typer.Option(None, "--api-key", envvar="AGENTLEDGER_API_KEY", help="API key for the server.")
-_TENANT = typer.Option("default", "--tenant", envvar="AGENTLEDGER_TENANT", help="Tenant, when reading a store directly.")
+_TENANT = typer.Option(
+    "default",
+    "--tenant",
+    envvar="AGENTLEDGER_TENANT",
+    help="Tenant, when reading a store directly.",
+)
 _JSON = typer.Option(False, "--json", help="Print JSON.")
 
 
@@ -44,19 +54,38 @@ def _who() -> str:
 
 @feedback_app.command("add")
 def feedback_add(
-    name: str = typer.Option(..., "--name", "-n", help="What is judged (helpfulness, correctness, thumbs...)."),
+    name: str = typer.Option(
+        ..., "--name", "-n", help="What is judged (helpfulness, correctness, thumbs...)."
+    ),
     trace_id: str | None = typer.Option(None, "--trace-id", help="Trace (32 hex digits)."),
-    span_id: str | None = typer.Option(None, "--span-id", help="Span (16 hex digits); omit for the whole trace."),
+    span_id: str | None = typer.Option(
+        None, "--span-id", help="Span (16 hex digits); omit for the whole trace."
+    ),
     score: float | None = typer.Option(None, "--score", help="Numeric value."),
-    label: str = typer.Option("", "--label", help="Categorical value (up/down, correct/incorrect...)."),
+    label: str = typer.Option(
+        "", "--label", help="Categorical value (up/down, correct/incorrect...)."
+    ),
     comment: str = typer.Option("", "--comment", help="Free text."),
-    correction: str = typer.Option("", "--correction", help="The answer the model should have given."),
-    annotator: str | None = typer.Option(None, "--annotator", envvar="AGENTLEDGER_OPERATOR",
-                                            help="Who gives it (default: user@host)."),
+    correction: str = typer.Option(
+        "", "--correction", help="The answer the model should have given."
+    ),
+    annotator: str | None = typer.Option(
+        None,
+        "--annotator",
+        envvar="AGENTLEDGER_OPERATOR",
+        help="Who gives it (default: user@host).",
+    ),
     annotator_kind: str = typer.Option("HUMAN", "--annotator-kind", help="HUMAN, LLM or CODE."),
-    feedback_id: str | None = typer.Option(None, "--id", help="Idempotency key (same id = same feedback)."),
-    metadata: list[str] | None = typer.Option(None, "--metadata", "-m", help="key=value, repeatable."),
-    url: str = _URL, data_dir: str | None = _DATA_DIR, api_key: str | None = _KEY, tenant: str = _TENANT,
+    feedback_id: str | None = typer.Option(
+        None, "--id", help="Idempotency key (same id = same feedback)."
+    ),
+    metadata: list[str] | None = typer.Option(
+        None, "--metadata", "-m", help="key=value, repeatable."
+    ),
+    url: str = _URL,
+    data_dir: str | None = _DATA_DIR,
+    api_key: str | None = _KEY,
+    tenant: str = _TENANT,
     as_json: bool = _JSON,
 ) -> None:
     """Attach feedback to a trace or a span (stored durably before this returns)."""
@@ -67,9 +96,16 @@ def feedback_add(
             _fail(f"--metadata {item!r} is not key=value")
         meta[key] = value
     item_json: dict[str, Any] = {
-        "name": name, "trace_id": trace_id or "", "span_id": span_id or "", "score": score, "label": label,
-        "comment": comment, "correction": correction, "annotator": annotator or _who(),
-        "annotator_kind": annotator_kind.upper(), "metadata": meta,
+        "name": name,
+        "trace_id": trace_id or "",
+        "span_id": span_id or "",
+        "score": score,
+        "label": label,
+        "comment": comment,
+        "correction": correction,
+        "annotator": annotator or _who(),
+        "annotator_kind": annotator_kind.upper(),
+        "metadata": meta,
     }
     if feedback_id:
         item_json["id"] = feedback_id
@@ -87,14 +123,21 @@ def feedback_add(
         _print_json(result)
         return
     target = f"span {span_id}" if span_id else f"trace {trace_id}"
-    typer.echo(f"feedback {name!r} on {target} stored ({result['durable_in']}); id {result['ids'][0]}")
+    typer.echo(
+        f"feedback {name!r} on {target} stored ({result['durable_in']}); id {result['ids'][0]}"
+    )
 
 
 @feedback_app.command("list")
 def feedback_list(
-    trace_id: str | None = typer.Option(None, "--trace-id", help="Trace (its spans' feedback too)."),
+    trace_id: str | None = typer.Option(
+        None, "--trace-id", help="Trace (its spans' feedback too)."
+    ),
     span_id: str | None = typer.Option(None, "--span-id", help="One span."),
-    url: str = _URL, data_dir: str | None = _DATA_DIR, api_key: str | None = _KEY, tenant: str = _TENANT,
+    url: str = _URL,
+    data_dir: str | None = _DATA_DIR,
+    api_key: str | None = _KEY,
+    tenant: str = _TENANT,
     as_json: bool = _JSON,
 ) -> None:
     """Feedback on a trace or span, newest first."""
@@ -112,9 +155,16 @@ def feedback_list(
     for col in ("created", "span", "name", "score", "label", "annotator", "source", "comment"):
         table.add_column(col)
     for r in rows:
-        table.add_row(str(r["created_at"])[:19], r["span_id"] or "(trace)", r["name"],
-                      "" if r["score"] is None else f"{r['score']:g}", r["label"], r["annotator"], r["source"],
-                      (r["comment"] or "")[:60])
+        table.add_row(
+            str(r["created_at"])[:19],
+            r["span_id"] or "(trace)",
+            r["name"],
+            "" if r["score"] is None else f"{r['score']:g}",
+            r["label"],
+            r["annotator"],
+            r["source"],
+            (r["comment"] or "")[:60],
+        )
     render.console().print(table)
 
 
@@ -134,37 +184,78 @@ def _when(value: str | None, option: str) -> str | None:
 
 @dataset_app.command("export")
 def dataset_export(
-    out_dir: str = typer.Argument(..., help="Directory to write the dataset into (created; must not hold one)."),
-    fmt: str = typer.Option("chat", "--format", "-f",
-                            help="chat (OpenAI fine-tuning JSONL), parquet, preference, openai-dpo, trajectory."),
-    since: str | None = typer.Option(None, "--since", help="Spans starting at or after (ISO time, UTC)."),
-    until: str | None = typer.Option(None, "--until", help="Spans starting before (ISO time, UTC)."),
+    out_dir: str = typer.Argument(
+        ..., help="Directory to write the dataset into (created; must not hold one)."
+    ),
+    fmt: str = typer.Option(
+        "chat",
+        "--format",
+        "-f",
+        help="chat (OpenAI fine-tuning JSONL), parquet, preference, openai-dpo, trajectory.",
+    ),
+    since: str | None = typer.Option(
+        None, "--since", help="Spans starting at or after (ISO time, UTC)."
+    ),
+    until: str | None = typer.Option(
+        None, "--until", help="Spans starting before (ISO time, UTC)."
+    ),
     agent: list[str] | None = typer.Option(None, "--agent", help="Agent name (repeatable)."),
-    model: list[str] | None = typer.Option(None, "--model", help="Requested or answered model (repeatable)."),
-    principal: list[str] | None = typer.Option(None, "--principal", help="Principal id (repeatable)."),
-    kind: list[str] | None = typer.Option(None, "--kind", help="Span kind (LLM, AGENT...; repeatable)."),
-    include_errors: bool = typer.Option(False, "--include-errors", help="Keep errored calls (dropped by default)."),
-    tool_calls: bool | None = typer.Option(None, "--tool-calls/--no-tool-calls",
-                                              help="Only examples with (or without) tool calls."),
-    feedback: list[str] | None = typer.Option(None, "--feedback",
-                                                 help="Feedback threshold NAME OP VALUE, e.g. 'helpfulness>=0.7', "
-                                                      "'thumbs=up' (repeatable; all must hold)."),
-    sample: int | None = typer.Option(None, "--sample", min=1, help="At most this many candidates, a seeded sample."),
+    model: list[str] | None = typer.Option(
+        None, "--model", help="Requested or answered model (repeatable)."
+    ),
+    principal: list[str] | None = typer.Option(
+        None, "--principal", help="Principal id (repeatable)."
+    ),
+    kind: list[str] | None = typer.Option(
+        None, "--kind", help="Span kind (LLM, AGENT...; repeatable)."
+    ),
+    include_errors: bool = typer.Option(
+        False, "--include-errors", help="Keep errored calls (dropped by default)."
+    ),
+    tool_calls: bool | None = typer.Option(
+        None, "--tool-calls/--no-tool-calls", help="Only examples with (or without) tool calls."
+    ),
+    feedback: list[str] | None = typer.Option(
+        None,
+        "--feedback",
+        help="Feedback threshold NAME OP VALUE, e.g. 'helpfulness>=0.7', "
+        "'thumbs=up' (repeatable; all must hold).",
+    ),
+    sample: int | None = typer.Option(
+        None, "--sample", min=1, help="At most this many candidates, a seeded sample."
+    ),
     seed: str = typer.Option("0", "--seed", help="Seed of the sample and the split."),
-    validation: float = typer.Option(0.1, "--validation", min=0.0, max=0.99, help="Fraction for the validation split."),
-    split_by: str = typer.Option("trace", "--split-by", help="Keep together on one side: trace, session or example."),
-    redact: str = typer.Option("all", "--redact", help="all, none, or presets: secret,iban,card,email,phone."),
+    validation: float = typer.Option(
+        0.1, "--validation", min=0.0, max=0.99, help="Fraction for the validation split."
+    ),
+    split_by: str = typer.Option(
+        "trace", "--split-by", help="Keep together on one side: trace, session or example."
+    ),
+    redact: str = typer.Option(
+        "all", "--redact", help="all, none, or presets: secret,iban,card,email,phone."
+    ),
     no_dedup: bool = typer.Option(False, "--no-dedup", help="Keep exact duplicates."),
     no_near_dedup: bool = typer.Option(False, "--no-near-dedup", help="Keep near duplicates."),
-    no_quality: bool = typer.Option(False, "--no-quality", help="Keep empty, truncated and filtered outputs."),
-    preference_feedback: str | None = typer.Option(None, "--preference-feedback",
-                                                      help="Feedback name that ranks answers for pairs."),
+    no_quality: bool = typer.Option(
+        False, "--no-quality", help="Keep empty, truncated and filtered outputs."
+    ),
+    preference_feedback: str | None = typer.Option(
+        None, "--preference-feedback", help="Feedback name that ranks answers for pairs."
+    ),
     name: str = typer.Option("", "--name", help="Name recorded with the dataset."),
-    creator: str | None = typer.Option(None, "--creator", envvar="AGENTLEDGER_OPERATOR",
-                                          help="Who exports (default: user@host)."),
-    page_size: int = typer.Option(50_000, "--page-size", min=1,
-                                  help="Spans read per page (memory holds two pages; larger is faster)."),
-    url: str = _URL, data_dir: str | None = _DATA_DIR, api_key: str | None = _KEY, tenant: str = _TENANT,
+    creator: str | None = typer.Option(
+        None, "--creator", envvar="AGENTLEDGER_OPERATOR", help="Who exports (default: user@host)."
+    ),
+    page_size: int = typer.Option(
+        50_000,
+        "--page-size",
+        min=1,
+        help="Spans read per page (memory holds two pages; larger is faster).",
+    ),
+    url: str = _URL,
+    data_dir: str | None = _DATA_DIR,
+    api_key: str | None = _KEY,
+    tenant: str = _TENANT,
     as_json: bool = _JSON,
 ) -> None:
     """Export recorded spans as a training dataset, with a manifest and recorded lineage."""
@@ -176,15 +267,29 @@ def dataset_export(
         _fail(str(exc))
         return
     request = {
-        "format": fmt, "name": name, "creator": creator or _who(), "redact": redact,
-        "dedup": not no_dedup, "near_dedup": not no_near_dedup, "quality": not no_quality,
-        "validation_fraction": validation, "split_by": split_by, "preference_feedback": preference_feedback,
+        "format": fmt,
+        "name": name,
+        "creator": creator or _who(),
+        "redact": redact,
+        "dedup": not no_dedup,
+        "near_dedup": not no_near_dedup,
+        "quality": not no_quality,
+        "validation_fraction": validation,
+        "split_by": split_by,
+        "preference_feedback": preference_feedback,
         "page_size": page_size,
         "filters": {
-            "since": _when(since, "--since"), "until": _when(until, "--until"), "agents": agent or [],
-            "models": model or [], "principals": principal or [], "kinds": [k.upper() for k in kind or ()],
-            "successful_only": not include_errors, "has_tool_calls": tool_calls, "feedback": fb_filters,
-            "sample_size": sample, "seed": seed,
+            "since": _when(since, "--since"),
+            "until": _when(until, "--until"),
+            "agents": agent or [],
+            "models": model or [],
+            "principals": principal or [],
+            "kinds": [k.upper() for k in kind or ()],
+            "successful_only": not include_errors,
+            "has_tool_calls": tool_calls,
+            "feedback": fb_filters,
+            "sample_size": sample,
+            "seed": seed,
         },
     }
     src = _open(url, data_dir, api_key, tenant)
@@ -200,8 +305,13 @@ def dataset_export(
             TimeElapsedColumn,
         )
 
-        with Progress(TextColumn("[bold]exporting[/bold]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=console) as bar:
+        with Progress(
+            TextColumn("[bold]exporting[/bold]"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        ) as bar:
             task = bar.add_task("export", total=None)
 
             def progress(done: int, total: int | None) -> None:
@@ -230,23 +340,36 @@ def _print_manifest(manifest: dict[str, Any], console: Any) -> None:
 
     counts = manifest["counts"]
     dropped = ", ".join(f"{k} {v}" for k, v in sorted(counts.get("dropped", {}).items())) or "none"
-    console.print(f"[bold]{manifest['id']}[/bold]  {manifest.get('name', '')}  ({manifest['format']})")
+    console.print(
+        f"[bold]{manifest['id']}[/bold]  {manifest.get('name', '')}  ({manifest['format']})"
+    )
     console.print(f"created {manifest['created_at']} by {manifest.get('creator') or '?'}")
-    console.print(f"examples {counts['examples']} of {counts['candidates']} candidates "
-                  f"(splits: {counts.get('splits', {})}); dropped: {dropped}")
-    console.print(f"source spans {counts['source_spans']}; redaction {manifest['hygiene']['redaction_policy']}; "
-                  f"content digest {manifest['content_digest'][:16]}...")
+    console.print(
+        f"examples {counts['examples']} of {counts['candidates']} candidates "
+        f"(splits: {counts.get('splits', {})}); dropped: {dropped}"
+    )
+    console.print(
+        f"source spans {counts['source_spans']}; redaction {manifest['hygiene']['redaction_policy']}; "
+        f"content digest {manifest['content_digest'][:16]}..."
+    )
     table = Table(title="Files")
     for col in ("file", "split", "rows", "bytes", "sha256"):
         table.add_column(col)
     for f in manifest["files"]:
-        table.add_row(f["path"], f.get("split", f.get("role", "")), str(f.get("examples", f.get("rows", ""))),
-                      str(f["bytes"]), f["sha256"][:16] + "...")
+        table.add_row(
+            f["path"],
+            f.get("split", f.get("role", "")),
+            str(f.get("examples", f.get("rows", ""))),
+            str(f["bytes"]),
+            f["sha256"][:16] + "...",
+        )
     console.print(table)
     recorded = manifest.get("recorded")
     if recorded:
-        console.print(f"recorded at {recorded['path']}: {recorded['member_rows']} member rows, "
-                      f"{recorded['spans']} spans in {recorded['traces']} traces")
+        console.print(
+            f"recorded at {recorded['path']}: {recorded['member_rows']} member rows, "
+            f"{recorded['spans']} spans in {recorded['traces']} traces"
+        )
 
 
 @dataset_app.command("show")
@@ -254,7 +377,10 @@ def dataset_show(
     dataset_id: str = typer.Argument(..., help="Dataset id (ds-...)."),
     spans: bool = typer.Option(False, "--spans", help="Also list the production spans in it."),
     limit: int = typer.Option(100, "--limit", min=1, help="With --spans: at most this many."),
-    url: str = _URL, data_dir: str | None = _DATA_DIR, api_key: str | None = _KEY, tenant: str = _TENANT,
+    url: str = _URL,
+    data_dir: str | None = _DATA_DIR,
+    api_key: str | None = _KEY,
+    tenant: str = _TENANT,
     as_json: bool = _JSON,
 ) -> None:
     """A dataset's manifest (filters, counts, hashes, redaction, files) and, with --spans, its spans."""
@@ -283,14 +409,24 @@ def dataset_show(
         for col in ("span", "trace", "kind", "name", "model", "start"):
             table.add_column(col)
         for r in members:
-            table.add_row(r["span_id"], r["trace_id"], r["kind"], r["name"], r["response_model"], r["start_time"][:23])
+            table.add_row(
+                r["span_id"],
+                r["trace_id"],
+                r["kind"],
+                r["name"],
+                r["response_model"],
+                r["start_time"][:23],
+            )
         console.print(table)
 
 
 @dataset_app.command("of-span")
 def dataset_of_span(
     span_id: str = typer.Argument(..., help="Span id (16 hex digits)."),
-    url: str = _URL, data_dir: str | None = _DATA_DIR, api_key: str | None = _KEY, tenant: str = _TENANT,
+    url: str = _URL,
+    data_dir: str | None = _DATA_DIR,
+    api_key: str | None = _KEY,
+    tenant: str = _TENANT,
     as_json: bool = _JSON,
 ) -> None:
     """The datasets that contain a span (and in which split, as what)."""
@@ -309,14 +445,25 @@ def dataset_of_span(
     for col in ("dataset", "name", "format", "created", "split", "role", "path"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r["dataset_id"], r["name"], r["format"], r["created_at"][:19], r["split"], r["role"], r["path"])
+        table.add_row(
+            r["dataset_id"],
+            r["name"],
+            r["format"],
+            r["created_at"][:19],
+            r["split"],
+            r["role"],
+            r["path"],
+        )
     render.console().print(table)
 
 
 @dataset_app.command("list")
 def dataset_list(
     limit: int = typer.Option(50, "--limit", min=1, help="How many."),
-    url: str = _URL, data_dir: str | None = _DATA_DIR, api_key: str | None = _KEY, tenant: str = _TENANT,
+    url: str = _URL,
+    data_dir: str | None = _DATA_DIR,
+    api_key: str | None = _KEY,
+    tenant: str = _TENANT,
     as_json: bool = _JSON,
 ) -> None:
     """Recorded datasets, newest first."""
@@ -329,12 +476,30 @@ def dataset_list(
     from agentledger.cli import render
 
     table = Table(title="Datasets")
-    for col in ("dataset", "name", "format", "created", "examples", "train", "validation", "spans", "redaction"):
+    for col in (
+        "dataset",
+        "name",
+        "format",
+        "created",
+        "examples",
+        "train",
+        "validation",
+        "spans",
+        "redaction",
+    ):
         table.add_column(col)
     for r in rows:
-        table.add_row(r["dataset_id"], r["name"], r["format"], r["created_at"][:19], str(r["examples"]),
-                      str(r["train_examples"]), str(r["validation_examples"]), str(r["source_spans"]),
-                      r["redaction_policy"])
+        table.add_row(
+            r["dataset_id"],
+            r["name"],
+            r["format"],
+            r["created_at"][:19],
+            str(r["examples"]),
+            str(r["train_examples"]),
+            str(r["validation_examples"]),
+            str(r["source_spans"]),
+            r["redaction_policy"],
+        )
     render.console().print(table)
 
 

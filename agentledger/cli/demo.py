@@ -34,8 +34,8 @@ def run_demo(data_dir: str, *, as_json: bool = False) -> dict[str, Any]:
     from agentledger.collector import CollectorSettings
     from agentledger.demo.agent import AGENT_NAME, run_finance_agent
     from agentledger.demo.governance import CONTROLLER, run_governed_lookup
-    from agentledger.instrumentation.processors import AttributionProcessor
     from agentledger.demo.provider import ScriptedProvider, default_script
+    from agentledger.instrumentation.processors import AttributionProcessor
     from agentledger.pipeline.settings import StoreSettings
     from agentledger.pipeline.stores import StoreError
     from agentledger.server import EmbeddedServer
@@ -45,15 +45,27 @@ def run_demo(data_dir: str, *, as_json: bool = False) -> dict[str, Any]:
     try:
         server = EmbeddedServer(CollectorSettings(no_auth=True, port=0), store_settings)
     except StoreError as exc:
-        raise SourceError(f"{exc}\n(stop the server using {data_dir!r}, or pass --data-dir)") from exc
+        raise SourceError(
+            f"{exc}\n(stop the server using {data_dir!r}, or pass --data-dir)"
+        ) from exc
     with server, ScriptedProvider(default_script()) as provider:
-        console.print(f"[bold]AgentLedger demo[/bold]: embedded server at {server.url}, scripted model at {provider.base_url}")
-        tracer_provider = TracerProvider(resource=Resource.create({"service.name": "finance-controls"}))
-        tracer_provider.add_span_processor(AttributionProcessor(AGENT_NAME))  # principal on every span
-        tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{server.url}/v1/traces")))
+        console.print(
+            f"[bold]AgentLedger demo[/bold]: embedded server at {server.url}, scripted model at {provider.base_url}"
+        )
+        tracer_provider = TracerProvider(
+            resource=Resource.create({"service.name": "finance-controls"})
+        )
+        tracer_provider.add_span_processor(
+            AttributionProcessor(AGENT_NAME)
+        )  # principal on every span
+        tracer_provider.add_span_processor(
+            BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{server.url}/v1/traces"))
+        )
         with CONTROLLER:  # the agent acts for a named controller, under policy FIN-7
             run = run_finance_agent(provider.base_url, tracer_provider)
-        governed = run_governed_lookup(server.url, tracer_provider, session_id=run.session_id, user_id=run.user_id)
+        governed = run_governed_lookup(
+            server.url, tracer_provider, session_id=run.session_id, user_id=run.user_id
+        )
         tracer_provider.force_flush()
         tracer_provider.shutdown()
 
@@ -70,21 +82,44 @@ def run_demo(data_dir: str, *, as_json: bool = False) -> dict[str, Any]:
             "llm_calls": sum(1 for s in spans if s["kind"] == "LLM"),
             "tool_calls": [s["tool_name"] for s in spans if s["kind"] == "TOOL"],
             "documents": [
-                {"id": d["id"], "sha256": d["content_hash"], "stored": d["content_hash"] in contents}
-                for s in spans for d in s["documents"]
+                {
+                    "id": d["id"],
+                    "sha256": d["content_hash"],
+                    "stored": d["content_hash"] in contents,
+                }
+                for s in spans
+                for d in s["documents"]
             ],
-            "models": sorted({f"{s['request_model']} -> {s['response_model']}" for s in spans if s["kind"] == "LLM"}),
+            "models": sorted(
+                {
+                    f"{s['request_model']} -> {s['response_model']}"
+                    for s in spans
+                    if s["kind"] == "LLM"
+                }
+            ),
             "tokens": sum(s["input_tokens"] + s["output_tokens"] for s in spans),
             "cost_usd": round(sum(s["cost_usd"] for s in spans), 6),
             "data_dir": os.path.abspath(data_dir),
         }
-        summary.update(_derived(store, tenant, store_settings, run.trace_id, provider.base_url, governed, data_dir))
+        summary.update(
+            _derived(
+                store, tenant, store_settings, run.trace_id, provider.base_url, governed, data_dir
+            )
+        )
         if as_json:
-            print(json.dumps({k: v for k, v in summary.items() if not k.startswith("_")}, indent=2, default=str))
+            print(
+                json.dumps(
+                    {k: v for k, v in summary.items() if not k.startswith("_")},
+                    indent=2,
+                    default=str,
+                )
+            )
             return summary
         console.print(Panel(run.decision, title="Agent decision", border_style="green"))
         console.print(render.trace_tree(trace))
-        console.print(render.traces_table(queries.list_traces(store, tenant, limit=5), "Recent traces"))
+        console.print(
+            render.traces_table(queries.list_traces(store, tenant, limit=5), "Recent traces")
+        )
         console.print(
             f"\nRecorded {summary['spans_recorded']} spans ({summary['llm_calls']} LLM calls, "
             f"tools: {', '.join(summary['tool_calls']) or 'none'}), {summary['tokens']} tokens, "
@@ -104,8 +139,15 @@ def run_demo(data_dir: str, *, as_json: bool = False) -> dict[str, Any]:
         return summary
 
 
-def _derived(store: Any, tenant: str, store_settings: Any, trace_id: str, provider_url: str, governed: Any,
-             data_dir: str) -> dict[str, Any]:
+def _derived(
+    store: Any,
+    tenant: str,
+    store_settings: Any,
+    trace_id: str,
+    provider_url: str,
+    governed: Any,
+    data_dir: str,
+) -> dict[str, Any]:
     """What AgentLedger derives from the recording, in the demo's JSON shape."""
     from agentledger.pipeline.audit import demo_audit
     from agentledger.pipeline.datasets.export import demo_dataset
@@ -115,43 +157,88 @@ def _derived(store: Any, tenant: str, store_settings: Any, trace_id: str, provid
     intent = governed.intent
     outcome = intent.get("outcome") or {}
     governance = {
-        "intent_id": intent["intent_id"], "tool": intent["tool_name"], "arguments": intent["arguments"],
-        "principal_id": intent["principal_id"], "principal_chain": intent["principal_chain"],
-        "policy_id": intent["policy_id"], "decision": intent["decision"], "asks": intent["attempt"] + 1,
-        "parked_seconds": round(governed.parked_seconds, 3), "outcome": outcome.get("status"),
-        "controls": [{"action": c["action"], "by": c["by"], "reason": c["reason"]} for c in governed.controls],
+        "intent_id": intent["intent_id"],
+        "tool": intent["tool_name"],
+        "arguments": intent["arguments"],
+        "principal_id": intent["principal_id"],
+        "principal_chain": intent["principal_chain"],
+        "policy_id": intent["policy_id"],
+        "decision": intent["decision"],
+        "asks": intent["attempt"] + 1,
+        "parked_seconds": round(governed.parked_seconds, 3),
+        "outcome": outcome.get("status"),
+        "controls": [
+            {"action": c["action"], "by": c["by"], "reason": c["reason"]} for c in governed.controls
+        ],
     }
     now = datetime.now(timezone.utc)
     usage = usage_summary(store, tenant, now - timedelta(hours=1), now + timedelta(minutes=1))
-    key = store_settings.ledger_key.get_secret_value().encode() if store_settings.ledger_key else None
+    key = (
+        store_settings.ledger_key.get_secret_value().encode() if store_settings.ledger_key else None
+    )
     ledger = verify(store, tenant, key=key).as_dict()
     answers = demo_audit(store, tenant, trace_id, provider_url)
     report_path = Path(data_dir) / f"audit-{trace_id}.md"
     report_path.write_text(answers["report_markdown"])
     replay = answers["replay"]
     manifest = demo_dataset(store, Path(data_dir) / "datasets", tenant=tenant)
-    shown = ("id", "name", "format", "created_at", "creator", "filters", "counts", "content_digest", "files")
+    shown = (
+        "id",
+        "name",
+        "format",
+        "created_at",
+        "creator",
+        "filters",
+        "counts",
+        "content_digest",
+        "files",
+    )
     return {
         "governance": governance,
         "usage": usage["totals"],
-        "anomalies": [{"type": a["type"], "dimensions": a["dimensions"], "detail": a["detail"],
-                       "example_trace_ids": a["example_trace_ids"]} for a in usage["anomalies"]],
+        "anomalies": [
+            {
+                "type": a["type"],
+                "dimensions": a["dimensions"],
+                "detail": a["detail"],
+                "example_trace_ids": a["example_trace_ids"],
+            }
+            for a in usage["anomalies"]
+        ],
         "_usage": usage,
-        "ledger": {"ok": ledger["ok"], "checkpoints": ledger["checkpoints"], "rows": ledger["rows"],
-                   "problems": ledger["problems"]},
+        "ledger": {
+            "ok": ledger["ok"],
+            "checkpoints": ledger["checkpoints"],
+            "rows": ledger["rows"],
+            "problems": ledger["problems"],
+        },
         "audit": {
             "which_model_decided": answers["which_model_decided"],
             "under_whose_authority": answers["under_whose_authority"],
-            "documents_verified": all(d["verified"] for d in answers["what_the_agent_saw"]["documents"]),
-            "replay": {"exact": replay["exact"], "replay_answered_model": replay["replay_answered_model"],
-                       "diff": replay["diff"], "error": replay["error"]},
+            "documents_verified": all(
+                d["verified"] for d in answers["what_the_agent_saw"]["documents"]
+            ),
+            "replay": {
+                "exact": replay["exact"],
+                "replay_answered_model": replay["replay_answered_model"],
+                "diff": replay["diff"],
+                "error": replay["error"],
+            },
             "report": str(report_path.resolve()),
         },
-        "dataset": {"id": manifest["id"], "format": manifest["format"], "examples": manifest["counts"]["examples"],
-                    "files": [f["path"] for f in manifest["files"]], "redaction": manifest["hygiene"]["redaction_policy"],
-                    "source_span_ids": manifest.get("source_span_ids", [])},
-        "_manifest": {**{k: manifest[k] for k in shown}, "redaction_policy": manifest["hygiene"]["redaction_policy"],
-                      "source_span_ids": manifest.get("source_span_ids", [])},
+        "dataset": {
+            "id": manifest["id"],
+            "format": manifest["format"],
+            "examples": manifest["counts"]["examples"],
+            "files": [f["path"] for f in manifest["files"]],
+            "redaction": manifest["hygiene"]["redaction_policy"],
+            "source_span_ids": manifest.get("source_span_ids", []),
+        },
+        "_manifest": {
+            **{k: manifest[k] for k in shown},
+            "redaction_policy": manifest["hygiene"]["redaction_policy"],
+            "source_span_ids": manifest.get("source_span_ids", []),
+        },
     }
 
 
@@ -167,8 +254,10 @@ def _print_derived(console: Any, s: dict[str, Any]) -> None:
     )
     print_usage_summary(console, s["_usage"])
     led = s["ledger"]
-    console.print(f"\n[bold]Ledger[/bold]: {'OK' if led['ok'] else 'BROKEN'}, {led['rows']} rows under "
-                  f"{led['checkpoints']} chained checkpoints.")
+    console.print(
+        f"\n[bold]Ledger[/bold]: {'OK' if led['ok'] else 'BROKEN'}, {led['rows']} rows under "
+        f"{led['checkpoints']} chained checkpoints."
+    )
     a = s["audit"]
     m = a["which_model_decided"]
     who = a["under_whose_authority"] or {}
@@ -181,6 +270,8 @@ def _print_derived(console: Any, s: dict[str, Any]) -> None:
         f"Full report: {a['report']}"
     )
     d = s["dataset"]
-    console.print(f"\n[bold]Dataset[/bold] {d['id']}: {d['examples']} {d['format']} examples, redaction "
-                  f"{d['redaction']}; its manifest (lineage: the source spans, every file's SHA-256):")
+    console.print(
+        f"\n[bold]Dataset[/bold] {d['id']}: {d['examples']} {d['format']} examples, redaction "
+        f"{d['redaction']}; its manifest (lineage: the source spans, every file's SHA-256):"
+    )
     console.print_json(json.dumps(s["_manifest"], default=str))

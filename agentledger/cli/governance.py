@@ -18,13 +18,21 @@ import typer
 
 __all__ = ["register"]
 
-_URL = typer.Option("http://127.0.0.1:4318", "--url", envvar="AGENTLEDGER_URL", help="Running AgentLedger server.")
+_URL = typer.Option(
+    "http://127.0.0.1:4318", "--url", envvar="AGENTLEDGER_URL", help="Running AgentLedger server."
+)
 _KEY = typer.Option(None, "--api-key", envvar="AGENTLEDGER_API_KEY", help="API key for the server.")
 _TRACE = typer.Option(None, "--trace", help="Trace id (32 hex digits) whose run to control.")
 _SESSION = typer.Option(None, "--session", help="Session id whose runs to control.")
 _AGENT = typer.Option(None, "--agent", help="Agent name whose runs to control.")
-_PRINCIPAL = typer.Option(None, "--principal", help="Principal id whose runs to control (anywhere in the delegation chain).")
-_BY = typer.Option(None, "--by", envvar="AGENTLEDGER_OPERATOR", help="Who asks (default: user@host).")
+_PRINCIPAL = typer.Option(
+    None,
+    "--principal",
+    help="Principal id whose runs to control (anywhere in the delegation chain).",
+)
+_BY = typer.Option(
+    None, "--by", envvar="AGENTLEDGER_OPERATOR", help="Who asks (default: user@host)."
+)
 _JSON = typer.Option(False, "--json", help="Print JSON.")
 
 
@@ -42,7 +50,9 @@ def _call(url: str, api_key: str | None, method: str, path: str, **kwargs: Any) 
         with _client(url, api_key) as client:
             resp = client.request(method, path, **kwargs)
     except httpx.HTTPError as exc:
-        raise _Failure(f"cannot reach the server at {url}: {exc} (is `agentledger serve` running? --url)") from exc
+        raise _Failure(
+            f"cannot reach the server at {url}: {exc} (is `agentledger serve` running? --url)"
+        ) from exc
     if resp.status_code >= 400:
         try:
             detail = resp.json().get("detail", resp.text)
@@ -52,10 +62,19 @@ def _call(url: str, api_key: str | None, method: str, path: str, **kwargs: Any) 
     return resp.json()
 
 
-def _target(trace: str | None, session: str | None, agent: str | None,
-            principal: str | None) -> tuple[str, str]:
-    given = [(s, v) for s, v in (("trace", trace), ("session", session), ("agent", agent),
-                                 ("principal", principal)) if v]
+def _target(
+    trace: str | None, session: str | None, agent: str | None, principal: str | None
+) -> tuple[str, str]:
+    given = [
+        (s, v)
+        for s, v in (
+            ("trace", trace),
+            ("session", session),
+            ("agent", agent),
+            ("principal", principal),
+        )
+        if v
+    ]
     if len(given) != 1:
         raise _Failure("name exactly one of --trace, --session, --agent, --principal")
     scope, value = given[0]
@@ -79,14 +98,35 @@ def _when(ns: int) -> str:
     return datetime.fromtimestamp(ns / 1e9, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _control(action: str, url: str, api_key: str | None, trace: str | None, session: str | None,
-             agent: str | None, principal: str | None, by: str | None, reason: str, as_json: bool) -> None:
+def _control(
+    action: str,
+    url: str,
+    api_key: str | None,
+    trace: str | None,
+    session: str | None,
+    agent: str | None,
+    principal: str | None,
+    by: str | None,
+    reason: str,
+    as_json: bool,
+) -> None:
     try:
         scope, target = _target(trace, session, agent, principal)
         if not reason.strip():
             raise _Failure("--reason must say why")
-        event = _call(url, api_key, "POST", "/v1/controls",
-                      json={"action": action, "scope": scope, "target": target, "by": _who(by), "reason": reason})
+        event = _call(
+            url,
+            api_key,
+            "POST",
+            "/v1/controls",
+            json={
+                "action": action,
+                "scope": scope,
+                "target": target,
+                "by": _who(by),
+                "reason": reason,
+            },
+        )
     except _Failure as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
@@ -94,7 +134,9 @@ def _control(action: str, url: str, api_key: str | None, trace: str | None, sess
         typer.echo(json.dumps(event, indent=2))
         return
     verb = "paused" if action == "pause" else "resumed"
-    typer.echo(f"{verb} {scope} {target} (control {event['control_id']}) by {event['by']}: {event['reason']}")
+    typer.echo(
+        f"{verb} {scope} {target} (control {event['control_id']}) by {event['by']}: {event['reason']}"
+    )
 
 
 def _control_command(action: str, doc: str) -> Any:
@@ -121,14 +163,22 @@ def _control_command(action: str, doc: str) -> Any:
 def register(app: typer.Typer) -> None:
     """Add ``pause``, ``resume`` and ``controls`` to ``app``."""
 
-    app.command("pause")(_control_command(
-        "pause", "Pause runs: their next governed tool call waits until they are resumed."))
-    app.command("resume")(_control_command(
-        "resume", "Resume paused runs: their parked tool calls go on, each exactly once."))
+    app.command("pause")(
+        _control_command(
+            "pause", "Pause runs: their next governed tool call waits until they are resumed."
+        )
+    )
+    app.command("resume")(
+        _control_command(
+            "resume", "Resume paused runs: their parked tool calls go on, each exactly once."
+        )
+    )
 
     @app.command()
     def controls(
-        show_all: bool = typer.Option(False, "--all", help="Every pause and resume, not only the pauses in force."),
+        show_all: bool = typer.Option(
+            False, "--all", help="Every pause and resume, not only the pauses in force."
+        ),
         limit: int = typer.Option(100, "--limit", "-n", min=1, max=10_000, help="How many."),
         url: str = _URL,
         api_key: str | None = _KEY,
@@ -136,7 +186,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run controls: the pauses in force (or, with --all, the history), with who and why."""
         try:
-            answer = _call(url, api_key, "GET", "/v1/controls", params={"all": show_all, "limit": limit})
+            answer = _call(
+                url, api_key, "GET", "/v1/controls", params={"all": show_all, "limit": limit}
+            )
         except _Failure as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from exc
@@ -154,8 +206,15 @@ def register(app: typer.Typer) -> None:
         for column in ("when", "action", "scope", "target", "by", "reason", "control"):
             table.add_column(column)
         for c in answer["controls"]:
-            table.add_row(_when(c["created_at_ns"]), c["action"], c["scope"], c["target"], c["by"], c["reason"],
-                          c["control_id"])
+            table.add_row(
+                _when(c["created_at_ns"]),
+                c["action"],
+                c["scope"],
+                c["target"],
+                c["by"],
+                c["reason"],
+                c["control_id"],
+            )
         if not answer["controls"]:
             typer.echo("no pauses in force" if not show_all else "no controls recorded")
             return

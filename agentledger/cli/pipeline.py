@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import signal
-from typing import Any, Optional
+from typing import Any
 
 import httpx
 import typer
@@ -15,12 +15,18 @@ from agentledger.cli import render
 
 __all__ = ["app"]
 
-app = typer.Typer(help="The pipeline: Kafka spans topic -> normalizer -> ClickHouse.", no_args_is_help=True)
+app = typer.Typer(
+    help="The pipeline: Kafka spans topic -> normalizer -> ClickHouse.", no_args_is_help=True
+)
 
 
 @app.command()
 def run(
-    data_dir: str = typer.Option(".agentledger", envvar="AGENTLEDGER_DATA_DIR", help="Embedded store, when no ClickHouse URL."),
+    data_dir: str = typer.Option(
+        ".agentledger",
+        envvar="AGENTLEDGER_DATA_DIR",
+        help="Embedded store, when no ClickHouse URL.",
+    ),
     log_level: str = typer.Option("info", help="Log level."),
 ) -> None:
     """Consume the spans topic into the store until SIGTERM (the batch in flight is finished and committed)."""
@@ -29,10 +35,15 @@ def run(
     from agentledger.pipeline.stores import StoreError
     from agentledger.server import PipelineRunner
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     kafka = KafkaSettings()
     if not kafka.bootstrap_servers:
-        typer.echo("error: set AGENTLEDGER_KAFKA_BOOTSTRAP_SERVERS (the pipeline reads from Kafka)", err=True)
+        typer.echo(
+            "error: set AGENTLEDGER_KAFKA_BOOTSTRAP_SERVERS (the pipeline reads from Kafka)",
+            err=True,
+        )
         raise typer.Exit(2)
     try:
         runner = PipelineRunner(kafka, PipelineSettings(), StoreSettings(data_dir=data_dir))
@@ -51,8 +62,11 @@ def run(
 
 @app.command()
 def status(
-    metrics_url: Optional[str] = typer.Option(None, help="Metrics endpoint of a running consumer "
-                                              "(default http://AGENTLEDGER_METRICS_HOST:AGENTLEDGER_METRICS_PORT)."),
+    metrics_url: str | None = typer.Option(
+        None,
+        help="Metrics endpoint of a running consumer "
+        "(default http://AGENTLEDGER_METRICS_HOST:AGENTLEDGER_METRICS_PORT).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Throughput of a running consumer and the consumer group's lag per partition."""
@@ -77,9 +91,11 @@ def status(
     console = render.console()
     consumer = result["consumer"]
     if consumer:
-        console.print(f"consumer at {url}: {consumer['spans']} spans stored in {consumer['batches']} batches, "
-                      f"{consumer['spans_per_second']} spans/s, {consumer['dead_letters']} dead letters, "
-                      f"store {'available' if consumer['store_available'] else '[red]UNAVAILABLE[/red]'}")
+        console.print(
+            f"consumer at {url}: {consumer['spans']} spans stored in {consumer['batches']} batches, "
+            f"{consumer['spans_per_second']} spans/s, {consumer['dead_letters']} dead letters, "
+            f"store {'available' if consumer['store_available'] else '[red]UNAVAILABLE[/red]'}"
+        )
     else:
         console.print(result.get("consumer_error", "no consumer"))
     lag = result["group_lag"]
@@ -88,7 +104,9 @@ def status(
         for col in ("partition", "committed", "end", "lag"):
             table.add_column(col, justify="right")
         for row in lag:
-            table.add_row(str(row["partition"]), str(row["committed"]), str(row["end"]), str(row["lag"]))
+            table.add_row(
+                str(row["partition"]), str(row["committed"]), str(row["end"]), str(row["lag"])
+            )
         console.print(table)
     elif "group_lag_error" in result:
         console.print(f"group lag unavailable: {result['group_lag_error']}")
@@ -110,7 +128,14 @@ def group_lag(kafka: Any) -> list[dict[str, int]]:
         for tp in tps:
             done = committed.get(tp)
             c = done.offset if done is not None and done.offset >= 0 else 0
-            rows.append({"partition": tp.partition, "committed": c, "end": ends[tp], "lag": max(0, ends[tp] - c)})
+            rows.append(
+                {
+                    "partition": tp.partition,
+                    "committed": c,
+                    "end": ends[tp],
+                    "lag": max(0, ends[tp] - c),
+                }
+            )
         return rows
     finally:
         consumer.close()

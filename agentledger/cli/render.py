@@ -51,7 +51,13 @@ def traces_table(rows: list[dict[str, Any]], title: str) -> Table:
     return table
 
 
-_KIND_STYLE = {"LLM": "magenta", "TOOL": "yellow", "RETRIEVER": "blue", "AGENT": "green", "CHAIN": "white"}
+_KIND_STYLE = {
+    "LLM": "magenta",
+    "TOOL": "yellow",
+    "RETRIEVER": "blue",
+    "AGENT": "green",
+    "CHAIN": "white",
+}
 
 
 def _label(span: dict[str, Any]) -> str:
@@ -84,7 +90,9 @@ def trace_tree(trace: dict[str, Any]) -> Tree:
         child = node.add(_label(span))
         for doc in span.get("documents") or []:
             score = "-" if doc["score"] is None else f"{doc['score']:.3f}"
-            child.add(f"[blue]doc[/blue] {doc['id']} score={score} sha256={doc['content_hash'][:12]}…")
+            child.add(
+                f"[blue]doc[/blue] {doc['id']} score={score} sha256={doc['content_hash'][:12]}…"
+            )
         if span.get("input_preview"):
             child.add(f"[dim]in:[/dim] {span['input_preview'][:100]}")
         if span.get("output_preview"):

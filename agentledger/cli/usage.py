@@ -14,7 +14,7 @@ import json
 import re
 import sys
 from datetime import datetime, timedelta, timezone
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -27,7 +27,9 @@ _REL = re.compile(r"^(\d+(?:\.\d+)?)\s*([mhdw])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
-def parse_when(value: Optional[str], now: datetime, default: Optional[datetime] = None) -> Optional[datetime]:
+def parse_when(
+    value: str | None, now: datetime, default: datetime | None = None
+) -> datetime | None:
     """``now``, a relative span before now (``24h``), or an ISO 8601 time (UTC if naive)."""
     if value is None or value == "":
         return default
@@ -40,7 +42,9 @@ def parse_when(value: Optional[str], now: datetime, default: Optional[datetime] 
     try:
         t = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError as exc:
-        raise typer.BadParameter(f"{value!r} is neither ISO 8601 nor a span like 24h or 7d") from exc
+        raise typer.BadParameter(
+            f"{value!r} is neither ISO 8601 nor a span like 24h or 7d"
+        ) from exc
     return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
 
 
@@ -63,7 +67,9 @@ def _print_csv(rows: list[dict[str, Any]]) -> None:
     writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for r in rows:
-        writer.writerow({k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in r.items()})
+        writer.writerow(
+            {k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in r.items()}
+        )
     sys.stdout.write(buf.getvalue())
 
 
@@ -77,16 +83,32 @@ def usage_table(rows: list[dict[str, Any]], dims: list[str], title: str) -> Tabl
         table.add_column(d, style="cyan")
     if rows and "bucket" in rows[0]:
         table.add_column("bucket (UTC)", no_wrap=True)
-    for col in ("calls", "errors", "error %", "tokens in", "tokens out", "cost", "p50", "p95", "p99"):
+    for col in (
+        "calls",
+        "errors",
+        "error %",
+        "tokens in",
+        "tokens out",
+        "cost",
+        "p50",
+        "p95",
+        "p99",
+    ):
         table.add_column(col, justify="right")
     for r in rows:
         cells = [str(r[d]) if r[d] != "" else "[dim](none)[/dim]" for d in dims]
         if "bucket" in r:
             cells.append(str(r["bucket"])[:16].replace("T", " "))
         cells += [
-            _num(r["calls"]), _num(r["errors"]), f"{100 * r['error_rate']:.1f}", _num(r["input_tokens"]),
-            _num(r["output_tokens"]), render.fmt_cost(r["cost_usd"]), render.fmt_ms(r["latency_p50_ms"]),
-            render.fmt_ms(r["latency_p95_ms"]), render.fmt_ms(r["latency_p99_ms"]),
+            _num(r["calls"]),
+            _num(r["errors"]),
+            f"{100 * r['error_rate']:.1f}",
+            _num(r["input_tokens"]),
+            _num(r["output_tokens"]),
+            render.fmt_cost(r["cost_usd"]),
+            render.fmt_ms(r["latency_p50_ms"]),
+            render.fmt_ms(r["latency_p95_ms"]),
+            render.fmt_ms(r["latency_p99_ms"]),
         ]
         table.add_row(*cells)
     return table
@@ -94,26 +116,47 @@ def usage_table(rows: list[dict[str, Any]], dims: list[str], title: str) -> Tabl
 
 def anomalies_table(rows: list[dict[str, Any]], title: str) -> Table:
     table = Table(title=title, title_justify="left")
-    for col, kw in (("window (UTC)", {"no_wrap": True}), ("type", {"style": "magenta"}), ("dimensions", {}),
-                    ("metric", {}), ("observed", {"justify": "right"}), ("expected", {"justify": "right"}),
-                    ("score", {"justify": "right"}), ("example traces", {"style": "cyan"})):
+    for col, kw in (
+        ("window (UTC)", {"no_wrap": True}),
+        ("type", {"style": "magenta"}),
+        ("dimensions", {}),
+        ("metric", {}),
+        ("observed", {"justify": "right"}),
+        ("expected", {"justify": "right"}),
+        ("score", {"justify": "right"}),
+        ("example traces", {"style": "cyan"}),
+    ):
         table.add_column(col, **kw)
     for r in rows:
         dims = ", ".join(f"{k}={v}" for k, v in r["dimensions"].items())
-        table.add_row(str(r["window_start"])[:16].replace("T", " "), r["type"], dims, r["metric"],
-                      f"{r['observed']:.4g}", f"{r['expected']:.4g}", f"{r['score']:.3g}",
-                      "\n".join(r["example_trace_ids"][:2]))
+        table.add_row(
+            str(r["window_start"])[:16].replace("T", " "),
+            r["type"],
+            dims,
+            r["metric"],
+            f"{r['observed']:.4g}",
+            f"{r['expected']:.4g}",
+            f"{r['score']:.3g}",
+            "\n".join(r["example_trace_ids"][:2]),
+        )
     return table
 
 
 def _patterns_render(result: dict[str, Any]) -> None:
     console = render.console()
-    seq = Table(title=f"Tool sequences {result['window'][0][:16]} .. {result['window'][1][:16]}", title_justify="left")
+    seq = Table(
+        title=f"Tool sequences {result['window'][0][:16]} .. {result['window'][1][:16]}",
+        title_justify="left",
+    )
     for col in ("agent", "sequence", "traces", "example trace"):
         seq.add_column(col)
     for s in result["sequences"]:
-        seq.add_row(s["agent"] or "(none)", " > ".join(s["sequence"]) or "[dim](no tools)[/dim]", str(s["traces"]),
-                    (s["example_trace_ids"] or [""])[0])
+        seq.add_row(
+            s["agent"] or "(none)",
+            " > ".join(s["sequence"]) or "[dim](no tools)[/dim]",
+            str(s["traces"]),
+            (s["example_trace_ids"] or [""])[0],
+        )
     console.print(seq)
     grams = Table(title="Tool n-grams", title_justify="left")
     for col in ("agent", "n-gram", "count"):
@@ -125,52 +168,97 @@ def _patterns_render(result: dict[str, Any]) -> None:
     for col in ("topic", "top terms", "baseline", "current"):
         topics.add_column(col)
     for t in result["topics"]:
-        topics.add_row(str(t["topic"]), ", ".join(t["terms"]), str(t["baseline"]), str(t["current"]))
+        topics.add_row(
+            str(t["topic"]), ", ".join(t["terms"]), str(t["baseline"]), str(t["current"])
+        )
     console.print(topics)
     new = result["new_use"]
     if new["baseline_empty"]:
         console.print("[dim]No traffic in the baseline window: nothing can be called new.[/dim]")
         return
-    unexpected = Table(title="New or unexpected use (absent from the baseline)", title_justify="left")
+    unexpected = Table(
+        title="New or unexpected use (absent from the baseline)", title_justify="left"
+    )
     for col in ("what", "value", "traces", "example trace"):
         unexpected.add_column(col)
     for s in new["sequences"]:
-        unexpected.add_row("sequence", f"{s['agent']}: {' > '.join(s['sequence']) or '(no tools)'}", str(s["traces"]),
-                           (s["example_trace_ids"] or [""])[0])
+        unexpected.add_row(
+            "sequence",
+            f"{s['agent']}: {' > '.join(s['sequence']) or '(no tools)'}",
+            str(s["traces"]),
+            (s["example_trace_ids"] or [""])[0],
+        )
     for key in ("tools", "models", "principals", "agents", "providers"):
         for e in new[key]:
-            unexpected.add_row(key[:-1], e["value"], str(e["traces"]), (e["example_trace_ids"] or [""])[0])
+            unexpected.add_row(
+                key[:-1], e["value"], str(e["traces"]), (e["example_trace_ids"] or [""])[0]
+            )
     for t in new["topics"]:
-        unexpected.add_row("topic", ", ".join(t["terms"]), str(t["traces"]), (t["example_trace_ids"] or [""])[0])
-    console.print(unexpected if unexpected.row_count else "[green]No new or unexpected use.[/green]")
+        unexpected.add_row(
+            "topic", ", ".join(t["terms"]), str(t["traces"]), (t["example_trace_ids"] or [""])[0]
+        )
+    console.print(
+        unexpected if unexpected.row_count else "[green]No new or unexpected use.[/green]"
+    )
 
 
 def register(app: typer.Typer) -> None:
     """Add ``usage``, ``patterns`` and ``anomalies`` (with ``anomalies detect``) to ``app``."""
-    from agentledger.cli import ApiKeyOpt, DataDirOpt, JsonOpt, TenantOpt, UrlOpt, _call, _fail, _open
+    from agentledger.cli import (
+        ApiKeyOpt,
+        DataDirOpt,
+        JsonOpt,
+        TenantOpt,
+        UrlOpt,
+        _call,
+        _fail,
+        _open,
+    )
 
     @app.command()
     def usage(
-        by: str = typer.Option("", "--by", "-b", help="Dimensions to group by, comma-separated: "
-                               "principal, agent, provider, model, kind, tool."),
-        since: str = typer.Option("24h", help="Range start: ISO time or a span before now (24h, 7d)."),
-        until: Optional[str] = typer.Option(None, help="Range end (default now)."),
-        interval: Optional[str] = typer.Option(None, help="hour or day: a time series."),
-        top: int = typer.Option(20, "--top", "-n", min=0, help="The N groups with the highest --order-by (0: all)."),
-        order_by: str = typer.Option("cost_usd", "--order-by", help="cost_usd, calls, errors, error_rate, tokens, "
-                                     "input_tokens, output_tokens, latency_p50_ms, latency_p95_ms, latency_p99_ms..."),
-        metric: Optional[str] = typer.Option(None, help="Metric the --plot draws (default: --order-by)."),
-        principal: Optional[str] = typer.Option(None, help="Only this principal."),
-        agent: Optional[str] = typer.Option(None, help="Only this agent."),
-        provider: Optional[str] = typer.Option(None, help="Only this provider."),
-        model: Optional[str] = typer.Option(None, help="Only this model."),
-        kind: Optional[str] = typer.Option(None, help="Only this span kind (LLM, TOOL, ...)."),
-        tool: Optional[str] = typer.Option(None, help="Only this tool."),
-        plot: Optional[str] = typer.Option(None, "--plot", help="Write a chart of the series: FILE.png or FILE.html."),
+        by: str = typer.Option(
+            "",
+            "--by",
+            "-b",
+            help="Dimensions to group by, comma-separated: "
+            "principal, agent, provider, model, kind, tool.",
+        ),
+        since: str = typer.Option(
+            "24h", help="Range start: ISO time or a span before now (24h, 7d)."
+        ),
+        until: str | None = typer.Option(None, help="Range end (default now)."),
+        interval: str | None = typer.Option(None, help="hour or day: a time series."),
+        top: int = typer.Option(
+            20, "--top", "-n", min=0, help="The N groups with the highest --order-by (0: all)."
+        ),
+        order_by: str = typer.Option(
+            "cost_usd",
+            "--order-by",
+            help="cost_usd, calls, errors, error_rate, tokens, "
+            "input_tokens, output_tokens, latency_p50_ms, latency_p95_ms, latency_p99_ms...",
+        ),
+        metric: str | None = typer.Option(
+            None, help="Metric the --plot draws (default: --order-by)."
+        ),
+        principal: str | None = typer.Option(None, help="Only this principal."),
+        agent: str | None = typer.Option(None, help="Only this agent."),
+        provider: str | None = typer.Option(None, help="Only this provider."),
+        model: str | None = typer.Option(None, help="Only this model."),
+        kind: str | None = typer.Option(None, help="Only this span kind (LLM, TOOL, ...)."),
+        tool: str | None = typer.Option(None, help="Only this tool."),
+        plot: str | None = typer.Option(
+            None, "--plot", help="Write a chart of the series: FILE.png or FILE.html."
+        ),
         as_csv: bool = typer.Option(False, "--csv", help="Print CSV."),
-        refresh: bool = typer.Option(True, "--refresh/--no-refresh", help="Bring the rollup up to date first."),
-        url: str = UrlOpt, data_dir: Optional[str] = DataDirOpt, api_key: Optional[str] = ApiKeyOpt,
-        tenant: str = TenantOpt, as_json: bool = JsonOpt,
+        refresh: bool = typer.Option(
+            True, "--refresh/--no-refresh", help="Bring the rollup up to date first."
+        ),
+        url: str = UrlOpt,
+        data_dir: str | None = DataDirOpt,
+        api_key: str | None = ApiKeyOpt,
+        tenant: str = TenantOpt,
+        as_json: bool = JsonOpt,
     ) -> None:
         """Usage (calls, errors, tokens, cost, latency p50/p95/p99) grouped by dimensions, or as a time series."""
         from agentledger.pipeline.jobs import UsageQuery, UsageQueryError
@@ -182,8 +270,18 @@ def register(app: typer.Typer) -> None:
         if plot and interval is None:
             interval = "hour"
         dims = tuple(d.strip() for d in by.split(",") if d.strip())
-        filters = {k: v for k, v in (("principal", principal), ("agent", agent), ("provider", provider),
-                                     ("model", model), ("kind", kind), ("tool", tool)) if v is not None}
+        filters = {
+            k: v
+            for k, v in (
+                ("principal", principal),
+                ("agent", agent),
+                ("provider", provider),
+                ("model", model),
+                ("kind", kind),
+                ("tool", tool),
+            )
+            if v is not None
+        }
         q = UsageQuery(start, end, dims, interval, top or None, order_by, filters)
         try:
             q.validate()
@@ -196,7 +294,13 @@ def register(app: typer.Typer) -> None:
 
             chosen = metric or order_by
             try:
-                fmt = write_plot(plot, rows, dims, chosen, f"{chosen} by {', '.join(dims) or 'all'} per {interval}")
+                fmt = write_plot(
+                    plot,
+                    rows,
+                    dims,
+                    chosen,
+                    f"{chosen} by {', '.join(dims) or 'all'} per {interval}",
+                )
             except PlotError as exc:
                 _fail(str(exc), 2)
                 return
@@ -211,16 +315,26 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def patterns(
-        since: str = typer.Option("24h", help="Current window start: ISO time or a span before now."),
-        until: Optional[str] = typer.Option(None, help="Current window end (default now)."),
+        since: str = typer.Option(
+            "24h", help="Current window start: ISO time or a span before now."
+        ),
+        until: str | None = typer.Option(None, help="Current window end (default now)."),
         baseline: str = typer.Option("7d", help="Baseline: this long before the window (e.g. 7d)."),
-        agent: Optional[str] = typer.Option(None, help="Only this agent's sequences."),
+        agent: str | None = typer.Option(None, help="Only this agent's sequences."),
         n: int = typer.Option(3, min=1, max=6, help="Longest n-gram."),
         top: int = typer.Option(10, min=1, help="N-grams per agent."),
-        topics: Optional[int] = typer.Option(None, "--topics", min=1, max=50,
-                                             help="Number of topics (default: chosen by silhouette)."),
-        url: str = UrlOpt, data_dir: Optional[str] = DataDirOpt, api_key: Optional[str] = ApiKeyOpt,
-        tenant: str = TenantOpt, as_json: bool = JsonOpt,
+        topics: int | None = typer.Option(
+            None,
+            "--topics",
+            min=1,
+            max=50,
+            help="Number of topics (default: chosen by silhouette).",
+        ),
+        url: str = UrlOpt,
+        data_dir: str | None = DataDirOpt,
+        api_key: str | None = ApiKeyOpt,
+        tenant: str = TenantOpt,
+        as_json: bool = JsonOpt,
     ) -> None:
         """Tool sequences and n-grams per agent, topics of user inputs, and new or unexpected use."""
         now = datetime.now(timezone.utc)
@@ -228,32 +342,51 @@ def register(app: typer.Typer) -> None:
         start = parse_when(since, now)
         assert start is not None and end is not None
         src = _open(url, data_dir, api_key, tenant)
-        result = _call(src, "patterns", start, end, _hours(baseline), agent=agent, n=n, top=top, k=topics)
+        result = _call(
+            src, "patterns", start, end, _hours(baseline), agent=agent, n=n, top=top, k=topics
+        )
         if as_json:
             _print_json(result)
         else:
             _patterns_render(result)
 
-    anomalies_app = typer.Typer(help="Anomalies found in the recorded traffic.", invoke_without_command=True)
+    anomalies_app = typer.Typer(
+        help="Anomalies found in the recorded traffic.", invoke_without_command=True
+    )
 
     @anomalies_app.callback()
     def anomalies(
         ctx: typer.Context,
-        since: str = typer.Option("7d", help="Windows ending after this: ISO time or a span before now."),
-        until: Optional[str] = typer.Option(None, help="Windows starting before this (default: no limit)."),
-        type: Optional[str] = typer.Option(None, "--type", help="Only this type (cost_spike, error_burst, ...)."),
+        since: str = typer.Option(
+            "7d", help="Windows ending after this: ISO time or a span before now."
+        ),
+        until: str | None = typer.Option(
+            None, help="Windows starting before this (default: no limit)."
+        ),
+        type: str | None = typer.Option(
+            None, "--type", help="Only this type (cost_spike, error_burst, ...)."
+        ),
         limit: int = typer.Option(50, "--limit", "-n", min=1, max=10_000, help="How many."),
         as_csv: bool = typer.Option(False, "--csv", help="Print CSV."),
-        url: str = UrlOpt, data_dir: Optional[str] = DataDirOpt, api_key: Optional[str] = ApiKeyOpt,
-        tenant: str = TenantOpt, as_json: bool = JsonOpt,
+        url: str = UrlOpt,
+        data_dir: str | None = DataDirOpt,
+        api_key: str | None = ApiKeyOpt,
+        tenant: str = TenantOpt,
+        as_json: bool = JsonOpt,
     ) -> None:
         """List stored anomalies (newest first); `agentledger anomalies detect` runs a detection pass."""
         if ctx.invoked_subcommand is not None:
             return
         now = datetime.now(timezone.utc)
         src = _open(url, data_dir, api_key, tenant)
-        rows = _call(src, "anomalies", since=parse_when(since, now), until=parse_when(until, now), type=type,
-                     limit=limit)
+        rows = _call(
+            src,
+            "anomalies",
+            since=parse_when(since, now),
+            until=parse_when(until, now),
+            type=type,
+            limit=limit,
+        )
         if as_json:
             _print_json(rows)
         elif as_csv:
@@ -263,24 +396,39 @@ def register(app: typer.Typer) -> None:
 
     @anomalies_app.command("detect")
     def detect(
-        now_opt: Optional[str] = typer.Option(None, "--now", help="Detect as of this time (default now)."),
-        window_hours: Optional[int] = typer.Option(None, min=1, help="Hours examined (default 24)."),
-        baseline_hours: Optional[int] = typer.Option(None, min=1, help="Baseline hours before them (default 168)."),
-        url: str = UrlOpt, data_dir: Optional[str] = DataDirOpt, api_key: Optional[str] = ApiKeyOpt,
-        tenant: str = TenantOpt, as_json: bool = JsonOpt,
+        now_opt: str | None = typer.Option(
+            None, "--now", help="Detect as of this time (default now)."
+        ),
+        window_hours: int | None = typer.Option(None, min=1, help="Hours examined (default 24)."),
+        baseline_hours: int | None = typer.Option(
+            None, min=1, help="Baseline hours before them (default 168)."
+        ),
+        url: str = UrlOpt,
+        data_dir: str | None = DataDirOpt,
+        api_key: str | None = ApiKeyOpt,
+        tenant: str = TenantOpt,
+        as_json: bool = JsonOpt,
     ) -> None:
         """Run one detection pass now (rollup, detectors, anomalies table, webhook) and show what it found."""
         clock = datetime.now(timezone.utc)
         at = parse_when(now_opt, clock, clock)
         src = _open(url, data_dir, api_key, tenant)
-        result = _call(src, "detect_anomalies", now=at, window_hours=window_hours, baseline_hours=baseline_hours)
+        result = _call(
+            src,
+            "detect_anomalies",
+            now=at,
+            window_hours=window_hours,
+            baseline_hours=baseline_hours,
+        )
         if as_json:
             _print_json(result)
             return
         console = render.console()
         found = ", ".join(f"{k}: {v}" for k, v in sorted(result["anomalies"].items())) or "none"
-        console.print(f"Detection as of {result['now'][:16]} UTC in {result['seconds']:.2f}s: {found}; "
-                      f"{len(result['new'])} new.")
+        console.print(
+            f"Detection as of {result['now'][:16]} UTC in {result['seconds']:.2f}s: {found}; "
+            f"{len(result['new'])} new."
+        )
         if result["new"]:
             console.print(anomalies_table(result["new"], "New anomalies"))
 
@@ -304,5 +452,7 @@ def print_usage_summary(console: Any, summary: dict[str, Any]) -> None:
     if summary["anomalies"]:
         console.print(anomalies_table(summary["anomalies"], "Anomalies found in this traffic"))
     else:
-        console.print("[green]No anomalies found in this traffic[/green] (spikes, bursts and first-seen checks need "
-                      "a baseline of earlier traffic; sensitive-data egress is checked on every run).")
+        console.print(
+            "[green]No anomalies found in this traffic[/green] (spikes, bursts and first-seen checks need "
+            "a baseline of earlier traffic; sensitive-data egress is checked on every run)."
+        )

@@ -131,8 +131,11 @@ JOURNAL_ENTRIES: dict[str, dict[str, Any]] = {
             {"account": "6410 R&D Expense", "debit": 4_000_000, "credit": 0},
             {"account": "1750 Capitalised Software", "debit": 0, "credit": 4_000_000},
         ],
-        "preparer": {"name": "Dana Whitfield", "role": "Senior Accountant",
-                     "email": "dana.whitfield@acme-corp.example"},
+        "preparer": {
+            "name": "Dana Whitfield",
+            "role": "Senior Accountant",
+            "email": "dana.whitfield@acme-corp.example",
+        },
         "requested_approver": {
             "name": "Marco Rossi",
             "role": "Accounting Manager",

@@ -33,7 +33,9 @@ __all__ = ["CONTROLLER", "GovernedRun", "OPERATOR", "POLICY_ID", "run_governed_l
 
 OPERATOR = "controls-operator@acme-corp.example"
 POLICY_ID = "FIN-7"
-CONTROLLER = acting_for(DEFAULT_USER_ID, name="Priya Natarajan", role="financial controller", policy=POLICY_ID)
+CONTROLLER = acting_for(
+    DEFAULT_USER_ID, name="Priya Natarajan", role="financial controller", policy=POLICY_ID
+)
 """The named human the demo agent acts for (re-entrant: ``with CONTROLLER:``)."""
 
 
@@ -61,8 +63,14 @@ def run_governed_lookup(
     timeout_s: float = 60.0,
 ) -> GovernedRun:
     """Pause ``session_id``, make the governed call, resume once it is parked; return the record."""
-    configure_governance(server_url, api_key=api_key, tracer_provider=tracer_provider,
-                         initial_backoff_s=0.05, max_backoff_s=0.25, max_pause_s=timeout_s)
+    configure_governance(
+        server_url,
+        api_key=api_key,
+        tracer_provider=tracer_provider,
+        initial_backoff_s=0.05,
+        max_backoff_s=0.25,
+        max_pause_s=timeout_s,
+    )
     lookup = governed_tool(name=LOOKUP_JOURNAL_ENTRY, policy=POLICY_ID)(lookup_journal_entry)
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     outcome: dict[str, Any] = {}
@@ -81,9 +89,18 @@ def run_governed_lookup(
             outcome["error"] = exc
 
     with httpx.Client(base_url=server_url, headers=headers, timeout=10) as http:
+
         def control(action: str, reason: str) -> None:
-            http.post("/v1/controls", json={"action": action, "scope": "session", "target": session_id,
-                                            "by": OPERATOR, "reason": reason}).raise_for_status()
+            http.post(
+                "/v1/controls",
+                json={
+                    "action": action,
+                    "scope": "session",
+                    "target": session_id,
+                    "by": OPERATOR,
+                    "reason": reason,
+                },
+            ).raise_for_status()
 
         control("pause", "hold postings of this session for a second review")
         worker = threading.Thread(target=agent, name="agentledger-demo-governed-agent", daemon=True)
@@ -92,25 +109,49 @@ def run_governed_lookup(
         control("resume", "second review done")
         worker.join(timeout_s)
         if "error" in outcome:
-            raise RuntimeError(f"the governed call failed: {outcome['error']}") from outcome["error"]
+            raise RuntimeError(f"the governed call failed: {outcome['error']}") from outcome[
+                "error"
+            ]
         if worker.is_alive() or "result" not in outcome:
             raise RuntimeError("the governed call did not finish after the resume")
         flush_outcomes()
-        intent = _wait_for(http, session_id, lambda i: i["intent_id"] == intent["intent_id"]
-                           and i["decision"] == "proceed" and i.get("outcome") is not None, timeout_s)
-        controls = http.get("/v1/controls", params={"all": "true"}).raise_for_status().json()["controls"]
-    return GovernedRun(intent, [c for c in controls if c.get("target") == session_id][:2],
-                       outcome["seconds"], outcome["result"])
+        intent = _wait_for(
+            http,
+            session_id,
+            lambda i: (
+                i["intent_id"] == intent["intent_id"]
+                and i["decision"] == "proceed"
+                and i.get("outcome") is not None
+            ),
+            timeout_s,
+        )
+        controls = (
+            http.get("/v1/controls", params={"all": "true"}).raise_for_status().json()["controls"]
+        )
+    return GovernedRun(
+        intent,
+        [c for c in controls if c.get("target") == session_id][:2],
+        outcome["seconds"],
+        outcome["result"],
+    )
 
 
 def _wait_for(http: httpx.Client, session_id: str, ok: Any, timeout_s: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
     while True:
-        found = http.get("/v1/intents", params={"session_id": session_id, "tool_name": LOOKUP_JOURNAL_ENTRY,
-                                                "limit": 10}).raise_for_status().json()
+        found = (
+            http.get(
+                "/v1/intents",
+                params={"session_id": session_id, "tool_name": LOOKUP_JOURNAL_ENTRY, "limit": 10},
+            )
+            .raise_for_status()
+            .json()
+        )
         match = next((i for i in found if ok(i)), None)
         if match is not None:
             return match
         if time.monotonic() > deadline:
-            raise RuntimeError(f"no governed intent of session {session_id} reached the expected state: {found}")
+            raise RuntimeError(
+                f"no governed intent of session {session_id} reached the expected state: {found}"
+            )
         time.sleep(0.05)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 from fastapi import APIRouter, Body, HTTPException, Query
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
@@ -17,7 +17,9 @@ router = APIRouter(prefix="/api/v1", tags=["audit"])
 
 
 @router.get("/ledger/verify", summary="Recompute the tenant's tamper-evident ledger")
-async def verify_ledger(tenant: TenantDep, store: StoreDep, since: Optional[str] = None) -> dict[str, Any]:
+async def verify_ledger(
+    tenant: TenantDep, store: StoreDep, since: str | None = None
+) -> dict[str, Any]:
     from agentledger.pipeline.ledger import verify
     from agentledger.pipeline.settings import StoreSettings
 
@@ -52,17 +54,26 @@ async def audit_report(
     except ValueError as exc:
         raise HTTPException(400, str(exc)) from exc
     if format == "markdown":
-        return PlainTextResponse(audit.to_markdown(result), media_type="text/markdown; charset=utf-8")
+        return PlainTextResponse(
+            audit.to_markdown(result), media_type="text/markdown; charset=utf-8"
+        )
     if format == "html":
         return HTMLResponse(audit.to_html(result))
     return JSONResponse(result)
 
 
-@router.get("/replay/requests/{span_id}", summary="The rebuilt provider request of a recorded LLM call",
-            responses={400: {}, 404: {}})
+@router.get(
+    "/replay/requests/{span_id}",
+    summary="The rebuilt provider request of a recorded LLM call",
+    responses={400: {}, 404: {}},
+)
 async def replay_request(
-    span_id: str, tenant: TenantDep, store: StoreDep,
-    api: Optional[Literal["openai", "anthropic"]] = Query(None, description="Rebuild in this wire format."),
+    span_id: str,
+    tenant: TenantDep,
+    store: StoreDep,
+    api: Literal["openai", "anthropic"] | None = Query(
+        None, description="Rebuild in this wire format."
+    ),
 ) -> dict[str, Any]:
     from agentledger.pipeline import replay
 
@@ -75,23 +86,33 @@ async def replay_request(
     return rebuilt.as_dict()
 
 
-@router.get("/replay/requests", summary="Rebuilt requests of the recorded LLM calls matching filters")
+@router.get(
+    "/replay/requests", summary="Rebuilt requests of the recorded LLM calls matching filters"
+)
 async def replay_requests(
     tenant: TenantDep,
     store: StoreDep,
-    agent: Optional[str] = None,
-    model: Optional[str] = None,
-    since: Optional[datetime] = None,
-    until: Optional[datetime] = None,
+    agent: str | None = None,
+    model: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
     tools_only: bool = False,
     limit: int = Query(50, ge=1, le=10_000),
-    api: Optional[Literal["openai", "anthropic"]] = None,
+    api: Literal["openai", "anthropic"] | None = None,
 ) -> dict[str, Any]:
     from agentledger.pipeline import replay
 
     def run() -> dict[str, Any]:
-        ids = replay.select_calls(store, tenant, agent=agent, model=model, since=since, until=until,
-                                  tools_only=tools_only, limit=limit)
+        ids = replay.select_calls(
+            store,
+            tenant,
+            agent=agent,
+            model=model,
+            since=since,
+            until=until,
+            tools_only=tools_only,
+            limit=limit,
+        )
         errors: list[dict[str, str]] = []  # e.g. content capture was off: skipped, with the reason
         rebuilt = replay.rebuild_requests(store, tenant, ids, api=api, errors=errors)
         return {"requests": [r.as_dict() for r in rebuilt], "skipped": errors}
@@ -99,8 +120,14 @@ async def replay_requests(
     return await run_in_threadpool(run)
 
 
-@router.post("/replays", summary="Store a drift report (agentledger replay --filter ...)", responses={400: {}})
-async def store_replay(tenant: TenantDep, store: StoreDep, report: dict[str, Any] = Body(...)) -> dict[str, Any]:
+@router.post(
+    "/replays",
+    summary="Store a drift report (agentledger replay --filter ...)",
+    responses={400: {}},
+)
+async def store_replay(
+    tenant: TenantDep, store: StoreDep, report: dict[str, Any] = Body(...)
+) -> dict[str, Any]:
     from agentledger.pipeline import replay
 
     try:
@@ -112,13 +139,19 @@ async def store_replay(tenant: TenantDep, store: StoreDep, report: dict[str, Any
 
 
 @router.get("/replays", summary="Stored drift reports, newest first")
-async def list_replays(tenant: TenantDep, store: StoreDep, limit: int = Query(20, ge=1, le=1000)) -> list[dict[str, Any]]:
+async def list_replays(
+    tenant: TenantDep, store: StoreDep, limit: int = Query(20, ge=1, le=1000)
+) -> list[dict[str, Any]]:
     from agentledger.pipeline import replay
 
     return await run_in_threadpool(replay.list_reports, store, tenant, limit)
 
 
-@router.get("/replays/{run_id}", summary="One stored drift report with its replayed calls", responses={404: {}})
+@router.get(
+    "/replays/{run_id}",
+    summary="One stored drift report with its replayed calls",
+    responses={404: {}},
+)
 async def get_replay(run_id: str, tenant: TenantDep, store: StoreDep) -> dict[str, Any]:
     from agentledger.pipeline import replay
 

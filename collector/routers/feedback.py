@@ -15,16 +15,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+from fastapi import APIRouter, Body, HTTPException, Query, Request
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
 from agentledger.collector.deps import SinkDep, StoreDep, TenantDep
 from agentledger.pipeline.datasets import export as dataset_export
 from agentledger.pipeline.datasets import feedback as fb
 from agentledger.pipeline.datasets import lineage
 from agentledger.pipeline.sinks import Sink
 from agentledger.pipeline.stores import Store, StoreError, StoreUnavailable
-from fastapi import APIRouter, Body, HTTPException, Query, Request
-from fastapi.responses import FileResponse
-from pydantic import BaseModel, Field
-from starlette.concurrency import run_in_threadpool
 
 __all__ = ["router"]
 
@@ -52,7 +53,9 @@ def _feedback_producer(request: Request, sink: Sink) -> Any:
 def _store_feedback(store: Store, records: list[fb.FeedbackRecord]) -> None:
     unknown = fb.resolve_trace_ids(store, records)
     if unknown:
-        raise HTTPException(404, f"no span {unknown[0].span_id} for this tenant; give its trace_id too")
+        raise HTTPException(
+            404, f"no span {unknown[0].span_id} for this tenant; give its trace_id too"
+        )
     fb.write_feedback(store, records)
 
 
@@ -64,7 +67,9 @@ class FeedbackAccepted(BaseModel):
     durable_in: str = Field(description="store (embedded) or kafka (the feedback topic).")
 
 
-@router.post("/v1/feedback", summary="Attach scores, labels, comments or corrections to a trace or span")
+@router.post(
+    "/v1/feedback", summary="Attach scores, labels, comments or corrections to a trace or span"
+)
 async def post_feedback(
     request: Request,
     tenant: TenantDep,
@@ -102,20 +107,29 @@ async def post_feedback(
 
 @router.get("/api/v1/feedback", summary="Feedback on a trace (and its spans) or on one span")
 async def get_feedback(
-    tenant: TenantDep, store: StoreDep, trace_id: str | None = None, span_id: str | None = None,
+    tenant: TenantDep,
+    store: StoreDep,
+    trace_id: str | None = None,
+    span_id: str | None = None,
     limit: int = Query(1000, ge=1, le=10_000),
 ) -> list[dict[str, Any]]:
     if not trace_id and not span_id:
         raise HTTPException(400, "give trace_id or span_id")
-    return await run_in_threadpool(fb.list_feedback, store, tenant, trace_id=trace_id, span_id=span_id, limit=limit)
+    return await run_in_threadpool(
+        fb.list_feedback, store, tenant, trace_id=trace_id, span_id=span_id, limit=limit
+    )
 
 
 class ExportBody(BaseModel):
     """``POST /api/v1/datasets``: an export request and where (on the server) to write it."""
 
-    out_dir: str = Field(description="Directory on the server's machine; created, must not hold a dataset. "
-                                     "With API keys, relative to $AGENTLEDGER_DATASETS_DIR/<tenant>.")
-    request: dict[str, Any] = Field(default_factory=dict, description="ExportRequest as JSON (format, filters...).")
+    out_dir: str = Field(
+        description="Directory on the server's machine; created, must not hold a dataset. "
+        "With API keys, relative to $AGENTLEDGER_DATASETS_DIR/<tenant>."
+    )
+    request: dict[str, Any] = Field(
+        default_factory=dict, description="ExportRequest as JSON (format, filters...)."
+    )
 
 
 DATASETS_DIR_ENV = "AGENTLEDGER_DATASETS_DIR"
@@ -130,13 +144,21 @@ def _export_dir(request: Request, tenant: str, out_dir: str) -> Path:
     root = (Path(os.environ.get(DATASETS_DIR_ENV, "datasets")) / tenant).resolve()
     path = (root / out_dir).resolve()
     if path == root or root not in path.parents:
-        raise HTTPException(403, f"exports go inside ${DATASETS_DIR_ENV}/<tenant> on this server; "
-                                 f"give a relative directory name, not {out_dir!r}")
+        raise HTTPException(
+            403,
+            f"exports go inside ${DATASETS_DIR_ENV}/<tenant> on this server; "
+            f"give a relative directory name, not {out_dir!r}",
+        )
     return path
 
 
-@router.post("/api/v1/datasets", summary="Export a dataset (files written on the server), returns its manifest")
-async def create_dataset(request: Request, body: ExportBody, tenant: TenantDep, store: StoreDep) -> dict[str, Any]:
+@router.post(
+    "/api/v1/datasets",
+    summary="Export a dataset (files written on the server), returns its manifest",
+)
+async def create_dataset(
+    request: Request, body: ExportBody, tenant: TenantDep, store: StoreDep
+) -> dict[str, Any]:
     out = _export_dir(request, tenant, body.out_dir)
     try:
         req = dataset_export.ExportRequest.from_json(body.request)
@@ -148,7 +170,9 @@ async def create_dataset(request: Request, body: ExportBody, tenant: TenantDep, 
 
 
 @router.get("/api/v1/datasets", summary="Recorded datasets, newest first")
-async def list_datasets(tenant: TenantDep, store: StoreDep, limit: int = Query(50, ge=1, le=1000)) -> list[dict[str, Any]]:
+async def list_datasets(
+    tenant: TenantDep, store: StoreDep, limit: int = Query(50, ge=1, le=1000)
+) -> list[dict[str, Any]]:
     return await run_in_threadpool(lineage.list_datasets, store, tenant, limit)
 
 
@@ -159,20 +183,25 @@ async def _manifest(store: Store, tenant: str, dataset_id: str) -> dict[str, Any
     return manifest
 
 
-@router.get("/api/v1/datasets/{dataset_id}", summary="A dataset's manifest, with what the store recorded")
+@router.get(
+    "/api/v1/datasets/{dataset_id}", summary="A dataset's manifest, with what the store recorded"
+)
 async def get_dataset(dataset_id: str, tenant: TenantDep, store: StoreDep) -> dict[str, Any]:
     return await _manifest(store, tenant, dataset_id)
 
 
 @router.get("/api/v1/datasets/{dataset_id}/spans", summary="The production spans in a dataset")
-async def get_dataset_spans(dataset_id: str, tenant: TenantDep, store: StoreDep,
-                            limit: int = Query(1000, ge=1, le=100_000)) -> list[dict[str, Any]]:
+async def get_dataset_spans(
+    dataset_id: str, tenant: TenantDep, store: StoreDep, limit: int = Query(1000, ge=1, le=100_000)
+) -> list[dict[str, Any]]:
     await _manifest(store, tenant, dataset_id)
     return await run_in_threadpool(lineage.dataset_spans, store, tenant, dataset_id, limit=limit)
 
 
 @router.get("/api/v1/datasets/{dataset_id}/files/{name}", summary="Download one file of a dataset")
-async def get_dataset_file(dataset_id: str, name: str, tenant: TenantDep, store: StoreDep) -> FileResponse:
+async def get_dataset_file(
+    dataset_id: str, name: str, tenant: TenantDep, store: StoreDep
+) -> FileResponse:
     manifest = await _manifest(store, tenant, dataset_id)
     listed = {f["path"] for f in manifest["files"]} | {dataset_export.MANIFEST_NAME}
     if name not in listed:
@@ -184,5 +213,7 @@ async def get_dataset_file(dataset_id: str, name: str, tenant: TenantDep, store:
 
 
 @router.get("/api/v1/spans/{span_id}/datasets", summary="The datasets that contain a span")
-async def get_span_datasets(span_id: str, tenant: TenantDep, store: StoreDep) -> list[dict[str, Any]]:
+async def get_span_datasets(
+    span_id: str, tenant: TenantDep, store: StoreDep
+) -> list[dict[str, Any]]:
     return await run_in_threadpool(lineage.datasets_of_span, store, tenant, span_id)

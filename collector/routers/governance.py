@@ -75,15 +75,20 @@ async def _service(request: Request) -> GovernanceService:
 
 
 ServiceDep = Annotated[GovernanceService, Depends(_service)]
-IntentId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="Intent id, 32 lowercase hex digits.")]
+IntentId = Annotated[
+    str, Path(pattern=r"^[0-9a-f]{32}$", description="Intent id, 32 lowercase hex digits.")
+]
 
 
 def _error(exc: Exception) -> JSONResponse:
     if isinstance(exc, GovernanceRejected):
         return JSONResponse({"detail": str(exc)}, status_code=exc.status)
     retry = max(1, round(getattr(exc, "retry_after", 1) or 1))
-    return JSONResponse({"detail": f"not stored, retry later: {exc}"}, status_code=503,
-                        headers={"Retry-After": str(retry)})
+    return JSONResponse(
+        {"detail": f"not stored, retry later: {exc}"},
+        status_code=503,
+        headers={"Retry-After": str(retry)},
+    )
 
 
 @router.post(
@@ -105,7 +110,9 @@ async def ask(intent: IntentIn, tenant: TenantDep, service: ServiceDep) -> Any:
     summary="Record what a governed tool returned or raised",
     responses={400: {}, 401: {}, 503: {}},
 )
-async def outcome(intent_id: IntentId, body: OutcomeIn, tenant: TenantDep, service: ServiceDep) -> Any:
+async def outcome(
+    intent_id: IntentId, body: OutcomeIn, tenant: TenantDep, service: ServiceDep
+) -> Any:
     try:
         await run_in_threadpool(service.outcome, tenant, intent_id, body)
     except (GovernanceRejected, GovernanceUnavailable) as exc:
@@ -123,8 +130,9 @@ def list_intents(
     limit: int = Query(100, ge=1, le=10_000),
 ) -> Any:
     try:
-        return service.list_intents(tenant, trace_id=trace_id, session_id=session_id, tool_name=tool_name,
-                                    limit=limit)
+        return service.list_intents(
+            tenant, trace_id=trace_id, session_id=session_id, tool_name=tool_name, limit=limit
+        )
     except GovernanceUnavailable as exc:
         raise HTTPException(404, str(exc)) from exc
 
@@ -153,7 +161,9 @@ def set_control(control: ControlIn, tenant: TenantDep, service: ServiceDep) -> A
         return _error(exc)
 
 
-@router.get("/v1/controls", summary="Pauses in force (or, with all=true, every control event), newest first")
+@router.get(
+    "/v1/controls", summary="Pauses in force (or, with all=true, every control event), newest first"
+)
 def list_controls(
     tenant: TenantDep,
     service: ServiceDep,
@@ -164,4 +174,7 @@ def list_controls(
         controls = service.list_controls(tenant, everything=all, limit=limit)
     except GovernanceUnavailable as exc:
         return _error(exc)
-    return {"controls": [c.model_dump(mode="json") for c in controls], "shared": service.controls.shared}
+    return {
+        "controls": [c.model_dump(mode="json") for c in controls],
+        "shared": service.controls.shared,
+    }

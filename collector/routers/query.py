@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Optional
+from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query
 from starlette.concurrency import run_in_threadpool
@@ -21,10 +21,12 @@ async def list_traces(
     tenant: TenantDep,
     store: StoreDep,
     limit: int = Query(20, ge=1, le=1000),
-    since: Optional[datetime] = None,
-    service: Optional[str] = None,
+    since: datetime | None = None,
+    service: str | None = None,
 ) -> list[dict[str, Any]]:
-    return await run_in_threadpool(queries.list_traces, store, tenant, limit=limit, since=since, service=service)
+    return await run_in_threadpool(
+        queries.list_traces, store, tenant, limit=limit, since=since, service=service
+    )
 
 
 @router.get("/traces/{trace_id}", summary="Every span of one trace, as a list and a tree")

@@ -20,7 +20,9 @@ router = APIRouter(tags=["ingest"])
 _STATUS_CODES = {400: 3, 401: 16, 413: 8, 415: 3, 429: 8, 503: 14}  # HTTP -> google.rpc.Code
 
 
-def error_response(status: int, message: str, media: str, retry_after: int | None = None) -> Response:
+def error_response(
+    status: int, message: str, media: str, retry_after: int | None = None
+) -> Response:
     """An OTLP error: ``google.rpc.Status`` in the request's encoding (JSON when unknown)."""
     from google.rpc.status_pb2 import Status
 
@@ -43,17 +45,27 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 def _ingest(
-    body: bytes, media: str, encoding: str | None, tenant: str, settings: CollectorSettings, sink: Sink
+    body: bytes,
+    media: str,
+    encoding: str | None,
+    tenant: str,
+    settings: CollectorSettings,
+    sink: Sink,
 ) -> bytes:
     received = time.time_ns()
     data = otlp.decode_body(body, encoding, settings.max_body_bytes)
     # a clean protobuf request (nothing to drop or cut) is accepted as received, never parsed here
-    clean = otlp.inspect_protobuf(data, settings.max_attribute_length) if media == otlp.PROTOBUF else None
+    clean = (
+        otlp.inspect_protobuf(data, settings.max_attribute_length)
+        if media == otlp.PROTOBUF
+        else None
+    )
     request = otlp.parse_request(data, media) if clean is None else None
     total = otlp.count_spans(request) if request is not None else clean
     if total > settings.max_spans_per_request:
         raise otlp.OtlpError(
-            413, f"request holds {total} spans, over the limit of {settings.max_spans_per_request}; send smaller batches"
+            413,
+            f"request holds {total} spans, over the limit of {settings.max_spans_per_request}; send smaller batches",
         )
     if request is None:
         if total:
@@ -74,7 +86,9 @@ def _ingest(
     summary="OTLP/HTTP trace export (protobuf or JSON, optionally gzip)",
     responses={400: {}, 401: {}, 413: {}, 415: {}, 503: {}},
 )
-async def export_traces(request: Request, tenant: TenantDep, settings: SettingsDep, sink: SinkDep) -> Response:
+async def export_traces(
+    request: Request, tenant: TenantDep, settings: SettingsDep, sink: SinkDep
+) -> Response:
     try:
         media = otlp.media_type(request.headers.get("content-type"))
     except otlp.OtlpError as exc:

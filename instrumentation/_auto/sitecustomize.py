@@ -22,7 +22,9 @@ def _instrument() -> None:
 
         instrument()
     except Exception:
-        logging.getLogger("agentledger.instrumentation").exception("agentledger-run: instrumentation failed")
+        logging.getLogger("agentledger.instrumentation").exception(
+            "agentledger-run: instrumentation failed"
+        )
 
 
 def _chain() -> None:

@@ -39,6 +39,7 @@ from typing import Any, Final
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from agentledger.pipeline.datasets.feedback import feedback_from_spans
 from agentledger.pipeline.datasets.formats import (
     Unusable,
@@ -145,7 +146,9 @@ class ExportRequest:
         if self.format != "trajectory":
             bad = [k for k in self.filters.kinds if k not in _CHAT_KINDS]
             if bad:
-                raise ExportError(f"{self.format} examples come from {', '.join(_CHAT_KINDS)} spans, not {bad}")
+                raise ExportError(
+                    f"{self.format} examples come from {', '.join(_CHAT_KINDS)} spans, not {bad}"
+                )
         try:
             Redactor.parse(self.redact)
         except ValueError as exc:
@@ -173,7 +176,9 @@ class _Sink:
     def __init__(self, out: Path, request: ExportRequest, stats: _Stats) -> None:
         self.request = request
         self.stats = stats
-        self.files: SplitFiles | ParquetFiles = ParquetFiles(out) if request.format == "parquet" else SplitFiles(out)
+        self.files: SplitFiles | ParquetFiles = (
+            ParquetFiles(out) if request.format == "parquet" else SplitFiles(out)
+        )
         self.members = MembersFile(out)
         self.dedup = Deduplicator(exact=request.dedup, near=request.near_dedup)
         self.digest = hashlib.sha256()
@@ -183,14 +188,29 @@ class _Sink:
         self._pending: list[_Candidate] = []
         self._keep_examples = isinstance(self.files, ParquetFiles)
 
-    def add(self, example: dict[str, Any], near_text: str, group: str, sources: list[tuple[str, str, str]], *,
-            content_hash: str | None = None) -> None:
+    def add(
+        self,
+        example: dict[str, Any],
+        near_text: str,
+        group: str,
+        sources: list[tuple[str, str, str]],
+        *,
+        content_hash: str | None = None,
+    ) -> None:
         """Queue an example; ``content_hash`` (default: SHA-256 of its JSON line) identifies it."""
         line = orjson.dumps(example, option=orjson.OPT_APPEND_NEWLINE)
         digest = _sha256(line).digest() if content_hash is None else bytes.fromhex(content_hash)
-        self._pending.append((
-            line, content_hash or digest.hex(), int.from_bytes(digest[:8], "little"),
-            fingerprint(normalized_text(near_text)), group, sources, example if self._keep_examples else None))
+        self._pending.append(
+            (
+                line,
+                content_hash or digest.hex(),
+                int.from_bytes(digest[:8], "little"),
+                fingerprint(normalized_text(near_text)),
+                group,
+                sources,
+                example if self._keep_examples else None,
+            )
+        )
         if len(self._pending) >= self.FLUSH_AT:
             self.flush()
 
@@ -232,7 +252,9 @@ class _Sink:
         self.members.abort()
 
 
-_REPEATING: Final = frozenset({"tool_attrs", "tool_refs", "finish_reason", "finish_reasons", "kind", "session_id"})
+_REPEATING: Final = frozenset(
+    {"tool_attrs", "tool_refs", "finish_reason", "finish_reasons", "kind", "session_id"}
+)
 """Columns whose few distinct values repeat on most rows: read as references to one string each."""
 
 
@@ -258,7 +280,9 @@ class _Tools:
     def __init__(self) -> None:
         self._cache: dict[tuple[str, str], list[dict[str, Any]]] = {}
 
-    def get(self, tool_attrs: str, tool_refs: str, contents: dict[str, tuple[str, int]]) -> list[dict[str, Any]]:
+    def get(
+        self, tool_attrs: str, tool_refs: str, contents: dict[str, tuple[str, int]]
+    ) -> list[dict[str, Any]]:
         key = (tool_attrs, tool_refs)
         found = self._cache.get(key)
         if found is None:
@@ -298,21 +322,32 @@ class _ChatBuilder:
         self.want_tools = request.filters.has_tool_calls
         self.tools = _Tools()
 
-    def example(self, kind: str, input_hash: str, output_hash: str, tool_attrs: str, tool_refs: str,
-                contents: dict[str, tuple[str, int]]) -> tuple[dict[str, Any], str]:
+    def example(
+        self,
+        kind: str,
+        input_hash: str,
+        output_hash: str,
+        tool_attrs: str,
+        tool_refs: str,
+        contents: dict[str, tuple[str, int]],
+    ) -> tuple[dict[str, Any], str]:
         if not output_hash:
             raise Unusable("empty_output")
         inp, out = contents.get(input_hash), contents.get(output_hash)
         near: list[str] = []
         history = _messages(kind, inp, "user")
         answer_raw = _messages(kind, out, "assistant")
-        messages = to_openai_messages(history, self.redactor.for_mask(inp[1]) if inp else None, near)
+        messages = to_openai_messages(
+            history, self.redactor.for_mask(inp[1]) if inp else None, near
+        )
         for m in messages:
             if m["role"] == "user":
                 break
         else:
             raise Unusable("no_user_message")
-        answer = assistant_message(answer_raw, self.redactor.for_mask(out[1]) if out else None, near)
+        answer = assistant_message(
+            answer_raw, self.redactor.for_mask(out[1]) if out else None, near
+        )
         messages.append(answer)
         example: dict[str, Any] = {"messages": messages}
         tools = self.tools.get(tool_attrs, tool_refs, contents) if kind == "LLM" else []
@@ -330,14 +365,34 @@ class _ChatBuilder:
         return example, "\n".join(near)
 
 
-_CHAT_COLUMNS: Final = ("day", "trace_id", "span_id", "session_id", "kind", "input_hash", "output_hash", "tool_attrs",
-                        "tool_refs", "finish_reason", "finish_reasons", "truncated")
+_CHAT_COLUMNS: Final = (
+    "day",
+    "trace_id",
+    "span_id",
+    "session_id",
+    "kind",
+    "input_hash",
+    "output_hash",
+    "tool_attrs",
+    "tool_refs",
+    "finish_reason",
+    "finish_reasons",
+    "truncated",
+)
 
 
-def _export_chat(store: Store, tenant: str, request: ExportRequest, redactor: Redactor, sink: _Sink,
-                 progress: Progress | None) -> None:
+def _export_chat(
+    store: Store,
+    tenant: str,
+    request: ExportRequest,
+    redactor: Redactor,
+    sink: _Sink,
+    progress: Progress | None,
+) -> None:
     kinds = request.filters.kinds or ("LLM",)
-    pages = SpanPages(store, tenant, request.filters, kinds, page_size=request.page_size, gates=redactor.gates)
+    pages = SpanPages(
+        store, tenant, request.filters, kinds, page_size=request.page_size, gates=redactor.gates
+    )
     total = pages.count() if progress else None
     builder = _ChatBuilder(request, redactor)
     stats = sink.stats
@@ -347,8 +402,20 @@ def _export_chat(store: Store, tenant: str, request: ExportRequest, redactor: Re
         c = _columns(page, _CHAT_COLUMNS)
         contents = page.contents
         prev: tuple[Any, str, str] | None = None
-        for day, trace_id, span_id, session_id, kind, input_hash, output_hash, tool_attrs, tool_refs, \
-                finish_reason, finish_reasons, truncated in zip(*(c[name] for name in _CHAT_COLUMNS)):
+        for (
+            day,
+            trace_id,
+            span_id,
+            session_id,
+            kind,
+            input_hash,
+            output_hash,
+            tool_attrs,
+            tool_refs,
+            finish_reason,
+            finish_reasons,
+            truncated,
+        ) in zip(*(c[name] for name in _CHAT_COLUMNS)):
             key = (day, trace_id, span_id)
             if key == prev:  # a stored copy of a re-delivered span
                 continue
@@ -359,27 +426,60 @@ def _export_chat(store: Store, tenant: str, request: ExportRequest, redactor: Re
                     problem = finish_problem(finish_reason, finish_reasons, truncated)
                     if problem:
                         raise Unusable(problem)
-                example, near = builder.example(kind, input_hash, output_hash, tool_attrs, tool_refs, contents)
+                example, near = builder.example(
+                    kind, input_hash, output_hash, tool_attrs, tool_refs, contents
+                )
             except Unusable as exc:
                 stats.dropped[exc.reason] += 1
                 continue
-            sink.add(example, near, (session_id or trace_id) if by_session else trace_id,
-                     [(span_id, trace_id, "example")])
+            sink.add(
+                example,
+                near,
+                (session_id or trace_id) if by_session else trace_id,
+                [(span_id, trace_id, "example")],
+            )
         sink.flush()
         if progress:
             progress(stats.candidates, total)
 
 
-_PREF_COLUMNS: Final = ("input_hash", "span_id", "trace_id", "session_id", "kind", "output_hash", "tool_attrs",
-                        "tool_refs", "finish_reason", "finish_reasons", "truncated", "score", "scored", "corrections")
+_PREF_COLUMNS: Final = (
+    "input_hash",
+    "span_id",
+    "trace_id",
+    "session_id",
+    "kind",
+    "output_hash",
+    "tool_attrs",
+    "tool_refs",
+    "finish_reason",
+    "finish_reasons",
+    "truncated",
+    "score",
+    "scored",
+    "corrections",
+)
 
 
-def _export_preference(store: Store, tenant: str, request: ExportRequest, redactor: Redactor, sink: _Sink,
-                       progress: Progress | None) -> None:
+def _export_preference(
+    store: Store,
+    tenant: str,
+    request: ExportRequest,
+    redactor: Redactor,
+    sink: _Sink,
+    progress: Progress | None,
+) -> None:
     feedback_from_spans(store, tenant=tenant)  # evaluations carried on spans count as feedback too
     kinds = request.filters.kinds or ("LLM",)
-    pages = PreferencePages(store, tenant, request.filters, kinds, feedback_name=request.preference_feedback,
-                            page_size=max(1, request.page_size // 5), gates=redactor.gates)
+    pages = PreferencePages(
+        store,
+        tenant,
+        request.filters,
+        kinds,
+        feedback_name=request.preference_feedback,
+        page_size=max(1, request.page_size // 5),
+        gates=redactor.gates,
+    )
     total = pages.count() if progress else None
     stats = sink.stats
     tools = _Tools()
@@ -392,7 +492,9 @@ def _export_preference(store: Store, tenant: str, request: ExportRequest, redact
             if c["span_id"][i] in seen:
                 continue
             seen.add(c["span_id"][i])
-            if request.quality and finish_problem(c["finish_reason"][i], c["finish_reasons"][i], c["truncated"][i]):
+            if request.quality and finish_problem(
+                c["finish_reason"][i], c["finish_reasons"][i], c["truncated"][i]
+            ):
                 stats.candidates += 1
                 stats.dropped["truncated_or_filtered"] += 1
                 continue
@@ -406,45 +508,73 @@ def _export_preference(store: Store, tenant: str, request: ExportRequest, redact
             progress(stats.candidates, total)
 
 
-def _pairs(request: ExportRequest, rows: list[int], c: dict[str, list[Any]]
-           ) -> list[tuple[int, int | None, str | None]]:
+def _pairs(
+    request: ExportRequest, rows: list[int], c: dict[str, list[Any]]
+) -> list[tuple[int, int | None, str | None]]:
     """(rejected row, chosen row or None, correction text or None) for one prompt's answers."""
     pairs: list[tuple[int, int | None, str | None]] = []
-    scored = sorted((r for r in rows if c["scored"][r]), key=lambda r: (c["score"][r], c["span_id"][r]))
+    scored = sorted(
+        (r for r in rows if c["scored"][r]), key=lambda r: (c["score"][r], c["span_id"][r])
+    )
     if len(scored) >= 2:
         worst, best = scored[0], scored[-1]
-        if (c["score"][best] - c["score"][worst] > request.preference_margin
-                and c["output_hash"][best] != c["output_hash"][worst]):
+        if (
+            c["score"][best] - c["score"][worst] > request.preference_margin
+            and c["output_hash"][best] != c["output_hash"][worst]
+        ):
             pairs.append((worst, best, None))
     for r in rows:
-        for correction in (c["corrections"][r] or [])[:1]:  # one per answer: the first, in text order
+        for correction in (c["corrections"][r] or [])[
+            :1
+        ]:  # one per answer: the first, in text order
             pairs.append((r, None, correction))
     return pairs
 
 
-def _emit_pair(request: ExportRequest, redactor: Redactor, sink: _Sink, tools_cache: _Tools, c: dict[str, list[Any]],
-               contents: dict[str, tuple[str, int]], input_hash: str, rejected: int, chosen: int | None,
-               correction: str | None) -> None:
+def _emit_pair(
+    request: ExportRequest,
+    redactor: Redactor,
+    sink: _Sink,
+    tools_cache: _Tools,
+    c: dict[str, list[Any]],
+    contents: dict[str, tuple[str, int]],
+    input_hash: str,
+    rejected: int,
+    chosen: int | None,
+    correction: str | None,
+) -> None:
     stats = sink.stats
     try:
         inp = contents.get(input_hash)
         kind = c["kind"][rejected]
         near: list[str] = []
-        prompt = to_openai_messages(_messages(kind, inp, "user"), redactor.for_mask(inp[1]) if inp else None, near)
+        prompt = to_openai_messages(
+            _messages(kind, inp, "user"), redactor.for_mask(inp[1]) if inp else None, near
+        )
         if not prompt or prompt[-1]["role"] not in ("user", "tool"):
             raise Unusable("prompt_not_ending_with_user")
         bad = contents.get(c["output_hash"][rejected])
-        rejected_msg = assistant_message(_messages(kind, bad, "assistant"),
-                                         redactor.for_mask(bad[1]) if bad else None, near)
+        rejected_msg = assistant_message(
+            _messages(kind, bad, "assistant"), redactor.for_mask(bad[1]) if bad else None, near
+        )
         if chosen is not None:
             good = contents.get(c["output_hash"][chosen])
-            chosen_msg = assistant_message(_messages(kind, good, "assistant"),
-                                           redactor.for_mask(good[1]) if good else None, near)
+            chosen_msg = assistant_message(
+                _messages(kind, good, "assistant"),
+                redactor.for_mask(good[1]) if good else None,
+                near,
+            )
         else:
-            chosen_msg = assistant_message([{"role": "assistant", "content": correction}], redactor.value, near)
+            chosen_msg = assistant_message(
+                [{"role": "assistant", "content": correction}], redactor.value, near
+            )
         if chosen_msg == rejected_msg:
             raise Unusable("identical_answers")
-        tools = tools_cache.get(c["tool_attrs"][rejected], c["tool_refs"][rejected], contents) if kind == "LLM" else []
+        tools = (
+            tools_cache.get(c["tool_attrs"][rejected], c["tool_refs"][rejected], contents)
+            if kind == "LLM"
+            else []
+        )
     except Unusable as exc:
         stats.dropped[exc.reason] += 1
         return
@@ -452,8 +582,11 @@ def _emit_pair(request: ExportRequest, redactor: Redactor, sink: _Sink, tools_ca
         inp_block: dict[str, Any] = {"messages": prompt}
         if tools:
             inp_block["tools"] = tools
-        example: dict[str, Any] = {"input": inp_block, "preferred_output": [chosen_msg],
-                                   "non_preferred_output": [rejected_msg]}
+        example: dict[str, Any] = {
+            "input": inp_block,
+            "preferred_output": [chosen_msg],
+            "non_preferred_output": [rejected_msg],
+        }
     else:
         example = {"prompt": prompt, "chosen": [chosen_msg], "rejected": [rejected_msg]}
     sources = [(c["span_id"][rejected], c["trace_id"][rejected], "rejected")]
@@ -465,15 +598,44 @@ def _emit_pair(request: ExportRequest, redactor: Redactor, sink: _Sink, tools_ca
 
 
 _TRACE_COLUMNS: Final = (
-    "trace_id", "span_id", "parent_span_id", "start_time", "kind", "name", "status_code", "status_message",
-    "agent_name", "principal_id", "session_id", "request_model", "response_model", "input_hash", "output_hash",
-    "document_hashes", "document_ids", "document_scores", "tool_name", "tool_call_id",
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "start_time",
+    "kind",
+    "name",
+    "status_code",
+    "status_message",
+    "agent_name",
+    "principal_id",
+    "session_id",
+    "request_model",
+    "response_model",
+    "input_hash",
+    "output_hash",
+    "document_hashes",
+    "document_ids",
+    "document_scores",
+    "tool_name",
+    "tool_call_id",
 )
 
 
-def _export_trajectories(store: Store, tenant: str, request: ExportRequest, redactor: Redactor, sink: _Sink,
-                         progress: Progress | None) -> None:
-    pages = TracePages(store, tenant, request.filters, page_size=max(1, request.page_size // 10), gates=redactor.gates)
+def _export_trajectories(
+    store: Store,
+    tenant: str,
+    request: ExportRequest,
+    redactor: Redactor,
+    sink: _Sink,
+    progress: Progress | None,
+) -> None:
+    pages = TracePages(
+        store,
+        tenant,
+        request.filters,
+        page_size=max(1, request.page_size // 10),
+        gates=redactor.gates,
+    )
     total = pages.count() if progress else None
     stats = sink.stats
     for page in pages:
@@ -501,9 +663,16 @@ def _export_trajectories(store: Store, tenant: str, request: ExportRequest, reda
             if request.quality and not example["steps"]:
                 stats.dropped["no_steps"] += 1
                 continue
-            group = (spans[0]["session_id"] or trace_id) if request.split_by == "session" else trace_id
-            sink.add(example, near, group, [(s["span_id"], trace_id, "step") for s in spans],
-                     content_hash=example_hash)
+            group = (
+                (spans[0]["session_id"] or trace_id) if request.split_by == "session" else trace_id
+            )
+            sink.add(
+                example,
+                near,
+                group,
+                [(s["span_id"], trace_id, "step") for s in spans],
+                content_hash=example_hash,
+            )
         sink.flush()
         if progress:
             progress(stats.candidates, total)
@@ -545,13 +714,20 @@ def export_dataset(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if (out / MANIFEST_NAME).exists():
-        raise ExportError(f"{out} already holds a dataset ({MANIFEST_NAME}); choose another directory")
+        raise ExportError(
+            f"{out} already holds a dataset ({MANIFEST_NAME}); choose another directory"
+        )
     started = datetime.now(timezone.utc)
     redactor = Redactor.parse(request.redact)
     stats = _Stats()
     sink = _Sink(out, request, stats)
-    run = {"chat": _export_chat, "parquet": _export_chat, "preference": _export_preference,
-           "openai-dpo": _export_preference, "trajectory": _export_trajectories}[request.format]
+    run = {
+        "chat": _export_chat,
+        "parquet": _export_chat,
+        "preference": _export_preference,
+        "openai-dpo": _export_preference,
+        "trajectory": _export_trajectories,
+    }[request.format]
     # The export allocates millions of short-lived, acyclic containers (refcounting frees them);
     # the cyclic collector would only rescan the pages held in memory, over and over (~15 % of the
     # time), so it is paused for the export and restored after.
@@ -584,9 +760,17 @@ def export_dataset(
             "redaction_policy": redactor.label,
             "dedup": sink.dedup.method,
             "quality_filters": (["errored_calls"] if request.filters.successful_only else [])
-            + (["empty_output", "truncated_output", "content_filtered", "malformed_tool_calls"] if request.quality else []),
-            "split": {"by": request.split_by, "validation_fraction": request.validation_fraction, "seed": sink.seed,
-                      "method": "blake2b-64 of seed and group key < fraction * 2^64 -> validation"},
+            + (
+                ["empty_output", "truncated_output", "content_filtered", "malformed_tool_calls"]
+                if request.quality
+                else []
+            ),
+            "split": {
+                "by": request.split_by,
+                "validation_fraction": request.validation_fraction,
+                "seed": sink.seed,
+                "method": "blake2b-64 of seed and group key < fraction * 2^64 -> validation",
+            },
         },
         "counts": {
             "candidates": stats.candidates,
@@ -598,8 +782,11 @@ def export_dataset(
         "content_digest": sink.digest.hexdigest(),
         "content_digest_method": "sha256 over each example's content hash (hex) + newline, in file order",
         "files": files + [members],
-        "members": {"file": members["path"], "rows": members["rows"],
-                    "sql": lineage.MEMBER_SPANS_SQL.strip()},
+        "members": {
+            "file": members["path"],
+            "rows": members["rows"],
+            "sql": lineage.MEMBER_SPANS_SQL.strip(),
+        },
         "elapsed_seconds": round((finished - started).total_seconds(), 3),
     }
     if members["rows"] <= INLINE_LIMIT:
@@ -608,8 +795,13 @@ def export_dataset(
     (out / MANIFEST_NAME).write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n")
     if request.record:
         lineage.record_dataset(store, tenant, manifest, out)
-    log.info("exported dataset %s: %d examples from %d candidates to %s", manifest["id"], stats.examples,
-             stats.candidates, out)
+    log.info(
+        "exported dataset %s: %d examples from %d candidates to %s",
+        manifest["id"],
+        stats.examples,
+        stats.candidates,
+        out,
+    )
     return manifest
 
 
@@ -625,8 +817,12 @@ def demo_dataset(store: Store, out_dir: str | Path, *, tenant: str = "default") 
     while (target / MANIFEST_NAME).exists():
         n += 1
         target = Path(out_dir) / f"run-{n}"
-    request = ExportRequest(format="chat", name="demo: finance-controls model calls", creator="agentledger demo",
-                            validation_fraction=0.0)
+    request = ExportRequest(
+        format="chat",
+        name="demo: finance-controls model calls",
+        creator="agentledger demo",
+        validation_fraction=0.0,
+    )
     return export_dataset(store, tenant, target, request)
 
 

@@ -31,9 +31,10 @@ from typing import Any, Final, Literal
 
 import orjson
 import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
 from agentledger.pipeline.stores import Store
 from agentledger.schemas.attributes import Evaluation as EV
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
     "FEEDBACK_ARROW_SCHEMA",
@@ -55,29 +56,61 @@ log = logging.getLogger(__name__)
 FEEDBACK_TABLE: Final = "feedback"
 """Table of feedback rows (migration 0004)."""
 
-FEEDBACK_ARROW_SCHEMA: Final = pa.schema([
-    pa.field("tenant", pa.string()),
-    pa.field("trace_id", pa.string()),
-    pa.field("span_id", pa.string()),
-    pa.field("name", pa.string()),
-    pa.field("feedback_id", pa.string()),
-    pa.field("score", pa.float64()),
-    pa.field("label", pa.string()),
-    pa.field("comment", pa.string()),
-    pa.field("correction", pa.string()),
-    pa.field("annotator", pa.string()),
-    pa.field("annotator_kind", pa.string()),
-    pa.field("source", pa.string()),
-    pa.field("metadata", pa.map_(pa.string(), pa.string())),
-    pa.field("created_at", pa.timestamp("ms", tz="UTC")),
-])
+FEEDBACK_ARROW_SCHEMA: Final = pa.schema(
+    [
+        pa.field("tenant", pa.string()),
+        pa.field("trace_id", pa.string()),
+        pa.field("span_id", pa.string()),
+        pa.field("name", pa.string()),
+        pa.field("feedback_id", pa.string()),
+        pa.field("score", pa.float64()),
+        pa.field("label", pa.string()),
+        pa.field("comment", pa.string()),
+        pa.field("correction", pa.string()),
+        pa.field("annotator", pa.string()),
+        pa.field("annotator_kind", pa.string()),
+        pa.field("source", pa.string()),
+        pa.field("metadata", pa.map_(pa.string(), pa.string())),
+        pa.field("created_at", pa.timestamp("ms", tz="UTC")),
+    ]
+)
 """Arrow schema of a batch of feedback rows, in table order."""
 
-POSITIVE_LABELS: Final = ("up", "thumbs_up", "thumbsup", "good", "positive", "correct", "pass", "passed",
-                          "accept", "accepted", "yes", "true", "helpful", "approve", "approved")
+POSITIVE_LABELS: Final = (
+    "up",
+    "thumbs_up",
+    "thumbsup",
+    "good",
+    "positive",
+    "correct",
+    "pass",
+    "passed",
+    "accept",
+    "accepted",
+    "yes",
+    "true",
+    "helpful",
+    "approve",
+    "approved",
+)
 """Labels read as score 1 where a score is needed."""
-NEGATIVE_LABELS: Final = ("down", "thumbs_down", "thumbsdown", "bad", "negative", "incorrect", "fail", "failed",
-                          "reject", "rejected", "no", "false", "unhelpful", "hallucinated", "hallucination")
+NEGATIVE_LABELS: Final = (
+    "down",
+    "thumbs_down",
+    "thumbsdown",
+    "bad",
+    "negative",
+    "incorrect",
+    "fail",
+    "failed",
+    "reject",
+    "rejected",
+    "no",
+    "false",
+    "unhelpful",
+    "hallucinated",
+    "hallucination",
+)
 """Labels read as score 0 where a score is needed."""
 
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
@@ -89,18 +122,30 @@ class FeedbackIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: str | None = Field(None, max_length=200, description="Idempotency key; same id = same feedback (latest wins).")
+    id: str | None = Field(
+        None, max_length=200, description="Idempotency key; same id = same feedback (latest wins)."
+    )
     trace_id: str = Field("", description="Trace (32 hex digits). Optional when span_id is given.")
-    span_id: str = Field("", description="Span (16 hex digits); empty = feedback on the whole trace.")
-    name: str = Field(..., min_length=1, max_length=200, description="What is judged: helpfulness, thumbs...")
+    span_id: str = Field(
+        "", description="Span (16 hex digits); empty = feedback on the whole trace."
+    )
+    name: str = Field(
+        ..., min_length=1, max_length=200, description="What is judged: helpfulness, thumbs..."
+    )
     score: float | None = Field(None, description="Numeric value.")
     label: str = Field("", max_length=500, description="Categorical value.")
     comment: str = Field("", max_length=100_000, description="Free text.")
-    correction: str = Field("", max_length=1_000_000, description="The answer the model should have given.")
-    annotator: str = Field("", max_length=500, description="Who gave it (person, model or program).")
+    correction: str = Field(
+        "", max_length=1_000_000, description="The answer the model should have given."
+    )
+    annotator: str = Field(
+        "", max_length=500, description="Who gave it (person, model or program)."
+    )
     annotator_kind: Literal["HUMAN", "LLM", "CODE"] = "HUMAN"
     metadata: dict[str, str] = Field(default_factory=dict)
-    created_at: datetime | None = Field(None, description="When it was given (default: when received).")
+    created_at: datetime | None = Field(
+        None, description="When it was given (default: when received)."
+    )
 
     @field_validator("trace_id", "span_id")
     @classmethod
@@ -151,21 +196,44 @@ class FeedbackRecord(BaseModel):
 
 
 def _identity(tenant: str, fb: FeedbackIn | FeedbackRecord, source: str) -> str:
-    fields = [tenant, fb.trace_id, fb.span_id, fb.name, repr(fb.score), fb.label, fb.comment,
-              fb.correction, fb.annotator, fb.annotator_kind, source]
+    fields = [
+        tenant,
+        fb.trace_id,
+        fb.span_id,
+        fb.name,
+        repr(fb.score),
+        fb.label,
+        fb.comment,
+        fb.correction,
+        fb.annotator,
+        fb.annotator_kind,
+        source,
+    ]
     return hashlib.sha256("\x1f".join(fields).encode("utf-8", "replace")).hexdigest()
 
 
-def to_record(tenant: str, fb: FeedbackIn, source: str = "api", *, now: datetime | None = None) -> FeedbackRecord:
+def to_record(
+    tenant: str, fb: FeedbackIn, source: str = "api", *, now: datetime | None = None
+) -> FeedbackRecord:
     """The row a client's feedback becomes: tenant stamped, id and time filled in."""
     created = fb.created_at or now or datetime.now(timezone.utc)
     if created.tzinfo is None:
         created = created.replace(tzinfo=timezone.utc)
     return FeedbackRecord(
-        tenant=tenant, trace_id=fb.trace_id, span_id=fb.span_id, name=fb.name,
-        feedback_id=fb.id or _identity(tenant, fb, source), score=fb.score, label=fb.label,
-        comment=fb.comment, correction=fb.correction, annotator=fb.annotator,
-        annotator_kind=fb.annotator_kind, source=source, metadata=fb.metadata, created_at=created,
+        tenant=tenant,
+        trace_id=fb.trace_id,
+        span_id=fb.span_id,
+        name=fb.name,
+        feedback_id=fb.id or _identity(tenant, fb, source),
+        score=fb.score,
+        label=fb.label,
+        comment=fb.comment,
+        correction=fb.correction,
+        annotator=fb.annotator,
+        annotator_kind=fb.annotator_kind,
+        source=source,
+        metadata=fb.metadata,
+        created_at=created,
     )
 
 
@@ -178,13 +246,19 @@ def _table(records: list[FeedbackRecord]) -> pa.Table:
     return pa.Table.from_pydict(cols, schema=FEEDBACK_ARROW_SCHEMA)
 
 
-def write_feedback(store: Store, records: list[FeedbackRecord], *, dedup_token: str | None = None) -> None:
+def write_feedback(
+    store: Store, records: list[FeedbackRecord], *, dedup_token: str | None = None
+) -> None:
     """Insert feedback rows; safe to repeat (same ids collapse, the token drops a repeated insert)."""
     if not records:
         return
-    token = dedup_token or "feedback-" + hashlib.sha256(
-        "\n".join(f"{r.feedback_id}@{r.created_at.isoformat()}" for r in records).encode()
-    ).hexdigest()[:32]
+    token = (
+        dedup_token
+        or "feedback-"
+        + hashlib.sha256(
+            "\n".join(f"{r.feedback_id}@{r.created_at.isoformat()}" for r in records).encode()
+        ).hexdigest()[:32]
+    )
     store.insert_arrow(FEEDBACK_TABLE, _table(records), dedup_token=token)
 
 
@@ -213,7 +287,12 @@ def resolve_trace_ids(store: Store, records: list[FeedbackRecord]) -> list[Feedb
 
 
 def list_feedback(
-    store: Store, tenant: str, *, trace_id: str | None = None, span_id: str | None = None, limit: int = 1000
+    store: Store,
+    tenant: str,
+    *,
+    trace_id: str | None = None,
+    span_id: str | None = None,
+    limit: int = 1000,
 ) -> list[dict[str, Any]]:
     """Feedback on a trace (all its spans too) or on one span, newest first."""
     where = ["tenant = {tenant:String}"]
@@ -245,8 +324,10 @@ def effective_score_sql(name_param: str | None) -> str:
     """
     pos = ", ".join(f"'{v}'" for v in POSITIVE_LABELS)
     neg = ", ".join(f"'{v}'" for v in NEGATIVE_LABELS)
-    value = (f"if(isNotNull(score), score, multiIf(lower(label) IN ({pos}), 1., "
-             f"lower(label) IN ({neg}), 0., NULL))")
+    value = (
+        f"if(isNotNull(score), score, multiIf(lower(label) IN ({pos}), 1., "
+        f"lower(label) IN ({neg}), 0., NULL))"
+    )
     return value if name_param is None else f"if(name = {{{name_param}:String}}, {value}, NULL)"
 
 
@@ -263,7 +344,7 @@ def _parse_attributes(attrs: dict[str, str]) -> dict[tuple[str, str], dict[str, 
         prefix = next((p for p in _PREFIXES if key.startswith(p)), None)
         if prefix is None:
             continue
-        rest = key[len(prefix):]
+        rest = key[len(prefix) :]
         name, _, suffix = rest.rpartition(".")
         if suffix not in _SUFFIXES or not name:
             name, suffix = rest, EV.SCORE if _float(value) is not None else EV.LABEL
@@ -291,13 +372,29 @@ def _span_records(row: dict[str, Any], refs: dict[str, str]) -> list[FeedbackRec
         if score is None and not label and not comment:
             continue
         kind = values.get(EV.ANNOTATOR_KIND, "").upper()
-        kind = kind if kind in ("HUMAN", "LLM", "CODE") else ("HUMAN" if prefix == EV.ANNOTATION_PREFIX else "LLM")
-        records.append(FeedbackRecord(
-            tenant=tenant, trace_id=trace_id, span_id=span_id, name=name,
-            feedback_id=hashlib.sha256(f"{tenant}\x1f{span_id}\x1f{prefix}{name}".encode()).hexdigest(),
-            score=score, label=label, comment=comment, annotator=values.get(EV.ANNOTATOR, ""),
-            annotator_kind=kind, source="span_attribute", created_at=created,
-        ))
+        kind = (
+            kind
+            if kind in ("HUMAN", "LLM", "CODE")
+            else ("HUMAN" if prefix == EV.ANNOTATION_PREFIX else "LLM")
+        )
+        records.append(
+            FeedbackRecord(
+                tenant=tenant,
+                trace_id=trace_id,
+                span_id=span_id,
+                name=name,
+                feedback_id=hashlib.sha256(
+                    f"{tenant}\x1f{span_id}\x1f{prefix}{name}".encode()
+                ).hexdigest(),
+                score=score,
+                label=label,
+                comment=comment,
+                annotator=values.get(EV.ANNOTATOR, ""),
+                annotator_kind=kind,
+                source="span_attribute",
+                created_at=created,
+            )
+        )
     if row["events"]:
         try:
             events = orjson.loads(row["events"])
@@ -313,12 +410,23 @@ def _span_records(row: dict[str, Any], refs: dict[str, str]) -> list[FeedbackRec
             comment = str(ea.get(EV.GENAI_EXPLANATION) or "")
             if score is None and not label and not comment:
                 continue
-            records.append(FeedbackRecord(
-                tenant=tenant, trace_id=trace_id, span_id=span_id, name=name,
-                feedback_id=hashlib.sha256(f"{tenant}\x1f{span_id}\x1fevent{i}\x1f{name}".encode()).hexdigest(),
-                score=score, label=label, comment=comment, annotator_kind="LLM", source="span_event",
-                created_at=created,
-            ))
+            records.append(
+                FeedbackRecord(
+                    tenant=tenant,
+                    trace_id=trace_id,
+                    span_id=span_id,
+                    name=name,
+                    feedback_id=hashlib.sha256(
+                        f"{tenant}\x1f{span_id}\x1fevent{i}\x1f{name}".encode()
+                    ).hexdigest(),
+                    score=score,
+                    label=label,
+                    comment=comment,
+                    annotator_kind="LLM",
+                    source="span_event",
+                    created_at=created,
+                )
+            )
     return records
 
 
@@ -332,9 +440,13 @@ def feedback_from_spans(
     ``since`` next time to continue where this run stopped.
     """
     keys_cond = " OR ".join(f"startsWith(k, '{p}')" for p in _PREFIXES)
-    where = [(f"(arrayExists(k -> {keys_cond}, mapKeys(attributes)) "
-              f"OR arrayExists(k -> {keys_cond}, mapKeys(attribute_refs)) "
-              f"OR position(events, '{EV.GENAI_EVENT}') > 0)")]
+    where = [
+        (
+            f"(arrayExists(k -> {keys_cond}, mapKeys(attributes)) "
+            f"OR arrayExists(k -> {keys_cond}, mapKeys(attribute_refs)) "
+            f"OR position(events, '{EV.GENAI_EVENT}') > 0)"
+        )
+    ]
     params: dict[str, Any] = {"limit": page_size}
     if tenant is not None:
         where.append("tenant = {tenant:String}")
@@ -348,14 +460,16 @@ def feedback_from_spans(
     while True:
         cond = list(where)
         if last is not None:
-            cond.append("(ingest_time, tenant, span_id) > ({lt:DateTime64(3, 'UTC')}, {ltn:String}, {ls:String})")
+            cond.append(
+                "(ingest_time, tenant, span_id) > ({lt:DateTime64(3, 'UTC')}, {ltn:String}, {ls:String})"
+            )
             params.update(lt=last[0].strftime("%Y-%m-%d %H:%M:%S.%f")[:-3], ltn=last[1], ls=last[2])
         rows = store.query_rows(
             f"""SELECT tenant, trace_id, span_id, ingest_time,
                    mapFilter((k, v) -> {keys_cond}, attributes) AS attrs,
                    mapFilter((k, v) -> {keys_cond}, attribute_refs) AS refs,
                    if(position(events, '{EV.GENAI_EVENT}') > 0, events, '') AS events
-            FROM spans WHERE {' AND '.join(cond)}
+            FROM spans WHERE {" AND ".join(cond)}
             ORDER BY ingest_time, tenant, span_id LIMIT {{limit:UInt32}}""",
             params,
         )
@@ -366,14 +480,19 @@ def feedback_from_spans(
         if ref_hashes:
             for r in store.query_rows(
                 "SELECT hash, any(content) AS content FROM contents WHERE hash IN "
-                "(SELECT arrayJoin({h:Array(String)})) GROUP BY hash", {"h": sorted(set(ref_hashes))}
+                "(SELECT arrayJoin({h:Array(String)})) GROUP BY hash",
+                {"h": sorted(set(ref_hashes))},
             ):
                 contents[r["hash"]] = r["content"]
         records = [rec for r in rows for rec in _span_records(r, contents)]
         if records:
             first, final = rows[0], rows[-1]
-            write_feedback(store, records, dedup_token=f"span-feedback-{first['tenant']}-{first['span_id']}-"
-                                                          f"{final['span_id']}-{len(records)}")
+            write_feedback(
+                store,
+                records,
+                dedup_token=f"span-feedback-{first['tenant']}-{first['span_id']}-"
+                f"{final['span_id']}-{len(records)}",
+            )
             written += len(records)
         last = (rows[-1]["ingest_time"], rows[-1]["tenant"], rows[-1]["span_id"])
         newest = rows[-1]["ingest_time"]

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from pydantic import ValidationError
+
 from agentledger.pipeline.datasets.feedback import FeedbackRecord, resolve_trace_ids, write_feedback
 from agentledger.pipeline.kafka_batch import BatchConsumer, BatchStats
 from agentledger.pipeline.kafka_io import (
@@ -31,7 +33,6 @@ from agentledger.pipeline.kafka_io import (
 from agentledger.pipeline.settings import KafkaSettings
 from agentledger.pipeline.stores import Store, StoreRejected
 from agentledger.schemas.topics import Headers
-from pydantic import ValidationError
 
 __all__ = ["FeedbackConsumer", "FeedbackConsumerStats", "FeedbackProducer"]
 
@@ -56,15 +57,21 @@ class FeedbackProducer:
         deadline = time.monotonic() + self.settings.produce_timeout_s
         try:
             futures = [
-                self._producer.send(self.settings.feedback_topic, key=(r.trace_id or r.span_id).encode(),
-                                    value=r.to_json(), headers=record_headers(r.tenant, received))
+                self._producer.send(
+                    self.settings.feedback_topic,
+                    key=(r.trace_id or r.span_id).encode(),
+                    value=r.to_json(),
+                    headers=record_headers(r.tenant, received),
+                )
                 for r in records
             ]
             self._producer.flush(timeout=max(0.1, deadline - time.monotonic()))
             for future in futures:
                 future.get(timeout=max(0.1, deadline - time.monotonic()))
         except Exception as exc:
-            raise KafkaUnavailable(f"Kafka did not acknowledge the feedback: {translate(exc)}") from exc
+            raise KafkaUnavailable(
+                f"Kafka did not acknowledge the feedback: {translate(exc)}"
+            ) from exc
 
     def close(self) -> None:
         try:
@@ -86,14 +93,28 @@ class FeedbackConsumer(BatchConsumer[FeedbackRecord]):
     Group ``<group_id>-feedback``, so it keeps its own offsets beside the span consumer's.
     """
 
-    def __init__(self, kafka: KafkaSettings, store: Store, *, default_tenant: str = "default",
-                 batch_max: int = 5_000, batch_seconds: float = 0.5, retry_max_seconds: float = 30.0) -> None:
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        store: Store,
+        *,
+        default_tenant: str = "default",
+        batch_max: int = 5_000,
+        batch_seconds: float = 0.5,
+        retry_max_seconds: float = 30.0,
+    ) -> None:
         self.store = store
         self.default_tenant = default_tenant
         super().__init__(
-            kafka, topic=kafka.feedback_topic, group_id=f"{kafka.group_id}-feedback",
-            client_id=f"{kafka.client_id}-feedback", stats=FeedbackConsumerStats(), batch_max=batch_max,
-            batch_seconds=batch_seconds, retry_max_seconds=retry_max_seconds, max_poll_records=batch_max,
+            kafka,
+            topic=kafka.feedback_topic,
+            group_id=f"{kafka.group_id}-feedback",
+            client_id=f"{kafka.client_id}-feedback",
+            stats=FeedbackConsumerStats(),
+            batch_max=batch_max,
+            batch_seconds=batch_seconds,
+            retry_max_seconds=retry_max_seconds,
+            max_poll_records=batch_max,
         )
         self.stats: FeedbackConsumerStats
 
@@ -103,7 +124,9 @@ class FeedbackConsumer(BatchConsumer[FeedbackRecord]):
             data = orjson.loads(record.value or b"")
             if not isinstance(data, dict):
                 raise ValueError("not a JSON object")  # noqa: TRY004 - a bad record, as its JSON errors are
-            data["tenant"] = headers.get(Headers.TENANT) or data.get("tenant") or self.default_tenant
+            data["tenant"] = (
+                headers.get(Headers.TENANT) or data.get("tenant") or self.default_tenant
+            )
             return FeedbackRecord.model_validate(data)
         except (ValueError, ValidationError) as exc:
             self.dead_letter(record, f"not a feedback record: {exc}", type(exc).__name__)
@@ -119,7 +142,12 @@ class FeedbackConsumer(BatchConsumer[FeedbackRecord]):
         except StoreRejected as exc:
             log.error("store rejected %d feedback records: %s", len(records), exc)
             for r in records:
-                self.dead_letter_value(r.to_json(), record_headers(r.tenant, time.time_ns()), str(exc),
-                                       type(exc).__name__, f"feedback/{r.feedback_id}")
+                self.dead_letter_value(
+                    r.to_json(),
+                    record_headers(r.tenant, time.time_ns()),
+                    str(exc),
+                    type(exc).__name__,
+                    f"feedback/{r.feedback_id}",
+                )
             return
         self.stats.stored += len(records)

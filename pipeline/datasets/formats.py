@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 import orjson
+
 from agentledger.schemas.attributes import AgentLedger as AL
 from agentledger.schemas.attributes import Audit, GenAI, OpenInference, Traceloop
 
@@ -44,9 +45,15 @@ __all__ = [
 TOOL_NAME: Final = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 """Function names OpenAI accepts."""
 
-TOOL_KEYS: Final[tuple[str, ...]] = (OpenInference.LLM_INVOCATION_PARAMETERS, GenAI.TOOL_DEFINITIONS)
+TOOL_KEYS: Final[tuple[str, ...]] = (
+    OpenInference.LLM_INVOCATION_PARAMETERS,
+    GenAI.TOOL_DEFINITIONS,
+)
 """Span attributes that may hold the tools offered to a model call..."""
-TOOL_PREFIXES: Final[tuple[str, ...]] = (f"{OpenInference.LLM_TOOLS}.", f"{Traceloop.FUNCTIONS_PREFIX}.")
+TOOL_PREFIXES: Final[tuple[str, ...]] = (
+    f"{OpenInference.LLM_TOOLS}.",
+    f"{Traceloop.FUNCTIONS_PREFIX}.",
+)
 """...and prefixes of indexed tool definitions."""
 FINISH_REASON_KEYS: Final[tuple[str, str]] = (OpenInference.LLM_FINISH_REASON, GenAI.FINISH_REASONS)
 """Span attributes holding why the model stopped."""
@@ -54,10 +61,17 @@ TRUNCATED_KEY: Final = AL.TRUNCATED
 """Set by the collector on spans whose attribute values it cut."""
 
 _ROLES: Final = {
-    "system": "system", "developer": "system",
-    "user": "user", "human": "user",
-    "assistant": "assistant", "ai": "assistant", "model": "assistant", "bot": "assistant",
-    "tool": "tool", "function": "tool", "ipython": "tool",
+    "system": "system",
+    "developer": "system",
+    "user": "user",
+    "human": "user",
+    "assistant": "assistant",
+    "ai": "assistant",
+    "model": "assistant",
+    "bot": "assistant",
+    "tool": "tool",
+    "function": "tool",
+    "ipython": "tool",
 }
 _TRUNCATED_REASONS: Final = frozenset({"length", "max_tokens", "max_output_tokens", "model_length"})
 _FILTERED_REASONS: Final = frozenset({"content_filter", "safety", "blocked"})
@@ -127,7 +141,9 @@ def _arguments(arguments: Any, redact: Redact) -> str:
     return orjson.dumps(redact(arguments)).decode()
 
 
-def _tool_calls(calls: list[dict[str, Any]], redact: Redact, near: list[str], counter: list[int]) -> list[dict[str, Any]]:
+def _tool_calls(
+    calls: list[dict[str, Any]], redact: Redact, near: list[str], counter: list[int]
+) -> list[dict[str, Any]]:
     out = []
     for call in calls:
         name = str(call.get("name") or "")
@@ -139,7 +155,9 @@ def _tool_calls(calls: list[dict[str, Any]], redact: Redact, near: list[str], co
             call_id = f"call_{counter[0]}"
         arguments = _arguments(call.get("arguments"), redact)
         near.append(f"{name}({arguments})")
-        out.append({"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}})
+        out.append(
+            {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+        )
     return out
 
 
@@ -165,7 +183,13 @@ def to_openai_messages(
         if role is None:
             raise Unusable("unsupported_role")
         content = m.get("content")
-        if type(content) is str and role != "tool" and "tool_calls" not in m and not open_calls and content:
+        if (
+            type(content) is str
+            and role != "tool"
+            and "tool_calls" not in m
+            and not open_calls
+            and content
+        ):
             # the common turn: plain text, no tools
             if redact is not None:
                 content = redact(content)
@@ -223,8 +247,14 @@ def assistant_message(
         raise Unusable("empty_output")
     first = output[0]
     if first.get("role") != "assistant":
-        first = next((m for m in output if str(m.get("role", "")).lower() in ("assistant", "ai", "model", "bot")),
-                     first)
+        first = next(
+            (
+                m
+                for m in output
+                if str(m.get("role", "")).lower() in ("assistant", "ai", "model", "bot")
+            ),
+            first,
+        )
     content = first.get("content")
     if type(content) is str and content.strip() and "tool_calls" not in first:
         if redact is not None:
@@ -287,7 +317,9 @@ def tool_definitions(attrs: dict[str, str]) -> list[dict[str, Any]]:
     """
     found: list[Any] = []
     i = 0
-    while (schema := attrs.get(f"{OpenInference.LLM_TOOLS}.{i}.{OpenInference.TOOL_JSON_SCHEMA}")) is not None:
+    while (
+        schema := attrs.get(f"{OpenInference.LLM_TOOLS}.{i}.{OpenInference.TOOL_JSON_SCHEMA}")
+    ) is not None:
         found.append(_json(schema))
         i += 1
     genai = _json(attrs.get(GenAI.TOOL_DEFINITIONS))
@@ -296,11 +328,13 @@ def tool_definitions(attrs: dict[str, str]) -> list[dict[str, Any]]:
     i = 0
     prefix = Traceloop.FUNCTIONS_PREFIX
     while (name := attrs.get(f"{prefix}.{i}.{Audit.FUNCTION_NAME}")) is not None:
-        found.append({
-            "name": name,
-            "description": attrs.get(f"{prefix}.{i}.{Audit.FUNCTION_DESCRIPTION}"),
-            "parameters": attrs.get(f"{prefix}.{i}.{Audit.FUNCTION_PARAMETERS}"),
-        })
+        found.append(
+            {
+                "name": name,
+                "description": attrs.get(f"{prefix}.{i}.{Audit.FUNCTION_DESCRIPTION}"),
+                "parameters": attrs.get(f"{prefix}.{i}.{Audit.FUNCTION_PARAMETERS}"),
+            }
+        )
         i += 1
     params = _json(attrs.get(OpenInference.LLM_INVOCATION_PARAMETERS))
     if isinstance(params, dict):
@@ -334,9 +368,17 @@ def finish_problem(finish_reason: str, finish_reasons: str, truncated: bool) -> 
     reasons = [finish_reason] if finish_reason else []
     if finish_reasons:
         parsed = _json(finish_reasons)
-        reasons.extend(str(r) for r in parsed) if isinstance(parsed, list) else reasons.append(finish_reasons)
+        reasons.extend(str(r) for r in parsed) if isinstance(parsed, list) else reasons.append(
+            finish_reasons
+        )
     lowered = {r.lower() for r in reasons}
-    problem = "truncated" if lowered & _TRUNCATED_REASONS else "filtered" if lowered & _FILTERED_REASONS else None
+    problem = (
+        "truncated"
+        if lowered & _TRUNCATED_REASONS
+        else "filtered"
+        if lowered & _FILTERED_REASONS
+        else None
+    )
     if len(_FINISH_CACHE) < 1024:
         _FINISH_CACHE[key] = problem
     return problem

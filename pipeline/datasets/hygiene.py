@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
 
 import numpy as np
+
 from agentledger.schemas import pii
 from agentledger.schemas.pii import PRESETS, iban_valid, luhn_valid
 
@@ -67,7 +68,7 @@ _DIGITS = re.compile(r"\d", re.ASCII)
 # store tests them while it reads content, and a preset runs only on content its pattern matched.
 _GATES: Final[dict[str, str]] = {
     "secret": r"sk-|AKIA|ASIA|gh[pousr]_|github_pat_|xox[abposr]-|AIza|eyJ|PRIVATE KEY"
-              r"|(?i:bearer|api[_-]?key|secret|access[_-]?token|auth[_-]?token|passw)",
+    r"|(?i:bearer|api[_-]?key|secret|access[_-]?token|auth[_-]?token|passw)",
     "iban": r"\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){11}",
     "card": r"(?:^|[^0-9-])[0-9](?:[ -]?[0-9]){12}",
     "email": r"[A-Za-z0-9._%+-]@[A-Za-z0-9-]",
@@ -91,8 +92,11 @@ class Redactor:
         self.presets: tuple[str, ...] = tuple(p for p in PRESETS if p in chosen)
         self.counts: Counter[str] = Counter()
         steps: dict[str, Callable[[str], str]] = {
-            "secret": self._secret, "iban": self._iban, "card": self._card,
-            "email": self._email, "phone": self._phone,
+            "secret": self._secret,
+            "iban": self._iban,
+            "card": self._card,
+            "email": self._email,
+            "phone": self._phone,
         }
         self._steps = [steps[p] for p in self.presets]
         self._by_mask: dict[int, Callable[[Any], Any]] = {}
@@ -158,7 +162,9 @@ class Redactor:
     @property
     def label(self) -> str:
         """``name@version:preset,preset`` (``...:none`` when nothing is redacted)."""
-        return f"{REDACTION_POLICY_NAME}@{REDACTION_POLICY_VERSION}:{','.join(self.presets) or 'none'}"
+        return (
+            f"{REDACTION_POLICY_NAME}@{REDACTION_POLICY_VERSION}:{','.join(self.presets) or 'none'}"
+        )
 
     def text(self, value: str) -> str:
         """``value`` with every preset match replaced by its marker."""
@@ -316,7 +322,9 @@ class Deduplicator:
         return {
             "exact": "sha256 of the example's JSON line" if self.exact else "off",
             "near": "sha256 of the normalized text (lower-cased; ASCII whitespace, punctuation and symbols "
-                    "removed)" if self.near else "off",
+            "removed)"
+            if self.near
+            else "off",
         }
 
     @property
@@ -353,6 +361,10 @@ def split_of(group_key: str, validation_fraction: float, seed: str = "") -> str:
     """``train`` or ``validation`` for a group, the same on every run (hash of seed and key)."""
     if validation_fraction <= 0:
         return TRAIN
-    h = int.from_bytes(hashlib.blake2b(f"{seed}\x00{group_key}".encode("utf-8", "replace"), digest_size=8).digest(),
-                       "little")
+    h = int.from_bytes(
+        hashlib.blake2b(
+            f"{seed}\x00{group_key}".encode("utf-8", "replace"), digest_size=8
+        ).digest(),
+        "little",
+    )
     return VALIDATION if h < validation_fraction * 2**64 else TRAIN

@@ -26,6 +26,7 @@ from datetime import date, datetime, timezone
 from typing import Any, Final
 
 import pyarrow as pa
+
 from agentledger.pipeline.datasets.feedback import FEEDBACK_TABLE, effective_score_sql
 from agentledger.pipeline.datasets.formats import (
     FINISH_REASON_KEYS,
@@ -68,7 +69,9 @@ class FeedbackFilter:
     def parse(cls, text: str) -> FeedbackFilter:
         m = _FILTER.match(text)
         if m is None:
-            raise ValueError(f"feedback filter {text!r} is not NAME OP VALUE (OP one of {', '.join(_OPS)})")
+            raise ValueError(
+                f"feedback filter {text!r} is not NAME OP VALUE (OP one of {', '.join(_OPS)})"
+            )
         name, op, value = m.groups()
         if op not in ("=", "!=") and _number(value) is None:
             raise ValueError(f"feedback filter {text!r}: {op} needs a number")
@@ -126,14 +129,20 @@ class ExportFilters:
             return d if d.tzinfo else d.replace(tzinfo=timezone.utc)
 
         return cls(
-            since=when(data.get("since")), until=when(data.get("until")),
-            agents=tuple(data.get("agents") or ()), models=tuple(data.get("models") or ()),
-            principals=tuple(data.get("principals") or ()), kinds=tuple(k.upper() for k in data.get("kinds") or ()),
+            since=when(data.get("since")),
+            until=when(data.get("until")),
+            agents=tuple(data.get("agents") or ()),
+            models=tuple(data.get("models") or ()),
+            principals=tuple(data.get("principals") or ()),
+            kinds=tuple(k.upper() for k in data.get("kinds") or ()),
             successful_only=bool(data.get("successful_only", True)),
             has_tool_calls=data.get("has_tool_calls"),
-            feedback=tuple(f if isinstance(f, FeedbackFilter) else FeedbackFilter.parse(str(f))
-                           for f in data.get("feedback") or ()),
-            sample_size=data.get("sample_size"), seed=str(data.get("seed", "0")),
+            feedback=tuple(
+                f if isinstance(f, FeedbackFilter) else FeedbackFilter.parse(str(f))
+                for f in data.get("feedback") or ()
+            ),
+            sample_size=data.get("sample_size"),
+            seed=str(data.get("seed", "0")),
             trace_ids=tuple(t.lower() for t in data.get("trace_ids") or ()),
         )
 
@@ -144,7 +153,9 @@ def _ts(value: datetime) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def feedback_condition(i: int, f: FeedbackFilter, *, per: str = "span") -> tuple[str, dict[str, Any]]:
+def feedback_condition(
+    i: int, f: FeedbackFilter, *, per: str = "span"
+) -> tuple[str, dict[str, Any]]:
     """SQL that is true for spans (``per="span"``) or traces (``per="trace"``) meeting ``f``.
 
     A span meets it by its own feedback of that name, else by its trace's; a
@@ -164,22 +175,31 @@ def feedback_condition(i: int, f: FeedbackFilter, *, per: str = "span") -> tuple
         agg = "groupArray(label)"
         test = f"has(val, {{{v}:String}})"
         having = "1"
-    fb = (f"SELECT trace_id, span_id, {agg} AS val FROM {FEEDBACK_TABLE} FINAL "
-          f"WHERE tenant = {{tenant:String}} AND name = {{{n}:String}} GROUP BY trace_id, span_id HAVING {having}")
+    fb = (
+        f"SELECT trace_id, span_id, {agg} AS val FROM {FEEDBACK_TABLE} FINAL "
+        f"WHERE tenant = {{tenant:String}} AND name = {{{n}:String}} GROUP BY trace_id, span_id HAVING {having}"
+    )
     if per == "span":
-        sql = (f"(span_id IN (SELECT span_id FROM ({fb}) WHERE span_id != '' AND {test}) "
-               f"OR (span_id NOT IN (SELECT span_id FROM ({fb}) WHERE span_id != '') "
-               f"AND trace_id IN (SELECT trace_id FROM ({fb}) WHERE span_id = '' AND {test})))")
+        sql = (
+            f"(span_id IN (SELECT span_id FROM ({fb}) WHERE span_id != '' AND {test}) "
+            f"OR (span_id NOT IN (SELECT span_id FROM ({fb}) WHERE span_id != '') "
+            f"AND trace_id IN (SELECT trace_id FROM ({fb}) WHERE span_id = '' AND {test})))"
+        )
     else:
-        sql = (f"(trace_id IN (SELECT trace_id FROM ({fb}) WHERE span_id = '' AND {test}) "
-               f"OR (trace_id NOT IN (SELECT trace_id FROM ({fb}) WHERE span_id = '') "
-               f"AND trace_id IN (SELECT trace_id FROM ({fb}) WHERE span_id != '' AND {test})))")
+        sql = (
+            f"(trace_id IN (SELECT trace_id FROM ({fb}) WHERE span_id = '' AND {test}) "
+            f"OR (trace_id NOT IN (SELECT trace_id FROM ({fb}) WHERE span_id = '') "
+            f"AND trace_id IN (SELECT trace_id FROM ({fb}) WHERE span_id != '' AND {test})))"
+        )
     return (f"NOT {sql}" if negate else sql), params
 
 
 _MEMBERSHIP: Final = (
     ("agents", "agent_name IN {agents:Array(String)}"),
-    ("models", "(request_model IN {models:Array(String)} OR response_model IN {models:Array(String)})"),
+    (
+        "models",
+        "(request_model IN {models:Array(String)} OR response_model IN {models:Array(String)})",
+    ),
     ("principals", "principal_id IN {principals:Array(String)}"),
 )
 """Filters that say which values a span must have: (attribute of ExportFilters = parameter, condition)."""
@@ -188,10 +208,14 @@ _MEMBERSHIP: Final = (
 def _membership(f: ExportFilters, kinds: tuple[str, ...]) -> list[tuple[str, str, list[str]]]:
     """(condition on one span, parameter name, values) of the kind and membership filters set."""
     found = [("kind IN {kinds:Array(String)}", "kinds", list(kinds))] if kinds else []
-    return found + [(cond, name, list(getattr(f, name))) for name, cond in _MEMBERSHIP if getattr(f, name)]
+    return found + [
+        (cond, name, list(getattr(f, name))) for name, cond in _MEMBERSHIP if getattr(f, name)
+    ]
 
 
-def span_conditions(tenant: str, f: ExportFilters, kinds: tuple[str, ...]) -> tuple[list[str], dict[str, Any]]:
+def span_conditions(
+    tenant: str, f: ExportFilters, kinds: tuple[str, ...]
+) -> tuple[list[str], dict[str, Any]]:
     """Conditions on ``spans`` rows for the filters (without the trace-level ones of trajectories)."""
     conds = ["tenant = {tenant:String}"]
     params: dict[str, Any] = {"tenant": tenant}
@@ -212,8 +236,10 @@ def span_conditions(tenant: str, f: ExportFilters, kinds: tuple[str, ...]) -> tu
     if f.has_tool_calls is True:
         # the example calls a tool, or its trace ran one (its input then carries tool results);
         # the exporter checks the example's messages themselves.
-        conds.append("(notEmpty(tool_calls) OR trace_id IN (SELECT trace_id FROM spans WHERE "
-                     "tenant = {tenant:String} AND kind = 'TOOL'))")
+        conds.append(
+            "(notEmpty(tool_calls) OR trace_id IN (SELECT trace_id FROM spans WHERE "
+            "tenant = {tenant:String} AND kind = 'TOOL'))"
+        )
     elif f.has_tool_calls is False:
         conds.append("empty(tool_calls)")
     for i, fb in enumerate(f.feedback):
@@ -223,8 +249,9 @@ def span_conditions(tenant: str, f: ExportFilters, kinds: tuple[str, ...]) -> tu
     return conds, params
 
 
-def _sampled_span_conditions(store: Store, tenant: str, f: ExportFilters,
-                             kinds: tuple[str, ...]) -> tuple[list[str], dict[str, Any]]:
+def _sampled_span_conditions(
+    store: Store, tenant: str, f: ExportFilters, kinds: tuple[str, ...]
+) -> tuple[list[str], dict[str, Any]]:
     """``span_conditions`` plus the deterministic sample of ``sample_size`` spans, if asked for."""
     conds, params = span_conditions(tenant, f, kinds)
     sample, sparams = _sample_condition(store, "span_id", conds, params, f)
@@ -234,8 +261,14 @@ def _sampled_span_conditions(store: Store, tenant: str, f: ExportFilters,
     return conds, params
 
 
-def _sample_condition(store: Store, key: str, conds: list[str], params: dict[str, Any], f: ExportFilters,
-                      having: str = "") -> tuple[str | None, dict[str, Any]]:
+def _sample_condition(
+    store: Store,
+    key: str,
+    conds: list[str],
+    params: dict[str, Any],
+    f: ExportFilters,
+    having: str = "",
+) -> tuple[str | None, dict[str, Any]]:
     """``cityHash64(seed, key) <= T`` where T keeps ``sample_size`` keys: a deterministic sample."""
     if not f.sample_size:
         return None, {}
@@ -243,11 +276,13 @@ def _sample_condition(store: Store, key: str, conds: list[str], params: dict[str
     threshold = store.query_scalar(
         f"""SELECT max(h) FROM (
               SELECT cityHash64({{sample_seed:String}}, {key}) AS h FROM spans
-              WHERE {' AND '.join(conds)} GROUP BY {key} {having} ORDER BY h LIMIT {{sample_n:UInt64}})""",
+              WHERE {" AND ".join(conds)} GROUP BY {key} {having} ORDER BY h LIMIT {{sample_n:UInt64}})""",
         p,
     )
     return f"cityHash64({{sample_seed:String}}, {key}) <= {{sample_max:UInt64}}", {
-        "sample_seed": f.seed, "sample_max": int(threshold or 0)}
+        "sample_seed": f.seed,
+        "sample_max": int(threshold or 0),
+    }
 
 
 @dataclass
@@ -261,7 +296,9 @@ class Page:
 
 def _tool_map(column: str) -> str:
     """SQL: the entries of a span's attribute map (or refs map) that can hold tool definitions."""
-    assert not any(c in p for p in TOOL_PREFIXES for c in "_%'"), "prefixes are used as LIKE patterns"
+    assert not any(c in p for p in TOOL_PREFIXES for c in "_%'"), (
+        "prefixes are used as LIKE patterns"
+    )
     parts = [f"mapExtractKeyLike({column}, '{p}%')" for p in TOOL_PREFIXES]
     fixed = ", ".join(f"'{k}', {column}['{k}']" for k in TOOL_KEYS)
     parts.append(f"mapFilter((k, v) -> v != '', map({fixed}))")
@@ -353,19 +390,24 @@ class _Prefetching:
             thread.join(timeout=60)
 
 
-_multimatch: bool | None = None  # does the store have multiMatchAllIndices (Vectorscan)? learnt on first use
+_multimatch: bool | None = (
+    None  # does the store have multiMatchAllIndices (Vectorscan)? learnt on first use
+)
 
 
 def _mask_sql(n: int, multimatch: bool) -> str:
     """SQL: bit i set when gate pattern i matches ``content``."""
     if multimatch:
-        return ("arraySum(arrayMap(i -> bitShiftLeft(toUInt32(1), i - 1), "
-                "multiMatchAllIndices(content, {gates:Array(String)})))")
+        return (
+            "arraySum(arrayMap(i -> bitShiftLeft(toUInt32(1), i - 1), "
+            "multiMatchAllIndices(content, {gates:Array(String)})))"
+        )
     return " + ".join(f"{1 << i} * match(content, {{gate{i}:String}})" for i in range(n))
 
 
-def _contents(store: Store, tenant: str, hashes_sql: str, params: dict[str, Any], gates: tuple[str, ...]
-              ) -> dict[str, tuple[str, int]]:
+def _contents(
+    store: Store, tenant: str, hashes_sql: str, params: dict[str, Any], gates: tuple[str, ...]
+) -> dict[str, tuple[str, int]]:
     """hash -> (content, mask of the redaction presets whose gate matched) for ``hashes_sql``."""
     global _multimatch
     p = {**params, "tenant": tenant}
@@ -377,7 +419,9 @@ def _contents(store: Store, tenant: str, hashes_sql: str, params: dict[str, Any]
         try:
             table = store.query_arrow(
                 f"SELECT hash, content, {mask} AS mask FROM contents "
-                f"WHERE tenant = {{tenant:String}} AND hash IN ({hashes_sql})", p)
+                f"WHERE tenant = {{tenant:String}} AND hash IN ({hashes_sql})",
+                p,
+            )
             if gates and _multimatch is None:
                 _multimatch = True
             break
@@ -387,34 +431,55 @@ def _contents(store: Store, tenant: str, hashes_sql: str, params: dict[str, Any]
             _multimatch = False  # no Vectorscan in this build: one RE2 match per preset
     if not table.num_rows:
         return {}
-    return dict(zip(table.column("hash").to_pylist(),
-                    zip(table.column("content").to_pylist(), table.column("mask").to_pylist())))
+    return dict(
+        zip(
+            table.column("hash").to_pylist(),
+            zip(table.column("content").to_pylist(), table.column("mask").to_pylist()),
+        )
+    )
 
 
 def _after(d: str, t: str, s: str) -> str:
     """SQL: the row's sorting key (day, trace, span) is after the parameters' - spelled out as
     comparisons the primary index can use (a tuple comparison makes ClickHouse scan from the start)."""
     day = "toDate(start_time)"
-    return (f"({day} > {{{d}:Date}} OR ({day} = {{{d}:Date}} AND (trace_id > {{{t}:String}} "
-            f"OR (trace_id = {{{t}:String}} AND span_id > {{{s}:String}}))))")
+    return (
+        f"({day} > {{{d}:Date}} OR ({day} = {{{d}:Date}} AND (trace_id > {{{t}:String}} "
+        f"OR (trace_id = {{{t}:String}} AND span_id > {{{s}:String}}))))"
+    )
 
 
 class SpanPages(_Prefetching):
     """Pages of matching spans in (day, trace, span) order, each with its contents."""
 
-    COLUMNS: Final = ("trace_id, span_id, parent_span_id, start_time, kind, name, status_code, agent_name, "
-                      "principal_id, session_id, request_model, response_model, input_hash, output_hash, "
-                      "tool_calls.name AS tool_call_names")
+    COLUMNS: Final = (
+        "trace_id, span_id, parent_span_id, start_time, kind, name, status_code, agent_name, "
+        "principal_id, session_id, request_model, response_model, input_hash, output_hash, "
+        "tool_calls.name AS tool_call_names"
+    )
 
-    def __init__(self, store: Store, tenant: str, filters: ExportFilters, kinds: tuple[str, ...], *,
-                 page_size: int = 50_000, gates: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        store: Store,
+        tenant: str,
+        filters: ExportFilters,
+        kinds: tuple[str, ...],
+        *,
+        page_size: int = 50_000,
+        gates: tuple[str, ...] = (),
+    ) -> None:
         self.store, self.tenant, self.page_size, self.gates = store, tenant, page_size, gates
         self.conds, self.params = _sampled_span_conditions(store, tenant, filters, kinds)
 
     def count(self) -> int:
         """Matching spans (stored copies of a span counted once)."""
-        return int(self.store.query_scalar(
-            f"SELECT uniqExact(span_id) FROM spans WHERE {' AND '.join(self.conds)}", self.params) or 0)
+        return int(
+            self.store.query_scalar(
+                f"SELECT uniqExact(span_id) FROM spans WHERE {' AND '.join(self.conds)}",
+                self.params,
+            )
+            or 0
+        )
 
     def _pages(self) -> Iterator[Page]:
         last: tuple[date, str, str] | None = None
@@ -430,19 +495,26 @@ class SpanPages(_Prefetching):
             # range (computing the other columns only for its own rows)
             ends = self.store.query_rows(
                 f"SELECT {key} FROM spans WHERE {' AND '.join(conds)} {order} "
-                "LIMIT 1 OFFSET {offset:UInt64}", {**params, "offset": self.page_size - 1})
+                "LIMIT 1 OFFSET {offset:UInt64}",
+                {**params, "offset": self.page_size - 1},
+            )
             final = not ends
             if not final:
-                params.update(ud=ends[0]["day"].isoformat(), ut=ends[0]["trace_id"], us=ends[0]["span_id"])
+                params.update(
+                    ud=ends[0]["day"].isoformat(), ut=ends[0]["trace_id"], us=ends[0]["span_id"]
+                )
                 conds.append(f"NOT {_after('ud', 'ut', 'us')}")
             where = " AND ".join(conds)
             rows = self.store.query_arrow(
                 f"SELECT toDate(start_time) AS day, {self.COLUMNS}, {_CALL_COLUMNS} FROM spans WHERE {where} {order}",
-                params)
+                params,
+            )
             if not rows.num_rows:
                 return
-            hashes = (f"SELECT arrayJoin(arrayConcat([input_hash, output_hash], {_TOOL_REF_HASHES})) "
-                      f"FROM spans WHERE {where}")
+            hashes = (
+                f"SELECT arrayJoin(arrayConcat([input_hash, output_hash], {_TOOL_REF_HASHES})) "
+                f"FROM spans WHERE {where}"
+            )
             yield Page(rows, _contents(self.store, self.tenant, hashes, params, self.gates))
             if final:
                 return
@@ -452,12 +524,21 @@ class SpanPages(_Prefetching):
 class TracePages(_Prefetching):
     """Pages of whole matching traces (every span, in start order), each with its contents."""
 
-    def __init__(self, store: Store, tenant: str, filters: ExportFilters, *, page_size: int = 2_000,
-                 gates: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        store: Store,
+        tenant: str,
+        filters: ExportFilters,
+        *,
+        page_size: int = 2_000,
+        gates: tuple[str, ...] = (),
+    ) -> None:
         self.store, self.tenant, self.page_size, self.gates = store, tenant, page_size, gates
         f = filters
         # span-level conditions that select traces: time range and tenant; the rest judge the trace
-        base = ExportFilters(since=f.since, until=f.until, trace_ids=f.trace_ids, successful_only=False)
+        base = ExportFilters(
+            since=f.since, until=f.until, trace_ids=f.trace_ids, successful_only=False
+        )
         conds, params = span_conditions(tenant, base, ())
         having: list[str] = []
         for cond, name, values in _membership(f, tuple(f.kinds)):  # some span of the trace has it
@@ -474,21 +555,30 @@ class TracePages(_Prefetching):
             conds.append(sql)
             params.update(p)
         self.having = " AND ".join(having) or "1"
-        sample, sparams = _sample_condition(store, "trace_id", conds, params, f, f"HAVING {self.having}")
+        sample, sparams = _sample_condition(
+            store, "trace_id", conds, params, f, f"HAVING {self.having}"
+        )
         if sample:
             conds.append(sample)
             params.update(sparams)
         self.conds, self.params = conds, params
 
     def _trace_page_sql(self, extra: str = "") -> str:
-        return (f"SELECT trace_id FROM spans WHERE {' AND '.join(self.conds)} {extra} "
-                f"GROUP BY trace_id HAVING {self.having} ORDER BY trace_id LIMIT {{page:UInt32}}")
+        return (
+            f"SELECT trace_id FROM spans WHERE {' AND '.join(self.conds)} {extra} "
+            f"GROUP BY trace_id HAVING {self.having} ORDER BY trace_id LIMIT {{page:UInt32}}"
+        )
 
     def count(self) -> int:
         """Matching traces."""
-        return int(self.store.query_scalar(
-            f"SELECT count() FROM (SELECT trace_id FROM spans WHERE {' AND '.join(self.conds)} "
-            f"GROUP BY trace_id HAVING {self.having})", self.params) or 0)
+        return int(
+            self.store.query_scalar(
+                f"SELECT count() FROM (SELECT trace_id FROM spans WHERE {' AND '.join(self.conds)} "
+                f"GROUP BY trace_id HAVING {self.having})",
+                self.params,
+            )
+            or 0
+        )
 
     def _pages(self) -> Iterator[Page]:
         page = "trace_id IN (SELECT arrayJoin({key_page:Array(String)}))"
@@ -509,11 +599,22 @@ class PreferencePages(_Prefetching):
     """Pages of scored or corrected spans grouped by prompt (input hash): every candidate answer
     of a prompt is in the same page."""
 
-    COLUMNS: Final = ("input_hash, span_id, trace_id, session_id, kind, output_hash, tool_attrs, tool_refs, "
-                      "finish_reason, finish_reasons, truncated, ref_hashes, score, scored, corrections")
+    COLUMNS: Final = (
+        "input_hash, span_id, trace_id, session_id, kind, output_hash, tool_attrs, tool_refs, "
+        "finish_reason, finish_reasons, truncated, ref_hashes, score, scored, corrections"
+    )
 
-    def __init__(self, store: Store, tenant: str, filters: ExportFilters, kinds: tuple[str, ...], *,
-                 feedback_name: str | None = None, page_size: int = 5_000, gates: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        store: Store,
+        tenant: str,
+        filters: ExportFilters,
+        kinds: tuple[str, ...],
+        *,
+        feedback_name: str | None = None,
+        page_size: int = 5_000,
+        gates: tuple[str, ...] = (),
+    ) -> None:
         self.store, self.tenant, self.page_size, self.gates = store, tenant, page_size, gates
         conds, params = _sampled_span_conditions(store, tenant, filters, kinds)
         eff = effective_score_sql("pref_name" if feedback_name else None)
@@ -529,7 +630,7 @@ class PreferencePages(_Prefetching):
                    c.corrections AS corrections
             FROM (SELECT input_hash, span_id, trace_id, session_id, kind, output_hash, {_CALL_COLUMNS},
                          {_TOOL_REF_HASHES} AS ref_hashes
-                  FROM spans WHERE {' AND '.join(conds)} AND input_hash != '' AND output_hash != '') AS s
+                  FROM spans WHERE {" AND ".join(conds)} AND input_hash != '' AND output_hash != '') AS s
             LEFT JOIN (SELECT span_id, avg(e) AS v FROM (SELECT span_id, {eff} AS e FROM {fb} AND span_id != '')
                        WHERE isNotNull(e) GROUP BY span_id) AS ss ON ss.span_id = s.span_id
             LEFT JOIN (SELECT trace_id, avg(e) AS v FROM (SELECT trace_id, {eff} AS e FROM {fb} AND span_id = '')
@@ -541,8 +642,12 @@ class PreferencePages(_Prefetching):
 
     def count(self) -> int:
         """Spans with feedback that could make a pair."""
-        return int(self.store.query_scalar(
-            f"SELECT uniqExact(span_id) FROM ({self.candidates})", self.params) or 0)
+        return int(
+            self.store.query_scalar(
+                f"SELECT uniqExact(span_id) FROM ({self.candidates})", self.params
+            )
+            or 0
+        )
 
     def _pages(self) -> Iterator[Page]:
         page = "input_hash IN (SELECT arrayJoin({key_page:Array(String)}))"

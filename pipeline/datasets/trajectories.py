@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
+
 from agentledger.pipeline.datasets.formats import Unusable, assistant_message, to_openai_messages
 from agentledger.pipeline.datasets.hygiene import Redactor
 
@@ -61,7 +62,11 @@ def _text(value: Any) -> str:
         return ""
     if isinstance(value, str):
         return value
-    if isinstance(value, list) and value and all(isinstance(m, dict) and "role" in m for m in value):
+    if (
+        isinstance(value, list)
+        and value
+        and all(isinstance(m, dict) and "role" in m for m in value)
+    ):
         users = [m for m in value if m.get("role") == "user"]
         last = (users or value)[-1].get("content")
         return last if isinstance(last, str) else orjson.dumps(last).decode()
@@ -82,20 +87,42 @@ def _step(span: dict[str, Any], c: _Contents) -> dict[str, Any]:
     kind = span["kind"]
     step: dict[str, Any] = {"span_id": span["span_id"], "name": span["name"]}
     if kind == "LLM":
-        step.update(type="llm", model=span["response_model"] or span["request_model"],
-                    output=_llm_output(c, span["output_hash"]))
+        step.update(
+            type="llm",
+            model=span["response_model"] or span["request_model"],
+            output=_llm_output(c, span["output_hash"]),
+        )
     elif kind == "TOOL":
-        step.update(type="tool", name=span["tool_name"] or span["name"], call_id=span["tool_call_id"],
-                    arguments=c.value(span["input_hash"]), result=c.value(span["output_hash"]))
+        step.update(
+            type="tool",
+            name=span["tool_name"] or span["name"],
+            call_id=span["tool_call_id"],
+            arguments=c.value(span["input_hash"]),
+            result=c.value(span["output_hash"]),
+        )
     elif kind in ("RETRIEVER", "RERANKER"):
         docs = []
-        for did, h, score in zip(span["document_ids"], span["document_hashes"], span["document_scores"]):
-            docs.append({"id": did, "score": None if math.isnan(score) else score, "content": _text(c.value(h))})
-        step.update(type="retrieval" if kind == "RETRIEVER" else "rerank",
-                    query=_text(c.value(span["input_hash"])), documents=docs)
+        for did, h, score in zip(
+            span["document_ids"], span["document_hashes"], span["document_scores"]
+        ):
+            docs.append(
+                {
+                    "id": did,
+                    "score": None if math.isnan(score) else score,
+                    "content": _text(c.value(h)),
+                }
+            )
+        step.update(
+            type="retrieval" if kind == "RETRIEVER" else "rerank",
+            query=_text(c.value(span["input_hash"])),
+            documents=docs,
+        )
     else:
-        step.update(type=kind.lower(), input=_text(c.value(span["input_hash"])),
-                    output=_text(c.value(span["output_hash"])))
+        step.update(
+            type=kind.lower(),
+            input=_text(c.value(span["input_hash"])),
+            output=_text(c.value(span["output_hash"])),
+        )
     if span["status_code"] == "ERROR":
         step["error"] = span["status_message"] or "error"
     return step
@@ -123,12 +150,22 @@ def build_trajectory(
     if not answer and llm_steps:
         answer = str(llm_steps[-1]["output"].get("content") or "")
     if not question:
-        question = str(next((s.get("query") or s.get("input") for s in steps if s.get("query") or s.get("input")), ""))
+        question = str(
+            next(
+                (
+                    s.get("query") or s.get("input")
+                    for s in steps
+                    if s.get("query") or s.get("input")
+                ),
+                "",
+            )
+        )
     if not answer:
         raise Unusable("empty_output")
     example: dict[str, Any] = {
         "trace_id": root["trace_id"],
-        "agent": root["agent_name"] or next((s["agent_name"] for s in spans if s["agent_name"]), ""),
+        "agent": root["agent_name"]
+        or next((s["agent_name"] for s in spans if s["agent_name"]), ""),
         "session_id": root["session_id"],
         "principal_id": root["principal_id"],
         "input": question,
@@ -146,7 +183,10 @@ def build_trajectory(
                 pass
     if c.missing:
         raise Unusable("missing_content")
-    content = {"input": question, "output": answer,
-               "steps": [{k: v for k, v in s.items() if k != "span_id"} for s in steps]}
+    content = {
+        "input": question,
+        "output": answer,
+        "steps": [{k: v for k, v in s.items() if k != "span_id"} for s in steps],
+    }
     canonical = orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
     return example, hashlib.sha256(canonical).hexdigest(), canonical.decode()

@@ -15,7 +15,14 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-__all__ = ["CHAT_PARQUET_SCHEMA", "MESSAGES_ARROW_TYPE", "MembersFile", "ParquetFiles", "SplitFiles", "sha256_file"]
+__all__ = [
+    "CHAT_PARQUET_SCHEMA",
+    "MESSAGES_ARROW_TYPE",
+    "MembersFile",
+    "ParquetFiles",
+    "SplitFiles",
+    "sha256_file",
+]
 
 _PARTIAL: Final = ".partial"
 
@@ -73,29 +80,40 @@ class SplitFiles:
             f.abort()
 
 
-_TOOL_CALL = pa.struct([
-    pa.field("id", pa.string()),
-    pa.field("type", pa.string()),
-    pa.field("function", pa.struct([pa.field("name", pa.string()), pa.field("arguments", pa.string())])),
-])
-MESSAGES_ARROW_TYPE: Final = pa.list_(pa.struct([
-    pa.field("role", pa.string()),
-    pa.field("content", pa.string()),
-    pa.field("name", pa.string()),
-    pa.field("tool_call_id", pa.string()),
-    pa.field("tool_calls", pa.list_(_TOOL_CALL)),
-    pa.field("images", pa.list_(pa.string())),
-]))
+_TOOL_CALL = pa.struct(
+    [
+        pa.field("id", pa.string()),
+        pa.field("type", pa.string()),
+        pa.field(
+            "function",
+            pa.struct([pa.field("name", pa.string()), pa.field("arguments", pa.string())]),
+        ),
+    ]
+)
+MESSAGES_ARROW_TYPE: Final = pa.list_(
+    pa.struct(
+        [
+            pa.field("role", pa.string()),
+            pa.field("content", pa.string()),
+            pa.field("name", pa.string()),
+            pa.field("tool_call_id", pa.string()),
+            pa.field("tool_calls", pa.list_(_TOOL_CALL)),
+            pa.field("images", pa.list_(pa.string())),
+        ]
+    )
+)
 """OpenAI chat messages as Arrow: content is text (image parts listed in ``images``)."""
 
-CHAT_PARQUET_SCHEMA: Final = pa.schema([
-    pa.field("id", pa.string()),
-    pa.field("messages", MESSAGES_ARROW_TYPE),
-    pa.field("tools", pa.string()),
-    pa.field("span_id", pa.string()),
-    pa.field("trace_id", pa.string()),
-    pa.field("split", pa.string()),
-])
+CHAT_PARQUET_SCHEMA: Final = pa.schema(
+    [
+        pa.field("id", pa.string()),
+        pa.field("messages", MESSAGES_ARROW_TYPE),
+        pa.field("tools", pa.string()),
+        pa.field("span_id", pa.string()),
+        pa.field("trace_id", pa.string()),
+        pa.field("split", pa.string()),
+    ]
+)
 """Parquet rows of a chat dataset: ``messages`` as TRL and Hugging Face expect, ``tools`` as JSON
 text (schemas of any shape), and lineage."""
 
@@ -107,8 +125,12 @@ def _arrow_message(m: dict[str, Any]) -> dict[str, Any]:
         images = [p["image_url"]["url"] for p in content if p.get("type") == "image_url"]
         content = "\n".join(p["text"] for p in content if p.get("type") == "text")
     return {
-        "role": m["role"], "content": content, "name": m.get("name"), "tool_call_id": m.get("tool_call_id"),
-        "tool_calls": m.get("tool_calls"), "images": images,
+        "role": m["role"],
+        "content": content,
+        "name": m.get("name"),
+        "tool_call_id": m.get("tool_call_id"),
+        "tool_calls": m.get("tool_calls"),
+        "images": images,
     }
 
 
@@ -122,15 +144,21 @@ class ParquetFiles:
         self._buffers: dict[str, list[dict[str, Any]]] = {}
         self._rows: dict[str, int] = {}
 
-    def write(self, split: str, example_id: str, example: dict[str, Any], span_id: str, trace_id: str) -> None:
+    def write(
+        self, split: str, example_id: str, example: dict[str, Any], span_id: str, trace_id: str
+    ) -> None:
         tools = example.get("tools")
         buf = self._buffers.setdefault(split, [])
-        buf.append({
-            "id": example_id,
-            "messages": [_arrow_message(m) for m in example["messages"]],
-            "tools": orjson.dumps(tools).decode() if tools else None,
-            "span_id": span_id, "trace_id": trace_id, "split": split,
-        })
+        buf.append(
+            {
+                "id": example_id,
+                "messages": [_arrow_message(m) for m in example["messages"]],
+                "tools": orjson.dumps(tools).decode() if tools else None,
+                "span_id": span_id,
+                "trace_id": trace_id,
+                "split": split,
+            }
+        )
         if len(buf) >= self.row_group:
             self._flush(split)
 
@@ -141,7 +169,11 @@ class ParquetFiles:
         if split not in self._writers:
             path = self.out_dir / f"{split}.parquet"
             tmp = path.with_name(path.name + _PARTIAL)
-            self._writers[split] = (pq.ParquetWriter(tmp, CHAT_PARQUET_SCHEMA, compression="zstd"), tmp, path)
+            self._writers[split] = (
+                pq.ParquetWriter(tmp, CHAT_PARQUET_SCHEMA, compression="zstd"),
+                tmp,
+                path,
+            )
         self._writers[split][0].write_table(pa.Table.from_pylist(buf, schema=CHAT_PARQUET_SCHEMA))
         self._rows[split] = self._rows.get(split, 0) + len(buf)
         self._buffers[split] = []
@@ -153,8 +185,15 @@ class ParquetFiles:
         for split, (writer, tmp, path) in sorted(self._writers.items()):
             writer.close()
             os.replace(tmp, path)
-            out.append({"path": path.name, "bytes": path.stat().st_size, "sha256": sha256_file(path),
-                        "split": split, "examples": self._rows[split]})
+            out.append(
+                {
+                    "path": path.name,
+                    "bytes": path.stat().st_size,
+                    "sha256": sha256_file(path),
+                    "split": split,
+                    "examples": self._rows[split],
+                }
+            )
         return out
 
     def abort(self) -> None:
@@ -172,8 +211,18 @@ class MembersFile:
         self._file = _Checksummed(out_dir / self.NAME)
 
     def write(self, span_id: str, trace_id: str, example_hash: str, split: str, role: str) -> None:
-        self._file.write(orjson.dumps({"span_id": span_id, "trace_id": trace_id, "example_hash": example_hash,
-                                       "split": split, "role": role}) + b"\n")
+        self._file.write(
+            orjson.dumps(
+                {
+                    "span_id": span_id,
+                    "trace_id": trace_id,
+                    "example_hash": example_hash,
+                    "split": split,
+                    "role": role,
+                }
+            )
+            + b"\n"
+        )
 
     @property
     def rows(self) -> int:

@@ -52,16 +52,26 @@ class IntentConsumer(BatchConsumer[_Item]):
     """
 
     def __init__(
-        self, kafka: KafkaSettings, pipeline: PipelineSettings, store: Store, *, default_tenant: str = "default"
+        self,
+        kafka: KafkaSettings,
+        pipeline: PipelineSettings,
+        store: Store,
+        *,
+        default_tenant: str = "default",
     ) -> None:
         self.settings = pipeline
         self.store = store
         self.default_tenant = default_tenant
         super().__init__(
-            kafka, topic=kafka.intents_topic, group_id=f"{kafka.group_id}.governance",
-            client_id=f"{kafka.client_id}-governance", stats=IntentConsumerStats(),
-            batch_max=pipeline.batch_max_spans, batch_seconds=pipeline.batch_max_seconds,
-            retry_max_seconds=pipeline.retry_max_seconds, max_poll_records=5000,
+            kafka,
+            topic=kafka.intents_topic,
+            group_id=f"{kafka.group_id}.governance",
+            client_id=f"{kafka.client_id}-governance",
+            stats=IntentConsumerStats(),
+            batch_max=pipeline.batch_max_spans,
+            batch_seconds=pipeline.batch_max_seconds,
+            retry_max_seconds=pipeline.retry_max_seconds,
+            max_poll_records=5000,
         )
         self.stats: IntentConsumerStats
 
@@ -69,12 +79,18 @@ class IntentConsumer(BatchConsumer[_Item]):
         try:
             value = orjson.loads(record.value or b"")
             kind = RecordType(value.pop("type"))
-            tenant = header_map(record.headers).get(Headers.TENANT) or value.get("tenant") or self.default_tenant
+            tenant = (
+                header_map(record.headers).get(Headers.TENANT)
+                or value.get("tenant")
+                or self.default_tenant
+            )
             value["tenant"] = tenant
             table = TABLES[kind]
             to_arrow(table, [value])  # the row must fit its table; else it is a dead letter now
         except Exception as exc:
-            self.dead_letter(record, f"not a governance record: {type(exc).__name__}: {exc}", type(exc).__name__)
+            self.dead_letter(
+                record, f"not a governance record: {type(exc).__name__}: {exc}", type(exc).__name__
+            )
             return None
         return _Item(record, table, value)
 
@@ -87,11 +103,16 @@ class IntentConsumer(BatchConsumer[_Item]):
 
     def _insert(self, table: str, items: list[_Item], token: str) -> None:
         try:
-            self.retry_unavailable(lambda: self.store.insert_arrow(
-                table, to_arrow(table, [i.row for i in items]), dedup_token=token))
+            self.retry_unavailable(
+                lambda: self.store.insert_arrow(
+                    table, to_arrow(table, [i.row for i in items]), dedup_token=token
+                )
+            )
         except StoreRejected as exc:
             if len(items) == 1:
-                self.dead_letter(items[0].record, f"store refused the row: {exc}", type(exc).__name__)
+                self.dead_letter(
+                    items[0].record, f"store refused the row: {exc}", type(exc).__name__
+                )
                 return
             for item in items:  # find the row it refuses; store the others
                 self._insert(table, [item], f"{token}/{item.record.partition}-{item.record.offset}")

@@ -54,7 +54,9 @@ def _newer(a: ControlOut, b: ControlOut | None) -> bool:
 class ControlBook:
     """The latest control event per (tenant, scope, target), as this replica knows it."""
 
-    def __init__(self, log_: RecordLog, store: Store | None, *, ttl_s: float = 1.0, history: int = 10_000) -> None:
+    def __init__(
+        self, log_: RecordLog, store: Store | None, *, ttl_s: float = 1.0, history: int = 10_000
+    ) -> None:
         self._log = log_
         self._store = store
         self.ttl_s = ttl_s
@@ -72,11 +74,18 @@ class ControlBook:
     def record(self, tenant: str, control: ControlIn) -> ControlOut:
         """Make a pause or resume durable, then enforce it here at once."""
         event = ControlOut(
-            control_id=new_id(), tenant=tenant, created_at_ns=time.time_ns(), action=control.action,
-            scope=control.scope, target=control.target, by=control.by.strip() or f"api-key:{tenant}",
+            control_id=new_id(),
+            tenant=tenant,
+            created_at_ns=time.time_ns(),
+            action=control.action,
+            scope=control.scope,
+            target=control.target,
+            by=control.by.strip() or f"api-key:{tenant}",
             reason=control.reason,
         )
-        self._log.append(RecordType.CONTROL, tenant, f"{event.scope.value}:{event.target}", control_row(event))
+        self._log.append(
+            RecordType.CONTROL, tenant, f"{event.scope.value}:{event.target}", control_row(event)
+        )
         self._merge([event])
         if self._store is None:
             with self._lock:
@@ -87,8 +96,11 @@ class ControlBook:
         """The pause that holds this intent's run (the newest, if several), or None."""
         self._maybe_refresh()
         keys: list[_Key] = []
-        for scope, target in ((ControlScope.TRACE, intent.trace_id), (ControlScope.SESSION, intent.session_id),
-                              (ControlScope.AGENT, intent.agent_name)):
+        for scope, target in (
+            (ControlScope.TRACE, intent.trace_id),
+            (ControlScope.SESSION, intent.session_id),
+            (ControlScope.AGENT, intent.agent_name),
+        ):
             if target:
                 keys.append((tenant, scope.value, target))
         for principal in {intent.principal_id, *intent.principal_chain}:
@@ -98,7 +110,11 @@ class ControlBook:
         with self._lock:
             for key in keys:
                 event = self._latest.get(key)
-                if event is not None and event.action is ControlAction.PAUSE and _newer(event, found):
+                if (
+                    event is not None
+                    and event.action is ControlAction.PAUSE
+                    and _newer(event, found)
+                ):
                     found = event
         return found
 
@@ -107,7 +123,11 @@ class ControlBook:
         if self._store is not None:
             self._refresh(force=True)
         with self._lock:
-            found = [e for (t, _, _), e in self._latest.items() if t == tenant and e.action is ControlAction.PAUSE]
+            found = [
+                e
+                for (t, _, _), e in self._latest.items()
+                if t == tenant and e.action is ControlAction.PAUSE
+            ]
         return sorted(found, key=lambda e: (e.created_at_ns, e.control_id), reverse=True)
 
     def history(self, tenant: str, limit: int = 100) -> list[ControlOut]:

@@ -58,9 +58,16 @@ class JournaledLog(RecordLog):
     ``direct``: the record log for the kinds that skip the journal (controls).
     """
 
-    def __init__(self, store: Store, directory: str | Path, direct: RecordLog, *, flush_interval_s: float = 0.05,
-                 max_pending: int = 100_000, journaled: frozenset[RecordType] = frozenset(
-                     {RecordType.INTENT, RecordType.OUTCOME})) -> None:
+    def __init__(
+        self,
+        store: Store,
+        directory: str | Path,
+        direct: RecordLog,
+        *,
+        flush_interval_s: float = 0.05,
+        max_pending: int = 100_000,
+        journaled: frozenset[RecordType] = frozenset({RecordType.INTENT, RecordType.OUTCOME}),
+    ) -> None:
         self.store = store
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -80,7 +87,9 @@ class JournaledLog(RecordLog):
         self._recover()
         self._seq = self._next_seq()
         self._fd = self._open(self._seq)
-        self._thread = threading.Thread(target=self._run, name="agentledger-governance-journal", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name="agentledger-governance-journal", daemon=True
+        )
         self._thread.start()
         _OPEN.add(self)
 
@@ -96,7 +105,9 @@ class JournaledLog(RecordLog):
             if self._closed:
                 raise GovernanceUnavailable("the collector is shutting down", retry_after=5)
             if len(self._pending) >= self.max_pending:
-                raise GovernanceUnavailable(f"{len(self._pending)} governance records waiting for the store")
+                raise GovernanceUnavailable(
+                    f"{len(self._pending)} governance records waiting for the store"
+                )
             fd = self._fd
             try:
                 os.write(fd, line)
@@ -126,7 +137,10 @@ class JournaledLog(RecordLog):
         try:
             self._flush()
         except GovernanceUnavailable as exc:  # the segments stay; the next start stores them
-            log.warning("governance journal not stored at shutdown (%s); it is stored at the next start", exc)
+            log.warning(
+                "governance journal not stored at shutdown (%s); it is stored at the next start",
+                exc,
+            )
         with self._lock:
             os.close(self._fd)
         self.direct.close()
@@ -161,7 +175,9 @@ class JournaledLog(RecordLog):
             try:
                 self._store(batch)
             except BaseException:
-                with self._lock:  # not stored: keep them for the next flush (their segment stays too)
+                with (
+                    self._lock
+                ):  # not stored: keep them for the next flush (their segment stays too)
                     self._pending[:0] = batch
                 raise
             for path in self._segments():
@@ -188,7 +204,9 @@ class JournaledLog(RecordLog):
                 delay = self.flush_interval_s
             except GovernanceUnavailable as exc:
                 delay = min(max(delay * 2, 0.2), 5.0)
-                log.warning("governance journal: %s; retrying in %.1fs (records stay journaled)", exc, delay)
+                log.warning(
+                    "governance journal: %s; retrying in %.1fs (records stay journaled)", exc, delay
+                )
             except Exception:
                 delay = min(max(delay * 2, 0.2), 5.0)
                 log.exception("governance journal flush failed; retrying in %.1fs", delay)
@@ -241,5 +259,5 @@ class JournaledLog(RecordLog):
 
 
 def _seq_of(path: Path) -> int:
-    digits = path.name[len(_PREFIX):-len(_SUFFIX)]
+    digits = path.name[len(_PREFIX) : -len(_SUFFIX)]
     return int(digits) if digits.isdigit() else -1

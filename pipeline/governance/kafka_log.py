@@ -59,14 +59,20 @@ class KafkaLog(RecordLog):
     def append(self, kind: RecordType, tenant: str, key: str, row: dict[str, Any]) -> None:
         value = encode_record(kind, row)
         try:
-            future = self._producer.send(self.kafka.intents_topic, key=key.encode(), value=value,
-                                         headers=record_headers(tenant, time.time_ns()))
+            future = self._producer.send(
+                self.kafka.intents_topic,
+                key=key.encode(),
+                value=value,
+                headers=record_headers(tenant, time.time_ns()),
+            )
             future.get(timeout=self.kafka.produce_timeout_s)
         except Exception as exc:
             err = translate(exc)
             if isinstance(err, KafkaRecordTooLarge):
                 raise GovernanceRejected(f"record refused as too large: {err}", status=413) from exc
-            raise GovernanceUnavailable(f"Kafka did not acknowledge the record: {err}", retry_after=2) from exc
+            raise GovernanceUnavailable(
+                f"Kafka did not acknowledge the record: {err}", retry_after=2
+            ) from exc
 
     def close(self) -> None:
         try:

@@ -31,11 +31,16 @@ _LATEST = f"""
 
 def _control(row: dict[str, Any], prefix: str = "") -> ControlOut:
     if prefix:
-        row = {**row, **{k[len(prefix):]: v for k, v in row.items() if k.startswith(prefix)}}
+        row = {**row, **{k[len(prefix) :]: v for k, v in row.items() if k.startswith(prefix)}}
     return ControlOut(
-        control_id=row["control_id"], tenant=row["tenant"], created_at_ns=int(row["created_at_ns"]),
-        action=ControlAction(row["action"]), scope=ControlScope(row["scope"]), target=row["target"],
-        by=row["by"], reason=row["reason"],
+        control_id=row["control_id"],
+        tenant=row["tenant"],
+        created_at_ns=int(row["created_at_ns"]),
+        action=ControlAction(row["action"]),
+        scope=ControlScope(row["scope"]),
+        target=row["target"],
+        by=row["by"],
+        reason=row["reason"],
     )
 
 
@@ -44,7 +49,9 @@ def latest_controls(store: Store, tenant: str | None = None) -> list[ControlOut]
     when that event is a pause."""
     if tenant is None:
         return [_control(r, "last_") for r in store.query_rows(_LATEST.format(where=""))]
-    rows = store.query_rows(_LATEST.format(where="WHERE tenant = {tenant:String}"), {"tenant": tenant})
+    rows = store.query_rows(
+        _LATEST.format(where="WHERE tenant = {tenant:String}"), {"tenant": tenant}
+    )
     return [_control(r, "last_") for r in rows]
 
 
@@ -99,7 +106,11 @@ def list_intents(
     """Intents of ``tenant`` newest first, each with its ``outcome`` (None while none was recorded)."""
     where = ["tenant = {tenant:String}"]
     params: dict[str, Any] = {"tenant": tenant, "limit": int(limit)}
-    for column, value in (("trace_id", trace_id), ("session_id", session_id), ("tool_name", tool_name)):
+    for column, value in (
+        ("trace_id", trace_id),
+        ("session_id", session_id),
+        ("tool_name", tool_name),
+    ):
         if value:
             where.append(f"{column} = {{{column}:String}}")
             params[column] = value
@@ -107,7 +118,7 @@ def list_intents(
         f"""
         SELECT {_INTENT_FIELDS}
         FROM {INTENTS_TABLE} FINAL
-        WHERE {' AND '.join(where)}
+        WHERE {" AND ".join(where)}
         ORDER BY requested_at DESC, intent_id
         LIMIT {{limit:UInt32}}
         """,

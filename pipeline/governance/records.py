@@ -206,7 +206,9 @@ class ControlOut(BaseModel):
 # -- rows -------------------------------------------------------------------------------------
 
 INTENT_COLUMNS: Final[tuple[Column, ...]] = (
-    Column("tenant", "LowCardinality(String)", "Tenant, stamped by the collector from the API key."),
+    Column(
+        "tenant", "LowCardinality(String)", "Tenant, stamped by the collector from the API key."
+    ),
     Column("requested_at", "DateTime64(6, 'UTC')", "When the agent first asked."),
     Column("intent_id", "String", "Intent id chosen by the agent."),
     Column("attempt", "UInt32", "Ask number, 0 first."),
@@ -259,13 +261,20 @@ CONTROL_COLUMNS: Final[tuple[Column, ...]] = (
 )
 """Columns of ``controls``, in table order."""
 
-_COLUMNS = {INTENTS_TABLE: INTENT_COLUMNS, OUTCOMES_TABLE: OUTCOME_COLUMNS, CONTROLS_TABLE: CONTROL_COLUMNS}
+_COLUMNS = {
+    INTENTS_TABLE: INTENT_COLUMNS,
+    OUTCOMES_TABLE: OUTCOME_COLUMNS,
+    CONTROLS_TABLE: CONTROL_COLUMNS,
+}
 _SCHEMAS = {
-    table: pa.schema([pa.field(c.name, arrow_type(c.ch_type)) for c in cols]) for table, cols in _COLUMNS.items()
+    table: pa.schema([pa.field(c.name, arrow_type(c.ch_type)) for c in cols])
+    for table, cols in _COLUMNS.items()
 }
 
 
-def intent_row(tenant: str, intent: IntentIn, decision: Decision, control_id: str, received_ns: int) -> dict[str, Any]:
+def intent_row(
+    tenant: str, intent: IntentIn, decision: Decision, control_id: str, received_ns: int
+) -> dict[str, Any]:
     return {
         "tenant": tenant,
         "requested_at": intent.requested_at_ns or received_ns,
@@ -293,7 +302,9 @@ def intent_row(tenant: str, intent: IntentIn, decision: Decision, control_id: st
     }
 
 
-def outcome_row(tenant: str, intent_id: str, outcome: OutcomeIn, received_ns: int) -> dict[str, Any]:
+def outcome_row(
+    tenant: str, intent_id: str, outcome: OutcomeIn, received_ns: int
+) -> dict[str, Any]:
     return {
         "tenant": tenant,
         "finished_at": outcome.finished_at_ns or received_ns,

@@ -82,19 +82,27 @@ class GovernanceService:
 
             kafka_log = KafkaLog(sink.settings, create_topics=False)
             control_log: RecordLog = store_log or kafka_log
-            book = ControlBook(control_log, store, ttl_s=settings.controls_ttl_s,
-                               history=settings.memory_controls_history)
+            book = ControlBook(
+                control_log,
+                store,
+                ttl_s=settings.controls_ttl_s,
+                history=settings.memory_controls_history,
+            )
             owned = tuple(x for x in (kafka_log, store_log) if x is not None)
             return cls(kafka_log, book, store, settings, owned=owned, mode="kafka")
         if store_log is None:
-            raise GovernanceUnavailable("this collector has neither a Kafka sink nor a store to record intents in")
+            raise GovernanceUnavailable(
+                "this collector has neither a Kafka sink nor a store to record intents in"
+            )
         book = ControlBook(store_log, store, ttl_s=settings.controls_ttl_s)
         intents: RecordLog = store_log
         journal_dir = _journal_dir(store) if settings.journal else None
         if journal_dir is not None:
             from agentledger.pipeline.governance.journal import JournaledLog
 
-            intents = JournaledLog(store, journal_dir, store_log, flush_interval_s=settings.journal_flush_s)
+            intents = JournaledLog(
+                store, journal_dir, store_log, flush_interval_s=settings.journal_flush_s
+            )
         return cls(intents, book, store, settings, owned=(intents,), mode="embedded")
 
     # -- intents ---------------------------------------------------------------------------------
@@ -108,11 +116,20 @@ class GovernanceService:
         control = self.controls.holding(tenant, intent)
         decision = Decision.PAUSED if control is not None else Decision.PROCEED
         control_id = control.control_id if control is not None else ""
-        self.intents.append(RecordType.INTENT, tenant, intent.intent_id,
-                            intent_row(tenant, intent, decision, control_id, received))
+        self.intents.append(
+            RecordType.INTENT,
+            tenant,
+            intent.intent_id,
+            intent_row(tenant, intent, decision, control_id, received),
+        )
         if control is not None:
-            return IntentAck(intent_id=intent.intent_id, attempt=intent.attempt, decision=decision,
-                             control_id=control_id, retry_after_s=self.settings.pause_retry_after_s)
+            return IntentAck(
+                intent_id=intent.intent_id,
+                attempt=intent.attempt,
+                decision=decision,
+                control_id=control_id,
+                retry_after_s=self.settings.pause_retry_after_s,
+            )
         return IntentAck(intent_id=intent.intent_id, attempt=intent.attempt, decision=decision)
 
     def outcome(self, tenant: str, intent_id: str, outcome: OutcomeIn) -> None:
@@ -120,9 +137,15 @@ class GovernanceService:
         if outcome.result is not None and outcome.result_sha256:
             actual = hashlib.sha256(outcome.result.encode("utf-8", "surrogatepass")).hexdigest()
             if actual != outcome.result_sha256:
-                raise GovernanceRejected(f"result_sha256 does not match the result sent (sha256 {actual})")
-        self.intents.append(RecordType.OUTCOME, tenant, intent_id,
-                            outcome_row(tenant, intent_id, outcome, time.time_ns()))
+                raise GovernanceRejected(
+                    f"result_sha256 does not match the result sent (sha256 {actual})"
+                )
+        self.intents.append(
+            RecordType.OUTCOME,
+            tenant,
+            intent_id,
+            outcome_row(tenant, intent_id, outcome, time.time_ns()),
+        )
 
     def intent(self, tenant: str, intent_id: str) -> dict[str, Any] | None:
         return queries.get_intent(self._reader(), tenant, intent_id)
@@ -135,7 +158,9 @@ class GovernanceService:
     def control(self, tenant: str, control: ControlIn) -> ControlOut:
         return self.controls.record(tenant, control)
 
-    def list_controls(self, tenant: str, *, everything: bool = False, limit: int = 100) -> list[ControlOut]:
+    def list_controls(
+        self, tenant: str, *, everything: bool = False, limit: int = 100
+    ) -> list[ControlOut]:
         try:
             if everything:
                 return self.controls.history(tenant, limit)
@@ -149,7 +174,9 @@ class GovernanceService:
 
     def _reader(self) -> Store:
         if self.store is None:
-            raise GovernanceUnavailable("this collector has no store to read intents from; query the pipeline's store")
+            raise GovernanceUnavailable(
+                "this collector has no store to read intents from; query the pipeline's store"
+            )
         sync = getattr(self.intents, "sync", None)
         if sync is not None:
             sync()  # what was acknowledged is in what is read

@@ -41,7 +41,11 @@ __all__ = ["StoreLog", "TABLES", "insert_rows"]
 
 log = logging.getLogger(__name__)
 
-TABLES = {RecordType.INTENT: INTENTS_TABLE, RecordType.OUTCOME: OUTCOMES_TABLE, RecordType.CONTROL: CONTROLS_TABLE}
+TABLES = {
+    RecordType.INTENT: INTENTS_TABLE,
+    RecordType.OUTCOME: OUTCOMES_TABLE,
+    RecordType.CONTROL: CONTROLS_TABLE,
+}
 """Table each record type is stored in."""
 
 
@@ -98,14 +102,18 @@ class StoreLog(RecordLog):
             if self._closed:
                 raise GovernanceUnavailable("the collector is shutting down", retry_after=5)
             if len(self._queue) >= self.max_queued:
-                raise GovernanceUnavailable(f"{len(self._queue)} governance records waiting for the store")
+                raise GovernanceUnavailable(
+                    f"{len(self._queue)} governance records waiting for the store"
+                )
             self._queue.append(item)
             leader = not self._writing
             self._writing = True
         if leader:
             self._drain()
         elif not item.done.wait(self.timeout_s):
-            raise GovernanceUnavailable(f"the store did not confirm the write within {self.timeout_s:g}s")
+            raise GovernanceUnavailable(
+                f"the store did not confirm the write within {self.timeout_s:g}s"
+            )
         if item.error is not None:
             raise item.error
 

@@ -8,15 +8,26 @@ server and ``agentledger pipeline run`` start them in the background with
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Optional
 
 from agentledger.pipeline.jobs.anomalies import AnomalyDetectionJob, list_anomalies, write_anomalies
 from agentledger.pipeline.jobs.base import CallbackJob, Job, JobError, JobResult
 from agentledger.pipeline.jobs.detectors import Anomaly
-from agentledger.pipeline.jobs.patterns import new_use, ngrams, patterns_report, tool_sequences, user_inputs
+from agentledger.pipeline.jobs.patterns import (
+    new_use,
+    ngrams,
+    patterns_report,
+    tool_sequences,
+    user_inputs,
+)
 from agentledger.pipeline.jobs.scheduler import JobScheduler
 from agentledger.pipeline.jobs.settings import JobSettings
-from agentledger.pipeline.jobs.usage import UsageQuery, UsageQueryError, UsageRollupJob, usage_report, usage_totals
+from agentledger.pipeline.jobs.usage import (
+    UsageQuery,
+    UsageQueryError,
+    UsageRollupJob,
+    usage_report,
+    usage_totals,
+)
 from agentledger.pipeline.stores import Store
 
 __all__ = [
@@ -45,7 +56,7 @@ __all__ = [
 
 
 def start_background_jobs(
-    store: Store, interval_s: Optional[float] = None, settings: Optional[JobSettings] = None
+    store: Store, interval_s: float | None = None, settings: JobSettings | None = None
 ) -> Callable[[], None]:
     """Run the usage rollup and anomaly detection every ``interval_s`` seconds (default
     ``AGENTLEDGER_JOBS_INTERVAL_S``, 60) in a daemon thread; return the function that stops it.

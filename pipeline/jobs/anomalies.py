@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime, timezone
-from typing import Any, Optional
+from typing import Any
 
 import pyarrow as pa
 
@@ -30,22 +30,24 @@ __all__ = ["AnomalyDetectionJob", "list_anomalies", "write_anomalies", "anomaly_
 
 log = logging.getLogger(__name__)
 
-_ARROW = pa.schema([
-    pa.field("tenant", pa.string()),
-    pa.field("window_start", pa.timestamp("s", tz="UTC")),
-    pa.field("window_end", pa.timestamp("s", tz="UTC")),
-    pa.field("type", pa.string()),
-    pa.field("anomaly_id", pa.string()),
-    pa.field("metric", pa.string()),
-    pa.field("dimensions", pa.map_(pa.string(), pa.string())),
-    pa.field("score", pa.float64()),
-    pa.field("expected", pa.float64()),
-    pa.field("observed", pa.float64()),
-    pa.field("example_trace_ids", pa.list_(pa.string())),
-    pa.field("detail", pa.string()),
-    pa.field("first_detected", pa.timestamp("ms", tz="UTC")),
-    pa.field("detected_at", pa.timestamp("ms", tz="UTC")),
-])
+_ARROW = pa.schema(
+    [
+        pa.field("tenant", pa.string()),
+        pa.field("window_start", pa.timestamp("s", tz="UTC")),
+        pa.field("window_end", pa.timestamp("s", tz="UTC")),
+        pa.field("type", pa.string()),
+        pa.field("anomaly_id", pa.string()),
+        pa.field("metric", pa.string()),
+        pa.field("dimensions", pa.map_(pa.string(), pa.string())),
+        pa.field("score", pa.float64()),
+        pa.field("expected", pa.float64()),
+        pa.field("observed", pa.float64()),
+        pa.field("example_trace_ids", pa.list_(pa.string())),
+        pa.field("detail", pa.string()),
+        pa.field("first_detected", pa.timestamp("ms", tz="UTC")),
+        pa.field("detected_at", pa.timestamp("ms", tz="UTC")),
+    ]
+)
 
 
 def anomaly_record(a: Anomaly, first_detected: datetime, detected_at: datetime) -> dict[str, Any]:
@@ -68,7 +70,9 @@ def anomaly_record(a: Anomaly, first_detected: datetime, detected_at: datetime) 
     }
 
 
-def write_anomalies(store: Store, anomalies: list[Anomaly], detected_at: datetime) -> list[dict[str, Any]]:
+def write_anomalies(
+    store: Store, anomalies: list[Anomaly], detected_at: datetime
+) -> list[dict[str, Any]]:
     """Store ``anomalies`` (replacing rows with the same id); return the records of those never stored before."""
     if not anomalies:
         return []
@@ -114,8 +118,14 @@ class AnomalyDetectionJob(Job):
 
     name = "anomaly_detection"
 
-    def __init__(self, settings: Optional[JobSettings] = None, *, tenant: Optional[str] = None,
-                 detectors: Optional[list[str]] = None, refresh_rollup: bool = True) -> None:
+    def __init__(
+        self,
+        settings: JobSettings | None = None,
+        *,
+        tenant: str | None = None,
+        detectors: list[str] | None = None,
+        refresh_rollup: bool = True,
+    ) -> None:
         self.settings = settings or JobSettings()
         self.tenant = tenant
         unknown = set(detectors or ()) - set(DETECTORS)
@@ -142,7 +152,9 @@ class AnomalyDetectionJob(Job):
             # each pass makes the detection range exact; every Nth pass (and the first) the whole table
             s = self.settings
             full = self._passes % s.rollup_full_every == 0
-            lookback = 0 if full else (s.rollup_lookback_hours or s.window_hours + s.baseline_hours + 1)
+            lookback = (
+                0 if full else (s.rollup_lookback_hours or s.window_hours + s.baseline_hours + 1)
+            )
             rollup = UsageRollupJob(lookback_hours=lookback)
             timings["usage_rollup"] = rollup.run(store, now).seconds
         found: list[Anomaly] = []
@@ -156,29 +168,45 @@ class AnomalyDetectionJob(Job):
                 tests[name] = tests.get(name, 0) + result.tests
                 found.extend(result.anomalies)
         clock = datetime.now(timezone.utc)
-        detected_at = clock.replace(microsecond=clock.microsecond // 1000 * 1000)  # the column keeps milliseconds
+        detected_at = clock.replace(
+            microsecond=clock.microsecond // 1000 * 1000
+        )  # the column keeps milliseconds
         new = write_anomalies(store, found, detected_at)
         if new and self.settings.webhook_url is not None:
-            post_anomalies(self.settings.webhook_url.get_secret_value(), new, timeout=self.settings.webhook_timeout_s)
+            post_anomalies(
+                self.settings.webhook_url.get_secret_value(),
+                new,
+                timeout=self.settings.webhook_timeout_s,
+            )
         self._passes += 1
         by_type: dict[str, int] = {}
         for a in {a.anomaly_id: a for a in found}.values():
             by_type[a.type] = by_type.get(a.type, 0) + 1
         seconds = time.monotonic() - started
         if found:
-            log.info("anomaly detection: %d anomalies (%d new) in %.2fs", len(found), len(new), seconds)
-        return JobResult(self.name, rows_written=len(found), seconds=seconds, info={
-            "anomalies": by_type, "new": new, "tests": tests, "timings": {k: round(v, 4) for k, v in timings.items()},
-        })
+            log.info(
+                "anomaly detection: %d anomalies (%d new) in %.2fs", len(found), len(new), seconds
+            )
+        return JobResult(
+            self.name,
+            rows_written=len(found),
+            seconds=seconds,
+            info={
+                "anomalies": by_type,
+                "new": new,
+                "tests": tests,
+                "timings": {k: round(v, 4) for k, v in timings.items()},
+            },
+        )
 
 
 def list_anomalies(
     store: Store,
     tenant: str,
     *,
-    since: Optional[datetime] = None,
-    until: Optional[datetime] = None,
-    type: Optional[str] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    type: str | None = None,
     limit: int = 100,
 ) -> list[dict[str, Any]]:
     """Stored anomalies, newest window first, strongest first within a window."""
@@ -198,7 +226,7 @@ def list_anomalies(
         SELECT anomaly_id, tenant, type, metric, dimensions, window_start, window_end, score, expected, observed,
                example_trace_ids, detail, first_detected, detected_at
         FROM {ANOMALIES_TABLE} FINAL
-        WHERE {' AND '.join(cond)}
+        WHERE {" AND ".join(cond)}
         ORDER BY window_start DESC, score DESC, anomaly_id
         LIMIT {{limit:UInt32}}
         """,

@@ -59,7 +59,9 @@ class Job(abc.ABC):
 class CallbackJob(Job):
     """Test double: counts runs, records each ``now``, optionally raises or calls back."""
 
-    def __init__(self, name: str = "callback", fn: Callable[[Store, datetime], None] | None = None) -> None:
+    def __init__(
+        self, name: str = "callback", fn: Callable[[Store, datetime], None] | None = None
+    ) -> None:
         self.name = name
         self.fn = fn
         self.calls: list[datetime] = []

@@ -58,9 +58,15 @@ class Anomaly:
 
     @property
     def anomaly_id(self) -> str:
-        key = "\x1f".join([self.tenant, self.type, self.metric,
-                           *(f"{k}={v}" for k, v in sorted(self.dimensions.items())),
-                           self.window_start.isoformat()])
+        key = "\x1f".join(
+            [
+                self.tenant,
+                self.type,
+                self.metric,
+                *(f"{k}={v}" for k, v in sorted(self.dimensions.items())),
+                self.window_start.isoformat(),
+            ]
+        )
         return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
@@ -116,7 +122,9 @@ def median(values: list[float]) -> float:
     return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
 
 
-def robust_z(x: float, baseline: list[float], rel_floor: float = 0.05, abs_floor: float = 1e-9) -> tuple[float, float]:
+def robust_z(
+    x: float, baseline: list[float], rel_floor: float = 0.05, abs_floor: float = 1e-9
+) -> tuple[float, float]:
     """(z, median): 0.6745 (x - median) / max(MAD, rel_floor * |median|, abs_floor)."""
     med = median(baseline)
     mad = median([abs(v - med) for v in baseline])
@@ -147,8 +155,9 @@ def _utc(epoch: int) -> datetime:
     return datetime.fromtimestamp(epoch, tz=timezone.utc)
 
 
-def _examples(store: Store, ctx: Context, col: str, values: list[str], start: int, end: int,
-              extra: str = "") -> dict[str, list[str]]:
+def _examples(
+    store: Store, ctx: Context, col: str, values: list[str], start: int, end: int, extra: str = ""
+) -> dict[str, list[str]]:
     """Up to three trace ids per value of ``col`` among spans in [start, end)."""
     if not values:
         return {}
@@ -175,8 +184,11 @@ _SERIES = (
     ("provider", "AND kind = 'LLM'", ("error_rate",)),
 )
 _METRIC_TYPE = {
-    "cost_usd": AnomalyType.COST_SPIKE, "tokens": AnomalyType.TOKENS_SPIKE, "calls": AnomalyType.VOLUME_SPIKE,
-    "latency_p50_ms": AnomalyType.LATENCY_SPIKE, "error_rate": AnomalyType.ERROR_RATE_SPIKE,
+    "cost_usd": AnomalyType.COST_SPIKE,
+    "tokens": AnomalyType.TOKENS_SPIKE,
+    "calls": AnomalyType.VOLUME_SPIKE,
+    "latency_p50_ms": AnomalyType.LATENCY_SPIKE,
+    "error_rate": AnomalyType.ERROR_RATE_SPIKE,
 }
 _TRANSFORM: dict[str, tuple[Callable[[float], float], float, float]] = {
     # metric -> (variance-stabilising transform, relative and absolute floor of the MAD on that scale)
@@ -225,16 +237,25 @@ def hourly_spikes(ctx: Context) -> Found:
         rows = ctx.store.query_rows(_SERIES_SQL.replace("{filter}", filt), ctx.params(col=col))
         series: dict[str, list[dict[str, Any]]] = {}
         for r in rows:
-            r = {"value": r["value"], "h": r["h"], "calls": r["n_calls"], "errors": r["n_errors"],
-                 "cost_usd": r["n_cost"], "tokens": r["n_tokens"], "latency_p50_ms": r["p50"],
-                 "error_rate": r["n_errors"] / r["n_calls"]}
+            r = {
+                "value": r["value"],
+                "h": r["h"],
+                "calls": r["n_calls"],
+                "errors": r["n_errors"],
+                "cost_usd": r["n_cost"],
+                "tokens": r["n_tokens"],
+                "latency_p50_ms": r["p50"],
+                "error_rate": r["n_errors"] / r["n_calls"],
+            }
             series.setdefault(r["value"], []).append(r)
         flagged: list[Anomaly] = []
         for value, points in series.items():
             for metric in metrics:
                 rate_like = metric in ("latency_p50_ms", "error_rate")
                 usable = [p for p in points if not rate_like or p["calls"] >= s.min_hour_calls]
-                base = [float(p[metric]) for p in usable if p["h"] < w0 and not math.isnan(p[metric])]
+                base = [
+                    float(p[metric]) for p in usable if p["h"] < w0 and not math.isnan(p[metric])
+                ]
                 if len(base) < s.min_baseline_hours:
                     continue
                 fn, rel_floor, _ = _TRANSFORM[metric]
@@ -250,28 +271,49 @@ def hourly_spikes(ctx: Context) -> Found:
                     if math.isnan(x) or x < ratio * med:
                         continue
                     z, _ = robust_z(fn(x), transformed, rel_floor=rel_floor, abs_floor=floor)
-                    if z < s.z_threshold or (metric == "error_rate" and p["errors"] < s.burst_min_errors):
+                    if z < s.z_threshold or (
+                        metric == "error_rate" and p["errors"] < s.burst_min_errors
+                    ):
                         continue
                     start = _utc(p["h"])
-                    flagged.append(Anomaly(
-                        ctx.tenant, _METRIC_TYPE[metric].value, metric, {col: value}, start,
-                        start + timedelta(hours=1), round(z, 3), med, x,
-                        detail=f"{col}={value}: {metric} {x:.6g} in the hour from {start:%Y-%m-%d %H:%M} UTC, "
-                               f"baseline median {med:.6g} over {len(base)} hours (robust z {z:.1f})",
-                    ))
+                    flagged.append(
+                        Anomaly(
+                            ctx.tenant,
+                            _METRIC_TYPE[metric].value,
+                            metric,
+                            {col: value},
+                            start,
+                            start + timedelta(hours=1),
+                            round(z, 3),
+                            med,
+                            x,
+                            detail=f"{col}={value}: {metric} {x:.6g} in the hour from {start:%Y-%m-%d %H:%M} UTC, "
+                            f"baseline median {med:.6g} over {len(base)} hours (robust z {z:.1f})",
+                        )
+                    )
         if flagged:
-            examples = _hour_examples(ctx, col, [(a.dimensions[col], int(a.window_start.timestamp())) for a in flagged])
+            examples = _hour_examples(
+                ctx, col, [(a.dimensions[col], int(a.window_start.timestamp())) for a in flagged]
+            )
             for a in flagged:
-                ex, errors = examples.get((a.dimensions[col], int(a.window_start.timestamp())), ([], []))
+                ex, errors = examples.get(
+                    (a.dimensions[col], int(a.window_start.timestamp())), ([], [])
+                )
                 a.example_trace_ids = errors if a.metric == "error_rate" else ex
             found.anomalies.extend(flagged)
     return found
 
 
-def _hour_examples(ctx: Context, col: str, pairs: list[tuple[str, int]]) -> dict[tuple[str, int], tuple[list[str], list[str]]]:
+def _hour_examples(
+    ctx: Context, col: str, pairs: list[tuple[str, int]]
+) -> dict[tuple[str, int], tuple[list[str], list[str]]]:
     """For each (value of ``col``, hour): up to three traces, and up to three with an error, in one query."""
     span_col = _MODEL if col == "model" else col
-    kind = {"model": "AND kind = 'LLM'", "provider": "AND kind = 'LLM'", "tool_name": "AND kind = 'TOOL'"}.get(col, "")
+    kind = {
+        "model": "AND kind = 'LLM'",
+        "provider": "AND kind = 'LLM'",
+        "tool_name": "AND kind = 'TOOL'",
+    }.get(col, "")
     hours = sorted({h for _, h in pairs})
     rows = ctx.store.query_rows(
         f"""
@@ -283,7 +325,9 @@ def _hour_examples(ctx: Context, col: str, pairs: list[tuple[str, int]]) -> dict
           AND v IN {{values:Array(String)}} AND h IN {{hours:Array(UInt32)}}
         GROUP BY v, h
         """,
-        ctx.params(s=hours[0], e=hours[-1] + 3600, values=sorted({v for v, _ in pairs}), hours=hours),
+        ctx.params(
+            s=hours[0], e=hours[-1] + 3600, values=sorted({v for v, _ in pairs}), hours=hours
+        ),
     )
     return {(r["v"], r["h"]): (sorted(r["ex"]), sorted(r["err"])) for r in rows}
 
@@ -337,12 +381,22 @@ def span_outliers(ctx: Context) -> Found:
             continue
         start = _utc(r["h"])
         med, limit = medians[r["model"]], limits[models.index(r["model"])]
-        found.anomalies.append(Anomaly(
-            ctx.tenant, AnomalyType.SPAN_OUTLIER.value, "duration_ms", {"model": r["model"]}, start,
-            start + timedelta(hours=1), float(r["n"]), med, float(r["worst"]), sorted(r["ex"]),
-            f"{r['n']} {r['model']} spans slower than {limit:.6g} ms (baseline median {med:.6g} ms); "
-            f"slowest {r['worst']:.6g} ms",
-        ))
+        found.anomalies.append(
+            Anomaly(
+                ctx.tenant,
+                AnomalyType.SPAN_OUTLIER.value,
+                "duration_ms",
+                {"model": r["model"]},
+                start,
+                start + timedelta(hours=1),
+                float(r["n"]),
+                med,
+                float(r["worst"]),
+                sorted(r["ex"]),
+                f"{r['n']} {r['model']} spans slower than {limit:.6g} ms (baseline median {med:.6g} ms); "
+                f"slowest {r['worst']:.6g} ms",
+            )
+        )
     return found
 
 
@@ -385,11 +439,18 @@ def error_bursts(ctx: Context) -> Found:
     s = ctx.settings
     found = Found()
     minutes = s.burst_bucket_minutes
-    base = {tuple(r[c] for c in ("agent_name", "kind", "provider", "model", "tool_name")): (r["n_calls"], r["n_errors"])
-            for r in ctx.store.query_rows(_BURST_BASE, ctx.params())}
+    base = {
+        tuple(r[c] for c in ("agent_name", "kind", "provider", "model", "tool_name")): (
+            r["n_calls"],
+            r["n_errors"],
+        )
+        for r in ctx.store.query_rows(_BURST_BASE, ctx.params())
+    }
     overall_calls = sum(c for c, _ in base.values())
     overall_rate = (sum(e for _, e in base.values()) + 0.5) / (overall_calls + 1)
-    phase1 = ctx.store.query_rows(_BURST_CANDIDATES, ctx.params(minutes=minutes, min_errors=s.burst_min_errors))
+    phase1 = ctx.store.query_rows(
+        _BURST_CANDIDATES, ctx.params(minutes=minutes, min_errors=s.burst_min_errors)
+    )
     found.tests = int(phase1[0]["buckets"]) if phase1 else 0
     candidates = list(phase1[0]["candidates"]) if phase1 else []
     if not candidates:
@@ -408,13 +469,25 @@ def error_bursts(ctx: Context) -> Found:
         if p >= s.burst_p_value:
             continue
         start = _utc(r["b"])
-        dims = {k: v for k, v in zip(("agent_name", "kind", "provider", "model", "tool_name"), key) if v}
-        found.anomalies.append(Anomaly(
-            ctx.tenant, AnomalyType.ERROR_BURST.value, "errors", dims, start, start + timedelta(minutes=minutes),
-            round(-math.log10(max(p, 1e-300)), 3), lam, float(r["errors"]), sorted(r["ex"]),
-            f"{r['errors']} errors in {r['calls']} calls within {minutes} minutes from {start:%Y-%m-%d %H:%M} UTC; "
-            f"{lam:.3g} expected at the baseline rate {rate:.3%}",
-        ))
+        dims = {
+            k: v for k, v in zip(("agent_name", "kind", "provider", "model", "tool_name"), key) if v
+        }
+        found.anomalies.append(
+            Anomaly(
+                ctx.tenant,
+                AnomalyType.ERROR_BURST.value,
+                "errors",
+                dims,
+                start,
+                start + timedelta(minutes=minutes),
+                round(-math.log10(max(p, 1e-300)), 3),
+                lam,
+                float(r["errors"]),
+                sorted(r["ex"]),
+                f"{r['errors']} errors in {r['calls']} calls within {minutes} minutes from {start:%Y-%m-%d %H:%M} UTC; "
+                f"{lam:.3g} expected at the baseline rate {rate:.3%}",
+            )
+        )
     return found
 
 
@@ -427,14 +500,24 @@ WHERE tenant = {{tenant:String}} AND value != '' AND calls > 0
 GROUP BY value
 HAVING first >= {{w0:UInt32}} AND first < {{w1:UInt32}}
 """
-_ENTITIES = {"principal_id": "principal_id", "agent_name": "agent_name", "model": _MODEL,
-             "provider": "provider", "tool_name": "tool_name"}
+_ENTITIES = {
+    "principal_id": "principal_id",
+    "agent_name": "agent_name",
+    "model": _MODEL,
+    "provider": "provider",
+    "tool_name": "tool_name",
+}
 
 
 def _tenant_has_baseline(ctx: Context) -> bool:
     first = ctx.store.query_scalar(
-        f"SELECT toUInt32(min(hour)) FROM {USAGE_TABLE} WHERE tenant = {{tenant:String}} AND calls > 0", ctx.params())
-    return bool(first) and first <= int(ctx.window_start.timestamp()) - ctx.settings.min_baseline_hours * 3600
+        f"SELECT toUInt32(min(hour)) FROM {USAGE_TABLE} WHERE tenant = {{tenant:String}} AND calls > 0",
+        ctx.params(),
+    )
+    return (
+        bool(first)
+        and first <= int(ctx.window_start.timestamp()) - ctx.settings.min_baseline_hours * 3600
+    )
 
 
 def first_seen(ctx: Context) -> Found:
@@ -446,15 +529,31 @@ def first_seen(ctx: Context) -> Found:
         found.tests += 1
         if not rows:
             continue
-        ex = _examples(ctx.store, ctx, span_col, [r["value"] for r in rows],
-                       int(ctx.window_start.timestamp()), int(ctx.now.timestamp()))
+        ex = _examples(
+            ctx.store,
+            ctx,
+            span_col,
+            [r["value"] for r in rows],
+            int(ctx.window_start.timestamp()),
+            int(ctx.now.timestamp()),
+        )
         for r in rows:
             start = _utc(r["first"])
-            found.anomalies.append(Anomaly(
-                ctx.tenant, AnomalyType.FIRST_SEEN.value, "calls", {col: r["value"]}, start,
-                start + timedelta(hours=1), float(r["n_calls"]), 0.0, float(r["n_calls"]), ex.get(r["value"], []),
-                f"{col}={r['value']} first seen in the hour from {start:%Y-%m-%d %H:%M} UTC ({r['n_calls']} spans since)",
-            ))
+            found.anomalies.append(
+                Anomaly(
+                    ctx.tenant,
+                    AnomalyType.FIRST_SEEN.value,
+                    "calls",
+                    {col: r["value"]},
+                    start,
+                    start + timedelta(hours=1),
+                    float(r["n_calls"]),
+                    0.0,
+                    float(r["n_calls"]),
+                    ex.get(r["value"], []),
+                    f"{col}={r['value']} first seen in the hour from {start:%Y-%m-%d %H:%M} UTC ({r['n_calls']} spans since)",
+                )
+            )
     return found
 
 
@@ -465,21 +564,36 @@ def new_sequences(ctx: Context) -> Found:
     found = Found()
     if not _tenant_has_baseline(ctx):
         return found
-    known = {(r["agent"], tuple(r["sequence"]))
-             for r in tool_sequences(ctx.store, ctx.tenant, ctx.baseline_start, ctx.window_start, tools_only=True)}
+    known = {
+        (r["agent"], tuple(r["sequence"]))
+        for r in tool_sequences(
+            ctx.store, ctx.tenant, ctx.baseline_start, ctx.window_start, tools_only=True
+        )
+    }
     for r in tool_sequences(ctx.store, ctx.tenant, ctx.window_start, ctx.now, tools_only=True):
         found.tests += 1
-        if (r["agent"], tuple(r["sequence"])) in known or r["traces"] < ctx.settings.sequence_min_traces:
+        if (r["agent"], tuple(r["sequence"])) in known or r[
+            "traces"
+        ] < ctx.settings.sequence_min_traces:
             continue
         seq = SEQUENCE_SEPARATOR.join(r["sequence"]) or "(no tools)"
         start = floor_hour(datetime.fromisoformat(r["first_seen"]))
-        found.anomalies.append(Anomaly(
-            ctx.tenant, AnomalyType.NEW_SEQUENCE.value, "traces", {"agent_name": r["agent"], "sequence": seq},
-            start, start + timedelta(hours=1), float(r["traces"]), 0.0, float(r["traces"]),
-            sorted(r["example_trace_ids"]),
-            f"agent {r['agent'] or '(unnamed)'} ran the tool sequence {seq} in {r['traces']} traces; "
-            f"never in the {ctx.settings.baseline_hours} hours before",
-        ))
+        found.anomalies.append(
+            Anomaly(
+                ctx.tenant,
+                AnomalyType.NEW_SEQUENCE.value,
+                "traces",
+                {"agent_name": r["agent"], "sequence": seq},
+                start,
+                start + timedelta(hours=1),
+                float(r["traces"]),
+                0.0,
+                float(r["traces"]),
+                sorted(r["example_trace_ids"]),
+                f"agent {r['agent'] or '(unnamed)'} ran the tool sequence {seq} in {r['traces']} traces; "
+                f"never in the {ctx.settings.baseline_hours} hours before",
+            )
+        )
     return found
 
 
@@ -511,7 +625,9 @@ GROUP BY provider, h, ref
 
 def sensitive_egress(ctx: Context) -> Found:
     found = Found()
-    params = ctx.params(internal=sorted(ctx.settings.internal_provider_set), prefilter=SQL_PREFILTER)
+    params = ctx.params(
+        internal=sorted(ctx.settings.internal_provider_set), prefilter=SQL_PREFILTER
+    )
     findings: dict[str, list[Any]] = {}
     for r in ctx.store.query_rows(_EGRESS_CANDIDATES, params):
         hits = detect_content(r["body"])
@@ -521,25 +637,39 @@ def sensitive_egress(ctx: Context) -> Found:
         hits = detect_content(r["content"])
         if hits:
             findings[r["content"]] = hits
-    found.tests = int(ctx.store.query_scalar(f"SELECT count() FROM spans WHERE {_EGRESS_SPANS}", params) or 0)
+    found.tests = int(
+        ctx.store.query_scalar(f"SELECT count() FROM spans WHERE {_EGRESS_SPANS}", params) or 0
+    )
     if not findings:
         return found
     groups: dict[tuple[str, int, str], dict[str, Any]] = {}
     for r in ctx.store.query_rows(_EGRESS_HITS, {**params, "refs": sorted(findings)}):
         for kind in sorted({f.kind for f in findings[r["ref"]]}):
-            g = groups.setdefault((r["provider"], r["h"], kind), {"spans": 0, "ex": set(), "masked": set()})
+            g = groups.setdefault(
+                (r["provider"], r["h"], kind), {"spans": 0, "ex": set(), "masked": set()}
+            )
             g["spans"] += r["spans"]
             g["ex"].update(r["ex"])
             g["masked"].update(f.masked for f in findings[r["ref"]] if f.kind == kind)
     for (provider, h, kind), g in sorted(groups.items()):
         start = _utc(h)
         masked = sorted(g["masked"])
-        found.anomalies.append(Anomaly(
-            ctx.tenant, AnomalyType.SENSITIVE_EGRESS.value, "spans", {"provider": provider, "detector": kind},
-            start, start + timedelta(hours=1), float(g["spans"]), 0.0, float(g["spans"]), sorted(g["ex"])[:5],
-            f"{g['spans']} spans sent {kind} data to {provider} ({len(masked)} distinct values, e.g. "
-            f"{', '.join(masked[:3])})",
-        ))
+        found.anomalies.append(
+            Anomaly(
+                ctx.tenant,
+                AnomalyType.SENSITIVE_EGRESS.value,
+                "spans",
+                {"provider": provider, "detector": kind},
+                start,
+                start + timedelta(hours=1),
+                float(g["spans"]),
+                0.0,
+                float(g["spans"]),
+                sorted(g["ex"])[:5],
+                f"{g['spans']} spans sent {kind} data to {provider} ({len(masked)} distinct values, e.g. "
+                f"{', '.join(masked[:3])})",
+            )
+        )
     return found
 
 

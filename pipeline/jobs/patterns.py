@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import asdict
 from datetime import datetime, timezone
-from typing import Any, Optional
+from typing import Any
 
 from agentledger.pipeline.jobs.topics import Doc, find_topics
 from agentledger.pipeline.stores import Store
@@ -34,12 +34,19 @@ __all__ = [
 SEQUENCE_SEPARATOR = " > "
 """How a tool sequence is written as one string (dimension values, tables)."""
 
-ENTITY_COLUMNS = {"tool": "tool_name", "model": "response_model", "principal": "principal_id",
-                  "agent": "agent_name", "provider": "provider"}
+ENTITY_COLUMNS = {
+    "tool": "tool_name",
+    "model": "response_model",
+    "principal": "principal_id",
+    "agent": "agent_name",
+    "provider": "provider",
+}
 """Entities whose first appearance counts as new use -> their ``spans`` column."""
 
-_RANGE = ("tenant = {tenant:String} AND start_time >= toDateTime64({lo:Int64}, 9, 'UTC') "
-          "AND start_time < toDateTime64({hi:Int64}, 9, 'UTC')")
+_RANGE = (
+    "tenant = {tenant:String} AND start_time >= toDateTime64({lo:Int64}, 9, 'UTC') "
+    "AND start_time < toDateTime64({hi:Int64}, 9, 'UTC')"
+)
 
 _SEQUENCES = f"""
 SELECT agent, seq, count() AS traces, groupArray(3)(trace_id) AS examples,
@@ -73,8 +80,13 @@ def _range(start: datetime, end: datetime) -> dict[str, int]:
 
 
 def tool_sequences(
-    store: Store, tenant: str, start: datetime, end: datetime, agent: Optional[str] = None,
-    *, tools_only: bool = False,
+    store: Store,
+    tenant: str,
+    start: datetime,
+    end: datetime,
+    agent: str | None = None,
+    *,
+    tools_only: bool = False,
 ) -> list[dict[str, Any]]:
     """Per agent, each distinct ordered tool sequence of its traces: traces, examples, first seen.
 
@@ -85,11 +97,21 @@ def tool_sequences(
     """
     rows = store.query_rows(
         _SEQUENCES.replace("{tools_only}", _TOOLS_ONLY if tools_only else ""),
-        {"tenant": tenant, **_range(start, end), "agent_filter": int(agent is not None), "agent": agent or ""},
+        {
+            "tenant": tenant,
+            **_range(start, end),
+            "agent_filter": int(agent is not None),
+            "agent": agent or "",
+        },
     )
     return [
-        {"agent": r["agent"], "sequence": list(r["seq"]), "traces": r["traces"],
-         "example_trace_ids": list(r["examples"]), "first_seen": _iso(r["first_seen"])}
+        {
+            "agent": r["agent"],
+            "sequence": list(r["seq"]),
+            "traces": r["traces"],
+            "example_trace_ids": list(r["examples"]),
+            "first_seen": _iso(r["first_seen"]),
+        }
         for r in rows
     ]
 
@@ -102,10 +124,12 @@ def ngrams(sequences: list[dict[str, Any]], n_max: int = 3, top: int = 10) -> li
         seq = s["sequence"]
         for n in range(1, n_max + 1):
             for i in range(len(seq) - n + 1):
-                counter[tuple(seq[i:i + n])] += s["traces"]
+                counter[tuple(seq[i : i + n])] += s["traces"]
     out = []
     for agent in sorted(per_agent):
-        for gram, count in sorted(per_agent[agent].items(), key=lambda kv: (-kv[1], len(kv[0]), kv[0]))[:top]:
+        for gram, count in sorted(
+            per_agent[agent].items(), key=lambda kv: (-kv[1], len(kv[0]), kv[0])
+        )[:top]:
             out.append({"agent": agent, "ngram": list(gram), "n": len(gram), "count": count})
     return out
 
@@ -123,7 +147,9 @@ LIMIT {{limit:UInt32}}
 """
 
 
-def user_inputs(store: Store, tenant: str, start: datetime, end: datetime, limit: int = 2000) -> list[Doc]:
+def user_inputs(
+    store: Store, tenant: str, start: datetime, end: datetime, limit: int = 2000
+) -> list[Doc]:
     """One input text per trace (the root span's input, else the first LLM call's user message),
     a deterministic sample of at most ``limit`` traces."""
     rows = store.query_rows(_INPUTS, {"tenant": tenant, **_range(start, end), "limit": limit})
@@ -144,7 +170,12 @@ ORDER BY traces DESC, value
 
 
 def _has_spans(store: Store, tenant: str, start: datetime, end: datetime) -> bool:
-    return bool(store.query_scalar(f"SELECT count() > 0 FROM spans WHERE {_RANGE}", {"tenant": tenant, **_range(start, end)}))
+    return bool(
+        store.query_scalar(
+            f"SELECT count() > 0 FROM spans WHERE {_RANGE}",
+            {"tenant": tenant, **_range(start, end)},
+        )
+    )
 
 
 def new_use(
@@ -161,28 +192,46 @@ def new_use(
         "window": [window[0].isoformat(), window[1].isoformat()],
         "baseline": [baseline[0].isoformat(), baseline[1].isoformat()],
         "baseline_empty": not _has_spans(store, tenant, *baseline),
-        "sequences": [], "topics": [],
+        "sequences": [],
+        "topics": [],
         **{f"{entity}s": [] for entity in ENTITY_COLUMNS},
     }
     if result["baseline_empty"]:
         return result
-    known = {(s["agent"], tuple(s["sequence"])) for s in tool_sequences(store, tenant, *baseline, tools_only=True)}
-    result["sequences"] = [s for s in tool_sequences(store, tenant, *window, tools_only=True)
-                           if (s["agent"], tuple(s["sequence"])) not in known]
+    known = {
+        (s["agent"], tuple(s["sequence"]))
+        for s in tool_sequences(store, tenant, *baseline, tools_only=True)
+    }
+    result["sequences"] = [
+        s
+        for s in tool_sequences(store, tenant, *window, tools_only=True)
+        if (s["agent"], tuple(s["sequence"])) not in known
+    ]
     b = _range(*baseline)
     for entity, col in ENTITY_COLUMNS.items():
-        rows = store.query_rows(_ENTITIES, {"tenant": tenant, "col": col, **_range(*window),
-                                            "blo": b["lo"], "bhi": b["hi"]})
+        rows = store.query_rows(
+            _ENTITIES,
+            {"tenant": tenant, "col": col, **_range(*window), "blo": b["lo"], "bhi": b["hi"]},
+        )
         result[f"{entity}s"] = [
-            {"value": r["value"], "traces": r["traces"], "spans": r["spans"],
-             "example_trace_ids": sorted(r["examples"]), "first_seen": _iso(r["first_seen"])}
+            {
+                "value": r["value"],
+                "traces": r["traces"],
+                "spans": r["spans"],
+                "example_trace_ids": sorted(r["examples"]),
+                "first_seen": _iso(r["first_seen"]),
+            }
             for r in rows
         ]
     if topics:
-        report = find_topics(user_inputs(store, tenant, *baseline), user_inputs(store, tenant, *window),
-                             min_size=min_topic_size)
+        report = find_topics(
+            user_inputs(store, tenant, *baseline),
+            user_inputs(store, tenant, *window),
+            min_size=min_topic_size,
+        )
         result["topics"] = [
-            {"terms": t.terms, "traces": t.current, "example_trace_ids": t.examples} for t in report.new_topics
+            {"terms": t.terms, "traces": t.current, "example_trace_ids": t.examples}
+            for t in report.new_topics
         ]
     return result
 
@@ -193,18 +242,21 @@ def patterns_report(
     window: tuple[datetime, datetime],
     baseline: tuple[datetime, datetime],
     *,
-    agent: Optional[str] = None,
+    agent: str | None = None,
     n_max: int = 3,
     top: int = 10,
-    k: Optional[int] = None,
+    k: int | None = None,
 ) -> dict[str, Any]:
     """Everything ``agentledger patterns`` shows: sequences, n-grams, topics, new use."""
     sequences = tool_sequences(store, tenant, *window, agent=agent)
-    report = find_topics(user_inputs(store, tenant, *baseline), user_inputs(store, tenant, *window), k=k)
+    report = find_topics(
+        user_inputs(store, tenant, *baseline), user_inputs(store, tenant, *window), k=k
+    )
     unexpected = new_use(store, tenant, window, baseline, topics=False)
     if not unexpected["baseline_empty"]:
         unexpected["topics"] = [
-            {"terms": t.terms, "traces": t.current, "example_trace_ids": t.examples} for t in report.new_topics
+            {"terms": t.terms, "traces": t.current, "example_trace_ids": t.examples}
+            for t in report.new_topics
         ]
     return {
         "window": [window[0].isoformat(), window[1].isoformat()],

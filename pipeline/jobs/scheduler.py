@@ -11,7 +11,6 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
-from typing import Optional
 
 from agentledger.pipeline.jobs.base import Job, JobResult
 from agentledger.pipeline.stores import Store, StoreUnavailable
@@ -34,7 +33,7 @@ class JobScheduler:
         jobs: Sequence[Job],
         interval_s: float,
         *,
-        first_delay_s: Optional[float] = None,
+        first_delay_s: float | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
     ) -> None:
         if interval_s <= 0:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -54,14 +52,14 @@ class JobSettings(BaseSettings):
     """A new tool sequence is reported once at least this many traces in the window ran it."""
     internal_providers: str = ""
     """Comma-separated providers that are not external (self-hosted); egress to them is not reported."""
-    webhook_url: Optional[SecretStr] = None
+    webhook_url: SecretStr | None = None
     """POST new anomalies (JSON) to this URL; unset = no webhook. Secret: it may carry a token."""
     webhook_timeout_s: float = Field(5.0, gt=0)
     """Timeout of one webhook request."""
 
     @field_validator("webhook_url")
     @classmethod
-    def _http_url(cls, value: Optional[SecretStr]) -> Optional[SecretStr]:
+    def _http_url(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and not value.get_secret_value().startswith(("http://", "https://")):
             raise ValueError("AGENTLEDGER_JOBS_WEBHOOK_URL must be an http:// or https:// URL")
         return value

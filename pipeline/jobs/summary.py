@@ -8,7 +8,7 @@ whose window overlaps the range.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, Optional
+from typing import Any
 
 from agentledger.pipeline.jobs.anomalies import AnomalyDetectionJob, list_anomalies
 from agentledger.pipeline.jobs.settings import JobSettings
@@ -19,8 +19,14 @@ __all__ = ["usage_summary"]
 
 
 def usage_summary(
-    store: Store, tenant: str, start: datetime, end: datetime, *, detect: bool = True,
-    settings: Optional[JobSettings] = None, top: int = 5,
+    store: Store,
+    tenant: str,
+    start: datetime,
+    end: datetime,
+    *,
+    detect: bool = True,
+    settings: JobSettings | None = None,
+    top: int = 5,
 ) -> dict[str, Any]:
     """Totals, top models / principals / tools, and anomalies over [start, end)."""
     now = datetime.now(timezone.utc)
@@ -29,11 +35,17 @@ def usage_summary(
     else:
         UsageRollupJob().run(store, now)
     by = {
-        "models": usage_report(store, tenant, UsageQuery(start, end, ("provider", "model"), filters={"kind": "LLM"},
-                                                         top=top)),
+        "models": usage_report(
+            store,
+            tenant,
+            UsageQuery(start, end, ("provider", "model"), filters={"kind": "LLM"}, top=top),
+        ),
         "principals": usage_report(store, tenant, UsageQuery(start, end, ("principal",), top=top)),
-        "tools": usage_report(store, tenant, UsageQuery(start, end, ("tool",), filters={"kind": "TOOL"},
-                                                        order_by="calls", top=top)),
+        "tools": usage_report(
+            store,
+            tenant,
+            UsageQuery(start, end, ("tool",), filters={"kind": "TOOL"}, order_by="calls", top=top),
+        ),
     }
     return {
         "start": start.isoformat(),

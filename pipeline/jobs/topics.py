@@ -87,7 +87,9 @@ def _normalise(x: np.ndarray) -> np.ndarray:
     return x / norms
 
 
-def kmeans(x: np.ndarray, k: int, seed: int = 0, n_init: int = 4, max_iter: int = 60) -> tuple[np.ndarray, np.ndarray]:
+def kmeans(
+    x: np.ndarray, k: int, seed: int = 0, n_init: int = 4, max_iter: int = 60
+) -> tuple[np.ndarray, np.ndarray]:
     """Spherical k-means (cosine) with k-means++ seeding: (labels, unit centroids), best of ``n_init``."""
     n = x.shape[0]
     k = max(1, min(k, n))
@@ -193,9 +195,16 @@ def find_topics(
     if not baseline:  # nothing to compare with: the current topics, none called new
         kk = k or choose_k(xc, seed=seed)
         labels, cents = kmeans(xc, kk, seed=seed)
-        topics = [Topic(i, vec.top_terms(cents[i]), 0, int((labels == i).sum()),
-                        [current[j].trace_id for j in np.flatnonzero(labels == i)[:examples]])
-                  for i in range(cents.shape[0])]
+        topics = [
+            Topic(
+                i,
+                vec.top_terms(cents[i]),
+                0,
+                int((labels == i).sum()),
+                [current[j].trace_id for j in np.flatnonzero(labels == i)[:examples]],
+            )
+            for i in range(cents.shape[0])
+        ]
         return TopicReport(_ranked(topics), [], cents.shape[0])
     kk = k or choose_k(xb, seed=seed)
     labels_b, cents = kmeans(xb, kk, seed=seed)
@@ -205,8 +214,15 @@ def find_topics(
     topics = []
     for i in range(cents.shape[0]):
         placed = np.flatnonzero((nearest == i) & fits)
-        topics.append(Topic(i, vec.top_terms(cents[i]), int((labels_b == i).sum()), len(placed),
-                            [current[j].trace_id for j in placed[:examples]]))
+        topics.append(
+            Topic(
+                i,
+                vec.top_terms(cents[i]),
+                int((labels_b == i).sum()),
+                len(placed),
+                [current[j].trace_id for j in placed[:examples]],
+            )
+        )
     new_topics: list[Topic] = []
     novel = np.flatnonzero(~fits)
     if len(novel) >= min_size:
@@ -215,8 +231,16 @@ def find_topics(
         for i in range(cents_n.shape[0]):
             members = novel[labels_n == i]
             if len(members) >= min_size:
-                new_topics.append(Topic(cents.shape[0] + len(new_topics), vec.top_terms(cents_n[i]), 0, len(members),
-                                        [current[j].trace_id for j in members[:examples]], new=True))
+                new_topics.append(
+                    Topic(
+                        cents.shape[0] + len(new_topics),
+                        vec.top_terms(cents_n[i]),
+                        0,
+                        len(members),
+                        [current[j].trace_id for j in members[:examples]],
+                        new=True,
+                    )
+                )
     return TopicReport(_ranked(topics), _ranked(new_topics), cents.shape[0])
 
 

@@ -30,7 +30,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 import pyarrow as pa
 
@@ -62,8 +62,10 @@ READ_REFRESH_LOOKBACK_HOURS = 48
 once, and the scan stays small; older late arrivals are rolled up by the background pass."""
 
 _KEY = "tenant, hour, principal_id, agent_name, provider, model, kind, tool_name"
-_VALUES = ("calls, errors, input_tokens, output_tokens, cache_read_tokens, reasoning_tokens, cost_usd, "
-           "duration_ms_sum, duration_ms_max, latency_ms_hist, computed_at")
+_VALUES = (
+    "calls, errors, input_tokens, output_tokens, cache_read_tokens, reasoning_tokens, cost_usd, "
+    "duration_ms_sum, duration_ms_max, latency_ms_hist, computed_at"
+)
 _VERSION = "fromUnixTimestamp64Micro({version:Int64}, 'UTC')"
 
 _FRESH = f"""
@@ -103,13 +105,15 @@ SELECT tenant, toUInt32(hour) AS h, span_rows AS n, fingerprint AS fp FROM {USAG
 WHERE hour >= toDateTime({{since:Int64}}, 'UTC')
 """
 
-_STATE_SCHEMA = pa.schema([
-    pa.field("tenant", pa.string()),
-    pa.field("hour", pa.timestamp("s", tz="UTC")),
-    pa.field("span_rows", pa.uint64()),
-    pa.field("fingerprint", pa.uint64()),
-    pa.field("computed_at", pa.timestamp("us", tz="UTC")),
-])
+_STATE_SCHEMA = pa.schema(
+    [
+        pa.field("tenant", pa.string()),
+        pa.field("hour", pa.timestamp("s", tz="UTC")),
+        pa.field("span_rows", pa.uint64()),
+        pa.field("fingerprint", pa.uint64()),
+        pa.field("computed_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
 
 _version_lock = threading.Lock()
 _last_version = 0
@@ -136,13 +140,18 @@ class UsageRollupJob(Job):
         self.hours_per_insert = hours_per_insert
         self.lookback_hours = lookback_hours
 
-    def dirty_hours(self, store: Store, now: Optional[datetime] = None) -> dict[str, list[tuple[int, int, int]]]:
+    def dirty_hours(
+        self, store: Store, now: datetime | None = None
+    ) -> dict[str, list[tuple[int, int, int]]]:
         """Per tenant, the (hour, rows, fingerprint) whose rollup is stale, hours ascending
         (only hours within ``lookback_hours`` of ``now`` when that is set)."""
         since = 0
         if self.lookback_hours and now is not None:
             since = int(floor_hour(now).timestamp()) - self.lookback_hours * 3600
-        state = {(r["tenant"], r["h"]): (r["n"], r["fp"]) for r in store.query_rows(_STATE, {"since": since})}
+        state = {
+            (r["tenant"], r["h"]): (r["n"], r["fp"])
+            for r in store.query_rows(_STATE, {"since": since})
+        }
         dirty: dict[str, list[tuple[int, int, int]]] = {}
         for r in store.query_rows(_FINGERPRINTS, {"since": since}):
             if state.get((r["tenant"], r["h"])) != (r["n"], r["fp"]):
@@ -157,19 +166,29 @@ class UsageRollupJob(Job):
         recomputed = 0
         for tenant, hours in dirty.items():
             for start in range(0, len(hours), self.hours_per_insert):
-                chunk = hours[start:start + self.hours_per_insert]
+                chunk = hours[start : start + self.hours_per_insert]
                 self._recompute(store, tenant, chunk)
                 recomputed += len(chunk)
         seconds = time.monotonic() - started
         if recomputed:
             log.info("usage rollup: recomputed %d hours in %.2fs", recomputed, seconds)
-        return JobResult(self.name, rows_written=recomputed, seconds=seconds,
-                         info={"hours_recomputed": recomputed, "tenants": sorted(dirty)})
+        return JobResult(
+            self.name,
+            rows_written=recomputed,
+            seconds=seconds,
+            info={"hours_recomputed": recomputed, "tenants": sorted(dirty)},
+        )
 
     def _recompute(self, store: Store, tenant: str, chunk: list[tuple[int, int, int]]) -> None:
         version = _next_version()
         hours = [h for h, _, _ in chunk]
-        params = {"tenant": tenant, "hours": hours, "lo": hours[0], "hi": hours[-1] + 3600, "version": version}
+        params = {
+            "tenant": tenant,
+            "hours": hours,
+            "lo": hours[0],
+            "hi": hours[-1] + 3600,
+            "version": version,
+        }
         store.command(_FRESH, params)
         store.command(_TOMBSTONES, {"tenant": tenant, "hours": hours, "version": version})
         state = pa.table(
@@ -180,10 +199,15 @@ class UsageRollupJob(Job):
                 "fingerprint": [fp for _, _, fp in chunk],
                 "computed_at": [version] * len(chunk),
             },
-            schema=pa.schema([
-                pa.field("tenant", pa.string()), pa.field("hour", pa.int64()), pa.field("span_rows", pa.uint64()),
-                pa.field("fingerprint", pa.uint64()), pa.field("computed_at", pa.int64()),
-            ]),
+            schema=pa.schema(
+                [
+                    pa.field("tenant", pa.string()),
+                    pa.field("hour", pa.int64()),
+                    pa.field("span_rows", pa.uint64()),
+                    pa.field("fingerprint", pa.uint64()),
+                    pa.field("computed_at", pa.int64()),
+                ]
+            ),
         ).cast(_STATE_SCHEMA)
         store.insert_arrow(USAGE_STATE_TABLE, state)
 
@@ -221,8 +245,8 @@ class UsageQuery:
     start: datetime
     end: datetime
     group_by: tuple[str, ...] = ()
-    interval: Optional[Literal["hour", "day"]] = None
-    top: Optional[int] = 20
+    interval: Literal["hour", "day"] | None = None
+    top: int | None = 20
     order_by: str = "cost_usd"
     filters: dict[str, str] = field(default_factory=dict)
 
@@ -233,7 +257,9 @@ class UsageQuery:
         if len(set(self.group_by)) != len(self.group_by):
             raise UsageQueryError(f"dimension repeated in {list(self.group_by)}")
         if self.order_by not in USAGE_METRICS:
-            raise UsageQueryError(f"unknown metric {self.order_by!r}; use one of {list(USAGE_METRICS)}")
+            raise UsageQueryError(
+                f"unknown metric {self.order_by!r}; use one of {list(USAGE_METRICS)}"
+            )
         if self.interval not in (None, "hour", "day"):
             raise UsageQueryError(f"interval must be hour or day, not {self.interval!r}")
         if self.top is not None and self.top < 1:
@@ -261,7 +287,11 @@ _OUTER = f"""
 
 def _where(q: UsageQuery, params: dict[str, Any]) -> str:
     params.update(lo=int(floor_hour(q.start).timestamp()), hi=int(_ceil_hour(q.end).timestamp()))
-    cond = ["tenant = {tenant:String}", "hour >= toDateTime({lo:UInt32}, 'UTC')", "hour < toDateTime({hi:UInt32}, 'UTC')"]
+    cond = [
+        "tenant = {tenant:String}",
+        "hour >= toDateTime({lo:UInt32}, 'UTC')",
+        "hour < toDateTime({hi:UInt32}, 'UTC')",
+    ]
     for i, (dim, value) in enumerate(sorted(q.filters.items())):
         cond.append(f"{USAGE_DIMENSIONS[dim]} = {{f{i}:String}}")
         params[f"f{i}"] = value
@@ -282,7 +312,9 @@ def usage_report(store: Store, tenant: str, q: UsageQuery) -> list[dict[str, Any
     bucket = {"hour": "hour", "day": "toStartOfDay(hour)"}.get(q.interval or "")
     inner_select = ", ".join([*dims, *([f"{bucket} AS t_bucket"] if bucket else []), _AGGREGATES])
     inner_group = ", ".join([*names, *(["t_bucket"] if bucket else [])])
-    outer_cols = ", ".join([*names, *([_ISO.format("t_bucket") + " AS bucket"] if bucket else []), _OUTER])
+    outer_cols = ", ".join(
+        [*names, *([_ISO.format("t_bucket") + " AS bucket"] if bucket else []), _OUTER]
+    )
     top_filter = ""
     if q.top is not None and names and bucket:
         # series of the top-N groups over the whole range
@@ -311,16 +343,23 @@ _ISO = "formatDateTime({}, '%Y-%m-%dT%H:%i:%SZ', 'UTC')"
 """A DateTime as ISO 8601 text (what the API returns for time buckets)."""
 
 _SORT = {
-    "calls": "s_calls", "errors": "s_errors", "error_rate": "if(s_calls > 0, s_errors / s_calls, 0)",
-    "input_tokens": "s_input_tokens", "output_tokens": "s_output_tokens",
-    "tokens": "s_input_tokens + s_output_tokens", "cost_usd": "s_cost_usd",
-    "latency_p50_ms": latency_quantile_sql("s_hist", 0.5), "latency_p95_ms": latency_quantile_sql("s_hist", 0.95),
+    "calls": "s_calls",
+    "errors": "s_errors",
+    "error_rate": "if(s_calls > 0, s_errors / s_calls, 0)",
+    "input_tokens": "s_input_tokens",
+    "output_tokens": "s_output_tokens",
+    "tokens": "s_input_tokens + s_output_tokens",
+    "cost_usd": "s_cost_usd",
+    "latency_p50_ms": latency_quantile_sql("s_hist", 0.5),
+    "latency_p95_ms": latency_quantile_sql("s_hist", 0.95),
     "latency_p99_ms": latency_quantile_sql("s_hist", 0.99),
     "latency_avg_ms": "if(s_calls > 0, s_duration / s_calls, 0)",
 }
 
 
-def usage_totals(store: Store, tenant: str, start: datetime, end: datetime, **filters: str) -> dict[str, Any]:
+def usage_totals(
+    store: Store, tenant: str, start: datetime, end: datetime, **filters: str
+) -> dict[str, Any]:
     """One row of every metric over the range (all groups together)."""
     rows = usage_report(store, tenant, UsageQuery(start, end, filters=dict(filters), top=None))
     if rows:
@@ -344,4 +383,6 @@ def _clean(row: dict[str, Any]) -> dict[str, Any]:
 def hours_between(start: datetime, end: datetime) -> list[datetime]:
     """Every hour start in [floor(start), ceil(end))."""
     t, stop = floor_hour(start), _ceil_hour(end)
-    return list(itertools.takewhile(lambda h: h < stop, (t + timedelta(hours=i) for i in itertools.count())))
+    return list(
+        itertools.takewhile(lambda h: h < stop, (t + timedelta(hours=i) for i in itertools.count()))
+    )

@@ -21,7 +21,9 @@ WEBHOOK_EVENT = "agentledger.anomalies.new"
 """Value of the ``event`` field of every webhook payload."""
 
 
-def post_anomalies(url: str, anomalies: list[dict[str, Any]], *, timeout: float = 5.0, attempts: int = 3) -> bool:
+def post_anomalies(
+    url: str, anomalies: list[dict[str, Any]], *, timeout: float = 5.0, attempts: int = 3
+) -> bool:
     """POST ``{"event": ..., "count": n, "anomalies": [...]}``; True when the hook answered 2xx."""
     payload = {"event": WEBHOOK_EVENT, "count": len(anomalies), "anomalies": anomalies}
     for attempt in range(1, attempts + 1):
@@ -29,7 +31,9 @@ def post_anomalies(url: str, anomalies: list[dict[str, Any]], *, timeout: float 
             resp = httpx.post(url, json=payload, timeout=timeout)
             if resp.is_success:
                 return True
-            log.warning("anomaly webhook answered %s (attempt %d/%d)", resp.status_code, attempt, attempts)
+            log.warning(
+                "anomaly webhook answered %s (attempt %d/%d)", resp.status_code, attempt, attempts
+            )
         except httpx.HTTPError as exc:
             log.warning("anomaly webhook failed: %s (attempt %d/%d)", exc, attempt, attempts)
         if attempt < attempts:

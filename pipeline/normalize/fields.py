@@ -18,7 +18,13 @@ from typing import Any
 import orjson
 
 __all__ = [
-    "Fields", "parse_json", "parse_arguments", "to_int", "to_float", "message", "decorated_value",
+    "Fields",
+    "parse_json",
+    "parse_arguments",
+    "to_int",
+    "to_float",
+    "message",
+    "decorated_value",
     "from_openai_messages",
 ]
 
@@ -27,11 +33,31 @@ class Fields:
     """What the convention extractors found on one span."""
 
     __slots__ = (
-        "kind", "operation", "provider", "request_model", "response_model", "system_fingerprint",
-        "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
-        "reasoning_tokens", "cost", "tool_name", "tool_call_id", "input_messages",
-        "output_messages", "input_value", "output_value", "input_kind", "output_kind",
-        "documents", "session_id", "user_id", "agent_name", "tools",
+        "kind",
+        "operation",
+        "provider",
+        "request_model",
+        "response_model",
+        "system_fingerprint",
+        "input_tokens",
+        "output_tokens",
+        "cache_read_tokens",
+        "cache_write_tokens",
+        "reasoning_tokens",
+        "cost",
+        "tool_name",
+        "tool_call_id",
+        "input_messages",
+        "output_messages",
+        "input_value",
+        "output_value",
+        "input_kind",
+        "output_kind",
+        "documents",
+        "session_id",
+        "user_id",
+        "agent_name",
+        "tools",
     )
 
     def __init__(self) -> None:
@@ -67,7 +93,7 @@ def parse_json(value: str | None) -> Any:
     if not value:
         return None
     c = value[0]
-    if c not in "[{\"0123456789-tfn":
+    if c not in '[{"0123456789-tfn':
         return None
     try:
         return orjson.loads(value)
@@ -136,7 +162,9 @@ def _openai_content(content: Any) -> Any:
                 parts.append({"type": "text", "text": p.get("text", "")})
             elif p.get("type") == "image_url":
                 url = p.get("image_url")
-                parts.append({"type": "image", "url": url.get("url", "") if isinstance(url, dict) else url})
+                parts.append(
+                    {"type": "image", "url": url.get("url", "") if isinstance(url, dict) else url}
+                )
             else:
                 parts.append(p)
         if len(parts) == 1 and parts[0].get("type") == "text":
@@ -154,25 +182,33 @@ def from_openai_messages(value: Any) -> list[dict[str, Any]] | None:
             value = [value]
         else:
             return None
-    if not isinstance(value, list) or not value or not all(isinstance(m, dict) and "role" in m for m in value):
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(m, dict) and "role" in m for m in value)
+    ):
         return None
     out = []
     for m in value:
         calls = []
         for tc in m.get("tool_calls") or []:
             fn = tc.get("function") or {}
-            calls.append({
-                "id": tc.get("id", ""),
-                "name": fn.get("name", tc.get("name", "")),
-                "arguments": parse_arguments(fn.get("arguments", tc.get("arguments", ""))),
-            })
-        out.append(message(
-            m.get("role", ""),
-            _openai_content(m.get("content")),
-            tool_calls=calls or None,
-            tool_call_id=m.get("tool_call_id") or "",
-            name=m.get("name") or "",
-        ))
+            calls.append(
+                {
+                    "id": tc.get("id", ""),
+                    "name": fn.get("name", tc.get("name", "")),
+                    "arguments": parse_arguments(fn.get("arguments", tc.get("arguments", ""))),
+                }
+            )
+        out.append(
+            message(
+                m.get("role", ""),
+                _openai_content(m.get("content")),
+                tool_calls=calls or None,
+                tool_call_id=m.get("tool_call_id") or "",
+                name=m.get("name") or "",
+            )
+        )
     return out
 
 

@@ -15,7 +15,12 @@ from typing import Any, Literal
 import pyarrow as pa
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from agentledger.pipeline.normalize.base import NormalizedBatch, NormalizeError, Normalizer, SourcePosition
+from agentledger.pipeline.normalize.base import (
+    NormalizedBatch,
+    NormalizeError,
+    Normalizer,
+    SourcePosition,
+)
 from agentledger.pipeline.normalize.otlp import OtlpNormalizer
 from agentledger.schemas import CONTENT_ARROW_SCHEMA, SPAN_ARROW_SCHEMA, PriceTable
 
@@ -26,7 +31,14 @@ except ImportError:  # not built: the pure-Python normalizer serves
 """The compiled module (``agentledger_native``), or None when it is not installed: the one place
 that asks (the collector's request check and the ledger's Merkle roots use it too)."""
 
-__all__ = ["NativeNormalizer", "make_normalizer", "native_available", "NormalizerKind", "count_spans", "compiled"]
+__all__ = [
+    "NativeNormalizer",
+    "make_normalizer",
+    "native_available",
+    "NormalizerKind",
+    "count_spans",
+    "compiled",
+]
 
 NormalizerKind = Literal["auto", "native", "python"]
 
@@ -59,7 +71,9 @@ def _array(type_: pa.DataType, n: int, payload: Any) -> pa.Array:
         k = len(keys[0]) // 4 - 1
         return pa.MapArray.from_arrays(
             pa.Array.from_buffers(pa.int32(), m + 1, [None, pa.py_buffer(offsets)]),
-            _array(pa.string(), k, keys), _array(pa.string(), k, values), type=type_,
+            _array(pa.string(), k, keys),
+            _array(pa.string(), k, values),
+            type=type_,
         )
     if pa.types.is_list(type_):
         offsets, child = payload
@@ -72,7 +86,11 @@ def _array(type_: pa.DataType, n: int, payload: Any) -> pa.Array:
             )
         else:
             values = _array(value_type, child_n, child)
-        return pa.ListArray.from_arrays(pa.Array.from_buffers(pa.int32(), n + 1, [None, pa.py_buffer(offsets)]), values, type=type_)
+        return pa.ListArray.from_arrays(
+            pa.Array.from_buffers(pa.int32(), n + 1, [None, pa.py_buffer(offsets)]),
+            values,
+            type=type_,
+        )
     return pa.Array.from_buffers(type_, n, [None, pa.py_buffer(payload)])
 
 
@@ -99,7 +117,11 @@ class NativeNormalizer(Normalizer):
         args = [
             (
                 r if isinstance(r, bytes) else r.SerializeToString(),
-                pos.tenant, pos.received_at_ns, pos.topic, pos.partition, pos.offset,
+                pos.tenant,
+                pos.received_at_ns,
+                pos.topic,
+                pos.partition,
+                pos.offset,
             )
             for r, pos in requests
         ]
@@ -107,7 +129,9 @@ class NativeNormalizer(Normalizer):
             n, spans, m, contents = self._impl.normalize(args)
         except ValueError as exc:
             raise NormalizeError(str(exc)) from exc
-        return NormalizedBatch(_table(SPAN_ARROW_SCHEMA, n, spans), _table(CONTENT_ARROW_SCHEMA, m, contents))
+        return NormalizedBatch(
+            _table(SPAN_ARROW_SCHEMA, n, spans), _table(CONTENT_ARROW_SCHEMA, m, contents)
+        )
 
 
 def make_normalizer(

@@ -19,12 +19,23 @@ from itertools import accumulate, chain, pairwise
 from typing import Any
 
 import pyarrow as pa
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
-from agentledger.pipeline.normalize.base import NormalizedBatch, NormalizeError, Normalizer, SourcePosition
-from agentledger.pipeline.normalize.conventions import genai, langfuse, openinference, openlit, openllmetry
+from agentledger.pipeline.normalize.base import (
+    NormalizedBatch,
+    NormalizeError,
+    Normalizer,
+    SourcePosition,
+)
+from agentledger.pipeline.normalize.conventions import (
+    genai,
+    langfuse,
+    openinference,
+    openlit,
+    openllmetry,
+)
 from agentledger.pipeline.normalize.fields import Fields, parse_json
 from agentledger.schemas import (
     CONTENT_ARROW_SCHEMA,
@@ -49,8 +60,12 @@ _ROW_COLUMNS = [n for n in SPAN_ARROW_SCHEMA.names if n != "agent_name" and n no
 _ROW_TYPE = pa.struct([SPAN_ARROW_SCHEMA.field(n) for n in _ROW_COLUMNS])
 _KIND, _TRACE, _NAME = (_ROW_COLUMNS.index(n) for n in ("kind", "trace_id", "name"))
 _K_ATTRIBUTE, _K_MESSAGES, _K_TEXT, _K_DOCUMENT, _K_ARGS, _K_RESULT = (
-    ContentKind.ATTRIBUTE.value, ContentKind.MESSAGES.value, ContentKind.TEXT.value, ContentKind.DOCUMENT.value,
-    ContentKind.TOOL_ARGUMENTS.value, ContentKind.TOOL_RESULT.value,
+    ContentKind.ATTRIBUTE.value,
+    ContentKind.MESSAGES.value,
+    ContentKind.TEXT.value,
+    ContentKind.DOCUMENT.value,
+    ContentKind.TOOL_ARGUMENTS.value,
+    ContentKind.TOOL_RESULT.value,
 )
 # enum values, looked up once (Enum.value is a property)
 _CONV_OPENINFERENCE: str = Convention.OPENINFERENCE.value
@@ -60,7 +75,9 @@ _CONV_OPENLLMETRY: str = Convention.OPENLLMETRY.value
 _CONV_GENAI: str = Convention.GENAI.value
 _CONV_UNKNOWN: str = Convention.UNKNOWN.value
 _COST_SPAN, _COST_NONE, _COST_PRICE_TABLE = (
-    CostSource.SPAN.value, CostSource.NONE.value, CostSource.PRICE_TABLE.value,
+    CostSource.SPAN.value,
+    CostSource.NONE.value,
+    CostSource.PRICE_TABLE.value,
 )
 _SYSTEM_ROLES = ("system", "developer")
 # looked up on every span, in one pass (see _row)
@@ -136,7 +153,10 @@ def _map_array(dicts: Sequence[dict[str, str]], type_: pa.DataType) -> pa.Array:
     keys = list(chain.from_iterable(dicts))
     values = list(chain.from_iterable(map(dict.values, dicts)))
     return pa.MapArray.from_arrays(
-        pa.array(offsets, pa.int32()), pa.array(keys, pa.string()), pa.array(values, pa.string()), type=type_
+        pa.array(offsets, pa.int32()),
+        pa.array(keys, pa.string()),
+        pa.array(values, pa.string()),
+        type=type_,
     )
 
 
@@ -146,7 +166,9 @@ def _utf8_array(data: bytearray, sizes: Sequence[int]) -> pa.Array:
     if offsets[-1] > _MAX_STRING_BYTES:  # beyond 32-bit offsets: let pyarrow split it into chunks
         values = [data[start:end].decode("utf-8") for start, end in pairwise(offsets)]
         return pa.array(values, type=pa.string())
-    return pa.StringArray.from_buffers(len(sizes), pa.py_buffer(array("i", offsets)), pa.py_buffer(data))
+    return pa.StringArray.from_buffers(
+        len(sizes), pa.py_buffer(array("i", offsets)), pa.py_buffer(data)
+    )
 
 
 class _Builder:
@@ -234,7 +256,9 @@ class _Builder:
                 return self.content(value, kind), value[:_PREVIEW]
         canonical = canonical_bytes(value)
         # the preview is the first _PREVIEW characters of the canonical JSON: at most 4 bytes each
-        return self.canonical(canonical, kind), canonical[:4 * _PREVIEW].decode("utf-8", "ignore")[:_PREVIEW]
+        return self.canonical(canonical, kind), canonical[: 4 * _PREVIEW].decode("utf-8", "ignore")[
+            :_PREVIEW
+        ]
 
     def flush(self) -> None:
         """The rows so far as one Arrow record batch."""
@@ -243,9 +267,11 @@ class _Builder:
         arrays["agent_name"] = pa.array(self.agent_names, type=pa.string())
         for name in _MAP_COLUMNS:
             arrays[name] = _map_array(getattr(self, name), SPAN_ARROW_SCHEMA.field(name).type)
-        self._span_batches.append(pa.RecordBatch.from_arrays(
-            [arrays[name] for name in SPAN_ARROW_SCHEMA.names], schema=SPAN_ARROW_SCHEMA
-        ))
+        self._span_batches.append(
+            pa.RecordBatch.from_arrays(
+                [arrays[name] for name in SPAN_ARROW_SCHEMA.names], schema=SPAN_ARROW_SCHEMA
+            )
+        )
         self.rows = []
         self.agent_names = []
         self.attributes = []
@@ -301,7 +327,9 @@ class OtlpNormalizer(Normalizer):
 
     # -- one request ---------------------------------------------------------------------------
 
-    def _request(self, request: ExportTraceServiceRequest, pos: SourcePosition, b: _Builder) -> None:
+    def _request(
+        self, request: ExportTraceServiceRequest, pos: SourcePosition, b: _Builder
+    ) -> None:
         threshold = self.ref_threshold
         first_row = len(b.rows)
         to_str = anyvalue_to_str
@@ -335,8 +363,21 @@ class OtlpNormalizer(Normalizer):
                     name = span.name
                     f = Fields()
                     convention = self._extract(attrs, resource, scope_name, name, events, f)
-                    self._row(b, span, name, attrs, small, refs, resource, service, scope_name,
-                              events, f, convention, pos)
+                    self._row(
+                        b,
+                        span,
+                        name,
+                        attrs,
+                        small,
+                        refs,
+                        resource,
+                        service,
+                        scope_name,
+                        events,
+                        f,
+                        convention,
+                        pos,
+                    )
         self._propagate_agent_names(b, first_row)
 
     @staticmethod
@@ -432,7 +473,9 @@ class OtlpNormalizer(Normalizer):
                     last_user = m
             if system:
                 system_hash = content("\n".join(system), _K_TEXT)
-            input_preview = _message_text(input_messages[-1] if last_user is None else last_user)[:_PREVIEW]
+            input_preview = _message_text(input_messages[-1] if last_user is None else last_user)[
+                :_PREVIEW
+            ]
         elif f.input_value is not None and f.input_value != "":
             kind = _K_ARGS if f.input_kind == "tool_arguments" else _K_TEXT
             input_hash, input_preview = b.value(f.input_value, kind)
@@ -485,53 +528,55 @@ class OtlpNormalizer(Normalizer):
         b.attributes.append(small)
         b.attribute_refs.append(refs)
         b.resource_attributes.append(resource)
-        b.rows.append((
-            pos.tenant,  # tenant
-            span.trace_id.hex(),  # trace_id
-            span.span_id.hex(),  # span_id
-            span.parent_span_id.hex(),  # parent_span_id
-            start,  # start_time
-            end,  # end_time
-            (end - start) / 1e6,  # duration_ms
-            name,  # name
-            f.kind or "UNKNOWN",  # kind
-            _STATUS[code] if code < 3 else "UNSET",  # status_code
-            status.message,  # status_message
-            service,  # service
-            f.session_id,  # session_id
-            f.user_id,  # user_id
-            principal_id or "",  # principal_id
-            tuple(str(x) for x in chain) if isinstance(chain, list) else (),  # principal_chain
-            policy_id or "",  # policy_id
-            provider,  # provider
-            f.operation,  # operation
-            f.request_model,  # request_model
-            f.response_model,  # response_model
-            f.system_fingerprint,  # system_fingerprint
-            input_tokens,  # input_tokens
-            output_tokens,  # output_tokens
-            cache_read,  # cache_read_tokens
-            cache_write,  # cache_write_tokens
-            f.reasoning_tokens or 0,  # reasoning_tokens
-            cost,  # cost_usd
-            cost_source,  # cost_source
-            f.tool_name,  # tool_name
-            f.tool_call_id,  # tool_call_id
-            tool_calls,  # tool_calls
-            input_hash,  # input_hash
-            output_hash,  # output_hash
-            system_hash,  # system_prompt_hash
-            input_preview,  # input_preview
-            output_preview,  # output_preview
-            documents,  # documents
-            convention,  # convention
-            scope_name,  # scope_name
-            json.dumps(events, ensure_ascii=False, default=str) if events else "",  # events
-            pos.received_at_ns // 1_000_000,  # ingest_time
-            pos.topic,  # source_topic
-            pos.partition,  # source_partition
-            pos.offset,  # source_offset
-        ))
+        b.rows.append(
+            (
+                pos.tenant,  # tenant
+                span.trace_id.hex(),  # trace_id
+                span.span_id.hex(),  # span_id
+                span.parent_span_id.hex(),  # parent_span_id
+                start,  # start_time
+                end,  # end_time
+                (end - start) / 1e6,  # duration_ms
+                name,  # name
+                f.kind or "UNKNOWN",  # kind
+                _STATUS[code] if code < 3 else "UNSET",  # status_code
+                status.message,  # status_message
+                service,  # service
+                f.session_id,  # session_id
+                f.user_id,  # user_id
+                principal_id or "",  # principal_id
+                tuple(str(x) for x in chain) if isinstance(chain, list) else (),  # principal_chain
+                policy_id or "",  # policy_id
+                provider,  # provider
+                f.operation,  # operation
+                f.request_model,  # request_model
+                f.response_model,  # response_model
+                f.system_fingerprint,  # system_fingerprint
+                input_tokens,  # input_tokens
+                output_tokens,  # output_tokens
+                cache_read,  # cache_read_tokens
+                cache_write,  # cache_write_tokens
+                f.reasoning_tokens or 0,  # reasoning_tokens
+                cost,  # cost_usd
+                cost_source,  # cost_source
+                f.tool_name,  # tool_name
+                f.tool_call_id,  # tool_call_id
+                tool_calls,  # tool_calls
+                input_hash,  # input_hash
+                output_hash,  # output_hash
+                system_hash,  # system_prompt_hash
+                input_preview,  # input_preview
+                output_preview,  # output_preview
+                documents,  # documents
+                convention,  # convention
+                scope_name,  # scope_name
+                json.dumps(events, ensure_ascii=False, default=str) if events else "",  # events
+                pos.received_at_ns // 1_000_000,  # ingest_time
+                pos.topic,  # source_topic
+                pos.partition,  # source_partition
+                pos.offset,  # source_offset
+            )
+        )
 
     @staticmethod
     def _propagate_agent_names(b: _Builder, first_row: int) -> None:

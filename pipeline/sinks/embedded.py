@@ -77,9 +77,12 @@ class EmbeddedSink(Sink):
         self.stored_spans = 0
         self.stored_requests = 0
         self._handoff: queue.Queue[_Prepared | None] = queue.Queue(maxsize=2)
-        self._thread = threading.Thread(target=self._run, name="agentledger-embedded-normalizer", daemon=True)
-        self._writer_thread = threading.Thread(target=self._write_loop, name="agentledger-embedded-writer",
-                                               daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name="agentledger-embedded-normalizer", daemon=True
+        )
+        self._writer_thread = threading.Thread(
+            target=self._write_loop, name="agentledger-embedded-writer", daemon=True
+        )
         self._thread.start()
         self._writer_thread.start()
 
@@ -96,13 +99,19 @@ class EmbeddedSink(Sink):
             self._queued_spans += batch.span_count
             self._cv.notify()
         if not item.done.wait(self.write_timeout):
-            raise SinkUnavailable(f"store did not confirm the write within {self.write_timeout:.0f}s")
+            raise SinkUnavailable(
+                f"store did not confirm the write within {self.write_timeout:.0f}s"
+            )
         if item.error is not None:
             raise item.error
 
     def ready(self) -> bool:
-        return (self._healthy and not self._closed and self._thread.is_alive()
-                and self._writer_thread.is_alive())
+        return (
+            self._healthy
+            and not self._closed
+            and self._thread.is_alive()
+            and self._writer_thread.is_alive()
+        )
 
     def close(self) -> None:
         with self._cv:
@@ -119,7 +128,9 @@ class EmbeddedSink(Sink):
                 self._cv.wait(0.5)
             group: list[_Pending] = []
             spans = 0
-            while self._queue and (not group or spans + self._queue[0].batch.span_count <= self.max_batch_spans):
+            while self._queue and (
+                not group or spans + self._queue[0].batch.span_count <= self.max_batch_spans
+            ):
                 item = self._queue.popleft()
                 spans += item.batch.span_count
                 group.append(item)
@@ -147,8 +158,12 @@ class EmbeddedSink(Sink):
     def _prepare(self, group: list[_Pending]) -> _Prepared | None:
         first = self._next_seq
         requests = [
-            (item.batch.raw or item.batch.request,
-             SourcePosition(item.batch.tenant, item.batch.received_at_ns, EMBEDDED_SOURCE, 0, offset))
+            (
+                item.batch.raw or item.batch.request,
+                SourcePosition(
+                    item.batch.tenant, item.batch.received_at_ns, EMBEDDED_SOURCE, 0, offset
+                ),
+            )
             for offset, item in enumerate(group, start=first)
         ]
         accepted: list[_Pending] = []
@@ -195,8 +210,16 @@ class EmbeddedSink(Sink):
                 spans += more.batch.span_count
             items = [item for p in ready for item in p.items]
             try:
-                batch = ready[0].batch if len(ready) == 1 else NormalizedBatch.concat([p.batch for p in ready])
-                self._commit(items, batch, f"{EMBEDDED_SOURCE}-{self._epoch}-{ready[0].first}-{ready[-1].last}")
+                batch = (
+                    ready[0].batch
+                    if len(ready) == 1
+                    else NormalizedBatch.concat([p.batch for p in ready])
+                )
+                self._commit(
+                    items,
+                    batch,
+                    f"{EMBEDDED_SOURCE}-{self._epoch}-{ready[0].first}-{ready[-1].last}",
+                )
             except Exception as exc:  # never let the writer thread die
                 log.exception("embedded writer failed")
                 _fail(items, SinkUnavailable(f"store write failed: {exc}"))

@@ -61,8 +61,14 @@ class KafkaSink(Sink):
         futures = []
         try:
             for key, value in records:
-                futures.append(self._producer.send(self.settings.spans_topic, key=key.hex().encode(),
-                                                   value=value, headers=headers))
+                futures.append(
+                    self._producer.send(
+                        self.settings.spans_topic,
+                        key=key.hex().encode(),
+                        value=value,
+                        headers=headers,
+                    )
+                )
             self._producer.flush(timeout=max(0.1, deadline - time.monotonic()))
             for future in futures:
                 future.get(timeout=max(0.1, deadline - time.monotonic()))
@@ -70,7 +76,9 @@ class KafkaSink(Sink):
             err = translate(exc)
             if isinstance(err, KafkaRecordTooLarge):
                 raise SinkRejected(f"record refused as too large: {err}", status=413) from exc
-            raise SinkUnavailable(f"Kafka did not acknowledge the request: {err}", retry_after=2) from exc
+            raise SinkUnavailable(
+                f"Kafka did not acknowledge the request: {err}", retry_after=2
+            ) from exc
         self.records_sent += len(records)
 
     def ready(self) -> bool:

@@ -71,7 +71,9 @@ class Store(abc.ABC):
     def close(self) -> None:
         """Release connections; safe to call twice."""
 
-    def query_arrow_over(self, sql: str, data: pa.Table, params: Params | None = None) -> pa.Table | None:
+    def query_arrow_over(
+        self, sql: str, data: pa.Table, params: Params | None = None
+    ) -> pa.Table | None:
         """Run ``sql`` with ``{input}`` standing for ``data`` as a table, on stores that can read an
         in-memory table (embedded chDB); None on stores that cannot (a server)."""
         return None

@@ -42,7 +42,9 @@ def _locked_elsewhere(data_dir: str) -> bool:
 
 def _translate(exc: Exception, data_dir: str, connecting: bool = False) -> Exception:
     msg = str(exc)
-    locked = "Cannot lock file" in msg or (connecting and data_dir != ":memory:" and _locked_elsewhere(data_dir))
+    locked = "Cannot lock file" in msg or (
+        connecting and data_dir != ":memory:" and _locked_elsewhere(data_dir)
+    )
     if locked:
         return StoreUnavailable(
             f"embedded data directory {data_dir!r} is locked by another process "
@@ -98,7 +100,9 @@ class EmbeddedStore(Store):
         with self._lock:
             try:
                 if params:
-                    return self._conn.query(sql, fmt, params={k: _literal(v) for k, v in params.items()})
+                    return self._conn.query(
+                        sql, fmt, params={k: _literal(v) for k, v in params.items()}
+                    )
                 return self._conn.query(sql, fmt)
             except Exception as exc:
                 raise _translate(exc, self.data_dir) from exc
@@ -128,7 +132,11 @@ class EmbeddedStore(Store):
         cols = ", ".join(f"`{name}`" for name in data.column_names)
         # chDB's Python() table function reads the local variable named here.
         batch = data  # noqa: F841
-        self._run(f"INSERT INTO {table} ({cols}) SETTINGS {settings} SELECT {cols} FROM Python(batch)", "CSV", None)
+        self._run(
+            f"INSERT INTO {table} ({cols}) SETTINGS {settings} SELECT {cols} FROM Python(batch)",
+            "CSV",
+            None,
+        )
 
     def ping(self) -> bool:
         try:

@@ -28,7 +28,14 @@ import pyarrow as pa
 
 from agentledger.pipeline.stores.base import Store, StoreRejected
 
-__all__ = ["Migration", "load_migrations", "migrate", "MigrationDrift", "render_for_cluster", "SHARD_KEYS"]
+__all__ = [
+    "Migration",
+    "load_migrations",
+    "migrate",
+    "MigrationDrift",
+    "render_for_cluster",
+    "SHARD_KEYS",
+]
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +70,9 @@ def render_for_cluster(statement: str, cluster: str, database: str) -> list[str]
     if create:
         name = create.group(1)
         local = f"{name}_local"
-        body = _CREATE.sub(f"CREATE TABLE IF NOT EXISTS {local} ON CLUSTER {cluster}\n(", statement, count=1)
+        body = _CREATE.sub(
+            f"CREATE TABLE IF NOT EXISTS {local} ON CLUSTER {cluster}\n(", statement, count=1
+        )
 
         def replicated(m: re.Match[str]) -> str:
             args = [f"'/clickhouse/tables/{{shard}}/{database}/{local}'", "'{replica}'"]
@@ -72,7 +81,9 @@ def render_for_cluster(statement: str, cluster: str, database: str) -> list[str]
             return f"ENGINE = Replicated{m.group(1)}({', '.join(args)})"
 
         body = _ENGINE.sub(replicated, body, count=1)
-        body = body.replace("non_replicated_deduplication_window", "replicated_deduplication_window")
+        body = body.replace(
+            "non_replicated_deduplication_window", "replicated_deduplication_window"
+        )
         shard = SHARD_KEYS.get(name, "rand()")
         distributed = (
             f"CREATE TABLE IF NOT EXISTS {name} ON CLUSTER {cluster} AS {local}\n"
@@ -81,8 +92,11 @@ def render_for_cluster(statement: str, cluster: str, database: str) -> list[str]
         return [body, distributed]
     alter = _ALTER.match(statement)
     if alter:
-        name, rest = alter.group(1), statement[alter.end():]
-        return [f"ALTER TABLE {name}_local ON CLUSTER {cluster} {rest}", f"ALTER TABLE {name} ON CLUSTER {cluster} {rest}"]
+        name, rest = alter.group(1), statement[alter.end() :]
+        return [
+            f"ALTER TABLE {name}_local ON CLUSTER {cluster} {rest}",
+            f"ALTER TABLE {name} ON CLUSTER {cluster} {rest}",
+        ]
     return [statement]
 
 
@@ -116,7 +130,9 @@ class Migration:
         return hashlib.sha256(self.sql.encode()).hexdigest()
 
     def statements(self) -> list[str]:
-        body = "\n".join(line for line in self.sql.splitlines() if not line.lstrip().startswith("--"))
+        body = "\n".join(
+            line for line in self.sql.splitlines() if not line.lstrip().startswith("--")
+        )
         return [s.strip() for s in re.split(r";\s*$", body, flags=re.M) if s.strip()]
 
 
@@ -135,7 +151,9 @@ def load_migrations() -> list[Migration]:
     return found
 
 
-def migrate(store: Store, migrations: list[Migration] | None = None, *, cluster: str | None = None) -> list[int]:
+def migrate(
+    store: Store, migrations: list[Migration] | None = None, *, cluster: str | None = None
+) -> list[int]:
     """Apply the migrations the store has not recorded; return the versions applied.
 
     With ``cluster``, the cluster variant is applied (see the module docstring).
@@ -143,7 +161,8 @@ def migrate(store: Store, migrations: list[Migration] | None = None, *, cluster:
     migrations = load_migrations() if migrations is None else migrations
     if cluster:
         ledger = _LEDGER_DDL.replace(
-            "CREATE TABLE IF NOT EXISTS schema_migrations", f"CREATE TABLE IF NOT EXISTS schema_migrations ON CLUSTER {cluster}"
+            "CREATE TABLE IF NOT EXISTS schema_migrations",
+            f"CREATE TABLE IF NOT EXISTS schema_migrations ON CLUSTER {cluster}",
         ).replace(
             "ENGINE = ReplacingMergeTree",
             f"ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/all/{store.database}/schema_migrations', '{{replica}}')",
@@ -166,7 +185,9 @@ def migrate(store: Store, migrations: list[Migration] | None = None, *, cluster:
             continue
         log.info("applying migration %04d_%s", mig.version, mig.name)
         for statement in mig.statements():
-            for rendered in render_for_cluster(statement, cluster, store.database) if cluster else [statement]:
+            for rendered in (
+                render_for_cluster(statement, cluster, store.database) if cluster else [statement]
+            ):
                 store.command(rendered)
         store.insert_arrow(
             "schema_migrations",

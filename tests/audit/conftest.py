@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from agentledger.schemas.attributes import AgentLedger as AL
 from opentelemetry.context import Context
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
@@ -25,6 +24,7 @@ from agentledger.demo.provider import (
     ToolCall,
     default_script,
 )
+from agentledger.schemas.attributes import AgentLedger as AL
 
 PRINCIPAL = {
     AL.PRINCIPAL_ID: "dana@acme.example",
@@ -34,7 +34,9 @@ PRINCIPAL = {
     AL.POLICY_ID: "finance-controls-v3",
 }
 SECOND_ENTRY = "JE-4472"
-TWO_LOOKUP_DECISION = "ESCALATE: JE-4471 exceeds the FIN-7 threshold and JE-4472 could not be found."
+TWO_LOOKUP_DECISION = (
+    "ESCALATE: JE-4471 exceeds the FIN-7 threshold and JE-4472 could not be found."
+)
 
 
 class StampPrincipal(SpanProcessor):
@@ -60,9 +62,13 @@ def two_lookups_script() -> list[Rule]:
     """The demo model, but it looks up a second entry before deciding: two tool calls in one run."""
     return [
         Rule(lambda r: _lookups(r) >= 2, ScriptedResponse(text=TWO_LOOKUP_DECISION), name="decide"),
-        Rule(lambda r: _lookups(r) == 1,
-             ScriptedResponse(tool_calls=[ToolCall(LOOKUP_JOURNAL_ENTRY, {"entry_id": SECOND_ENTRY})]),
-             name="second-lookup"),
+        Rule(
+            lambda r: _lookups(r) == 1,
+            ScriptedResponse(
+                tool_calls=[ToolCall(LOOKUP_JOURNAL_ENTRY, {"entry_id": SECOND_ENTRY})]
+            ),
+            name="second-lookup",
+        ),
         *default_script(),
     ]
 

@@ -11,12 +11,12 @@ import uuid
 
 import httpx
 import pytest
+
+from agentledger.demo.agent import DEFAULT_QUESTION, SYSTEM_PROMPT, run_finance_agent
 from agentledger.pipeline import audit
 from agentledger.pipeline.normalize.fields import from_openai_messages
 from agentledger.schemas import canonical_bytes, content_hash
 from agentledger.schemas.attributes import AgentLedger as AL
-
-from agentledger.demo.agent import DEFAULT_QUESTION, SYSTEM_PROMPT, run_finance_agent
 from tests.audit.conftest import PRINCIPAL, SECOND_ENTRY, TWO_LOOKUP_DECISION, two_lookups_script
 
 
@@ -30,7 +30,11 @@ def two_calls(server, provider, record):
     for span in trace.spans:
         by_kind.setdefault(span["kind"], []).append(span)
     assert [len(by_kind[k]) for k in ("AGENT", "RETRIEVER", "LLM", "TOOL")] == [1, 1, 3, 2]
-    return {"run": run, "spans": by_kind, "requests": [r for r in provider.requests if r.api == "openai"]}
+    return {
+        "run": run,
+        "spans": by_kind,
+        "requests": [r for r in provider.requests if r.api == "openai"],
+    }
 
 
 def _ids(entries) -> list[str]:
@@ -39,7 +43,11 @@ def _ids(entries) -> list[str]:
 
 def test_audit_of_the_first_tool_call_holds_exactly_what_preceded_it(server, two_calls) -> None:
     run, spans, sent = two_calls["run"], two_calls["spans"], two_calls["requests"]
-    (retriever,), (llm1, llm2, llm3), (tool1, tool2) = spans["RETRIEVER"], spans["LLM"], spans["TOOL"]
+    (retriever,), (llm1, llm2, llm3), (tool1, tool2) = (
+        spans["RETRIEVER"],
+        spans["LLM"],
+        spans["TOOL"],
+    )
     result = audit.audit(server.store, "default", tool1["span_id"])
     assert result["trace_id"] == run.trace_id and len(result["actions"]) == 1
     report = result["actions"][0]
@@ -59,13 +67,17 @@ def test_audit_of_the_first_tool_call_holds_exactly_what_preceded_it(server, two
     assert call["span_id"] == llm1["span_id"]
     assert call["messages"] == from_openai_messages(sent[0].body["messages"])
     assert call["messages"][0] == {"role": "system", "content": SYSTEM_PROMPT}
-    assert call["input_verified"] and call["input_hash"] == content_hash(canonical_bytes(call["messages"]))
+    assert call["input_verified"] and call["input_hash"] == content_hash(
+        canonical_bytes(call["messages"])
+    )
     assert (call["requested_model"], call["answered_model"]) == ("gpt-4o", "gpt-4o-2024-08-06")
     assert call["parameters"] == {"temperature": 0}
     assert call["tools"] == sent[0].body["tools"]
     assert [c["name"] for c in call["tool_calls"]] == ["lookup_journal_entry"]
     assert report["tool_outputs"] == [] and report["other_steps"] == []
-    assert [c["input"] for c in report["context"]] == [DEFAULT_QUESTION]  # the run's question, still open
+    assert [c["input"] for c in report["context"]] == [
+        DEFAULT_QUESTION
+    ]  # the run's question, still open
     # nothing after: no later call, no later tool, not even this tool's own result
     dumped = json.dumps(result)
     for later in (llm2, llm3, tool2):
@@ -76,9 +88,15 @@ def test_audit_of_the_first_tool_call_holds_exactly_what_preceded_it(server, two
     assert report["integrity"]["changed"] == [] and report["integrity"]["missing"] == []
 
 
-def test_audit_of_the_second_tool_call_adds_the_first_ones_output_and_nothing_later(server, two_calls) -> None:
+def test_audit_of_the_second_tool_call_adds_the_first_ones_output_and_nothing_later(
+    server, two_calls
+) -> None:
     run, spans, sent = two_calls["run"], two_calls["spans"], two_calls["requests"]
-    (retriever,), (llm1, llm2, llm3), (tool1, tool2) = spans["RETRIEVER"], spans["LLM"], spans["TOOL"]
+    (retriever,), (llm1, llm2, llm3), (tool1, tool2) = (
+        spans["RETRIEVER"],
+        spans["LLM"],
+        spans["TOOL"],
+    )
     report = audit.audit(server.store, "default", tool2["span_id"])["actions"][0]
     assert _ids(report["timeline"]) == [s["span_id"] for s in (retriever, llm1, tool1, llm2)]
     assert _ids(report["llm_calls"]) == [llm1["span_id"], llm2["span_id"]]
@@ -89,7 +107,9 @@ def test_audit_of_the_second_tool_call_adds_the_first_ones_output_and_nothing_la
     assert [d["id"] for d in report["documents"]] == [d.document.id for d in run.documents]
     by = report["decided_by"]
     assert by["span_id"] == llm2["span_id"] and by["found_by"] == "tool_call_id"
-    assert by["chose"]["arguments"] == {"entry_id": SECOND_ENTRY} and by["executed_as_chosen"] is True
+    assert (
+        by["chose"]["arguments"] == {"entry_id": SECOND_ENTRY} and by["executed_as_chosen"] is True
+    )
     dumped = json.dumps(report)
     assert llm3["span_id"] not in dumped and TWO_LOOKUP_DECISION[:30] not in dumped
     assert json.dumps(run.tool_calls[1].result) not in dumped  # this tool's own result
@@ -100,13 +120,28 @@ def test_which_model_decided_and_under_whose_authority(server, two_calls) -> Non
     report = audit.audit(server.store, "default", tool1["span_id"])["actions"][0]
     by = report["decided_by"]
     assert by["span_id"] == two_calls["spans"]["LLM"][0]["span_id"]
-    assert (by["provider"], by["requested_model"], by["answered_model"]) == ("openai", "gpt-4o", "gpt-4o-2024-08-06")
-    assert by["system_fingerprint"] == "fp_agentledger_demo"  # read from the raw response OpenInference kept
+    assert (by["provider"], by["requested_model"], by["answered_model"]) == (
+        "openai",
+        "gpt-4o",
+        "gpt-4o-2024-08-06",
+    )
+    assert (
+        by["system_fingerprint"] == "fp_agentledger_demo"
+    )  # read from the raw response OpenInference kept
     assert by["chose"]["name"] == "lookup_journal_entry" and by["executed_as_chosen"] is True
     who = report["authority"]
     assert who["attributed"] and who["source"] == "span"
-    assert (who["principal_id"], who["principal_name"], who["principal_role"], who["policy_id"]) == (
-        PRINCIPAL[AL.PRINCIPAL_ID], PRINCIPAL[AL.PRINCIPAL_NAME], PRINCIPAL[AL.PRINCIPAL_ROLE], PRINCIPAL[AL.POLICY_ID])
+    assert (
+        who["principal_id"],
+        who["principal_name"],
+        who["principal_role"],
+        who["policy_id"],
+    ) == (
+        PRINCIPAL[AL.PRINCIPAL_ID],
+        PRINCIPAL[AL.PRINCIPAL_NAME],
+        PRINCIPAL[AL.PRINCIPAL_ROLE],
+        PRINCIPAL[AL.POLICY_ID],
+    )
     assert who["principal_chain"] == PRINCIPAL[AL.PRINCIPAL_CHAIN]
     assert report["intent"] is None and report["controls"] == [] and report["governance_recorded"]
 
@@ -134,7 +169,9 @@ def _insert(store, table: str, row: dict) -> None:
     """One row, as the governance tables' DDL names the columns (the rest take their defaults)."""
     cols = ", ".join(row)
     values = ", ".join(f"{{{k}:{t}}}" for k, (t, _) in row.items())
-    store.command(f"INSERT INTO {table} ({cols}) SELECT {values}", {k: v for k, (_, v) in row.items()})
+    store.command(
+        f"INSERT INTO {table} ({cols}) SELECT {values}", {k: v for k, (_, v) in row.items()}
+    )
 
 
 def _time(ns: int) -> str:
@@ -147,39 +184,77 @@ def test_the_intent_and_the_controls_that_applied(server, two_calls) -> None:
     tool1 = two_calls["spans"]["TOOL"][0]
     start = tool1["start_ns"]
     intent_id, pause, resume, other, late = (uuid.uuid4().hex for _ in range(5))
-    for attempt, decision, control, received in ((0, "paused", pause, start + 1_000_000),
-                                                 (1, "proceed", "", start + 5_000_000)):
-        _insert(store, "intents", {
-            "tenant": ("String", "default"), "requested_at": ("DateTime64(6)", _time(start + 500_000)),
-            "intent_id": ("String", intent_id), "attempt": ("UInt32", attempt),
-            "received_at": ("DateTime64(6)", _time(received)), "decision": ("String", decision),
-            "control_id": ("String", control), "tool_name": ("String", "lookup_journal_entry"),
-            "tool_call_id": ("String", tool1["tool_call_id"]), "arguments": ("String", '{"entry_id":"JE-4471"}'),
-            "arguments_sha256": ("String", content_hash('{"entry_id":"JE-4471"}')),
-            "trace_id": ("String", run.trace_id), "span_id": ("String", tool1["span_id"]),
-            "parent_span_id": ("String", two_calls["spans"]["LLM"][0]["span_id"]),
-            "principal_id": ("String", PRINCIPAL[AL.PRINCIPAL_ID]), "session_id": ("String", run.session_id),
-        })
-    for control_id, action, target, at in ((pause, "pause", run.session_id, start - 1_000_000_000),
-                                           (other, "pause", "some-other-session", start - 1_000_000_000),
-                                           (resume, "resume", run.session_id, start + 3_000_000),
-                                           (late, "pause", run.session_id, start + 60_000_000_000)):
-        _insert(store, "controls", {
-            "tenant": ("String", "default"), "created_at": ("DateTime64(6)", _time(at)),
-            "control_id": ("String", control_id), "action": ("String", action), "scope": ("String", "session"),
-            "target": ("String", target), "by": ("String", "ops@acme.example"), "reason": ("String", f"{action} drill"),
-        })
+    for attempt, decision, control, received in (
+        (0, "paused", pause, start + 1_000_000),
+        (1, "proceed", "", start + 5_000_000),
+    ):
+        _insert(
+            store,
+            "intents",
+            {
+                "tenant": ("String", "default"),
+                "requested_at": ("DateTime64(6)", _time(start + 500_000)),
+                "intent_id": ("String", intent_id),
+                "attempt": ("UInt32", attempt),
+                "received_at": ("DateTime64(6)", _time(received)),
+                "decision": ("String", decision),
+                "control_id": ("String", control),
+                "tool_name": ("String", "lookup_journal_entry"),
+                "tool_call_id": ("String", tool1["tool_call_id"]),
+                "arguments": ("String", '{"entry_id":"JE-4471"}'),
+                "arguments_sha256": ("String", content_hash('{"entry_id":"JE-4471"}')),
+                "trace_id": ("String", run.trace_id),
+                "span_id": ("String", tool1["span_id"]),
+                "parent_span_id": ("String", two_calls["spans"]["LLM"][0]["span_id"]),
+                "principal_id": ("String", PRINCIPAL[AL.PRINCIPAL_ID]),
+                "session_id": ("String", run.session_id),
+            },
+        )
+    for control_id, action, target, at in (
+        (pause, "pause", run.session_id, start - 1_000_000_000),
+        (other, "pause", "some-other-session", start - 1_000_000_000),
+        (resume, "resume", run.session_id, start + 3_000_000),
+        (late, "pause", run.session_id, start + 60_000_000_000),
+    ):
+        _insert(
+            store,
+            "controls",
+            {
+                "tenant": ("String", "default"),
+                "created_at": ("DateTime64(6)", _time(at)),
+                "control_id": ("String", control_id),
+                "action": ("String", action),
+                "scope": ("String", "session"),
+                "target": ("String", target),
+                "by": ("String", "ops@acme.example"),
+                "reason": ("String", f"{action} drill"),
+            },
+        )
     report = audit.audit(store, "default", tool1["span_id"])["actions"][0]
     intent = report["intent"]
-    assert intent["intent_id"] == intent_id and intent["decision"] == "proceed" and intent["attempts"] == 2
-    assert intent["acknowledged_at"] == audit.iso((start + 5_000_000) // 1000 * 1000)  # stored in microseconds
+    assert (
+        intent["intent_id"] == intent_id
+        and intent["decision"] == "proceed"
+        and intent["attempts"] == 2
+    )
+    assert intent["acknowledged_at"] == audit.iso(
+        (start + 5_000_000) // 1000 * 1000
+    )  # stored in microseconds
     assert intent["held_by"] == [pause] and intent["arguments_match_action"] is True
     assert [a["decision"] for a in intent["asks"]] == ["paused", "proceed"]
     assert [(c["control_id"], c["action"], c["held_this_call"]) for c in report["controls"]] == [
-        (pause, "pause", True), (resume, "resume", False)]  # not the other session's, not the later one
+        (pause, "pause", True),
+        (resume, "resume", False),
+    ]  # not the other session's, not the later one
     assert report["pauses_in_force_at_action"] == []
-    markdown = audit.to_markdown({"query": tool1["span_id"], "tenant": "default", "trace_id": run.trace_id,
-                                  "actions": [report]})
+    markdown = audit.to_markdown(
+        {
+            "query": tool1["span_id"],
+            "tenant": "default",
+            "trace_id": run.trace_id,
+            "actions": [report],
+        }
+    )
     assert f"intent `{intent_id}`" in markdown and "held this call" in markdown
 
 
@@ -192,15 +267,32 @@ def test_http_endpoint_answers_json_markdown_and_html(server, two_calls) -> None
     markdown = httpx.get(url, params={"format": "markdown"}, timeout=30)
     assert markdown.headers["content-type"].startswith("text/markdown")
     text = markdown.text
-    for expected in ("### Under whose authority", "### Which model version decided", "gpt-4o-2024-08-06",
-                     "fp_agentledger_demo", PRINCIPAL[AL.PRINCIPAL_ID], "FIN-7", "### What the agent saw, in order"):
+    for expected in (
+        "### Under whose authority",
+        "### Which model version decided",
+        "gpt-4o-2024-08-06",
+        "fp_agentledger_demo",
+        PRINCIPAL[AL.PRINCIPAL_ID],
+        "FIN-7",
+        "### What the agent saw, in order",
+    ):
         assert expected in text, expected
-    saw = text[text.index("### What the agent saw"):]
-    assert saw.index("**1.1 Document `FIN-7`**") < saw.index("**2. LLM call `")  # in order: retrieval, then the call
+    saw = text[text.index("### What the agent saw") :]
+    assert saw.index("**1.1 Document `FIN-7`**") < saw.index(
+        "**2. LLM call `"
+    )  # in order: retrieval, then the call
     page = httpx.get(url, params={"format": "html"}, timeout=30)
-    assert page.headers["content-type"].startswith("text/html") and page.text.startswith("<!doctype html>")
+    assert page.headers["content-type"].startswith("text/html") and page.text.startswith(
+        "<!doctype html>"
+    )
     assert "<h3>Which model version decided</h3>" in page.text and "<script" not in page.text
-    trace = httpx.get(f"{server.url}/api/v1/audit/{two_calls['run'].trace_id}", params={"last": "true"}, timeout=30)
-    assert [a["action"]["span_id"] for a in trace.json()["actions"]] == [two_calls["spans"]["TOOL"][1]["span_id"]]
+    trace = httpx.get(
+        f"{server.url}/api/v1/audit/{two_calls['run'].trace_id}",
+        params={"last": "true"},
+        timeout=30,
+    )
+    assert [a["action"]["span_id"] for a in trace.json()["actions"]] == [
+        two_calls["spans"]["TOOL"][1]["span_id"]
+    ]
     assert httpx.get(f"{server.url}/api/v1/audit/{'0' * 16}", timeout=30).status_code == 404
     assert httpx.get(f"{server.url}/api/v1/audit/nonsense", timeout=30).status_code == 400

@@ -9,18 +9,23 @@ import subprocess
 import sys
 from pathlib import Path
 
-from agentledger.pipeline import replay
-
 from agentledger.demo.agent import run_finance_agent
 from agentledger.demo.documents import LOOKUP_JOURNAL_ENTRY
 from agentledger.demo.provider import Rule, ScriptedResponse, ToolCall, always, has_tool_result
+from agentledger.pipeline import replay
 
 CLI = [sys.executable, "-m", "agentledger.cli"]
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTLEDGER_", "OPENAI_", "ANTHROPIC_"))}
-    return subprocess.run([*CLI, *args], check=False, capture_output=True, text=True, timeout=120, env=env)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AGENTLEDGER_", "OPENAI_", "ANTHROPIC_"))
+    }
+    return subprocess.run(
+        [*CLI, *args], check=False, capture_output=True, text=True, timeout=120, env=env
+    )
 
 
 def test_audit_and_replay_on_a_data_directory(tmp_path: Path, provider) -> None:
@@ -33,27 +38,73 @@ def test_audit_and_replay_on_a_data_directory(tmp_path: Path, provider) -> None:
     assert as_json.returncode == 0, as_json.stderr
     (action,) = json.loads(as_json.stdout)["actions"]
     decided = action["decided_by"]
-    assert action["action"]["tool_name"] == LOOKUP_JOURNAL_ENTRY and decided["answered_model"] == "gpt-4o-2024-08-06"
+    assert (
+        action["action"]["tool_name"] == LOOKUP_JOURNAL_ENTRY
+        and decided["answered_model"] == "gpt-4o-2024-08-06"
+    )
     page = tmp_path / "audit.html"
-    as_html = _run("audit", action["action"]["span_id"], "--data-dir", data, "--format", "html", "--output", str(page))
+    as_html = _run(
+        "audit",
+        action["action"]["span_id"],
+        "--data-dir",
+        data,
+        "--format",
+        "html",
+        "--output",
+        str(page),
+    )
     assert as_html.returncode == 0, as_html.stderr
     assert "Which model version decided" in page.read_text() and "FIN-7" in page.read_text()
 
-    one = _run("replay", decided["span_id"], "--data-dir", data, "--base-url", provider.base_url, "--api-key", "k",
-               "--json")
+    one = _run(
+        "replay",
+        decided["span_id"],
+        "--data-dir",
+        data,
+        "--base-url",
+        provider.base_url,
+        "--api-key",
+        "k",
+        "--json",
+    )
     assert one.returncode == 0, one.stderr
     outcome = json.loads(one.stdout)
-    assert outcome["exact"] and outcome["checks"]["messages_match"] and outcome["diff"]["drift"] is False
+    assert (
+        outcome["exact"]
+        and outcome["checks"]["messages_match"]
+        and outcome["diff"]["drift"] is False
+    )
 
-    batch = ["replay", "--filter", "agent=finance-controls-agent", "--filter", "limit=10", "--data-dir", data,
-             "--base-url", provider.base_url, "--api-key", "k", "--fail-on-drift", "--json"]
+    batch = [
+        "replay",
+        "--filter",
+        "agent=finance-controls-agent",
+        "--filter",
+        "limit=10",
+        "--data-dir",
+        data,
+        "--base-url",
+        provider.base_url,
+        "--api-key",
+        "k",
+        "--fail-on-drift",
+        "--json",
+    ]
     same = _run(*batch)
     assert same.returncode == 0, same.stderr
     assert json.loads(same.stdout)["summary"]["drifted"] == 0
-    provider.set_script([
-        Rule(has_tool_result(LOOKUP_JOURNAL_ENTRY), ScriptedResponse(text="APPROVE: within policy.")),
-        Rule(always(), ScriptedResponse(tool_calls=[ToolCall(LOOKUP_JOURNAL_ENTRY, {"entry_id": "JE-1"})])),
-    ])
+    provider.set_script(
+        [
+            Rule(
+                has_tool_result(LOOKUP_JOURNAL_ENTRY),
+                ScriptedResponse(text="APPROVE: within policy."),
+            ),
+            Rule(
+                always(),
+                ScriptedResponse(tool_calls=[ToolCall(LOOKUP_JOURNAL_ENTRY, {"entry_id": "JE-1"})]),
+            ),
+        ]
+    )
     changed = _run(*batch, "--model", "gpt-4.1")
     assert changed.returncode == 1, changed.stderr  # --fail-on-drift: a regression test
     report = json.loads(changed.stdout)
@@ -69,10 +120,16 @@ def test_replay_filters_are_parsed_and_checked() -> None:
 
     from agentledger.cli.audit import _parse_filters
 
-    parsed = _parse_filters(["agent=finance", "model=gpt-4o", "since=2026-01-02T03:04:05Z", "tools-only=yes",
-                             "limit=7"])
-    assert parsed == {"agent": "finance", "model": "gpt-4o", "tools_only": True, "limit": 7,
-                      "since": datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)}
+    parsed = _parse_filters(
+        ["agent=finance", "model=gpt-4o", "since=2026-01-02T03:04:05Z", "tools-only=yes", "limit=7"]
+    )
+    assert parsed == {
+        "agent": "finance",
+        "model": "gpt-4o",
+        "tools_only": True,
+        "limit": 7,
+        "since": datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc),
+    }
     for bad in ("colour=blue", "limit=many", "since=yesterday", "agent"):
         with pytest.raises(typer.BadParameter):
             _parse_filters([bad])
@@ -82,10 +139,24 @@ def test_audit_and_replay_through_a_running_server(server, provider, record) -> 
     run = record(lambda tp: run_finance_agent(provider.base_url, tp))
     audited = _run("audit", run.trace_id, "--url", server.url, "--format", "markdown")
     assert audited.returncode == 0, audited.stderr
-    assert "## Action: tool call `lookup_journal_entry`" in audited.stdout and "gpt-4o-2024-08-06" in audited.stdout
-    replayed = _run("replay", "--filter", "tools_only=true", "--url", server.url, "--base-url", provider.base_url,
-                    "--api-key", "k")
+    assert (
+        "## Action: tool call `lookup_journal_entry`" in audited.stdout
+        and "gpt-4o-2024-08-06" in audited.stdout
+    )
+    replayed = _run(
+        "replay",
+        "--filter",
+        "tools_only=true",
+        "--url",
+        server.url,
+        "--base-url",
+        provider.base_url,
+        "--api-key",
+        "k",
+    )
     assert replayed.returncode == 0, replayed.stderr
     assert "no drift" in replayed.stdout and "(stored)" in replayed.stdout
-    (stored,) = replay.list_reports(server.store, "default")  # the drift report went to the server's store
+    (stored,) = replay.list_reports(
+        server.store, "default"
+    )  # the drift report went to the server's store
     assert stored["replayed"] == 1 and stored["drifted"] == 0

@@ -19,7 +19,9 @@ def _client(sink: MemorySink, **settings) -> TestClient:
 def test_clean_request_reaches_the_sink_as_received_and_parses_on_demand() -> None:
     sink = MemorySink()
     body = _request(3, value="short").SerializeToString()
-    resp = _client(sink, max_attribute_length=64).post("/v1/traces", content=body, headers={"Content-Type": PB})
+    resp = _client(sink, max_attribute_length=64).post(
+        "/v1/traces", content=body, headers={"Content-Type": PB}
+    )
     assert resp.status_code == 200
     assert not ExportTraceServiceResponse.FromString(resp.content).HasField("partial_success")
     (batch,) = sink.batches
@@ -32,14 +34,21 @@ def test_requests_needing_changes_take_the_parsing_path() -> None:
     sink = MemorySink()
     client = _client(sink, max_attribute_length=8)
     long_value = _request(2, value="x" * 20).SerializeToString()
-    assert client.post("/v1/traces", content=long_value, headers={"Content-Type": PB}).status_code == 200
+    assert (
+        client.post("/v1/traces", content=long_value, headers={"Content-Type": PB}).status_code
+        == 200
+    )
     bad_id = _request(2)
     bad_id.resource_spans[0].scope_spans[0].spans[1].span_id = b"\x00" * 8
-    resp = client.post("/v1/traces", content=bad_id.SerializeToString(), headers={"Content-Type": PB})
+    resp = client.post(
+        "/v1/traces", content=bad_id.SerializeToString(), headers={"Content-Type": PB}
+    )
     assert ExportTraceServiceResponse.FromString(resp.content).partial_success.rejected_spans == 1
     cut, dropped = sink.batches
     assert cut.raw is None and cut.span_count == 2
-    attrs = {kv.key: kv.value for kv in cut.request.resource_spans[0].scope_spans[0].spans[0].attributes}
+    attrs = {
+        kv.key: kv.value for kv in cut.request.resource_spans[0].scope_spans[0].spans[0].attributes
+    }
     assert attrs["payload"].string_value == "x" * 8 and "agentledger.truncated_attributes" in attrs
     assert dropped.raw is None and dropped.span_count == 1
 
@@ -47,6 +56,7 @@ def test_requests_needing_changes_take_the_parsing_path() -> None:
 def test_span_limit_applies_to_requests_accepted_as_received() -> None:
     sink = MemorySink()
     resp = _client(sink, max_spans_per_request=2).post(
-        "/v1/traces", content=_request(3).SerializeToString(), headers={"Content-Type": PB})
+        "/v1/traces", content=_request(3).SerializeToString(), headers={"Content-Type": PB}
+    )
     assert resp.status_code == 413 and "3 spans, over the limit of 2" in resp.text
     assert not sink.batches

@@ -50,31 +50,109 @@ def _post(server, body: bytes, headers: dict[str, str]) -> httpx.Response:
 
 
 CASES = [
-    ("malformed protobuf", b"\x0a\xff\xff\xff", {"Content-Type": PB, **KEY}, 400, "malformed OTLP protobuf"),
-    ("bad utf-8 in protobuf", _request(name="abc").SerializeToString().replace(b"abc", b"a\xffc"),
-     {"Content-Type": PB, **KEY}, 400, "bad UTF-8"),
-    ("bad utf-8 in json", b'{"resourceSpans": [\xff]}', {"Content-Type": "application/json", **KEY}, 400,
-     "not valid UTF-8 at byte 19"),
-    ("malformed json", b'{"resourceSpans": [', {"Content-Type": "application/json", **KEY}, 400, "malformed JSON"),
-    ("wrong json shape", b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"name": 5}]}]}]}',
-     {"Content-Type": "application/json", **KEY}, 400, "name field"),
-    ("non-hex trace id", b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "zz", "spanId": "0102030405060708"}]}]}]}',
-     {"Content-Type": "application/json", **KEY}, 400, "traceId 'zz' is not hex"),
-    ("wrong content type", b"hello", {"Content-Type": "text/plain", **KEY}, 415, "unsupported content type 'text/plain'"),
+    (
+        "malformed protobuf",
+        b"\x0a\xff\xff\xff",
+        {"Content-Type": PB, **KEY},
+        400,
+        "malformed OTLP protobuf",
+    ),
+    (
+        "bad utf-8 in protobuf",
+        _request(name="abc").SerializeToString().replace(b"abc", b"a\xffc"),
+        {"Content-Type": PB, **KEY},
+        400,
+        "bad UTF-8",
+    ),
+    (
+        "bad utf-8 in json",
+        b'{"resourceSpans": [\xff]}',
+        {"Content-Type": "application/json", **KEY},
+        400,
+        "not valid UTF-8 at byte 19",
+    ),
+    (
+        "malformed json",
+        b'{"resourceSpans": [',
+        {"Content-Type": "application/json", **KEY},
+        400,
+        "malformed JSON",
+    ),
+    (
+        "wrong json shape",
+        b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"name": 5}]}]}]}',
+        {"Content-Type": "application/json", **KEY},
+        400,
+        "name field",
+    ),
+    (
+        "non-hex trace id",
+        b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "zz", "spanId": "0102030405060708"}]}]}]}',
+        {"Content-Type": "application/json", **KEY},
+        400,
+        "traceId 'zz' is not hex",
+    ),
+    (
+        "wrong content type",
+        b"hello",
+        {"Content-Type": "text/plain", **KEY},
+        415,
+        "unsupported content type 'text/plain'",
+    ),
     ("no content type", b"hello", KEY, 415, "unsupported content type"),
-    ("unknown encoding", b"xx", {"Content-Type": PB, "Content-Encoding": "br", **KEY}, 415, "unsupported content encoding"),
-    ("corrupt gzip", gzip.compress(b"hello world " * 100)[:12] + b"\xff" * 40, {"Content-Type": PB, "Content-Encoding": "gzip", **KEY}, 400, "not valid gzip"),
-    ("oversized body", b"\x00" * 2_000_001, {"Content-Type": PB, **KEY}, 413, "over the limit of 2000000"),
-    ("gzip bomb", gzip.compress(b"\x00" * 5_000_000), {"Content-Type": PB, "Content-Encoding": "gzip", **KEY}, 413,
-     "decompressed body exceeds the limit"),
-    ("too many spans", _request(101).SerializeToString(), {"Content-Type": PB, **KEY}, 413, "holds 101 spans, over the limit of 100"),
-    ("all spans invalid", ExportTraceServiceRequest(resource_spans=[{"scope_spans": [{"spans": [{"name": "x"}]}]}]).SerializeToString(),
-     {"Content-Type": PB, **KEY}, 400, "invalid trace_id"),
+    (
+        "unknown encoding",
+        b"xx",
+        {"Content-Type": PB, "Content-Encoding": "br", **KEY},
+        415,
+        "unsupported content encoding",
+    ),
+    (
+        "corrupt gzip",
+        gzip.compress(b"hello world " * 100)[:12] + b"\xff" * 40,
+        {"Content-Type": PB, "Content-Encoding": "gzip", **KEY},
+        400,
+        "not valid gzip",
+    ),
+    (
+        "oversized body",
+        b"\x00" * 2_000_001,
+        {"Content-Type": PB, **KEY},
+        413,
+        "over the limit of 2000000",
+    ),
+    (
+        "gzip bomb",
+        gzip.compress(b"\x00" * 5_000_000),
+        {"Content-Type": PB, "Content-Encoding": "gzip", **KEY},
+        413,
+        "decompressed body exceeds the limit",
+    ),
+    (
+        "too many spans",
+        _request(101).SerializeToString(),
+        {"Content-Type": PB, **KEY},
+        413,
+        "holds 101 spans, over the limit of 100",
+    ),
+    (
+        "all spans invalid",
+        ExportTraceServiceRequest(
+            resource_spans=[{"scope_spans": [{"spans": [{"name": "x"}]}]}]
+        ).SerializeToString(),
+        {"Content-Type": PB, **KEY},
+        400,
+        "invalid trace_id",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("case", "body", "headers", "status", "needle"), CASES, ids=[c[0] for c in CASES])
-def test_bad_input_is_refused_with_a_clear_error(auth_server, case, body, headers, status, needle) -> None:
+@pytest.mark.parametrize(
+    ("case", "body", "headers", "status", "needle"), CASES, ids=[c[0] for c in CASES]
+)
+def test_bad_input_is_refused_with_a_clear_error(
+    auth_server, case, body, headers, status, needle
+) -> None:
     resp = _post(auth_server, body, headers)
     assert resp.status_code == status, resp.text
     assert needle in _message(resp)
@@ -83,7 +161,11 @@ def test_bad_input_is_refused_with_a_clear_error(auth_server, case, body, header
 
 @pytest.mark.parametrize(
     ("headers", "needle"),
-    [({}, "missing API key"), ({"Authorization": "Bearer nope"}, "unknown API key"), ({"X-API-Key": "nope"}, "unknown API key")],
+    [
+        ({}, "missing API key"),
+        ({"Authorization": "Bearer nope"}, "unknown API key"),
+        ({"X-API-Key": "nope"}, "unknown API key"),
+    ],
 )
 def test_missing_or_unknown_key_is_401(auth_server, headers, needle) -> None:
     resp = _post(auth_server, _request().SerializeToString(), {"Content-Type": PB, **headers})
@@ -93,7 +175,11 @@ def test_missing_or_unknown_key_is_401(auth_server, headers, needle) -> None:
 
 
 def test_x_api_key_header_is_accepted(auth_server) -> None:
-    resp = _post(auth_server, _request().SerializeToString(), {"Content-Type": PB, "X-API-Key": API_KEYS["globex"]})
+    resp = _post(
+        auth_server,
+        _request().SerializeToString(),
+        {"Content-Type": PB, "X-API-Key": API_KEYS["globex"]},
+    )
     assert resp.status_code == 200
     assert auth_server.store.query_scalar("SELECT any(tenant) FROM spans") == "globex"
 
@@ -115,7 +201,9 @@ def test_gzip_json_is_accepted_and_answered_in_json(auth_server) -> None:
         span["traceId"] = "01" * 15 + f"{i:02x}"  # OTLP/JSON writes ids as hex, not base64
         span["spanId"] = "02" * 7 + f"{i:02x}"
     body = gzip.compress(json.dumps(doc).encode())
-    resp = _post(auth_server, body, {"Content-Type": "application/json", "Content-Encoding": "gzip", **KEY})
+    resp = _post(
+        auth_server, body, {"Content-Type": "application/json", "Content-Encoding": "gzip", **KEY}
+    )
     assert resp.status_code == 200, resp.text
     assert resp.headers["content-type"].startswith("application/json")
     assert resp.json() == {}
@@ -124,13 +212,16 @@ def test_gzip_json_is_accepted_and_answered_in_json(auth_server) -> None:
 
 
 def test_long_attribute_is_truncated_and_marked(auth_server) -> None:
-    resp = _post(auth_server, _request(value="x" * 5000).SerializeToString(), {"Content-Type": PB, **KEY})
+    resp = _post(
+        auth_server, _request(value="x" * 5000).SerializeToString(), {"Content-Type": PB, **KEY}
+    )
     assert resp.status_code == 200
     row = auth_server.store.query_rows("SELECT attributes, attribute_refs FROM spans")[0]
     attrs, refs = dict(row["attributes"]), dict(row["attribute_refs"])
     assert attrs["agentledger.truncated_attributes"] == '["payload"]'
     stored = auth_server.store.query_scalar(
-        "SELECT content FROM contents WHERE hash = {h:String}", {"h": refs["payload"]})
+        "SELECT content FROM contents WHERE hash = {h:String}", {"h": refs["payload"]}
+    )
     assert stored == "x" * 1000
 
 

@@ -21,7 +21,9 @@ def run_agent(server: Any, provider: Any) -> Callable[..., AgentRun]:
 
     def run(**kwargs: Any) -> AgentRun:
         tp = TracerProvider(resource=Resource.create({"service.name": "finance-controls"}))
-        tp.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{server.url}/v1/traces")))
+        tp.add_span_processor(
+            SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{server.url}/v1/traces"))
+        )
         try:
             return run_finance_agent(provider.base_url, tp, **kwargs)
         finally:

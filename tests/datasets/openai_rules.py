@@ -28,10 +28,18 @@ def _content_ok(role: str, content: Any) -> bool:
         return True
     if role == "user" and isinstance(content, list) and content:
         for part in content:
-            if part.get("type") == "text" and isinstance(part.get("text"), str) and set(part) == {"type", "text"}:
+            if (
+                part.get("type") == "text"
+                and isinstance(part.get("text"), str)
+                and set(part) == {"type", "text"}
+            ):
                 continue
-            if (part.get("type") == "image_url" and set(part) == {"type", "image_url"}
-                    and isinstance(part["image_url"], dict) and isinstance(part["image_url"].get("url"), str)):
+            if (
+                part.get("type") == "image_url"
+                and set(part) == {"type", "image_url"}
+                and isinstance(part["image_url"], dict)
+                and isinstance(part["image_url"].get("url"), str)
+            ):
                 continue
             return False
         return True
@@ -81,14 +89,18 @@ def message_problems(messages: Any, *, must_end_with_assistant: bool = True) -> 
         if extra:
             problems.append(f"{where}: keys {sorted(extra)} not allowed for role {role}")
         if role != "tool" and open_calls:
-            problems.append(f"{where}: tool calls {open_calls} not answered before a {role} message")
+            problems.append(
+                f"{where}: tool calls {open_calls} not answered before a {role} message"
+            )
             open_calls = []
         if role == "tool":
             if not isinstance(m.get("content"), str):
                 problems.append(f"{where}: tool content must be a string")
             call_id = m.get("tool_call_id")
             if not isinstance(call_id, str) or call_id not in open_calls:
-                problems.append(f"{where}: tool_call_id {call_id!r} answers no open call of the previous assistant turn")
+                problems.append(
+                    f"{where}: tool_call_id {call_id!r} answers no open call of the previous assistant turn"
+                )
             else:
                 open_calls.remove(call_id)
             continue
@@ -114,7 +126,10 @@ def message_problems(messages: Any, *, must_end_with_assistant: bool = True) -> 
                 problems.append(f"{where}: weight must be 0 or 1")
             continue
         if "content" not in m or not _content_ok(role, m["content"]):
-            problems.append(f"{where}: {role} content must be a string" + (" or text/image parts" if role == "user" else ""))
+            problems.append(
+                f"{where}: {role} content must be a string"
+                + (" or text/image parts" if role == "user" else "")
+            )
         if "name" in m and not (isinstance(m["name"], str) and FUNCTION_NAME.match(m["name"])):
             problems.append(f"{where}: name must match {FUNCTION_NAME.pattern}")
     if must_end_with_assistant:
@@ -124,7 +139,10 @@ def message_problems(messages: Any, *, must_end_with_assistant: bool = True) -> 
             problems.append(f"tool calls {open_calls} left unanswered before the last turn")
     elif open_calls:
         problems.append(f"tool calls {open_calls} left unanswered")
-    if not any(m.get("role") == "assistant" for m in messages if isinstance(m, dict)) and must_end_with_assistant:
+    if (
+        not any(m.get("role") == "assistant" for m in messages if isinstance(m, dict))
+        and must_end_with_assistant
+    ):
         problems.append("at least one assistant message is required")
     return problems
 
@@ -135,11 +153,20 @@ def tools_problems(tools: Any, messages: list[dict[str, Any]]) -> list[str]:
     problems = []
     names = []
     for i, tool in enumerate(tools):
-        if not isinstance(tool, dict) or set(tool) != {"type", "function"} or tool["type"] != "function":
+        if (
+            not isinstance(tool, dict)
+            or set(tool) != {"type", "function"}
+            or tool["type"] != "function"
+        ):
             problems.append(f"tool {i}: must be {{'type': 'function', 'function': {{...}}}}")
             continue
         fn = tool["function"]
-        if not isinstance(fn, dict) or not set(fn) <= {"name", "description", "parameters", "strict"}:
+        if not isinstance(fn, dict) or not set(fn) <= {
+            "name",
+            "description",
+            "parameters",
+            "strict",
+        }:
             problems.append(f"tool {i}: function has name, description, parameters (strict) only")
             continue
         if not isinstance(fn.get("name"), str) or not FUNCTION_NAME.match(fn["name"]):
@@ -147,14 +174,18 @@ def tools_problems(tools: Any, messages: list[dict[str, Any]]) -> list[str]:
         names.append(fn.get("name"))
         if "description" in fn and not isinstance(fn["description"], str):
             problems.append(f"tool {i}: description must be a string")
-        if "parameters" in fn and not (isinstance(fn["parameters"], dict) and fn["parameters"].get("type") == "object"):
+        if "parameters" in fn and not (
+            isinstance(fn["parameters"], dict) and fn["parameters"].get("type") == "object"
+        ):
             problems.append(f"tool {i}: parameters must be a JSON schema object")
     if len(set(names)) != len(names):
         problems.append("tool names must be unique")
     for m in messages:
         for call in m.get("tool_calls") or ():
             if call["function"]["name"] not in names:
-                problems.append(f"tool call to {call['function']['name']!r}, which tools does not declare")
+                problems.append(
+                    f"tool call to {call['function']['name']!r}, which tools does not declare"
+                )
     return problems
 
 
@@ -199,10 +230,17 @@ def openai_dpo_problems(line: str) -> list[str]:
     """OpenAI preference fine-tuning: input.messages (+ tools), preferred_output and
     non_preferred_output with one assistant message each."""
     example = json.loads(line)
-    problems = [f"unknown key {k!r}" for k in set(example) - {"input", "preferred_output", "non_preferred_output"}]
+    problems = [
+        f"unknown key {k!r}"
+        for k in set(example) - {"input", "preferred_output", "non_preferred_output"}
+    ]
     inp = example.get("input") or {}
-    problems += [f"unknown input key {k!r}" for k in set(inp) - {"messages", "tools", "parallel_tool_calls"}]
-    problems += [f"input: {p}" for p in message_problems(inp.get("messages"), must_end_with_assistant=False)]
+    problems += [
+        f"unknown input key {k!r}" for k in set(inp) - {"messages", "tools", "parallel_tool_calls"}
+    ]
+    problems += [
+        f"input: {p}" for p in message_problems(inp.get("messages"), must_end_with_assistant=False)
+    ]
     problems += _single_assistant(example.get("preferred_output"), "preferred_output")
     problems += _single_assistant(example.get("non_preferred_output"), "non_preferred_output")
     return problems

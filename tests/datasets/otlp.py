@@ -39,13 +39,23 @@ def _set(kv: Any, value: Any) -> None:
         kv.value.string_value = str(value)
 
 
-def openinference_llm(messages: list[dict[str, Any]], output: dict[str, Any], *, model: str = "gpt-4o",
-                      tools: list[dict[str, Any]] | None = None, finish_reason: str = "stop") -> dict[str, Any]:
+def openinference_llm(
+    messages: list[dict[str, Any]],
+    output: dict[str, Any],
+    *,
+    model: str = "gpt-4o",
+    tools: list[dict[str, Any]] | None = None,
+    finish_reason: str = "stop",
+) -> dict[str, Any]:
     """OpenInference attributes of a chat call (OpenAI-shaped messages and tools)."""
     attrs: dict[str, Any] = {
-        "openinference.span.kind": "LLM", "llm.model_name": f"{model}-2024-08-06", "llm.system": "openai",
+        "openinference.span.kind": "LLM",
+        "llm.model_name": f"{model}-2024-08-06",
+        "llm.system": "openai",
         "llm.invocation_parameters": json.dumps({"model": model, "temperature": 0}),
-        "llm.token_count.prompt": 100, "llm.token_count.completion": 20, "llm.finish_reason": finish_reason,
+        "llm.token_count.prompt": 100,
+        "llm.token_count.completion": 20,
+        "llm.finish_reason": finish_reason,
     }
     for i, tool in enumerate(tools or ()):
         attrs[f"llm.tools.{i}.tool.json_schema"] = json.dumps(tool)
@@ -68,31 +78,63 @@ def openinference_llm(messages: list[dict[str, Any]], output: dict[str, Any], *,
     return attrs
 
 
-def genai_llm(messages: list[dict[str, Any]], output_text: str, *, model: str = "claude-haiku-4-5",
-              tools: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def genai_llm(
+    messages: list[dict[str, Any]],
+    output_text: str,
+    *,
+    model: str = "claude-haiku-4-5",
+    tools: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """OpenTelemetry GenAI attributes (the newer ``parts`` shape) of a chat call."""
+
     def parts(m: dict[str, Any]) -> dict[str, Any]:
         out: list[dict[str, Any]] = []
         if m.get("content"):
             out.append({"type": "text", "content": m["content"]})
         for c in m.get("tool_calls") or ():
-            out.append({"type": "tool_call", "id": c["id"], "name": c["function"]["name"],
-                        "arguments": json.loads(c["function"]["arguments"])})
+            out.append(
+                {
+                    "type": "tool_call",
+                    "id": c["id"],
+                    "name": c["function"]["name"],
+                    "arguments": json.loads(c["function"]["arguments"]),
+                }
+            )
         if m["role"] == "tool":
-            return {"role": "tool", "parts": [{"type": "tool_call_response", "id": m["tool_call_id"],
-                                               "response": m["content"]}]}
+            return {
+                "role": "tool",
+                "parts": [
+                    {
+                        "type": "tool_call_response",
+                        "id": m["tool_call_id"],
+                        "response": m["content"],
+                    }
+                ],
+            }
         return {"role": m["role"], "parts": out}
 
     attrs: dict[str, Any] = {
-        "gen_ai.operation.name": "chat", "gen_ai.provider.name": "anthropic", "gen_ai.request.model": model,
-        "gen_ai.response.model": model, "gen_ai.usage.input_tokens": 80, "gen_ai.usage.output_tokens": 12,
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "anthropic",
+        "gen_ai.request.model": model,
+        "gen_ai.response.model": model,
+        "gen_ai.usage.input_tokens": 80,
+        "gen_ai.usage.output_tokens": 12,
         "gen_ai.input.messages": json.dumps([parts(m) for m in messages]),
-        "gen_ai.output.messages": json.dumps([{"role": "assistant", "parts": [{"type": "text", "content": output_text}],
-                                               "finish_reason": "stop"}]),
+        "gen_ai.output.messages": json.dumps(
+            [
+                {
+                    "role": "assistant",
+                    "parts": [{"type": "text", "content": output_text}],
+                    "finish_reason": "stop",
+                }
+            ]
+        ),
     }
     if tools:
         attrs["gen_ai.tool.definitions"] = json.dumps(
-            [{"type": "function", **t["function"]} for t in tools])
+            [{"type": "function", **t["function"]} for t in tools]
+        )
     return attrs
 
 
@@ -150,17 +192,28 @@ def send(url: str, specs: list[SpanSpec], api_key: str | None = None) -> None:
     headers = {"Content-Type": "application/x-protobuf"}
     if api_key:
         headers["Authorization"] = f"Bearer {api_key}"
-    resp = httpx.post(f"{url}/v1/traces", content=request(specs).SerializeToString(), headers=headers, timeout=30)
+    resp = httpx.post(
+        f"{url}/v1/traces", content=request(specs).SerializeToString(), headers=headers, timeout=30
+    )
     assert resp.status_code == 200, resp.text
 
 
-def chat_span(question: str, answer: str, *, system: str = "You are a helpful support agent.",
-              start_ns: int | None = None, model: str = "gpt-4o", **kwargs: Any) -> SpanSpec:
+def chat_span(
+    question: str,
+    answer: str,
+    *,
+    system: str = "You are a helpful support agent.",
+    start_ns: int | None = None,
+    model: str = "gpt-4o",
+    **kwargs: Any,
+) -> SpanSpec:
     """One LLM span answering ``question`` with ``answer`` (its own trace unless trace_id is given)."""
     msgs = [{"role": "system", "content": system}, {"role": "user", "content": question}]
     attrs = openinference_llm(msgs, {"role": "assistant", "content": answer}, model=model)
     attrs.update(kwargs.pop("extra", {}))
-    return SpanSpec("ChatCompletion", attrs, start_ns=start_ns or BASE_NS + next(_ids) * 10**6, **kwargs)
+    return SpanSpec(
+        "ChatCompletion", attrs, start_ns=start_ns or BASE_NS + next(_ids) * 10**6, **kwargs
+    )
 
 
 def now_ns() -> int:

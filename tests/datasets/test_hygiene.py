@@ -7,6 +7,7 @@ import inspect
 import random
 
 import pytest
+
 from agentledger.pipeline.datasets.hygiene import (
     Deduplicator,
     Redactor,
@@ -60,7 +61,10 @@ def test_choosing_presets_and_counting() -> None:
     out = r.text("x@y.example 4111 1111 1111 1111 +44 20 7946 0958")
     assert out == "[REDACTED:EMAIL] [REDACTED:CARD] +44 20 7946 0958"
     assert r.policy["replaced"] == {"card": 1, "email": 1}
-    assert Redactor.parse("none").text("x@y.example") == "x@y.example" and Redactor.parse("none").gate is None
+    assert (
+        Redactor.parse("none").text("x@y.example") == "x@y.example"
+        and Redactor.parse("none").gate is None
+    )
     assert r.value({"to": ["x@y.example"], "n": 3}) == {"to": ["[REDACTED:EMAIL]"], "n": 3}
     with pytest.raises(ValueError):
         Redactor.parse("email,ssn")
@@ -74,8 +78,10 @@ def test_the_store_side_gate_flags_everything_a_preset_would_change(store) -> No
     rng = random.Random(3)
     words = ["alpha", "beta", "Gamma", "policy", "review", "the", "of", "-", ",", "."]
     plain = [" ".join(rng.choice(words) for _ in range(40)) for _ in range(20)]
-    rows = store.query_rows("SELECT t, match(t, {g:String}) AS m FROM (SELECT arrayJoin({ts:Array(String)}) AS t)",
-                            {"g": r.gate, "ts": flagged + plain + KEEP})
+    rows = store.query_rows(
+        "SELECT t, match(t, {g:String}) AS m FROM (SELECT arrayJoin({ts:Array(String)}) AS t)",
+        {"g": r.gate, "ts": flagged + plain + KEEP},
+    )
     result = {row["t"]: bool(row["m"]) for row in rows}
     assert all(result[t] for t in flagged)
     assert not any(result[t] for t in plain)
@@ -90,8 +96,11 @@ def test_the_store_tells_which_presets_can_apply(store, multimatch: bool) -> Non
     r = Redactor()
     texts = [text for text, _ in REDACT] + KEEP + ["x@y.example and 4111 1111 1111 1111"]
     params = {"ts": texts, "gates": list(r.gates), **{f"gate{i}": g for i, g in enumerate(r.gates)}}
-    rows = store.query_rows(f"SELECT content, {_mask_sql(len(r.gates), multimatch)} AS mask "
-                            "FROM (SELECT arrayJoin({ts:Array(String)}) AS content)", params)
+    rows = store.query_rows(
+        f"SELECT content, {_mask_sql(len(r.gates), multimatch)} AS mask "
+        "FROM (SELECT arrayJoin({ts:Array(String)}) AS content)",
+        params,
+    )
     masks = {row["content"]: row["mask"] for row in rows}
     for text in texts:
         for i, preset in enumerate(r.presets):
@@ -108,10 +117,14 @@ def test_normalized_text_and_dedup() -> None:
     def near(text: str) -> int:
         return fingerprint(normalized_text(text))
 
-    assert d.filter([1, 1, 2], [near("Reset the router."), near("x"), near("reset -- the ROUTER")]) == [
-        None, "duplicate", "near_duplicate"]
+    assert d.filter(
+        [1, 1, 2], [near("Reset the router."), near("x"), near("reset -- the ROUTER")]
+    ) == [None, "duplicate", "near_duplicate"]
     assert d.filter([3, 1, 4], [near("Reset the modem."), near("y"), near("RESET THE ROUTER")]) == [
-        None, "duplicate", "near_duplicate"]
+        None,
+        "duplicate",
+        "near_duplicate",
+    ]
     off = Deduplicator(exact=False, near=False)
     assert off.filter([1, 1], [5, 5]) == [None, None]
 
@@ -121,7 +134,10 @@ def test_dedup_over_many_batches_matches_a_python_set() -> None:
     d = Deduplicator(near=False)
     seen: set[int] = set()
     for _ in range(20):
-        batch = [rng.getrandbits(64) if rng.random() < 0.7 else rng.choice(sorted(seen) or [1]) for _ in range(300)]
+        batch = [
+            rng.getrandbits(64) if rng.random() < 0.7 else rng.choice(sorted(seen) or [1])
+            for _ in range(300)
+        ]
         expected = []
         for key in batch:
             expected.append("duplicate" if key in seen else None)
@@ -144,5 +160,9 @@ def test_public_surface_is_complete() -> None:
     module = importlib.import_module("agentledger.pipeline.datasets")
     exported = set(module.__all__)
     assert all(hasattr(module, name) for name in exported)
-    public = {n for n, v in vars(module).items() if not n.startswith("_") and not inspect.ismodule(v) and n != "annotations"}
+    public = {
+        n
+        for n, v in vars(module).items()
+        if not n.startswith("_") and not inspect.ismodule(v) and n != "annotations"
+    }
     assert public <= exported, sorted(public - exported)

@@ -14,9 +14,9 @@ import re
 import shlex
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 from urllib.parse import urlparse
 
 import pytest
@@ -56,7 +56,9 @@ def _ours(path: Path) -> bool:
     return not any(path == d or d in path.parents for d in NOT_OURS)
 
 
-DEPLOY_FILES = sorted(p for p in DEPLOY.rglob("*") if p.is_file() and _ours(p) and "__pycache__" not in p.parts)
+DEPLOY_FILES = sorted(
+    p for p in DEPLOY.rglob("*") if p.is_file() and _ours(p) and "__pycache__" not in p.parts
+)
 YAML_FILES = [p for p in DEPLOY_FILES if p.suffix in (".yml", ".yaml")]
 XML_FILES = [p for p in DEPLOY_FILES if p.suffix == ".xml"]
 
@@ -65,13 +67,13 @@ def _rel(path: Path) -> str:
     return str(path.relative_to(ROOT))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _yaml_docs(path: Path) -> tuple[Any, ...]:
     with path.open(encoding="utf-8") as fh:
         return tuple(doc for doc in yaml.safe_load_all(fh) if doc is not None)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _xml_root(path: Path) -> ET.Element:
     return ET.parse(path).getroot()
 
@@ -90,8 +92,10 @@ def _k8s_objects() -> list[tuple[Path, dict[str, Any]]]:
     found = []
     for path in sorted(K8S.glob("*.y*ml")):
         for doc in _yaml_docs(path):
-            if isinstance(doc, dict) and doc.get("kind") and not str(doc.get("apiVersion", "")).startswith(
-                "kustomize.config.k8s.io"
+            if (
+                isinstance(doc, dict)
+                and doc.get("kind")
+                and not str(doc.get("apiVersion", "")).startswith("kustomize.config.k8s.io")
             ):
                 found.append((path, doc))
     return found
@@ -108,7 +112,7 @@ def _env_name(cls: Any, name: str) -> str:
     return (str(cls.model_config.get("env_prefix", "")) + name).upper()
 
 
-@lru_cache(maxsize=None)
+@cache
 def settings_env_names() -> frozenset[str]:
     return frozenset(_env_name(cls, name) for cls in SETTINGS_CLASSES for name in cls.model_fields)
 
@@ -174,15 +178,19 @@ def resolve_cli(args: list[str]) -> tuple[tuple[str, ...], Any]:
             )
         path, cmd = path + (word,), sub
     if _is_group(cmd):
-        raise LookupError(f"`agentledger {' '.join(path)}` is a group; name one of {sorted(cmd.commands)}")
+        raise LookupError(
+            f"`agentledger {' '.join(path)}` is a group; name one of {sorted(cmd.commands)}"
+        )
     options = {opt for param in cmd.params for opt in (*param.opts, *param.secondary_opts)}
     for token in rest:
         if token.startswith("-") and token.split("=", 1)[0] not in options | {"--help"}:
-            raise LookupError(f"`agentledger {' '.join(path)}` has no option {token} (has {sorted(options)})")
+            raise LookupError(
+                f"`agentledger {' '.join(path)}` has no option {token} (has {sorted(options)})"
+            )
     return path, cmd
 
 
-@lru_cache(maxsize=None)
+@cache
 def dockerfile_env() -> dict[str, str]:
     """ENV of the image's final stage."""
     env: dict[str, str] = {}
@@ -198,7 +206,7 @@ def dockerfile_env() -> dict[str, str]:
     return env
 
 
-@lru_cache(maxsize=None)
+@cache
 def _dockerfile_instructions() -> tuple[str, ...]:
     lines, current = [], ""
     for raw in DOCKERFILE.read_text(encoding="utf-8").splitlines():
@@ -232,7 +240,7 @@ class Container:
     where: str
     image: str
     argv: list[str]
-    env: dict[str, Optional[str]]  # None: from a Secret, value not in the repository
+    env: dict[str, str | None]  # None: from a Secret, value not in the repository
     ports: list[int] = field(default_factory=list)
     probes: list[Probe] = field(default_factory=list)
     replicas: int = 1
@@ -243,10 +251,12 @@ class Container:
 
     @property
     def command(self) -> tuple[str, ...]:
-        assert self.argv and self.argv[0] == "agentledger", f"{self.where}: runs {self.argv}, not agentledger"
+        assert self.argv and self.argv[0] == "agentledger", (
+            f"{self.where}: runs {self.argv}, not agentledger"
+        )
         return resolve_cli(self.argv[1:])[0]
 
-    def effective(self, name: str) -> Optional[str]:
+    def effective(self, name: str) -> str | None:
         """A setting as the process sees it: container env, else the image's ENV."""
         if name in self.env:
             return self.env[name]
@@ -267,7 +277,7 @@ def _argv(value: Any) -> list[str]:
     return [str(v) for v in value]
 
 
-def _compose_env(service: dict[str, Any]) -> dict[str, Optional[str]]:
+def _compose_env(service: dict[str, Any]) -> dict[str, str | None]:
     env = service.get("environment") or {}
     if isinstance(env, list):
         env = dict(item.split("=", 1) if "=" in item else (item, None) for item in env)
@@ -295,12 +305,18 @@ def compose_containers() -> list[Container]:
         if not image and "build" in svc:
             image = IMAGE
         ours = _image_name(image) == IMAGE
-        entrypoint = _argv(svc.get("entrypoint")) if "entrypoint" in svc else (["agentledger"] if ours else [])
+        entrypoint = (
+            _argv(svc.get("entrypoint"))
+            if "entrypoint" in svc
+            else (["agentledger"] if ours else [])
+        )
         probes = []
         health = svc.get("healthcheck") or {}
         test = health.get("test")
         if test:
-            for _, port, path in _urls(" ".join(_argv(test)) if isinstance(test, list) else str(test)):
+            for _, port, path in _urls(
+                " ".join(_argv(test)) if isinstance(test, list) else str(test)
+            ):
                 probes.append(Probe("healthcheck", port, path))
         replicas = int((svc.get("deploy") or {}).get("replicas", 1))
         found.append(
@@ -317,7 +333,7 @@ def compose_containers() -> list[Container]:
     return found
 
 
-def _pod_template(doc: dict[str, Any]) -> Optional[dict[str, Any]]:
+def _pod_template(doc: dict[str, Any]) -> dict[str, Any] | None:
     kind = doc["kind"]
     if kind in ("Deployment", "StatefulSet", "DaemonSet", "Job", "ReplicaSet"):
         return dict(doc["spec"]["template"])
@@ -343,7 +359,9 @@ def _secret_keys(name: str) -> dict[str, str]:
     for secret in _k8s("Secret"):
         if secret["metadata"]["name"] == name:
             return {str(k): str(v) for k, v in _secret_items(secret).items()}
-    raise AssertionError(f"a container reads Secret {name!r}, which no file (template) in {_rel(K8S)} defines")
+    raise AssertionError(
+        f"a container reads Secret {name!r}, which no file (template) in {_rel(K8S)} defines"
+    )
 
 
 def k8s_containers() -> list[Container]:
@@ -359,18 +377,25 @@ def k8s_containers() -> list[Container]:
             ours = _image_name(image) == IMAGE
             argv = _argv(c.get("command")) if "command" in c else (["agentledger"] if ours else [])
             argv += _argv(c.get("args"))
-            env: dict[str, Optional[str]] = {}
+            env: dict[str, str | None] = {}
             for source in c.get("envFrom") or []:
                 prefix = source.get("prefix", "")
                 if "configMapRef" in source:
-                    env.update({prefix + k: v for k, v in _configmap_data(source["configMapRef"]["name"]).items()})
+                    env.update(
+                        {
+                            prefix + k: v
+                            for k, v in _configmap_data(source["configMapRef"]["name"]).items()
+                        }
+                    )
                 if "secretRef" in source:
-                    env.update({prefix + k: None for k in _secret_keys(source["secretRef"]["name"])})
+                    env.update(
+                        {prefix + k: None for k in _secret_keys(source["secretRef"]["name"])}
+                    )
             for var in c.get("env") or []:
                 if "value" in var:
                     env[var["name"]] = str(var["value"])
                 else:
-                    ref = (var.get("valueFrom") or {})
+                    ref = var.get("valueFrom") or {}
                     if "secretKeyRef" in ref:
                         keys = _secret_keys(ref["secretKeyRef"]["name"])
                         assert ref["secretKeyRef"]["key"] in keys, (
@@ -382,7 +407,9 @@ def k8s_containers() -> list[Container]:
                         env[var["name"]] = data[ref["configMapKeyRef"]["key"]]
                         continue
                     env[var["name"]] = None
-            named = {p["name"]: int(p["containerPort"]) for p in c.get("ports") or [] if "name" in p}
+            named = {
+                p["name"]: int(p["containerPort"]) for p in c.get("ports") or [] if "name" in p
+            }
             ports = [int(p["containerPort"]) for p in c.get("ports") or []]
             probes = []
             for kind in ("readiness", "liveness", "startup"):
@@ -393,7 +420,9 @@ def k8s_containers() -> list[Container]:
                     probes.append(Probe(kind, number, str(get.get("path", "/"))))
             if annotations.get("prometheus.io/scrape") == "true":
                 port = int(annotations["prometheus.io/port"])
-                probes.append(Probe("metrics", port, str(annotations.get("prometheus.io/path", "/metrics"))))
+                probes.append(
+                    Probe("metrics", port, str(annotations.get("prometheus.io/path", "/metrics")))
+                )
             found.append(
                 Container(
                     where=f"{_rel(path)}: {doc['kind']}/{doc['metadata']['name']} container {c['name']}",
@@ -402,7 +431,9 @@ def k8s_containers() -> list[Container]:
                     env=env,
                     ports=ports,
                     probes=probes,
-                    replicas=int(doc.get("spec", {}).get("replicas", 1)) if doc["kind"] != "Job" else 1,
+                    replicas=int(doc.get("spec", {}).get("replicas", 1))
+                    if doc["kind"] != "Job"
+                    else 1,
                 )
             )
     return found
@@ -416,14 +447,14 @@ def our_containers() -> list[Container]:
     return [c for c in all_containers() if c.ours]
 
 
-def by_command(command: tuple[str, ...], source: Optional[list[Container]] = None) -> list[Container]:
+def by_command(command: tuple[str, ...], source: list[Container] | None = None) -> list[Container]:
     return [c for c in (source if source is not None else our_containers()) if c.command == command]
 
 
-def env_mappings() -> list[tuple[str, dict[str, Optional[str]]]]:
+def env_mappings() -> list[tuple[str, dict[str, str | None]]]:
     """Every place that names environment variables: containers, ConfigMaps, Secret templates,
     the image and .env.example."""
-    found: list[tuple[str, dict[str, Optional[str]]]] = [(c.where, c.env) for c in all_containers()]
+    found: list[tuple[str, dict[str, str | None]]] = [(c.where, c.env) for c in all_containers()]
     for cm in _k8s("ConfigMap"):
         found.append((f"ConfigMap/{cm['metadata']['name']}", dict(cm.get("data") or {})))
     for secret in _k8s("Secret"):
@@ -442,10 +473,19 @@ def env_mappings() -> list[tuple[str, dict[str, Optional[str]]]]:
 
 
 def test_the_deploy_folder_has_the_expected_files() -> None:
-    for path in (COMPOSE, DOCKERFILE, ENV_EXAMPLE, DEPLOY / "README.md", OTEL / "config.yaml", OTEL / "README.md"):
+    for path in (
+        COMPOSE,
+        DOCKERFILE,
+        ENV_EXAMPLE,
+        DEPLOY / "README.md",
+        OTEL / "config.yaml",
+        OTEL / "README.md",
+    ):
         assert path.is_file(), f"missing {_rel(path)}"
     assert list(K8S.glob("*.yaml")), "no Kubernetes manifests"
-    assert list((CLICKHOUSE / "config.d").glob("*.xml")) and list((CLICKHOUSE / "users.d").glob("*.xml"))
+    assert list((CLICKHOUSE / "config.d").glob("*.xml")) and list(
+        (CLICKHOUSE / "users.d").glob("*.xml")
+    )
 
 
 @pytest.mark.parametrize("path", YAML_FILES, ids=_rel)
@@ -453,13 +493,17 @@ def test_yaml_parses(path: Path) -> None:
     docs = _yaml_docs(path)
     assert docs, f"{_rel(path)} holds no YAML document"
     for doc in docs:
-        assert isinstance(doc, dict), f"{_rel(path)}: a document is a {type(doc).__name__}, not a mapping"
+        assert isinstance(doc, dict), (
+            f"{_rel(path)}: a document is a {type(doc).__name__}, not a mapping"
+        )
 
 
 @pytest.mark.parametrize("path", XML_FILES, ids=_rel)
 def test_clickhouse_xml_parses(path: Path) -> None:
     root = _xml_root(path)
-    assert root.tag == "clickhouse", f"{_rel(path)}: root element <{root.tag}>, ClickHouse expects <clickhouse>"
+    assert root.tag == "clickhouse", (
+        f"{_rel(path)}: root element <{root.tag}>, ClickHouse expects <clickhouse>"
+    )
 
 
 def test_kubernetes_objects_are_well_formed() -> None:
@@ -467,16 +511,24 @@ def test_kubernetes_objects_are_well_formed() -> None:
     kinds = {doc["kind"] for _, doc in objects}
     assert {"Deployment", "Service", "ConfigMap", "Secret", "Job"} <= kinds, kinds
     for path, doc in objects:
-        assert doc.get("apiVersion") and doc.get("metadata", {}).get("name"), f"{_rel(path)}: {doc.get('kind')}"
+        assert doc.get("apiVersion") and doc.get("metadata", {}).get("name"), (
+            f"{_rel(path)}: {doc.get('kind')}"
+        )
         if doc["kind"] in ("Deployment", "StatefulSet"):
             selector = doc["spec"]["selector"]["matchLabels"]
             labels = doc["spec"]["template"]["metadata"]["labels"]
-            assert selector.items() <= labels.items(), f"{_rel(path)}: selector does not match the pod labels"
+            assert selector.items() <= labels.items(), (
+                f"{_rel(path)}: selector does not match the pod labels"
+            )
     kustomization = K8S / "kustomization.yaml"
     (kust,) = _yaml_docs(kustomization)
     for resource in kust["resources"]:
-        assert (K8S / resource).is_file(), f"kustomization.yaml lists {resource}, which does not exist"
-    assert "secret.example.yaml" not in kust["resources"], "the Secret template must not be applied as is"
+        assert (K8S / resource).is_file(), (
+            f"kustomization.yaml lists {resource}, which does not exist"
+        )
+    assert "secret.example.yaml" not in kust["resources"], (
+        "the Secret template must not be applied as is"
+    )
 
 
 # --- AGENTLEDGER_* names are settings --------------------------------------------------------------
@@ -557,7 +609,7 @@ def test_compose_and_kubernetes_run_the_command(command: tuple[str, ...]) -> Non
     compose = [c for c in compose_containers() if c.ours]
     k8s = [c for c in k8s_containers() if c.ours]
     for source, name in ((compose, "docker-compose.yml"), (k8s, "kubernetes/")):
-        assert [c for c in source if c.argv[1:1 + len(command)] == list(command)], (
+        assert [c for c in source if c.argv[1 : 1 + len(command)] == list(command)], (
             f"{name} runs no `agentledger {' '.join(command)}`"
         )
     resolve_cli(list(command))  # and the CLI has it
@@ -574,7 +626,9 @@ def test_topic_env_values_are_the_constants() -> None:
     for where, env in env_mappings():
         for name, value in env.items():
             if name in TOPIC_ENV:
-                assert value == TOPIC_ENV[name], f"{where}: {name}={value!r}, the code says {TOPIC_ENV[name]!r}"
+                assert value == TOPIC_ENV[name], (
+                    f"{where}: {name}={value!r}, the code says {TOPIC_ENV[name]!r}"
+                )
 
 
 def test_topic_names_in_files_are_the_constants() -> None:
@@ -582,13 +636,19 @@ def test_topic_names_in_files_are_the_constants() -> None:
     topic_like = re.compile(r"(?<![\w.\-/])agentledger(?:\.[a-z0-9_\-]+)+")
     for path in YAML_FILES:
         for name in topic_like.findall(path.read_text(encoding="utf-8")):
-            assert name in TOPIC_NAMES, f"{_rel(path)} names topic {name!r}; topics are {sorted(TOPIC_NAMES)}"
+            assert name in TOPIC_NAMES, (
+                f"{_rel(path)} names topic {name!r}; topics are {sorted(TOPIC_NAMES)}"
+            )
 
 
 def test_collectors_and_consumers_share_one_topic_layout() -> None:
     for source in (compose_containers(), k8s_containers()):
         kafka_users = [c for c in source if c.ours and c.command in (COLLECTOR_CMD, PIPELINE_CMD)]
-        for name in [*TOPIC_ENV, "AGENTLEDGER_KAFKA_BOOTSTRAP_SERVERS", "AGENTLEDGER_KAFKA_MAX_RECORD_BYTES"]:
+        for name in [
+            *TOPIC_ENV,
+            "AGENTLEDGER_KAFKA_BOOTSTRAP_SERVERS",
+            "AGENTLEDGER_KAFKA_MAX_RECORD_BYTES",
+        ]:
             values = {c.effective(name) for c in kafka_users}
             assert len(values) == 1, f"{name} differs between collectors and consumers: {values}"
         assert all(c.effective("AGENTLEDGER_KAFKA_BOOTSTRAP_SERVERS") for c in kafka_users)
@@ -597,7 +657,7 @@ def test_collectors_and_consumers_share_one_topic_layout() -> None:
 # --- ports and probes ---------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=None)
+@cache
 def _collector_status(paths: tuple[str, ...]) -> dict[str, int]:
     """GET each path on the collector app (in-process, memory sink): 404 = no such route."""
     from fastapi.testclient import TestClient
@@ -629,10 +689,14 @@ def test_collector_ports_and_probes() -> None:
     routes = _collector_routes()
     assert _collector_status(("/healthz", "/readyz")) == {"/healthz": 200, "/readyz": 200}
     collectors = by_command(COLLECTOR_CMD)
-    assert sum(c.replicas for c in compose_containers() if c.ours and c.command == COLLECTOR_CMD) >= 2
+    assert (
+        sum(c.replicas for c in compose_containers() if c.ours and c.command == COLLECTOR_CMD) >= 2
+    )
     assert sum(c.replicas for c in k8s_containers() if c.ours and c.command == COLLECTOR_CMD) >= 2
     for c in collectors:
-        assert c.effective("AGENTLEDGER_PORT") in (None, str(COLLECTOR_PORT)), f"{c.where}: AGENTLEDGER_PORT"
+        assert c.effective("AGENTLEDGER_PORT") in (None, str(COLLECTOR_PORT)), (
+            f"{c.where}: AGENTLEDGER_PORT"
+        )
         host = c.effective("AGENTLEDGER_HOST")
         assert host in WILDCARD_HOSTS, (
             f"{c.where}: AGENTLEDGER_HOST={host!r}: unreachable from outside the container"
@@ -641,7 +705,9 @@ def test_collector_ports_and_probes() -> None:
         assert c.probes, f"{c.where}: no health check"
         for probe in c.probes:
             assert probe.port == COLLECTOR_PORT, f"{c.where}: {probe}"
-            assert probe.path in {"/healthz", "/readyz"} and probe.path in routes, f"{c.where}: {probe}"
+            assert probe.path in {"/healthz", "/readyz"} and probe.path in routes, (
+                f"{c.where}: {probe}"
+            )
     for c in by_command(COLLECTOR_CMD, k8s_containers()):
         kinds = {p.kind: p.path for p in c.probes}
         assert kinds.get("readiness") == "/readyz", f"{c.where}: readiness must be /readyz"
@@ -657,12 +723,18 @@ def test_pipeline_ports_and_probes() -> None:
     health, metrics = _pipeline_paths()
     assert (health, metrics) == ("/healthz", "/metrics")
     consumers = by_command(PIPELINE_CMD)
-    assert sum(c.replicas for c in compose_containers() if c.ours and c.command == PIPELINE_CMD) >= 2
+    assert (
+        sum(c.replicas for c in compose_containers() if c.ours and c.command == PIPELINE_CMD) >= 2
+    )
     assert sum(c.replicas for c in k8s_containers() if c.ours and c.command == PIPELINE_CMD) >= 2
     for c in consumers:
-        assert c.effective("AGENTLEDGER_METRICS_PORT") in (None, str(METRICS_PORT)), f"{c.where}: metrics port"
+        assert c.effective("AGENTLEDGER_METRICS_PORT") in (None, str(METRICS_PORT)), (
+            f"{c.where}: metrics port"
+        )
         host = c.effective("AGENTLEDGER_METRICS_HOST")
-        assert host in WILDCARD_HOSTS, f"{c.where}: AGENTLEDGER_METRICS_HOST={host!r}: probes could not reach it"
+        assert host in WILDCARD_HOSTS, (
+            f"{c.where}: AGENTLEDGER_METRICS_HOST={host!r}: probes could not reach it"
+        )
         assert set(c.ports) <= {METRICS_PORT}, f"{c.where}: ports {c.ports}"
         assert c.probes, f"{c.where}: no health check"
         for probe in c.probes:
@@ -671,13 +743,18 @@ def test_pipeline_ports_and_probes() -> None:
             assert probe.path == expected, f"{c.where}: {probe} (expected {expected})"
     for c in by_command(PIPELINE_CMD, k8s_containers()):
         assert any(p.kind == "liveness" for p in c.probes), f"{c.where}: no liveness probe"
-        assert any(p.kind == "metrics" for p in c.probes), f"{c.where}: no Prometheus scrape annotations"
+        assert any(p.kind == "metrics" for p in c.probes), (
+            f"{c.where}: no Prometheus scrape annotations"
+        )
 
 
 def test_consumers_share_one_group() -> None:
     for source in (compose_containers(), k8s_containers()):
-        groups = {c.effective("AGENTLEDGER_KAFKA_GROUP_ID") or _default(KafkaSettings, "group_id")
-                  for c in source if c.ours and c.command == PIPELINE_CMD}
+        groups = {
+            c.effective("AGENTLEDGER_KAFKA_GROUP_ID") or _default(KafkaSettings, "group_id")
+            for c in source
+            if c.ours and c.command == PIPELINE_CMD
+        }
         assert len(groups) == 1, groups
 
 
@@ -700,7 +777,9 @@ def test_compose_migrates_before_the_pipeline() -> None:
     for name, svc in services.items():
         if _argv(svc.get("command"))[:2] == list(PIPELINE_CMD):
             dep = (svc.get("depends_on") or {}).get(migrate[0]) or {}
-            assert dep.get("condition") == "service_completed_successfully", f"{name} must wait for {migrate[0]}"
+            assert dep.get("condition") == "service_completed_successfully", (
+                f"{name} must wait for {migrate[0]}"
+            )
 
 
 def test_compose_references_resolve() -> None:
@@ -711,9 +790,13 @@ def test_compose_references_resolve() -> None:
         for volume in svc.get("volumes") or []:
             source = str(volume).split(":", 1)[0]
             if source.startswith("."):
-                assert (COMPOSE.parent / source).resolve().is_file(), f"{name} mounts missing {source}"
+                assert (COMPOSE.parent / source).resolve().is_file(), (
+                    f"{name} mounts missing {source}"
+                )
             else:
-                assert source in (_compose().get("volumes") or {}), f"{name}: undeclared volume {source}"
+                assert source in (_compose().get("volumes") or {}), (
+                    f"{name}: undeclared volume {source}"
+                )
         build = svc.get("build")
         if build:
             context = (COMPOSE.parent / build["context"]).resolve()
@@ -722,7 +805,9 @@ def test_compose_references_resolve() -> None:
 
 def test_compose_kafka_accepts_our_records() -> None:
     services = _services()
-    (kafka_name,) = [n for n, s in services.items() if _image_name(str(s.get("image", ""))) == "kafka"]
+    (kafka_name,) = [
+        n for n, s in services.items() if _image_name(str(s.get("image", ""))) == "kafka"
+    ]
     kafka = _compose_env(services[kafka_name])
     assert str(services[kafka_name]["image"]).startswith("apache/kafka:")
     assert {"broker", "controller"} == set(str(kafka["KAFKA_PROCESS_ROLES"]).split(","))
@@ -736,7 +821,9 @@ def test_compose_kafka_accepts_our_records() -> None:
             # Topics are created with max.message.bytes = max_record_bytes + 64 KiB.
             assert record + 64 * 1024 <= broker_max, c.where
             for server in str(c.effective("AGENTLEDGER_KAFKA_BOOTSTRAP_SERVERS")).split(","):
-                assert f"//{server}" in listeners, f"{c.where}: {server} is not an advertised listener"
+                assert f"//{server}" in listeners, (
+                    f"{c.where}: {server} is not an advertised listener"
+                )
 
 
 # --- ClickHouse ------------------------------------------------------------------------------------------
@@ -752,11 +839,21 @@ def _clusters() -> dict[str, ET.Element]:
 
 
 def _users() -> dict[str, ET.Element]:
-    return {user.tag: user for path in XML_FILES for users in _xml_root(path).iter("users") for user in users}
+    return {
+        user.tag: user
+        for path in XML_FILES
+        for users in _xml_root(path).iter("users")
+        for user in users
+    }
 
 
 def _profiles() -> dict[str, ET.Element]:
-    return {p.tag: p for path in XML_FILES for profiles in _xml_root(path).iter("profiles") for p in profiles}
+    return {
+        p.tag: p
+        for path in XML_FILES
+        for profiles in _xml_root(path).iter("profiles")
+        for p in profiles
+    }
 
 
 def _server_setting(tag: str) -> str:
@@ -771,13 +868,18 @@ def test_clickhouse_cluster_name_matches_the_setting() -> None:
     clusters = _clusters()
     assert "agentledger" in clusters, f"remote_servers defines {sorted(clusters)}"
     shards = clusters["agentledger"].findall("shard")
-    assert len(shards) == 2 and all(len(s.findall("replica")) == 2 for s in shards), "2 shards x 2 replicas"
+    assert len(shards) == 2 and all(len(s.findall("replica")) == 2 for s in shards), (
+        "2 shards x 2 replicas"
+    )
     for shard in shards:
         assert (shard.findtext("internal_replication") or "").strip() == "true"
         for replica in shard.findall("replica"):
             assert (replica.findtext("port") or "").strip() == _server_setting("tcp_port")
     configured = {
-        str(v) for _, env in env_mappings() for k, v in env.items() if k == "AGENTLEDGER_CLICKHOUSE_CLUSTER" and v
+        str(v)
+        for _, env in env_mappings()
+        for k, v in env.items()
+        if k == "AGENTLEDGER_CLICKHOUSE_CLUSTER" and v
     }
     for name in configured:
         assert name in clusters, (
@@ -789,7 +891,9 @@ def test_clickhouse_cluster_name_matches_the_setting() -> None:
         assert m.find("shard") is not None and m.find("replica") is not None
         if m.findtext("cluster"):
             assert m.findtext("cluster") in clusters
-    assert [z for path in XML_FILES for z in _xml_root(path).iter("zookeeper")], "no <zookeeper> (Keeper) example"
+    assert [z for path in XML_FILES for z in _xml_root(path).iter("zookeeper")], (
+        "no <zookeeper> (Keeper) example"
+    )
 
 
 def test_clickhouse_users() -> None:
@@ -797,11 +901,13 @@ def test_clickhouse_users() -> None:
     for name in ("agentledger", "analyst"):
         assert name in users, f"no ClickHouse user {name!r}"
         password = users[name].find("password")
-        assert password is not None and password.get("from_env") and not (password.text or "").strip(), (
-            f"user {name}: the password must come from the environment (from_env), not the file"
-        )
+        assert (
+            password is not None and password.get("from_env") and not (password.text or "").strip()
+        ), f"user {name}: the password must come from the environment (from_env), not the file"
     analyst = profiles[users["analyst"].findtext("profile", "")]
-    assert analyst.findtext("readonly", "").strip() in ("1", "2"), "the analyst profile must be read-only"
+    assert analyst.findtext("readonly", "").strip() in ("1", "2"), (
+        "the analyst profile must be read-only"
+    )
     grants = [q.text or "" for q in users["analyst"].iter("query")]
     assert grants and all(g.strip().upper().startswith("GRANT SELECT ") for g in grants), grants
 
@@ -810,19 +916,31 @@ def test_clickhouse_url_points_at_the_server_and_user() -> None:
     users = _users()
     services = _services()
     (ch_name,) = [
-        n for n, s in services.items() if str(s.get("image", "")).startswith("clickhouse/clickhouse-server")
+        n
+        for n, s in services.items()
+        if str(s.get("image", "")).startswith("clickhouse/clickhouse-server")
     ]
     ch_env = _compose_env(services[ch_name])
     for path in XML_FILES:
         for element in _xml_root(path).iter():
             var = element.get("from_env")
             if var and path.parent == CLICKHOUSE / "users.d":
-                assert var in ch_env, f"{_rel(path)} reads {var}; the compose service {ch_name} does not set it"
-    mounted = {str(v).split(":")[1] for v in services[ch_name].get("volumes") or [] if str(v).startswith(".")}
+                assert var in ch_env, (
+                    f"{_rel(path)} reads {var}; the compose service {ch_name} does not set it"
+                )
+    mounted = {
+        str(v).split(":")[1]
+        for v in services[ch_name].get("volumes") or []
+        if str(v).startswith(".")
+    }
     for path in sorted((CLICKHOUSE / "config.d").glob("*.xml")):
-        assert f"/etc/clickhouse-server/config.d/{path.name}" in mounted, f"compose does not mount {_rel(path)}"
+        assert f"/etc/clickhouse-server/config.d/{path.name}" in mounted, (
+            f"compose does not mount {_rel(path)}"
+        )
     for path in sorted((CLICKHOUSE / "users.d").glob("*.xml")):
-        assert f"/etc/clickhouse-server/users.d/{path.name}" in mounted, f"compose does not mount {_rel(path)}"
+        assert f"/etc/clickhouse-server/users.d/{path.name}" in mounted, (
+            f"compose does not mount {_rel(path)}"
+        )
     urls = 0
     for c in compose_containers():
         url = c.env.get("AGENTLEDGER_CLICKHOUSE_URL")
@@ -833,7 +951,9 @@ def test_clickhouse_url_points_at_the_server_and_user() -> None:
         assert parsed.username in users, f"{c.where}: user {parsed.username!r} is not in users.d"
         assert parsed.hostname == ch_name, f"{c.where}: host {parsed.hostname!r}"
         assert str(parsed.port) == _server_setting("http_port"), f"{c.where}: port {parsed.port}"
-        assert COMPOSE_VAR.search(url), f"{c.where}: the ClickHouse password must come from the environment"
+        assert COMPOSE_VAR.search(url), (
+            f"{c.where}: the ClickHouse password must come from the environment"
+        )
     assert urls >= 2, "migrate and pipeline need AGENTLEDGER_CLICKHOUSE_URL"
 
 
@@ -873,12 +993,16 @@ def test_otel_collector_writes_our_topic_as_otlp_proto() -> None:
         if Headers.SCHEMA in headers:
             assert str(headers[Headers.SCHEMA]) == topics.SCHEMA_VERSION
     for brokers in (e.get("brokers", []) for e in kafka.values()):
-        kafka_services = {n for n, s in _services().items() if _image_name(str(s.get("image", ""))) == "kafka"}
+        kafka_services = {
+            n for n, s in _services().items() if _image_name(str(s.get("image", ""))) == "kafka"
+        }
         assert all(b.split(":")[0] in kafka_services for b in brokers), brokers
     otlp = cfg["receivers"]["otlp"]["protocols"]
     assert otlp["grpc"]["endpoint"].endswith(":4317") and otlp["http"]["endpoint"].endswith(":4318")
     text = (OTEL / "config.yaml").read_text(encoding="utf-8")
-    assert "otlphttp" in text and f":{COLLECTOR_PORT}" in text and "Bearer" in text, "variant B comment"
+    assert "otlphttp" in text and f":{COLLECTOR_PORT}" in text and "Bearer" in text, (
+        "variant B comment"
+    )
 
 
 def test_otel_collector_in_front_of_ours() -> None:
@@ -923,9 +1047,13 @@ def test_dockerfile() -> None:
     assert bases and bases[-1] == "python:3.11-slim", bases
     installs = " ".join(i for i in instructions if "pip " in i)
     extras = re.findall(r"\[([a-z,]+)\]", installs)
-    assert extras and all(set(e.split(",")) == {"server", "kafka", "clickhouse"} for e in extras), extras
+    assert extras and all(set(e.split(",")) == {"server", "kafka", "clickhouse"} for e in extras), (
+        extras
+    )
     users = [i.split()[1] for i in instructions if i.upper().startswith("USER ")]
-    assert users and users[-1].split(":")[0] not in ("0", "root"), "the image must run as a non-root user"
+    assert users and users[-1].split(":")[0] not in ("0", "root"), (
+        "the image must run as a non-root user"
+    )
     copied = " ".join(i for i in instructions if i.upper().startswith("COPY "))
     for folder in _package_dirs() | {"pyproject.toml", "README.md"}:
         copies = re.search(rf"(?<![\w/]){re.escape(folder)}/?(\s|$)", copied)

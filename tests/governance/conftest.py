@@ -29,10 +29,16 @@ def tracer_provider(spans: InMemorySpanExporter) -> Iterator[TracerProvider]:
 @pytest.fixture
 def governed(server: Any, tracer_provider: TracerProvider) -> Iterator[Any]:
     """Governed tools talk to the embedded ``server``; parked calls re-ask every 20-100 ms."""
-    governance.configure_governance(server.url, initial_backoff_s=0.02, max_backoff_s=0.1, timeout_s=5,
-                                    tracer_provider=tracer_provider)
+    governance.configure_governance(
+        server.url,
+        initial_backoff_s=0.02,
+        max_backoff_s=0.1,
+        timeout_s=5,
+        tracer_provider=tracer_provider,
+    )
     yield server
     governance.flush_outcomes(5)
     governance.cancel_paused_runs()
-    governance.configure_governance("http://127.0.0.1:9")  # nothing left pointing at a stopped server
-
+    governance.configure_governance(
+        "http://127.0.0.1:9"
+    )  # nothing left pointing at a stopped server

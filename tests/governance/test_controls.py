@@ -37,8 +37,12 @@ CLI = [sys.executable, "-m", "agentledger.cli"]
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     """The CLI in its own process, as an operator runs it."""
-    env = {k: v for k, v in os.environ.items() if k not in ("AGENTLEDGER_API_KEY", "AGENTLEDGER_URL")}
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=120, env=env, check=False)
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("AGENTLEDGER_API_KEY", "AGENTLEDGER_URL")
+    }
+    return subprocess.run(
+        [*CLI, *args], capture_output=True, text=True, timeout=120, env=env, check=False
+    )
 
 
 def _cli_here(*args: str) -> Any:
@@ -47,7 +51,9 @@ def _cli_here(*args: str) -> Any:
 
     from agentledger.cli import app
 
-    return CliRunner().invoke(app, list(args), env={"AGENTLEDGER_API_KEY": None, "AGENTLEDGER_URL": None})
+    return CliRunner().invoke(
+        app, list(args), env={"AGENTLEDGER_API_KEY": None, "AGENTLEDGER_URL": None}
+    )
 
 
 def _wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
@@ -65,8 +71,17 @@ def _parked(store: Any, tool: str) -> Callable[[], bool]:
 
 
 def _control(url: str, action: str, scope: str, target: str, **extra: Any) -> dict[str, Any]:
-    resp = httpx.post(f"{url}/v1/controls", json={"action": action, "scope": scope, "target": target,
-                                                   "by": "ops", "reason": f"{action} for test", **extra})
+    resp = httpx.post(
+        f"{url}/v1/controls",
+        json={
+            "action": action,
+            "scope": scope,
+            "target": target,
+            "by": "ops",
+            "reason": f"{action} for test",
+            **extra,
+        },
+    )
     assert resp.status_code == 200, resp.text
     return resp.json()  # type: ignore[no-any-return]
 
@@ -100,8 +115,17 @@ def test_pause_from_another_process_then_resume(governed: Any, store: Any) -> No
     thread.start()
     _wait_for(lambda: calls == ["lookup"], what="the first tool")
 
-    paused = _cli("pause", "--session", "sess-pay-1", "--reason", "fraud review: new IBAN", "--by", "alice",
-                  "--url", url)
+    paused = _cli(
+        "pause",
+        "--session",
+        "sess-pay-1",
+        "--reason",
+        "fraud review: new IBAN",
+        "--by",
+        "alice",
+        "--url",
+        url,
+    )
     assert paused.returncode == 0, paused.stderr
     assert "paused session sess-pay-1" in paused.stdout and "by alice" in paused.stdout
     may_continue.set()
@@ -112,11 +136,24 @@ def test_pause_from_another_process_then_resume(governed: Any, store: Any) -> No
     listed = _cli_here("controls", "--json", "--url", url)
     assert listed.exit_code == 0, listed.stderr
     (active,) = json.loads(listed.stdout)
-    assert (active["action"], active["scope"], active["target"]) == ("pause", "session", "sess-pay-1")
+    assert (active["action"], active["scope"], active["target"]) == (
+        "pause",
+        "session",
+        "sess-pay-1",
+    )
     assert active["by"] == "alice" and active["reason"] == "fraud review: new IBAN"
 
-    resumed = _cli("resume", "--session", "sess-pay-1", "--reason", "IBAN verified by phone", "--by", "bob",
-                   "--url", url)
+    resumed = _cli(
+        "resume",
+        "--session",
+        "sess-pay-1",
+        "--reason",
+        "IBAN verified by phone",
+        "--by",
+        "bob",
+        "--url",
+        url,
+    )
     assert resumed.returncode == 0, resumed.stderr
     thread.join(30)
     assert not thread.is_alive()
@@ -124,7 +161,9 @@ def test_pause_from_another_process_then_resume(governed: Any, store: Any) -> No
     assert run["receipt"] == "paid 9500 to DE89 3704 0044 0532 0130 00"
 
     (row,) = intents(store, tool_name="pay_vendor")  # one intent for the call, whatever the re-asks
-    assert row["decision"] == "proceed" and row["attempt"] >= 1 and row["session_id"] == "sess-pay-1"
+    assert (
+        row["decision"] == "proceed" and row["attempt"] >= 1 and row["session_id"] == "sess-pay-1"
+    )
     assert flush_outcomes(5)
     (outcome,) = outcomes(store, row["intent_id"])
     assert outcome["status"] == "ok" and outcome["paused_ms"] > 300
@@ -132,7 +171,9 @@ def test_pause_from_another_process_then_resume(governed: Any, store: Any) -> No
     history = _cli_here("controls", "--all", "--json", "--url", url)
     events = json.loads(history.stdout)
     assert [(e["action"], e["by"], e["reason"]) for e in events] == [
-        ("resume", "bob", "IBAN verified by phone"), ("pause", "alice", "fraud review: new IBAN")]
+        ("resume", "bob", "IBAN verified by phone"),
+        ("pause", "alice", "fraud review: new IBAN"),
+    ]
     assert json.loads(_cli_here("controls", "--json", "--url", url).stdout) == []
     table = _cli_here("controls", "--all", "--url", url)
     assert table.exit_code == 0 and "alice" in table.stdout and "IBAN verified" in table.stdout
@@ -158,8 +199,11 @@ def test_pause_by_trace_agent_or_delegating_principal(
     def agent() -> None:
         from opentelemetry import trace
 
-        with acting_for("cfo@acme"), acting_for("controller@acme"), \
-                trace.use_span(root, end_on_exit=False):
+        with (
+            acting_for("cfo@acme"),
+            acting_for("controller@acme"),
+            trace.use_span(root, end_on_exit=False),
+        ):
             reconcile(7)
 
     thread = threading.Thread(target=agent)
@@ -218,8 +262,12 @@ def test_parked_calls_are_cancellable(governed: Any, store: Any) -> None:
     by_event = threading.Thread(target=parked, args=("event", own_event))
     for t in (*by_helper, by_event):
         t.start()
-    _wait_for(lambda: len([r for r in intents(store, tool_name="step") if r["decision"] == "paused"]) == 3,
-              what="three parked calls")
+    _wait_for(
+        lambda: (
+            len([r for r in intents(store, tool_name="step") if r["decision"] == "paused"]) == 3
+        ),
+        what="three parked calls",
+    )
     own_event.set()
     by_event.join(10)
     assert isinstance(errors["event"], RunCancelled)
@@ -243,7 +291,10 @@ def test_async_tool_parks_resumes_and_cancels(governed: Any, store: Any) -> None
         resumed = asyncio.create_task(notify("email"))
         cancelled = asyncio.create_task(notify("sms"))
         for _ in range(500):
-            if len([r for r in intents(store, tool_name="notify") if r["decision"] == "paused"]) == 2:
+            if (
+                len([r for r in intents(store, tool_name="notify") if r["decision"] == "paused"])
+                == 2
+            ):
                 break
             await asyncio.sleep(0.02)
         assert ran == [] and not resumed.done()
@@ -256,7 +307,11 @@ def test_async_tool_parks_resumes_and_cancels(governed: Any, store: Any) -> None
     asyncio.run(scenario())
     assert ran == ["email"]
     assert flush_outcomes(5)
-    statuses = sorted(o["status"] for r in intents(store, tool_name="notify") for o in outcomes(store, r["intent_id"]))
+    statuses = sorted(
+        o["status"]
+        for r in intents(store, tool_name="notify")
+        for o in outcomes(store, r["intent_id"])
+    )
     assert statuses == ["not_run", "ok"]
 
 
@@ -265,7 +320,9 @@ def test_every_replica_sees_a_pause(server: Any, store: Any) -> None:
     from agentledger.pipeline.settings import StoreSettings
     from agentledger.server import AppServer, build_embedded_app
 
-    replica = AppServer(build_embedded_app(CollectorSettings(no_auth=True, port=0), StoreSettings(), store))
+    replica = AppServer(
+        build_embedded_app(CollectorSettings(no_auth=True, port=0), StoreSettings(), store)
+    )
     with replica:
         replica.app.state.governance.controls.ttl_s = 0.2
 
@@ -273,8 +330,12 @@ def test_every_replica_sees_a_pause(server: Any, store: Any) -> None:
             import hashlib
             import uuid
 
-            body = {"intent_id": uuid.uuid4().hex, "tool_name": "t", "session_id": "shared-s",
-                    "arguments_sha256": hashlib.sha256(b"").hexdigest()}
+            body = {
+                "intent_id": uuid.uuid4().hex,
+                "tool_name": "t",
+                "session_id": "shared-s",
+                "arguments_sha256": hashlib.sha256(b"").hexdigest(),
+            }
             resp = httpx.post(f"{url}/v1/intents", json=body)
             assert resp.status_code == 200, resp.text
             return resp.json()["decision"]  # type: ignore[no-any-return]
@@ -283,29 +344,52 @@ def test_every_replica_sees_a_pause(server: Any, store: Any) -> None:
         _control(server.url, "pause", "session", "shared-s")  # recorded through the other replica
         assert ask(server.url) == "paused"
         started = time.monotonic()
-        _wait_for(lambda: ask(replica.url) == "paused", timeout=5, what="the replica to see the pause")
-        assert time.monotonic() - started < 3  # the 0.2 s TTL plus a query, with slack for a loaded machine
+        _wait_for(
+            lambda: ask(replica.url) == "paused", timeout=5, what="the replica to see the pause"
+        )
+        assert (
+            time.monotonic() - started < 3
+        )  # the 0.2 s TTL plus a query, with slack for a loaded machine
         _control(replica.url, "resume", "session", "shared-s")
         assert ask(replica.url) == "proceed"
-        _wait_for(lambda: ask(server.url) == "proceed", timeout=5, what="the first replica to see the resume")
+        _wait_for(
+            lambda: ask(server.url) == "proceed",
+            timeout=5,
+            what="the first replica to see the resume",
+        )
 
 
 def test_controls_belong_to_the_tenant_and_record_who(auth_server: Any, store: Any) -> None:
     url = auth_server.url
     acme = {"Authorization": f"Bearer {API_KEYS['acme']}"}
     globex = {"Authorization": f"Bearer {API_KEYS['globex']}"}
-    resp = httpx.post(f"{url}/v1/controls", headers=acme,
-                      json={"action": "pause", "scope": "session", "target": "s-1", "reason": "audit"})
-    assert resp.status_code == 200 and resp.json()["by"] == "api-key:acme" and resp.json()["tenant"] == "acme"
-    assert httpx.post(f"{url}/v1/controls", json={"action": "pause", "scope": "session", "target": "s-1"}
-                      ).status_code == 401
+    resp = httpx.post(
+        f"{url}/v1/controls",
+        headers=acme,
+        json={"action": "pause", "scope": "session", "target": "s-1", "reason": "audit"},
+    )
+    assert (
+        resp.status_code == 200
+        and resp.json()["by"] == "api-key:acme"
+        and resp.json()["tenant"] == "acme"
+    )
+    assert (
+        httpx.post(
+            f"{url}/v1/controls", json={"action": "pause", "scope": "session", "target": "s-1"}
+        ).status_code
+        == 401
+    )
 
     def decision(headers: dict[str, str]) -> str:
         import hashlib
         import uuid
 
-        body = {"intent_id": uuid.uuid4().hex, "tool_name": "t", "session_id": "s-1",
-                "arguments_sha256": hashlib.sha256(b"").hexdigest()}
+        body = {
+            "intent_id": uuid.uuid4().hex,
+            "tool_name": "t",
+            "session_id": "s-1",
+            "arguments_sha256": hashlib.sha256(b"").hexdigest(),
+        }
         return httpx.post(f"{url}/v1/intents", json=body, headers=headers).json()["decision"]  # type: ignore[no-any-return]
 
     assert decision(acme) == "paused" and decision(globex) == "proceed"
@@ -316,7 +400,9 @@ def test_controls_belong_to_the_tenant_and_record_who(auth_server: Any, store: A
 
 
 def test_cli_refuses_unclear_controls(server: Any) -> None:
-    both = _cli_here("pause", "--session", "a", "--agent", "b", "--reason", "x", "--url", server.url)
+    both = _cli_here(
+        "pause", "--session", "a", "--agent", "b", "--reason", "x", "--url", server.url
+    )
     assert both.exit_code == 1 and "exactly one of" in both.stderr
     bad_trace = _cli_here("pause", "--trace", "xyz", "--reason", "x", "--url", server.url)
     assert bad_trace.exit_code == 1 and "32 hex digits" in bad_trace.stderr
@@ -325,5 +411,9 @@ def test_cli_refuses_unclear_controls(server: Any) -> None:
     down = _cli_here("controls", "--url", "http://127.0.0.1:9")
     assert down.exit_code == 1 and "cannot reach the server" in down.stderr
     assert httpx.get(f"{server.url}/v1/controls").json()["controls"] == []  # nothing was recorded
-    assert httpx.post(f"{server.url}/v1/controls",
-                      json={"action": "pause", "scope": "galaxy", "target": "x"}).status_code == 422
+    assert (
+        httpx.post(
+            f"{server.url}/v1/controls", json={"action": "pause", "scope": "galaxy", "target": "x"}
+        ).status_code
+        == 422
+    )

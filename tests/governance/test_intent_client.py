@@ -42,13 +42,20 @@ class _OneShotServer:
                 while b"\r\n\r\n" not in data:
                     data += conn.recv(65536)
                 head, _, body = data.partition(b"\r\n\r\n")
-                length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
-                                  if line.lower().startswith(b"content-length")))
+                length = int(
+                    next(
+                        line.split(b":")[1]
+                        for line in head.split(b"\r\n")
+                        if line.lower().startswith(b"content-length")
+                    )
+                )
                 while len(body) < length:
                     body += conn.recv(65536)
                 self.requests.append(body)
-                conn.sendall(b"HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
-                             % (self.status, len(self.body), self.body))
+                conn.sendall(
+                    b"HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                    % (self.status, len(self.body), self.body)
+                )
 
     def close(self) -> None:
         self.sock.close()
@@ -64,7 +71,9 @@ def one_shot() -> Iterator[_OneShotServer]:
 def test_a_connection_the_server_closed_is_retried_once(one_shot: _OneShotServer) -> None:
     client = IntentClient(one_shot.url, api_key="k")
     assert client.post("/v1/intents", {"n": 1}) == {"ok": True}
-    assert client.post("/v1/intents", {"n": 2}) == {"ok": True}  # the kept connection was closed: retried
+    assert client.post("/v1/intents", {"n": 2}) == {
+        "ok": True
+    }  # the kept connection was closed: retried
     assert [json.loads(b)["n"] for b in one_shot.requests] == [1, 2]
     assert one_shot.connections == 2
     client.close()

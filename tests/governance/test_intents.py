@@ -42,7 +42,9 @@ def _run(fn: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 @pytest.mark.parametrize("flavour", ["sync", "async"])
-def test_intent_is_in_the_store_before_the_body_runs(governed: Any, store: Any, flavour: str) -> None:
+def test_intent_is_in_the_store_before_the_body_runs(
+    governed: Any, store: Any, flavour: str
+) -> None:
     seen_in_body: list[list[dict[str, Any]]] = []
 
     def body(account: str, amount: float) -> dict[str, Any]:
@@ -50,10 +52,12 @@ def test_intent_is_in_the_store_before_the_body_runs(governed: Any, store: Any, 
         return {"ok": True, "account": account, "amount": amount}
 
     if flavour == "sync":
+
         @governed_tool(name="transfer")
         def transfer(account: str, amount: float, memo: str = "") -> dict[str, Any]:
             return body(account, amount)
     else:
+
         @governed_tool(name="transfer")
         async def transfer(account: str, amount: float, memo: str = "") -> dict[str, Any]:  # type: ignore[misc]
             await asyncio.sleep(0)
@@ -79,14 +83,25 @@ def test_intent_is_in_the_store_before_the_body_runs(governed: Any, store: Any, 
 
 def test_acknowledged_means_stored(server: Any, store: Any) -> None:
     args = canonical_json({"q": "x"})
-    body = {"intent_id": uuid.uuid4().hex, "tool_name": "search", "arguments": args,
-            "arguments_sha256": hashlib.sha256(args.encode()).hexdigest()}
+    body = {
+        "intent_id": uuid.uuid4().hex,
+        "tool_name": "search",
+        "arguments": args,
+        "arguments_sha256": hashlib.sha256(args.encode()).hexdigest(),
+    }
     with httpx.Client(base_url=server.url) as client:
         resp = client.post("/v1/intents", json=body)
         assert resp.status_code == 200, resp.text
-        assert resp.json() == {"intent_id": body["intent_id"], "attempt": 0, "stored": True, "decision": "proceed"}
+        assert resp.json() == {
+            "intent_id": body["intent_id"],
+            "attempt": 0,
+            "stored": True,
+            "decision": "proceed",
+        }
         # no waiting: the row is there the moment the answer is
-        assert [r["intent_id"] for r in intents(store, intent_id=body["intent_id"])] == [body["intent_id"]]
+        assert [r["intent_id"] for r in intents(store, intent_id=body["intent_id"])] == [
+            body["intent_id"]
+        ]
 
         # a retried ask (lost answer) and a re-ask (attempt 1) leave one row, the latest ask
         assert client.post("/v1/intents", json=body).status_code == 200
@@ -103,11 +118,13 @@ def test_intent_records_who_why_and_which_span_chose_the_call(
         return f"posted {entry_id}"
 
     tracer = tracer_provider.get_tracer("test")
-    with acting_for("cfo@acme", name="Dana CFO", role="cfo"), \
-            acting_for("controller@acme", name="Ola", role="controller"), \
-            using_session("session-42"), \
-            tracer.start_as_current_span("llm chat") as llm, \
-            governed_call(tool_call_id="call_abc123"):
+    with (
+        acting_for("cfo@acme", name="Dana CFO", role="cfo"),
+        acting_for("controller@acme", name="Ola", role="controller"),
+        using_session("session-42"),
+        tracer.start_as_current_span("llm chat") as llm,
+        governed_call(tool_call_id="call_abc123"),
+    ):
         assert post_entry("JE-4471", 4_000_000) == "posted JE-4471"
     llm_ctx = llm.get_span_context()
 
@@ -124,7 +141,9 @@ def test_intent_records_who_why_and_which_span_chose_the_call(
     assert attrs[OI.SPAN_KIND] == "TOOL" and attrs[OI.TOOL_NAME] == "post_journal_entry"
     assert attrs[GOV.INTENT_ID] == row["intent_id"] and attrs[OI.TOOL_CALL_ID] == "call_abc123"
     assert attrs[GOV.INTENT_STATUS] == "recorded"
-    assert attrs[OI.INPUT_VALUE] == row["arguments"] and attrs[OI.OUTPUT_VALUE] == '"posted JE-4471"'
+    assert (
+        attrs[OI.INPUT_VALUE] == row["arguments"] and attrs[OI.OUTPUT_VALUE] == '"posted JE-4471"'
+    )
     assert format(tool_span.context.span_id, "016x") == row["span_id"]
     assert tool_span.parent is not None and tool_span.parent.span_id == llm_ctx.span_id
 
@@ -160,7 +179,9 @@ def test_redacted_and_uncaptured_arguments_keep_the_real_hash(governed: Any, sto
     assert flush_outcomes(5)
     (charged,) = intents(store, tool_name="charge")
     assert "4111" not in charged["arguments"] and charged["arguments_redacted"]
-    assert charged["arguments_sha256"] == content_hash(canonical_bytes({"card": "4111 1111 1111 1111", "cents": 500}))
+    assert charged["arguments_sha256"] == content_hash(
+        canonical_bytes({"card": "4111 1111 1111 1111", "cents": 500})
+    )
     (looked,) = intents(store, tool_name="secret_lookup")
     assert looked["arguments"] == "" and looked["arguments_redacted"]
     assert looked["arguments_sha256"] == content_hash(canonical_bytes({"key": "vault/key"}))
@@ -169,7 +190,12 @@ def test_redacted_and_uncaptured_arguments_keep_the_real_hash(governed: Any, sto
 
 
 def test_arguments_that_do_not_match_their_hash_are_refused(governed: Any, store: Any) -> None:
-    body = {"intent_id": uuid.uuid4().hex, "tool_name": "t", "arguments": '{"a":1}', "arguments_sha256": "0" * 64}
+    body = {
+        "intent_id": uuid.uuid4().hex,
+        "tool_name": "t",
+        "arguments": '{"a":1}',
+        "arguments_sha256": "0" * 64,
+    }
     resp = httpx.post(f"{governed.url}/v1/intents", json=body)
     assert resp.status_code == 400 and "does not match" in resp.json()["detail"]
     assert intents(store, intent_id=body["intent_id"]) == []
@@ -192,6 +218,7 @@ def test_collector_down_the_tool_does_not_run(flavour: str) -> None:
     configure_governance(f"http://127.0.0.1:{_free_port()}", timeout_s=2)
     try:
         if flavour == "sync":
+
             @governed_tool
             def wire_money(amount: int) -> None:
                 ran.append("closed")
@@ -201,6 +228,7 @@ def test_collector_down_the_tool_does_not_run(flavour: str) -> None:
                 ran.append("open")
                 return 42
         else:
+
             @governed_tool
             async def wire_money(amount: int) -> None:  # type: ignore[misc]
                 ran.append("closed")
@@ -220,16 +248,22 @@ def test_collector_down_the_tool_does_not_run(flavour: str) -> None:
         configure_governance("http://127.0.0.1:9")
 
 
-def test_collector_that_does_not_answer_in_time(spans: InMemorySpanExporter, tracer_provider: TracerProvider) -> None:
+def test_collector_that_does_not_answer_in_time(
+    spans: InMemorySpanExporter, tracer_provider: TracerProvider
+) -> None:
     from agentledger.instrumentation.governance import configure_governance
 
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
     silent.listen(8)  # accepts connections (kernel backlog), never answers
     ran: list[int] = []
-    configure_governance(f"http://127.0.0.1:{silent.getsockname()[1]}", timeout_s=0.3,
-                         tracer_provider=tracer_provider)
+    configure_governance(
+        f"http://127.0.0.1:{silent.getsockname()[1]}",
+        timeout_s=0.3,
+        tracer_provider=tracer_provider,
+    )
     try:
+
         @governed_tool
         def delete_records(n: int) -> None:
             ran.append(n)
@@ -252,6 +286,7 @@ def test_store_unavailable_answers_503_and_the_tool_does_not_run(governed: Any, 
     real, service.intents = service.intents, down
     ran: list[int] = []
     try:
+
         @governed_tool
         def approve(n: int) -> None:
             ran.append(n)
@@ -285,8 +320,14 @@ def test_agent_killed_between_intent_and_outcome_leaves_the_intent(server: Any, 
         print("survived")
         """
     )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False,
-                         env={**os.environ, "PYTHONPATH": os.getcwd()})
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
     assert out.returncode == -signal.SIGKILL, out.stderr
     assert out.stdout == "in body\n"
     (row,) = intents(store, tool_name="pay_invoice")
@@ -316,10 +357,13 @@ def test_without_configuration_tools_follow_the_environment(
 ) -> None:
     from agentledger.instrumentation.governance import configure_governance
 
-    monkeypatch.setenv("AGENTLEDGER_ENDPOINT", f"{server.url}/v1/traces")  # what instrument() exports to
+    monkeypatch.setenv(
+        "AGENTLEDGER_ENDPOINT", f"{server.url}/v1/traces"
+    )  # what instrument() exports to
     monkeypatch.setenv("AGENTLEDGER_AGENT_NAME", "env-agent")
     configure_governance()  # defaults: follow instrument() and the environment
     try:
+
         @governed_tool
         def ping(n: int) -> int:
             return n

@@ -24,24 +24,36 @@ from agentledger.schemas.contents import canonical_json
 
 def _intent(tool: str = "post_entry") -> IntentIn:
     args = canonical_json({"entry": uuid.uuid4().hex})
-    return IntentIn(intent_id=uuid.uuid4().hex, tool_name=tool, arguments=args,
-                    arguments_sha256=hashlib.sha256(args.encode()).hexdigest())
+    return IntentIn(
+        intent_id=uuid.uuid4().hex,
+        tool_name=tool,
+        arguments=args,
+        arguments_sha256=hashlib.sha256(args.encode()).hexdigest(),
+    )
 
 
 def _count(store: Any, table: str = "intents") -> int:
     return int(store.query_scalar(f"SELECT count() FROM {table} FINAL"))
 
 
-def test_concurrent_appends_share_fsyncs_and_all_reach_the_store(store: Any, tmp_path: Path) -> None:
-    journal = JournaledLog(store, tmp_path / "j", MemoryLog(), flush_interval_s=3600)  # flushed by sync() only
+def test_concurrent_appends_share_fsyncs_and_all_reach_the_store(
+    store: Any, tmp_path: Path
+) -> None:
+    journal = JournaledLog(
+        store, tmp_path / "j", MemoryLog(), flush_interval_s=3600
+    )  # flushed by sync() only
     ids: list[str] = []
     lock = threading.Lock()
 
     def agent() -> None:
         for _ in range(50):
             intent = _intent()
-            journal.append(RecordType.INTENT, "default", intent.intent_id,
-                           intent_row("default", intent, Decision.PROCEED, "", time.time_ns()))
+            journal.append(
+                RecordType.INTENT,
+                "default",
+                intent.intent_id,
+                intent_row("default", intent, Decision.PROCEED, "", time.time_ns()),
+            )
             with lock:
                 ids.append(intent.intent_id)
 
@@ -55,7 +67,9 @@ def test_concurrent_appends_share_fsyncs_and_all_reach_the_store(store: Any, tmp
     assert all(i.encode() in on_disk for i in ids) and _count(store) == 0
     journal.sync()
     assert _count(store) == 400
-    assert sorted(r["intent_id"] for r in store.query_rows("SELECT intent_id FROM intents FINAL")) == sorted(ids)
+    assert sorted(
+        r["intent_id"] for r in store.query_rows("SELECT intent_id FROM intents FINAL")
+    ) == sorted(ids)
     # stored segments are deleted; the one being written is all that is left, empty
     left = list((tmp_path / "j").glob("journal-*.jsonl"))
     assert len(left) == 1 and left[0].stat().st_size == 0
@@ -70,18 +84,26 @@ def test_controls_skip_the_journal(store: Any, tmp_path: Path) -> None:
     journal.close()
 
 
-def test_journal_left_by_a_dead_process_is_stored_at_the_next_start(store: Any, tmp_path: Path) -> None:
+def test_journal_left_by_a_dead_process_is_stored_at_the_next_start(
+    store: Any, tmp_path: Path
+) -> None:
     first = JournaledLog(store, tmp_path / "j", MemoryLog(), flush_interval_s=3600)
     intent = _intent()
-    first.append(RecordType.INTENT, "default", intent.intent_id,
-                 intent_row("default", intent, Decision.PROCEED, "", time.time_ns()))
+    first.append(
+        RecordType.INTENT,
+        "default",
+        intent.intent_id,
+        intent_row("default", intent, Decision.PROCEED, "", time.time_ns()),
+    )
     first._stop.set()  # the process dies: no flush, no close
     segment = next((tmp_path / "j").glob("journal-*.jsonl"))
     with segment.open("ab") as f:
         f.write(b'{"table": "intents", "row": {"inten')  # a torn write that was never acknowledged
     assert _count(store) == 0
     second = JournaledLog(store, tmp_path / "j", MemoryLog(), flush_interval_s=3600)
-    assert [r["intent_id"] for r in store.query_rows("SELECT intent_id FROM intents FINAL")] == [intent.intent_id]
+    assert [r["intent_id"] for r in store.query_rows("SELECT intent_id FROM intents FINAL")] == [
+        intent.intent_id
+    ]
     assert all(p.stat().st_size == 0 for p in (tmp_path / "j").glob("journal-*.jsonl"))
     second.close()
 
@@ -94,8 +116,21 @@ def _free_port() -> int:
 
 def _serve(data: Path, port: int, **env: str) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "agentledger.cli", "serve", "--no-auth", "--port", str(port), "--data-dir", str(data)],
-        env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        [
+            sys.executable,
+            "-m",
+            "agentledger.cli",
+            "serve",
+            "--no-auth",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data),
+        ],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -110,15 +145,21 @@ def _serve(data: Path, port: int, **env: str) -> subprocess.Popen[bytes]:
 
 def test_acknowledged_intent_survives_kill_9_of_the_collector(tmp_path: Path) -> None:
     data, port = tmp_path / "data", _free_port()
-    server = _serve(data, port, AGENTLEDGER_JOURNAL_FLUSH_S="3600")  # nothing inserted before the kill
+    server = _serve(
+        data, port, AGENTLEDGER_JOURNAL_FLUSH_S="3600"
+    )  # nothing inserted before the kill
     intent = _intent("wire_funds")
     try:
-        resp = httpx.post(f"http://127.0.0.1:{port}/v1/intents", json=intent.model_dump(mode="json"), timeout=10)
+        resp = httpx.post(
+            f"http://127.0.0.1:{port}/v1/intents", json=intent.model_dump(mode="json"), timeout=10
+        )
         assert resp.status_code == 200 and resp.json()["decision"] == "proceed", resp.text
     finally:
         server.send_signal(signal.SIGKILL)
         server.wait(timeout=30)
-    journaled = b"".join(p.read_bytes() for p in (data / "governance-journal").rglob("journal-*.jsonl"))
+    journaled = b"".join(
+        p.read_bytes() for p in (data / "governance-journal").rglob("journal-*.jsonl")
+    )
     assert intent.intent_id.encode() in journaled
     port = _free_port()
     server = _serve(data, port)
@@ -129,7 +170,6 @@ def test_acknowledged_intent_survives_kill_9_of_the_collector(tmp_path: Path) ->
     finally:
         server.terminate()
         server.wait(timeout=60)
-
 
 
 class _SlowInserts:
@@ -150,8 +190,12 @@ class _SlowInserts:
 def test_sync_waits_for_a_flush_already_under_way(store: Any, tmp_path: Path) -> None:
     journal = JournaledLog(_SlowInserts(store), tmp_path / "j", MemoryLog(), flush_interval_s=3600)  # type: ignore[arg-type]
     intent = _intent()
-    journal.append(RecordType.INTENT, "default", intent.intent_id,
-                   intent_row("default", intent, Decision.PROCEED, "", time.time_ns()))
+    journal.append(
+        RecordType.INTENT,
+        "default",
+        intent.intent_id,
+        intent_row("default", intent, Decision.PROCEED, "", time.time_ns()),
+    )
     flushing = threading.Thread(target=journal._flush)
     flushing.start()
     time.sleep(0.1)  # the flush has taken the record and is inserting it

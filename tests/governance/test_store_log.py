@@ -24,8 +24,15 @@ TRICKY = "pct %s %(x)s {x:String} {{y}} quote ' double \" backslash \\ newline \
 
 
 def _intent(i: int, text: str = TRICKY) -> dict[str, Any]:
-    intent = IntentIn(intent_id=f"{i:032x}", tool_name="t", arguments=text, arguments_sha256="0" * 64,
-                      principal_chain=["a'b", "c\\d"], session_id=text, arguments_redacted=True)
+    intent = IntentIn(
+        intent_id=f"{i:032x}",
+        tool_name="t",
+        arguments=text,
+        arguments_sha256="0" * 64,
+        principal_chain=["a'b", "c\\d"],
+        session_id=text,
+        arguments_redacted=True,
+    )
     return intent_row("tenant-1", intent, Decision.PROCEED, "", time.time_ns())
 
 
@@ -33,12 +40,19 @@ def _intent(i: int, text: str = TRICKY) -> dict[str, Any]:
 def test_rows_arrive_byte_for_byte(which: str, request: pytest.FixtureRequest) -> None:
     store = request.getfixturevalue(which)
     insert_rows(store, INTENTS_TABLE, [_intent(1), _intent(2, "plain")])
-    rows = store.query_rows("SELECT intent_id, arguments, session_id, principal_chain FROM intents FINAL "
-                            "ORDER BY intent_id")
+    rows = store.query_rows(
+        "SELECT intent_id, arguments, session_id, principal_chain FROM intents FINAL "
+        "ORDER BY intent_id"
+    )
     assert [r["arguments"] for r in rows] == [TRICKY, "plain"]
     assert rows[0]["session_id"] == TRICKY and rows[0]["principal_chain"] == ["a'b", "c\\d"]
-    assert store.query_scalar("SELECT count() FROM system.tables WHERE database = currentDatabase() "
-                              "AND name = 'intents'") == 1
+    assert (
+        store.query_scalar(
+            "SELECT count() FROM system.tables WHERE database = currentDatabase() "
+            "AND name = 'intents'"
+        )
+        == 1
+    )
 
 
 def test_concurrent_appends_share_inserts(store: Any) -> None:
@@ -54,8 +68,12 @@ def test_concurrent_appends_share_inserts(store: Any) -> None:
 
     store.command = counting
     try:
-        threads = [threading.Thread(target=log.append, args=(RecordType.INTENT, "tenant-1", str(i), _intent(i)))
-                   for i in range(40)]
+        threads = [
+            threading.Thread(
+                target=log.append, args=(RecordType.INTENT, "tenant-1", str(i), _intent(i))
+            )
+            for i in range(40)
+        ]
         for t in threads:
             t.start()
         for t in threads:
@@ -71,18 +89,46 @@ def test_the_latest_event_per_target_decides(which: str, request: pytest.Fixture
     store = request.getfixturevalue(which)
     book = ControlBook(StoreLog(store), store, ttl_s=0.05)
     other = ControlBook(StoreLog(store), store, ttl_s=0.05)  # another replica
-    pause = book.record("acme", ControlIn(action=ControlAction.PAUSE, scope=ControlScope.SESSION, target="s1",
-                                          by="alice", reason="why not"))
-    book.record("acme", ControlIn(action=ControlAction.PAUSE, scope=ControlScope.AGENT, target="a1", reason="r"))
-    book.record("acme", ControlIn(action=ControlAction.RESUME, scope=ControlScope.AGENT, target="a1", reason="ok"))
-    book.record("globex", ControlIn(action=ControlAction.PAUSE, scope=ControlScope.SESSION, target="s1", reason="g"))
+    pause = book.record(
+        "acme",
+        ControlIn(
+            action=ControlAction.PAUSE,
+            scope=ControlScope.SESSION,
+            target="s1",
+            by="alice",
+            reason="why not",
+        ),
+    )
+    book.record(
+        "acme",
+        ControlIn(action=ControlAction.PAUSE, scope=ControlScope.AGENT, target="a1", reason="r"),
+    )
+    book.record(
+        "acme",
+        ControlIn(action=ControlAction.RESUME, scope=ControlScope.AGENT, target="a1", reason="ok"),
+    )
+    book.record(
+        "globex",
+        ControlIn(action=ControlAction.PAUSE, scope=ControlScope.SESSION, target="s1", reason="g"),
+    )
 
     latest = {(c.tenant, c.scope.value, c.target): c.action.value for c in latest_controls(store)}
-    assert latest == {("acme", "session", "s1"): "pause", ("acme", "agent", "a1"): "resume",
-                      ("globex", "session", "s1"): "pause"}
+    assert latest == {
+        ("acme", "session", "s1"): "pause",
+        ("acme", "agent", "a1"): "resume",
+        ("globex", "session", "s1"): "pause",
+    }
     assert [c.control_id for c in other.active("acme")] == [pause.control_id]
-    held = other.holding("acme", IntentIn(intent_id="f" * 32, tool_name="t", arguments_sha256="0" * 64,
-                                          session_id="s1", agent_name="a1"))
+    held = other.holding(
+        "acme",
+        IntentIn(
+            intent_id="f" * 32,
+            tool_name="t",
+            arguments_sha256="0" * 64,
+            session_id="s1",
+            agent_name="a1",
+        ),
+    )
     assert held is not None and held.by == "alice" and held.reason == "why not"
     assert [c.action.value for c in control_history(store, "acme")] == ["resume", "pause", "pause"]
     assert [c.by for c in control_history(store, "globex")] == ["api-key:globex"]
@@ -91,12 +137,25 @@ def test_the_latest_event_per_target_decides(which: str, request: pytest.Fixture
 def test_memory_controls_record_through_the_log() -> None:
     log = MemoryLog()
     book = ControlBook(log, None)
-    event = book.record("t", ControlIn(action=ControlAction.PAUSE, scope=ControlScope.PRINCIPAL, target="cfo",
-                                       by="x", reason="y"))
+    event = book.record(
+        "t",
+        ControlIn(
+            action=ControlAction.PAUSE,
+            scope=ControlScope.PRINCIPAL,
+            target="cfo",
+            by="x",
+            reason="y",
+        ),
+    )
     assert not book.shared
     assert [r["control_id"] for r in log.rows(RecordType.CONTROL)] == [event.control_id]
-    intent = IntentIn(intent_id="e" * 32, tool_name="t", arguments_sha256="0" * 64,
-                      principal_id="clerk", principal_chain=["cfo", "clerk"])
+    intent = IntentIn(
+        intent_id="e" * 32,
+        tool_name="t",
+        arguments_sha256="0" * 64,
+        principal_id="clerk",
+        principal_chain=["cfo", "clerk"],
+    )
     assert book.holding("t", intent) == event
     assert book.holding("other-tenant", intent) is None
     assert book.history("t") == [event]

@@ -14,12 +14,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from agentledger.instrumentation import lifecycle
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
 import agentledger
+from agentledger.instrumentation import lifecycle
 
 
 class RecordingProxy:
@@ -34,8 +34,12 @@ class RecordingProxy:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 proxy.bodies.append(body)
-                req = urllib.request.Request(proxy.upstream + self.path, data=body, method="POST",
-                                             headers={"content-type": self.headers.get("content-type", "")})
+                req = urllib.request.Request(
+                    proxy.upstream + self.path,
+                    data=body,
+                    method="POST",
+                    headers={"content-type": self.headers.get("content-type", "")},
+                )
                 with urllib.request.urlopen(req, timeout=30) as resp:
                     answer, status = resp.read(), resp.status
                 self.send_response(status)
@@ -91,8 +95,10 @@ def instrumented(proxy: RecordingProxy) -> Iterator[Callable[..., Any]]:
 
     def start(**kwargs: Any) -> Any:
         kwargs.setdefault("endpoint", proxy.url)
-        kwargs.setdefault("tracer_provider", TracerProvider(
-            resource=Resource.create({"service.name": "instrumentation-tests"})))
+        kwargs.setdefault(
+            "tracer_provider",
+            TracerProvider(resource=Resource.create({"service.name": "instrumentation-tests"})),
+        )
         return agentledger.instrument(**kwargs)
 
     yield start

@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from agentledger.pipeline import queries
-
 import agentledger
 from agentledger.demo.agent import SYSTEM_PROMPT
 from agentledger.demo.documents import (
@@ -17,6 +15,7 @@ from agentledger.demo.documents import (
     POLICY_CORPUS,
     lookup_journal_entry,
 )
+from agentledger.pipeline import queries
 
 QUESTION = "Should we approve the USD 4,000,000 reclassification in journal entry JE-4471?"
 
@@ -41,10 +40,17 @@ def test_anthropic_sdk(server: Any, provider: Any, instrumented: Any) -> None:
     with agentledger.acting_for("controller@acme.example", role="controller", policy="FIN-7"):
         with anthropic.Anthropic(base_url=provider.anthropic_base_url, api_key="test") as client:
             message = client.messages.create(
-                model="claude-haiku-4-5", max_tokens=256, system=SYSTEM_PROMPT,
+                model="claude-haiku-4-5",
+                max_tokens=256,
+                system=SYSTEM_PROMPT,
                 messages=[{"role": "user", "content": QUESTION}],
-                tools=[{"name": LOOKUP_JOURNAL_ENTRY, "description": "Fetch a journal entry.",
-                        "input_schema": LOOKUP_JOURNAL_ENTRY_SCHEMA}],
+                tools=[
+                    {
+                        "name": LOOKUP_JOURNAL_ENTRY,
+                        "description": "Fetch a journal entry.",
+                        "input_schema": LOOKUP_JOURNAL_ENTRY_SCHEMA,
+                    }
+                ],
             )
     assert message.stop_reason == "tool_use"
     (span,) = _spans(server)
@@ -91,19 +97,32 @@ def test_langchain_agent_with_tools(server: Any, provider: Any, instrumented: An
     result_json = _content(server, tools[0]["output_hash"]) if tools[0]["output_hash"] else None
     assert result_json is not None and "JE-4471" in json.dumps(result_json)
     # the SDK-level LLM spans (AgentLedger's OpenAI wrapper) under LangChain's own LLM spans
-    sdk_llm = [s for s in spans if s["kind"] == "LLM" and s["scope_name"] == "agentledger.instrumentation"]
+    sdk_llm = [
+        s for s in spans if s["kind"] == "LLM" and s["scope_name"] == "agentledger.instrumentation"
+    ]
     assert len(sdk_llm) == 2
     first, second = sorted(sdk_llm, key=lambda s: s["start_time"])
     assert [c["name"] for c in first["tool_calls"]] == [LOOKUP_JOURNAL_ENTRY]
     assert second["output_preview"] == decision[:200]
-    assert [m["role"] for m in _content(server, second["input_hash"])] == ["system", "user", "assistant", "tool"]
-    langchain_llm = [s for s in spans if s["kind"] == "LLM" and s["scope_name"] != "agentledger.instrumentation"]
+    assert [m["role"] for m in _content(server, second["input_hash"])] == [
+        "system",
+        "user",
+        "assistant",
+        "tool",
+    ]
+    langchain_llm = [
+        s for s in spans if s["kind"] == "LLM" and s["scope_name"] != "agentledger.instrumentation"
+    ]
     assert len(langchain_llm) == 2 and all(s["input_hash"] for s in langchain_llm)
     assert [c["name"] for s in langchain_llm for c in s["tool_calls"]] == [LOOKUP_JOURNAL_ENTRY]
-    assert len({s["trace_id"] for s in spans if s["scope_name"] != "agentledger.instrumentation"}) == 1
+    assert (
+        len({s["trace_id"] for s in spans if s["scope_name"] != "agentledger.instrumentation"}) == 1
+    )
 
 
-def test_llama_index_query_engine_with_retriever(server: Any, provider: Any, instrumented: Any) -> None:
+def test_llama_index_query_engine_with_retriever(
+    server: Any, provider: Any, instrumented: Any
+) -> None:
     import openai
     from llama_index.core import Settings, VectorStoreIndex
     from llama_index.core.embeddings import MockEmbedding
@@ -121,9 +140,13 @@ def test_llama_index_query_engine_with_retriever(server: Any, provider: Any, ins
             return LLMMetadata(model_name="gpt-4o")
 
         @llm_completion_callback()
-        def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        def complete(
+            self, prompt: str, formatted: bool = False, **kwargs: Any
+        ) -> CompletionResponse:
             with openai.OpenAI(base_url=self.base_url, api_key="test") as client:
-                r = client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": prompt}])
+                r = client.chat.completions.create(
+                    model="gpt-4o", messages=[{"role": "user", "content": prompt}]
+                )
             return CompletionResponse(text=r.choices[0].message.content or "")
 
         @llm_completion_callback()
@@ -154,8 +177,12 @@ def test_llama_index_query_engine_with_retriever(server: Any, provider: Any, ins
     contents = queries.get_contents(server.store, "default", [d["content_hash"] for d in docs])
     corpus = {doc.content for doc in POLICY_CORPUS}
     assert {contents[d["content_hash"]]["content"] for d in docs} <= corpus
-    sdk_llm = [s for s in spans if s["kind"] == "LLM" and s["scope_name"] == "agentledger.instrumentation"]
+    sdk_llm = [
+        s for s in spans if s["kind"] == "LLM" and s["scope_name"] == "agentledger.instrumentation"
+    ]
     (llm,) = sdk_llm
     prompt = _content(server, llm["input_hash"])[0]["content"]
-    assert all(contents[d["content_hash"]]["content"] in prompt for d in docs)  # the LLM saw what was retrieved
+    assert all(
+        contents[d["content_hash"]]["content"] in prompt for d in docs
+    )  # the LLM saw what was retrieved
     assert llm["response_model"] == "gpt-4o-2024-08-06"

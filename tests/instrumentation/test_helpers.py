@@ -8,10 +8,10 @@ import json
 from typing import Any
 
 import pytest
-from agentledger.pipeline import queries
 
 import agentledger
 from agentledger.demo.documents import lookup_journal_entry, search_policies
+from agentledger.pipeline import queries
 
 
 def _rows(server: Any) -> list[dict[str, Any]]:
@@ -78,7 +78,11 @@ def test_decorators(server: Any, instrumented: Any, use_async: bool) -> None:
         assert tool["attributes"]["tool.description"] == "Fetch a journal entry."
 
     llm = rows["ask"]
-    assert llm["kind"] == "LLM" and llm["request_model"] == "house-model-v1" and llm["provider"] == "acme-llm"
+    assert (
+        llm["kind"] == "LLM"
+        and llm["request_model"] == "house-model-v1"
+        and llm["provider"] == "acme-llm"
+    )
     assert _content(server, llm["input_hash"]) == [{"role": "user", "content": "Approve JE-4471?"}]
     assert _content(server, llm["output_hash"]) == [{"role": "assistant", "content": answer}]
 
@@ -94,17 +98,41 @@ def test_context_managers_with_everything_recorded(server: Any, instrumented: An
 
     async def agent() -> None:
         async with agentledger.retrieval("JE-4471 policy", name="vector-search") as r:
-            r.documents([("FIN-7", "Reclassifications above USD 1M need CFO approval.", 0.92, {"v": "4.2"})])
+            r.documents(
+                [("FIN-7", "Reclassifications above USD 1M need CFO approval.", 0.92, {"v": "4.2"})]
+            )
         with agentledger.llm_call(
-            model="house-model-v1", provider="acme-llm",
-            messages=[{"role": "system", "content": "Be strict."}, {"role": "user", "content": "JE-4471?"}],
+            model="house-model-v1",
+            provider="acme-llm",
+            messages=[
+                {"role": "system", "content": "Be strict."},
+                {"role": "user", "content": "JE-4471?"},
+            ],
             tools=[{"type": "function", "function": {"name": "lookup", "parameters": {}}}],
             invocation_parameters={"temperature": 0},
         ) as call:
-            call.output(messages=[{"role": "assistant", "tool_calls": [
-                {"id": "c1", "type": "function", "function": {"name": "lookup", "arguments": '{"entry_id": "JE-4471"}'}}]}],
-                model="house-model-v1-0601", input_tokens=120, output_tokens=9, finish_reason="tool_calls",
-                system_fingerprint="fp_house")
+            call.output(
+                messages=[
+                    {
+                        "role": "assistant",
+                        "tool_calls": [
+                            {
+                                "id": "c1",
+                                "type": "function",
+                                "function": {
+                                    "name": "lookup",
+                                    "arguments": '{"entry_id": "JE-4471"}',
+                                },
+                            }
+                        ],
+                    }
+                ],
+                model="house-model-v1-0601",
+                input_tokens=120,
+                output_tokens=9,
+                finish_reason="tool_calls",
+                system_fingerprint="fp_house",
+            )
         with agentledger.tool("lookup", call_id="c1", arguments={"entry_id": "JE-4471"}) as t:
             t.result({"amount": 4000000})
 
@@ -112,16 +140,24 @@ def test_context_managers_with_everything_recorded(server: Any, instrumented: An
         asyncio.run(agent())
     rows = {r["name"]: r for r in _rows(server)}
     retr = rows["vector-search"]
-    assert retr["documents"][0]["id"] == "FIN-7" and retr["documents"][0]["score"] == pytest.approx(0.92)
+    assert retr["documents"][0]["id"] == "FIN-7" and retr["documents"][0]["score"] == pytest.approx(
+        0.92
+    )
     llm = rows["llm_call"]
-    assert llm["response_model"] == "house-model-v1-0601" and llm["request_model"] == "house-model-v1"
+    assert (
+        llm["response_model"] == "house-model-v1-0601" and llm["request_model"] == "house-model-v1"
+    )
     assert llm["input_tokens"] == 120 and llm["output_tokens"] == 9
     assert llm["attributes"]["agentledger.model.pin_mismatch"] == "false"
     assert llm["attributes"]["openai.response.system_fingerprint"] == "fp_house"
     (call,) = llm["tool_calls"]
-    assert call["id"] == "c1" and _content(server, call["arguments_hash"]) == {"entry_id": "JE-4471"}
+    assert call["id"] == "c1" and _content(server, call["arguments_hash"]) == {
+        "entry_id": "JE-4471"
+    }
     tool = rows["lookup"]
-    assert tool["tool_call_id"] == "c1" and tool["input_hash"] == call["arguments_hash"]  # same content, same hash
+    assert (
+        tool["tool_call_id"] == "c1" and tool["input_hash"] == call["arguments_hash"]
+    )  # same content, same hash
 
 
 def test_llm_call_pin_raise(server: Any, instrumented: Any) -> None:
@@ -130,4 +166,7 @@ def test_llm_call_pin_raise(server: Any, instrumented: Any) -> None:
         with agentledger.llm_call(model="house-model") as call:
             call.output("hi", model="house-model-v1")
     (row,) = _rows(server)
-    assert row["status_code"] == "ERROR" and row["attributes"]["agentledger.model.pin_mismatch"] == "true"
+    assert (
+        row["status_code"] == "ERROR"
+        and row["attributes"]["agentledger.model.pin_mismatch"] == "true"
+    )

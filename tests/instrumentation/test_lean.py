@@ -14,9 +14,6 @@ from typing import Any
 
 import openai
 import pytest
-from agentledger.instrumentation._lean import LeanSpan, LeanTracer
-from agentledger.instrumentation.processors import Switchboard
-from agentledger.schemas.attributes import OpenInference as OI
 from opentelemetry import trace as trace_api
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, SpanProcessor, TracerProvider
@@ -25,9 +22,14 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
 import agentledger
+from agentledger.instrumentation._lean import LeanSpan, LeanTracer
+from agentledger.instrumentation.processors import Switchboard
+from agentledger.schemas.attributes import OpenInference as OI
 
-MESSAGES = [{"role": "system", "content": "You are a finance-controls agent."},
-            {"role": "user", "content": "Should we approve journal entry JE-4471?"}]
+MESSAGES = [
+    {"role": "system", "content": "You are a finance-controls agent."},
+    {"role": "user", "content": "Should we approve journal entry JE-4471?"},
+]
 
 
 class _Watcher(SpanProcessor):
@@ -40,15 +42,23 @@ class _Watcher(SpanProcessor):
         self.started.append(span)
 
 
-def _record(body: Callable[[Any], Any], *, lean: bool, limits: SpanLimits | None = None,
-            **kwargs: Any) -> tuple[list[ReadableSpan], list[Any]]:
+def _record(
+    body: Callable[[Any], Any], *, lean: bool, limits: SpanLimits | None = None, **kwargs: Any
+) -> tuple[list[ReadableSpan], list[Any]]:
     """Run ``body(provider)`` instrumented; the spans exported and the spans current inside calls."""
     memory = InMemorySpanExporter()
-    tp = TracerProvider(resource=Resource.create({"service.name": "lean-tests"}), span_limits=limits)
+    tp = TracerProvider(
+        resource=Resource.create({"service.name": "lean-tests"}), span_limits=limits
+    )
     if not lean:
         tp.add_span_processor(_Watcher())
-    agentledger.instrument(tracer_provider=tp, exporter=memory, instrumentors=["openai"],
-                           agent_name="finance-agent", **kwargs)
+    agentledger.instrument(
+        tracer_provider=tp,
+        exporter=memory,
+        instrumentors=["openai"],
+        agent_name="finance-agent",
+        **kwargs,
+    )
     seen: list[Any] = []
     try:
         body(seen)
@@ -60,21 +70,33 @@ def _record(body: Callable[[Any], Any], *, lean: bool, limits: SpanLimits | None
 
 def _comparable(span: ReadableSpan) -> dict[str, Any]:
     return {
-        "name": span.name, "kind": span.kind, "status": (span.status.status_code, span.status.description),
+        "name": span.name,
+        "kind": span.kind,
+        "status": (span.status.status_code, span.status.description),
         "attributes": dict(span.attributes or {}),
-        "events": [(e.name, {k: v for k, v in (e.attributes or {}).items() if k != "exception.stacktrace"})
-                   for e in span.events],
+        "events": [
+            (e.name, {k: v for k, v in (e.attributes or {}).items() if k != "exception.stacktrace"})
+            for e in span.events
+        ],
         "dropped": (span.dropped_attributes, span.dropped_events, span.dropped_links),
-        "resource": dict(span.resource.attributes), "scope": span.instrumentation_scope.name,
-        "has_parent": span.parent is not None, "ended_after_start": span.end_time >= span.start_time,
+        "resource": dict(span.resource.attributes),
+        "scope": span.instrumentation_scope.name,
+        "has_parent": span.parent is not None,
+        "ended_after_start": span.end_time >= span.start_time,
     }
 
 
-def _both(body: Callable[[Any], Any], **kwargs: Any) -> tuple[list[ReadableSpan], list[ReadableSpan]]:
+def _both(
+    body: Callable[[Any], Any], **kwargs: Any
+) -> tuple[list[ReadableSpan], list[ReadableSpan]]:
     lean, lean_seen = _record(body, lean=True, **kwargs)
     sdk, sdk_seen = _record(body, lean=False, **kwargs)
-    assert lean_seen and all(isinstance(s, LeanSpan) for s in lean_seen), "the lean path was not taken"
-    assert sdk_seen and not any(isinstance(s, LeanSpan) for s in sdk_seen), "the SDK path was not taken"
+    assert lean_seen and all(isinstance(s, LeanSpan) for s in lean_seen), (
+        "the lean path was not taken"
+    )
+    assert sdk_seen and not any(isinstance(s, LeanSpan) for s in sdk_seen), (
+        "the SDK path was not taken"
+    )
     assert [_comparable(s) for s in lean] == [_comparable(s) for s in sdk]
     return lean, sdk
 
@@ -87,15 +109,24 @@ def _current_span_hook(seen: list[Any]) -> dict[str, Any]:
 def _client(provider: Any, seen: list[Any], **kwargs: Any) -> openai.OpenAI:
     import httpx2
 
-    return openai.OpenAI(base_url=provider.base_url, api_key="test",
-                         http_client=httpx2.Client(event_hooks=_current_span_hook(seen)), **kwargs)
+    return openai.OpenAI(
+        base_url=provider.base_url,
+        api_key="test",
+        http_client=httpx2.Client(event_hooks=_current_span_hook(seen)),
+        **kwargs,
+    )
 
 
 def test_a_chat_call_inside_an_application_span_and_a_principal(provider: Any) -> None:
     def body(seen: list[Any]) -> None:
         tracer = _app_tracer()
-        with agentledger.acting_for("cfo@acme.example", name="Dana Reyes", role="cfo", policy="FIN-7"):
-            with tracer.start_as_current_span("approve-journal-entry"), _client(provider, seen) as client:
+        with agentledger.acting_for(
+            "cfo@acme.example", name="Dana Reyes", role="cfo", policy="FIN-7"
+        ):
+            with (
+                tracer.start_as_current_span("approve-journal-entry"),
+                _client(provider, seen) as client,
+            ):
                 client.chat.completions.create(model="gpt-4o", messages=MESSAGES, temperature=0)
 
     lean, _ = _both(body)
@@ -132,13 +163,19 @@ def test_a_failed_call_records_the_error_the_same_way(provider: Any) -> None:
 def test_a_stream_and_attributes_set_by_code_inside_the_call(provider: Any) -> None:
     def body(seen: list[Any]) -> None:
         with _client(provider, seen) as client:
-            stream = client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True,
-                                                    stream_options={"include_usage": True})
+            stream = client.chat.completions.create(
+                model="gpt-4o",
+                messages=MESSAGES,
+                stream=True,
+                stream_options={"include_usage": True},
+            )
             # what an application's hook may do to the current span: kept, validated as the SDK does
             current = seen[-1]
             current.set_attribute("app.retry", 2)
             current.set_attribute("app.tags", ["a", "b"])
-            current.set_attribute("app.odd", object())  # not an attribute value: cleaned as the SDK does
+            current.set_attribute(
+                "app.odd", object()
+            )  # not an attribute value: cleaned as the SDK does
             current.add_event("app.note", {"n": 1})
             for _ in stream:
                 pass
@@ -154,7 +191,9 @@ def test_messages_changed_after_the_call_are_recorded_as_sent(provider: Any) -> 
         messages = [dict(m) for m in MESSAGES]
         with _client(provider, seen) as client:
             answer = client.chat.completions.create(model="gpt-4o", messages=messages)
-        messages.append({"role": "assistant", "content": answer.choices[0].message.content})  # the agent goes on
+        messages.append(
+            {"role": "assistant", "content": answer.choices[0].message.content}
+        )  # the agent goes on
         messages[1]["content"] = "edited afterwards"
 
     lean, _ = _both(body)
@@ -183,16 +222,19 @@ def test_the_lean_path_steps_aside_when_it_could_change_the_record() -> None:
     board.set((SimpleSpanProcessor(InMemorySpanExporter()),))
     assert isinstance(tracer_on(TracerProvider(), board).start_span("x"), LeanSpan)
     # a sampler of the application's, a value length limit, a processor with its own on_start
-    for tp in (TracerProvider(sampler=ParentBased(TraceIdRatioBased(0.5))),
-               TracerProvider(span_limits=SpanLimits(max_attribute_length=64))):
+    for tp in (
+        TracerProvider(sampler=ParentBased(TraceIdRatioBased(0.5))),
+        TracerProvider(span_limits=SpanLimits(max_attribute_length=64)),
+    ):
         assert not isinstance(tracer_on(tp, board).start_span("x"), LeanSpan)
     watched = Switchboard()
     watched.set((_Watcher(),))
     assert not isinstance(tracer_on(TracerProvider(), watched).start_span("x"), LeanSpan)
     # an unsampled parent: the SDK's non-recording span, as the default sampler decides
     lean = tracer_on(TracerProvider(), board)
-    parent = trace_api.NonRecordingSpan(trace_api.SpanContext(1, 2, is_remote=True,
-                                                              trace_flags=trace_api.TraceFlags(0)))
+    parent = trace_api.NonRecordingSpan(
+        trace_api.SpanContext(1, 2, is_remote=True, trace_flags=trace_api.TraceFlags(0))
+    )
     with trace_api.use_span(parent):
         span = lean.start_span("x")
     assert not span.is_recording() and not isinstance(span, LeanSpan)

@@ -15,7 +15,15 @@ def test_all_names_resolve(name: str) -> None:
     assert module.__all__ == sorted(module.__all__)
     for attr in module.__all__:
         assert getattr(module, attr) is not None, attr
-    for attr in ("instrument", "uninstrument", "acting_for", "retrieval", "llm_call", "tool", "governed_tool"):
+    for attr in (
+        "instrument",
+        "uninstrument",
+        "acting_for",
+        "retrieval",
+        "llm_call",
+        "tool",
+        "governed_tool",
+    ):
         assert attr in module.__all__
 
 
@@ -29,7 +37,13 @@ def test_using_the_agent_api_imports_nothing_heavy(tmp_path: object) -> None:
         "         'agentledger.collector', 'agentledger.pipeline', 'openinference.instrumentation'}\n"
         "print(sorted(heavy & set(sys.modules)))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True,
-                         timeout=60, cwd=str(tmp_path))
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=str(tmp_path),
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"

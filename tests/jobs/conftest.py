@@ -19,7 +19,9 @@ from agentledger.pipeline.stores.embedded import EmbeddedStore
 from tests.jobs import scenario
 
 
-def _scenario_store(chdb_path: Path, inject: bool) -> Iterator[tuple[EmbeddedStore, scenario.Scenario]]:
+def _scenario_store(
+    chdb_path: Path, inject: bool
+) -> Iterator[tuple[EmbeddedStore, scenario.Scenario]]:
     database = f"jobs_{uuid.uuid4().hex[:10]}"
     s = EmbeddedStore(chdb_path, database=database)
     migrate(s)

@@ -23,8 +23,8 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass, field
-from functools import cached_property
 from datetime import datetime, timedelta, timezone
+from functools import cached_property
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
@@ -40,13 +40,24 @@ NOW = START + timedelta(days=DAYS)
 
 FINANCE, PAYABLES = "finance-controls-agent", "payables-agent"
 AGENTS = {
-    FINANCE: {"model": "gpt-4o", "provider": "openai",
-              "sequences": [("lookup_journal_entry",), ("lookup_journal_entry", "check_policy")]},
-    PAYABLES: {"model": "claude-3-5-sonnet", "provider": "anthropic",
-               "sequences": [("fetch_invoice", "match_purchase_order"), ("fetch_invoice",)]},
+    FINANCE: {
+        "model": "gpt-4o",
+        "provider": "openai",
+        "sequences": [("lookup_journal_entry",), ("lookup_journal_entry", "check_policy")],
+    },
+    PAYABLES: {
+        "model": "claude-3-5-sonnet",
+        "provider": "anthropic",
+        "sequences": [("fetch_invoice", "match_purchase_order"), ("fetch_invoice",)],
+    },
 }
-PRINCIPALS = {"alice@acme.example": FINANCE, "bob@acme.example": FINANCE, "carol@acme.example": FINANCE,
-              "dave@acme.example": PAYABLES, "erin@acme.example": PAYABLES}
+PRINCIPALS = {
+    "alice@acme.example": FINANCE,
+    "bob@acme.example": FINANCE,
+    "carol@acme.example": FINANCE,
+    "dave@acme.example": PAYABLES,
+    "erin@acme.example": PAYABLES,
+}
 TOPICS = (
     "review the accrual reversal for journal entry {n} before the quarter close and confirm the reversal date",
     "is vendor invoice {n} approved for payment under the purchase order threshold and three way match",
@@ -97,7 +108,9 @@ def _question(rng: random.Random, template: str) -> str:
     return template.format(n=rng.randrange(10_000))
 
 
-def generate(store, *, inject: bool, days: int = DAYS, seed: int = 5, runs_per_hour: float = 3.0) -> Scenario:
+def generate(
+    store, *, inject: bool, days: int = DAYS, seed: int = 5, runs_per_hour: float = 3.0
+) -> Scenario:
     """Write ``days`` days of traffic ending at ``NOW`` into ``store``; return what was written."""
     rng = random.Random(seed)
     normalizer = OtlpNormalizer()
@@ -125,9 +138,19 @@ def generate(store, *, inject: bool, days: int = DAYS, seed: int = 5, runs_per_h
             kwargs.setdefault("latency_scale", 1.0)
             if "tool_error" not in kwargs and rng.random() < 0.01:
                 kwargs["tool_error"] = "upstream timeout"
-            t = hour_ns + int((offset_s if offset_s is not None else rng.uniform(0, 3300)) * 1e9)
-            trace = add_run(scope, rng, run, t, model=spec["model"], provider=spec["provider"], principal=principal,
-                            agent=agent, latency_jitter=0.15, **kwargs)
+            t = hour_ns + int((offset_s if offset_s is not None else rng.uniform(0, 3300)) * 1e9)  # noqa: B023 - emit is called within its hour
+            trace = add_run(
+                scope,  # noqa: B023
+                rng,
+                run,
+                t,
+                model=spec["model"],
+                provider=spec["provider"],
+                principal=principal,
+                agent=agent,
+                latency_jitter=0.15,
+                **kwargs,
+            )
             run += 1
             return trace
 
@@ -137,24 +160,36 @@ def generate(store, *, inject: bool, days: int = DAYS, seed: int = 5, runs_per_h
                 emit(principal, latency_scale=slow if agent == PAYABLES else 1.0)
         if inject:
             if hour == COST_SPIKE_HOUR:
-                scenario.injected["cost_spike"] = [emit("bob@acme.example", token_scale=25.0) for _ in range(12)]
+                scenario.injected["cost_spike"] = [
+                    emit("bob@acme.example", token_scale=25.0) for _ in range(12)
+                ]
             if hour == NEW_SEQUENCE_HOUR:
-                scenario.injected["new_sequence"] = [emit("alice@acme.example", tools=NEW_SEQUENCE) for _ in range(4)]
+                scenario.injected["new_sequence"] = [
+                    emit("alice@acme.example", tools=NEW_SEQUENCE) for _ in range(4)
+                ]
             if hour == ERROR_BURST_AT.replace(minute=0):
                 scenario.injected["error_burst"] = [
-                    emit("dave@acme.example", tools=("fetch_invoice", "match_purchase_order"),
-                         tool_error="PO service returned 500", offset_s=ERROR_BURST_AT.minute * 60 + 50 * i)
+                    emit(
+                        "dave@acme.example",
+                        tools=("fetch_invoice", "match_purchase_order"),
+                        tool_error="PO service returned 500",
+                        offset_s=ERROR_BURST_AT.minute * 60 + 50 * i,
+                    )
                     for i in range(8)
                 ]
             if hour == EMAIL_HOUR:
                 scenario.injected["email"] = [
-                    emit("carol@acme.example", question=f"please forward the approval for invoice {i} to {EMAIL} "
-                                                        "and check the purchase order threshold")
+                    emit(
+                        "carol@acme.example",
+                        question=f"please forward the approval for invoice {i} to {EMAIL} "
+                        "and check the purchase order threshold",
+                    )
                     for i in range(3)
                 ]
             if hour == NEW_USE_HOUR:
                 scenario.injected["new_use"] = [
-                    emit(MALLORY, agent=FINANCE, question=_question(rng, NEW_TOPIC)) for _ in range(3)
+                    emit(MALLORY, agent=FINANCE, question=_question(rng, NEW_TOPIC))
+                    for _ in range(3)
                 ]
         pending.append((req, SourcePosition("default", hour_ns, "test", 0, hour_index)))
         if len(pending) == 24 or hour_index == days * 24 - 1:  # one insert per simulated day

@@ -17,12 +17,23 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 
 from agentledger.pipeline.jobs import AnomalyDetectionJob, JobSettings, list_anomalies
-from agentledger.pipeline.jobs.detectors import Context, median, poisson_sf, robust_z, sensitive_egress
+from agentledger.pipeline.jobs.detectors import (
+    Context,
+    median,
+    poisson_sf,
+    robust_z,
+    sensitive_egress,
+)
 from agentledger.schemas.analytics import ANOMALIES_TABLE, AnomalyType
 from tests.jobs import scenario
 
-INJECTED_TYPES = {AnomalyType.COST_SPIKE, AnomalyType.LATENCY_SPIKE, AnomalyType.NEW_SEQUENCE,
-                  AnomalyType.ERROR_BURST, AnomalyType.SENSITIVE_EGRESS}
+INJECTED_TYPES = {
+    AnomalyType.COST_SPIKE,
+    AnomalyType.LATENCY_SPIKE,
+    AnomalyType.NEW_SEQUENCE,
+    AnomalyType.ERROR_BURST,
+    AnomalyType.SENSITIVE_EGRESS,
+}
 CLAUDE = "claude-3-5-sonnet-2024-08-06"
 
 
@@ -37,8 +48,11 @@ def _traces(rows: list[dict], **match: object) -> set[str]:
 def _injected_hours(generated: scenario.Scenario) -> set[tuple[str, str]]:
     """(principal, hour) of every injected run."""
     traces = {t for ts in generated.injected.values() for t in ts}
-    return {(r["principal_id"], _hour(r["start_time"])) for r in generated.rows
-            if r["trace_id"] in traces and r["kind"] == "AGENT"}
+    return {
+        (r["principal_id"], _hour(r["start_time"]))
+        for r in generated.rows
+        if r["trace_id"] in traces and r["kind"] == "AGENT"
+    }
 
 
 def _hour(t: object) -> str:
@@ -58,23 +72,35 @@ def test_cost_spike_of_one_principal(detected) -> None:
     (spike,) = _find(anomalies, AnomalyType.COST_SPIKE, {"principal_id": "bob@acme.example"})
     assert spike["window_start"] == scenario.COST_SPIKE_HOUR.isoformat()
     assert spike["observed"] > 10 * spike["expected"] and spike["score"] >= 4
-    bob_that_hour = {r["trace_id"] for r in generated.rows if r["principal_id"] == "bob@acme.example"
-                     and scenario.COST_SPIKE_HOUR <= r["start_time"] < scenario.COST_SPIKE_HOUR + timedelta(hours=1)}
+    bob_that_hour = {
+        r["trace_id"]
+        for r in generated.rows
+        if r["principal_id"] == "bob@acme.example"
+        and scenario.COST_SPIKE_HOUR
+        <= r["start_time"]
+        < scenario.COST_SPIKE_HOUR + timedelta(hours=1)
+    }
     assert spike["example_trace_ids"] and set(spike["example_trace_ids"]) <= bob_that_hour
     # every principal-level spike lies in an hour where that principal had injected runs (the error
     # burst's extra runs also raise dave's cost in their hour): none is a false alarm
     for a in anomalies:
         if "principal_id" in a["dimensions"] and a["type"].endswith("_spike"):
-            assert (a["dimensions"]["principal_id"], a["window_start"]) in _injected_hours(generated), a
+            assert (a["dimensions"]["principal_id"], a["window_start"]) in _injected_hours(
+                generated
+            ), a
 
 
 def test_latency_regression_of_one_model(detected) -> None:
     _, _, _, anomalies = detected
     found = _find(anomalies, AnomalyType.LATENCY_SPIKE, {"model": CLAUDE})
-    assert sorted(a["window_start"] for a in found) == sorted(h.isoformat() for h in scenario.LATENCY_HOURS)
+    assert sorted(a["window_start"] for a in found) == sorted(
+        h.isoformat() for h in scenario.LATENCY_HOURS
+    )
     for a in found:
         assert a["observed"] > 2 * a["expected"]
-    assert all(a["dimensions"] == {"model": CLAUDE} for a in anomalies if a["type"] == "latency_spike")
+    assert all(
+        a["dimensions"] == {"model": CLAUDE} for a in anomalies if a["type"] == "latency_spike"
+    )
 
 
 def test_new_tool_sequence(detected) -> None:
@@ -104,10 +130,16 @@ def test_error_burst(detected) -> None:
 
 def test_email_sent_to_a_provider(detected) -> None:
     _, generated, _, anomalies = detected
-    (egress,) = _find(anomalies, AnomalyType.SENSITIVE_EGRESS, {"provider": "openai", "detector": "email"})
+    (egress,) = _find(
+        anomalies, AnomalyType.SENSITIVE_EGRESS, {"provider": "openai", "detector": "email"}
+    )
     assert egress["window_start"] == scenario.EMAIL_HOUR.isoformat()
     assert set(egress["example_trace_ids"]) == set(generated.injected["email"])
-    llm_spans = sum(1 for r in generated.rows if r["trace_id"] in generated.injected["email"] and r["kind"] == "LLM")
+    llm_spans = sum(
+        1
+        for r in generated.rows
+        if r["trace_id"] in generated.injected["email"] and r["kind"] == "LLM"
+    )
     assert egress["observed"] == llm_spans  # every LLM call of those runs carried the question
     assert scenario.EMAIL not in json.dumps(anomalies)  # findings are masked, never stored raw
     assert [a for a in anomalies if a["type"] == "sensitive_egress"] == [egress]
@@ -122,8 +154,14 @@ def test_new_principal_is_first_seen(detected) -> None:
 
 def test_detection_reports_its_tests_and_timings(detected) -> None:
     _, _, info, anomalies = detected
-    assert set(info["tests"]) == {"hourly_spikes", "span_outliers", "error_bursts", "first_seen", "new_sequences",
-                                  "sensitive_egress"}
+    assert set(info["tests"]) == {
+        "hourly_spikes",
+        "span_outliers",
+        "error_bursts",
+        "first_seen",
+        "new_sequences",
+        "sensitive_egress",
+    }
     assert all(n > 0 for n in info["tests"].values())
     assert sum(info["anomalies"].values()) == len(anomalies) == len(info["new"])
 
@@ -134,8 +172,12 @@ def test_rerunning_detection_duplicates_nothing(detected) -> None:
     assert again.info["new"] == []
     after = list_anomalies(store, "default", limit=1000)
     key = lambda a: a["anomaly_id"]  # noqa: E731
-    assert [a["anomaly_id"] for a in sorted(after, key=key)] == [a["anomaly_id"] for a in sorted(before, key=key)]
-    assert {a["anomaly_id"]: a["first_detected"] for a in after} == {a["anomaly_id"]: a["first_detected"] for a in before}
+    assert [a["anomaly_id"] for a in sorted(after, key=key)] == [
+        a["anomaly_id"] for a in sorted(before, key=key)
+    ]
+    assert {a["anomaly_id"]: a["first_detected"] for a in after} == {
+        a["anomaly_id"]: a["first_detected"] for a in before
+    }
     assert all(a["detected_at"] >= a["first_detected"] for a in after)
     store.command(f"OPTIMIZE TABLE {ANOMALIES_TABLE} FINAL")
     assert store.query_scalar(f"SELECT count() FROM {ANOMALIES_TABLE}") == len(before)
@@ -146,7 +188,9 @@ def test_listing_filters(detected) -> None:
     bursts = list_anomalies(store, "default", type="error_burst")
     assert [a["type"] for a in bursts] == ["error_burst"]
     late = list_anomalies(store, "default", since=scenario.NOW - timedelta(hours=4))
-    assert late and all(a["window_end"] > (scenario.NOW - timedelta(hours=4)).isoformat() for a in late)
+    assert late and all(
+        a["window_end"] > (scenario.NOW - timedelta(hours=4)).isoformat() for a in late
+    )
     assert len(late) < len(anomalies)
     assert len(list_anomalies(store, "default", limit=2)) == 2
     assert list_anomalies(store, "another-tenant") == []
@@ -158,13 +202,20 @@ def test_clean_traffic_has_no_false_positives(clean) -> None:
     store, _ = clean
     tests = 0
     found: dict[str, int] = {}
-    for hours_back in (0, 12):  # two detection passes, as the scheduler would run them, over 36 hours
-        result = AnomalyDetectionJob(JobSettings()).run(store, scenario.NOW - timedelta(hours=hours_back))
+    for hours_back in (
+        0,
+        12,
+    ):  # two detection passes, as the scheduler would run them, over 36 hours
+        result = AnomalyDetectionJob(JobSettings()).run(
+            store, scenario.NOW - timedelta(hours=hours_back)
+        )
         tests += sum(result.info["tests"].values())
         for type_, n in result.info["anomalies"].items():
             found[type_] = found.get(type_, 0) + n
     rate = sum(found.values()) / tests
-    print(f"\nclean traffic: {sum(found.values())} anomalies in {tests} tests, false-positive rate {rate:.4%}")
+    print(
+        f"\nclean traffic: {sum(found.values())} anomalies in {tests} tests, false-positive rate {rate:.4%}"
+    )
     assert tests > 5000
     assert not set(found) & {t.value for t in INJECTED_TYPES}
     assert found == {}
@@ -173,8 +224,12 @@ def test_clean_traffic_has_no_false_positives(clean) -> None:
 def test_internal_providers_are_not_egress(injected) -> None:
     store, _ = injected
     external = sensitive_egress(Context(store, "default", scenario.NOW, JobSettings()))
-    assert [a.dimensions for a in external.anomalies] == [{"provider": "openai", "detector": "email"}]
-    internal = sensitive_egress(Context(store, "default", scenario.NOW, JobSettings(internal_providers="OpenAI, ollama")))
+    assert [a.dimensions for a in external.anomalies] == [
+        {"provider": "openai", "detector": "email"}
+    ]
+    internal = sensitive_egress(
+        Context(store, "default", scenario.NOW, JobSettings(internal_providers="OpenAI, ollama"))
+    )
     assert internal.anomalies == []
 
 
@@ -215,7 +270,11 @@ def test_webhook_hears_of_new_anomalies_once(store) -> None:
     payload = _Hook.received[0]
     assert payload["event"] == "agentledger.anomalies.new"
     assert payload["count"] == len(first.info["new"]) == len(payload["anomalies"]) > 0
-    assert {a["type"] for a in payload["anomalies"]} >= {"error_burst", "sensitive_egress", "new_sequence"}
+    assert {a["type"] for a in payload["anomalies"]} >= {
+        "error_burst",
+        "sensitive_egress",
+        "new_sequence",
+    }
     assert second.info["new"] == []
 
 
@@ -229,7 +288,11 @@ def test_statistics() -> None:
     z, med = robust_z(10, [1, 2, 3, 4, 5])
     assert med == 3 and z == pytest.approx(0.6745 * 7 / 1)
     assert robust_z(5, [5, 5, 5])[0] == pytest.approx(0.0)
-    assert robust_z(6, [5, 5, 5])[0] == pytest.approx(0.6745 / 0.25)  # MAD floored at 5% of the median
+    assert robust_z(6, [5, 5, 5])[0] == pytest.approx(
+        0.6745 / 0.25
+    )  # MAD floored at 5% of the median
     assert poisson_sf(5, 2.0) == pytest.approx(0.052653, rel=1e-4)
     assert poisson_sf(0, 2.0) == 1.0 and poisson_sf(3, 0.0) == 0.0
-    assert poisson_sf(30, 1.0) == pytest.approx(math.exp(-1) / math.factorial(30), rel=0.05)  # far tail
+    assert poisson_sf(30, 1.0) == pytest.approx(
+        math.exp(-1) / math.factorial(30), rel=0.05
+    )  # far tail

@@ -42,9 +42,11 @@ def test_doc_query_runs(injected, index: int) -> None:
 
 def _grafana(sql: str) -> str:
     """Expand the ClickHouse plugin's macros and the dashboard variables as Grafana would."""
-    sql = re.sub(r"\$__timeFilter\((\w+)\)",
-                 r"\1 >= toDateTime('2026-03-01 00:00:00', 'UTC') AND \1 <= toDateTime('2026-03-07 00:00:00', 'UTC')",
-                 sql)
+    sql = re.sub(
+        r"\$__timeFilter\((\w+)\)",
+        r"\1 >= toDateTime('2026-03-01 00:00:00', 'UTC') AND \1 <= toDateTime('2026-03-07 00:00:00', 'UTC')",
+        sql,
+    )
     return _local(sql.replace("${tenant}", "default"))
 
 
@@ -53,7 +55,9 @@ def test_dashboard_is_a_clickhouse_dashboard_and_its_queries_run(injected) -> No
     from tests.jobs import scenario
 
     store, _ = injected
-    AnomalyDetectionJob(JobSettings()).run(store, scenario.NOW)  # idempotent: rollup and anomalies present
+    AnomalyDetectionJob(JobSettings()).run(
+        store, scenario.NOW
+    )  # idempotent: rollup and anomalies present
     dashboard = json.loads(DASHBOARD.read_text())
     assert dashboard["__requires"][0]["id"] == "grafana-clickhouse-datasource"
     variables = {v["name"]: v for v in dashboard["templating"]["list"]}

@@ -26,7 +26,10 @@ def _expected_sequences(rows: list[dict], start, end) -> Counter:
 
 def test_sequences_are_counted_per_agent(injected) -> None:
     store, generated = injected
-    got = {(s["agent"], tuple(s["sequence"])): s["traces"] for s in tool_sequences(store, "default", *DAY)}
+    got = {
+        (s["agent"], tuple(s["sequence"])): s["traces"]
+        for s in tool_sequences(store, "default", *DAY)
+    }
     assert got == dict(_expected_sequences(generated.rows, *DAY))
     only = tool_sequences(store, "default", *DAY, agent=scenario.PAYABLES)
     assert {s["agent"] for s in only} == {scenario.PAYABLES}
@@ -35,9 +38,17 @@ def test_sequences_are_counted_per_agent(injected) -> None:
 
 
 def test_ngrams_are_weighted_by_traces() -> None:
-    seqs = [{"agent": "a", "sequence": ["x", "y", "z"], "traces": 3}, {"agent": "a", "sequence": ["x", "y"], "traces": 2}]
+    seqs = [
+        {"agent": "a", "sequence": ["x", "y", "z"], "traces": 3},
+        {"agent": "a", "sequence": ["x", "y"], "traces": 2},
+    ]
     grams = {(tuple(g["ngram"])): g["count"] for g in ngrams(seqs, n_max=3)}
-    assert grams[("x",)] == 5 and grams[("x", "y")] == 5 and grams[("y", "z")] == 3 and grams[("x", "y", "z")] == 3
+    assert (
+        grams[("x",)] == 5
+        and grams[("x", "y")] == 5
+        and grams[("y", "z")] == 3
+        and grams[("x", "y", "z")] == 3
+    )
 
 
 def test_new_use_names_what_the_baseline_never_had(injected) -> None:
@@ -45,7 +56,11 @@ def test_new_use_names_what_the_baseline_never_had(injected) -> None:
     found = new_use(store, "default", DAY, BEFORE)
     assert not found["baseline_empty"]
     (seq,) = found["sequences"]
-    assert (seq["agent"], tuple(seq["sequence"]), seq["traces"]) == (scenario.FINANCE, scenario.NEW_SEQUENCE, 4)
+    assert (seq["agent"], tuple(seq["sequence"]), seq["traces"]) == (
+        scenario.FINANCE,
+        scenario.NEW_SEQUENCE,
+        4,
+    )
     assert set(seq["example_trace_ids"]) <= set(generated.injected["new_sequence"])
     assert [t["value"] for t in found["tools"]] == ["export_ledger", "send_report"]
     (who,) = found["principals"]
@@ -60,7 +75,11 @@ def test_new_use_names_what_the_baseline_never_had(injected) -> None:
 def test_clean_traffic_has_no_new_use(clean) -> None:
     store, _ = clean
     found = new_use(store, "default", DAY, BEFORE)
-    assert {k: v for k, v in found.items() if isinstance(v, list) and v and k not in ("window", "baseline")} == {}
+    assert {
+        k: v
+        for k, v in found.items()
+        if isinstance(v, list) and v and k not in ("window", "baseline")
+    } == {}
 
 
 def test_nothing_is_new_without_a_baseline(injected) -> None:
@@ -86,4 +105,5 @@ def test_duplicates_do_not_change_sequences(store) -> None:
         StoreWriter(store).write(batch, f"again-{i}")
     after = tool_sequences(store, "default", scenario.START, scenario.NOW + timedelta(days=1))
     assert [(s["agent"], s["sequence"], s["traces"]) for s in after] == [
-        (s["agent"], s["sequence"], s["traces"]) for s in before]
+        (s["agent"], s["sequence"], s["traces"]) for s in before
+    ]

@@ -27,7 +27,9 @@ def test_scheduler_runs_every_interval_and_survives_failures(store) -> None:
     failing, counting = CallbackJob("failing"), CallbackJob("counting")
     failing.fail_with = StoreUnavailable("down for a moment")
     clock = datetime(2026, 3, 5, tzinfo=timezone.utc)
-    scheduler = JobScheduler(store, [failing, counting], 0.05, first_delay_s=0, clock=lambda: clock).start()
+    scheduler = JobScheduler(
+        store, [failing, counting], 0.05, first_delay_s=0, clock=lambda: clock
+    ).start()
     try:
         assert _wait(lambda: len(counting.calls) >= 3)
         failing.fail_with = RuntimeError("a bug")  # an unexpected error is logged, not fatal either
@@ -70,6 +72,8 @@ def test_start_background_jobs_builds_the_rollup(store) -> None:
     assert start_background_jobs(store, 0)() is None  # 0: nothing started, a no-op stop
     stop = start_background_jobs(store, 0.2)
     try:
-        assert _wait(lambda: store.query_scalar(f"SELECT count() FROM {USAGE_STATE_TABLE}") == 24, timeout=60)
+        assert _wait(
+            lambda: store.query_scalar(f"SELECT count() FROM {USAGE_STATE_TABLE}") == 24, timeout=60
+        )
     finally:
         stop()

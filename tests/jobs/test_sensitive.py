@@ -30,11 +30,19 @@ POSITIVE = [
     ("call +1 415 555 2671", "phone", "+1 415 555 2671"),
     ("call (415) 555-2671 after 5", "phone", "(415) 555-2671"),
     ("ring +44 20 7946 0958", "phone", "+44 20 7946 0958"),
-    ("OPENAI_API_KEY=sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z", "api_key", "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z"),
+    (
+        "OPENAI_API_KEY=sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z",
+        "api_key",
+        "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z",
+    ),
     ("aws AKIAIOSFODNN7EXAMPLE key", "api_key", "AKIAIOSFODNN7EXAMPLE"),
     ("token ghp_" + "a1B2c3D4e5" * 4, "api_key", "ghp_" + "a1B2c3D4e5" * 4),
     ("-----BEGIN RSA PRIVATE KEY-----\nMIIEow", "private_key", "-----BEGIN RSA PRIVATE KEY-----"),
-    ('{"password": "Xk9#q"} and api_key = "a8f9s7d6f5g4h3j2k1l0q9w8"', "secret", "a8f9s7d6f5g4h3j2k1l0q9w8"),
+    (
+        '{"password": "Xk9#q"} and api_key = "a8f9s7d6f5g4h3j2k1l0q9w8"',
+        "secret",
+        "a8f9s7d6f5g4h3j2k1l0q9w8",
+    ),
 ]
 
 NEGATIVE = [
@@ -64,21 +72,35 @@ def test_refuses_look_alikes(text: str) -> None:
 
 def test_synthetic_finance_traffic_is_clean() -> None:
     rng = random.Random(3)
-    texts = [SYSTEM_PROMPT] + [json.dumps({"entry_id": f"JE-{rng.randrange(10_000)}", "amount": rng.randrange(10**7),
-                                           "memo": _text(rng, 300)}) for _ in range(300)]
+    texts = [SYSTEM_PROMPT] + [
+        json.dumps(
+            {
+                "entry_id": f"JE-{rng.randrange(10_000)}",
+                "amount": rng.randrange(10**7),
+                "memo": _text(rng, 300),
+            }
+        )
+        for _ in range(300)
+    ]
     assert [t for t in texts if detect_content(t)] == []
 
 
 def test_checksums() -> None:
     assert luhn_valid("79927398713") and not luhn_valid("79927398710")
-    assert iban_valid("FR14 2004 1010 0505 0001 3M02 606") and not iban_valid("FR14 2004 1010 0505 0001 3M02 607")
+    assert iban_valid("FR14 2004 1010 0505 0001 3M02 606") and not iban_valid(
+        "FR14 2004 1010 0505 0001 3M02 607"
+    )
     assert iban_valid("NO9386011117947") and not iban_valid("XX00")
     assert mask("abcdefgh") == "ab****gh" and mask("abc") == "***"
 
 
 def test_json_content_is_scanned_string_by_string() -> None:
-    messages = json.dumps([{"role": "user", "content": "line one\n+1 415 555 2671"},
-                           {"role": "assistant", "content": "noted\njane@contoso.com"}])
+    messages = json.dumps(
+        [
+            {"role": "user", "content": "line one\n+1 415 555 2671"},
+            {"role": "assistant", "content": "noted\njane@contoso.com"},
+        ]
+    )
     assert "\\n+1" in messages  # the escape glues letters to the number in the raw JSON
     assert sorted(f.kind for f in detect_content(messages)) == ["email", "phone"]
 
@@ -86,10 +108,14 @@ def test_json_content_is_scanned_string_by_string() -> None:
 def test_prefilter_passes_every_finding(store) -> None:
     """What ClickHouse's match() keeps is a superset of what the detectors report."""
     texts = [text for text, _, _ in POSITIVE]
-    kept = store.query_scalar("SELECT arrayMap(t -> match(t, {p:String}), {texts:Array(String)})",
-                              {"p": SQL_PREFILTER, "texts": texts})
+    kept = store.query_scalar(
+        "SELECT arrayMap(t -> match(t, {p:String}), {texts:Array(String)})",
+        {"p": SQL_PREFILTER, "texts": texts},
+    )
     assert kept == [1] * len(texts)
     assert all(re.search(SQL_PREFILTER, t) for t in texts)
     clean = [SYSTEM_PROMPT, "the quarter close and the reversal date"]
-    assert store.query_scalar("SELECT arrayMap(t -> match(t, {p:String}), {texts:Array(String)})",
-                              {"p": SQL_PREFILTER, "texts": clean}) == [0, 0]
+    assert store.query_scalar(
+        "SELECT arrayMap(t -> match(t, {p:String}), {texts:Array(String)})",
+        {"p": SQL_PREFILTER, "texts": clean},
+    ) == [0, 0]

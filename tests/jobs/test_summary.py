@@ -19,17 +19,26 @@ def test_summary_of_a_demo_sized_run(store) -> None:
     now = datetime.now(timezone.utc)
     req = ExportTraceServiceRequest()
     scope = req.resource_spans.add().scope_spans.add()
-    add_run(scope, random.Random(1), 0, int((now - timedelta(minutes=5)).timestamp()) * 10**9,
-            question="approve JE-42 and send the memo to cfo.office@contoso.com")
-    StoreWriter(store).write(OtlpNormalizer().normalize([(req, SourcePosition("default", 0, "test"))]), "demo")
+    add_run(
+        scope,
+        random.Random(1),
+        0,
+        int((now - timedelta(minutes=5)).timestamp()) * 10**9,
+        question="approve JE-42 and send the memo to cfo.office@contoso.com",
+    )
+    StoreWriter(store).write(
+        OtlpNormalizer().normalize([(req, SourcePosition("default", 0, "test"))]), "demo"
+    )
     summary = usage_summary(store, "default", now - timedelta(hours=1), now)
     assert summary["totals"]["calls"] == 5 and summary["totals"]["cost_usd"] > 0
     assert [(m["provider"], m["model"], m["calls"]) for m in summary["models"]] == [
-        ("openai", "gpt-4o-2024-08-06", 2)]
+        ("openai", "gpt-4o-2024-08-06", 2)
+    ]
     assert [t["tool"] for t in summary["tools"]] == ["lookup_journal_entry"]
     # no baseline: no spikes or first-seen; but the e-mail sent to the provider is caught at once
     assert [(a["type"], a["dimensions"]) for a in summary["anomalies"]] == [
-        ("sensitive_egress", {"detector": "email", "provider": "openai"})]
+        ("sensitive_egress", {"detector": "email", "provider": "openai"})
+    ]
     console = Console(record=True, width=160)
     print_usage_summary(console, summary)
     text = console.export_text()

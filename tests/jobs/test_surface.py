@@ -8,13 +8,25 @@ import inspect
 import pytest
 
 
-@pytest.mark.parametrize("name", ["agentledger.pipeline.jobs", "agentledger.pipeline.jobs.sensitive",
-                                  "agentledger.pipeline.jobs.topics", "agentledger.schemas.analytics"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "agentledger.pipeline.jobs",
+        "agentledger.pipeline.jobs.sensitive",
+        "agentledger.pipeline.jobs.topics",
+        "agentledger.schemas.analytics",
+    ],
+)
 def test_all_is_complete_and_resolvable(name: str) -> None:
     module = importlib.import_module(name)
     exported = set(module.__all__)
     assert all(hasattr(module, attr) for attr in exported)
-    public = {a for a, v in vars(module).items()
-              if not a.startswith("_") and not inspect.ismodule(v) and a != "annotations"
-              and getattr(v, "__module__", name) == name}
+    public = {
+        a
+        for a, v in vars(module).items()
+        if not a.startswith("_")
+        and not inspect.ismodule(v)
+        and a != "annotations"
+        and getattr(v, "__module__", name) == name
+    }
     assert public <= exported, sorted(public - exported)

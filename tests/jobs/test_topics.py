@@ -10,7 +10,9 @@ from agentledger.pipeline.jobs.topics import Doc, Tfidf, find_topics, kmeans, to
 from tests.jobs.scenario import NEW_TOPIC, TOPICS
 
 
-def _docs(prefix: str, n: int, rng: random.Random, templates: tuple[str, ...] = TOPICS) -> list[Doc]:
+def _docs(
+    prefix: str, n: int, rng: random.Random, templates: tuple[str, ...] = TOPICS
+) -> list[Doc]:
     out = []
     for i in range(n):
         words = rng.choice(templates).format(n=rng.randrange(10_000)).split()
@@ -24,11 +26,15 @@ def test_tokenize_and_tfidf() -> None:
     vec = Tfidf().fit(["accrual reversal", "accrual payment", "payment"])
     x = vec.transform(["accrual reversal", "nothing known"])
     assert np.allclose(np.linalg.norm(x[0]), 1.0) and not x[1].any()
-    assert x[0, vec.vocabulary["reversal"]] > x[0, vec.vocabulary["accrual"]]  # rarer term weighs more
+    assert (
+        x[0, vec.vocabulary["reversal"]] > x[0, vec.vocabulary["accrual"]]
+    )  # rarer term weighs more
 
 
 def test_kmeans_separates_clear_clusters() -> None:
-    x = np.array([[1, 0, 0], [0.9, 0.1, 0], [0, 1, 0], [0, 0.95, 0.05], [0, 0, 1], [0.05, 0, 1]], dtype=float)
+    x = np.array(
+        [[1, 0, 0], [0.9, 0.1, 0], [0, 1, 0], [0, 0.95, 0.05], [0, 0, 1], [0.05, 0, 1]], dtype=float
+    )
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     labels, centroids = kmeans(x, 3, seed=1)
     assert labels[0] == labels[1] and labels[2] == labels[3] and labels[4] == labels[5]
@@ -41,12 +47,17 @@ def test_finds_the_baseline_topics_and_a_new_one() -> None:
     novel = [Doc(f"n{i}", NEW_TOPIC.format(n=i)) for i in range(5)]
     report = find_topics(baseline, current + novel)
     assert report.k == len(TOPICS)
-    assert sum(t.baseline for t in report.topics) == 400 and sum(t.current for t in report.topics) == 100
+    assert (
+        sum(t.baseline for t in report.topics) == 400
+        and sum(t.current for t in report.topics) == 100
+    )
     (new,) = report.new_topics
     assert new.current == 5 and set(new.examples) <= {d.trace_id for d in novel}
     assert {"poem", "birthday", "cat"} <= set(new.terms)
     again = find_topics(baseline, current + novel)  # seeded: the same clusters every time
-    assert [(t.terms, t.current) for t in again.topics] == [(t.terms, t.current) for t in report.topics]
+    assert [(t.terms, t.current) for t in again.topics] == [
+        (t.terms, t.current) for t in report.topics
+    ]
 
 
 def test_no_new_topic_in_clean_input_or_without_baseline() -> None:

@@ -12,7 +12,13 @@ import pyarrow as pa
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from agentledger.pipeline.jobs import UsageQuery, UsageQueryError, UsageRollupJob, usage_report, usage_totals
+from agentledger.pipeline.jobs import (
+    UsageQuery,
+    UsageQueryError,
+    UsageRollupJob,
+    usage_report,
+    usage_totals,
+)
 from agentledger.pipeline.normalize import OtlpNormalizer, SourcePosition
 from agentledger.pipeline.writer import StoreWriter
 from agentledger.schemas.analytics import USAGE_TABLE
@@ -69,7 +75,11 @@ def test_latency_quantiles_match_the_raw_durations(injected) -> None:
     UsageRollupJob().run(store, scenario.NOW)
     q = UsageQuery(*ALL_TIME, group_by=("model",), filters={"kind": "LLM"}, top=None)
     for r in usage_report(store, "default", q):
-        durations = sorted(x["duration_ms"] for x in generated.rows if x["kind"] == "LLM" and _model(x) == r["model"])
+        durations = sorted(
+            x["duration_ms"]
+            for x in generated.rows
+            if x["kind"] == "LLM" and _model(x) == r["model"]
+        )
         assert r["latency_p50_ms"] == pytest.approx(statistics.median(durations), rel=0.05)
         assert r["latency_p95_ms"] == pytest.approx(durations[int(0.95 * len(durations))], rel=0.08)
         assert r["latency_avg_ms"] == pytest.approx(statistics.fmean(durations), rel=1e-9)
@@ -80,7 +90,9 @@ def test_duplicates_do_not_change_usage(store) -> None:
     generated = scenario.generate(store, inject=False, days=1, seed=11)
     job = UsageRollupJob()
     assert job.run(store, scenario.NOW).info["hours_recomputed"] == 24
-    assert job.run(store, scenario.NOW).info["hours_recomputed"] == 0  # nothing changed: nothing recomputed
+    assert (
+        job.run(store, scenario.NOW).info["hours_recomputed"] == 0
+    )  # nothing changed: nothing recomputed
     before = _report(store)
     _assert_equal(before, _independent(generated.rows))
 
@@ -88,13 +100,18 @@ def test_duplicates_do_not_change_usage(store) -> None:
     writer = StoreWriter(store)
     for i, batch in enumerate(generated.batches):
         writer.write(batch, f"redelivery-{i}")
-        writer.write(type(batch)(batch.spans.slice(0, batch.spans.num_rows // 2), batch.contents), f"again-{i}")
+        writer.write(
+            type(batch)(batch.spans.slice(0, batch.spans.num_rows // 2), batch.contents),
+            f"again-{i}",
+        )
     raw = store.query_scalar("SELECT count() FROM spans")
     assert raw > 2 * len(generated.rows)  # the duplicates are really there
     assert job.run(store, scenario.NOW).info["hours_recomputed"] == 24
     assert _report(store) == before
 
-    store.command("OPTIMIZE TABLE spans FINAL")  # merges collapse them: the fingerprint changes again
+    store.command(
+        "OPTIMIZE TABLE spans FINAL"
+    )  # merges collapse them: the fingerprint changes again
     assert store.query_scalar("SELECT count() FROM spans") == len(generated.rows)
     job.run(store, scenario.NOW)
     assert _report(store) == before
@@ -108,7 +125,13 @@ def test_late_spans_for_an_old_hour_recompute_that_hour_only(store) -> None:
     late = ExportTraceServiceRequest()
     scope = late.resource_spans.add().scope_spans.add()
     old_hour = scenario.NOW - timedelta(hours=20)
-    add_run(scope, random.Random(99), 0, int(old_hour.timestamp()) * 10**9 + 60 * 10**9, principal="late@acme.example")
+    add_run(
+        scope,
+        random.Random(99),
+        0,
+        int(old_hour.timestamp()) * 10**9 + 60 * 10**9,
+        principal="late@acme.example",
+    )
     batch = OtlpNormalizer().normalize([(late, SourcePosition("default", 0, "test", 0, 999))])
     StoreWriter(store).write(batch, "late")
     result = job.run(store, scenario.NOW)
@@ -124,14 +147,19 @@ def test_a_group_that_vanished_from_an_hour_is_zeroed(store) -> None:
     job.run(store, scenario.NOW)
     batch = generated.batches[0]
     spans = batch.spans
-    moved = spans.set_column(spans.schema.get_field_index("principal_id"), "principal_id",
-                             pa.array(["moved@acme.example"] * spans.num_rows))
+    moved = spans.set_column(
+        spans.schema.get_field_index("principal_id"),
+        "principal_id",
+        pa.array(["moved@acme.example"] * spans.num_rows),
+    )
     StoreWriter(store).write(type(batch)(moved, batch.contents), "moved")
     job.run(store, scenario.NOW)
     report = _report(store)
     assert {k[0] for k in report} == {"moved@acme.example"}
     assert sum(r["calls"] for r in report.values()) == len(generated.rows)
-    assert store.query_scalar(f"SELECT countIf(calls = 0) FROM {USAGE_TABLE} FINAL") > 0  # the zero rows
+    assert (
+        store.query_scalar(f"SELECT countIf(calls = 0) FROM {USAGE_TABLE} FINAL") > 0
+    )  # the zero rows
 
 
 def test_usage_queries_group_filter_order_and_series(injected) -> None:
@@ -140,24 +168,47 @@ def test_usage_queries_group_filter_order_and_series(injected) -> None:
     top = usage_report(store, "default", UsageQuery(*ALL_TIME, group_by=("principal",), top=2))
     assert [r["principal"] for r in top] == sorted(
         {r["principal_id"] for r in generated.rows},
-        key=lambda p: -sum(x["cost_usd"] for x in generated.rows if x["principal_id"] == p))[:2]
+        key=lambda p: -sum(x["cost_usd"] for x in generated.rows if x["principal_id"] == p),
+    )[:2]
     assert top[0]["cost_usd"] >= top[1]["cost_usd"]
 
-    tools = usage_report(store, "default", UsageQuery(*ALL_TIME, group_by=("tool",), filters={"kind": "TOOL"},
-                                                      order_by="errors", top=None))
+    tools = usage_report(
+        store,
+        "default",
+        UsageQuery(
+            *ALL_TIME, group_by=("tool",), filters={"kind": "TOOL"}, order_by="errors", top=None
+        ),
+    )
     errors = {r["tool"]: r["errors"] for r in tools}
-    assert errors["match_purchase_order"] == sum(
-        1 for r in generated.rows if r["tool_name"] == "match_purchase_order" and r["status_code"] == "ERROR") >= 8
-    assert tools[0]["tool"] == "match_purchase_order"  # the injected burst makes it the most failing tool
+    assert (
+        errors["match_purchase_order"]
+        == sum(
+            1
+            for r in generated.rows
+            if r["tool_name"] == "match_purchase_order" and r["status_code"] == "ERROR"
+        )
+        >= 8
+    )
+    assert (
+        tools[0]["tool"] == "match_purchase_order"
+    )  # the injected burst makes it the most failing tool
 
     day = scenario.NOW - timedelta(days=1)
-    series = usage_report(store, "default", UsageQuery(day, scenario.NOW, group_by=("model",), interval="hour", top=1,
-                                                        filters={"kind": "LLM"}))
+    series = usage_report(
+        store,
+        "default",
+        UsageQuery(
+            day, scenario.NOW, group_by=("model",), interval="hour", top=1, filters={"kind": "LLM"}
+        ),
+    )
     assert len({r["model"] for r in series}) == 1 and len(series) == 24
     assert [r["bucket"] for r in series] == sorted(r["bucket"] for r in series)
     one_model = series[0]["model"]
     assert sum(r["calls"] for r in series) == sum(
-        1 for r in generated.rows if r["kind"] == "LLM" and _model(r) == one_model and r["start_time"] >= day)
+        1
+        for r in generated.rows
+        if r["kind"] == "LLM" and _model(r) == one_model and r["start_time"] >= day
+    )
     daily = usage_report(store, "default", UsageQuery(*ALL_TIME, interval="day", top=None))
     assert len(daily) == scenario.DAYS and sum(r["calls"] for r in daily) == len(generated.rows)
 
@@ -181,5 +232,7 @@ def test_rollup_and_queries_run_on_the_clickhouse_server_store(ch_store) -> None
     generated = scenario.generate(ch_store, inject=False, days=1, seed=14)
     UsageRollupJob().run(ch_store, scenario.NOW)
     _assert_equal(_report(ch_store), _independent(generated.rows))
-    series = usage_report(ch_store, "default", UsageQuery(*ALL_TIME, group_by=("kind",), interval="hour", top=2))
+    series = usage_report(
+        ch_store, "default", UsageQuery(*ALL_TIME, group_by=("kind",), interval="hour", top=2)
+    )
     assert series and {r["kind"] for r in series} <= {"LLM", "TOOL", "RETRIEVER", "AGENT"}

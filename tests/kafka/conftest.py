@@ -42,13 +42,26 @@ class Broker:
         return f"127.0.0.1:{self.port}"
 
     def _env(self) -> dict[str, str]:
-        return {**os.environ, "KAFKA_PORT": str(self.port), "KAFKA_CONTROLLER_PORT": str(self.controller_port),
-                "KAFKA_DATA_DIR": str(self.data_dir), "KAFKA_HEAP_OPTS": "-Xms128m -Xmx384m"}
+        return {
+            **os.environ,
+            "KAFKA_PORT": str(self.port),
+            "KAFKA_CONTROLLER_PORT": str(self.controller_port),
+            "KAFKA_DATA_DIR": str(self.data_dir),
+            "KAFKA_HEAP_OPTS": "-Xms128m -Xmx384m",
+        }
 
     def run(self, command: str, timeout: float = 180) -> None:
-        out = subprocess.run([str(KAFKA_SH), command], env=self._env(), capture_output=True, text=True, timeout=timeout)
+        out = subprocess.run(
+            [str(KAFKA_SH), command],
+            env=self._env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         if out.returncode != 0:
-            pytest.fail(f"kafka.sh {command} failed (exit {out.returncode}):\n{out.stdout}\n{out.stderr}")
+            pytest.fail(
+                f"kafka.sh {command} failed (exit {out.returncode}):\n{out.stdout}\n{out.stderr}"
+            )
 
 
 def start_broker(data_dir: Path) -> Broker:
@@ -89,4 +102,6 @@ def kafka_settings(kafka_bootstrap: str) -> KafkaSettings:
 
 @pytest.fixture
 def pipeline_settings() -> PipelineSettings:
-    return PipelineSettings(batch_max_spans=2000, batch_max_seconds=0.5, metrics_port=0, retry_max_seconds=1.0)
+    return PipelineSettings(
+        batch_max_spans=2000, batch_max_seconds=0.5, metrics_port=0, retry_max_seconds=1.0
+    )

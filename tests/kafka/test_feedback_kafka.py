@@ -8,11 +8,11 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+
 from agentledger.collector import CollectorSettings, create_app
 from agentledger.pipeline.datasets import list_feedback
 from agentledger.pipeline.datasets.feedback_kafka import FeedbackConsumer
 from agentledger.pipeline.sinks.kafka import KafkaSink
-
 from agentledger.server import AppServer
 from tests.datasets import otlp
 
@@ -21,7 +21,11 @@ from tests.datasets import otlp
 def collector(kafka_settings, store) -> Iterator[AppServer]:
     """The production collector (Kafka sink) with the store attached for reads."""
     sink = KafkaSink(kafka_settings)
-    with AppServer(create_app(CollectorSettings(no_auth=True, port=0), sink, store, store_gates_readiness=False)) as srv:
+    with AppServer(
+        create_app(
+            CollectorSettings(no_auth=True, port=0), sink, store, store_gates_readiness=False
+        )
+    ) as srv:
         yield srv
 
 
@@ -36,7 +40,13 @@ def _wait(predicate, timeout: float = 60) -> None:
 def test_feedback_goes_through_kafka_into_the_store_once(collector, kafka_settings, store) -> None:
     span = otlp.chat_span("Is the refund policy 30 days?", "Yes.")
     body = [
-        {"trace_id": span.trace_id, "span_id": span.span_id, "name": "thumbs", "label": "up", "annotator": "u1"},
+        {
+            "trace_id": span.trace_id,
+            "span_id": span.span_id,
+            "name": "thumbs",
+            "label": "up",
+            "annotator": "u1",
+        },
         {"trace_id": span.trace_id, "name": "quality", "score": 0.8},
     ]
     resp = httpx.post(f"{collector.url}/v1/feedback", json=body, timeout=30)
@@ -66,4 +76,9 @@ def test_feedback_goes_through_kafka_into_the_store_once(collector, kafka_settin
     assert rows["quality"]["span_id"] == "" and rows["quality"]["score"] == 0.8
     assert consumer.stats.dead_letters == 1
     # stored twice at the transport, once in the results
-    assert store.query_scalar("SELECT count() FROM feedback FINAL WHERE trace_id = {t:String}", {"t": span.trace_id}) == 2
+    assert (
+        store.query_scalar(
+            "SELECT count() FROM feedback FINAL WHERE trace_id = {t:String}", {"t": span.trace_id}
+        )
+        == 2
+    )

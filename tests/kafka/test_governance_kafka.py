@@ -26,8 +26,11 @@ def _records(kafka: KafkaSettings, topic: str, timeout_s: float = 10.0) -> list[
     """Every record on ``topic`` so far (a throw-away consumer from the beginning)."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=kafka.bootstrap_servers, enable_auto_commit=False,
-                             consumer_timeout_ms=1000)
+    consumer = KafkaConsumer(
+        bootstrap_servers=kafka.bootstrap_servers,
+        enable_auto_commit=False,
+        consumer_timeout_ms=1000,
+    )
     try:
         parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
         consumer.assign(parts)
@@ -69,7 +72,9 @@ def _wait_for(predicate: Any, timeout: float = 60, what: str = "condition") -> A
 
 
 def _collector(kafka_settings: KafkaSettings, store_settings: StoreSettings) -> AppServer:
-    return AppServer(build_collector_app(CollectorSettings(no_auth=True, port=0), kafka_settings, store_settings))
+    return AppServer(
+        build_collector_app(CollectorSettings(no_auth=True, port=0), kafka_settings, store_settings)
+    )
 
 
 @pytest.fixture
@@ -89,7 +94,10 @@ def _rows(store: Any, table: str, **where: str) -> list[dict[str, Any]]:
 
 
 def test_intents_are_on_the_topic_before_the_tool_runs_and_the_pipeline_stores_them(
-    kafka_settings: KafkaSettings, pipeline_settings: PipelineSettings, ch_store: Any, endpoint: Any,
+    kafka_settings: KafkaSettings,
+    pipeline_settings: PipelineSettings,
+    ch_store: Any,
+    endpoint: Any,
     governed_to: Any,
 ) -> None:
     seen_in_body: list[list[dict[str, Any]]] = []
@@ -125,8 +133,11 @@ def test_intents_are_on_the_topic_before_the_tool_runs_and_the_pipeline_stores_t
     assert outcome["status"] == "ok" and outcome["result"] == '"approved"'
 
     # a second consumer group re-reads everything (redelivery): reads stay exact
-    again = IntentConsumer(kafka_settings.model_copy(update={"group_id": f"g{uuid.uuid4().hex[:8]}"}),
-                           pipeline_settings, ch_store)
+    again = IntentConsumer(
+        kafka_settings.model_copy(update={"group_id": f"g{uuid.uuid4().hex[:8]}"}),
+        pipeline_settings,
+        ch_store,
+    )
     with _Running(again):
         _wait_for(lambda: again.stats.records >= 2, what="the replay")
     assert len(_rows(ch_store, "intents")) == 1 and len(_rows(ch_store, "intent_outcomes")) == 1
@@ -156,13 +167,22 @@ def test_broker_down_the_tool_does_not_run(
         assert ran == []
 
 
-@pytest.mark.parametrize("with_store", [True, False], ids=["controls-in-store", "controls-in-memory"])
+@pytest.mark.parametrize(
+    "with_store", [True, False], ids=["controls-in-store", "controls-in-memory"]
+)
 def test_pause_and_resume_in_kafka_mode(
-    kafka_settings: KafkaSettings, pipeline_settings: PipelineSettings, ch_store: Any, endpoint: Any,
-    governed_to: Any, with_store: bool,
+    kafka_settings: KafkaSettings,
+    pipeline_settings: PipelineSettings,
+    ch_store: Any,
+    endpoint: Any,
+    governed_to: Any,
+    with_store: bool,
 ) -> None:
-    store_settings = (StoreSettings(clickhouse_url=endpoint.url, database=ch_store.database) if with_store
-                      else StoreSettings(clickhouse_url=None))
+    store_settings = (
+        StoreSettings(clickhouse_url=endpoint.url, database=ch_store.database)
+        if with_store
+        else StoreSettings(clickhouse_url=None)
+    )
     ran: list[str] = []
 
     @governed_tool(agent="kafka-agent")
@@ -173,22 +193,39 @@ def test_pause_and_resume_in_kafka_mode(
     with _collector(kafka_settings, store_settings) as collector:
         governed_to(collector.url)
         url = collector.url
-        pause = httpx.post(f"{url}/v1/controls", json={"action": "pause", "scope": "agent", "target": "kafka-agent",
-                                                       "by": "risk-desk", "reason": "limit breach"})
+        pause = httpx.post(
+            f"{url}/v1/controls",
+            json={
+                "action": "pause",
+                "scope": "agent",
+                "target": "kafka-agent",
+                "by": "risk-desk",
+                "reason": "limit breach",
+            },
+        )
         assert pause.status_code == 200, pause.text
         if with_store:  # stored before the answer, where every replica reads it
             assert [r["by"] for r in _rows(ch_store, "controls")] == ["risk-desk"]
         listed = httpx.get(f"{url}/v1/controls").json()
         assert listed["shared"] is with_store
-        assert [(c["target"], c["reason"]) for c in listed["controls"]] == [("kafka-agent", "limit breach")]
+        assert [(c["target"], c["reason"]) for c in listed["controls"]] == [
+            ("kafka-agent", "limit breach")
+        ]
 
         thread = threading.Thread(target=settle, args=("T-1",))
         thread.start()
         time.sleep(0.5)
         assert ran == [] and thread.is_alive()
-        resume = httpx.post(f"{url}/v1/controls", json={"action": "resume", "scope": "agent",
-                                                        "target": "kafka-agent", "by": "risk-desk",
-                                                        "reason": "cleared"})
+        resume = httpx.post(
+            f"{url}/v1/controls",
+            json={
+                "action": "resume",
+                "scope": "agent",
+                "target": "kafka-agent",
+                "by": "risk-desk",
+                "reason": "cleared",
+            },
+        )
         assert resume.status_code == 200
         thread.join(30)
         assert ran == ["T-1"]
@@ -205,7 +242,9 @@ def test_pause_and_resume_in_kafka_mode(
 
 
 def test_records_that_are_not_governance_records_are_dead_lettered(
-    kafka_settings: KafkaSettings, pipeline_settings: PipelineSettings, ch_store: Any,
+    kafka_settings: KafkaSettings,
+    pipeline_settings: PipelineSettings,
+    ch_store: Any,
 ) -> None:
     from kafka import KafkaProducer
 
@@ -213,10 +252,23 @@ def test_records_that_are_not_governance_records_are_dead_lettered(
 
     ensure_topics(kafka_settings)
     producer = KafkaProducer(bootstrap_servers=kafka_settings.bootstrap_servers)
-    good = {"type": "control", "tenant": "default", "created_at": time.time_ns(), "control_id": uuid.uuid4().hex,
-            "action": "pause", "scope": "session", "target": "s", "by": "x", "reason": "y"}
+    good = {
+        "type": "control",
+        "tenant": "default",
+        "created_at": time.time_ns(),
+        "control_id": uuid.uuid4().hex,
+        "action": "pause",
+        "scope": "session",
+        "target": "s",
+        "by": "x",
+        "reason": "y",
+    }
     producer.send(kafka_settings.intents_topic, key=b"k", value=b"not json at all")
-    producer.send(kafka_settings.intents_topic, key=b"k", value=orjson.dumps({"type": "intent", "tenant": "t"}))
+    producer.send(
+        kafka_settings.intents_topic,
+        key=b"k",
+        value=orjson.dumps({"type": "intent", "tenant": "t"}),
+    )
     producer.send(kafka_settings.intents_topic, key=b"k", value=orjson.dumps(good))
     producer.flush()
     producer.close()

@@ -62,14 +62,19 @@ def test_every_span_arrives_once(collector, kafka_settings, pipeline_settings, s
         assert _send(collector.url, req).status_code == 200
     consumer = SpanConsumer(kafka_settings, pipeline_settings, store, OtlpNormalizer())
     with RunningConsumer(consumer):
-        wait_for(lambda: store.query_scalar("SELECT count() FROM spans") >= 60 * SPANS_PER_RUN, what="spans stored")
+        wait_for(
+            lambda: store.query_scalar("SELECT count() FROM spans") >= 60 * SPANS_PER_RUN,
+            what="spans stored",
+        )
     assert store.query_scalar("SELECT count() FROM spans") == 60 * SPANS_PER_RUN
     assert store.query_scalar("SELECT uniqExact(span_id) FROM spans") == 60 * SPANS_PER_RUN
     traces = queries.list_traces(store, "default", limit=100)
     assert len(traces) == 60 and all(t["span_count"] == SPANS_PER_RUN for t in traces)
     assert consumer.stats.dead_letters == 0
     # provenance: each row names the Kafka record it came from
-    topics = {r["source_topic"] for r in store.query_rows("SELECT DISTINCT source_topic FROM spans")}
+    topics = {
+        r["source_topic"] for r in store.query_rows("SELECT DISTINCT source_topic FROM spans")
+    }
     assert topics == {kafka_settings.spans_topic}
 
 
@@ -79,8 +84,12 @@ def test_stock_reader_decodes_the_topic_as_otlp(collector, kafka_settings) -> No
 
     req = next(requests(3, runs_per_request=3, seed=5))
     assert _send(collector.url, req).status_code == 200
-    reader = KafkaConsumer(kafka_settings.spans_topic, bootstrap_servers=kafka_settings.bootstrap_servers,
-                           auto_offset_reset="earliest", consumer_timeout_ms=10_000)
+    reader = KafkaConsumer(
+        kafka_settings.spans_topic,
+        bootstrap_servers=kafka_settings.bootstrap_servers,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=10_000,
+    )
     records = []
     for record in reader:
         records.append(record)
@@ -98,7 +107,9 @@ def test_stock_reader_decodes_the_topic_as_otlp(collector, kafka_settings) -> No
         assert decoded.resource_spans[0].resource.attributes[0].key == "service.name"
 
 
-def test_poison_record_goes_to_dead_letters_and_the_rest_is_stored(kafka_settings, pipeline_settings, store) -> None:
+def test_poison_record_goes_to_dead_letters_and_the_rest_is_stored(
+    kafka_settings, pipeline_settings, store
+) -> None:
     from kafka import KafkaConsumer, KafkaProducer
 
     from agentledger.pipeline.kafka_io import ensure_topics, record_headers
@@ -107,21 +118,47 @@ def test_poison_record_goes_to_dead_letters_and_the_rest_is_stored(kafka_setting
     producer = KafkaProducer(bootstrap_servers=kafka_settings.bootstrap_servers, acks="all")
     good = list(requests(4, runs_per_request=1, seed=3))
     # all on one partition, poison in the middle
-    producer.send(kafka_settings.spans_topic, good[0].SerializeToString(), partition=0, headers=record_headers("default", 1))
-    producer.send(kafka_settings.spans_topic, good[1].SerializeToString(), partition=0, headers=record_headers("default", 1))
-    producer.send(kafka_settings.spans_topic, b"\x0a\xff\xff\xffnot protobuf", partition=0,
-                  headers=record_headers("default", 1))
+    producer.send(
+        kafka_settings.spans_topic,
+        good[0].SerializeToString(),
+        partition=0,
+        headers=record_headers("default", 1),
+    )
+    producer.send(
+        kafka_settings.spans_topic,
+        good[1].SerializeToString(),
+        partition=0,
+        headers=record_headers("default", 1),
+    )
+    producer.send(
+        kafka_settings.spans_topic,
+        b"\x0a\xff\xff\xffnot protobuf",
+        partition=0,
+        headers=record_headers("default", 1),
+    )
     for req in good[2:]:
-        producer.send(kafka_settings.spans_topic, req.SerializeToString(), partition=0, headers=record_headers("default", 1))
+        producer.send(
+            kafka_settings.spans_topic,
+            req.SerializeToString(),
+            partition=0,
+            headers=record_headers("default", 1),
+        )
     producer.flush()
     producer.close()
     consumer = SpanConsumer(kafka_settings, pipeline_settings, store, OtlpNormalizer())
     with RunningConsumer(consumer):
-        wait_for(lambda: store.query_scalar("SELECT count() FROM spans") >= 4 * SPANS_PER_RUN, what="good records stored")
+        wait_for(
+            lambda: store.query_scalar("SELECT count() FROM spans") >= 4 * SPANS_PER_RUN,
+            what="good records stored",
+        )
         wait_for(lambda: consumer.stats.dead_letters == 1, what="dead letter")
     assert store.query_scalar("SELECT count() FROM spans") == 4 * SPANS_PER_RUN
-    dlq = KafkaConsumer(kafka_settings.dead_letter_topic, bootstrap_servers=kafka_settings.bootstrap_servers,
-                        auto_offset_reset="earliest", consumer_timeout_ms=10_000)
+    dlq = KafkaConsumer(
+        kafka_settings.dead_letter_topic,
+        bootstrap_servers=kafka_settings.bootstrap_servers,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=10_000,
+    )
     dead = next(iter(dlq))
     dlq.close()
     headers = dict(dead.headers)
@@ -141,7 +178,11 @@ def test_redelivered_records_count_once(kafka_settings, pipeline_settings, store
     reqs = list(requests(10, runs_per_request=2, seed=21))
     for _ in range(2):
         for req in reqs:
-            producer.send(kafka_settings.spans_topic, req.SerializeToString(), headers=record_headers("default", 7))
+            producer.send(
+                kafka_settings.spans_topic,
+                req.SerializeToString(),
+                headers=record_headers("default", 7),
+            )
     producer.flush()
     producer.close()
     consumer = SpanConsumer(kafka_settings, pipeline_settings, store, OtlpNormalizer())
@@ -151,12 +192,21 @@ def test_redelivered_records_count_once(kafka_settings, pipeline_settings, store
     assert len(traces) == 10
     assert sum(t["span_count"] for t in traces) == 10 * SPANS_PER_RUN
     assert store.query_scalar("SELECT count() FROM spans FINAL") == 10 * SPANS_PER_RUN
-    expected_tokens = sum(kv.value.int_value for r in reqs for rs in r.resource_spans for ss in rs.scope_spans
-                          for s in ss.spans for kv in s.attributes if kv.key == "llm.token_count.prompt")
+    expected_tokens = sum(
+        kv.value.int_value
+        for r in reqs
+        for rs in r.resource_spans
+        for ss in rs.scope_spans
+        for s in ss.spans
+        for kv in s.attributes
+        if kv.key == "llm.token_count.prompt"
+    )
     assert sum(t["input_tokens"] for t in traces) == expected_tokens
 
 
-def test_large_trace_is_split_and_oversized_span_refused(collector, kafka_settings, pipeline_settings, store) -> None:
+def test_large_trace_is_split_and_oversized_span_refused(
+    collector, kafka_settings, pipeline_settings, store
+) -> None:
     big = ExportTraceServiceRequest()
     scope = big.resource_spans.add().scope_spans.add()
     for i in range(12):  # 12 spans x 200 KB of one trace: over the 1 MiB record limit
@@ -168,9 +218,13 @@ def test_large_trace_is_split_and_oversized_span_refused(collector, kafka_settin
     assert _send(collector.url, big).status_code == 200
     consumer = SpanConsumer(kafka_settings, pipeline_settings, store, OtlpNormalizer())
     with RunningConsumer(consumer):
-        wait_for(lambda: store.query_scalar("SELECT count() FROM spans") >= 12,
-                 what=f"split trace stored ({consumer.stats})")
-    assert consumer.stats.records >= 2  # split into several records with the same key (values cut to 128 KB)
+        wait_for(
+            lambda: store.query_scalar("SELECT count() FROM spans") >= 12,
+            what=f"split trace stored ({consumer.stats})",
+        )
+    assert (
+        consumer.stats.records >= 2
+    )  # split into several records with the same key (values cut to 128 KB)
     assert store.query_scalar("SELECT count() FROM spans") == 12
 
     huge = ExportTraceServiceRequest()

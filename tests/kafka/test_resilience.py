@@ -11,7 +11,6 @@ import threading
 import time
 
 import httpx
-import pytest
 
 from agentledger.collector import CollectorSettings, create_app
 from agentledger.pipeline.consumer import SpanConsumer
@@ -30,32 +29,41 @@ def _produce(settings, reqs) -> None:
     ensure_topics(settings)
     producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
     for req in reqs:
-        producer.send(settings.spans_topic, req.SerializeToString(), headers=record_headers("default", 1))
+        producer.send(
+            settings.spans_topic, req.SerializeToString(), headers=record_headers("default", 1)
+        )
     producer.flush()
     producer.close()
 
 
 def _pipeline_env(kafka_settings, ch_store, endpoint, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTLEDGER_")}
-    env.update({
-        "AGENTLEDGER_KAFKA_BOOTSTRAP_SERVERS": kafka_settings.bootstrap_servers,
-        "AGENTLEDGER_KAFKA_SPANS_TOPIC": kafka_settings.spans_topic,
-        "AGENTLEDGER_KAFKA_DEAD_LETTER_TOPIC": kafka_settings.dead_letter_topic,
-        "AGENTLEDGER_KAFKA_FEEDBACK_TOPIC": kafka_settings.feedback_topic,
-        "AGENTLEDGER_KAFKA_INTENTS_TOPIC": kafka_settings.intents_topic,
-        "AGENTLEDGER_KAFKA_GROUP_ID": kafka_settings.group_id,
-        "AGENTLEDGER_CLICKHOUSE_URL": endpoint.url,
-        "AGENTLEDGER_DATABASE": ch_store.database,
-        "AGENTLEDGER_BATCH_MAX_SECONDS": "0.5",
-        "AGENTLEDGER_METRICS_PORT": str(free_port()),
-        **extra,
-    })
+    env.update(
+        {
+            "AGENTLEDGER_KAFKA_BOOTSTRAP_SERVERS": kafka_settings.bootstrap_servers,
+            "AGENTLEDGER_KAFKA_SPANS_TOPIC": kafka_settings.spans_topic,
+            "AGENTLEDGER_KAFKA_DEAD_LETTER_TOPIC": kafka_settings.dead_letter_topic,
+            "AGENTLEDGER_KAFKA_FEEDBACK_TOPIC": kafka_settings.feedback_topic,
+            "AGENTLEDGER_KAFKA_INTENTS_TOPIC": kafka_settings.intents_topic,
+            "AGENTLEDGER_KAFKA_GROUP_ID": kafka_settings.group_id,
+            "AGENTLEDGER_CLICKHOUSE_URL": endpoint.url,
+            "AGENTLEDGER_DATABASE": ch_store.database,
+            "AGENTLEDGER_BATCH_MAX_SECONDS": "0.5",
+            "AGENTLEDGER_METRICS_PORT": str(free_port()),
+            **extra,
+        }
+    )
     return env
 
 
 def _pipeline(env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "agentledger.cli", "pipeline", "run", "--log-level", "info"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "agentledger.cli", "pipeline", "run", "--log-level", "info"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def _committed(settings) -> int:
@@ -66,14 +74,19 @@ def _committed(settings) -> int:
         offsets = admin.list_group_offsets({settings.group_id: None}).get(settings.group_id, {})
     finally:
         admin.close()
-    return sum(o.offset for tp, o in offsets.items() if tp.topic == settings.spans_topic and o.offset > 0)
+    return sum(
+        o.offset for tp, o in offsets.items() if tp.topic == settings.spans_topic and o.offset > 0
+    )
 
 
 def test_kill_9_between_insert_and_commit_then_restart(kafka_settings, ch_store, endpoint) -> None:
     reqs = list(requests(40, runs_per_request=2, seed=41))  # 20 records, 200 spans
     _produce(kafka_settings, reqs)
-    crashed = _pipeline(_pipeline_env(kafka_settings, ch_store, endpoint,
-                                      AGENTLEDGER_FAILPOINT="after_insert_before_commit"))
+    crashed = _pipeline(
+        _pipeline_env(
+            kafka_settings, ch_store, endpoint, AGENTLEDGER_FAILPOINT="after_insert_before_commit"
+        )
+    )
     out, _ = crashed.communicate(timeout=120)
     assert crashed.returncode == -signal.SIGKILL, out
     inserted = ch_store.query_scalar("SELECT count() FROM spans")
@@ -83,7 +96,10 @@ def test_kill_9_between_insert_and_commit_then_restart(kafka_settings, ch_store,
     env = _pipeline_env(kafka_settings, ch_store, endpoint)
     restarted = _pipeline(env)
     try:
-        wait_for(lambda: _committed(kafka_settings) == len(reqs), what="all offsets committed after restart")
+        wait_for(
+            lambda: _committed(kafka_settings) == len(reqs),
+            what="all offsets committed after restart",
+        )
     finally:
         restarted.send_signal(signal.SIGTERM)
         out, _ = restarted.communicate(timeout=60)
@@ -91,8 +107,15 @@ def test_kill_9_between_insert_and_commit_then_restart(kafka_settings, ch_store,
     total = 40 * SPANS_PER_RUN
     assert ch_store.query_scalar("SELECT count() FROM spans FINAL") == total
     assert ch_store.query_scalar("SELECT uniqExact(tenant, trace_id, span_id) FROM spans") == total
-    tokens = sum(kv.value.int_value for r in reqs for rs in r.resource_spans for ss in rs.scope_spans
-                 for s in ss.spans for kv in s.attributes if kv.key == "llm.token_count.prompt")
+    tokens = sum(
+        kv.value.int_value
+        for r in reqs
+        for rs in r.resource_spans
+        for ss in rs.scope_spans
+        for s in ss.spans
+        for kv in s.attributes
+        if kv.key == "llm.token_count.prompt"
+    )
     assert ch_store.query_scalar("SELECT sum(input_tokens) FROM spans FINAL") == tokens
     from agentledger.pipeline import queries
 
@@ -106,8 +129,12 @@ def test_sigterm_finishes_and_commits_the_batch(kafka_settings, ch_store, endpoi
     env = _pipeline_env(kafka_settings, ch_store, endpoint)
     proc = _pipeline(env)
     try:
-        wait_for(lambda: ch_store.query_scalar("SELECT count() FROM spans") > 0, what="first insert")
-        metrics = httpx.get(f"http://127.0.0.1:{env['AGENTLEDGER_METRICS_PORT']}/metrics", timeout=5).text
+        wait_for(
+            lambda: ch_store.query_scalar("SELECT count() FROM spans") > 0, what="first insert"
+        )
+        metrics = httpx.get(
+            f"http://127.0.0.1:{env['AGENTLEDGER_METRICS_PORT']}/metrics", timeout=5
+        ).text
         assert "agentledger_pipeline_spans_stored_total" in metrics
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -116,25 +143,35 @@ def test_sigterm_finishes_and_commits_the_batch(kafka_settings, ch_store, endpoi
     stored = ch_store.query_scalar("SELECT count() FROM spans FINAL")
     committed = _committed(kafka_settings)
     # whatever was stored was committed, and what was committed was stored
-    by_offset = ch_store.query_rows("SELECT source_partition, max(source_offset) + 1 AS next FROM spans GROUP BY source_partition")
+    by_offset = ch_store.query_rows(
+        "SELECT source_partition, max(source_offset) + 1 AS next FROM spans GROUP BY source_partition"
+    )
     assert committed == sum(r["next"] for r in by_offset)
     assert stored == committed * 3 * SPANS_PER_RUN
 
 
-def test_store_outage_pauses_and_resumes(kafka_settings, pipeline_settings, ch_store, endpoint) -> None:
+def test_store_outage_pauses_and_resumes(
+    kafka_settings, pipeline_settings, ch_store, endpoint
+) -> None:
     consumer = SpanConsumer(kafka_settings, pipeline_settings, ch_store, OtlpNormalizer())
     first = list(requests(10, runs_per_request=1, seed=51))
     second = list(requests(10, runs_per_request=1, seed=52))
     with RunningConsumer(consumer):
         _produce(kafka_settings, first)
-        wait_for(lambda: ch_store.query_scalar("SELECT count() FROM spans") == 10 * SPANS_PER_RUN, what="first part")
+        wait_for(
+            lambda: ch_store.query_scalar("SELECT count() FROM spans") == 10 * SPANS_PER_RUN,
+            what="first part",
+        )
         endpoint.set_available(False)
         _produce(kafka_settings, second)
         wait_for(lambda: consumer.stats.store_retries >= 2, what="retries while the store is down")
         assert consumer.stats.store_available is False
         time.sleep(1.5)
         endpoint.set_available(True)
-        wait_for(lambda: ch_store.query_scalar("SELECT count() FROM spans") >= 20 * SPANS_PER_RUN, what="resume")
+        wait_for(
+            lambda: ch_store.query_scalar("SELECT count() FROM spans") >= 20 * SPANS_PER_RUN,
+            what="resume",
+        )
     assert ch_store.query_scalar("SELECT count() FROM spans FINAL") == 20 * SPANS_PER_RUN
     assert consumer.stats.store_available is True and consumer.stats.dead_letters == 0
     assert _committed(kafka_settings) == 20
@@ -146,17 +183,28 @@ def test_broker_restart_while_clients_send(tmp_path, pipeline_settings, store) -
 
     broker = start_broker(tmp_path / "kafka")  # a broker of this test's own, to stop and start
     try:
-        settings = KafkaSettings(bootstrap_servers=broker.bootstrap, partitions=2, group_id="restart",
-                                 produce_timeout_s=4)
-        app = create_app(CollectorSettings(no_auth=True, port=0, retry_after_seconds=1), KafkaSink(settings))
+        settings = KafkaSettings(
+            bootstrap_servers=broker.bootstrap,
+            partitions=2,
+            group_id="restart",
+            produce_timeout_s=4,
+        )
+        app = create_app(
+            CollectorSettings(no_auth=True, port=0, retry_after_seconds=1), KafkaSink(settings)
+        )
         reqs = list(requests(120, runs_per_request=1, seed=61))
         answers: dict[int, int] = {}
         stop_sending = threading.Event()
         with AppServer(app) as collector:
+
             def send() -> None:
                 with httpx.Client(timeout=30) as client:
                     for i, req in enumerate(reqs):
-                        resp = client.post(f"{collector.url}/v1/traces", content=req.SerializeToString(), headers=PB)
+                        resp = client.post(
+                            f"{collector.url}/v1/traces",
+                            content=req.SerializeToString(),
+                            headers=PB,
+                        )
                         answers[i] = resp.status_code
                         if resp.status_code != 200:
                             assert resp.status_code == 503 and int(resp.headers["retry-after"]) >= 1
@@ -178,12 +226,23 @@ def test_broker_restart_while_clients_send(tmp_path, pipeline_settings, store) -
         assert ok, "requests before and after the outage were acknowledged"
         consumer = SpanConsumer(settings, pipeline_settings, store, OtlpNormalizer())
         with RunningConsumer(consumer):
-            wait_for(lambda: store.query_scalar("SELECT count() FROM spans FINAL") >= len(ok) * SPANS_PER_RUN,
-                     what="acknowledged spans stored")
+            wait_for(
+                lambda: (
+                    store.query_scalar("SELECT count() FROM spans FINAL") >= len(ok) * SPANS_PER_RUN
+                ),
+                what="acknowledged spans stored",
+            )
             time.sleep(1)
-        stored_traces = {r["trace_id"] for r in store.query_rows("SELECT DISTINCT trace_id FROM spans")}
-        acked_traces = {reqs[i].resource_spans[0].scope_spans[0].spans[0].trace_id.hex() for i in ok}
+        stored_traces = {
+            r["trace_id"] for r in store.query_rows("SELECT DISTINCT trace_id FROM spans")
+        }
+        acked_traces = {
+            reqs[i].resource_spans[0].scope_spans[0].spans[0].trace_id.hex() for i in ok
+        }
         assert acked_traces <= stored_traces
-        assert store.query_scalar("SELECT count() FROM spans FINAL") == len(stored_traces) * SPANS_PER_RUN
+        assert (
+            store.query_scalar("SELECT count() FROM spans FINAL")
+            == len(stored_traces) * SPANS_PER_RUN
+        )
     finally:
         broker.run("stop")

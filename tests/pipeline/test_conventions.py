@@ -47,14 +47,32 @@ def reference() -> dict:
 def test_reference_openinference_rows(reference) -> None:
     first, second = reference["llm"]
     contents = reference["contents"]
-    assert (first["request_model"], first["response_model"], first["provider"]) == ("gpt-4o", "gpt-4o-2024-08-06", "openai")
-    assert (first["input_tokens"], first["output_tokens"], first["cache_read_tokens"], first["reasoning_tokens"]) == (142, 24, 64, 6)
+    assert (first["request_model"], first["response_model"], first["provider"]) == (
+        "gpt-4o",
+        "gpt-4o-2024-08-06",
+        "openai",
+    )
+    assert (
+        first["input_tokens"],
+        first["output_tokens"],
+        first["cache_read_tokens"],
+        first["reasoning_tokens"],
+    ) == (142, 24, 64, 6)
     assert [c["name"] for c in first["tool_calls"]] == ["lookup_journal_entry"]
     assert json.loads(contents[first["tool_calls"][0]["arguments_hash"]]) == {"entry_id": "JE-4471"}
     messages = json.loads(contents[first["input_hash"]])
     assert [m["role"] for m in messages] == ["system", "user"]
-    assert contents[first["system_prompt_hash"]] == messages[0]["content"] == "You are a finance-controls agent."
-    assert [m["role"] for m in json.loads(contents[second["input_hash"]])] == ["system", "user", "assistant", "tool"]
+    assert (
+        contents[first["system_prompt_hash"]]
+        == messages[0]["content"]
+        == "You are a finance-controls agent."
+    )
+    assert [m["role"] for m in json.loads(contents[second["input_hash"]])] == [
+        "system",
+        "user",
+        "assistant",
+        "tool",
+    ]
     assert json.loads(contents[second["output_hash"]])[0]["content"].startswith("APPROVE")
     assert first["cost_source"] == "price_table" and first["cost_usd"] > 0
     assert (first["session_id"], first["user_id"]) == ("sess-close-2026q1", "user-cfo-017")
@@ -62,7 +80,10 @@ def test_reference_openinference_rows(reference) -> None:
     for h, text in contents.items():
         assert content_hash(text) == h
     retriever = next(r for r in reference["rows"] if r["name"] == "policy_retriever")
-    assert [(d["id"], d["score"]) for d in retriever["documents"]] == [("pol-fin-7", 0.91), ("pol-fin-9", 0.42)]
+    assert [(d["id"], d["score"]) for d in retriever["documents"]] == [
+        ("pol-fin-7", 0.91),
+        ("pol-fin-9", 0.42),
+    ]
     assert all(d["content_hash"] in contents for d in retriever["documents"])
     assert _one(reference["rows"], "AGENT")["agent_name"] == "finance-controls-agent"
 
@@ -71,12 +92,32 @@ def test_reference_openinference_rows(reference) -> None:
 SAME = ["response_model", "input_tokens", "output_tokens", "output_hash", "system_prompt_hash"]
 PEER_CASES = {
     # name: (convention, fields equal to OpenInference's, per-call input hash equal?)
-    "openllmetry": ("openllmetry", SAME + ["request_model", "cache_read_tokens", "input_hash"], [True, True]),
-    "openllmetry_stream": ("openllmetry", SAME + ["request_model", "cache_read_tokens", "input_hash"], [True, True]),
-    "openlit": ("openlit", SAME + ["request_model", "cache_read_tokens", "session_id", "user_id"], [True, False]),
-    "langfuse": ("langfuse", SAME + ["cache_read_tokens", "reasoning_tokens", "session_id", "user_id", "input_hash"], [True, True]),
+    "openllmetry": (
+        "openllmetry",
+        SAME + ["request_model", "cache_read_tokens", "input_hash"],
+        [True, True],
+    ),
+    "openllmetry_stream": (
+        "openllmetry",
+        SAME + ["request_model", "cache_read_tokens", "input_hash"],
+        [True, True],
+    ),
+    "openlit": (
+        "openlit",
+        SAME + ["request_model", "cache_read_tokens", "session_id", "user_id"],
+        [True, False],
+    ),
+    "langfuse": (
+        "langfuse",
+        SAME + ["cache_read_tokens", "reasoning_tokens", "session_id", "user_id", "input_hash"],
+        [True, True],
+    ),
     "otel_genai_latest": ("otel_genai", SAME + ["request_model", "input_hash"], [True, True]),
-    "otel_genai": ("otel_genai", ["request_model", "response_model", "input_tokens", "output_tokens"], [False, False]),
+    "otel_genai": (
+        "otel_genai",
+        ["request_model", "response_model", "input_tokens", "output_tokens"],
+        [False, False],
+    ),
 }
 
 
@@ -95,7 +136,8 @@ def test_peer_library_rows_match_openinference(reference, name) -> None:
             assert mine[field] == ref[field], (name, call, field)
         if "output_hash" in fields:
             assert [(c["id"], c["name"], c["arguments_hash"]) for c in mine["tool_calls"]] == [
-                (c["id"], c["name"], c["arguments_hash"]) for c in ref["tool_calls"]]
+                (c["id"], c["name"], c["arguments_hash"]) for c in ref["tool_calls"]
+            ]
         assert mine["cost_usd"] > 0 and mine["cost_source"] in ("span", "price_table")
     tool = [r for r in rows if r["kind"] == "TOOL"]
     if tool and name != "otel_genai":
@@ -129,4 +171,6 @@ def test_every_attribute_is_kept(reference) -> None:
                 row = by_id[span.span_id.hex()]
                 kept = set(dict(row["attributes"])) | set(dict(row["attribute_refs"]))
                 assert kept == {kv.key for kv in span.attributes}
-                assert set(dict(row["resource_attributes"])) == {kv.key for kv in rs.resource.attributes}
+                assert set(dict(row["resource_attributes"])) == {
+                    kv.key for kv in rs.resource.attributes
+                }

@@ -18,7 +18,11 @@ KEY = b"ledger-test-key"
 
 @pytest.fixture
 def filled(store):
-    sink = EmbeddedSink(store, OtlpNormalizer(), writer=StoreWriter(store, ledger=Ledger(store, key=KEY, key_id="k1")))
+    sink = EmbeddedSink(
+        store,
+        OtlpNormalizer(),
+        writer=StoreWriter(store, ledger=Ledger(store, key=KEY, key_id="k1")),
+    )
     reqs = list(requests(12, runs_per_request=3, seed=71))
     for req in reqs:
         sink.write(IngestBatch("acme", time.time_ns(), req, 3 * SPANS_PER_RUN))
@@ -31,7 +35,9 @@ def _mutate(store, sql: str) -> None:
 
 
 def _one_span(store) -> dict:
-    return store.query_rows("SELECT trace_id, span_id, input_hash FROM spans WHERE kind = 'LLM' ORDER BY span_id LIMIT 1")[0]
+    return store.query_rows(
+        "SELECT trace_id, span_id, input_hash FROM spans WHERE kind = 'LLM' ORDER BY span_id LIMIT 1"
+    )[0]
 
 
 def test_clean_store_verifies(filled) -> None:
@@ -44,7 +50,9 @@ def test_clean_store_verifies(filled) -> None:
 
 def test_redelivery_does_not_break_verification(filled) -> None:
     sink = EmbeddedSink(filled, OtlpNormalizer())
-    for req in list(requests(12, runs_per_request=3, seed=71))[:2]:  # the same spans again, new positions
+    for req in list(requests(12, runs_per_request=3, seed=71))[
+        :2
+    ]:  # the same spans again, new positions
         sink.write(IngestBatch("acme", time.time_ns(), req, 3 * SPANS_PER_RUN))
     sink.close()
     assert verify(filled, "acme").ok
@@ -54,7 +62,10 @@ def test_redelivery_does_not_break_verification(filled) -> None:
 
 def test_changed_span_is_located(filled) -> None:
     span = _one_span(filled)
-    _mutate(filled, f"ALTER TABLE spans UPDATE output_tokens = output_tokens + 1 WHERE span_id = '{span['span_id']}'")
+    _mutate(
+        filled,
+        f"ALTER TABLE spans UPDATE output_tokens = output_tokens + 1 WHERE span_id = '{span['span_id']}'",
+    )
     report = verify(filled, "acme")
     assert not report.ok
     problem = report.problems[0]
@@ -72,7 +83,10 @@ def test_deleted_span_is_located(filled) -> None:
 
 def test_changed_content_is_located(filled) -> None:
     span = _one_span(filled)
-    _mutate(filled, f"ALTER TABLE contents UPDATE content = 'forged prompt' WHERE hash = '{span['input_hash']}'")
+    _mutate(
+        filled,
+        f"ALTER TABLE contents UPDATE content = 'forged prompt' WHERE hash = '{span['input_hash']}'",
+    )
     problems = verify(filled, "acme").problems
     assert [p.kind for p in problems] == ["content_changed"]
     assert f"{span['trace_id']}/{span['span_id']}" in problems[0].spans
@@ -81,14 +95,17 @@ def test_changed_content_is_located(filled) -> None:
 def test_forged_span_is_detected(filled) -> None:
     filled.command(
         "INSERT INTO spans SELECT * REPLACE ('ffffffffffffffff' AS span_id, source_offset + 1000 AS source_offset) "
-        "FROM spans WHERE kind = 'TOOL' LIMIT 1")
+        "FROM spans WHERE kind = 'TOOL' LIMIT 1"
+    )
     problems = verify(filled, "acme").problems
     assert [p.kind for p in problems] == ["rows_not_checkpointed"]
     assert any(s.endswith("/ffffffffffffffff") for s in problems[0].spans)
 
 
 def test_forged_span_inside_a_checkpointed_range_is_detected(filled) -> None:
-    filled.command("INSERT INTO spans SELECT * REPLACE ('eeeeeeeeeeeeeeee' AS span_id) FROM spans WHERE kind = 'TOOL' LIMIT 1")
+    filled.command(
+        "INSERT INTO spans SELECT * REPLACE ('eeeeeeeeeeeeeeee' AS span_id) FROM spans WHERE kind = 'TOOL' LIMIT 1"
+    )
     problems = verify(filled, "acme").problems
     assert problems and problems[0].kind == "rows_not_checkpointed"
     assert any(s.endswith("/eeeeeeeeeeeeeeee") for s in problems[0].spans)
@@ -103,7 +120,9 @@ def test_truncated_ledger_tail_is_detected(filled) -> None:
 
 
 def test_rewritten_checkpoint_fails_the_signature(filled) -> None:
-    _mutate(filled, "ALTER TABLE ledger_checkpoints UPDATE signature = repeat('0', 64) WHERE seq = 2")
+    _mutate(
+        filled, "ALTER TABLE ledger_checkpoints UPDATE signature = repeat('0', 64) WHERE seq = 2"
+    )
     assert verify(filled, "acme").ok  # without the key only the chain is checked
     problems = verify(filled, "acme", key=KEY).problems
     assert [(p.kind, p.seq) for p in problems] == [("bad_signature", 2)]
@@ -128,14 +147,27 @@ def test_in_batch_row_hashes_equal_the_stored_rows_hashes(store) -> None:
     from tests.pipeline.test_normalizer import _request
 
     reqs = list(requests(6, runs_per_request=3, seed=5))
-    reqs.append(_request({"openinference.span.kind": "RETRIEVER", "retrieval.documents.0.document.content": "x",
-                          "agentledger.principal.chain": json.dumps(AWKWARD_TEXT), "odd": AWKWARD_FLOATS[3],
-                          **{f"t{i}": t for i, t in enumerate(AWKWARD_TEXT)}}, name="é \x01"))
-    batch = OtlpNormalizer().normalize([(r, SourcePosition("acme", time.time_ns(), "embedded", 0, i)) for i, r in enumerate(reqs)])
+    reqs.append(
+        _request(
+            {
+                "openinference.span.kind": "RETRIEVER",
+                "retrieval.documents.0.document.content": "x",
+                "agentledger.principal.chain": json.dumps(AWKWARD_TEXT),
+                "odd": AWKWARD_FLOATS[3],
+                **{f"t{i}": t for i, t in enumerate(AWKWARD_TEXT)},
+            },
+            name="é \x01",
+        )
+    )
+    batch = OtlpNormalizer().normalize(
+        [(r, SourcePosition("acme", time.time_ns(), "embedded", 0, i)) for i, r in enumerate(reqs)]
+    )
     StoreWriter(store).write(batch, "hash-check")
     in_batch = _batch_hashes(store, batch.spans)
     assert in_batch is not None
-    streams = zip(*(in_batch.column(c).to_pylist() for c in ("tenant", "source_topic", "source_partition")))
+    streams = zip(
+        *(in_batch.column(c).to_pylist() for c in ("tenant", "source_topic", "source_partition"))
+    )
     assert set(streams) == {("acme", "embedded", 0)}
     stored = _range_hashes(store, "acme", "embedded/0", 0, len(reqs) - 1)
     assert stored.num_rows == in_batch.num_rows == batch.span_count
@@ -160,8 +192,13 @@ def test_checkpoint_leaves_are_the_distinct_row_hashes_in_order() -> None:
 
     from agentledger.pipeline.ledger import _leaves
 
-    hashed = pa.table({"h": ["c3", "a1", "b2", "a1", "c3"], "trace_id": ["t3", "t1", "t2", "t1", "t3"],
-                       "span_id": ["s3", "s1", "s2", "s1", "s3"]})
+    hashed = pa.table(
+        {
+            "h": ["c3", "a1", "b2", "a1", "c3"],
+            "trace_id": ["t3", "t1", "t2", "t1", "t3"],
+            "span_id": ["s3", "s1", "s2", "s1", "s3"],
+        }
+    )
     hashes, ids = _leaves(hashed)
     assert hashes.to_pylist() == ["a1", "b2", "c3"]
     assert ids.to_pylist() == ["t1/s1", "t2/s2", "t3/s3"]

@@ -43,14 +43,22 @@ def test_same_queries_same_answers_on_both_stores(store, ch_store) -> None:
     batch = _peer_batch()
     for s in (store, ch_store):
         StoreWriter(s).write(batch, "test-0-3")
-    assert store.query_scalar("SELECT count() FROM spans") == ch_store.query_scalar("SELECT count() FROM spans") == batch.span_count
+    assert (
+        store.query_scalar("SELECT count() FROM spans")
+        == ch_store.query_scalar("SELECT count() FROM spans")
+        == batch.span_count
+    )
     emb = queries.list_traces(store, "acme", limit=50)
     chc = queries.list_traces(ch_store, "acme", limit=50)
     assert len(emb) == 4 and emb == chc
     for t in emb:
-        assert queries.get_trace(store, "acme", t["trace_id"]) == queries.get_trace(ch_store, "acme", t["trace_id"])
+        assert queries.get_trace(store, "acme", t["trace_id"]) == queries.get_trace(
+            ch_store, "acme", t["trace_id"]
+        )
     hashes = [h for h in batch.contents.column("hash").to_pylist()]
-    assert queries.get_contents(store, "acme", hashes) == queries.get_contents(ch_store, "acme", hashes)
+    assert queries.get_contents(store, "acme", hashes) == queries.get_contents(
+        ch_store, "acme", hashes
+    )
     assert len(queries.get_contents(store, "acme", hashes)) == len(set(hashes))
     assert queries.list_traces(ch_store, "other-tenant") == []
 
@@ -84,12 +92,19 @@ def test_embedded_server_on_a_clickhouse_connect_store(ch_store) -> None:
     """The whole spine with clickhouse-connect as the store: OTLP exporter -> collector -> ClickHouse."""
     with EmbeddedServer(CollectorSettings(no_auth=True, port=0), store=ch_store) as srv:
         provider = TracerProvider()
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{srv.url}/v1/traces")))
+        provider.add_span_processor(
+            BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{srv.url}/v1/traces"))
+        )
         tracer = provider.get_tracer("t")
         for i in range(25):
-            with tracer.start_as_current_span(f"op-{i}", attributes={"gen_ai.operation.name": "chat",
-                                                                   "gen_ai.request.model": "gpt-4o-mini",
-                                                                   "gen_ai.usage.input_tokens": i}):
+            with tracer.start_as_current_span(
+                f"op-{i}",
+                attributes={
+                    "gen_ai.operation.name": "chat",
+                    "gen_ai.request.model": "gpt-4o-mini",
+                    "gen_ai.usage.input_tokens": i,
+                },
+            ):
                 pass
         assert provider.force_flush(10_000)
         provider.shutdown()
@@ -109,9 +124,13 @@ def test_parameters_round_trip_any_text(store, ch_store, which) -> None:
 def test_the_writer_remembers_stored_contents_in_two_generations(store) -> None:
     """Contents stored once are not inserted again; the memory is bounded, and what stays in use stays."""
     batch = _peer_batch()
-    keys = list(zip(batch.contents.column("tenant").to_pylist(), batch.contents.column("hash").to_pylist()))
+    keys = list(
+        zip(batch.contents.column("tenant").to_pylist(), batch.contents.column("hash").to_pylist())
+    )
     distinct = list(dict.fromkeys(keys))
-    writer = StoreWriter(store, seen_capacity=2 * len(distinct))  # one generation holds exactly this batch
+    writer = StoreWriter(
+        store, seen_capacity=2 * len(distinct)
+    )  # one generation holds exactly this batch
     inserted: list[int] = []
     original = store.insert_arrow
 

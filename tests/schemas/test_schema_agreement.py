@@ -47,17 +47,55 @@ def test_arrow_schema_round_trips_through_the_engine(store) -> None:
     row = {f.name: None for f in SPAN_ARROW_SCHEMA}
     now = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=timezone.utc)
     row.update(
-        tenant="t", trace_id="a" * 32, span_id="b" * 16, parent_span_id="", start_time=now, end_time=now,
-        duration_ms=0.0, name="n", kind="LLM", status_code="OK", status_message="", service="s",
-        agent_name="", session_id="", user_id="", principal_id="p", principal_chain=["boss", "p"],
-        policy_id="", provider="openai", operation="chat", request_model="gpt-4o", response_model="gpt-4o-x",
-        system_fingerprint="", input_tokens=3, output_tokens=4, cache_read_tokens=0, cache_write_tokens=0,
-        reasoning_tokens=0, cost_usd=0.5, cost_source="span", tool_name="", tool_call_id="",
-        tool_calls=[{"id": "c1", "name": "f", "arguments_hash": "h"}], input_hash="i", output_hash="o",
-        system_prompt_hash="", input_preview="", output_preview="",
-        documents=[{"id": "d1", "content_hash": "x", "score": 0.5}], convention="openinference",
-        scope_name="", attributes={"k": "v"}, attribute_refs={}, resource_attributes={"service.name": "s"},
-        events="", ingest_time=now, source_topic="embedded", source_partition=0, source_offset=7,
+        tenant="t",
+        trace_id="a" * 32,
+        span_id="b" * 16,
+        parent_span_id="",
+        start_time=now,
+        end_time=now,
+        duration_ms=0.0,
+        name="n",
+        kind="LLM",
+        status_code="OK",
+        status_message="",
+        service="s",
+        agent_name="",
+        session_id="",
+        user_id="",
+        principal_id="p",
+        principal_chain=["boss", "p"],
+        policy_id="",
+        provider="openai",
+        operation="chat",
+        request_model="gpt-4o",
+        response_model="gpt-4o-x",
+        system_fingerprint="",
+        input_tokens=3,
+        output_tokens=4,
+        cache_read_tokens=0,
+        cache_write_tokens=0,
+        reasoning_tokens=0,
+        cost_usd=0.5,
+        cost_source="span",
+        tool_name="",
+        tool_call_id="",
+        tool_calls=[{"id": "c1", "name": "f", "arguments_hash": "h"}],
+        input_hash="i",
+        output_hash="o",
+        system_prompt_hash="",
+        input_preview="",
+        output_preview="",
+        documents=[{"id": "d1", "content_hash": "x", "score": 0.5}],
+        convention="openinference",
+        scope_name="",
+        attributes={"k": "v"},
+        attribute_refs={},
+        resource_attributes={"service.name": "s"},
+        events="",
+        ingest_time=now,
+        source_topic="embedded",
+        source_partition=0,
+        source_offset=7,
     )
     store.insert_arrow("spans", pa.Table.from_pylist([row], schema=SPAN_ARROW_SCHEMA))
     back = store.query_arrow("SELECT * FROM spans")
@@ -77,7 +115,10 @@ def test_migrations_apply_once_and_record_versions(store) -> None:
     versions = [m.version for m in load_migrations()]
     assert versions == sorted(versions) and versions[0] == 1
     assert migrate(store) == []  # the fixture already applied them
-    recorded = [r["version"] for r in store.query_rows("SELECT version FROM schema_migrations FINAL ORDER BY version")]
+    recorded = [
+        r["version"]
+        for r in store.query_rows("SELECT version FROM schema_migrations FINAL ORDER BY version")
+    ]
     assert recorded == versions
 
 
@@ -89,7 +130,16 @@ def test_edited_applied_migration_is_reported(store) -> None:
 
 
 def test_new_migration_is_applied_in_order(store) -> None:
-    extra = Migration(9999, "test_extra", "CREATE TABLE IF NOT EXISTS t_extra (x UInt8) ENGINE = MergeTree ORDER BY x;")
+    extra = Migration(
+        9999,
+        "test_extra",
+        "CREATE TABLE IF NOT EXISTS t_extra (x UInt8) ENGINE = MergeTree ORDER BY x;",
+    )
     assert migrate(store, [*load_migrations(), extra]) == [9999]
     assert migrate(store, [*load_migrations(), extra]) == []
-    assert store.query_scalar("SELECT count() FROM system.tables WHERE database = currentDatabase() AND name = 't_extra'") == 1
+    assert (
+        store.query_scalar(
+            "SELECT count() FROM system.tables WHERE database = currentDatabase() AND name = 't_extra'"
+        )
+        == 1
+    )

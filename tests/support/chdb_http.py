@@ -66,13 +66,32 @@ except ImportError:
 
 # URL parameters the HTTP interface consumes itself; everything else that is not
 # ``param_*`` is a ClickHouse setting for this one query.
-HTTP_ONLY_PARAMS = frozenset({
-    "query", "database", "default_format", "user", "password", "quota_key", "query_id",
-    "session_id", "session_timeout", "session_check", "close_session", "compress",
-    "decompress", "buffer_size", "wait_end_of_query", "client_protocol_version", "role",
-    "stacktrace", "enable_http_compression", "send_progress_in_http_headers",
-    "http_headers_progress_interval_ms", "cancel_http_readonly_queries_on_client_close",
-})
+HTTP_ONLY_PARAMS = frozenset(
+    {
+        "query",
+        "database",
+        "default_format",
+        "user",
+        "password",
+        "quota_key",
+        "query_id",
+        "session_id",
+        "session_timeout",
+        "session_check",
+        "close_session",
+        "compress",
+        "decompress",
+        "buffer_size",
+        "wait_end_of_query",
+        "client_protocol_version",
+        "role",
+        "stacktrace",
+        "enable_http_compression",
+        "send_progress_in_http_headers",
+        "http_headers_progress_interval_ms",
+        "cancel_http_readonly_queries_on_client_close",
+    }
+)
 
 # ``INSERT INTO t (cols) [SETTINGS ...] FORMAT fmt`` at the start of a request whose
 # data follows inline. INSERT ... VALUES / ... SELECT do not match and run as-is.
@@ -123,7 +142,10 @@ def _decompress(data: bytes, encoding: str | None) -> bytes:
 
 
 _COMPRESSORS = {
-    "lz4": lz4.frame.compress, "zstd": _zstd.compress, "gzip": gzip.compress, "deflate": zlib.compress,
+    "lz4": lz4.frame.compress,
+    "zstd": _zstd.compress,
+    "gzip": gzip.compress,
+    "deflate": zlib.compress,
 }
 if brotli is not None:
     _COMPRESSORS["br"] = brotli.compress
@@ -173,7 +195,13 @@ class ChdbHttpEndpoint:
     def start(self) -> None:
         conn = chdb.connect(f"file:{self.data_dir}")
         self._sessions[None] = _Session(conn)
-        self.version, self.timezone = conn.query("SELECT version(), timezone()", "TabSeparated").bytes().decode().strip().split("\t")
+        self.version, self.timezone = (
+            conn.query("SELECT version(), timezone()", "TabSeparated")
+            .bytes()
+            .decode()
+            .strip()
+            .split("\t")
+        )
         server = _Server((self.host, self.port), _Handler)
         server.endpoint = self
         self._server, self.port = server, server.server_address[1]
@@ -226,7 +254,11 @@ class ChdbHttpEndpoint:
         qparam = params.get("query", "").encode()
         raw = qparam + b"\n" + body if qparam and body else qparam or body
         bind = {k[6:]: v for k, v in params.items() if k.startswith("param_")}
-        settings = {k: v for k, v in params.items() if k not in HTTP_ONLY_PARAMS and not k.startswith("param_")}
+        settings = {
+            k: v
+            for k, v in params.items()
+            if k not in HTTP_ONLY_PARAMS and not k.startswith("param_")
+        }
         insert = _INSERT_RE.match(raw[:65536])
         infile = None
         try:
@@ -251,7 +283,12 @@ class ChdbHttpEndpoint:
                 return self._run_locked(params, settings, bind, sql, insert is not None, headers)
         except Exception as ex:  # noqa: BLE001 - every failure becomes a ClickHouse error response
             code, message = _error(str(ex))
-            headers.update({"X-ClickHouse-Exception-Code": str(code), "Content-Type": "text/plain; charset=UTF-8"})
+            headers.update(
+                {
+                    "X-ClickHouse-Exception-Code": str(code),
+                    "Content-Type": "text/plain; charset=UTF-8",
+                }
+            )
             return _HTTP_STATUS.get(code, 500), headers, (message + "\n").encode()
         finally:
             if infile:
@@ -274,7 +311,9 @@ class ChdbHttpEndpoint:
                 result = session.conn.query(sql, "TabSeparated")
                 fmt, out = None, b""
             else:
-                fmt = (m.group(1) if (m := _TRAILING_FORMAT_RE.search(sql)) else None) or params.get("default_format")
+                fmt = (
+                    m.group(1) if (m := _TRAILING_FORMAT_RE.search(sql)) else None
+                ) or params.get("default_format")
                 if fmt:
                     result = session.conn.query(sql, fmt, params=bind)
                     out = result.bytes() or b""
@@ -288,12 +327,17 @@ class ChdbHttpEndpoint:
         finally:
             for stmt in restore:
                 session.conn.query(stmt, "TabSeparated")
-        headers["X-ClickHouse-Summary"] = json.dumps({
-            "read_rows": str(result.rows_read()), "read_bytes": str(result.bytes_read()),
-            "written_rows": str(result.rows_written()), "written_bytes": str(result.bytes_written()),
-            "total_rows_to_read": str(result.rows_read()), "result_bytes": str(len(out)),
-            "elapsed_ns": str(int(result.elapsed() * 1e9)),
-        })
+        headers["X-ClickHouse-Summary"] = json.dumps(
+            {
+                "read_rows": str(result.rows_read()),
+                "read_bytes": str(result.bytes_read()),
+                "written_rows": str(result.rows_written()),
+                "written_bytes": str(result.bytes_written()),
+                "total_rows_to_read": str(result.rows_read()),
+                "result_bytes": str(len(out)),
+                "elapsed_ns": str(int(result.elapsed() * 1e9)),
+            }
+        )
         headers["Content-Type"] = _content_type(fmt)
         if fmt:
             headers["X-ClickHouse-Format"] = fmt
@@ -309,7 +353,10 @@ class ChdbHttpEndpoint:
             if not re.fullmatch(r"[A-Za-z_]\w*", name):
                 raise ValueError(f"Invalid setting name {name!r}")
         names = ", ".join(_quote_str(n) for n in settings)
-        rows = conn.query(f"SELECT name, value, changed FROM system.settings WHERE name IN ({names})", "JSONEachRow")
+        rows = conn.query(
+            f"SELECT name, value, changed FROM system.settings WHERE name IN ({names})",
+            "JSONEachRow",
+        )
         current = {r["name"]: r for r in map(json.loads, (rows.bytes() or b"").splitlines())}
         restore: list[str] = []
         try:
@@ -320,7 +367,9 @@ class ChdbHttpEndpoint:
                 conn.query(f"SET {name} = {_quote_str(value)}", "TabSeparated")
                 if row is not None and row["changed"]:  # an expression value comes back quoted
                     old = row["value"]
-                    restore.append(f"SET {name} = {old if old[:1] == old[-1:] == chr(39) and len(old) > 1 else _quote_str(old)}")
+                    restore.append(
+                        f"SET {name} = {old if old[:1] == old[-1:] == chr(39) and len(old) > 1 else _quote_str(old)}"
+                    )
                 else:
                     restore.append(f"SET {name} = DEFAULT")
         except Exception:
@@ -367,9 +416,13 @@ class _Handler(BaseHTTPRequestHandler):
             return bytes(out)
         return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
-    def _send(self, status: int, headers: dict[str, str], payload: bytes, compress: bool = False) -> None:
+    def _send(
+        self, status: int, headers: dict[str, str], payload: bytes, compress: bool = False
+    ) -> None:
         if compress and payload:  # response compression: first Accept-Encoding we support
-            accepted = [e.strip().split(";")[0] for e in self.headers.get("Accept-Encoding", "").split(",")]
+            accepted = [
+                e.strip().split(";")[0] for e in self.headers.get("Accept-Encoding", "").split(",")
+            ]
             encoding = next((e for e in accepted if e in _COMPRESSORS), None)
             if encoding:
                 payload = _COMPRESSORS[encoding](payload)
@@ -398,26 +451,40 @@ class _Handler(BaseHTTPRequestHandler):
         if url.path.rstrip("/") in ("/ping", "/replicas_status"):
             return self._send(200, {"Content-Type": "text/plain; charset=UTF-8"}, b"Ok.\n")
         if url.path not in ("", "/"):
-            return self._send(404, {"Content-Type": "text/plain"}, b"There is no handle " + url.path.encode() + b"\n")
+            return self._send(
+                404,
+                {"Content-Type": "text/plain"},
+                b"There is no handle " + url.path.encode() + b"\n",
+            )
         params = dict(parse_qsl(url.query, keep_blank_values=True))
         try:
             body = _decompress(body, self.headers.get("Content-Encoding"))
             ctype = self.headers.get("Content-Type", "")
             if ctype.startswith("multipart/form-data"):  # query and param_* as form fields
                 msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-                    b"Content-Type: " + ctype.encode() + b"\r\n\r\n" + body)
+                    b"Content-Type: " + ctype.encode() + b"\r\n\r\n" + body
+                )
                 for part in msg.iter_parts():
                     if part.get_filename():
                         raise ValueError("external data (file fields) is not supported")
-                    params[part.get_param("name", header="content-disposition")] = part.get_content()
+                    params[part.get_param("name", header="content-disposition")] = (
+                        part.get_content()
+                    )
                 body = b""
         except Exception as ex:  # noqa: BLE001
             code, message = _error(str(ex))
-            return self._send(400, {"X-ClickHouse-Exception-Code": str(code)}, (message + "\n").encode())
+            return self._send(
+                400, {"X-ClickHouse-Exception-Code": str(code)}, (message + "\n").encode()
+            )
         if not params.get("query") and not body:
             return self._send(200, {"Content-Type": "text/plain; charset=UTF-8"}, b"Ok.\n")
         status, headers, payload = endpoint.execute(params, body)
         # chDB's enable_http_compression default is 1, so only an explicit 0 disables it
-        self._send(status, headers, payload, compress=status == 200 and params.get("enable_http_compression") != "0")
+        self._send(
+            status,
+            headers,
+            payload,
+            compress=status == 200 and params.get("enable_http_compression") != "0",
+        )
 
     do_POST = do_GET

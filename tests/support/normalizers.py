@@ -15,7 +15,12 @@ from typing import Any
 import pyarrow as pa
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from agentledger.pipeline.normalize import NativeNormalizer, NormalizedBatch, OtlpNormalizer, SourcePosition
+from agentledger.pipeline.normalize import (
+    NativeNormalizer,
+    NormalizedBatch,
+    OtlpNormalizer,
+    SourcePosition,
+)
 from agentledger.schemas import PriceTable
 
 __all__ = ["normalize_both", "assert_same_tables"]
@@ -33,7 +38,9 @@ def _same(a: Any, b: Any) -> bool:
 
 def assert_same_tables(python: pa.Table, native: pa.Table, what: str) -> None:
     assert python.schema == native.schema, what
-    assert python.num_rows == native.num_rows, f"{what}: {python.num_rows} rows vs {native.num_rows}"
+    assert python.num_rows == native.num_rows, (
+        f"{what}: {python.num_rows} rows vs {native.num_rows}"
+    )
     for name in python.schema.names:
         x, y = python.column(name), native.column(name)
         if x.equals(y):

@@ -26,16 +26,32 @@ from agentledger.schemas.contents import canonical_text
 __all__ = ["extract", "matches", "from_parts"]
 
 _OPERATION_KINDS = {
-    "chat": "LLM", "text_completion": "LLM", "generate_content": "LLM", "completion": "LLM",
-    "responses": "LLM", "embeddings": "EMBEDDING", "embedding": "EMBEDDING",
-    "execute_tool": "TOOL", "invoke_agent": "AGENT", "create_agent": "AGENT",
-    "retrieval": "RETRIEVER", "retrieve": "RETRIEVER", "vectordb": "RETRIEVER",
-    "rerank": "RERANKER", "framework": "CHAIN", "workflow": "CHAIN",
+    "chat": "LLM",
+    "text_completion": "LLM",
+    "generate_content": "LLM",
+    "completion": "LLM",
+    "responses": "LLM",
+    "embeddings": "EMBEDDING",
+    "embedding": "EMBEDDING",
+    "execute_tool": "TOOL",
+    "invoke_agent": "AGENT",
+    "create_agent": "AGENT",
+    "retrieval": "RETRIEVER",
+    "retrieve": "RETRIEVER",
+    "vectordb": "RETRIEVER",
+    "rerank": "RERANKER",
+    "framework": "CHAIN",
+    "workflow": "CHAIN",
 }
 
 
 def matches(attrs: dict[str, str]) -> bool:
-    return G.OPERATION_NAME in attrs or G.SYSTEM in attrs or G.PROVIDER_NAME in attrs or G.REQUEST_MODEL in attrs
+    return (
+        G.OPERATION_NAME in attrs
+        or G.SYSTEM in attrs
+        or G.PROVIDER_NAME in attrs
+        or G.REQUEST_MODEL in attrs
+    )
 
 
 def from_parts(value: Any) -> list[dict[str, Any]] | None:
@@ -63,8 +79,13 @@ def from_parts(value: Any) -> list[dict[str, Any]] | None:
             if ptype == "text":
                 texts.append(p.get("content", ""))
             elif ptype == "tool_call":
-                calls.append({"id": p.get("id") or "", "name": p.get("name", ""),
-                              "arguments": parse_arguments(p.get("arguments", ""))})
+                calls.append(
+                    {
+                        "id": p.get("id") or "",
+                        "name": p.get("name", ""),
+                        "arguments": parse_arguments(p.get("arguments", "")),
+                    }
+                )
             elif ptype == "tool_call_response":
                 tool_call_id = p.get("id") or ""
                 response = p.get("response", p.get("result"))
@@ -86,7 +107,9 @@ def from_parts(value: Any) -> list[dict[str, Any]] | None:
 
 def _system_instructions(value: Any) -> dict[str, Any] | None:
     if isinstance(value, list):
-        texts = [p.get("content", "") for p in value if isinstance(p, dict) and p.get("type") == "text"]
+        texts = [
+            p.get("content", "") for p in value if isinstance(p, dict) and p.get("type") == "text"
+        ]
         return message("system", "\n".join(texts)) if texts else None
     if isinstance(value, str) and value:
         return message("system", value)
@@ -109,8 +132,13 @@ def _indexed(attrs: dict[str, str], prefix: str) -> list[dict[str, Any]] | None:
             cid = attrs.get(tp + "id")
             if name is None and cid is None:
                 break
-            calls.append({"id": cid or "", "name": name or "",
-                          "arguments": parse_arguments(attrs.get(tp + "arguments", ""))})
+            calls.append(
+                {
+                    "id": cid or "",
+                    "name": name or "",
+                    "arguments": parse_arguments(attrs.get(tp + "arguments", "")),
+                }
+            )
             k += 1
         if role is None and content is None and not calls:
             break
@@ -119,8 +147,14 @@ def _indexed(attrs: dict[str, str], prefix: str) -> list[dict[str, Any]] | None:
             if isinstance(parsed, list):
                 converted = from_openai_messages([{"role": role or "", "content": parsed}])
                 content = converted[0].get("content") if converted else content
-        out.append(message(role or "", content, tool_calls=calls or None,
-                           tool_call_id=attrs.get(base + "tool_call_id", "")))
+        out.append(
+            message(
+                role or "",
+                content,
+                tool_calls=calls or None,
+                tool_call_id=attrs.get(base + "tool_call_id", ""),
+            )
+        )
         i += 1
     return out or None
 
@@ -150,8 +184,12 @@ def _from_events(events: list[dict[str, Any]] | None, f: Fields) -> None:
                 outputs.extend(msgs)
             elif value:
                 outputs.append(message("assistant", value))
-        elif name.startswith("gen_ai.") and name.endswith(G.EVENT_MESSAGE_SUFFIX) and f.input_messages is None:
-            role = name[len("gen_ai."):-len(G.EVENT_MESSAGE_SUFFIX)]
+        elif (
+            name.startswith("gen_ai.")
+            and name.endswith(G.EVENT_MESSAGE_SUFFIX)
+            and f.input_messages is None
+        ):
+            role = name[len("gen_ai.") : -len(G.EVENT_MESSAGE_SUFFIX)]
             if "content" in eattrs:
                 inputs.append(message(role, eattrs.get("content")))
         elif name == G.EVENT_CHOICE and f.output_messages is None and "content" in eattrs:
@@ -172,15 +210,23 @@ def extract(attrs: dict[str, str], f: Fields, events: list[dict[str, Any]] | Non
     f.response_model = f.response_model or attrs.get(G.RESPONSE_MODEL, "") or f.request_model
     if not f.request_model:
         f.request_model = f.response_model
-    f.system_fingerprint = f.system_fingerprint or attrs.get(G.SYSTEM_FINGERPRINT_NEW) or attrs.get(G.SYSTEM_FINGERPRINT, "")
+    f.system_fingerprint = (
+        f.system_fingerprint
+        or attrs.get(G.SYSTEM_FINGERPRINT_NEW)
+        or attrs.get(G.SYSTEM_FINGERPRINT, "")
+    )
     if f.input_tokens is None:
         f.input_tokens = to_int(attrs.get(G.INPUT_TOKENS) or attrs.get(G.PROMPT_TOKENS_OLD))
     if f.output_tokens is None:
         f.output_tokens = to_int(attrs.get(G.OUTPUT_TOKENS) or attrs.get(G.COMPLETION_TOKENS_OLD))
     if f.cache_read_tokens is None:
-        f.cache_read_tokens = to_int(attrs.get(G.CACHE_READ_TOKENS) or attrs.get(TL.CACHE_READ_TOKENS))
+        f.cache_read_tokens = to_int(
+            attrs.get(G.CACHE_READ_TOKENS) or attrs.get(TL.CACHE_READ_TOKENS)
+        )
     if f.cache_write_tokens is None:
-        f.cache_write_tokens = to_int(attrs.get(G.CACHE_WRITE_TOKENS) or attrs.get(TL.CACHE_WRITE_TOKENS))
+        f.cache_write_tokens = to_int(
+            attrs.get(G.CACHE_WRITE_TOKENS) or attrs.get(TL.CACHE_WRITE_TOKENS)
+        )
     if f.reasoning_tokens is None:
         f.reasoning_tokens = to_int(attrs.get(G.REASONING_TOKENS) or attrs.get(TL.REASONING_TOKENS))
     if f.cost is None:
@@ -205,7 +251,9 @@ def extract(attrs: dict[str, str], f: Fields, events: list[dict[str, Any]] | Non
     if f.output_messages is None:
         f.output_messages = _indexed(attrs, G.COMPLETION_PREFIX)
     _from_events(events, f)
-    system = _system_instructions(parse_json(attrs.get(G.SYSTEM_INSTRUCTIONS)) or attrs.get(G.SYSTEM_INSTRUCTIONS))
+    system = _system_instructions(
+        parse_json(attrs.get(G.SYSTEM_INSTRUCTIONS)) or attrs.get(G.SYSTEM_INSTRUCTIONS)
+    )
     if system is not None:
         msgs = f.input_messages or []
         if not any(m.get("role") == "system" for m in msgs):

@@ -5,16 +5,28 @@ from __future__ import annotations
 from typing import Any
 
 from agentledger.pipeline.normalize.conventions import genai
-from agentledger.pipeline.normalize.fields import Fields, decorated_value, from_openai_messages, parse_json
+from agentledger.pipeline.normalize.fields import (
+    Fields,
+    decorated_value,
+    from_openai_messages,
+    parse_json,
+)
 from agentledger.schemas.attributes import Langfuse as LF
 from agentledger.schemas.attributes import OpenInference as OI
 
 __all__ = ["extract", "matches"]
 
 _KINDS = {
-    "generation": "LLM", "span": "CHAIN", "agent": "AGENT", "tool": "TOOL", "chain": "CHAIN",
-    "retriever": "RETRIEVER", "embedding": "EMBEDDING", "evaluator": "EVALUATOR",
-    "guardrail": "GUARDRAIL", "event": "UNKNOWN",
+    "generation": "LLM",
+    "span": "CHAIN",
+    "agent": "AGENT",
+    "tool": "TOOL",
+    "chain": "CHAIN",
+    "retriever": "RETRIEVER",
+    "embedding": "EMBEDDING",
+    "evaluator": "EVALUATOR",
+    "guardrail": "GUARDRAIL",
+    "event": "UNKNOWN",
 }
 
 
@@ -30,7 +42,12 @@ def _first_int(d: dict[str, Any], *keys: str) -> int | None:
     return None
 
 
-def extract(attrs: dict[str, str], f: Fields, events: list[dict[str, Any]] | None = None, span_name: str = "") -> None:
+def extract(
+    attrs: dict[str, str],
+    f: Fields,
+    events: list[dict[str, Any]] | None = None,
+    span_name: str = "",
+) -> None:
     f.kind = _KINDS.get(attrs.get(LF.OBSERVATION_TYPE, ""), "")
     genai.extract(attrs, f, events)  # the OpenAI integration also sets some gen_ai.* keys
     model = attrs.get(LF.MODEL_NAME, "")
@@ -39,17 +56,41 @@ def extract(attrs: dict[str, str], f: Fields, events: list[dict[str, Any]] | Non
     usage = parse_json(attrs.get(LF.USAGE_DETAILS))
     if isinstance(usage, dict):
         details_in = usage.get("prompt_tokens_details") or usage.get("input_token_details") or {}
-        details_out = usage.get("completion_tokens_details") or usage.get("output_token_details") or {}
+        details_out = (
+            usage.get("completion_tokens_details") or usage.get("output_token_details") or {}
+        )
         if isinstance(details_in, dict):
-            usage = {**usage, "input_cached_tokens": details_in.get("cached_tokens", details_in.get("cache_read"))}
+            usage = {
+                **usage,
+                "input_cached_tokens": details_in.get(
+                    "cached_tokens", details_in.get("cache_read")
+                ),
+            }
         if isinstance(details_out, dict):
-            usage = {**usage, "output_reasoning_tokens": details_out.get("reasoning_tokens", details_out.get("reasoning"))}
-        f.input_tokens = _first_int(usage, "input", "prompt_tokens", "input_tokens") if f.input_tokens is None else f.input_tokens
-        f.output_tokens = _first_int(usage, "output", "completion_tokens", "output_tokens") if f.output_tokens is None else f.output_tokens
+            usage = {
+                **usage,
+                "output_reasoning_tokens": details_out.get(
+                    "reasoning_tokens", details_out.get("reasoning")
+                ),
+            }
+        f.input_tokens = (
+            _first_int(usage, "input", "prompt_tokens", "input_tokens")
+            if f.input_tokens is None
+            else f.input_tokens
+        )
+        f.output_tokens = (
+            _first_int(usage, "output", "completion_tokens", "output_tokens")
+            if f.output_tokens is None
+            else f.output_tokens
+        )
         if f.cache_read_tokens is None:
-            f.cache_read_tokens = _first_int(usage, "input_cached_tokens", "cache_read_input_tokens", "input_cache_read")
+            f.cache_read_tokens = _first_int(
+                usage, "input_cached_tokens", "cache_read_input_tokens", "input_cache_read"
+            )
         if f.reasoning_tokens is None:
-            f.reasoning_tokens = _first_int(usage, "output_reasoning_tokens", "reasoning_tokens", "output_reasoning")
+            f.reasoning_tokens = _first_int(
+                usage, "output_reasoning_tokens", "reasoning_tokens", "output_reasoning"
+            )
     cost = parse_json(attrs.get(LF.COST_DETAILS))
     if isinstance(cost, dict) and f.cost is None:
         total = cost.get("total")

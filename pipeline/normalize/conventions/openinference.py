@@ -22,9 +22,17 @@ from agentledger.schemas.attributes import OpenInference as OI
 __all__ = ["extract", "messages", "matches"]
 
 _KINDS = {
-    "LLM": "LLM", "TOOL": "TOOL", "RETRIEVER": "RETRIEVER", "EMBEDDING": "EMBEDDING",
-    "RERANKER": "RERANKER", "AGENT": "AGENT", "CHAIN": "CHAIN", "GUARDRAIL": "GUARDRAIL",
-    "EVALUATOR": "EVALUATOR", "PROMPT": "CHAIN", "DECISION": "LLM",
+    "LLM": "LLM",
+    "TOOL": "TOOL",
+    "RETRIEVER": "RETRIEVER",
+    "EMBEDDING": "EMBEDDING",
+    "RERANKER": "RERANKER",
+    "AGENT": "AGENT",
+    "CHAIN": "CHAIN",
+    "GUARDRAIL": "GUARDRAIL",
+    "EVALUATOR": "EVALUATOR",
+    "PROMPT": "CHAIN",
+    "DECISION": "LLM",
 }
 
 _MAX_CACHED_INDEX = 64  # keys of higher indices are built each time (bounds the caches)
@@ -43,7 +51,10 @@ class _Keys:
     __slots__ = ("nested", "prefix", "rows", "suffixes")
 
     def __init__(
-        self, prefix: str, suffixes: tuple[str, ...], nested: tuple[tuple[str, tuple[str, ...]], ...] = ()
+        self,
+        prefix: str,
+        suffixes: tuple[str, ...],
+        nested: tuple[tuple[str, tuple[str, ...]], ...] = (),
     ) -> None:
         self.prefix = prefix
         self.suffixes = suffixes
@@ -61,10 +72,17 @@ class _Keys:
         return keys
 
 
-_CONTENT_SUFFIXES = ("message_content.type", "message_content.text", "message_content.image.image.url")
+_CONTENT_SUFFIXES = (
+    "message_content.type",
+    "message_content.text",
+    "message_content.image.image.url",
+)
 _CALL_SUFFIXES = (OI.TOOL_CALL_NAME_SUFFIX, OI.TOOL_CALL_ID_SUFFIX, OI.TOOL_CALL_ARGUMENTS_SUFFIX)
 _MESSAGE_SUFFIXES = (OI.MESSAGE_ROLE, OI.MESSAGE_CONTENT, OI.MESSAGE_TOOL_CALL_ID, OI.MESSAGE_NAME)
-_MESSAGE_NESTED = ((OI.MESSAGE_CONTENTS, _CONTENT_SUFFIXES), (OI.MESSAGE_TOOL_CALLS, _CALL_SUFFIXES))
+_MESSAGE_NESTED = (
+    (OI.MESSAGE_CONTENTS, _CONTENT_SUFFIXES),
+    (OI.MESSAGE_TOOL_CALLS, _CALL_SUFFIXES),
+)
 _DOCUMENT_SUFFIXES = (OI.DOCUMENT_ID, OI.DOCUMENT_CONTENT, OI.DOCUMENT_SCORE)
 
 _message_keys: dict[str, _Keys] = {}
@@ -108,11 +126,13 @@ def _tool_calls(get: Callable[..., str | None], keys: _Keys) -> list[dict[str, A
         cid = get(id_key)
         if name is None and cid is None:
             break
-        calls.append({
-            "id": cid or "",
-            "name": name or "",
-            "arguments": parse_arguments(get(arguments_key, "")),
-        })
+        calls.append(
+            {
+                "id": cid or "",
+                "name": name or "",
+                "arguments": parse_arguments(get(arguments_key, "")),
+            }
+        )
         k += 1
     return calls
 
@@ -127,14 +147,27 @@ def messages(attrs: dict[str, str], prefix: str) -> list[dict[str, Any]] | None:
     out = []
     i = 0
     while True:
-        role_key, content_key, call_id_key, name_key, parts_keys, calls_keys, first_part, first_call = (
-            cached(i) or table.row(i)
-        )
+        (
+            role_key,
+            content_key,
+            call_id_key,
+            name_key,
+            parts_keys,
+            calls_keys,
+            first_part,
+            first_call,
+        ) = cached(i) or table.row(i)
         role = get(role_key)
         content: Any = get(content_key)
-        if content is None and (first_part[0] in attrs or first_part[1] in attrs or first_part[2] in attrs):
+        if content is None and (
+            first_part[0] in attrs or first_part[1] in attrs or first_part[2] in attrs
+        ):
             content = _contents(get, parts_keys)
-        calls = _tool_calls(get, calls_keys) if first_call[0] in attrs or first_call[1] in attrs else None
+        calls = (
+            _tool_calls(get, calls_keys)
+            if first_call[0] in attrs or first_call[1] in attrs
+            else None
+        )
         if role is None and content is None and not calls:
             # a gap is possible when content capture is off for one message
             if table.row(i + 1)[0] not in attrs:
@@ -192,18 +225,42 @@ def _tools(attrs: dict[str, str]) -> list[Any] | None:
 
 # the attributes every span is probed for, looked up in one pass (see extract)
 _SCALAR_KEYS = (
-    OI.SPAN_KIND, OI.LLM_RESPONSE_MODEL, OI.LLM_MODEL_NAME, OI.LLM_REQUEST_MODEL, OI.LLM_PROVIDER,
-    OI.LLM_SYSTEM, OI.TOKENS_PROMPT, OI.TOKENS_COMPLETION, OI.TOKENS_CACHE_READ, OI.TOKENS_CACHE_WRITE,
-    OI.TOKENS_REASONING, OI.COST_TOTAL, OI.SESSION_ID, OI.USER_ID, OI.AGENT_NAME,
+    OI.SPAN_KIND,
+    OI.LLM_RESPONSE_MODEL,
+    OI.LLM_MODEL_NAME,
+    OI.LLM_REQUEST_MODEL,
+    OI.LLM_PROVIDER,
+    OI.LLM_SYSTEM,
+    OI.TOKENS_PROMPT,
+    OI.TOKENS_COMPLETION,
+    OI.TOKENS_CACHE_READ,
+    OI.TOKENS_CACHE_WRITE,
+    OI.TOKENS_REASONING,
+    OI.COST_TOTAL,
+    OI.SESSION_ID,
+    OI.USER_ID,
+    OI.AGENT_NAME,
 )
 
 
 def extract(attrs: dict[str, str], f: Fields) -> None:
     get = attrs.get
     (
-        span_kind, response_model, model_name, request_model, provider, system,
-        prompt_tokens, completion_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens,
-        cost, session_id, user_id, agent_name,
+        span_kind,
+        response_model,
+        model_name,
+        request_model,
+        provider,
+        system,
+        prompt_tokens,
+        completion_tokens,
+        cache_read_tokens,
+        cache_write_tokens,
+        reasoning_tokens,
+        cost,
+        session_id,
+        user_id,
+        agent_name,
     ) = map(get, _SCALAR_KEYS)  # None when absent
     kind = f.kind = _KINDS.get((span_kind or "").upper(), "UNKNOWN")
     answered = response_model or model_name or ""

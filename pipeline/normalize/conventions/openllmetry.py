@@ -5,18 +5,30 @@ from __future__ import annotations
 from typing import Any
 
 from agentledger.pipeline.normalize.conventions import genai
-from agentledger.pipeline.normalize.fields import Fields, decorated_value, from_openai_messages, parse_json
+from agentledger.pipeline.normalize.fields import (
+    Fields,
+    decorated_value,
+    from_openai_messages,
+    parse_json,
+)
 from agentledger.schemas.attributes import Traceloop as TL
 
 __all__ = ["extract", "matches"]
 
 _KINDS = {"workflow": "CHAIN", "task": "CHAIN", "agent": "AGENT", "tool": "TOOL"}
-_REQUEST_KINDS = {"chat": "LLM", "completion": "LLM", "embedding": "EMBEDDING", "rerank": "RERANKER"}
+_REQUEST_KINDS = {
+    "chat": "LLM",
+    "completion": "LLM",
+    "embedding": "EMBEDDING",
+    "rerank": "RERANKER",
+}
 
 
 def matches(attrs: dict[str, str]) -> bool:
-    return TL.SPAN_KIND in attrs or TL.REQUEST_TYPE in attrs or any(
-        k.startswith(TL.ASSOCIATION_PREFIX) for k in attrs
+    return (
+        TL.SPAN_KIND in attrs
+        or TL.REQUEST_TYPE in attrs
+        or any(k.startswith(TL.ASSOCIATION_PREFIX) for k in attrs)
     )
 
 
@@ -45,7 +57,12 @@ def extract(attrs: dict[str, str], f: Fields, events: list[dict[str, Any]] | Non
         i = 0
         while f"{TL.FUNCTIONS_PREFIX}.{i}.name" in attrs:
             p = f"{TL.FUNCTIONS_PREFIX}.{i}."
-            tools.append({"name": attrs[p + "name"], "description": attrs.get(p + "description", ""),
-                          "parameters": parse_json(attrs.get(p + "parameters")) or {}})
+            tools.append(
+                {
+                    "name": attrs[p + "name"],
+                    "description": attrs.get(p + "description", ""),
+                    "parameters": parse_json(attrs.get(p + "parameters")) or {},
+                }
+            )
             i += 1
         f.tools = tools or None

@@ -17,8 +17,8 @@ from agentledger.collector import CollectorSettings, create_app
 from agentledger.collector.auth import Authenticator
 from agentledger.pipeline.settings import KafkaSettings, PipelineSettings, StoreSettings
 from agentledger.pipeline.sinks.embedded import EmbeddedSink
-from agentledger.pipeline.stores import Store, migrate, open_store
-from agentledger.pipeline.writer import StoreWriter
+from agentledger.pipeline.store import Store, migrate, open_store
+from agentledger.pipeline.store.writer import StoreWriter
 
 __all__ = [
     "AppServer",
@@ -50,7 +50,7 @@ def build_embedded_app(
     sink = EmbeddedSink(
         store, normalizer, writer=StoreWriter(store, ledger=store_settings.ledger(store))
     )
-    from agentledger.pipeline.jobs import start_background_jobs
+    from agentledger.pipeline.derive import start_background_jobs
 
     stop_jobs = start_background_jobs(store)  # usage rollup + anomaly detection on an interval
 
@@ -158,8 +158,8 @@ class PipelineRunner:
         *,
         store: Store | None = None,
     ) -> None:
-        from agentledger.pipeline.consumer import SpanConsumer
-        from agentledger.pipeline.metrics import MetricsServer, consumer_status
+        from agentledger.pipeline.consumers.metrics import MetricsServer, consumer_status
+        from agentledger.pipeline.consumers.spans import SpanConsumer
 
         self._own_store = store is None
         self.store = store or open_store(
@@ -179,8 +179,8 @@ class PipelineRunner:
         )
         # Governance records (intents, outcomes, controls) and feedback have topics of their own,
         # each consumed by its own group beside the span consumer.
-        from agentledger.pipeline.datasets.feedback_kafka import FeedbackConsumer
-        from agentledger.pipeline.governance.consumer import IntentConsumer
+        from agentledger.pipeline.consumers.feedback import FeedbackConsumer
+        from agentledger.pipeline.consumers.intents import IntentConsumer
 
         self.side_consumers = [
             IntentConsumer(kafka, pipeline, self.store, default_tenant=pipeline.default_tenant),
@@ -196,7 +196,7 @@ class PipelineRunner:
         self.gc_threshold = pipeline.gc_threshold
 
     def run(self) -> None:
-        from agentledger.pipeline.jobs import start_background_jobs
+        from agentledger.pipeline.derive import start_background_jobs
 
         if (
             self.gc_threshold

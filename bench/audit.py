@@ -217,9 +217,9 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    from agentledger.pipeline import audit, replay
-    from agentledger.pipeline.stores import migrate
-    from agentledger.pipeline.stores.embedded import EmbeddedStore
+    from agentledger.pipeline.services import audit, replay
+    from agentledger.pipeline.store import migrate
+    from agentledger.pipeline.store.embedded import EmbeddedStore
 
     data_dir = args.data_dir or tempfile.mkdtemp(prefix="agentledger-bench-audit-")
     store = EmbeddedStore(data_dir, database="bench")

@@ -110,8 +110,8 @@ def generate(store, first: int, count: int) -> None:
 
 def child(data_dir: str, out: str, page_size: int) -> None:
     """Run one export in this process and print what it measured."""
-    from agentledger.pipeline.datasets import ExportRequest, export_dataset
-    from agentledger.pipeline.stores.embedded import EmbeddedStore
+    from agentledger.pipeline.services.datasets import ExportRequest, export_dataset
+    from agentledger.pipeline.store.embedded import EmbeddedStore
 
     store = EmbeddedStore(data_dir, database=DATABASE)
     started, cpu, main_cpu = time.perf_counter(), time.process_time(), time.thread_time()
@@ -168,8 +168,8 @@ def main() -> None:
                     "-c",
                     (
                         "import sys, time; sys.path.insert(0, %r); from bench.export import generate;"  # noqa: UP031
-                        "from agentledger.pipeline.stores.embedded import EmbeddedStore;"
-                        "from agentledger.pipeline.stores import migrate;"
+                        "from agentledger.pipeline.store.embedded import EmbeddedStore;"
+                        "from agentledger.pipeline.store import migrate;"
                         "s = EmbeddedStore(%r, database=%r); migrate(s); t = time.perf_counter();"
                         "generate(s, %d, %d); print(time.perf_counter() - t); s.close()"
                     )

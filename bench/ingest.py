@@ -149,7 +149,7 @@ def bench_end_to_end(n_runs: int, runs_per_request: int, clients: int) -> dict[s
         server.wait(timeout=60)
     if errors:
         raise RuntimeError(f"{len(errors)} requests failed, first: {errors[0]}")
-    from agentledger.pipeline.stores.embedded import EmbeddedStore
+    from agentledger.pipeline.store.embedded import EmbeddedStore
 
     with EmbeddedStore(data_dir) as store:
         stored = store.query_scalar("SELECT count() FROM spans FINAL")

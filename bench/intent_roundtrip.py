@@ -75,8 +75,8 @@ def _insert_floor(n: int, parent: str | None) -> dict[str, float]:
         intent_row,
     )
     from agentledger.pipeline.governance.store_log import insert_rows
-    from agentledger.pipeline.stores import migrate
-    from agentledger.pipeline.stores.embedded import EmbeddedStore
+    from agentledger.pipeline.store import migrate
+    from agentledger.pipeline.store.embedded import EmbeddedStore
 
     floor_dir = tempfile.mkdtemp(prefix="agentledger-bench-floor-", dir=parent)
     store = EmbeddedStore(floor_dir, database="floor")

@@ -260,12 +260,12 @@ def _consumer_line(k: dict[str, float]) -> str:
 def bench_latency(kafka_env: dict[str, str], n: int) -> list[float]:
     """Ack at the collector -> row queryable in the store, one trace at a time, consumer in-process."""
     from agentledger.collector import CollectorSettings, create_app
-    from agentledger.pipeline.consumer import SpanConsumer
+    from agentledger.pipeline.consumers.spans import SpanConsumer
     from agentledger.pipeline.normalize import make_normalizer
     from agentledger.pipeline.settings import KafkaSettings, PipelineSettings
     from agentledger.pipeline.sinks.kafka import KafkaSink
-    from agentledger.pipeline.stores import migrate
-    from agentledger.pipeline.stores.embedded import EmbeddedStore
+    from agentledger.pipeline.store import migrate
+    from agentledger.pipeline.store.embedded import EmbeddedStore
     from agentledger.server import AppServer
 
     tag = uuid.uuid4().hex[:8]

@@ -28,15 +28,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agentledger.pipeline.jobs import (  # noqa: E402
+from agentledger.pipeline.derive import (  # noqa: E402
     AnomalyDetectionJob,
     JobSettings,
     UsageQuery,
     UsageRollupJob,
     usage_report,
 )
-from agentledger.pipeline.stores import migrate  # noqa: E402
-from agentledger.pipeline.stores.embedded import EmbeddedStore  # noqa: E402
+from agentledger.pipeline.store import migrate  # noqa: E402
+from agentledger.pipeline.store.embedded import EmbeddedStore  # noqa: E402
 
 END = datetime(2026, 3, 15, tzinfo=timezone.utc)
 DAYS = 14

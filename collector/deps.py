@@ -9,7 +9,7 @@ from fastapi import Depends, Header, HTTPException, Request
 from agentledger.collector.auth import Authenticator, AuthError
 from agentledger.collector.settings import CollectorSettings
 from agentledger.pipeline.sinks import Sink
-from agentledger.pipeline.stores import Store
+from agentledger.pipeline.store import Store
 
 __all__ = ["SettingsDep", "SinkDep", "StoreDep", "TenantDep"]
 

@@ -19,7 +19,7 @@ from agentledger.collector.routers import (
 )
 from agentledger.collector.settings import CollectorSettings
 from agentledger.pipeline.sinks import Sink
-from agentledger.pipeline.stores import Store
+from agentledger.pipeline.store import Store
 
 __all__ = ["create_app"]
 

@@ -10,9 +10,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from agentledger.schemas.topics import DEAD_LETTER_TOPIC, FEEDBACK_TOPIC, INTENTS_TOPIC, SPANS_TOPIC
 
 if TYPE_CHECKING:
-    from agentledger.pipeline.ledger import Ledger
+    from agentledger.pipeline.derive.ledger import Ledger
     from agentledger.pipeline.normalize import Normalizer
-    from agentledger.pipeline.stores import Store
+    from agentledger.pipeline.store import Store
 
 __all__ = ["StoreSettings", "KafkaSettings", "PipelineSettings"]
 
@@ -47,7 +47,7 @@ class StoreSettings(BaseSettings):
 
     def ledger(self, store: Store) -> Ledger:
         """The ledger for ``store`` with this configuration's signing key."""
-        from agentledger.pipeline.ledger import Ledger
+        from agentledger.pipeline.derive.ledger import Ledger
 
         key = self.ledger_key.get_secret_value().encode() if self.ledger_key else None
         return Ledger(store, key=key, key_id=self.ledger_key_id if key else "")

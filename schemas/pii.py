@@ -1,8 +1,8 @@
 """Rules for personal data and secrets in text, shared by every stage that looks for them.
 
 The agent-side redaction (``agentledger.instrumentation.redaction``), the export
-redaction of datasets (``agentledger.pipeline.datasets.hygiene``) and the
-sensitive-egress detector (``agentledger.pipeline.jobs.sensitive``) use these
+redaction of datasets (``agentledger.pipeline.services.datasets.hygiene``) and the
+sensitive-egress detector (``agentledger.pipeline.derive.sensitive``) use these
 patterns and validators, so a preset means the same thing wherever it is
 applied. Standard library only: the instrumentation ships into agents.
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from agentledger.collector import CollectorSettings
-from agentledger.pipeline.stores import migrate
-from agentledger.pipeline.stores.embedded import EmbeddedStore
+from agentledger.pipeline.store import migrate
+from agentledger.pipeline.store.embedded import EmbeddedStore
 from agentledger.server import EmbeddedServer
 
 
@@ -89,7 +89,7 @@ def endpoint(chdb_path: Path) -> Iterator[object]:
 @pytest.fixture
 def ch_store(endpoint) -> Iterator[object]:
     """A clickhouse-connect store with a database of its own, migrated."""
-    from agentledger.pipeline.stores.clickhouse import ClickHouseStore
+    from agentledger.pipeline.store.clickhouse import ClickHouseStore
 
     db = f"ch_{uuid.uuid4().hex[:12]}"
     s = ClickHouseStore(endpoint.url, database=db)

@@ -107,7 +107,7 @@ def test_demo_then_query_the_data_dir(tmp_path: Path) -> None:
         [
             sys.executable,
             "-c",
-            "import sys; from agentledger.pipeline.stores.embedded import EmbeddedStore; s = EmbeddedStore(sys.argv[1]); "
+            "import sys; from agentledger.pipeline.store.embedded import EmbeddedStore; s = EmbeddedStore(sys.argv[1]); "
             "s.command(\"ALTER TABLE spans UPDATE output_tokens = 0 WHERE kind = 'LLM' SETTINGS mutations_sync = 2\")",
             data,
         ],

@@ -11,7 +11,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from agentledger.demo.agent import run_finance_agent
-from agentledger.pipeline import queries
+from agentledger.pipeline.services import queries
 from agentledger.schemas import content_hash
 
 

@@ -56,11 +56,11 @@ def test_importing_the_agent_side_stays_light(tmp_path: Path) -> None:
 PUBLIC_PACKAGES = [
     "agentledger.schemas",
     "agentledger.collector",
-    "agentledger.pipeline.stores",
+    "agentledger.pipeline.store",
     "agentledger.pipeline.sinks",
     "agentledger.pipeline.normalize",
     "agentledger.pipeline.governance",
-    "agentledger.pipeline.datasets",
+    "agentledger.pipeline.services.datasets",
     "agentledger.instrumentation",
 ]
 

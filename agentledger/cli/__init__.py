@@ -102,7 +102,7 @@ def serve(
 
     from agentledger.collector import CollectorSettings
     from agentledger.pipeline.settings import StoreSettings
-    from agentledger.pipeline.stores import StoreError
+    from agentledger.pipeline.store import StoreError
     from agentledger.server import build_embedded_app
 
     logging.basicConfig(
@@ -135,9 +135,9 @@ def collector(
     import uvicorn
 
     from agentledger.collector import CollectorSettings
-    from agentledger.pipeline.kafka_io import KafkaUnavailable
     from agentledger.pipeline.settings import KafkaSettings, StoreSettings
-    from agentledger.pipeline.stores import StoreError
+    from agentledger.pipeline.store import StoreError
+    from agentledger.pipeline.transport.kafka import KafkaUnavailable
     from agentledger.server import build_collector_app
 
     logging.basicConfig(
@@ -230,9 +230,9 @@ def migrate(
 ) -> None:
     """Apply pending schema migrations (servers also do this at start-up)."""
     from agentledger.pipeline.settings import StoreSettings
-    from agentledger.pipeline.stores import StoreError, load_migrations, open_store
-    from agentledger.pipeline.stores import migrate as run_migrations
-    from agentledger.pipeline.stores.migrate import render_for_cluster
+    from agentledger.pipeline.store import StoreError, load_migrations, open_store
+    from agentledger.pipeline.store import migrate as run_migrations
+    from agentledger.pipeline.store.migrate import render_for_cluster
 
     settings = StoreSettings(
         data_dir=data_dir, clickhouse_url=clickhouse_url, clickhouse_cluster=cluster

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from agentledger.pipeline import queries
+from agentledger.pipeline.services import queries
 
 __all__ = ["QuerySource", "open_source", "SourceError"]
 
@@ -27,8 +27,8 @@ def _iso(t: Any) -> str | None:
 
 def _store_call(fn: Any, *args: Any, **kwargs: Any) -> Any:
     """Run a jobs function on the store, its errors as SourceError."""
-    from agentledger.pipeline.jobs import UsageQueryError
-    from agentledger.pipeline.stores import StoreError
+    from agentledger.pipeline.derive import UsageQueryError
+    from agentledger.pipeline.store import StoreError
 
     try:
         return fn(*args, **kwargs)
@@ -249,7 +249,7 @@ class HttpSource:
 
 class StoreSource:
     def __init__(self, data_dir: str, tenant: str, clickhouse_url: str | None = None) -> None:
-        from agentledger.pipeline.stores import StoreError, migrate, open_store
+        from agentledger.pipeline.store import StoreError, migrate, open_store
 
         try:
             self.store = open_store(clickhouse_url=clickhouse_url, data_dir=data_dir)
@@ -271,7 +271,7 @@ class StoreSource:
     # analytics (agentledger usage / patterns / anomalies)
 
     def usage(self, q: Any, refresh: bool = True) -> list[dict[str, Any]]:
-        from agentledger.pipeline.jobs import UsageRollupJob, usage_report
+        from agentledger.pipeline.derive import UsageRollupJob, usage_report
 
         if refresh:  # a data dir has no background pass: bring every hour up to date
             _store_call(UsageRollupJob().run, self.store, datetime.now(timezone.utc))
@@ -287,7 +287,7 @@ class StoreSource:
         top: int = 10,
         k: int | None = None,
     ) -> dict[str, Any]:
-        from agentledger.pipeline.jobs import patterns_report
+        from agentledger.pipeline.derive import patterns_report
 
         baseline = (start - timedelta(hours=baseline_hours), start)
         return _store_call(
@@ -305,7 +305,7 @@ class StoreSource:
     def anomalies(
         self, since: Any = None, until: Any = None, type: str | None = None, limit: int = 100
     ) -> list[dict[str, Any]]:
-        from agentledger.pipeline.jobs import list_anomalies
+        from agentledger.pipeline.derive import list_anomalies
 
         return _store_call(
             list_anomalies,
@@ -320,7 +320,7 @@ class StoreSource:
     def detect_anomalies(
         self, now: Any = None, window_hours: int | None = None, baseline_hours: int | None = None
     ) -> dict[str, Any]:
-        from agentledger.pipeline.jobs import AnomalyDetectionJob, JobSettings
+        from agentledger.pipeline.derive import AnomalyDetectionJob, JobSettings
 
         overrides = {
             k: v
@@ -335,8 +335,8 @@ class StoreSource:
     # datasets and feedback (agentledger feedback / dataset)
 
     def _datasets_call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        from agentledger.pipeline.datasets import ExportError
-        from agentledger.pipeline.stores import StoreError
+        from agentledger.pipeline.services.datasets import ExportError
+        from agentledger.pipeline.store import StoreError
 
         try:
             return fn(*args, **kwargs)
@@ -344,7 +344,7 @@ class StoreSource:
             raise SourceError(str(exc)) from exc
 
     def feedback_add(self, items: list[dict[str, Any]]) -> dict[str, Any]:
-        from agentledger.pipeline.datasets import (
+        from agentledger.pipeline.services.datasets import (
             FeedbackIn,
             resolve_trace_ids,
             to_record,
@@ -370,7 +370,7 @@ class StoreSource:
         return self._datasets_call(add)  # type: ignore[no-any-return]
 
     def feedback_list(self, trace_id: str | None, span_id: str | None) -> list[dict[str, Any]]:
-        from agentledger.pipeline.datasets import list_feedback
+        from agentledger.pipeline.services.datasets import list_feedback
 
         return self._datasets_call(
             list_feedback,
@@ -383,7 +383,7 @@ class StoreSource:
     def dataset_export(
         self, out_dir: str, request: dict[str, Any], progress: Any = None
     ) -> dict[str, Any]:
-        from agentledger.pipeline.datasets import ExportRequest, export_dataset
+        from agentledger.pipeline.services.datasets import ExportRequest, export_dataset
 
         return self._datasets_call(  # type: ignore[no-any-return]
             lambda: export_dataset(
@@ -396,7 +396,7 @@ class StoreSource:
         )
 
     def dataset_show(self, dataset_id: str) -> dict[str, Any]:
-        from agentledger.pipeline.datasets import get_dataset
+        from agentledger.pipeline.services.datasets import get_dataset
 
         found = self._datasets_call(get_dataset, self.store, self.tenant, dataset_id)
         if found is None:
@@ -404,7 +404,7 @@ class StoreSource:
         return found  # type: ignore[no-any-return]
 
     def dataset_spans(self, dataset_id: str, limit: int) -> list[dict[str, Any]]:
-        from agentledger.pipeline.datasets import dataset_spans
+        from agentledger.pipeline.services.datasets import dataset_spans
 
         return self._datasets_call(
             dataset_spans,
@@ -415,12 +415,12 @@ class StoreSource:
         )
 
     def dataset_of_span(self, span_id: str) -> list[dict[str, Any]]:
-        from agentledger.pipeline.datasets import datasets_of_span
+        from agentledger.pipeline.services.datasets import datasets_of_span
 
         return self._datasets_call(datasets_of_span, self.store, self.tenant, span_id)  # type: ignore[no-any-return]
 
     def dataset_list(self, limit: int) -> list[dict[str, Any]]:
-        from agentledger.pipeline.datasets import list_datasets
+        from agentledger.pipeline.services.datasets import list_datasets
 
         return self._datasets_call(list_datasets, self.store, self.tenant, limit)  # type: ignore[no-any-return]
 

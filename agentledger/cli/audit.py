@@ -27,7 +27,7 @@ def _verify(
     try:
         if isinstance(src, _source.HttpSource):
             return src._get("/api/v1/ledger/verify", since=since)  # type: ignore[no-any-return]
-        from agentledger.pipeline.ledger import verify
+        from agentledger.pipeline.derive.ledger import verify
         from agentledger.pipeline.settings import StoreSettings
 
         settings = StoreSettings()
@@ -55,7 +55,7 @@ def _audit(
     try:
         if isinstance(src, _source.HttpSource):
             return src._get(f"/api/v1/audit/{ref}", format="json", last=str(last).lower())  # type: ignore[no-any-return]
-        from agentledger.pipeline import audit
+        from agentledger.pipeline.services import audit
 
         try:
             return audit.audit(src.store, tenant, ref, last=last)
@@ -97,7 +97,7 @@ def _rebuilt(
     src: Any, tenant: str, span_id: str | None, filters: dict[str, Any], api: str | None
 ) -> tuple[list[Any], list[dict[str, Any]]]:
     """Rebuilt requests of one span or of the filtered calls, from the server or the store directly."""
-    from agentledger.pipeline import replay
+    from agentledger.pipeline.services import replay
 
     if isinstance(src, _source.HttpSource):
         if span_id:
@@ -120,7 +120,7 @@ def _rebuilt(
 
 
 def _save(src: Any, report: Any) -> None:
-    from agentledger.pipeline import replay
+    from agentledger.pipeline.services import replay
 
     if isinstance(src, _source.HttpSource):
         resp = src._client.post("/api/v1/replays", json=report.as_dict())
@@ -247,7 +247,7 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Everything the agent saw before an action, which model version decided, under whose authority."""
-        from agentledger.pipeline.audit import to_html, to_markdown
+        from agentledger.pipeline.services.audit import to_html, to_markdown
 
         if fmt not in ("markdown", "json", "html"):
             raise typer.BadParameter("expected markdown, json or html", param_hint="--format")
@@ -324,7 +324,7 @@ def register(app: typer.Typer) -> None:
         the hash recorded at ingest; the drift report (agreement on tools and arguments, text similarity,
         worst cases) is stored with links to the source spans.
         """
-        from agentledger.pipeline import replay as replay_mod
+        from agentledger.pipeline.services import replay as replay_mod
 
         if api not in (None, "openai", "anthropic"):
             raise typer.BadParameter("expected openai or anthropic", param_hint="--api")

@@ -111,7 +111,7 @@ def feedback_add(
         item_json["id"] = feedback_id
     from pydantic import ValidationError
 
-    from agentledger.pipeline.datasets import FeedbackIn
+    from agentledger.pipeline.services.datasets import FeedbackIn
 
     try:
         FeedbackIn.model_validate(item_json)
@@ -259,7 +259,7 @@ def dataset_export(
     as_json: bool = _JSON,
 ) -> None:
     """Export recorded spans as a training dataset, with a manifest and recorded lineage."""
-    from agentledger.pipeline.datasets import FeedbackFilter
+    from agentledger.pipeline.services.datasets import FeedbackFilter
 
     try:
         fb_filters = [str(FeedbackFilter.parse(f)) for f in feedback or ()]

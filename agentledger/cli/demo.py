@@ -20,7 +20,7 @@ from rich.panel import Panel
 
 from agentledger.cli import render
 from agentledger.cli._source import SourceError
-from agentledger.pipeline import queries
+from agentledger.pipeline.services import queries
 
 __all__ = ["run_demo"]
 
@@ -37,7 +37,7 @@ def run_demo(data_dir: str, *, as_json: bool = False) -> dict[str, Any]:
     from agentledger.demo.provider import ScriptedProvider, default_script
     from agentledger.instrumentation.processors import AttributionProcessor
     from agentledger.pipeline.settings import StoreSettings
-    from agentledger.pipeline.stores import StoreError
+    from agentledger.pipeline.store import StoreError
     from agentledger.server import EmbeddedServer
 
     console = render.console(stderr=as_json)
@@ -149,10 +149,10 @@ def _derived(
     data_dir: str,
 ) -> dict[str, Any]:
     """What AgentLedger derives from the recording, in the demo's JSON shape."""
-    from agentledger.pipeline.audit import demo_audit
-    from agentledger.pipeline.datasets.export import demo_dataset
-    from agentledger.pipeline.jobs.summary import usage_summary
-    from agentledger.pipeline.ledger import verify
+    from agentledger.pipeline.derive.ledger import verify
+    from agentledger.pipeline.derive.summary import usage_summary
+    from agentledger.pipeline.services.audit import demo_audit
+    from agentledger.pipeline.services.datasets.export import demo_dataset
 
     intent = governed.intent
     outcome = intent.get("outcome") or {}

@@ -30,9 +30,9 @@ def run(
     log_level: str = typer.Option("info", help="Log level."),
 ) -> None:
     """Consume the spans topic into the store until SIGTERM (the batch in flight is finished and committed)."""
-    from agentledger.pipeline.kafka_io import KafkaUnavailable
     from agentledger.pipeline.settings import KafkaSettings, PipelineSettings, StoreSettings
-    from agentledger.pipeline.stores import StoreError
+    from agentledger.pipeline.store import StoreError
+    from agentledger.pipeline.transport.kafka import KafkaUnavailable
     from agentledger.server import PipelineRunner
 
     logging.basicConfig(

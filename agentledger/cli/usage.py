@@ -261,7 +261,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = JsonOpt,
     ) -> None:
         """Usage (calls, errors, tokens, cost, latency p50/p95/p99) grouped by dimensions, or as a time series."""
-        from agentledger.pipeline.jobs import UsageQuery, UsageQueryError
+        from agentledger.pipeline.derive import UsageQuery, UsageQueryError
 
         now = datetime.now(timezone.utc)
         end = parse_when(until, now, now)
@@ -436,7 +436,7 @@ def register(app: typer.Typer) -> None:
 
 
 def print_usage_summary(console: Any, summary: dict[str, Any]) -> None:
-    """Print what ``agentledger.pipeline.jobs.summary.usage_summary`` returned (the demo's closing report)."""
+    """Print what ``agentledger.pipeline.derive.summary.usage_summary`` returned (the demo's closing report)."""
     t = summary["totals"]
     console.print(
         f"\n[bold]Usage[/bold] {summary['start'][:16]} .. {summary['end'][:16]} UTC: {t['calls']} spans, "

@@ -1,4 +1,4 @@
-"""Analytics API: usage, patterns of use, anomalies (reads ``agentledger.pipeline.jobs``).
+"""Analytics API: usage, patterns of use, anomalies (reads ``agentledger.pipeline.derive``).
 
 Every route serves the caller's tenant only. Usage reads the exact hourly
 rollup; by default it first brings the rollup up to date (an incremental
@@ -16,7 +16,7 @@ from fastapi import APIRouter, HTTPException, Query
 from starlette.concurrency import run_in_threadpool
 
 from agentledger.collector.deps import StoreDep, TenantDep
-from agentledger.pipeline.jobs import (
+from agentledger.pipeline.derive import (
     AnomalyDetectionJob,
     JobSettings,
     UsageQuery,
@@ -26,8 +26,8 @@ from agentledger.pipeline.jobs import (
     patterns_report,
     usage_report,
 )
-from agentledger.pipeline.jobs.usage import READ_REFRESH_LOOKBACK_HOURS
-from agentledger.pipeline.stores import StoreUnavailable
+from agentledger.pipeline.derive.usage import READ_REFRESH_LOOKBACK_HOURS
+from agentledger.pipeline.store import StoreUnavailable
 from agentledger.schemas.analytics import USAGE_DIMENSIONS, USAGE_METRICS, AnomalyType
 
 __all__ = ["router"]

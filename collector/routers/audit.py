@@ -20,7 +20,7 @@ router = APIRouter(prefix="/api/v1", tags=["audit"])
 async def verify_ledger(
     tenant: TenantDep, store: StoreDep, since: str | None = None
 ) -> dict[str, Any]:
-    from agentledger.pipeline.ledger import verify
+    from agentledger.pipeline.derive.ledger import verify
     from agentledger.pipeline.settings import StoreSettings
 
     settings = StoreSettings()
@@ -29,7 +29,7 @@ async def verify_ledger(
     return report.as_dict()
 
 
-# -- audit reports and replays (agentledger.pipeline.audit / .replay) --------------------------------
+# -- audit reports and replays (agentledger.pipeline.services.audit / .replay) --------------------------------
 
 
 @router.get(
@@ -45,7 +45,7 @@ async def audit_report(
     last: bool = Query(False, description="For a trace id: only its last tool call."),
 ) -> Response:
     """``ref`` is a span id (that action) or a trace id (every tool call in it, or ``last``)."""
-    from agentledger.pipeline import audit
+    from agentledger.pipeline.services import audit
 
     try:
         result = await run_in_threadpool(audit.audit, store, tenant, ref, last=last)
@@ -75,7 +75,7 @@ async def replay_request(
         None, description="Rebuild in this wire format."
     ),
 ) -> dict[str, Any]:
-    from agentledger.pipeline import replay
+    from agentledger.pipeline.services import replay
 
     try:
         rebuilt = await run_in_threadpool(replay.rebuild_request, store, tenant, span_id, api=api)
@@ -100,7 +100,7 @@ async def replay_requests(
     limit: int = Query(50, ge=1, le=10_000),
     api: Literal["openai", "anthropic"] | None = None,
 ) -> dict[str, Any]:
-    from agentledger.pipeline import replay
+    from agentledger.pipeline.services import replay
 
     def run() -> dict[str, Any]:
         ids = replay.select_calls(
@@ -128,7 +128,7 @@ async def replay_requests(
 async def store_replay(
     tenant: TenantDep, store: StoreDep, report: dict[str, Any] = Body(...)
 ) -> dict[str, Any]:
-    from agentledger.pipeline import replay
+    from agentledger.pipeline.services import replay
 
     try:
         drift = replay.DriftReport.from_dict(report, tenant=tenant)
@@ -142,7 +142,7 @@ async def store_replay(
 async def list_replays(
     tenant: TenantDep, store: StoreDep, limit: int = Query(20, ge=1, le=1000)
 ) -> list[dict[str, Any]]:
-    from agentledger.pipeline import replay
+    from agentledger.pipeline.services import replay
 
     return await run_in_threadpool(replay.list_reports, store, tenant, limit)
 
@@ -153,7 +153,7 @@ async def list_replays(
     responses={404: {}},
 )
 async def get_replay(run_id: str, tenant: TenantDep, store: StoreDep) -> dict[str, Any]:
-    from agentledger.pipeline import replay
+    from agentledger.pipeline.services import replay
 
     found = await run_in_threadpool(replay.get_report, store, tenant, run_id)
     if found is None:

@@ -21,11 +21,11 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from agentledger.collector.deps import SinkDep, StoreDep, TenantDep
-from agentledger.pipeline.datasets import export as dataset_export
-from agentledger.pipeline.datasets import feedback as fb
-from agentledger.pipeline.datasets import lineage
+from agentledger.pipeline.services.datasets import export as dataset_export
+from agentledger.pipeline.services.datasets import feedback as fb
+from agentledger.pipeline.services.datasets import lineage
 from agentledger.pipeline.sinks import Sink
-from agentledger.pipeline.stores import Store, StoreError, StoreUnavailable
+from agentledger.pipeline.store import Store, StoreError, StoreUnavailable
 
 __all__ = ["router"]
 
@@ -41,7 +41,7 @@ def _unavailable(message: str) -> HTTPException:
 
 def _feedback_producer(request: Request, sink: Sink) -> Any:
     """The app's feedback producer, created on first use from the Kafka sink's settings."""
-    from agentledger.pipeline.datasets.feedback_kafka import FeedbackProducer
+    from agentledger.pipeline.consumers.feedback import FeedbackProducer
 
     with _producer_lock:
         producer = getattr(request.app.state, "feedback_producer", None)
@@ -85,7 +85,7 @@ async def post_feedback(
     records = [fb.to_record(tenant, item, "api") for item in items]
     ids = [r.feedback_id for r in records]
     if isinstance(sink, KafkaSink):
-        from agentledger.pipeline.kafka_io import KafkaUnavailable
+        from agentledger.pipeline.transport.kafka import KafkaUnavailable
 
         try:
             producer = await run_in_threadpool(_feedback_producer, request, sink)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Query
 from starlette.concurrency import run_in_threadpool
 
 from agentledger.collector.deps import StoreDep, TenantDep
-from agentledger.pipeline import queries
+from agentledger.pipeline.services import queries
 
 __all__ = ["router"]
 

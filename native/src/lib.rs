@@ -180,7 +180,7 @@ fn count_spans(data: &Bound<'_, PyBytes>) -> PyResult<usize> {
     normalize::count_spans(data.as_bytes()).map_err(PyValueError::new_err)
 }
 
-/// ``agentledger.pipeline.ledger.merkle_root``: the RFC 6962-style Merkle tree hash (0x00 leaf
+/// ``agentledger.pipeline.derive.ledger.merkle_root``: the RFC 6962-style Merkle tree hash (0x00 leaf
 /// prefix, 0x01 node prefix, an odd node carried up) over hex leaves. Raises ValueError for a leaf
 /// that is not hex.
 #[pyfunction]

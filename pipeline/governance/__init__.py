@@ -4,13 +4,13 @@ The collector answers intents through ``GovernanceService`` (stored before the
 answer); in Kafka mode the pipeline stores the intents topic with ``IntentConsumer``.
 """
 
+from agentledger.pipeline.consumers.intents import IntentConsumer
 from agentledger.pipeline.governance.base import (
     GovernanceError,
     GovernanceRejected,
     GovernanceUnavailable,
     RecordLog,
 )
-from agentledger.pipeline.governance.consumer import IntentConsumer
 from agentledger.pipeline.governance.controls import ControlBook
 from agentledger.pipeline.governance.memory import MemoryLog
 from agentledger.pipeline.governance.records import (

@@ -38,7 +38,7 @@ from agentledger.pipeline.governance.records import (
     control_row,
     new_id,
 )
-from agentledger.pipeline.stores import Store, StoreError
+from agentledger.pipeline.store import Store, StoreError
 
 __all__ = ["ControlBook"]
 

@@ -32,7 +32,7 @@ import orjson
 from agentledger.pipeline.governance.base import GovernanceUnavailable, RecordLog
 from agentledger.pipeline.governance.records import RecordType
 from agentledger.pipeline.governance.store_log import TABLES, insert_rows
-from agentledger.pipeline.stores import Store, StoreUnavailable
+from agentledger.pipeline.store import Store, StoreUnavailable
 
 __all__ = ["JournaledLog", "sync_all"]
 

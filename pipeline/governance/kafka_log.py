@@ -21,14 +21,14 @@ from agentledger.pipeline.governance.base import (
     RecordLog,
 )
 from agentledger.pipeline.governance.records import RecordType
-from agentledger.pipeline.kafka_io import (
+from agentledger.pipeline.settings import KafkaSettings
+from agentledger.pipeline.transport.kafka import (
     KafkaRecordTooLarge,
     ensure_topics,
     producer_config,
     record_headers,
     translate,
 )
-from agentledger.pipeline.settings import KafkaSettings
 
 __all__ = ["KafkaLog", "encode_record"]
 

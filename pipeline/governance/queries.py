@@ -12,7 +12,7 @@ from agentledger.pipeline.governance.records import (
     ControlOut,
     ControlScope,
 )
-from agentledger.pipeline.stores import Store
+from agentledger.pipeline.store import Store
 
 __all__ = ["latest_controls", "control_history", "get_intent", "list_intents"]
 

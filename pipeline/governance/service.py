@@ -37,7 +37,7 @@ from agentledger.pipeline.governance.records import (
 )
 from agentledger.pipeline.governance.settings import GovernanceSettings
 from agentledger.pipeline.sinks import Sink
-from agentledger.pipeline.stores import Store, StoreError
+from agentledger.pipeline.store import Store, StoreError
 
 __all__ = ["GovernanceService"]
 
@@ -185,7 +185,7 @@ class GovernanceService:
 
 def _journal_dir(store: Store) -> str | None:
     """Where an embedded store's governance journal lives (None: a store with no local directory)."""
-    from agentledger.pipeline.stores.embedded import EmbeddedStore
+    from agentledger.pipeline.store.embedded import EmbeddedStore
 
     if isinstance(store, EmbeddedStore) and store.data_dir != ":memory:":
         import os

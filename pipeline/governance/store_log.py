@@ -35,7 +35,7 @@ from agentledger.pipeline.governance.records import (
     RecordType,
     time_columns,
 )
-from agentledger.pipeline.stores import Store, StoreRejected, StoreUnavailable
+from agentledger.pipeline.store import Store, StoreRejected, StoreUnavailable
 
 __all__ = ["StoreLog", "TABLES", "insert_rows"]
 

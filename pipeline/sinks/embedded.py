@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 
 from agentledger.pipeline.normalize import NormalizedBatch, Normalizer, SourcePosition
 from agentledger.pipeline.sinks.base import IngestBatch, Sink, SinkRejected, SinkUnavailable
-from agentledger.pipeline.stores import Store, StoreError, StoreUnavailable
-from agentledger.pipeline.writer import StoreWriter
+from agentledger.pipeline.store import Store, StoreError, StoreUnavailable
+from agentledger.pipeline.store.writer import StoreWriter
 from agentledger.schemas.topics import EMBEDDED_SOURCE
 
 __all__ = ["EmbeddedSink"]

@@ -13,7 +13,9 @@ import logging
 import time
 from typing import Any
 
-from agentledger.pipeline.kafka_io import (
+from agentledger.pipeline.settings import KafkaSettings
+from agentledger.pipeline.sinks.base import IngestBatch, Sink, SinkRejected, SinkUnavailable
+from agentledger.pipeline.transport.kafka import (
     KafkaRecordTooLarge,
     KafkaUnavailable,
     ensure_topics,
@@ -22,8 +24,6 @@ from agentledger.pipeline.kafka_io import (
     split_by_trace,
     translate,
 )
-from agentledger.pipeline.settings import KafkaSettings
-from agentledger.pipeline.sinks.base import IngestBatch, Sink, SinkRejected, SinkUnavailable
 
 __all__ = ["KafkaSink"]
 

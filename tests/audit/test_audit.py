@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from agentledger.demo.agent import DEFAULT_QUESTION, SYSTEM_PROMPT, run_finance_agent
-from agentledger.pipeline import audit
 from agentledger.pipeline.normalize.fields import from_openai_messages
+from agentledger.pipeline.services import audit
 from agentledger.schemas import canonical_bytes, content_hash
 from agentledger.schemas.attributes import AgentLedger as AL
 from tests.audit.conftest import PRINCIPAL, SECOND_ENTRY, TWO_LOOKUP_DECISION, two_lookups_script

@@ -12,7 +12,7 @@ from pathlib import Path
 from agentledger.demo.agent import run_finance_agent
 from agentledger.demo.documents import LOOKUP_JOURNAL_ENTRY
 from agentledger.demo.provider import Rule, ScriptedResponse, ToolCall, always, has_tool_result
-from agentledger.pipeline import replay
+from agentledger.pipeline.services import replay
 
 CLI = [sys.executable, "-m", "agentledger.cli"]
 

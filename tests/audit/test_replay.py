@@ -26,8 +26,8 @@ from agentledger.demo.provider import (
     has_tool_result,
     last_user_contains,
 )
-from agentledger.pipeline import audit, replay
 from agentledger.pipeline.normalize import OtlpNormalizer, SourcePosition
+from agentledger.pipeline.services import audit, replay
 from agentledger.schemas import canonical_bytes, content_hash
 from agentledger.schemas.attributes import AgentLedger as AL
 from tests.audit.conftest import PRINCIPAL

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agentledger.pipeline.datasets import (
+from agentledger.pipeline.services.datasets import (
     ExportError,
     ExportFilters,
     ExportRequest,

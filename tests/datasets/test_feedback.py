@@ -9,8 +9,8 @@ import sys
 
 import httpx
 
-from agentledger.pipeline import queries
-from agentledger.pipeline.datasets import (
+from agentledger.pipeline.services import queries
+from agentledger.pipeline.services.datasets import (
     ExportFilters,
     ExportRequest,
     FeedbackFilter,

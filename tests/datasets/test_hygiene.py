@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from agentledger.pipeline.datasets.hygiene import (
+from agentledger.pipeline.services.datasets.hygiene import (
     Deduplicator,
     Redactor,
     fingerprint,
@@ -91,7 +91,7 @@ def test_the_store_side_gate_flags_everything_a_preset_would_change(store) -> No
 def test_the_store_tells_which_presets_can_apply(store, multimatch: bool) -> None:
     """Per content, the store computes a mask of the presets whose pattern matched (Vectorscan, or
     RE2 per preset): every preset that changes a text must be in its mask."""
-    from agentledger.pipeline.datasets.selection import _mask_sql
+    from agentledger.pipeline.services.datasets.selection import _mask_sql
 
     r = Redactor()
     texts = [text for text, _ in REDACT] + KEEP + ["x@y.example and 4111 1111 1111 1111"]
@@ -157,7 +157,7 @@ def test_split_is_deterministic_and_close_to_the_fraction() -> None:
 
 
 def test_public_surface_is_complete() -> None:
-    module = importlib.import_module("agentledger.pipeline.datasets")
+    module = importlib.import_module("agentledger.pipeline.services.datasets")
     exported = set(module.__all__)
     assert all(hasattr(module, name) for name in exported)
     public = {

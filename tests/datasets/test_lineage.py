@@ -8,8 +8,8 @@ import sys
 
 import httpx
 
-from agentledger.pipeline import queries
-from agentledger.pipeline.datasets import (
+from agentledger.pipeline.services import queries
+from agentledger.pipeline.services.datasets import (
     MEMBER_SPANS_SQL,
     ExportFilters,
     ExportRequest,
@@ -19,7 +19,7 @@ from agentledger.pipeline.datasets import (
     get_dataset,
     list_datasets,
 )
-from agentledger.pipeline.datasets.writers import sha256_file
+from agentledger.pipeline.services.datasets.writers import sha256_file
 from tests.datasets import otlp
 from tests.datasets.conftest import read_lines
 

@@ -6,7 +6,7 @@ import json
 
 import datasets
 
-from agentledger.pipeline.datasets import ExportRequest, export_dataset
+from agentledger.pipeline.services.datasets import ExportRequest, export_dataset
 from tests.datasets import otlp
 from tests.datasets.conftest import read_lines
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from agentledger.demo.agent import AGENT_NAME
-from agentledger.pipeline.datasets import ExportFilters, ExportRequest, export_dataset
+from agentledger.pipeline.services.datasets import ExportFilters, ExportRequest, export_dataset
 from tests.datasets import otlp
 from tests.datasets.conftest import read_lines
 from tests.datasets.openai_rules import message_problems

@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from agentledger.collector.settings import CollectorSettings
-from agentledger.pipeline.jobs.settings import JobSettings
+from agentledger.pipeline.derive.settings import JobSettings
 from agentledger.pipeline.settings import KafkaSettings, PipelineSettings, StoreSettings
 from agentledger.schemas import topics
 
@@ -679,7 +679,7 @@ def _collector_routes() -> set[str]:
 def _pipeline_paths() -> tuple[str, str]:
     """(liveness path, metrics path) of the pipeline's metrics server."""
     try:
-        metrics = importlib.import_module("agentledger.pipeline.metrics")
+        metrics = importlib.import_module("agentledger.pipeline.consumers.metrics")
     except ImportError:
         return "/healthz", "/metrics"
     return getattr(metrics, "HEALTH_PATH", "/healthz"), getattr(metrics, "METRICS_PATH", "/metrics")

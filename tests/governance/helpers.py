@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from agentledger.pipeline.governance.journal import sync_all
-from agentledger.pipeline.stores import Store
+from agentledger.pipeline.store import Store
 
 
 def intents(store: Store, **where: str) -> list[dict[str, Any]]:

@@ -11,7 +11,7 @@ import pytest
 import agentledger
 from agentledger.instrumentation import RedactionPolicy
 from agentledger.instrumentation.redaction import Redactor, iban_valid, luhn_valid
-from agentledger.pipeline import queries
+from agentledger.pipeline.services import queries
 from agentledger.schemas.attributes import AgentLedger as AL
 from tests.instrumentation.conftest import attrs_of
 

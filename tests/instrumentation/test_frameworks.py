@@ -15,7 +15,7 @@ from agentledger.demo.documents import (
     POLICY_CORPUS,
     lookup_journal_entry,
 )
-from agentledger.pipeline import queries
+from agentledger.pipeline.services import queries
 
 QUESTION = "Should we approve the USD 4,000,000 reclassification in journal entry JE-4471?"
 

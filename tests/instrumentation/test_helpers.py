@@ -11,7 +11,7 @@ import pytest
 
 import agentledger
 from agentledger.demo.documents import lookup_journal_entry, search_policies
-from agentledger.pipeline import queries
+from agentledger.pipeline.services import queries
 
 
 def _rows(server: Any) -> list[dict[str, Any]]:

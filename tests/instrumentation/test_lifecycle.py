@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 import agentledger
 from agentledger.instrumentation import config, lifecycle
 from agentledger.instrumentation.principal import _no_principal
-from agentledger.pipeline import queries
+from agentledger.pipeline.services import queries
 from agentledger.schemas.attributes import AgentLedger as AL
 
 MESSAGES = [{"role": "user", "content": "Is JE-4471 within policy?"}]

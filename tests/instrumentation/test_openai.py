@@ -12,7 +12,7 @@ import pytest
 
 import agentledger
 from agentledger.demo.agent import TOOLS
-from agentledger.pipeline import queries
+from agentledger.pipeline.services import queries
 from agentledger.schemas.attributes import AgentLedger as AL
 from agentledger.schemas.attributes import GenAI as G
 

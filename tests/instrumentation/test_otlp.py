@@ -76,7 +76,7 @@ def test_direct_encoding_decodes_to_the_sdk_message() -> None:
 
 
 def test_fast_exporter_posts_what_the_collector_stores(server: Any) -> None:
-    from agentledger.pipeline import queries
+    from agentledger.pipeline.services import queries
 
     spans = _spans()
     exporter = FastOTLPSpanExporter(endpoint=f"{server.url}/v1/traces")

@@ -9,7 +9,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from agentledger.pipeline import queries
+from agentledger.pipeline.services import queries
 
 SCRIPT = """
 import os, sys

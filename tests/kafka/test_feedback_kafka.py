@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from agentledger.collector import CollectorSettings, create_app
-from agentledger.pipeline.datasets import list_feedback
-from agentledger.pipeline.datasets.feedback_kafka import FeedbackConsumer
+from agentledger.pipeline.consumers.feedback import FeedbackConsumer
+from agentledger.pipeline.services.datasets import list_feedback
 from agentledger.pipeline.sinks.kafka import KafkaSink
 from agentledger.server import AppServer
 from tests.datasets import otlp

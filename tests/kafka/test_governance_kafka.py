@@ -248,7 +248,7 @@ def test_records_that_are_not_governance_records_are_dead_lettered(
 ) -> None:
     from kafka import KafkaProducer
 
-    from agentledger.pipeline.kafka_io import ensure_topics
+    from agentledger.pipeline.transport.kafka import ensure_topics
 
     ensure_topics(kafka_settings)
     producer = KafkaProducer(bootstrap_servers=kafka_settings.bootstrap_servers)

@@ -11,9 +11,9 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from agentledger.collector import CollectorSettings, create_app
-from agentledger.pipeline import queries
-from agentledger.pipeline.consumer import SpanConsumer
+from agentledger.pipeline.consumers.spans import SpanConsumer
 from agentledger.pipeline.normalize import OtlpNormalizer
+from agentledger.pipeline.services import queries
 from agentledger.pipeline.sinks.kafka import KafkaSink
 from agentledger.schemas.topics import Headers
 from agentledger.server import AppServer
@@ -112,7 +112,7 @@ def test_poison_record_goes_to_dead_letters_and_the_rest_is_stored(
 ) -> None:
     from kafka import KafkaConsumer, KafkaProducer
 
-    from agentledger.pipeline.kafka_io import ensure_topics, record_headers
+    from agentledger.pipeline.transport.kafka import ensure_topics, record_headers
 
     ensure_topics(kafka_settings)
     producer = KafkaProducer(bootstrap_servers=kafka_settings.bootstrap_servers, acks="all")
@@ -171,7 +171,7 @@ def test_redelivered_records_count_once(kafka_settings, pipeline_settings, store
     """At-least-once input: the same records produced twice; the shipped queries stay exact."""
     from kafka import KafkaProducer
 
-    from agentledger.pipeline.kafka_io import ensure_topics, record_headers
+    from agentledger.pipeline.transport.kafka import ensure_topics, record_headers
 
     ensure_topics(kafka_settings)
     producer = KafkaProducer(bootstrap_servers=kafka_settings.bootstrap_servers, acks="all")

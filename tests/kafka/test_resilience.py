@@ -13,10 +13,10 @@ import time
 import httpx
 
 from agentledger.collector import CollectorSettings, create_app
-from agentledger.pipeline.consumer import SpanConsumer
-from agentledger.pipeline.kafka_io import ensure_topics, record_headers
+from agentledger.pipeline.consumers.spans import SpanConsumer
 from agentledger.pipeline.normalize import OtlpNormalizer
 from agentledger.pipeline.sinks.kafka import KafkaSink
+from agentledger.pipeline.transport.kafka import ensure_topics, record_headers
 from agentledger.server import AppServer
 from bench.traffic import SPANS_PER_RUN, requests
 from tests.kafka.conftest import free_port, start_broker
@@ -117,7 +117,7 @@ def test_kill_9_between_insert_and_commit_then_restart(kafka_settings, ch_store,
         if kv.key == "llm.token_count.prompt"
     )
     assert ch_store.query_scalar("SELECT sum(input_tokens) FROM spans FINAL") == tokens
-    from agentledger.pipeline import queries
+    from agentledger.pipeline.services import queries
 
     traces = queries.list_traces(ch_store, "default", limit=100)
     assert len(traces) == 40 and sum(t["span_count"] for t in traces) == total

@@ -3,8 +3,8 @@ checked by ClickHouse's own parser (no cluster runs here)."""
 
 from __future__ import annotations
 
-from agentledger.pipeline.stores import load_migrations
-from agentledger.pipeline.stores.migrate import SHARD_KEYS, render_for_cluster
+from agentledger.pipeline.store import load_migrations
+from agentledger.pipeline.store.migrate import SHARD_KEYS, render_for_cluster
 
 
 def _rendered() -> list[str]:

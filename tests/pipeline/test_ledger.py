@@ -6,11 +6,11 @@ import time
 
 import pytest
 
-from agentledger.pipeline.ledger import Ledger, merkle_root, verify
+from agentledger.pipeline.derive.ledger import Ledger, merkle_root, verify
 from agentledger.pipeline.normalize import OtlpNormalizer
 from agentledger.pipeline.sinks import IngestBatch
 from agentledger.pipeline.sinks.embedded import EmbeddedSink
-from agentledger.pipeline.writer import StoreWriter
+from agentledger.pipeline.store.writer import StoreWriter
 from bench.traffic import SPANS_PER_RUN, requests
 
 KEY = b"ledger-test-key"
@@ -141,7 +141,7 @@ def test_in_batch_row_hashes_equal_the_stored_rows_hashes(store) -> None:
     exactly what ``verify`` recomputes from the stored rows, for every column type."""
     import json
 
-    from agentledger.pipeline.ledger import _batch_hashes, _hash_map, _range_hashes
+    from agentledger.pipeline.derive.ledger import _batch_hashes, _hash_map, _range_hashes
     from agentledger.pipeline.normalize import SourcePosition
     from tests.pipeline.test_native_normalizer import AWKWARD_FLOATS, AWKWARD_TEXT
     from tests.pipeline.test_normalizer import _request
@@ -179,7 +179,7 @@ def test_in_batch_row_hashes_equal_the_stored_rows_hashes(store) -> None:
 def test_compiled_merkle_root_equals_the_reference(n: int) -> None:
     import hashlib
 
-    from agentledger.pipeline.ledger import _native, merkle_root_python
+    from agentledger.pipeline.derive.ledger import _native, merkle_root_python
 
     assert _native is not None  # the test command installs agentledger-native
     leaves = sorted(hashlib.sha256(str(i).encode()).hexdigest() for i in range(n))
@@ -190,7 +190,7 @@ def test_checkpoint_leaves_are_the_distinct_row_hashes_in_order() -> None:
     """A row delivered twice in one batch is one leaf; leaves sort as strings, each with its span."""
     import pyarrow as pa
 
-    from agentledger.pipeline.ledger import _leaves
+    from agentledger.pipeline.derive.ledger import _leaves
 
     hashed = pa.table(
         {

@@ -13,10 +13,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from agentledger.collector import CollectorSettings
-from agentledger.pipeline import queries
 from agentledger.pipeline.normalize import OtlpNormalizer, SourcePosition
-from agentledger.pipeline.stores import StoreRejected, StoreUnavailable, migrate
-from agentledger.pipeline.writer import StoreWriter
+from agentledger.pipeline.services import queries
+from agentledger.pipeline.store import StoreRejected, StoreUnavailable, migrate
+from agentledger.pipeline.store.writer import StoreWriter
 from agentledger.server import EmbeddedServer
 from tests.pipeline.test_conventions import PEERS
 

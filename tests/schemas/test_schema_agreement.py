@@ -7,8 +7,8 @@ import re
 import pyarrow as pa
 import pytest
 
-from agentledger.pipeline.stores import MigrationDrift, load_migrations, migrate
-from agentledger.pipeline.stores.migrate import Migration
+from agentledger.pipeline.store import MigrationDrift, load_migrations, migrate
+from agentledger.pipeline.store.migrate import Migration
 from agentledger.schemas import (
     CONTENT_ARROW_SCHEMA,
     CONTENT_COLUMNS,

@@ -1,0 +1,157 @@
+"""Feedback over Kafka: the collector produces to the feedback topic, the pipeline consumes it.
+
+Record layout, like the spans topic's: value = the :class:`FeedbackRecord` as
+JSON, key = its trace id (else span id), headers = tenant, receive time and
+schema version (``agentledger-tenant`` is authoritative, as the collector
+stamped it from the API key).
+
+The consumer stores a batch, then commits its offsets: a crash in between
+re-reads the batch, and the deduplicating ``feedback`` table (plus an insert
+token derived from the offsets) keeps one row per feedback. A record that is
+not a feedback goes to the dead-letter topic with the error in its headers.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from agentledger.pipeline.services.datasets.feedback import (
+    FeedbackRecord,
+    resolve_trace_ids,
+    write_feedback,
+)
+from agentledger.pipeline.settings import KafkaSettings
+from agentledger.pipeline.store import Store, StoreRejected
+from agentledger.pipeline.transport.batch import BatchConsumer, BatchStats
+from agentledger.pipeline.transport.kafka import (
+    KafkaUnavailable,
+    header_map,
+    producer_config,
+    record_headers,
+    translate,
+)
+from agentledger.schemas.topics import Headers
+
+__all__ = ["FeedbackConsumer", "FeedbackConsumerStats", "FeedbackProducer"]
+
+log = logging.getLogger(__name__)
+
+
+class FeedbackProducer:
+    """Sends feedback records with acks=all; ``send`` returns once the broker has them all."""
+
+    def __init__(self, settings: KafkaSettings) -> None:
+        from kafka import KafkaProducer
+
+        self.settings = settings
+        try:
+            self._producer: Any = KafkaProducer(**producer_config(settings))
+        except Exception as exc:
+            raise translate(exc) from exc
+
+    def send(self, records: list[FeedbackRecord], received_at_ns: int | None = None) -> None:
+        """Raises KafkaUnavailable when the broker did not acknowledge every record in time."""
+        received = received_at_ns or time.time_ns()
+        deadline = time.monotonic() + self.settings.produce_timeout_s
+        try:
+            futures = [
+                self._producer.send(
+                    self.settings.feedback_topic,
+                    key=(r.trace_id or r.span_id).encode(),
+                    value=r.to_json(),
+                    headers=record_headers(r.tenant, received),
+                )
+                for r in records
+            ]
+            self._producer.flush(timeout=max(0.1, deadline - time.monotonic()))
+            for future in futures:
+                future.get(timeout=max(0.1, deadline - time.monotonic()))
+        except Exception as exc:
+            raise KafkaUnavailable(
+                f"Kafka did not acknowledge the feedback: {translate(exc)}"
+            ) from exc
+
+    def close(self) -> None:
+        try:
+            self._producer.close(timeout=10)
+        except Exception:  # closing after a broker loss must not raise
+            log.warning("closing the feedback producer failed", exc_info=True)
+
+
+@dataclass
+class FeedbackConsumerStats(BatchStats):
+    """Counters of the feedback consumer."""
+
+    stored: int = 0
+
+
+class FeedbackConsumer(BatchConsumer[FeedbackRecord]):
+    """Consumes the feedback topic into the store. ``run()`` blocks until ``stop()``.
+
+    Group ``<group_id>-feedback``, so it keeps its own offsets beside the span consumer's.
+    """
+
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        store: Store,
+        *,
+        default_tenant: str = "default",
+        batch_max: int = 5_000,
+        batch_seconds: float = 0.5,
+        retry_max_seconds: float = 30.0,
+    ) -> None:
+        self.store = store
+        self.default_tenant = default_tenant
+        super().__init__(
+            kafka,
+            topic=kafka.feedback_topic,
+            group_id=f"{kafka.group_id}-feedback",
+            client_id=f"{kafka.client_id}-feedback",
+            stats=FeedbackConsumerStats(),
+            batch_max=batch_max,
+            batch_seconds=batch_seconds,
+            retry_max_seconds=retry_max_seconds,
+            max_poll_records=batch_max,
+        )
+        self.stats: FeedbackConsumerStats
+
+    def decode(self, record: Any) -> FeedbackRecord | None:
+        headers = header_map(record.headers)
+        try:
+            data = orjson.loads(record.value or b"")
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")  # noqa: TRY004 - a bad record, as its JSON errors are
+            data["tenant"] = (
+                headers.get(Headers.TENANT) or data.get("tenant") or self.default_tenant
+            )
+            return FeedbackRecord.model_validate(data)
+        except (ValueError, ValidationError) as exc:
+            self.dead_letter(record, f"not a feedback record: {exc}", type(exc).__name__)
+            return None
+
+    def handle(self, records: list[FeedbackRecord], token: str) -> None:
+        def attempt() -> None:
+            resolve_trace_ids(self.store, records)
+            write_feedback(self.store, records, dedup_token=f"feedback-{token}")
+
+        try:
+            self.retry_unavailable(attempt)
+        except StoreRejected as exc:
+            log.error("store rejected %d feedback records: %s", len(records), exc)
+            for r in records:
+                self.dead_letter_value(
+                    r.to_json(),
+                    record_headers(r.tenant, time.time_ns()),
+                    str(exc),
+                    type(exc).__name__,
+                    f"feedback/{r.feedback_id}",
+                )
+            return
+        self.stats.stored += len(records)

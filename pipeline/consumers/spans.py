@@ -1,0 +1,154 @@
+"""The pipeline consumer: Kafka spans topic -> normalizer -> store, exactly-once results.
+
+The loop is :class:`~agentledger.pipeline.transport.batch.BatchConsumer`'s: poll a batch
+(bounded by spans and time), decode, normalize, insert with a deduplication token
+derived from the batch's topic/partition/offset ranges, and only then commit
+offsets. Consequences:
+
+* a crash between insert and commit re-reads the batch; the token (same batch)
+  or the deduplicating tables (``FINAL``; any re-batching) keep results exact;
+* a record that can never be stored (undecodable, or rows the store rejects)
+  goes to the dead-letter topic with the error and its source position in
+  headers, and the consumer goes on;
+* store unavailable: partitions are paused, the insert is retried with
+  back-off, nothing is committed, and consumption resumes by itself;
+* SIGTERM (``stop()``): the current batch is finished and committed, then exit.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf.message import DecodeError
+
+from agentledger.pipeline.normalize import NormalizedBatch, Normalizer, SourcePosition
+from agentledger.pipeline.normalize.native import count_spans
+from agentledger.pipeline.settings import KafkaSettings, PipelineSettings
+from agentledger.pipeline.store import Store, StoreRejected
+from agentledger.pipeline.store.writer import StoreWriter
+from agentledger.pipeline.transport.batch import BatchConsumer, BatchStats, position_token
+from agentledger.pipeline.transport.kafka import header_map, record_headers
+from agentledger.schemas.topics import Headers
+
+__all__ = ["SpanConsumer", "ConsumerStats"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ConsumerStats(BatchStats):
+    """Counters the metrics endpoint exposes."""
+
+    spans: int = 0
+    last_batch_spans: int = 0
+
+
+@dataclass
+class _Item:
+    topic: str
+    partition: int
+    offset: int
+    tenant: str
+    received_at_ns: int
+    spans: int
+    raw: bytes  # the serialized request, as the record holds it
+
+
+class SpanConsumer(BatchConsumer[_Item]):
+    """Consumes the spans topic into a store. ``run()`` blocks until ``stop()``."""
+
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        pipeline: PipelineSettings,
+        store: Store,
+        normalizer: Normalizer,
+        *,
+        default_tenant: str = "default",
+        writer: StoreWriter | None = None,
+    ) -> None:
+        self.settings = pipeline
+        self.store = store
+        self.normalizer = normalizer
+        self.writer = writer or StoreWriter(store)
+        self.default_tenant = default_tenant
+        super().__init__(
+            kafka,
+            topic=kafka.spans_topic,
+            group_id=kafka.group_id,
+            client_id=f"{kafka.client_id}-pipeline",
+            stats=ConsumerStats(),
+            batch_max=pipeline.batch_max_spans,
+            batch_seconds=pipeline.batch_max_seconds,
+            retry_max_seconds=pipeline.retry_max_seconds,
+            max_poll_records=2000,
+            max_partition_fetch_bytes=kafka.max_record_bytes + 64 * 1024,
+            fetch_max_bytes=max(64 * 1024 * 1024, kafka.max_record_bytes * 2),
+            max_poll_interval_ms=300_000,
+        )
+        self.stats: ConsumerStats
+
+    def decode(self, record: Any) -> _Item | None:
+        headers = header_map(record.headers)
+        value = record.value or b""
+        try:
+            spans = count_spans(value)
+        except DecodeError as exc:
+            self.dead_letter(record, f"undecodable OTLP protobuf: {exc}", "DecodeError")
+            return None
+        try:
+            received = int(headers.get(Headers.RECEIVED_AT, "") or record.timestamp * 1_000_000)
+        except ValueError:
+            received = record.timestamp * 1_000_000
+        return _Item(
+            record.topic,
+            record.partition,
+            record.offset,
+            headers.get(Headers.TENANT) or self.default_tenant,
+            received,
+            spans,
+            value,
+        )
+
+    def weight(self, item: _Item) -> int:
+        return item.spans
+
+    def handle(self, items: list[_Item], token: str) -> None:
+        """Store the batch; isolate and dead-letter records that can never be stored."""
+        stored = 0
+        try:
+            batch = self._normalize(items)
+            self.retry_unavailable(lambda: self.writer.write(batch, token))
+            stored = batch.span_count
+        except (StoreRejected, ValueError) as exc:
+            log.warning(
+                "batch of %d records rejected (%s); storing record by record", len(items), exc
+            )
+            for item in items:
+                try:
+                    one = self._normalize([item])
+                    token = position_token([(item.topic, item.partition, item.offset)])
+                    self.retry_unavailable(
+                        lambda one=one, token=token: self.writer.write(one, token)
+                    )
+                    stored += one.span_count
+                except (StoreRejected, ValueError) as exc2:
+                    self.dead_letter_value(
+                        item.raw,
+                        record_headers(item.tenant, item.received_at_ns),
+                        str(exc2),
+                        type(exc2).__name__,
+                        f"{item.topic}/{item.partition}/{item.offset}",
+                    )
+        self.stats.spans += stored
+        self.stats.last_batch_spans = stored
+
+    def _normalize(self, items: list[_Item]) -> NormalizedBatch:
+        return self.normalizer.normalize(
+            [
+                (i.raw, SourcePosition(i.tenant, i.received_at_ns, i.topic, i.partition, i.offset))
+                for i in items
+            ]
+        )

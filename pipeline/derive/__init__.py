@@ -1,0 +1,76 @@
+"""Analytics jobs: exact hourly usage, patterns of use, anomalies.
+
+A job reads the store and writes derived tables (``base.Job``). The embedded
+server and ``agentledger pipeline run`` start them in the background with
+``start_background_jobs``; the CLI and HTTP API run them once on demand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from agentledger.pipeline.derive.anomalies import (
+    AnomalyDetectionJob,
+    list_anomalies,
+    write_anomalies,
+)
+from agentledger.pipeline.derive.base import CallbackJob, Job, JobError, JobResult
+from agentledger.pipeline.derive.detectors import Anomaly
+from agentledger.pipeline.derive.patterns import (
+    new_use,
+    ngrams,
+    patterns_report,
+    tool_sequences,
+    user_inputs,
+)
+from agentledger.pipeline.derive.scheduler import JobScheduler
+from agentledger.pipeline.derive.settings import JobSettings
+from agentledger.pipeline.derive.usage import (
+    UsageQuery,
+    UsageQueryError,
+    UsageRollupJob,
+    usage_report,
+    usage_totals,
+)
+from agentledger.pipeline.store import Store
+
+__all__ = [
+    "Anomaly",
+    "AnomalyDetectionJob",
+    "CallbackJob",
+    "Job",
+    "JobError",
+    "JobResult",
+    "JobScheduler",
+    "JobSettings",
+    "UsageQuery",
+    "UsageQueryError",
+    "UsageRollupJob",
+    "list_anomalies",
+    "new_use",
+    "ngrams",
+    "patterns_report",
+    "start_background_jobs",
+    "tool_sequences",
+    "usage_report",
+    "usage_totals",
+    "user_inputs",
+    "write_anomalies",
+]
+
+
+def start_background_jobs(
+    store: Store, interval_s: float | None = None, settings: JobSettings | None = None
+) -> Callable[[], None]:
+    """Run the usage rollup and anomaly detection every ``interval_s`` seconds (default
+    ``AGENTLEDGER_JOBS_INTERVAL_S``, 60) in a daemon thread; return the function that stops it.
+
+    An interval of 0 (or less) starts nothing and returns a no-op. The stop
+    function waits for a pass in flight, so call it before closing the store.
+    """
+    settings = settings or JobSettings()
+    interval = settings.interval_s if interval_s is None else interval_s
+    if interval <= 0:
+        return lambda: None
+    scheduler = JobScheduler(store, [AnomalyDetectionJob(settings)], interval).start()
+    return scheduler.stop

@@ -1,0 +1,525 @@
+"""The tamper-evident ledger: row hashes, Merkle roots, hash-chained checkpoints, verification.
+
+Row hash: SHA-256 of the JSON rendering (ClickHouse ``toJSONString``) of the
+stored row's columns in table order, all but the delivery bookkeeping (ingest
+time and source position, so that a span delivered twice hashes the same). It
+is computed by ClickHouse right after the insert: on a server over the stored
+rows of the batch's offset range, in the embedded store over the inserted batch
+itself cast to the stored column types (the same values, without reading the
+table back), and recomputed over the stored rows by ``verify`` (the same SQL on
+either store; keep the engine version compatible, or re-anchor after an upgrade). It
+covers the row's content hashes, and ``verify`` also checks every content
+record against its hash, so changing a stored prompt or document is caught too.
+
+Checkpoints are appended per tenant and stream (Kafka topic/partition, or the
+embedded sequence), in stream order, by the one writer that owns the stream.
+Re-delivered rows (at-least-once) hash the same as the originals, so
+duplicates never break verification; a re-read batch simply gets another
+checkpoint covering the same offsets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from agentledger.pipeline.normalize.native import (
+    compiled as _native,  # Merkle roots without the GIL
+)
+from agentledger.pipeline.store import Store
+from agentledger.schemas import SPAN_ARROW_SCHEMA, SPAN_COLUMNS
+
+__all__ = ["ROW_HASH_SQL", "merkle_root", "Ledger", "verify", "VerifyReport", "LEDGER_TABLE"]
+
+log = logging.getLogger(__name__)
+
+LEDGER_TABLE = "ledger_checkpoints"
+_GENESIS = "0" * 64
+_DELIVERY = ("ingest_time", "source_topic", "source_partition", "source_offset")
+_HASHED = [n for n in SPAN_ARROW_SCHEMA.names if n not in _DELIVERY]
+
+
+ROW_HASH_SQL = "lower(hex(SHA256(toJSONString(tuple({})))))".format(
+    ", ".join(f"`{c}`" for c in _HASHED)
+)
+"""SQL expression of a span row's hash."""
+
+_TYPES = {c.name: c.ch_type for c in SPAN_COLUMNS}
+_INPUT_ROW_HASH_SQL = "lower(hex(SHA256(toJSONString(tuple({})))))".format(
+    ", ".join(f"CAST(`{c}` AS {_TYPES[c]})" for c in _HASHED)
+)
+"""The same hash over an in-memory batch, its columns cast to the stored types."""
+
+
+def _batch_hashes(store: Store, spans: pa.Table) -> pa.Table | None:
+    """Row hash (``h``), trace_id, span_id, tenant, source_topic, source_partition of every row
+    of the batch, hashed over the batch itself; None when the store cannot read an in-memory table."""
+    return store.query_arrow_over(
+        f"SELECT {_INPUT_ROW_HASH_SQL} AS h, trace_id, span_id, tenant, source_topic, source_partition FROM {{input}}",
+        spans.select([*_HASHED, "source_topic", "source_partition"]),
+    )
+
+
+def _range_hashes(store: Store, tenant: str, stream: str, first: int, last: int) -> pa.Table:
+    """Row hash (``h``), trace_id, span_id of the tenant's rows at ``stream`` offsets first..last."""
+    topic, _, partition = stream.rpartition("/")
+    return store.query_arrow(
+        f"SELECT {ROW_HASH_SQL} AS h, trace_id, span_id FROM spans WHERE tenant = {{tenant:String}} "
+        "AND source_topic = {topic:String} AND source_partition = {partition:Int32} "
+        "AND source_offset BETWEEN {first:Int64} AND {last:Int64}",
+        {
+            "tenant": tenant,
+            "topic": topic,
+            "partition": int(partition),
+            "first": first,
+            "last": last,
+        },
+    )
+
+
+def _in_stream(hashed: pa.Table, tenant: str, topic: str, partition: int) -> pa.Table:
+    """The rows of one (tenant, stream) among a batch's hashed rows."""
+    mask = pc.and_(
+        pc.and_(
+            pc.equal(hashed.column("tenant"), tenant),
+            pc.equal(hashed.column("source_topic"), topic),
+        ),
+        pc.equal(hashed.column("source_partition"), partition),
+    )
+    return hashed.filter(mask)
+
+
+def _leaves(hashed: pa.Table) -> tuple[pa.Array, pa.Array]:
+    """The distinct row hashes in order, and the "trace_id/span_id" of each: a checkpoint's leaves.
+
+    Rows delivered twice hash the same (the hash covers trace and span ids), so one leaf stands for both.
+    """
+    if hashed.num_rows == 0:
+        return pa.array([], pa.string()), pa.array([], pa.string())
+    hashed = hashed.sort_by("h")
+    h = hashed.column("h").combine_chunks().cast(pa.string())
+    ids = pc.binary_join_element_wise(
+        hashed.column("trace_id").cast(pa.string()), hashed.column("span_id").cast(pa.string()), "/"
+    ).combine_chunks()
+    if len(h) > 1:
+        keep = pa.concat_arrays(
+            [pa.array([True]), pc.not_equal(h.slice(1), h.slice(0, len(h) - 1))]
+        )
+        if not pc.all(keep).as_py():
+            h, ids = h.filter(keep), ids.filter(keep)
+    return h, ids
+
+
+def _hash_map(hashed: pa.Table) -> dict[str, str]:
+    """row hash -> "trace_id/span_id"."""
+    hashes, ids = _leaves(hashed)
+    return dict(zip(hashes.to_pylist(), ids.to_pylist()))
+
+
+def _list_column(parts: list[pa.Array]) -> pa.Array:
+    """One list per checkpoint row, from each row's array of strings."""
+    offsets = [0]
+    for part in parts:
+        offsets.append(offsets[-1] + len(part))
+    values = pa.concat_arrays(parts) if parts else pa.array([], pa.string())
+    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), values)
+
+
+def merkle_root(leaves: list[str]) -> str:
+    """RFC 6962-style Merkle tree hash over hex leaves (0x00 leaf prefix, 0x01 node prefix); computed
+    by the compiled normalizer's module when installed (same function, tested equal)."""
+    if _native is not None:
+        return _native.merkle_root(leaves)
+    return merkle_root_python(leaves)
+
+
+def merkle_root_python(leaves: list[str]) -> str:
+    """``merkle_root`` in Python (the reference)."""
+    if not leaves:
+        return hashlib.sha256(b"").hexdigest()
+    level = [hashlib.sha256(b"\x00" + bytes.fromhex(h)).digest() for h in leaves]
+    while len(level) > 1:
+        nxt = []
+        for i in range(0, len(level) - 1, 2):
+            nxt.append(hashlib.sha256(b"\x01" + level[i] + level[i + 1]).digest())
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level = nxt
+    return level[0].hex()
+
+
+def checkpoint_hash(
+    tenant: str, stream: str, seq: int, first: int, last: int, root: str, prev: str
+) -> str:
+    material = f"{tenant}\n{stream}\n{seq}\n{first}\n{last}\n{root}\n{prev}".encode()
+    return hashlib.sha256(material).hexdigest()
+
+
+def _sign(key: bytes | None, digest: str) -> str:
+    return hmac.new(key, digest.encode(), hashlib.sha256).hexdigest() if key else ""
+
+
+def _stream(topic: str, partition: int) -> str:
+    return f"{topic}/{partition}"
+
+
+@dataclass
+class Ledger:
+    """Appends checkpoints for stored batches. One instance per writer; thread-safe."""
+
+    store: Store
+    key: bytes | None = None
+    key_id: str = ""
+    _heads: dict[tuple[str, str], tuple[int, str]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _head(self, tenant: str, stream: str) -> tuple[int, str]:
+        key = (tenant, stream)
+        if key not in self._heads:
+            rows = self.store.query_rows(
+                f"SELECT seq, checkpoint_hash FROM {LEDGER_TABLE} FINAL "
+                "WHERE tenant = {tenant:String} AND stream = {stream:String} ORDER BY seq DESC LIMIT 1",
+                {"tenant": tenant, "stream": stream},
+            )
+            self._heads[key] = (
+                (rows[0]["seq"], rows[0]["checkpoint_hash"]) if rows else (0, _GENESIS)
+            )
+        return self._heads[key]
+
+    def append(self, spans: pa.Table, dedup_token: str) -> int:
+        """Checkpoint the rows of ``spans`` (just stored); returns how many checkpoints were written."""
+        if spans.num_rows == 0:
+            return 0
+        groups = (
+            spans.select(["tenant", "source_topic", "source_partition", "source_offset"])
+            .group_by(["tenant", "source_topic", "source_partition"])
+            .aggregate([("source_offset", "min"), ("source_offset", "max")])
+            .to_pylist()
+        )
+        rows: list[dict[str, Any]] = []
+        leaf_hashes: list[pa.Array] = []
+        leaf_spans: list[pa.Array] = []
+        in_batch = _batch_hashes(self.store, spans)
+        with self._lock:
+            heads = {}
+            for g in sorted(
+                groups, key=lambda g: (g["tenant"], g["source_topic"], g["source_partition"])
+            ):
+                tenant, stream = g["tenant"], _stream(g["source_topic"], g["source_partition"])
+                first, last = g["source_offset_min"], g["source_offset_max"]
+                if in_batch is not None:
+                    hashed = _in_stream(in_batch, tenant, g["source_topic"], g["source_partition"])
+                else:
+                    hashed = _range_hashes(self.store, tenant, stream, first, last)
+                hashes, ids = _leaves(hashed)
+                seq, prev = self._head(tenant, stream)
+                root = merkle_root(hashes.to_pylist())
+                seq += 1
+                digest = checkpoint_hash(tenant, stream, seq, first, last, root, prev)
+                rows.append(
+                    {
+                        "tenant": tenant,
+                        "stream": stream,
+                        "seq": seq,
+                        "first_offset": first,
+                        "last_offset": last,
+                        "merkle_root": root,
+                        "prev_hash": prev,
+                        "checkpoint_hash": digest,
+                        "signature": _sign(self.key, digest),
+                        "key_id": self.key_id if self.key else "",
+                        "created_at": time.time_ns() // 1_000_000,
+                    }
+                )
+                leaf_hashes.append(hashes)
+                leaf_spans.append(ids)
+                heads[(tenant, stream)] = (seq, digest)
+            lists = {"leaves": _list_column(leaf_hashes), "leaf_spans": _list_column(leaf_spans)}
+            table = pa.Table.from_arrays(
+                [
+                    lists[f.name]
+                    if f.name in lists
+                    else pa.array([r[f.name] for r in rows], f.type)
+                    for f in _CHECKPOINT_SCHEMA
+                ],
+                schema=_CHECKPOINT_SCHEMA,
+            )
+            try:
+                self.store.insert_arrow(LEDGER_TABLE, table, dedup_token=f"{dedup_token}/ledger")
+            except Exception:
+                # the heads are unknown now: re-read them from the store next time
+                for key in heads:
+                    self._heads.pop(key, None)
+                raise
+            self._heads.update(heads)
+        return len(rows)
+
+
+_CHECKPOINT_SCHEMA = pa.schema(
+    [
+        ("tenant", pa.string()),
+        ("stream", pa.string()),
+        ("seq", pa.uint64()),
+        ("first_offset", pa.int64()),
+        ("last_offset", pa.int64()),
+        ("leaves", pa.list_(pa.string())),
+        ("leaf_spans", pa.list_(pa.string())),
+        ("merkle_root", pa.string()),
+        ("prev_hash", pa.string()),
+        ("checkpoint_hash", pa.string()),
+        ("signature", pa.string()),
+        ("key_id", pa.string()),
+        ("created_at", pa.timestamp("ms", tz="UTC")),
+    ]
+)
+
+
+# -- verification ------------------------------------------------------------------------------
+
+
+@dataclass
+class Problem:
+    kind: str
+    stream: str
+    seq: int
+    detail: str
+    spans: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "stream": self.stream,
+            "seq": self.seq,
+            "detail": self.detail,
+            "spans": self.spans,
+        }
+
+
+@dataclass
+class VerifyReport:
+    tenant: str
+    checkpoints: int = 0
+    rows: int = 0
+    contents: int = 0
+    heads: dict[str, str] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "tenant": self.tenant,
+            "ok": self.ok,
+            "checkpoints": self.checkpoints,
+            "rows": self.rows,
+            "contents_checked": self.contents,
+            "heads": self.heads,
+            "problems": [p.as_dict() for p in self.problems],
+        }
+
+
+def verify(
+    store: Store, tenant: str, *, key: bytes | None = None, since: str | None = None
+) -> VerifyReport:
+    """Recompute the tenant's ledger; every problem names the checkpoint and the spans involved.
+
+    ``since`` (``YYYY-MM-DD HH:MM:SS``) limits the row checks to checkpoints created since
+    then; the chain itself is always checked from its start.
+    """
+    report = VerifyReport(tenant)
+    cps = store.query_rows(
+        f"SELECT * FROM {LEDGER_TABLE} FINAL WHERE tenant = {{tenant:String}} ORDER BY stream, seq",
+        {"tenant": tenant},
+    )
+    by_stream: dict[str, list[dict[str, Any]]] = {}
+    for cp in cps:
+        by_stream.setdefault(cp["stream"], []).append(cp)
+    covered: dict[str, list[tuple[int, int]]] = {}
+    for stream, chain in by_stream.items():
+        prev = _GENESIS
+        for expected_seq, cp in enumerate(chain, start=1):
+            report.checkpoints += 1
+            seq = cp["seq"]
+            if seq != expected_seq:
+                report.problems.append(
+                    Problem(
+                        "missing_checkpoint",
+                        stream,
+                        expected_seq,
+                        f"checkpoint {expected_seq} is missing (next found: {seq})",
+                    )
+                )
+                break
+            if cp["prev_hash"] != prev:
+                report.problems.append(
+                    Problem(
+                        "broken_chain",
+                        stream,
+                        seq,
+                        "prev_hash does not match the previous checkpoint",
+                    )
+                )
+            digest = checkpoint_hash(
+                tenant,
+                stream,
+                seq,
+                cp["first_offset"],
+                cp["last_offset"],
+                cp["merkle_root"],
+                cp["prev_hash"],
+            )
+            if digest != cp["checkpoint_hash"]:
+                report.problems.append(
+                    Problem(
+                        "checkpoint_altered",
+                        stream,
+                        seq,
+                        "checkpoint hash does not match its fields",
+                    )
+                )
+            if merkle_root(list(cp["leaves"])) != cp["merkle_root"]:
+                report.problems.append(
+                    Problem("checkpoint_altered", stream, seq, "leaves do not give the Merkle root")
+                )
+            if key is not None and not hmac.compare_digest(
+                _sign(key, cp["checkpoint_hash"]), cp["signature"]
+            ):
+                report.problems.append(
+                    Problem(
+                        "bad_signature",
+                        stream,
+                        seq,
+                        "signature does not verify with the ledger key",
+                    )
+                )
+            prev = cp["checkpoint_hash"]
+            covered.setdefault(stream, []).append((cp["first_offset"], cp["last_offset"]))
+            if since is not None and str(cp["created_at"]) < since:
+                continue
+            found = _hash_map(
+                _range_hashes(store, tenant, stream, cp["first_offset"], cp["last_offset"])
+            )
+            report.rows += len(found)
+            leaves = dict(zip(cp["leaves"], cp["leaf_spans"]))
+            missing = _still_missing(
+                store, tenant, {h: span for h, span in leaves.items() if h not in found}
+            )
+            # rows in range that no checkpoint of this range accounts for (a later re-read may)
+            extra = [
+                span
+                for h, span in found.items()
+                if h not in leaves and not _in_later(h, chain, seq)
+            ]
+            if missing:
+                report.problems.append(
+                    Problem(
+                        "rows_changed_or_deleted",
+                        stream,
+                        seq,
+                        f"{len(missing)} recorded row(s) no longer hash as checkpointed",
+                        missing,
+                    )
+                )
+            if extra:
+                report.problems.append(
+                    Problem(
+                        "rows_not_checkpointed",
+                        stream,
+                        seq,
+                        f"{len(extra)} row(s) in the checkpoint's range were never checkpointed",
+                        extra,
+                    )
+                )
+        report.heads[stream] = prev
+    _uncovered(store, tenant, covered, report)
+    _contents(store, tenant, report)
+    return report
+
+
+def _still_missing(store: Store, tenant: str, missing: dict[str, str]) -> list[str]:
+    """Leaves not found in their range: a duplicate delivery merged away leaves the same row
+    (same hash) under another position, which is fine; anything else is changed or deleted."""
+    if not missing:
+        return []
+    spans = sorted({v.split("/")[1] for v in missing.values()})
+    rows = store.query_rows(
+        f"SELECT DISTINCT {ROW_HASH_SQL} AS h FROM spans WHERE tenant = {{tenant:String}} AND span_id IN {{ids:Array(String)}}",
+        {"tenant": tenant, "ids": spans},
+    )
+    present = {r["h"] for r in rows}
+    return [span for h, span in missing.items() if h not in present]
+
+
+def _in_later(h: str, chain: list[dict[str, Any]], seq: int) -> bool:
+    return any(h in cp["leaves"] for cp in chain if cp["seq"] != seq)
+
+
+def _uncovered(
+    store: Store, tenant: str, covered: dict[str, list[tuple[int, int]]], report: VerifyReport
+) -> None:
+    """Rows outside every checkpoint: forged rows, or a truncated ledger tail."""
+    rows = store.query_rows(
+        "SELECT source_topic, source_partition, source_offset, trace_id, span_id FROM spans "
+        "WHERE tenant = {tenant:String}",
+        {"tenant": tenant},
+    )
+    loose: dict[str, list[str]] = {}
+    for r in rows:
+        stream = _stream(r["source_topic"], r["source_partition"])
+        if not any(a <= r["source_offset"] <= b for a, b in covered.get(stream, ())):
+            loose.setdefault(stream, []).append(f"{r['trace_id']}/{r['span_id']}")
+    for stream, spans in loose.items():
+        chain = covered.get(stream, [])
+        report.problems.append(
+            Problem(
+                "rows_not_checkpointed",
+                stream,
+                len(chain) + 1,
+                f"{len(spans)} stored row(s) are covered by no checkpoint "
+                "(forged rows, or the ledger tail was truncated)",
+                spans[:50],
+            )
+        )
+
+
+def _contents(store: Store, tenant: str, report: VerifyReport) -> None:
+    """Every content record still hashes to its key."""
+    report.contents = int(
+        store.query_scalar(
+            "SELECT count() FROM contents WHERE tenant = {tenant:String}", {"tenant": tenant}
+        )
+        or 0
+    )
+    bad = store.query_rows(
+        "SELECT hash FROM contents WHERE tenant = {tenant:String} AND lower(hex(SHA256(content))) != hash",
+        {"tenant": tenant},
+    )
+    if not bad:
+        return
+    hashes = [r["hash"] for r in bad]
+    users = store.query_rows(
+        "SELECT trace_id, span_id FROM spans WHERE tenant = {tenant:String} AND ("
+        "has({h:Array(String)}, input_hash) OR has({h:Array(String)}, output_hash) OR "
+        "has({h:Array(String)}, system_prompt_hash) OR hasAny({h:Array(String)}, documents.content_hash) OR "
+        "hasAny({h:Array(String)}, tool_calls.arguments_hash) OR hasAny({h:Array(String)}, mapValues(attribute_refs)))",
+        {"tenant": tenant, "h": hashes},
+    )
+    report.problems.append(
+        Problem(
+            "content_changed",
+            "contents",
+            0,
+            f"{len(hashes)} content record(s) no longer match their SHA-256: {hashes[:5]}",
+            [f"{u['trace_id']}/{u['span_id']}" for u in users],
+        )
+    )

@@ -1,0 +1,388 @@
+"""Hourly usage: the exact rollup job and the queries that read it.
+
+Why a job and not a materialized view: a view aggregates every inserted
+block, so a span that reaches ``spans`` twice (redelivered under a new insert
+token) is counted twice, while ``spans FINAL`` counts it once. The job keeps
+the rollup equal to ``spans FINAL``:
+
+1. fingerprint every (tenant, hour) of the raw table: row count and the sum
+   of ``cityHash64(start_time, duration_ms)`` (one scan of two numeric columns,
+   duplicates included; ``lookback_hours`` can bound it to recent hours);
+2. the hours whose fingerprint differs from the one recorded in
+   ``usage_hourly_state`` are dirty (new spans, redeliveries, merges, late
+   arrivals for old hours: all change it);
+3. each dirty hour is recomputed whole from ``spans FINAL`` and inserted
+   with a newer version into the ReplacingMergeTree ``usage_hourly``;
+   groups that vanished from the hour get a zero row at that version;
+4. the fingerprint read in step 1 is recorded. It was read before the
+   recomputation, so anything that landed in between makes the next pass
+   see the hour dirty again: passes converge, concurrent passes too.
+
+Readers use ``usage_hourly FINAL``; latency is a log-bucket histogram
+(``sumMap`` merges it), so quantiles are within 2.5%, built from deduplicated rows.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Literal
+
+import pyarrow as pa
+
+from agentledger.pipeline.derive.base import Job, JobResult
+from agentledger.pipeline.store import Store
+from agentledger.schemas.analytics import (
+    USAGE_DIMENSIONS,
+    USAGE_METRICS,
+    USAGE_STATE_TABLE,
+    USAGE_TABLE,
+    latency_bucket_sql,
+    latency_quantile_sql,
+)
+
+__all__ = [
+    "READ_REFRESH_LOOKBACK_HOURS",
+    "UsageRollupJob",
+    "UsageQuery",
+    "usage_report",
+    "usage_totals",
+    "floor_hour",
+    "UsageQueryError",
+]
+
+log = logging.getLogger(__name__)
+
+READ_REFRESH_LOOKBACK_HOURS = 48
+"""How far back a reader's refresh (HTTP API, CLI) looks for changed hours: recent data is fresh at
+once, and the scan stays small; older late arrivals are rolled up by the background pass."""
+
+_KEY = "tenant, hour, principal_id, agent_name, provider, model, kind, tool_name"
+_VALUES = (
+    "calls, errors, input_tokens, output_tokens, cache_read_tokens, reasoning_tokens, cost_usd, "
+    "duration_ms_sum, duration_ms_max, latency_ms_hist, computed_at"
+)
+_VERSION = "fromUnixTimestamp64Micro({version:Int64}, 'UTC')"
+
+_FRESH = f"""
+INSERT INTO {USAGE_TABLE} ({_KEY}, {_VALUES})
+SETTINGS async_insert = 0
+SELECT tenant, toStartOfHour(start_time) AS hour, principal_id, agent_name, provider,
+       if(response_model != '', response_model, request_model) AS model, kind, tool_name,
+       count(), countIf(status_code = 'ERROR'), sum(input_tokens), sum(output_tokens),
+       sum(cache_read_tokens), sum(reasoning_tokens), sum(cost_usd), sum(duration_ms), max(duration_ms),
+       sumMap(map({latency_bucket_sql("duration_ms")}, toUInt64(1))), {_VERSION}
+FROM spans FINAL
+WHERE tenant = {{tenant:String}}
+  AND start_time >= toDateTime64({{lo:UInt32}}, 9, 'UTC') AND start_time < toDateTime64({{hi:UInt32}}, 9, 'UTC')
+  AND toUInt32(toStartOfHour(start_time)) IN {{hours:Array(UInt32)}}
+GROUP BY {_KEY}
+"""
+
+_TOMBSTONES = f"""
+INSERT INTO {USAGE_TABLE} ({_KEY}, {_VALUES})
+SETTINGS async_insert = 0
+SELECT {_KEY}, 0, 0, 0, 0, 0, 0, 0, 0, 0, CAST(map(), 'Map(Int16, UInt64)'), {_VERSION}
+FROM {USAGE_TABLE}
+WHERE tenant = {{tenant:String}} AND toUInt32(hour) IN {{hours:Array(UInt32)}}
+GROUP BY {_KEY}
+HAVING max(computed_at) < {_VERSION} AND argMax(calls, computed_at) > 0
+"""
+
+_FINGERPRINTS = """
+SELECT tenant, toUInt32(toStartOfHour(start_time)) AS h, count() AS n, sum(cityHash64(start_time, duration_ms)) AS fp
+FROM spans
+WHERE start_time >= toDateTime64({since:Int64}, 9, 'UTC')
+GROUP BY tenant, h
+"""
+
+_STATE = f"""
+SELECT tenant, toUInt32(hour) AS h, span_rows AS n, fingerprint AS fp FROM {USAGE_STATE_TABLE} FINAL
+WHERE hour >= toDateTime({{since:Int64}}, 'UTC')
+"""
+
+_STATE_SCHEMA = pa.schema(
+    [
+        pa.field("tenant", pa.string()),
+        pa.field("hour", pa.timestamp("s", tz="UTC")),
+        pa.field("span_rows", pa.uint64()),
+        pa.field("fingerprint", pa.uint64()),
+        pa.field("computed_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+_version_lock = threading.Lock()
+_last_version = 0
+
+
+def _next_version() -> int:
+    """Microseconds since the epoch, strictly increasing within the process."""
+    global _last_version
+    with _version_lock:
+        _last_version = max(_last_version + 1, time.time_ns() // 1000)
+        return _last_version
+
+
+class UsageRollupJob(Job):
+    """Brings ``usage_hourly`` up to date with ``spans FINAL`` (see the module docstring).
+
+    ``hours_per_insert`` bounds how many hours one recomputation statement
+    covers (the first pass over a large table recomputes everything).
+    """
+
+    name = "usage_rollup"
+
+    def __init__(self, hours_per_insert: int = 24 * 7, lookback_hours: int = 0) -> None:
+        self.hours_per_insert = hours_per_insert
+        self.lookback_hours = lookback_hours
+
+    def dirty_hours(
+        self, store: Store, now: datetime | None = None
+    ) -> dict[str, list[tuple[int, int, int]]]:
+        """Per tenant, the (hour, rows, fingerprint) whose rollup is stale, hours ascending
+        (only hours within ``lookback_hours`` of ``now`` when that is set)."""
+        since = 0
+        if self.lookback_hours and now is not None:
+            since = int(floor_hour(now).timestamp()) - self.lookback_hours * 3600
+        state = {
+            (r["tenant"], r["h"]): (r["n"], r["fp"])
+            for r in store.query_rows(_STATE, {"since": since})
+        }
+        dirty: dict[str, list[tuple[int, int, int]]] = {}
+        for r in store.query_rows(_FINGERPRINTS, {"since": since}):
+            if state.get((r["tenant"], r["h"])) != (r["n"], r["fp"]):
+                dirty.setdefault(r["tenant"], []).append((r["h"], r["n"], r["fp"]))
+        for hours in dirty.values():
+            hours.sort()
+        return dirty
+
+    def run(self, store: Store, now: datetime) -> JobResult:
+        started = time.monotonic()
+        dirty = self.dirty_hours(store, now)
+        recomputed = 0
+        for tenant, hours in dirty.items():
+            for start in range(0, len(hours), self.hours_per_insert):
+                chunk = hours[start : start + self.hours_per_insert]
+                self._recompute(store, tenant, chunk)
+                recomputed += len(chunk)
+        seconds = time.monotonic() - started
+        if recomputed:
+            log.info("usage rollup: recomputed %d hours in %.2fs", recomputed, seconds)
+        return JobResult(
+            self.name,
+            rows_written=recomputed,
+            seconds=seconds,
+            info={"hours_recomputed": recomputed, "tenants": sorted(dirty)},
+        )
+
+    def _recompute(self, store: Store, tenant: str, chunk: list[tuple[int, int, int]]) -> None:
+        version = _next_version()
+        hours = [h for h, _, _ in chunk]
+        params = {
+            "tenant": tenant,
+            "hours": hours,
+            "lo": hours[0],
+            "hi": hours[-1] + 3600,
+            "version": version,
+        }
+        store.command(_FRESH, params)
+        store.command(_TOMBSTONES, {"tenant": tenant, "hours": hours, "version": version})
+        state = pa.table(
+            {
+                "tenant": [tenant] * len(chunk),
+                "hour": [h for h, _, _ in chunk],
+                "span_rows": [n for _, n, _ in chunk],
+                "fingerprint": [fp for _, _, fp in chunk],
+                "computed_at": [version] * len(chunk),
+            },
+            schema=pa.schema(
+                [
+                    pa.field("tenant", pa.string()),
+                    pa.field("hour", pa.int64()),
+                    pa.field("span_rows", pa.uint64()),
+                    pa.field("fingerprint", pa.uint64()),
+                    pa.field("computed_at", pa.int64()),
+                ]
+            ),
+        ).cast(_STATE_SCHEMA)
+        store.insert_arrow(USAGE_STATE_TABLE, state)
+
+
+# --- queries ----------------------------------------------------------------------------------
+
+
+class UsageQueryError(ValueError):
+    """A usage query names an unknown dimension, metric or interval."""
+
+
+def floor_hour(t: datetime) -> datetime:
+    """``t`` in UTC, truncated to the hour (the rollup's granularity)."""
+    t = t.astimezone(timezone.utc) if t.tzinfo else t.replace(tzinfo=timezone.utc)
+    return t.replace(minute=0, second=0, microsecond=0)
+
+
+def _ceil_hour(t: datetime) -> datetime:
+    f = floor_hour(t)
+    t = t.astimezone(timezone.utc) if t.tzinfo else t.replace(tzinfo=timezone.utc)
+    return f if f == t else f + timedelta(hours=1)
+
+
+@dataclass
+class UsageQuery:
+    """One usage question over the rollup.
+
+    The range is widened to whole hours (``start`` floored, ``end`` ceiled).
+    ``group_by`` names dimensions (``USAGE_DIMENSIONS`` keys); ``interval``
+    adds a time bucket (a time series); ``top`` keeps the N groups with the
+    highest ``order_by`` over the whole range; ``filters`` restrict
+    dimensions to one value each.
+    """
+
+    start: datetime
+    end: datetime
+    group_by: tuple[str, ...] = ()
+    interval: Literal["hour", "day"] | None = None
+    top: int | None = 20
+    order_by: str = "cost_usd"
+    filters: dict[str, str] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        unknown = [d for d in (*self.group_by, *self.filters) if d not in USAGE_DIMENSIONS]
+        if unknown:
+            raise UsageQueryError(f"unknown dimension(s) {unknown}; use {sorted(USAGE_DIMENSIONS)}")
+        if len(set(self.group_by)) != len(self.group_by):
+            raise UsageQueryError(f"dimension repeated in {list(self.group_by)}")
+        if self.order_by not in USAGE_METRICS:
+            raise UsageQueryError(
+                f"unknown metric {self.order_by!r}; use one of {list(USAGE_METRICS)}"
+            )
+        if self.interval not in (None, "hour", "day"):
+            raise UsageQueryError(f"interval must be hour or day, not {self.interval!r}")
+        if self.top is not None and self.top < 1:
+            raise UsageQueryError("top must be at least 1")
+        if self.end <= self.start:
+            raise UsageQueryError("end must be after start")
+
+
+_AGGREGATES = """
+    sum(calls) AS s_calls, sum(errors) AS s_errors,
+    sum(input_tokens) AS s_input_tokens, sum(output_tokens) AS s_output_tokens,
+    sum(cost_usd) AS s_cost_usd, sum(duration_ms_sum) AS s_duration,
+    sumMap(latency_ms_hist) AS s_hist
+"""
+
+_OUTER = f"""
+    s_calls AS calls, s_errors AS errors, if(s_calls > 0, s_errors / s_calls, 0) AS error_rate,
+    s_input_tokens AS input_tokens, s_output_tokens AS output_tokens,
+    s_input_tokens + s_output_tokens AS tokens, s_cost_usd AS cost_usd,
+    {latency_quantile_sql("s_hist", 0.5)} AS latency_p50_ms, {latency_quantile_sql("s_hist", 0.95)} AS latency_p95_ms,
+    {latency_quantile_sql("s_hist", 0.99)} AS latency_p99_ms,
+    if(s_calls > 0, s_duration / s_calls, 0) AS latency_avg_ms
+"""
+
+
+def _where(q: UsageQuery, params: dict[str, Any]) -> str:
+    params.update(lo=int(floor_hour(q.start).timestamp()), hi=int(_ceil_hour(q.end).timestamp()))
+    cond = [
+        "tenant = {tenant:String}",
+        "hour >= toDateTime({lo:UInt32}, 'UTC')",
+        "hour < toDateTime({hi:UInt32}, 'UTC')",
+    ]
+    for i, (dim, value) in enumerate(sorted(q.filters.items())):
+        cond.append(f"{USAGE_DIMENSIONS[dim]} = {{f{i}:String}}")
+        params[f"f{i}"] = value
+    return " AND ".join(cond)
+
+
+def usage_report(store: Store, tenant: str, q: UsageQuery) -> list[dict[str, Any]]:
+    """Rows of dimension values (and ``bucket`` for a series) with every metric of ``USAGE_METRICS``.
+
+    Without ``interval``: the top groups by ``order_by``, descending. With it:
+    the series of the top groups, ordered by bucket then ``order_by``.
+    """
+    q.validate()
+    params: dict[str, Any] = {"tenant": tenant}
+    where = _where(q, params)
+    dims = [f"{USAGE_DIMENSIONS[d]} AS {d}" for d in q.group_by]
+    names = list(q.group_by)
+    bucket = {"hour": "hour", "day": "toStartOfDay(hour)"}.get(q.interval or "")
+    inner_select = ", ".join([*dims, *([f"{bucket} AS t_bucket"] if bucket else []), _AGGREGATES])
+    inner_group = ", ".join([*names, *(["t_bucket"] if bucket else [])])
+    outer_cols = ", ".join(
+        [*names, *([_ISO.format("t_bucket") + " AS bucket"] if bucket else []), _OUTER]
+    )
+    top_filter = ""
+    if q.top is not None and names and bucket:
+        # series of the top-N groups over the whole range
+        params["top"] = int(q.top)
+        key = f"({', '.join(USAGE_DIMENSIONS[d] for d in names)})"
+        top_filter = (
+            f" AND {key} IN (SELECT {', '.join(USAGE_DIMENSIONS[d] for d in names)} FROM ("
+            f"SELECT {', '.join(USAGE_DIMENSIONS[d] for d in names)}, {_AGGREGATES} FROM {USAGE_TABLE} FINAL "
+            f"WHERE {where} GROUP BY {', '.join(USAGE_DIMENSIONS[d] for d in names)}) "
+            f"WHERE s_calls > 0 ORDER BY {_SORT[q.order_by]} DESC LIMIT {{top:UInt32}})"
+        )
+    order = f"t_bucket, {q.order_by} DESC" if bucket else f"{q.order_by} DESC"
+    limit = ""
+    if q.top is not None and not bucket:
+        params["top"] = int(q.top)
+        limit = " LIMIT {top:UInt32}"
+    sql = (
+        f"SELECT {outer_cols} FROM (SELECT {inner_select} FROM {USAGE_TABLE} FINAL "
+        f"WHERE {where}{top_filter}{(' GROUP BY ' + inner_group) if inner_group else ''}) "
+        f"WHERE calls > 0 ORDER BY {order}{', ' + ', '.join(names) if names else ''}{limit}"
+    )
+    return [_clean(r) for r in store.query_rows(sql, params)]
+
+
+_ISO = "formatDateTime({}, '%Y-%m-%dT%H:%i:%SZ', 'UTC')"
+"""A DateTime as ISO 8601 text (what the API returns for time buckets)."""
+
+_SORT = {
+    "calls": "s_calls",
+    "errors": "s_errors",
+    "error_rate": "if(s_calls > 0, s_errors / s_calls, 0)",
+    "input_tokens": "s_input_tokens",
+    "output_tokens": "s_output_tokens",
+    "tokens": "s_input_tokens + s_output_tokens",
+    "cost_usd": "s_cost_usd",
+    "latency_p50_ms": latency_quantile_sql("s_hist", 0.5),
+    "latency_p95_ms": latency_quantile_sql("s_hist", 0.95),
+    "latency_p99_ms": latency_quantile_sql("s_hist", 0.99),
+    "latency_avg_ms": "if(s_calls > 0, s_duration / s_calls, 0)",
+}
+
+
+def usage_totals(
+    store: Store, tenant: str, start: datetime, end: datetime, **filters: str
+) -> dict[str, Any]:
+    """One row of every metric over the range (all groups together)."""
+    rows = usage_report(store, tenant, UsageQuery(start, end, filters=dict(filters), top=None))
+    if rows:
+        return rows[0]
+    return {m: 0 for m in USAGE_METRICS}
+
+
+def _clean(row: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key, value in row.items():
+        if isinstance(value, float) and value != value:  # NaN: no latency known
+            value = None
+        elif key == "bucket" and isinstance(value, datetime):
+            value = (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).isoformat()
+        elif hasattr(value, "isoformat") and hasattr(value, "value"):  # pandas Timestamp
+            value = value.isoformat()
+        out[key] = value
+    return out
+
+
+def hours_between(start: datetime, end: datetime) -> list[datetime]:
+    """Every hour start in [floor(start), ceil(end))."""
+    t, stop = floor_hour(start), _ceil_hour(end)
+    return list(
+        itertools.takewhile(lambda h: h < stop, (t + timedelta(hours=i) for i in itertools.count()))
+    )

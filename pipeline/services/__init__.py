@@ -1,0 +1,1 @@
+"""The read side: traces, usage, audit, replay, datasets, as the routers and the CLI ask."""

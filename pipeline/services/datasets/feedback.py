@@ -1,0 +1,503 @@
+"""Feedback: named scores, labels, comments and corrections on a trace or a span.
+
+Feedback arrives three ways and lands in one deduplicating table (``feedback``):
+
+* ``POST /v1/feedback`` and ``agentledger feedback add`` (through Kafka when it
+  is configured, see :mod:`.feedback_kafka`);
+* evaluation and annotation attributes on spans (``annotation.<name>.score``,
+  ``evaluation.<name>.label``, ``eval.<name>.explanation``...) and OpenTelemetry
+  GenAI ``gen_ai.evaluation.result`` span events, picked up by
+  :func:`feedback_from_spans`.
+
+Identity: a feedback's ``feedback_id`` is the id the client gave, else the
+SHA-256 of what it says (tenant, target, name, values, annotator). Sending the
+same feedback twice (a retry, a Kafka redelivery) therefore stores it once;
+sending a new value under an explicit id replaces the old one (latest wins).
+
+A span's *effective score* for a feedback name is the mean of its span-level
+feedback of that name, or, when it has none, of its trace's trace-level
+feedback. Labels count as scores where they say yes or no (``thumbs_up`` = 1,
+``thumbs_down`` = 0...); see :data:`POSITIVE_LABELS`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import re
+from datetime import datetime, timezone
+from typing import Any, Final, Literal
+
+import orjson
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from agentledger.pipeline.store import Store
+from agentledger.schemas.attributes import Evaluation as EV
+
+__all__ = [
+    "FEEDBACK_ARROW_SCHEMA",
+    "FEEDBACK_TABLE",
+    "NEGATIVE_LABELS",
+    "POSITIVE_LABELS",
+    "FeedbackIn",
+    "FeedbackRecord",
+    "effective_score_sql",
+    "feedback_from_spans",
+    "list_feedback",
+    "resolve_trace_ids",
+    "to_record",
+    "write_feedback",
+]
+
+log = logging.getLogger(__name__)
+
+FEEDBACK_TABLE: Final = "feedback"
+"""Table of feedback rows (migration 0004)."""
+
+FEEDBACK_ARROW_SCHEMA: Final = pa.schema(
+    [
+        pa.field("tenant", pa.string()),
+        pa.field("trace_id", pa.string()),
+        pa.field("span_id", pa.string()),
+        pa.field("name", pa.string()),
+        pa.field("feedback_id", pa.string()),
+        pa.field("score", pa.float64()),
+        pa.field("label", pa.string()),
+        pa.field("comment", pa.string()),
+        pa.field("correction", pa.string()),
+        pa.field("annotator", pa.string()),
+        pa.field("annotator_kind", pa.string()),
+        pa.field("source", pa.string()),
+        pa.field("metadata", pa.map_(pa.string(), pa.string())),
+        pa.field("created_at", pa.timestamp("ms", tz="UTC")),
+    ]
+)
+"""Arrow schema of a batch of feedback rows, in table order."""
+
+POSITIVE_LABELS: Final = (
+    "up",
+    "thumbs_up",
+    "thumbsup",
+    "good",
+    "positive",
+    "correct",
+    "pass",
+    "passed",
+    "accept",
+    "accepted",
+    "yes",
+    "true",
+    "helpful",
+    "approve",
+    "approved",
+)
+"""Labels read as score 1 where a score is needed."""
+NEGATIVE_LABELS: Final = (
+    "down",
+    "thumbs_down",
+    "thumbsdown",
+    "bad",
+    "negative",
+    "incorrect",
+    "fail",
+    "failed",
+    "reject",
+    "rejected",
+    "no",
+    "false",
+    "unhelpful",
+    "hallucinated",
+    "hallucination",
+)
+"""Labels read as score 0 where a score is needed."""
+
+_HEX32 = re.compile(r"^[0-9a-f]{32}$")
+_HEX16 = re.compile(r"^[0-9a-f]{16}$")
+
+
+class FeedbackIn(BaseModel):
+    """Feedback as a client sends it (``POST /v1/feedback``, ``feedback add``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str | None = Field(
+        None, max_length=200, description="Idempotency key; same id = same feedback (latest wins)."
+    )
+    trace_id: str = Field("", description="Trace (32 hex digits). Optional when span_id is given.")
+    span_id: str = Field(
+        "", description="Span (16 hex digits); empty = feedback on the whole trace."
+    )
+    name: str = Field(
+        ..., min_length=1, max_length=200, description="What is judged: helpfulness, thumbs..."
+    )
+    score: float | None = Field(None, description="Numeric value.")
+    label: str = Field("", max_length=500, description="Categorical value.")
+    comment: str = Field("", max_length=100_000, description="Free text.")
+    correction: str = Field(
+        "", max_length=1_000_000, description="The answer the model should have given."
+    )
+    annotator: str = Field(
+        "", max_length=500, description="Who gave it (person, model or program)."
+    )
+    annotator_kind: Literal["HUMAN", "LLM", "CODE"] = "HUMAN"
+    metadata: dict[str, str] = Field(default_factory=dict)
+    created_at: datetime | None = Field(
+        None, description="When it was given (default: when received)."
+    )
+
+    @field_validator("trace_id", "span_id")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        return value.strip().lower()
+
+    @field_validator("score")
+    @classmethod
+    def _finite(cls, value: float | None) -> float | None:
+        if value is not None and not math.isfinite(value):
+            raise ValueError("score must be a finite number")
+        return value
+
+    @model_validator(mode="after")
+    def _target_and_value(self) -> FeedbackIn:
+        if not self.trace_id and not self.span_id:
+            raise ValueError("give trace_id, span_id, or both")
+        if self.trace_id and not _HEX32.match(self.trace_id):
+            raise ValueError(f"trace_id {self.trace_id!r} must be 32 hex digits")
+        if self.span_id and not _HEX16.match(self.span_id):
+            raise ValueError(f"span_id {self.span_id!r} must be 16 hex digits")
+        if self.score is None and not (self.label or self.comment or self.correction):
+            raise ValueError("give a score, a label, a comment or a correction")
+        return self
+
+
+class FeedbackRecord(BaseModel):
+    """A stored feedback row (also the JSON body of a feedback-topic record)."""
+
+    tenant: str
+    trace_id: str
+    span_id: str
+    name: str
+    feedback_id: str
+    score: float | None = None
+    label: str = ""
+    comment: str = ""
+    correction: str = ""
+    annotator: str = ""
+    annotator_kind: str = "HUMAN"
+    source: str = "api"
+    metadata: dict[str, str] = Field(default_factory=dict)
+    created_at: datetime
+
+    def to_json(self) -> bytes:
+        """The record as a feedback-topic value (tenant travels in a header as well)."""
+        return orjson.dumps(self.model_dump(mode="json"))
+
+
+def _identity(tenant: str, fb: FeedbackIn | FeedbackRecord, source: str) -> str:
+    fields = [
+        tenant,
+        fb.trace_id,
+        fb.span_id,
+        fb.name,
+        repr(fb.score),
+        fb.label,
+        fb.comment,
+        fb.correction,
+        fb.annotator,
+        fb.annotator_kind,
+        source,
+    ]
+    return hashlib.sha256("\x1f".join(fields).encode("utf-8", "replace")).hexdigest()
+
+
+def to_record(
+    tenant: str, fb: FeedbackIn, source: str = "api", *, now: datetime | None = None
+) -> FeedbackRecord:
+    """The row a client's feedback becomes: tenant stamped, id and time filled in."""
+    created = fb.created_at or now or datetime.now(timezone.utc)
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=timezone.utc)
+    return FeedbackRecord(
+        tenant=tenant,
+        trace_id=fb.trace_id,
+        span_id=fb.span_id,
+        name=fb.name,
+        feedback_id=fb.id or _identity(tenant, fb, source),
+        score=fb.score,
+        label=fb.label,
+        comment=fb.comment,
+        correction=fb.correction,
+        annotator=fb.annotator,
+        annotator_kind=fb.annotator_kind,
+        source=source,
+        metadata=fb.metadata,
+        created_at=created,
+    )
+
+
+def _table(records: list[FeedbackRecord]) -> pa.Table:
+    cols: dict[str, list[Any]] = {f.name: [] for f in FEEDBACK_ARROW_SCHEMA}
+    for r in records:
+        for name, column in cols.items():
+            value = getattr(r, name)
+            column.append(list(value.items()) if name == "metadata" else value)
+    return pa.Table.from_pydict(cols, schema=FEEDBACK_ARROW_SCHEMA)
+
+
+def write_feedback(
+    store: Store, records: list[FeedbackRecord], *, dedup_token: str | None = None
+) -> None:
+    """Insert feedback rows; safe to repeat (same ids collapse, the token drops a repeated insert)."""
+    if not records:
+        return
+    token = (
+        dedup_token
+        or "feedback-"
+        + hashlib.sha256(
+            "\n".join(f"{r.feedback_id}@{r.created_at.isoformat()}" for r in records).encode()
+        ).hexdigest()[:32]
+    )
+    store.insert_arrow(FEEDBACK_TABLE, _table(records), dedup_token=token)
+
+
+def resolve_trace_ids(store: Store, records: list[FeedbackRecord]) -> list[FeedbackRecord]:
+    """Fill in the trace of span-only feedback from the spans table; returns those still unknown."""
+    missing = [r for r in records if r.span_id and not r.trace_id]
+    if not missing:
+        return []
+    by_tenant: dict[str, list[FeedbackRecord]] = {}
+    for r in missing:
+        by_tenant.setdefault(r.tenant, []).append(r)
+    unknown: list[FeedbackRecord] = []
+    for tenant, group in by_tenant.items():
+        rows = store.query_rows(
+            "SELECT span_id, any(trace_id) AS trace_id FROM spans WHERE tenant = {tenant:String} "
+            "AND span_id IN {ids:Array(String)} GROUP BY span_id",
+            {"tenant": tenant, "ids": sorted({r.span_id for r in group})},
+        )
+        found = {row["span_id"]: row["trace_id"] for row in rows}
+        for r in group:
+            if r.span_id in found:
+                r.trace_id = found[r.span_id]
+            else:
+                unknown.append(r)
+    return unknown
+
+
+def list_feedback(
+    store: Store,
+    tenant: str,
+    *,
+    trace_id: str | None = None,
+    span_id: str | None = None,
+    limit: int = 1000,
+) -> list[dict[str, Any]]:
+    """Feedback on a trace (all its spans too) or on one span, newest first."""
+    where = ["tenant = {tenant:String}"]
+    params: dict[str, Any] = {"tenant": tenant, "limit": int(limit)}
+    if trace_id:
+        where.append("trace_id = {trace_id:String}")
+        params["trace_id"] = trace_id.lower()
+    if span_id:
+        where.append("span_id = {span_id:String}")
+        params["span_id"] = span_id.lower()
+    rows = store.query_rows(
+        f"SELECT * FROM {FEEDBACK_TABLE} FINAL WHERE {' AND '.join(where)} "
+        "ORDER BY created_at DESC, feedback_id LIMIT {limit:UInt32}",
+        params,
+    )
+    for r in rows:
+        r["metadata"] = dict(r["metadata"])
+        r["created_at"] = r["created_at"].isoformat()
+        if r["score"] is not None and isinstance(r["score"], float) and math.isnan(r["score"]):
+            r["score"] = None
+    return rows
+
+
+def effective_score_sql(name_param: str | None) -> str:
+    """SQL (over the feedback table) for one row's score: the score, else 1/0 for yes/no labels.
+
+    ``name_param``: a ``{param:String}`` placeholder name restricting the feedback
+    name, or None for every name.
+    """
+    pos = ", ".join(f"'{v}'" for v in POSITIVE_LABELS)
+    neg = ", ".join(f"'{v}'" for v in NEGATIVE_LABELS)
+    value = (
+        f"if(isNotNull(score), score, multiIf(lower(label) IN ({pos}), 1., "
+        f"lower(label) IN ({neg}), 0., NULL))"
+    )
+    return value if name_param is None else f"if(name = {{{name_param}:String}}, {value}, NULL)"
+
+
+# -- feedback carried on spans -------------------------------------------------------------------
+
+_PREFIXES: Final = (EV.ANNOTATION_PREFIX, EV.EVALUATION_PREFIX, EV.EVAL_PREFIX)
+_SUFFIXES: Final = (EV.SCORE, EV.LABEL, EV.EXPLANATION, EV.ANNOTATOR_KIND, EV.ANNOTATOR)
+
+
+def _parse_attributes(attrs: dict[str, str]) -> dict[tuple[str, str], dict[str, str]]:
+    """(prefix, name) -> {suffix: value} from flattened evaluation attributes."""
+    out: dict[tuple[str, str], dict[str, str]] = {}
+    for key, value in attrs.items():
+        prefix = next((p for p in _PREFIXES if key.startswith(p)), None)
+        if prefix is None:
+            continue
+        rest = key[len(prefix) :]
+        name, _, suffix = rest.rpartition(".")
+        if suffix not in _SUFFIXES or not name:
+            name, suffix = rest, EV.SCORE if _float(value) is not None else EV.LABEL
+        out.setdefault((prefix, name), {})[suffix] = value
+    return out
+
+
+def _float(value: Any) -> float | None:
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _span_records(row: dict[str, Any], refs: dict[str, str]) -> list[FeedbackRecord]:
+    tenant, trace_id, span_id = row["tenant"], row["trace_id"], row["span_id"]
+    created = row["ingest_time"]
+    attrs = {**dict(row["attrs"]), **{k: refs.get(h, "") for k, h in row["refs"]}}
+    records = []
+    for (prefix, name), values in _parse_attributes(attrs).items():
+        score = _float(values.get(EV.SCORE))
+        label = values.get(EV.LABEL, "")
+        comment = values.get(EV.EXPLANATION, "")
+        if score is None and not label and not comment:
+            continue
+        kind = values.get(EV.ANNOTATOR_KIND, "").upper()
+        kind = (
+            kind
+            if kind in ("HUMAN", "LLM", "CODE")
+            else ("HUMAN" if prefix == EV.ANNOTATION_PREFIX else "LLM")
+        )
+        records.append(
+            FeedbackRecord(
+                tenant=tenant,
+                trace_id=trace_id,
+                span_id=span_id,
+                name=name,
+                feedback_id=hashlib.sha256(
+                    f"{tenant}\x1f{span_id}\x1f{prefix}{name}".encode()
+                ).hexdigest(),
+                score=score,
+                label=label,
+                comment=comment,
+                annotator=values.get(EV.ANNOTATOR, ""),
+                annotator_kind=kind,
+                source="span_attribute",
+                created_at=created,
+            )
+        )
+    if row["events"]:
+        try:
+            events = orjson.loads(row["events"])
+        except orjson.JSONDecodeError:
+            events = []
+        for i, ev in enumerate(events if isinstance(events, list) else []):
+            if not isinstance(ev, dict) or ev.get("name") != EV.GENAI_EVENT:
+                continue
+            ea = ev.get("attributes") or {}
+            name = str(ea.get(EV.GENAI_NAME) or "evaluation")
+            score = _float(ea.get(EV.GENAI_SCORE_VALUE))
+            label = str(ea.get(EV.GENAI_SCORE_LABEL) or "")
+            comment = str(ea.get(EV.GENAI_EXPLANATION) or "")
+            if score is None and not label and not comment:
+                continue
+            records.append(
+                FeedbackRecord(
+                    tenant=tenant,
+                    trace_id=trace_id,
+                    span_id=span_id,
+                    name=name,
+                    feedback_id=hashlib.sha256(
+                        f"{tenant}\x1f{span_id}\x1fevent{i}\x1f{name}".encode()
+                    ).hexdigest(),
+                    score=score,
+                    label=label,
+                    comment=comment,
+                    annotator_kind="LLM",
+                    source="span_event",
+                    created_at=created,
+                )
+            )
+    return records
+
+
+def feedback_from_spans(
+    store: Store, since: datetime | None = None, *, tenant: str | None = None, page_size: int = 5000
+) -> tuple[int, datetime | None]:
+    """Ingest evaluation/annotation attributes and GenAI evaluation events of spans stored since
+    ``since`` (ingest time) as feedback. Idempotent (ids derive from span and name).
+
+    Returns (feedback rows written, newest ingest time seen): pass the latter as
+    ``since`` next time to continue where this run stopped.
+    """
+    keys_cond = " OR ".join(f"startsWith(k, '{p}')" for p in _PREFIXES)
+    where = [
+        (
+            f"(arrayExists(k -> {keys_cond}, mapKeys(attributes)) "
+            f"OR arrayExists(k -> {keys_cond}, mapKeys(attribute_refs)) "
+            f"OR position(events, '{EV.GENAI_EVENT}') > 0)"
+        )
+    ]
+    params: dict[str, Any] = {"limit": page_size}
+    if tenant is not None:
+        where.append("tenant = {tenant:String}")
+        params["tenant"] = tenant
+    if since is not None:
+        where.append("ingest_time >= {since:DateTime64(3, 'UTC')}")
+        params["since"] = since.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    written = 0
+    newest: datetime | None = None
+    last: tuple[Any, ...] | None = None
+    while True:
+        cond = list(where)
+        if last is not None:
+            cond.append(
+                "(ingest_time, tenant, span_id) > ({lt:DateTime64(3, 'UTC')}, {ltn:String}, {ls:String})"
+            )
+            params.update(lt=last[0].strftime("%Y-%m-%d %H:%M:%S.%f")[:-3], ltn=last[1], ls=last[2])
+        rows = store.query_rows(
+            f"""SELECT tenant, trace_id, span_id, ingest_time,
+                   mapFilter((k, v) -> {keys_cond}, attributes) AS attrs,
+                   mapFilter((k, v) -> {keys_cond}, attribute_refs) AS refs,
+                   if(position(events, '{EV.GENAI_EVENT}') > 0, events, '') AS events
+            FROM spans WHERE {" AND ".join(cond)}
+            ORDER BY ingest_time, tenant, span_id LIMIT {{limit:UInt32}}""",
+            params,
+        )
+        if not rows:
+            break
+        ref_hashes = [h for r in rows for _, h in r["refs"]]
+        contents: dict[str, str] = {}
+        if ref_hashes:
+            for r in store.query_rows(
+                "SELECT hash, any(content) AS content FROM contents WHERE hash IN "
+                "(SELECT arrayJoin({h:Array(String)})) GROUP BY hash",
+                {"h": sorted(set(ref_hashes))},
+            ):
+                contents[r["hash"]] = r["content"]
+        records = [rec for r in rows for rec in _span_records(r, contents)]
+        if records:
+            first, final = rows[0], rows[-1]
+            write_feedback(
+                store,
+                records,
+                dedup_token=f"span-feedback-{first['tenant']}-{first['span_id']}-"
+                f"{final['span_id']}-{len(records)}",
+            )
+            written += len(records)
+        last = (rows[-1]["ingest_time"], rows[-1]["tenant"], rows[-1]["span_id"])
+        newest = rows[-1]["ingest_time"]
+        if len(rows) < page_size:
+            break
+    if written:
+        log.info("ingested %d feedback rows from span attributes and events", written)
+    return written, newest

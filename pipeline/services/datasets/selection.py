@@ -1,0 +1,665 @@
+"""Which spans go into a dataset, and reading them from the store in pages.
+
+Filters become one SQL condition over ``spans`` (plus ``feedback`` for the
+feedback thresholds). Reading streams: pages follow the table's sorting key
+(day, trace, span) with keyset pagination, so each page is a range read that
+costs the same on the first page and the thousandth, and memory holds one page
+(and the next, fetched while the exporter works on this one).
+
+Pages are read without ``FINAL``: in sorting-key order the stored copies of a
+re-delivered span are adjacent, and the reader keeps the first. Contents are
+looked up per page with one ``IN`` over the page's hashes; the store also
+tells, by the redactor's gate patterns (Vectorscan ``multiMatchAllIndices``,
+else one RE2 ``match`` each), which presets could change each content, so the
+exporter only runs those, on those contents.
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import re
+import threading
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timezone
+from typing import Any, Final
+
+import pyarrow as pa
+
+from agentledger.pipeline.services.datasets.feedback import FEEDBACK_TABLE, effective_score_sql
+from agentledger.pipeline.services.datasets.formats import (
+    FINISH_REASON_KEYS,
+    TOOL_KEYS,
+    TOOL_PREFIXES,
+    TRUNCATED_KEY,
+)
+from agentledger.pipeline.store import Store, StoreRejected
+
+__all__ = [
+    "ExportFilters",
+    "FeedbackFilter",
+    "Page",
+    "PreferencePages",
+    "SpanPages",
+    "TracePages",
+    "count_candidates",
+    "feedback_condition",
+    "span_conditions",
+]
+
+_OPS: Final = (">=", "<=", "!=", "=", ">", "<")
+_FILTER = re.compile(r"^\s*([^<>=!]+?)\s*(>=|<=|!=|=|>|<)\s*(.+?)\s*$")
+
+
+@dataclass(frozen=True)
+class FeedbackFilter:
+    """``name OP value``: a feedback threshold (``helpfulness>=0.7``) or label (``thumbs=up``).
+
+    ``!=`` is the negation of ``=``: it keeps what has no such feedback at all
+    (``hallucination!=hallucinated`` keeps the unjudged too); the other operators
+    keep only what was judged.
+    """
+
+    name: str
+    op: str
+    value: str
+
+    @classmethod
+    def parse(cls, text: str) -> FeedbackFilter:
+        m = _FILTER.match(text)
+        if m is None:
+            raise ValueError(
+                f"feedback filter {text!r} is not NAME OP VALUE (OP one of {', '.join(_OPS)})"
+            )
+        name, op, value = m.groups()
+        if op not in ("=", "!=") and _number(value) is None:
+            raise ValueError(f"feedback filter {text!r}: {op} needs a number")
+        return cls(name, op, value)
+
+    @property
+    def numeric(self) -> bool:
+        return _number(self.value) is not None
+
+    def __str__(self) -> str:
+        return f"{self.name}{self.op}{self.value}"
+
+
+def _number(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+@dataclass(frozen=True)
+class ExportFilters:
+    """What to export. Empty tuples and None mean "no restriction"."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    agents: tuple[str, ...] = ()
+    models: tuple[str, ...] = ()
+    """Requested or answered model."""
+    principals: tuple[str, ...] = ()
+    kinds: tuple[str, ...] = ()
+    """Span kinds; the format decides the default (LLM for chat formats, any for trajectories)."""
+    successful_only: bool = True
+    has_tool_calls: bool | None = None
+    feedback: tuple[FeedbackFilter, ...] = ()
+    sample_size: int | None = None
+    seed: str = "0"
+    """Seed of the sample (and, by default, of the split)."""
+    trace_ids: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["since"] = self.since.isoformat() if self.since else None
+        out["until"] = self.until.isoformat() if self.until else None
+        out["feedback"] = [str(f) for f in self.feedback]
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in out.items()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ExportFilters:
+        def when(v: Any) -> datetime | None:
+            if not v:
+                return None
+            d = v if isinstance(v, datetime) else datetime.fromisoformat(str(v))
+            return d if d.tzinfo else d.replace(tzinfo=timezone.utc)
+
+        return cls(
+            since=when(data.get("since")),
+            until=when(data.get("until")),
+            agents=tuple(data.get("agents") or ()),
+            models=tuple(data.get("models") or ()),
+            principals=tuple(data.get("principals") or ()),
+            kinds=tuple(k.upper() for k in data.get("kinds") or ()),
+            successful_only=bool(data.get("successful_only", True)),
+            has_tool_calls=data.get("has_tool_calls"),
+            feedback=tuple(
+                f if isinstance(f, FeedbackFilter) else FeedbackFilter.parse(str(f))
+                for f in data.get("feedback") or ()
+            ),
+            sample_size=data.get("sample_size"),
+            seed=str(data.get("seed", "0")),
+            trace_ids=tuple(t.lower() for t in data.get("trace_ids") or ()),
+        )
+
+
+def _ts(value: datetime) -> str:
+    if value.tzinfo is not None:
+        value = value.astimezone(timezone.utc)
+    return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def feedback_condition(
+    i: int, f: FeedbackFilter, *, per: str = "span"
+) -> tuple[str, dict[str, Any]]:
+    """SQL that is true for spans (``per="span"``) or traces (``per="trace"``) meeting ``f``.
+
+    A span meets it by its own feedback of that name, else by its trace's; a
+    trace by its trace-level feedback, else by any of its spans'.
+    """
+    n, v = f"fb{i}_name", f"fb{i}_value"
+    params: dict[str, Any] = {n: f.name}
+    negate = f.op == "!="
+    op = "=" if negate else f.op
+    if f.numeric:
+        params[v] = float(f.value)
+        test = f"val {op} {{{v}:Float64}}"
+        agg = f"avg({effective_score_sql(None)})"
+        having = "isNotNull(val)"
+    else:
+        params[v] = f.value
+        agg = "groupArray(label)"
+        test = f"has(val, {{{v}:String}})"
+        having = "1"
+    fb = (
+        f"SELECT trace_id, span_id, {agg} AS val FROM {FEEDBACK_TABLE} FINAL "
+        f"WHERE tenant = {{tenant:String}} AND name = {{{n}:String}} GROUP BY trace_id, span_id HAVING {having}"
+    )
+    if per == "span":
+        sql = (
+            f"(span_id IN (SELECT span_id FROM ({fb}) WHERE span_id != '' AND {test}) "
+            f"OR (span_id NOT IN (SELECT span_id FROM ({fb}) WHERE span_id != '') "
+            f"AND trace_id IN (SELECT trace_id FROM ({fb}) WHERE span_id = '' AND {test})))"
+        )
+    else:
+        sql = (
+            f"(trace_id IN (SELECT trace_id FROM ({fb}) WHERE span_id = '' AND {test}) "
+            f"OR (trace_id NOT IN (SELECT trace_id FROM ({fb}) WHERE span_id = '') "
+            f"AND trace_id IN (SELECT trace_id FROM ({fb}) WHERE span_id != '' AND {test})))"
+        )
+    return (f"NOT {sql}" if negate else sql), params
+
+
+_MEMBERSHIP: Final = (
+    ("agents", "agent_name IN {agents:Array(String)}"),
+    (
+        "models",
+        "(request_model IN {models:Array(String)} OR response_model IN {models:Array(String)})",
+    ),
+    ("principals", "principal_id IN {principals:Array(String)}"),
+)
+"""Filters that say which values a span must have: (attribute of ExportFilters = parameter, condition)."""
+
+
+def _membership(f: ExportFilters, kinds: tuple[str, ...]) -> list[tuple[str, str, list[str]]]:
+    """(condition on one span, parameter name, values) of the kind and membership filters set."""
+    found = [("kind IN {kinds:Array(String)}", "kinds", list(kinds))] if kinds else []
+    return found + [
+        (cond, name, list(getattr(f, name))) for name, cond in _MEMBERSHIP if getattr(f, name)
+    ]
+
+
+def span_conditions(
+    tenant: str, f: ExportFilters, kinds: tuple[str, ...]
+) -> tuple[list[str], dict[str, Any]]:
+    """Conditions on ``spans`` rows for the filters (without the trace-level ones of trajectories)."""
+    conds = ["tenant = {tenant:String}"]
+    params: dict[str, Any] = {"tenant": tenant}
+    if f.since:
+        conds.append("start_time >= {since:DateTime64(9, 'UTC')}")
+        params["since"] = _ts(f.since)
+    if f.until:
+        conds.append("start_time < {until:DateTime64(9, 'UTC')}")
+        params["until"] = _ts(f.until)
+    for cond, name, values in _membership(f, kinds):
+        conds.append(cond)
+        params[name] = values
+    if f.trace_ids:
+        conds.append("trace_id IN {trace_ids:Array(String)}")
+        params["trace_ids"] = list(f.trace_ids)
+    if f.successful_only:
+        conds.append("status_code != 'ERROR'")
+    if f.has_tool_calls is True:
+        # the example calls a tool, or its trace ran one (its input then carries tool results);
+        # the exporter checks the example's messages themselves.
+        conds.append(
+            "(notEmpty(tool_calls) OR trace_id IN (SELECT trace_id FROM spans WHERE "
+            "tenant = {tenant:String} AND kind = 'TOOL'))"
+        )
+    elif f.has_tool_calls is False:
+        conds.append("empty(tool_calls)")
+    for i, fb in enumerate(f.feedback):
+        sql, p = feedback_condition(i, fb, per="span")
+        conds.append(sql)
+        params.update(p)
+    return conds, params
+
+
+def _sampled_span_conditions(
+    store: Store, tenant: str, f: ExportFilters, kinds: tuple[str, ...]
+) -> tuple[list[str], dict[str, Any]]:
+    """``span_conditions`` plus the deterministic sample of ``sample_size`` spans, if asked for."""
+    conds, params = span_conditions(tenant, f, kinds)
+    sample, sparams = _sample_condition(store, "span_id", conds, params, f)
+    if sample:
+        conds.append(sample)
+        params.update(sparams)
+    return conds, params
+
+
+def _sample_condition(
+    store: Store,
+    key: str,
+    conds: list[str],
+    params: dict[str, Any],
+    f: ExportFilters,
+    having: str = "",
+) -> tuple[str | None, dict[str, Any]]:
+    """``cityHash64(seed, key) <= T`` where T keeps ``sample_size`` keys: a deterministic sample."""
+    if not f.sample_size:
+        return None, {}
+    p = {**params, "sample_seed": f.seed, "sample_n": int(f.sample_size)}
+    threshold = store.query_scalar(
+        f"""SELECT max(h) FROM (
+              SELECT cityHash64({{sample_seed:String}}, {key}) AS h FROM spans
+              WHERE {" AND ".join(conds)} GROUP BY {key} {having} ORDER BY h LIMIT {{sample_n:UInt64}})""",
+        p,
+    )
+    return f"cityHash64({{sample_seed:String}}, {key}) <= {{sample_max:UInt64}}", {
+        "sample_seed": f.seed,
+        "sample_max": int(threshold or 0),
+    }
+
+
+@dataclass
+class Page:
+    """One page of rows (Arrow) and the contents they reference: hash -> (text, mask of the
+    redaction presets that may apply to it)."""
+
+    rows: pa.Table
+    contents: dict[str, tuple[str, int]] = field(default_factory=dict)
+
+
+def _tool_map(column: str) -> str:
+    """SQL: the entries of a span's attribute map (or refs map) that can hold tool definitions."""
+    assert not any(c in p for p in TOOL_PREFIXES for c in "_%'"), (
+        "prefixes are used as LIKE patterns"
+    )
+    parts = [f"mapExtractKeyLike({column}, '{p}%')" for p in TOOL_PREFIXES]
+    fixed = ", ".join(f"'{k}', {column}['{k}']" for k in TOOL_KEYS)
+    parts.append(f"mapFilter((k, v) -> v != '', map({fixed}))")
+    return f"mapConcat({', '.join(parts)})"
+
+
+_CALL_COLUMNS: Final = (
+    f"toJSONString({_tool_map('attributes')}) AS tool_attrs, "
+    f"toJSONString({_tool_map('attribute_refs')}) AS tool_refs, "
+    f"attributes['{FINISH_REASON_KEYS[0]}'] AS finish_reason, attributes['{FINISH_REASON_KEYS[1]}'] AS finish_reasons, "
+    f"mapContains(attributes, '{TRUNCATED_KEY}') AS truncated"
+)
+"""SQL columns a model call's example needs besides its messages (tools offered, why it stopped);
+the tool attributes come as JSON text, which repeats across calls and is parsed once per value."""
+_TOOL_REF_HASHES: Final = f"mapValues({_tool_map('attribute_refs')})"
+
+
+class _Prefetching:
+    """Runs ``self._pages()`` in a thread, one page ahead; iterating yields the pages.
+
+    At most two pages exist at once: the one the caller works on and the next,
+    which the thread starts reading only once the caller has taken the current one.
+    """
+
+    store: Store
+    tenant: str
+    params: dict[str, Any]
+    page_size: int
+    gates: tuple[str, ...]
+
+    def _pages(self) -> Iterator[Page]:
+        raise NotImplementedError
+
+    def _keyed_pages(self, keys_sql: str, rows_sql: str, hashes_sql: str) -> Iterator[Page]:
+        """Keyset paging: ``keys_sql`` gives the next ``{page}`` keys after ``{last_key}`` (one
+        column, ordered); ``rows_sql`` and ``hashes_sql`` read the rows and the content hashes of
+        the keys in ``{key_page}``."""
+        last = ""
+        while True:
+            params = {**self.params, "page": self.page_size, "last_key": last}
+            keys = self.store.query_arrow(keys_sql, params)
+            if not keys.num_rows:
+                return
+            ids = keys.column(0).to_pylist()
+            params["key_page"] = ids
+            rows = self.store.query_arrow(rows_sql, params)
+            yield Page(rows, _contents(self.store, self.tenant, hashes_sql, params, self.gates))
+            if len(ids) < self.page_size:
+                return
+            last = ids[-1]
+
+    def __iter__(self) -> Iterator[Page]:
+        q: queue.Queue[Any] = queue.Queue()
+        slot = threading.Semaphore(1)
+        stop = threading.Event()
+        done = object()
+
+        def fetch() -> None:
+            try:
+                pages = self._pages()
+                while True:
+                    while not slot.acquire(timeout=0.2):
+                        if stop.is_set():
+                            return
+                    if stop.is_set():
+                        return
+                    page = next(pages, done)
+                    q.put(page)
+                    if page is done:
+                        return
+            except BaseException as exc:  # handed to the consumer, raised there
+                q.put(exc)
+
+        thread = threading.Thread(target=fetch, name="agentledger-dataset-reader", daemon=True)
+        thread.start()
+        try:
+            while True:
+                item = q.get()
+                if item is done:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                slot.release()  # the caller has this page: read the next one meanwhile
+                yield item
+                del item
+                pa.default_memory_pool().release_unused()  # hand the last page's buffers back
+        finally:
+            stop.set()
+            thread.join(timeout=60)
+
+
+_multimatch: bool | None = (
+    None  # does the store have multiMatchAllIndices (Vectorscan)? learnt on first use
+)
+
+
+def _mask_sql(n: int, multimatch: bool) -> str:
+    """SQL: bit i set when gate pattern i matches ``content``."""
+    if multimatch:
+        return (
+            "arraySum(arrayMap(i -> bitShiftLeft(toUInt32(1), i - 1), "
+            "multiMatchAllIndices(content, {gates:Array(String)})))"
+        )
+    return " + ".join(f"{1 << i} * match(content, {{gate{i}:String}})" for i in range(n))
+
+
+def _contents(
+    store: Store, tenant: str, hashes_sql: str, params: dict[str, Any], gates: tuple[str, ...]
+) -> dict[str, tuple[str, int]]:
+    """hash -> (content, mask of the redaction presets whose gate matched) for ``hashes_sql``."""
+    global _multimatch
+    p = {**params, "tenant": tenant}
+    if gates:
+        p["gates"] = list(gates)
+        p.update({f"gate{i}": g for i, g in enumerate(gates)})
+    while True:
+        mask = _mask_sql(len(gates), _multimatch is not False) if gates else "0"
+        try:
+            table = store.query_arrow(
+                f"SELECT hash, content, {mask} AS mask FROM contents "
+                f"WHERE tenant = {{tenant:String}} AND hash IN ({hashes_sql})",
+                p,
+            )
+            if gates and _multimatch is None:
+                _multimatch = True
+            break
+        except StoreRejected:
+            if not gates or _multimatch is not None:
+                raise
+            _multimatch = False  # no Vectorscan in this build: one RE2 match per preset
+    if not table.num_rows:
+        return {}
+    return dict(
+        zip(
+            table.column("hash").to_pylist(),
+            zip(table.column("content").to_pylist(), table.column("mask").to_pylist()),
+        )
+    )
+
+
+def _after(d: str, t: str, s: str) -> str:
+    """SQL: the row's sorting key (day, trace, span) is after the parameters' - spelled out as
+    comparisons the primary index can use (a tuple comparison makes ClickHouse scan from the start)."""
+    day = "toDate(start_time)"
+    return (
+        f"({day} > {{{d}:Date}} OR ({day} = {{{d}:Date}} AND (trace_id > {{{t}:String}} "
+        f"OR (trace_id = {{{t}:String}} AND span_id > {{{s}:String}}))))"
+    )
+
+
+class SpanPages(_Prefetching):
+    """Pages of matching spans in (day, trace, span) order, each with its contents."""
+
+    COLUMNS: Final = (
+        "trace_id, span_id, parent_span_id, start_time, kind, name, status_code, agent_name, "
+        "principal_id, session_id, request_model, response_model, input_hash, output_hash, "
+        "tool_calls.name AS tool_call_names"
+    )
+
+    def __init__(
+        self,
+        store: Store,
+        tenant: str,
+        filters: ExportFilters,
+        kinds: tuple[str, ...],
+        *,
+        page_size: int = 50_000,
+        gates: tuple[str, ...] = (),
+    ) -> None:
+        self.store, self.tenant, self.page_size, self.gates = store, tenant, page_size, gates
+        self.conds, self.params = _sampled_span_conditions(store, tenant, filters, kinds)
+
+    def count(self) -> int:
+        """Matching spans (stored copies of a span counted once)."""
+        return int(
+            self.store.query_scalar(
+                f"SELECT uniqExact(span_id) FROM spans WHERE {' AND '.join(self.conds)}",
+                self.params,
+            )
+            or 0
+        )
+
+    def _pages(self) -> Iterator[Page]:
+        last: tuple[date, str, str] | None = None
+        key = "toDate(start_time) AS day, trace_id, span_id"
+        order = "ORDER BY day, trace_id, span_id"
+        while True:
+            conds = list(self.conds)
+            params = dict(self.params)
+            if last is not None:
+                conds.append(_after("ld", "lt", "ls"))
+                params.update(ld=last[0].isoformat(), lt=last[1], ls=last[2])
+            # where this page ends: found on the key columns alone, then the page is read as a key
+            # range (computing the other columns only for its own rows)
+            ends = self.store.query_rows(
+                f"SELECT {key} FROM spans WHERE {' AND '.join(conds)} {order} "
+                "LIMIT 1 OFFSET {offset:UInt64}",
+                {**params, "offset": self.page_size - 1},
+            )
+            final = not ends
+            if not final:
+                params.update(
+                    ud=ends[0]["day"].isoformat(), ut=ends[0]["trace_id"], us=ends[0]["span_id"]
+                )
+                conds.append(f"NOT {_after('ud', 'ut', 'us')}")
+            where = " AND ".join(conds)
+            rows = self.store.query_arrow(
+                f"SELECT toDate(start_time) AS day, {self.COLUMNS}, {_CALL_COLUMNS} FROM spans WHERE {where} {order}",
+                params,
+            )
+            if not rows.num_rows:
+                return
+            hashes = (
+                f"SELECT arrayJoin(arrayConcat([input_hash, output_hash], {_TOOL_REF_HASHES})) "
+                f"FROM spans WHERE {where}"
+            )
+            yield Page(rows, _contents(self.store, self.tenant, hashes, params, self.gates))
+            if final:
+                return
+            last = (ends[0]["day"], ends[0]["trace_id"], ends[0]["span_id"])
+
+
+class TracePages(_Prefetching):
+    """Pages of whole matching traces (every span, in start order), each with its contents."""
+
+    def __init__(
+        self,
+        store: Store,
+        tenant: str,
+        filters: ExportFilters,
+        *,
+        page_size: int = 2_000,
+        gates: tuple[str, ...] = (),
+    ) -> None:
+        self.store, self.tenant, self.page_size, self.gates = store, tenant, page_size, gates
+        f = filters
+        # span-level conditions that select traces: time range and tenant; the rest judge the trace
+        base = ExportFilters(
+            since=f.since, until=f.until, trace_ids=f.trace_ids, successful_only=False
+        )
+        conds, params = span_conditions(tenant, base, ())
+        having: list[str] = []
+        for cond, name, values in _membership(f, tuple(f.kinds)):  # some span of the trace has it
+            having.append(f"countIf({cond}) > 0")
+            params[name] = values
+        if f.successful_only:
+            having.append("countIf(status_code = 'ERROR') = 0")
+        if f.has_tool_calls is True:
+            having.append("countIf(kind = 'TOOL' OR notEmpty(tool_calls)) > 0")
+        elif f.has_tool_calls is False:
+            having.append("countIf(kind = 'TOOL' OR notEmpty(tool_calls)) = 0")
+        for i, fb in enumerate(f.feedback):
+            sql, p = feedback_condition(i, fb, per="trace")
+            conds.append(sql)
+            params.update(p)
+        self.having = " AND ".join(having) or "1"
+        sample, sparams = _sample_condition(
+            store, "trace_id", conds, params, f, f"HAVING {self.having}"
+        )
+        if sample:
+            conds.append(sample)
+            params.update(sparams)
+        self.conds, self.params = conds, params
+
+    def _trace_page_sql(self, extra: str = "") -> str:
+        return (
+            f"SELECT trace_id FROM spans WHERE {' AND '.join(self.conds)} {extra} "
+            f"GROUP BY trace_id HAVING {self.having} ORDER BY trace_id LIMIT {{page:UInt32}}"
+        )
+
+    def count(self) -> int:
+        """Matching traces."""
+        return int(
+            self.store.query_scalar(
+                f"SELECT count() FROM (SELECT trace_id FROM spans WHERE {' AND '.join(self.conds)} "
+                f"GROUP BY trace_id HAVING {self.having})",
+                self.params,
+            )
+            or 0
+        )
+
+    def _pages(self) -> Iterator[Page]:
+        page = "trace_id IN (SELECT arrayJoin({key_page:Array(String)}))"
+        return self._keyed_pages(
+            self._trace_page_sql("AND trace_id > {last_key:String}"),
+            f"""SELECT {SpanPages.COLUMNS}, documents.content_hash AS document_hashes,
+                   documents.id AS document_ids, documents.score AS document_scores,
+                   tool_name, tool_call_id, tool_calls.id AS tool_call_ids,
+                   tool_calls.arguments_hash AS tool_call_hashes, status_message
+            FROM spans WHERE tenant = {{tenant:String}} AND {page}
+            ORDER BY trace_id, start_time, span_id""",
+            "SELECT arrayJoin(arrayConcat([input_hash, output_hash], documents.content_hash, "
+            f"tool_calls.arguments_hash)) FROM spans WHERE tenant = {{tenant:String}} AND {page}",
+        )
+
+
+class PreferencePages(_Prefetching):
+    """Pages of scored or corrected spans grouped by prompt (input hash): every candidate answer
+    of a prompt is in the same page."""
+
+    COLUMNS: Final = (
+        "input_hash, span_id, trace_id, session_id, kind, output_hash, tool_attrs, tool_refs, "
+        "finish_reason, finish_reasons, truncated, ref_hashes, score, scored, corrections"
+    )
+
+    def __init__(
+        self,
+        store: Store,
+        tenant: str,
+        filters: ExportFilters,
+        kinds: tuple[str, ...],
+        *,
+        feedback_name: str | None = None,
+        page_size: int = 5_000,
+        gates: tuple[str, ...] = (),
+    ) -> None:
+        self.store, self.tenant, self.page_size, self.gates = store, tenant, page_size, gates
+        conds, params = _sampled_span_conditions(store, tenant, filters, kinds)
+        eff = effective_score_sql("pref_name" if feedback_name else None)
+        if feedback_name:
+            params["pref_name"] = feedback_name
+        fb = f"{FEEDBACK_TABLE} FINAL WHERE tenant = {{tenant:String}}"
+        self.candidates = f"""
+            SELECT s.input_hash AS input_hash, s.span_id AS span_id, s.trace_id AS trace_id,
+                   s.session_id AS session_id, s.kind AS kind, s.output_hash AS output_hash,
+                   s.tool_attrs AS tool_attrs, s.tool_refs AS tool_refs, s.finish_reason AS finish_reason,
+                   s.finish_reasons AS finish_reasons, s.truncated AS truncated, s.ref_hashes AS ref_hashes,
+                   if(ss.span_id != '', ss.v, ts.v) AS score, ss.span_id != '' OR ts.trace_id != '' AS scored,
+                   c.corrections AS corrections
+            FROM (SELECT input_hash, span_id, trace_id, session_id, kind, output_hash, {_CALL_COLUMNS},
+                         {_TOOL_REF_HASHES} AS ref_hashes
+                  FROM spans WHERE {" AND ".join(conds)} AND input_hash != '' AND output_hash != '') AS s
+            LEFT JOIN (SELECT span_id, avg(e) AS v FROM (SELECT span_id, {eff} AS e FROM {fb} AND span_id != '')
+                       WHERE isNotNull(e) GROUP BY span_id) AS ss ON ss.span_id = s.span_id
+            LEFT JOIN (SELECT trace_id, avg(e) AS v FROM (SELECT trace_id, {eff} AS e FROM {fb} AND span_id = '')
+                       WHERE isNotNull(e) GROUP BY trace_id) AS ts ON ts.trace_id = s.trace_id
+            LEFT JOIN (SELECT span_id, arraySort(groupArray(correction)) AS corrections FROM {fb}
+                       AND span_id != '' AND correction != '' GROUP BY span_id) AS c ON c.span_id = s.span_id
+            WHERE ss.span_id != '' OR ts.trace_id != '' OR c.span_id != ''"""
+        self.params = params
+
+    def count(self) -> int:
+        """Spans with feedback that could make a pair."""
+        return int(
+            self.store.query_scalar(
+                f"SELECT uniqExact(span_id) FROM ({self.candidates})", self.params
+            )
+            or 0
+        )
+
+    def _pages(self) -> Iterator[Page]:
+        page = "input_hash IN (SELECT arrayJoin({key_page:Array(String)}))"
+        return self._keyed_pages(
+            f"SELECT input_hash FROM ({self.candidates}) WHERE input_hash > {{last_key:String}} "
+            "GROUP BY input_hash ORDER BY input_hash LIMIT {page:UInt32}",
+            f"SELECT {self.COLUMNS} FROM ({self.candidates}) WHERE {page} ORDER BY input_hash, span_id",
+            f"SELECT arrayJoin(arrayConcat([input_hash, output_hash], ref_hashes)) FROM ({self.candidates}) "
+            f"WHERE {page}",
+        )
+
+
+def count_candidates(pages: SpanPages | TracePages) -> int:
+    """How many spans (or traces) the filters select, before hygiene."""
+    return pages.count()

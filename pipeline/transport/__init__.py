@@ -1,0 +1,1 @@
+"""Kafka in and out: producers, the batching consumer loop, topics, dead letters."""

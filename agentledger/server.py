@@ -1,7 +1,7 @@
-"""The embedded server: collector + normalizer + embedded ClickHouse in one process.
+"""Process runners: serve an app in a thread, run the pipeline's consumers until stopped.
 
-This is where the embedded stages are wired, and nowhere else. A request is
-acknowledged only after its rows are in the store.
+What they run is built by ``agentledger.compose``; nothing here chooses a sink, store
+or transport.
 """
 
 from __future__ import annotations
@@ -10,56 +10,17 @@ import gc
 import logging
 import threading
 import time
+from typing import Any, Protocol
 
 from fastapi import FastAPI
 
-from agentledger.collector import CollectorSettings, create_app
-from agentledger.collector.auth import Authenticator
-from agentledger.pipeline.settings import KafkaSettings, PipelineSettings, StoreSettings
-from agentledger.pipeline.sinks.embedded import EmbeddedSink
-from agentledger.pipeline.store import Store, migrate, open_store
-from agentledger.pipeline.store.writer import StoreWriter
+from agentledger.collector import CollectorSettings
+from agentledger.pipeline.settings import StoreSettings
+from agentledger.pipeline.store import Store
 
-__all__ = [
-    "AppServer",
-    "EmbeddedServer",
-    "build_embedded_app",
-    "build_collector_app",
-    "PipelineRunner",
-]
+__all__ = ["AppServer", "EmbeddedServer", "PipelineRunner"]
 
 log = logging.getLogger(__name__)
-
-
-def build_embedded_app(
-    collector: CollectorSettings, store_settings: StoreSettings, store: Store | None = None
-) -> FastAPI:
-    """The collector app writing through the normalizer into the store (opened if not given)."""
-    Authenticator(
-        collector.key_table(), no_auth=collector.no_auth, default_tenant=collector.default_tenant
-    )
-    own = store is None
-    if store is None:
-        store = open_store(
-            clickhouse_url=store_settings.clickhouse_url,
-            data_dir=store_settings.data_dir,
-            database=store_settings.database,
-        )
-    migrate(store, cluster=store_settings.clickhouse_cluster)
-    normalizer = store_settings.make_normalizer()
-    sink = EmbeddedSink(
-        store, normalizer, writer=StoreWriter(store, ledger=store_settings.ledger(store))
-    )
-    from agentledger.pipeline.derive import start_background_jobs
-
-    stop_jobs = start_background_jobs(store)  # usage rollup + anomaly detection on an interval
-
-    def shutdown() -> None:
-        stop_jobs()
-        if own:
-            store.close()
-
-    return create_app(collector, sink, store, on_shutdown=shutdown)
 
 
 class AppServer:
@@ -110,41 +71,29 @@ class EmbeddedServer(AppServer):
         store_settings: StoreSettings | None = None,
         store: Store | None = None,
     ) -> None:
+        from agentledger.compose import build_embedded_app
+
         self.collector = collector or CollectorSettings(no_auth=True, port=0)
         app = build_embedded_app(self.collector, store_settings or StoreSettings(), store)
         super().__init__(app, self.collector.host, self.collector.port)
 
     @property
     def store(self) -> Store:
-        return self.app.state.store  # type: ignore[no-any-return]
+        store = self.app.state.services.store
+        assert store is not None, "the embedded app always has its store"
+        return store  # type: ignore[no-any-return]
 
 
-def build_collector_app(
-    collector: CollectorSettings, kafka: KafkaSettings, store_settings: StoreSettings
-) -> FastAPI:
-    """The production collector: OTLP in, Kafka out (acks=all). When a ClickHouse URL is
-    configured it also serves the read API from that store."""
-    from agentledger.pipeline.sinks.kafka import KafkaSink
+class _Consumer(Protocol):
+    def run(self) -> None: ...
 
-    Authenticator(
-        collector.key_table(), no_auth=collector.no_auth, default_tenant=collector.default_tenant
-    )
-    sink = KafkaSink(kafka)
-    store = None
-    if store_settings.clickhouse_url:
-        store = open_store(
-            clickhouse_url=store_settings.clickhouse_url, database=store_settings.database
-        )
-        migrate(
-            store, cluster=store_settings.clickhouse_cluster
-        )  # the read API and controls need the tables
-    return create_app(
-        collector,
-        sink,
-        store,
-        on_shutdown=store.close if store is not None else None,
-        store_gates_readiness=False,
-    )
+    def stop(self) -> None: ...
+
+
+class _Metrics(Protocol):
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 class PipelineRunner:
@@ -152,55 +101,25 @@ class PipelineRunner:
 
     def __init__(
         self,
-        kafka: KafkaSettings,
-        pipeline: PipelineSettings,
-        store_settings: StoreSettings,
+        store: Store,
+        consumer: Any,
+        side_consumers: list[_Consumer],
         *,
-        store: Store | None = None,
+        metrics: _Metrics | None = None,
+        gc_threshold: int = 0,
+        own_store: bool = True,
     ) -> None:
-        from agentledger.pipeline.consumers.metrics import MetricsServer, consumer_status
-        from agentledger.pipeline.consumers.spans import SpanConsumer
-
-        self._own_store = store is None
-        self.store = store or open_store(
-            clickhouse_url=store_settings.clickhouse_url,
-            data_dir=store_settings.data_dir,
-            database=store_settings.database,
-        )
-        migrate(self.store, cluster=store_settings.clickhouse_cluster)
-        normalizer = store_settings.make_normalizer()
-        self.consumer = SpanConsumer(
-            kafka,
-            pipeline,
-            self.store,
-            normalizer,
-            default_tenant=pipeline.default_tenant,
-            writer=StoreWriter(self.store, ledger=store_settings.ledger(self.store)),
-        )
-        # Governance records (intents, outcomes, controls) and feedback have topics of their own,
-        # each consumed by its own group beside the span consumer.
-        from agentledger.pipeline.consumers.feedback import FeedbackConsumer
-        from agentledger.pipeline.consumers.intents import IntentConsumer
-
-        self.side_consumers = [
-            IntentConsumer(kafka, pipeline, self.store, default_tenant=pipeline.default_tenant),
-            FeedbackConsumer(kafka, self.store, default_tenant=pipeline.default_tenant),
-        ]
-        self.metrics = None
-        if pipeline.metrics_port:
-            self.metrics = MetricsServer(
-                lambda: consumer_status(self.consumer.stats),
-                pipeline.metrics_host,
-                pipeline.metrics_port,
-            )
-        self.gc_threshold = pipeline.gc_threshold
+        self.store = store
+        self.consumer = consumer
+        self.side_consumers = side_consumers
+        self.metrics = metrics
+        self.gc_threshold = gc_threshold
+        self._own_store = own_store
 
     def run(self) -> None:
         from agentledger.pipeline.derive import start_background_jobs
 
-        if (
-            self.gc_threshold
-        ):  # see PipelineSettings.gc_threshold; set up, so the live objects are for good
+        if self.gc_threshold:  # see PipelineSettings.gc_threshold: set up, the live objects stay
             gc.collect()
             gc.freeze()
             _, older, oldest = gc.get_threshold()
@@ -208,9 +127,7 @@ class PipelineRunner:
 
         if self.metrics is not None:
             self.metrics.start()
-        stop_jobs = start_background_jobs(
-            self.store
-        )  # usage rollup + anomaly detection on an interval
+        stop_jobs = start_background_jobs(self.store)  # usage rollup, anomaly detection
         threads = [
             threading.Thread(target=c.run, name=f"agentledger-{type(c).__name__}", daemon=True)
             for c in self.side_consumers

@@ -259,7 +259,8 @@ def _consumer_line(k: dict[str, float]) -> str:
 
 def bench_latency(kafka_env: dict[str, str], n: int) -> list[float]:
     """Ack at the collector -> row queryable in the store, one trace at a time, consumer in-process."""
-    from agentledger.collector import CollectorSettings, create_app
+    from agentledger.collector import CollectorSettings
+    from agentledger.compose import build_edge_app
     from agentledger.pipeline.consumers.spans import SpanConsumer
     from agentledger.pipeline.normalize import make_normalizer
     from agentledger.pipeline.settings import KafkaSettings, PipelineSettings
@@ -284,7 +285,7 @@ def bench_latency(kafka_env: dict[str, str], n: int) -> list[float]:
     thread.start()
     latencies = []
     with AppServer(
-        create_app(CollectorSettings(no_auth=True, port=0), KafkaSink(kafka))
+        build_edge_app(CollectorSettings(no_auth=True, port=0), KafkaSink(kafka))
     ) as collector:
         bodies = [r.SerializeToString() for r in requests(n, runs_per_request=1, seed=99)]
         traces = [

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -17,33 +17,19 @@ from agentledger.collector.routers import (
     query,
     traces,
 )
+from agentledger.collector.services import EdgeServices
 from agentledger.collector.settings import CollectorSettings
-from agentledger.pipeline.sinks import Sink
-from agentledger.pipeline.store import Store
 
 __all__ = ["create_app"]
 
 
-def create_app(
-    settings: CollectorSettings,
-    sink: Sink,
-    store: Store | None = None,
-    on_shutdown: Callable[[], None] | None = None,
-    *,
-    store_gates_readiness: bool = True,
-) -> FastAPI:
-    """The collector: OTLP ingest into ``sink``; the read API too when ``store`` is given.
-
-    ``store_gates_readiness``: the store is where ingest lands (embedded), so
-    ``/readyz`` requires it; False when it only serves reads (Kafka mode).
-    """
+def create_app(settings: CollectorSettings, services: EdgeServices) -> FastAPI:
+    """The collector app over ``services`` (built by ``agentledger.compose``), closed on shutdown."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
-        sink.close()
-        if on_shutdown is not None:
-            on_shutdown()
+        services.close()
 
     app = FastAPI(
         **_no_self_telemetry(),
@@ -53,19 +39,12 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.sink = sink
-    app.state.store = store
-    app.state.store_gates_readiness = store_gates_readiness
+    app.state.services = services
     app.state.auth = Authenticator(
         settings.key_table(), no_auth=settings.no_auth, default_tenant=settings.default_tenant
     )
-    app.include_router(health.router)
-    app.include_router(traces.router)
-    app.include_router(query.router)
-    app.include_router(governance.router)
-    app.include_router(analytics.router)
-    app.include_router(feedback.router)
-    app.include_router(audit.router)
+    for router in (health, traces, query, governance, analytics, feedback, audit):
+        app.include_router(router.router)
     return app
 
 

@@ -101,9 +101,9 @@ def serve(
     import uvicorn
 
     from agentledger.collector import CollectorSettings
+    from agentledger.compose import build_embedded_app
     from agentledger.pipeline.settings import StoreSettings
     from agentledger.pipeline.store import StoreError
-    from agentledger.server import build_embedded_app
 
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -135,10 +135,10 @@ def collector(
     import uvicorn
 
     from agentledger.collector import CollectorSettings
+    from agentledger.compose import build_collector_app
     from agentledger.pipeline.settings import KafkaSettings, StoreSettings
     from agentledger.pipeline.store import StoreError
     from agentledger.pipeline.transport.kafka import KafkaUnavailable
-    from agentledger.server import build_collector_app
 
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -30,10 +30,10 @@ def run(
     log_level: str = typer.Option("info", help="Log level."),
 ) -> None:
     """Consume the spans topic into the store until SIGTERM (the batch in flight is finished and committed)."""
+    from agentledger.compose import build_pipeline
     from agentledger.pipeline.settings import KafkaSettings, PipelineSettings, StoreSettings
     from agentledger.pipeline.store import StoreError
     from agentledger.pipeline.transport.kafka import KafkaUnavailable
-    from agentledger.server import PipelineRunner
 
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -46,7 +46,7 @@ def run(
         )
         raise typer.Exit(2)
     try:
-        runner = PipelineRunner(kafka, PipelineSettings(), StoreSettings(data_dir=data_dir))
+        runner = build_pipeline(kafka, PipelineSettings(), StoreSettings(data_dir=data_dir))
     except (KafkaUnavailable, StoreError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc

@@ -10,7 +10,6 @@ valid, 404 for a span-only feedback naming a span the store does not know
 from __future__ import annotations
 
 import os
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -20,43 +19,21 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from agentledger.collector.deps import SinkDep, StoreDep, TenantDep
+from agentledger.collector.deps import FeedbackLogDep, StoreDep, TenantDep
 from agentledger.pipeline.services.datasets import export as dataset_export
 from agentledger.pipeline.services.datasets import feedback as fb
 from agentledger.pipeline.services.datasets import lineage
-from agentledger.pipeline.sinks import Sink
-from agentledger.pipeline.store import Store, StoreError, StoreUnavailable
+from agentledger.pipeline.store import Store, StoreUnavailable
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["feedback", "datasets"])
 
 _MAX_BATCH = 1000
-_producer_lock = threading.Lock()
 
 
 def _unavailable(message: str) -> HTTPException:
     return HTTPException(503, message, headers={"Retry-After": "2"})
-
-
-def _feedback_producer(request: Request, sink: Sink) -> Any:
-    """The app's feedback producer, created on first use from the Kafka sink's settings."""
-    from agentledger.pipeline.consumers.feedback import FeedbackProducer
-
-    with _producer_lock:
-        producer = getattr(request.app.state, "feedback_producer", None)
-        if producer is None:
-            producer = request.app.state.feedback_producer = FeedbackProducer(sink.settings)  # type: ignore[attr-defined]
-        return producer
-
-
-def _store_feedback(store: Store, records: list[fb.FeedbackRecord]) -> None:
-    unknown = fb.resolve_trace_ids(store, records)
-    if unknown:
-        raise HTTPException(
-            404, f"no span {unknown[0].span_id} for this tenant; give its trace_id too"
-        )
-    fb.write_feedback(store, records)
 
 
 class FeedbackAccepted(BaseModel):
@@ -71,38 +48,27 @@ class FeedbackAccepted(BaseModel):
     "/v1/feedback", summary="Attach scores, labels, comments or corrections to a trace or span"
 )
 async def post_feedback(
-    request: Request,
     tenant: TenantDep,
-    sink: SinkDep,
+    feedback_log: FeedbackLogDep,
     body: fb.FeedbackIn | list[fb.FeedbackIn] = Body(...),
 ) -> FeedbackAccepted:
-    from agentledger.pipeline.sinks.embedded import EmbeddedSink
-    from agentledger.pipeline.sinks.kafka import KafkaSink
-
     items = body if isinstance(body, list) else [body]
     if not items or len(items) > _MAX_BATCH:
         raise HTTPException(422, f"send 1 to {_MAX_BATCH} feedback items")
     records = [fb.to_record(tenant, item, "api") for item in items]
-    ids = [r.feedback_id for r in records]
-    if isinstance(sink, KafkaSink):
-        from agentledger.pipeline.transport.kafka import KafkaUnavailable
-
-        try:
-            producer = await run_in_threadpool(_feedback_producer, request, sink)
-            await run_in_threadpool(producer.send, records, time.time_ns())
-        except KafkaUnavailable as exc:
-            raise _unavailable(str(exc)) from exc
-        return FeedbackAccepted(accepted=len(records), ids=ids, durable_in="kafka")
-    store: Store | None = sink.store if isinstance(sink, EmbeddedSink) else request.app.state.store
-    if store is None:
-        raise _unavailable("this collector has neither Kafka nor a store to keep feedback in")
     try:
-        await run_in_threadpool(_store_feedback, store, records)
-    except StoreUnavailable as exc:
-        raise _unavailable(f"store unavailable: {exc}") from exc
-    except StoreError as exc:
-        raise HTTPException(400, f"store refused the feedback: {exc}") from exc
-    return FeedbackAccepted(accepted=len(records), ids=ids, durable_in="store")
+        await run_in_threadpool(feedback_log.append, records, time.time_ns())
+    except fb.FeedbackUnknownSpan as exc:
+        raise HTTPException(404, str(exc)) from exc
+    except fb.FeedbackRejected as exc:
+        raise HTTPException(400, str(exc)) from exc
+    except fb.FeedbackUnavailable as exc:
+        raise _unavailable(str(exc)) from exc
+    return FeedbackAccepted(
+        accepted=len(records),
+        ids=[r.feedback_id for r in records],
+        durable_in=feedback_log.durable_in,
+    )
 
 
 @router.get("/api/v1/feedback", summary="Feedback on a trace (and its spans) or on one span")

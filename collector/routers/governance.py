@@ -10,21 +10,17 @@ principal, recorded with who and why; ``GET /v1/controls`` lists them.
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request
+from fastapi import APIRouter, HTTPException, Path, Query
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from agentledger.collector.deps import TenantDep
+from agentledger.collector.deps import GovernanceDep, TenantDep
 from agentledger.pipeline.governance import (
     ControlIn,
     ControlOut,
     GovernanceRejected,
-    GovernanceService,
     GovernanceUnavailable,
     IntentAck,
     IntentIn,
@@ -35,46 +31,9 @@ __all__ = ["router"]
 
 log = logging.getLogger(__name__)
 
-_lock = threading.Lock()
+router = APIRouter(tags=["governance"])
 
-
-def _build(app: FastAPI) -> GovernanceService:
-    with _lock:
-        service: GovernanceService | None = getattr(app.state, "governance", None)
-        if service is None:
-            service = GovernanceService.for_collector(app.state.sink, app.state.store)
-            app.state.governance = service
-        return service
-
-
-@asynccontextmanager
-async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    try:
-        _build(app)  # open the store writer or the intents producer before the first ask
-    except GovernanceUnavailable as exc:  # e.g. a collector with neither store nor Kafka
-        log.info("governance API unavailable: %s", exc)
-    except Exception:  # the first request retries and answers 503 with the reason
-        log.warning("governance not ready at start-up", exc_info=True)
-    yield
-    service = getattr(app.state, "governance", None)
-    if service is not None:
-        service.close()
-
-
-router = APIRouter(tags=["governance"], lifespan=_lifespan)
-
-
-async def _service(request: Request) -> GovernanceService:
-    service = getattr(request.app.state, "governance", None)
-    if service is not None:
-        return service  # type: ignore[no-any-return]
-    try:
-        return await run_in_threadpool(_build, request.app)
-    except GovernanceUnavailable as exc:
-        raise HTTPException(503, str(exc), headers={"Retry-After": "5"}) from exc
-
-
-ServiceDep = Annotated[GovernanceService, Depends(_service)]
+ServiceDep = GovernanceDep
 IntentId = Annotated[
     str, Path(pattern=r"^[0-9a-f]{32}$", description="Intent id, 32 lowercase hex digits.")
 ]

@@ -4,7 +4,6 @@ The collector answers intents through ``GovernanceService`` (stored before the
 answer); in Kafka mode the pipeline stores the intents topic with ``IntentConsumer``.
 """
 
-from agentledger.pipeline.consumers.intents import IntentConsumer
 from agentledger.pipeline.governance.base import (
     GovernanceError,
     GovernanceRejected,
@@ -47,5 +46,4 @@ __all__ = [
     "RecordType",
     "GovernanceService",
     "GovernanceSettings",
-    "IntentConsumer",
 ]

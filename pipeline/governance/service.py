@@ -1,6 +1,6 @@
 """The collector side of governance: answer intents, record outcomes, keep run controls.
 
-``GovernanceService.for_collector`` wires it from what the collector has, in one place:
+``agentledger.compose`` wires it from what the collector has:
 
 * embedded (the sink writes into a store): intents, outcomes and controls are inserted
   into that store (``StoreLog``) before the collector answers;
@@ -36,7 +36,6 @@ from agentledger.pipeline.governance.records import (
     outcome_row,
 )
 from agentledger.pipeline.governance.settings import GovernanceSettings
-from agentledger.pipeline.sinks import Sink
 from agentledger.pipeline.store import Store, StoreError
 
 __all__ = ["GovernanceService"]
@@ -63,47 +62,6 @@ class GovernanceService:
         self.settings = settings or GovernanceSettings()
         self.mode = mode
         self._owned = owned
-
-    @classmethod
-    def for_collector(
-        cls, sink: Sink, store: Store | None, settings: GovernanceSettings | None = None
-    ) -> GovernanceService:
-        """Wire governance to the collector's sink and (optional) store."""
-        from agentledger.pipeline.sinks.kafka import KafkaSink
-
-        settings = settings or GovernanceSettings()
-        store_log = None
-        if store is not None:
-            from agentledger.pipeline.governance.store_log import StoreLog
-
-            store_log = StoreLog(store, timeout_s=settings.write_timeout_s)
-        if isinstance(sink, KafkaSink):
-            from agentledger.pipeline.governance.kafka_log import KafkaLog
-
-            kafka_log = KafkaLog(sink.settings, create_topics=False)
-            control_log: RecordLog = store_log or kafka_log
-            book = ControlBook(
-                control_log,
-                store,
-                ttl_s=settings.controls_ttl_s,
-                history=settings.memory_controls_history,
-            )
-            owned = tuple(x for x in (kafka_log, store_log) if x is not None)
-            return cls(kafka_log, book, store, settings, owned=owned, mode="kafka")
-        if store_log is None:
-            raise GovernanceUnavailable(
-                "this collector has neither a Kafka sink nor a store to record intents in"
-            )
-        book = ControlBook(store_log, store, ttl_s=settings.controls_ttl_s)
-        intents: RecordLog = store_log
-        journal_dir = _journal_dir(store) if settings.journal else None
-        if journal_dir is not None:
-            from agentledger.pipeline.governance.journal import JournaledLog
-
-            intents = JournaledLog(
-                store, journal_dir, store_log, flush_interval_s=settings.journal_flush_s
-            )
-        return cls(intents, book, store, settings, owned=(intents,), mode="embedded")
 
     # -- intents ---------------------------------------------------------------------------------
 
@@ -181,14 +139,3 @@ class GovernanceService:
         if sync is not None:
             sync()  # what was acknowledged is in what is read
         return self.store
-
-
-def _journal_dir(store: Store) -> str | None:
-    """Where an embedded store's governance journal lives (None: a store with no local directory)."""
-    from agentledger.pipeline.store.embedded import EmbeddedStore
-
-    if isinstance(store, EmbeddedStore) and store.data_dir != ":memory:":
-        import os
-
-        return os.path.join(store.data_dir, "governance-journal", store.database)
-    return None

@@ -47,6 +47,12 @@ class Store(abc.ABC):
 
     database: str
 
+    @property
+    def local_dir(self) -> str | None:
+        """The directory on this machine that holds the store's data (chDB), where files that
+        belong with the data (the governance journal) live; None for a server or in memory."""
+        return None
+
     @abc.abstractmethod
     def command(self, sql: str, params: Params | None = None) -> None:
         """Run a statement that returns nothing (DDL, ALTER, OPTIMIZE...)."""

@@ -94,6 +94,10 @@ class EmbeddedStore(Store):
             raise _translate(exc, self.data_dir, connecting=True) from exc
         self._closed = False
 
+    @property
+    def local_dir(self) -> str | None:
+        return None if self.data_dir == ":memory:" else self.data_dir
+
     def _run(self, sql: str, fmt: str, params: Params | None) -> Any:
         if self._closed:
             raise StoreUnavailable("embedded store is closed")

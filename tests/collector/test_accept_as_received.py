@@ -7,13 +7,14 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from agentledger.collector import CollectorSettings, create_app
+from agentledger.collector import CollectorSettings
+from agentledger.compose import build_edge_app
 from agentledger.pipeline.sinks.memory import MemorySink
 from tests.collector.test_bad_input import PB, _request
 
 
 def _client(sink: MemorySink, **settings) -> TestClient:
-    return TestClient(create_app(CollectorSettings(no_auth=True, **settings), sink))
+    return TestClient(build_edge_app(CollectorSettings(no_auth=True, **settings), sink))
 
 
 def test_clean_request_reaches_the_sink_as_received_and_parses_on_demand() -> None:

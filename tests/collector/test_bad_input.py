@@ -228,7 +228,7 @@ def test_long_attribute_is_truncated_and_marked(auth_server) -> None:
 def test_broken_sink_answers_503_with_retry_after(auth_server) -> None:
     from agentledger.pipeline.sinks import SinkUnavailable
 
-    sink = auth_server.app.state.sink
+    sink = auth_server.app.state.services.sink
     original = sink.write
 
     def down(batch):
@@ -252,7 +252,7 @@ def test_health_ready_and_docs(auth_server) -> None:
     assert httpx.get(f"{auth_server.url}/docs").status_code == 200
     spec = httpx.get(f"{auth_server.url}/openapi.json").json()
     assert "/v1/traces" in spec["paths"] and "/api/v1/traces/{trace_id}" in spec["paths"]
-    sink = auth_server.app.state.sink
+    sink = auth_server.app.state.services.sink
     sink._healthy = False
     try:
         assert httpx.get(f"{auth_server.url}/readyz").status_code == 503

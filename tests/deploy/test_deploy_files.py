@@ -662,10 +662,10 @@ def _collector_status(paths: tuple[str, ...]) -> dict[str, int]:
     """GET each path on the collector app (in-process, memory sink): 404 = no such route."""
     from fastapi.testclient import TestClient
 
-    from agentledger.collector import create_app
+    from agentledger.compose import build_edge_app
     from agentledger.pipeline.sinks import MemorySink
 
-    app = create_app(CollectorSettings(no_auth=True), MemorySink())
+    app = build_edge_app(CollectorSettings(no_auth=True), MemorySink())
     with TestClient(app) as client:
         return {path: client.get(path).status_code for path in paths}
 

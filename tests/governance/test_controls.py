@@ -317,14 +317,15 @@ def test_async_tool_parks_resumes_and_cancels(governed: Any, store: Any) -> None
 
 def test_every_replica_sees_a_pause(server: Any, store: Any) -> None:
     from agentledger.collector import CollectorSettings
+    from agentledger.compose import build_embedded_app
     from agentledger.pipeline.settings import StoreSettings
-    from agentledger.server import AppServer, build_embedded_app
+    from agentledger.server import AppServer
 
     replica = AppServer(
         build_embedded_app(CollectorSettings(no_auth=True, port=0), StoreSettings(), store)
     )
     with replica:
-        replica.app.state.governance.controls.ttl_s = 0.2
+        replica.app.state.services.governance.get().controls.ttl_s = 0.2
 
         def ask(url: str) -> str:
             import hashlib

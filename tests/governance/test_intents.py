@@ -280,7 +280,7 @@ def test_collector_that_does_not_answer_in_time(
 
 
 def test_store_unavailable_answers_503_and_the_tool_does_not_run(governed: Any, store: Any) -> None:
-    service = governed.app.state.governance
+    service = governed.app.state.services.governance.get()
     down = MemoryLog()
     down.unavailable = "store unavailable: connection refused"
     real, service.intents = service.intents, down

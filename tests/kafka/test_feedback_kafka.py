@@ -9,10 +9,11 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from agentledger.collector import CollectorSettings, create_app
+from agentledger.collector import CollectorSettings
+from agentledger.compose import build_collector_app
 from agentledger.pipeline.consumers.feedback import FeedbackConsumer
 from agentledger.pipeline.services.datasets import list_feedback
-from agentledger.pipeline.sinks.kafka import KafkaSink
+from agentledger.pipeline.settings import StoreSettings
 from agentledger.server import AppServer
 from tests.datasets import otlp
 
@@ -20,10 +21,9 @@ from tests.datasets import otlp
 @pytest.fixture
 def collector(kafka_settings, store) -> Iterator[AppServer]:
     """The production collector (Kafka sink) with the store attached for reads."""
-    sink = KafkaSink(kafka_settings)
     with AppServer(
-        create_app(
-            CollectorSettings(no_auth=True, port=0), sink, store, store_gates_readiness=False
+        build_collector_app(
+            CollectorSettings(no_auth=True, port=0), kafka_settings, StoreSettings(), store=store
         )
     ) as srv:
         yield srv

@@ -14,12 +14,13 @@ import orjson
 import pytest
 
 from agentledger.collector import CollectorSettings
+from agentledger.compose import build_collector_app
 from agentledger.instrumentation import governance
 from agentledger.instrumentation.governance import flush_outcomes, governed_tool
-from agentledger.pipeline.governance import IntentConsumer
+from agentledger.pipeline.consumers.intents import IntentConsumer
 from agentledger.pipeline.settings import KafkaSettings, PipelineSettings, StoreSettings
 from agentledger.schemas.topics import Headers
-from agentledger.server import AppServer, build_collector_app
+from agentledger.server import AppServer
 
 
 def _records(kafka: KafkaSettings, topic: str, timeout_s: float = 10.0) -> list[Any]:
@@ -148,7 +149,7 @@ def test_broker_down_the_tool_does_not_run(
 ) -> None:
     with _collector(kafka_settings, StoreSettings(clickhouse_url=None)) as collector:
         governed_to(collector.url)
-        service = collector.app.state.governance
+        service = collector.app.state.services.governance.get()
 
         def refuse(*args: Any, **kwargs: Any) -> Any:
             from kafka.errors import KafkaTimeoutError

@@ -10,7 +10,8 @@ import httpx
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from agentledger.collector import CollectorSettings, create_app
+from agentledger.collector import CollectorSettings
+from agentledger.compose import build_edge_app
 from agentledger.pipeline.consumers.spans import SpanConsumer
 from agentledger.pipeline.normalize import OtlpNormalizer
 from agentledger.pipeline.services import queries
@@ -25,7 +26,7 @@ PB = {"Content-Type": "application/x-protobuf"}
 @pytest.fixture
 def collector(kafka_settings) -> Iterator[AppServer]:
     sink = KafkaSink(kafka_settings)
-    with AppServer(create_app(CollectorSettings(no_auth=True, port=0), sink)) as srv:
+    with AppServer(build_edge_app(CollectorSettings(no_auth=True, port=0), sink)) as srv:
         yield srv
 
 

@@ -12,7 +12,8 @@ import time
 
 import httpx
 
-from agentledger.collector import CollectorSettings, create_app
+from agentledger.collector import CollectorSettings
+from agentledger.compose import build_edge_app
 from agentledger.pipeline.consumers.spans import SpanConsumer
 from agentledger.pipeline.normalize import OtlpNormalizer
 from agentledger.pipeline.sinks.kafka import KafkaSink
@@ -189,7 +190,7 @@ def test_broker_restart_while_clients_send(tmp_path, pipeline_settings, store) -
             group_id="restart",
             produce_timeout_s=4,
         )
-        app = create_app(
+        app = build_edge_app(
             CollectorSettings(no_auth=True, port=0, retry_after_seconds=1), KafkaSink(settings)
         )
         reqs = list(requests(120, runs_per_request=1, seed=61))

@@ -27,17 +27,22 @@ import logging
 import math
 import re
 from datetime import datetime, timezone
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Protocol
 
 import orjson
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from agentledger.pipeline.store import Store
+from agentledger.pipeline.store import Store, StoreError, StoreUnavailable
 from agentledger.schemas.attributes import Evaluation as EV
 
 __all__ = [
     "FEEDBACK_ARROW_SCHEMA",
+    "FeedbackLog",
+    "FeedbackRejected",
+    "FeedbackUnavailable",
+    "FeedbackUnknownSpan",
+    "StoreFeedbackLog",
     "FEEDBACK_TABLE",
     "NEGATIVE_LABELS",
     "POSITIVE_LABELS",
@@ -284,6 +289,58 @@ def resolve_trace_ids(store: Store, records: list[FeedbackRecord]) -> list[Feedb
             else:
                 unknown.append(r)
     return unknown
+
+
+class FeedbackUnavailable(Exception):
+    """Where feedback is kept cannot take it now (HTTP 503, retry)."""
+
+
+class FeedbackRejected(Exception):
+    """The store refused the feedback (HTTP 400)."""
+
+
+class FeedbackUnknownSpan(FeedbackRejected):
+    """Span-only feedback names a span the store does not know (HTTP 404)."""
+
+
+class FeedbackLog(Protocol):
+    """Where accepted feedback is made durable before the collector answers.
+
+    Contract: ``append`` returns only once every record is durable (in the store, or
+    acknowledged by the broker); appending the same records twice keeps them once.
+    """
+
+    durable_in: str
+    """``store`` or ``kafka``: what the API tells the client."""
+
+    def append(self, records: list[FeedbackRecord], received_at_ns: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class StoreFeedbackLog:
+    """Feedback inserted into the store (the embedded server, or a collector reading ClickHouse)."""
+
+    durable_in = "store"
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def append(self, records: list[FeedbackRecord], received_at_ns: int) -> None:
+        try:
+            unknown = resolve_trace_ids(self.store, records)
+            if unknown:
+                raise FeedbackUnknownSpan(
+                    f"no span {unknown[0].span_id} for this tenant; give its trace_id too"
+                )
+            write_feedback(self.store, records)
+        except StoreUnavailable as exc:
+            raise FeedbackUnavailable(f"store unavailable: {exc}") from exc
+        except StoreError as exc:
+            raise FeedbackRejected(f"store refused the feedback: {exc}") from exc
+
+    def close(self) -> None:
+        """The store is the process's, closed by whoever opened it."""
 
 
 def list_feedback(

@@ -1,0 +1,242 @@
+"""The composition root: every AgentLedger process is wired here, and only here.
+
+Each ``build_*`` function turns settings into a running shape; nothing else in the
+code base chooses which sink, store, transport, record log or normalizer is in use.
+
+==========================  ================  ===================  =======================
+process                     spans go to       governance records   feedback
+==========================  ================  ===================  =======================
+``serve`` (embedded)        chDB, in process  fsynced journal ->   the store
+                                              the store
+``collector`` (Kafka)       the spans topic   the intents topic    the feedback topic
+                                              (controls: store
+                                              when it has one)
+``pipeline run``            topics -> store   intents topic ->     feedback topic ->
+                                              store                store
+CLI, local mode             (reads the data directory or ClickHouse directly)
+==========================  ================  ===================  =======================
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import TYPE_CHECKING
+
+from agentledger.collector import CollectorSettings
+from agentledger.collector.auth import Authenticator
+from agentledger.collector.main import create_app
+from agentledger.collector.services import EdgeServices, Lazy
+from agentledger.pipeline.governance import (
+    ControlBook,
+    GovernanceService,
+    GovernanceSettings,
+    GovernanceUnavailable,
+    RecordLog,
+)
+from agentledger.pipeline.governance.store_log import StoreLog
+from agentledger.pipeline.services.datasets.feedback import FeedbackLog, StoreFeedbackLog
+from agentledger.pipeline.settings import KafkaSettings, PipelineSettings, StoreSettings
+from agentledger.pipeline.sinks import Sink
+from agentledger.pipeline.store import Store, migrate, open_store
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from agentledger.server import PipelineRunner
+
+__all__ = [
+    "build_collector_app",
+    "build_edge_app",
+    "build_embedded_app",
+    "build_pipeline",
+    "journal_dir",
+    "open_configured_store",
+]
+
+log = logging.getLogger(__name__)
+
+
+def open_configured_store(settings: StoreSettings) -> Store:
+    """The store the settings name (ClickHouse server by URL, else chDB on the data
+    directory), migrated to the current schema."""
+    store = open_store(
+        clickhouse_url=settings.clickhouse_url,
+        data_dir=settings.data_dir,
+        database=settings.database,
+    )
+    migrate(store, cluster=settings.clickhouse_cluster)
+    return store
+
+
+def journal_dir(store: Store) -> str | None:
+    """Where a store's governance journal lives: beside a store that keeps its data in a
+    local directory (chDB); None for a ClickHouse server, whose inserts are what is durable."""
+    if store.local_dir is None:
+        return None
+    return os.path.join(store.local_dir, "governance-journal", store.database)
+
+
+def _check_keys(collector: CollectorSettings) -> None:
+    """A bad key table fails at start-up, not at the first request."""
+    Authenticator(
+        collector.key_table(), no_auth=collector.no_auth, default_tenant=collector.default_tenant
+    )
+
+
+# -- embedded: ``agentledger serve`` ----------------------------------------------------------
+
+
+def _embedded_governance(
+    store: Store, journal: str | None, settings: GovernanceSettings
+) -> GovernanceService:
+    store_log = StoreLog(store, timeout_s=settings.write_timeout_s)
+    intents: RecordLog = store_log
+    if journal is not None and settings.journal:
+        from agentledger.pipeline.governance.journal import JournaledLog
+
+        intents = JournaledLog(store, journal, store_log, flush_interval_s=settings.journal_flush_s)
+    book = ControlBook(store_log, store, ttl_s=settings.controls_ttl_s)
+    return GovernanceService(intents, book, store, settings, owned=(intents,), mode="embedded")
+
+
+def build_embedded_app(
+    collector: CollectorSettings, store_settings: StoreSettings, store: Store | None = None
+) -> FastAPI:
+    """Collector, normalizer and store in one process: a request is acknowledged once its
+    rows are in the store. ``store``: an already open store (tests, the demo), kept open."""
+    from agentledger.pipeline.derive import start_background_jobs
+    from agentledger.pipeline.sinks.embedded import EmbeddedSink
+    from agentledger.pipeline.store.writer import StoreWriter
+
+    _check_keys(collector)
+    own = store is None
+    if store is None:
+        store = open_configured_store(store_settings)
+    else:
+        migrate(store, cluster=store_settings.clickhouse_cluster)
+    journal = journal_dir(store)
+    writer = StoreWriter(store, ledger=store_settings.ledger(store))
+    sink = EmbeddedSink(store, store_settings.make_normalizer(), writer=writer)
+    governance_settings = GovernanceSettings()
+    opened = store
+    governance = Lazy(lambda: _embedded_governance(opened, journal, governance_settings))
+    governance.get()  # a journal left by a crash is stored before anything is answered
+    feedback: Lazy[FeedbackLog] = Lazy(lambda: StoreFeedbackLog(opened))
+    services = EdgeServices(sink=sink, store=store, governance=governance, feedback=feedback)
+    services.on_close.append(start_background_jobs(store))  # usage rollup, anomaly detection
+    if own:
+        services.on_close.append(store.close)
+    return create_app(collector, services)
+
+
+# -- Kafka: ``agentledger collector`` ---------------------------------------------------------
+
+
+def _kafka_governance(
+    kafka: KafkaSettings, store: Store | None, settings: GovernanceSettings
+) -> GovernanceService:
+    from agentledger.pipeline.governance.kafka_log import KafkaLog
+
+    kafka_log = KafkaLog(kafka, create_topics=False)
+    store_log = StoreLog(store, timeout_s=settings.write_timeout_s) if store is not None else None
+    # controls are read by every replica: in the store when there is one, else on the topic
+    control_log: RecordLog = store_log or kafka_log
+    book = ControlBook(
+        control_log, store, ttl_s=settings.controls_ttl_s, history=settings.memory_controls_history
+    )
+    owned = tuple(x for x in (kafka_log, store_log) if x is not None)
+    return GovernanceService(kafka_log, book, store, settings, owned=owned, mode="kafka")
+
+
+def build_collector_app(
+    collector: CollectorSettings,
+    kafka: KafkaSettings,
+    store_settings: StoreSettings,
+    *,
+    store: Store | None = None,
+) -> FastAPI:
+    """OTLP in, Kafka out (acks=all); with a ClickHouse URL (or a ``store`` handed in, kept
+    open) it also serves the read API and keeps run controls in that store."""
+    from agentledger.pipeline.sinks.feedback import TopicFeedbackLog
+    from agentledger.pipeline.sinks.kafka import KafkaSink
+
+    _check_keys(collector)
+    sink = KafkaSink(kafka)
+    own = store is None and bool(store_settings.clickhouse_url)
+    if own:
+        store = open_configured_store(store_settings)  # the read API and controls need the tables
+    governance_settings = GovernanceSettings()
+    governance = Lazy(lambda: _kafka_governance(kafka, store, governance_settings))
+    try:
+        governance.get()  # the intents producer ready before the first ask
+    except GovernanceUnavailable as exc:
+        log.warning("governance not ready at start-up (the first ask retries): %s", exc)
+    feedback: Lazy[FeedbackLog] = Lazy(lambda: TopicFeedbackLog(kafka))
+    services = EdgeServices(
+        sink=sink,
+        store=store,
+        governance=governance,
+        feedback=feedback,
+        store_gates_readiness=False,
+    )
+    if own and store is not None:
+        services.on_close.append(store.close)
+    return create_app(collector, services)
+
+
+def build_edge_app(collector: CollectorSettings, sink: Sink) -> FastAPI:
+    """The collector over a sink of the caller's (the memory double in unit tests): ingest
+    and health only; no store, so no reads, governance or feedback."""
+    _check_keys(collector)
+    services = EdgeServices(
+        sink=sink, store=None, governance=None, feedback=None, store_gates_readiness=False
+    )
+    return create_app(collector, services)
+
+
+# -- ``agentledger pipeline run`` -------------------------------------------------------------
+
+
+def build_pipeline(
+    kafka: KafkaSettings,
+    pipeline: PipelineSettings,
+    store_settings: StoreSettings,
+    *,
+    store: Store | None = None,
+) -> PipelineRunner:
+    """The pipeline process: the spans consumer, the intents and feedback consumers beside
+    it, the background jobs and the metrics endpoint, over one store."""
+    from agentledger.pipeline.consumers.feedback import FeedbackConsumer
+    from agentledger.pipeline.consumers.intents import IntentConsumer
+    from agentledger.pipeline.consumers.metrics import MetricsServer, consumer_status
+    from agentledger.pipeline.consumers.spans import SpanConsumer
+    from agentledger.pipeline.store.writer import StoreWriter
+    from agentledger.server import PipelineRunner
+
+    own = store is None
+    if store is None:
+        store = open_configured_store(store_settings)
+    else:
+        migrate(store, cluster=store_settings.clickhouse_cluster)
+    writer = StoreWriter(store, ledger=store_settings.ledger(store))
+    spans = SpanConsumer(
+        kafka,
+        pipeline,
+        store,
+        store_settings.make_normalizer(),
+        default_tenant=pipeline.default_tenant,
+        writer=writer,
+    )
+    side = [
+        IntentConsumer(kafka, pipeline, store, default_tenant=pipeline.default_tenant),
+        FeedbackConsumer(kafka, store, default_tenant=pipeline.default_tenant),
+    ]
+    metrics = None
+    if pipeline.metrics_port:
+        metrics = MetricsServer(
+            lambda: consumer_status(spans.stats), pipeline.metrics_host, pipeline.metrics_port
+        )
+    return PipelineRunner(
+        store, spans, side, metrics=metrics, gc_threshold=pipeline.gc_threshold, own_store=own
+    )

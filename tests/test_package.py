@@ -58,9 +58,13 @@ PUBLIC_PACKAGES = [
     "agentledger.collector",
     "agentledger.pipeline.store",
     "agentledger.pipeline.sinks",
+    "agentledger.pipeline.transport",
     "agentledger.pipeline.normalize",
     "agentledger.pipeline.governance",
     "agentledger.pipeline.services.datasets",
+    "agentledger.pipeline.services.audit",
+    "agentledger.pipeline.services.replay",
+    "agentledger.demo.provider",
     "agentledger.instrumentation",
 ]
 

@@ -151,8 +151,8 @@ def _derived(
     """What AgentLedger derives from the recording, in the demo's JSON shape."""
     from agentledger.pipeline.derive.ledger import verify
     from agentledger.pipeline.derive.summary import usage_summary
-    from agentledger.pipeline.services.audit import demo_audit
     from agentledger.pipeline.services.datasets.export import demo_dataset
+    from agentledger.pipeline.services.demo_audit import demo_audit
 
     intent = governed.intent
     outcome = intent.get("outcome") or {}

@@ -28,6 +28,7 @@ from agentledger.demo.provider import (
 )
 from agentledger.pipeline.normalize import OtlpNormalizer, SourcePosition
 from agentledger.pipeline.services import audit, replay
+from agentledger.pipeline.services.demo_audit import demo_audit
 from agentledger.schemas import canonical_bytes, content_hash
 from agentledger.schemas.attributes import AgentLedger as AL
 from tests.audit.conftest import PRINCIPAL
@@ -385,7 +386,7 @@ def test_demo_audit_answers_the_three_questions_and_replays_the_decision(
     server, provider, record
 ) -> None:
     run, llms, _ = _demo(server, provider, record)
-    answer = audit.demo_audit(server.store, "default", run.trace_id, provider.base_url)
+    answer = demo_audit(server.store, "default", run.trace_id, provider.base_url)
     assert answer["decision"] == {"span_id": llms[-1]["span_id"], "text": run.decision}
     saw = answer["what_the_agent_saw"]
     assert [d["id"] for d in saw["documents"]] == [d.document.id for d in run.documents]

@@ -17,6 +17,46 @@ from agentledger.pipeline.store import migrate
 from agentledger.pipeline.store.embedded import EmbeddedStore
 from agentledger.server import EmbeddedServer
 
+# -- test tiers ------------------------------------------------------------------------------
+# ``unit``: in-process only (chDB is the engine in this process; no broker, no HTTP server, no
+# child process); ``integration``: a real broker, a server on a port, or a child process;
+# ``slow``: processes killed and restarted, brokers stopped. A test file may mark itself; the
+# rest are sorted by the fixtures they use. ``pytest -m unit`` runs the fast tier alone.
+
+INTEGRATION_FIXTURES = frozenset(
+    {
+        "kafka_bootstrap",
+        "kafka_settings",
+        "server",
+        "auth_server",
+        "endpoint",
+        "ch_store",
+        "provider",
+    }
+)
+INTEGRATION_MODULES = frozenset(
+    {
+        "tests/test_cli.py",  # runs `agentledger serve` and the demo as child processes
+        "tests/test_demo_provider.py",
+        "tests/governance/test_controls.py",
+        "tests/governance/test_intent_client.py",
+        "tests/instrumentation/test_run.py",
+        "tests/test_openai_end_to_end.py",
+    }
+)
+TIERS = ("unit", "integration", "slow")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if any(item.get_closest_marker(tier) for tier in TIERS):
+            continue
+        fixtures = set(getattr(item, "fixturenames", ()))
+        path = item.nodeid.split("::")[0]
+        in_process = path not in INTEGRATION_MODULES and not path.startswith("tests/kafka/")
+        tier = "unit" if in_process and not fixtures & INTEGRATION_FIXTURES else "integration"
+        item.add_marker(getattr(pytest.mark, tier))
+
 
 @pytest.fixture(scope="session")
 def chdb_path(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -23,7 +23,6 @@ import logging
 import os
 import threading
 import time
-import weakref
 from pathlib import Path
 from typing import Any
 
@@ -34,22 +33,11 @@ from agentledger.pipeline.governance.records import RecordType
 from agentledger.pipeline.governance.store_log import TABLES, insert_rows
 from agentledger.pipeline.store import Store, StoreUnavailable
 
-__all__ = ["JournaledLog", "sync_all"]
+__all__ = ["JournaledLog"]
 
 log = logging.getLogger(__name__)
 
 _PREFIX, _SUFFIX = "journal-", ".jsonl"
-_OPEN: weakref.WeakSet[JournaledLog] = weakref.WeakSet()
-
-
-def sync_all() -> None:
-    """Store what every journal of this process holds (before reading the governance tables
-    directly, as the audit does)."""
-    for journal in list(_OPEN):
-        try:
-            journal.sync()
-        except GovernanceUnavailable as exc:  # the reader then sees what the store has
-            log.warning("governance journal not stored before a read: %s", exc)
 
 
 class JournaledLog(RecordLog):
@@ -91,7 +79,7 @@ class JournaledLog(RecordLog):
             target=self._run, name="agentledger-governance-journal", daemon=True
         )
         self._thread.start()
-        _OPEN.add(self)
+        store.add_write_behind(self._sync_for_readers)
 
     # -- RecordLog ---------------------------------------------------------------------------------
 
@@ -125,6 +113,12 @@ class JournaledLog(RecordLog):
             if self._closed:
                 return
         self._flush()
+
+    def _sync_for_readers(self) -> None:
+        try:
+            self.sync()
+        except GovernanceUnavailable as exc:  # the reader then sees what the store has
+            log.warning("governance journal not stored before a read: %s", exc)
 
     def close(self) -> None:
         with self._lock:

@@ -15,7 +15,8 @@ Exceptions, translated from chdb / clickhouse-connect at each store's boundary::
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+import weakref
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pyarrow as pa
@@ -92,6 +93,23 @@ class Store(abc.ABC):
         """First column of the first row, or None when there is no row."""
         table = self.query_arrow(sql, params)
         return table.column(0)[0].as_py() if table.num_rows else None
+
+    def add_write_behind(self, flush: Callable[[], None]) -> None:
+        """Register a writer that acknowledges before it inserts (the governance journal):
+        ``flush`` stores what it acknowledged. Held weakly, so a closed writer drops out."""
+        try:
+            writers = self.__dict__["_write_behind"]
+        except KeyError:
+            writers = self.__dict__.setdefault("_write_behind", [])
+        writers.append(weakref.WeakMethod(flush))  # type: ignore[arg-type]
+
+    def flush_write_behind(self) -> None:
+        """Store what write-behind writers on this store acknowledged: readers that must see
+        every acknowledged record (an audit) call this before they query."""
+        for ref in list(self.__dict__.get("_write_behind", ())):
+            flush = ref()
+            if flush is not None:
+                flush()
 
     def __enter__(self) -> Store:
         return self

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from agentledger.pipeline.governance.journal import JournaledLog
 from agentledger.pipeline.governance.memory import MemoryLog
@@ -143,6 +144,7 @@ def _serve(data: Path, port: int, **env: str) -> subprocess.Popen[bytes]:
         time.sleep(0.2)
 
 
+@pytest.mark.slow
 def test_acknowledged_intent_survives_kill_9_of_the_collector(tmp_path: Path) -> None:
     data, port = tmp_path / "data", _free_port()
     server = _serve(

@@ -36,14 +36,9 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import dataclasses
-import datetime as dt
-import decimal
-import enum
 import functools
 import hashlib
 import inspect
-import json
 import logging
 import sys
 import threading
@@ -63,6 +58,7 @@ from agentledger.instrumentation.principal import current_principal, principal_f
 from agentledger.schemas.attributes import AgentLedger as AL
 from agentledger.schemas.attributes import Governance as GOV
 from agentledger.schemas.attributes import OpenInference as OI
+from agentledger.schemas.canonical import canonical_json
 
 __all__ = [
     "GovernanceError",
@@ -123,47 +119,9 @@ class RunCancelled(RunPaused):
 
 
 # -- canonical form -----------------------------------------------------------------------------
-
-try:
-    import orjson as _orjson
-except ImportError:  # pragma: no cover - orjson comes with the server extras
-    _orjson = None  # type: ignore[assignment]
-
-
-def _default(value: Any) -> Any:
-    """JSON form of values JSON has no type for: models and dataclasses by their fields, else repr."""
-    dump = getattr(value, "model_dump", None)
-    if callable(dump):
-        return dump(mode="json")
-    if isinstance(value, (set, frozenset)):
-        return sorted(value, key=repr)
-    if isinstance(value, (bytes, bytearray)):
-        return value.decode("utf-8", "replace")
-    if isinstance(value, (dt.date, dt.time)):  # as orjson writes them, for the json fallback
-        return value.isoformat()
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, (uuid.UUID, decimal.Decimal)):
-        return str(value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
-    return repr(value)
-
-
-def canonical_json(value: Any) -> str:
-    """Canonical JSON text: sorted keys, no insignificant whitespace, UTF-8 kept (the form
-    ``agentledger.schemas.contents.canonical_bytes`` writes, which the collector hashes too)."""
-    if _orjson is not None:
-        try:
-            return _orjson.dumps(value, option=_orjson.OPT_SORT_KEYS, default=_default).decode(
-                "utf-8"
-            )
-        except (TypeError, _orjson.JSONEncodeError):
-            pass  # integers beyond 64 bits, non-string keys: the json module's form below
-    text = json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_default
-    )
-    return text.encode("utf-8", "replace").decode("utf-8")  # lone surrogates cannot travel as UTF-8
+# ``canonical_json`` is the one definition in ``agentledger.schemas.canonical`` (RFC 8785, with its
+# fixed conversion of what JSON has no type for): the collector and the normalizers hash the same
+# bytes, so an intent's arguments hash equals the tool span's input hash.
 
 
 def _sha256(text: str) -> str:

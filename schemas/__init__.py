@@ -1,8 +1,9 @@
-"""Contracts every AgentLedger stage shares: span row, contents, topics, prices.
+"""Contracts every AgentLedger stage shares: span row, contents, canonical JSON, topics, prices.
 
 Depends on nothing else of AgentLedger. Names are loaded on first use, so the
-agent-side instrumentation can import ``agentledger.schemas.attributes``
-without pulling in pyarrow or pydantic (server-side dependencies).
+agent-side instrumentation can import ``agentledger.schemas.attributes`` and
+``agentledger.schemas.canonical`` without pulling in pyarrow or pydantic
+(server-side dependencies).
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ _EXPORTS = {
     "CONTENTS_TABLE": "contents",
     "ContentKind": "contents",
     "ContentRow": "contents",
-    "canonical_bytes": "contents",
-    "canonical_json": "contents",
-    "canonical_text": "contents",
-    "content_hash": "contents",
+    "canonical_bytes": "canonical",
+    "canonical_json": "canonical",
+    "canonical_text": "canonical",
+    "content_hash": "canonical",
     "ModelPrice": "pricing",
     "PriceTable": "pricing",
     "SPAN_ARROW_SCHEMA": "spans",

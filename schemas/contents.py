@@ -1,4 +1,4 @@
-"""Content-addressed storage: the canonical form and its SHA-256.
+"""Content-addressed storage: the ``contents`` table.
 
 Every prompt, message list, retrieved document, tool argument and tool result
 is stored once in ``contents`` under the SHA-256 of its canonical form, and
@@ -6,24 +6,27 @@ span rows reference the hash. The canonical form is what an auditor re-hashes
 to prove that a document is the one the agent saw:
 
 * text: the UTF-8 bytes of the string as received;
-* structured values (message lists, JSON arguments and results): JSON with
-  sorted keys, no insignificant whitespace, non-ASCII kept as UTF-8, numbers in
-  shortest round-trip form: exactly what ``orjson.dumps(v, option=OPT_SORT_KEYS)``
-  writes (lone surrogates, which UTF-8 cannot carry, become U+FFFD).
+* structured values (message lists, JSON arguments and results): canonical JSON,
+  RFC 8785 (JCS), as ``agentledger.schemas.canonical`` defines it (with golden
+  fixtures); ``canonical_bytes``, ``canonical_json``, ``canonical_text`` and
+  ``content_hash`` are that module's, re-exported here.
 """
 
 from __future__ import annotations
 
 import enum
-import hashlib
-import json
 from datetime import datetime
-from typing import Any, Final
+from typing import Final
 
-import orjson
 import pyarrow as pa
 from pydantic import BaseModel
 
+from agentledger.schemas.canonical import (
+    canonical_bytes,
+    canonical_json,
+    canonical_text,
+    content_hash,
+)
 from agentledger.schemas.spans import Column, arrow_type
 
 __all__ = [
@@ -78,39 +81,3 @@ class ContentRow(BaseModel):
     content: str
     size: int
     first_seen: datetime
-
-
-def _json_bytes(value: Any) -> bytes:
-    try:
-        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
-    except (orjson.JSONEncodeError, TypeError):  # integers beyond 64 bits, lone surrogates
-        text = json.dumps(
-            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
-        )
-        return text.encode("utf-8", "replace")
-
-
-def canonical_bytes(value: Any) -> bytes:
-    """The canonical form of any value as UTF-8: strings as they are, the rest as canonical JSON."""
-    if isinstance(value, str):
-        try:
-            return value.encode("utf-8")
-        except UnicodeEncodeError:
-            return value.encode("utf-8", "replace")
-    return _json_bytes(value)
-
-
-def canonical_json(value: Any) -> str:
-    """The canonical JSON text of a value (a string becomes a JSON string literal)."""
-    return _json_bytes(value).decode("utf-8")
-
-
-def canonical_text(value: Any) -> str:
-    """The canonical text of any value: strings as they are, the rest as canonical JSON."""
-    return canonical_bytes(value).decode("utf-8")
-
-
-def content_hash(canonical: str | bytes) -> str:
-    """SHA-256 (hex) of a canonical form."""
-    data = canonical if isinstance(canonical, bytes) else canonical.encode("utf-8", "replace")
-    return hashlib.sha256(data).hexdigest()

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Fresh machine -> AgentLedger and its test dependencies installed -> a real Kafka broker
-# fetched from Maven Central and started -> the test suite -> broker stopped.
+# Fresh machine -> AgentLedger and its test dependencies installed -> static checks (ruff,
+# import-linter, mypy) -> a real Kafka broker fetched from Maven Central and started -> the
+# test suite, every tier -> broker stopped.
 # Set AGENTLEDGER_KAFKA_BOOTSTRAP_SERVERS to test against a broker you already run.
 source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
 al_install dev
 al_install_native required
 cd "$ROOT"
+bash scripts/lint.sh
 
 if [ -z "${AGENTLEDGER_KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
     export KAFKA_DATA_DIR="${KAFKA_DATA_DIR:-$ROOT/.kafka-test}"

@@ -175,3 +175,32 @@ def test_serve_refuses_to_start_without_keys_or_no_auth(tmp_path: Path) -> None:
     out = _run("serve", "--port", str(_free_port()), "--data-dir", str(tmp_path / "d"), timeout=60)
     assert out.returncode == 2
     assert "no API keys configured" in out.stderr
+
+
+def test_version_reports_normalizer_sdk_and_fast_path() -> None:
+    from importlib.metadata import version
+
+    from agentledger.pipeline.normalize import native_available
+
+    default = _run("version", "--json", env={"AGENTLEDGER_FAST_PATH": "1"})
+    assert default.returncode == 0, default.stderr
+    info = json.loads(default.stdout)
+    assert set(info) == {"version", "normalizer", "otel_sdk", "fast_path"}
+    assert info["version"] == version("agentledger")
+    assert info["otel_sdk"] == version("opentelemetry-sdk")
+    assert info["normalizer"] == ("native" if native_available() else "python")
+    assert isinstance(info["fast_path"], bool)
+
+    forced = _run(
+        "version", "--json", env={"AGENTLEDGER_NORMALIZER": "python", "AGENTLEDGER_FAST_PATH": "0"}
+    )
+    assert forced.returncode == 0, forced.stderr
+    assert json.loads(forced.stdout) == {**info, "normalizer": "python", "fast_path": False}
+
+    human = _run("version", env={"AGENTLEDGER_NORMALIZER": "native"})
+    assert human.returncode == 0, human.stderr
+    assert human.stdout.startswith(f"agentledger {info['version']} (normalizer: native, ")
+    assert len(human.stdout.strip().splitlines()) == 1
+
+    bad = _run("version", env={"AGENTLEDGER_NORMALIZER": "bogus"})
+    assert bad.returncode == 1 and "normalizer" in bad.stderr

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
 from typing import Any
 
 import typer
@@ -277,12 +276,47 @@ def demo(
         _fail(str(exc))
 
 
-@app.command()
-def version() -> None:
-    """Print the AgentLedger version."""
-    from agentledger.collector.main import _version
+def _version_info() -> dict[str, Any]:
+    """What ``agentledger version`` reports: the version, the normalizer the server would use
+    (``AGENTLEDGER_NORMALIZER`` and whether the compiled one is installed), the installed
+    opentelemetry-sdk, and whether instrumentation's fast path (lean spans) is on for it."""
+    from importlib import metadata
 
-    typer.echo(_version())
+    from agentledger.collector.main import _version
+    from agentledger.instrumentation import _lean
+    from agentledger.pipeline.normalize.native import normalizer_choice
+    from agentledger.pipeline.settings import StoreSettings
+
+    try:
+        otel_sdk: str | None = metadata.version("opentelemetry-sdk")
+    except metadata.PackageNotFoundError:
+        otel_sdk = None
+    fast_path = getattr(_lean, "fast_path_supported", lambda: False)
+    return {
+        "version": _version(),
+        "normalizer": normalizer_choice(StoreSettings().normalizer),
+        "otel_sdk": otel_sdk,
+        "fast_path": bool(fast_path()),
+    }
+
+
+@app.command()
+def version(as_json: bool = JsonOpt) -> None:
+    """Print the AgentLedger version, the normalizer in use, the OpenTelemetry SDK and whether
+    the instrumentation's fast path is on for it."""
+    try:
+        info = _version_info()
+    except ValueError as exc:  # a setting that does not validate (pydantic's ValidationError)
+        _fail(str(exc))
+        raise  # unreachable
+    if as_json:
+        typer.echo(json.dumps(info))
+        return
+    typer.echo(
+        f"agentledger {info['version']} (normalizer: {info['normalizer']}, "
+        f"opentelemetry-sdk {info['otel_sdk'] or 'not installed'}, "
+        f"fast path: {'on' if info['fast_path'] else 'off'})"
+    )
 
 
 from agentledger.cli import audit as _audit  # noqa: E402
@@ -303,4 +337,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

@@ -210,12 +210,14 @@ fn merkle_root(py: Python<'_>, leaves: Vec<String>) -> PyResult<String> {
     .map_err(PyValueError::new_err)
 }
 
-/// The canonical JSON of a JSON text (``agentledger.schemas.canonical_json`` of the parsed
-/// value): lets the tests hold the two implementations to the same bytes.
+/// The canonical JSON (RFC 8785, ``agentledger.schemas.canonical``) of a JSON text, as UTF-8
+/// bytes: the code path the normalizer hashes content with, exposed so the golden fixtures can
+/// hold it to ``agentledger.schemas.canonical.canonicalize``. Raises ValueError for what is not
+/// JSON.
 #[pyfunction]
-fn canonical_json(text: &str) -> PyResult<String> {
+fn canonical_json<'py>(py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyBytes>> {
     let value: serde_json::Value = serde_json::from_str(text).map_err(|e| PyValueError::new_err(e.to_string()))?;
-    Ok(pyjson::canonical_string(&value))
+    Ok(PyBytes::new(py, pyjson::canonical_string(&value).as_bytes()))
 }
 
 #[pymodule]

@@ -1,8 +1,9 @@
 //! Text forms that must match the Python pipeline byte for byte:
 //!
-//! * the canonical JSON of ``agentledger.schemas.contents`` (``orjson.dumps(v,
-//!   option=OPT_SORT_KEYS)``): sorted keys, no whitespace, non-ASCII as UTF-8, orjson's float
-//!   notation (decimal for 1e-5 <= |x| < 1e16, else ``1e+16`` / ``1e-7``);
+//! * the canonical JSON of ``agentledger.schemas.canonical``: RFC 8785 (JCS), members sorted by
+//!   UTF-16 code units, numbers as ECMAScript writes doubles (``ryu-js``), with that module's
+//!   rule for integers a double cannot carry (written as a JSON string of their digits); the
+//!   golden fixtures in ``schemas/canonical/fixtures.json`` hold both implementations to it;
 //! * ``json.dumps(..., ensure_ascii=False)`` as the Python normalizer writes attribute values
 //!   and events (insertion order, Python's ``float.__repr__`` notation, ``NaN``/``Infinity``);
 //! * Python's ``repr(float)`` and ``str(value)``.
@@ -105,22 +106,55 @@ fn py_json_float(out: &mut String, x: f64) {
     py_float_spelled(out, x, ["NaN", "Infinity", "-Infinity"]);
 }
 
-/// A float as orjson writes it (non-finite values become ``null``).
-fn orjson_float(out: &mut String, x: f64) {
-    if !x.is_finite() {
-        out.push_str("null");
-        return;
-    }
-    if x == 0.0 {
-        out.push_str(if x.is_sign_negative() { "-0.0" } else { "0.0" });
-        return;
-    }
-    let (neg, digits, exp) = shortest(x);
-    if (-5..16).contains(&exp) {
-        decimal(out, neg, &digits, exp);
+/// A double as RFC 8785 writes it (ECMAScript ``Number.prototype.toString``: ``-0`` as ``0``,
+/// plain notation for 1e-6 <= |x| < 1e21); non-finite values, which JSON has no number for,
+/// become ``null``.
+fn jcs_float(out: &mut String, x: f64) {
+    if x.is_finite() {
+        out.push_str(ryu_js::Buffer::new().format_finite(x));
     } else {
-        scientific(out, neg, &digits, exp, false);
+        out.push_str("null");
     }
+}
+
+/// The largest integer of the I-JSON range (2^53 - 1).
+const JCS_SAFE: u128 = (1 << 53) - 1;
+
+/// An integer as ``agentledger.schemas.canonical`` writes it: itself within the I-JSON range;
+/// beyond it, the number when the nearest double is written with exactly its digits, else a
+/// JSON string of its digits (nothing rounded away).
+fn jcs_integer(out: &mut String, n: i128) {
+    if n.unsigned_abs() <= JCS_SAFE {
+        let _ = write!(out, "{}", n);
+        return;
+    }
+    let digits = n.to_string();
+    let mut buffer = ryu_js::Buffer::new();
+    let double = buffer.format_finite(n as f64); // rounds to nearest, ties to even, as Python's float(n)
+    if double == digits {
+        out.push_str(&digits);
+    } else {
+        json_str(out, &digits);
+    }
+}
+
+fn jcs_number(out: &mut String, n: &serde_json::Number) {
+    if let Some(i) = n.as_i64() {
+        jcs_integer(out, i128::from(i));
+    } else if let Some(u) = n.as_u64() {
+        jcs_integer(out, i128::from(u));
+    } else {
+        jcs_float(out, n.as_f64().unwrap_or(f64::NAN));
+    }
+}
+
+/// Member names in RFC 8785 order: by their UTF-16 code units (UTF-8 byte order differs only
+/// where U+E000..U+FFFF meets U+10000 and above).
+fn utf16_order(a: &str, b: &str) -> std::cmp::Ordering {
+    if a.is_ascii() && b.is_ascii() {
+        return a.cmp(b);
+    }
+    a.encode_utf16().cmp(b.encode_utf16())
 }
 
 /// True when one of the 8 bytes of ``w`` is a control character, ``"`` or ``\\`` (SWAR test).
@@ -134,7 +168,7 @@ fn word_needs_escape(w: u64) -> bool {
 }
 
 /// A JSON string literal; non-ASCII kept, control characters escaped (as both ``json`` with
-/// ``ensure_ascii=False`` and orjson do).
+/// ``ensure_ascii=False`` and RFC 8785 do: ``\b \t \n \f \r`` or ``\u00xx``).
 pub fn json_str(out: &mut String, s: &str) {
     out.reserve(s.len() + 2);
     out.push('"');
@@ -188,17 +222,17 @@ fn number(out: &mut String, n: &serde_json::Number, float: fn(&mut String, f64))
     }
 }
 
-/// The canonical JSON of a value (orjson with sorted keys).
+/// The canonical JSON of a value (RFC 8785; see the module comment).
 pub fn canonical(out: &mut String, v: &Value) {
     match v {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) => number(out, n, orjson_float),
+        Value::Number(n) => jcs_number(out, n),
         Value::String(s) => json_str(out, s),
         Value::Array(items) => canonical_items(out, items),
         Value::Object(map) => {
             let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort_unstable();
+            keys.sort_unstable_by(|a, b| utf16_order(a, b));
             out.push('{');
             for (i, k) in keys.into_iter().enumerate() {
                 if i > 0 {
@@ -404,10 +438,8 @@ mod tests {
         s
     }
 
-    fn orj(x: f64) -> String {
-        let mut s = String::new();
-        orjson_float(&mut s, x);
-        s
+    fn jcs(text: &str) -> String {
+        canonical_string(&serde_json::from_str(text).expect("JSON"))
     }
 
     #[test]
@@ -439,13 +471,26 @@ mod tests {
     }
 
     #[test]
-    fn orjson_floats() {
+    fn rfc8785_numbers() {
         for (x, want) in [
-            (1.0, "1.0"), (1e16, "1e+16"), (1e15, "1000000000000000.0"), (0.0001, "0.0001"),
-            (1e-5, "0.00001"), (1e-6, "1e-6"), (1e-7, "1e-7"), (1.2345678901234568e20, "1.2345678901234568e+20"),
-            (9999000000000000.0, "9999000000000000.0"), (-0.0, "-0.0"), (f64::NAN, "null"),
+            (1.0, "1"), (1e16, "10000000000000000"), (1e21, "1e+21"), (1e20, "100000000000000000000"),
+            (0.0001, "0.0001"), (1e-6, "0.000001"), (1e-7, "1e-7"), (-0.0, "0"), (f64::NAN, "null"),
+            (333333333.33333329, "333333333.3333333"), (1e30, "1e+30"), (5e-324, "5e-324"),
+            (1.7976931348623157e308, "1.7976931348623157e+308"), (295147905179352830000.0, "295147905179352830000"),
         ] {
-            assert_eq!(orj(x), want, "{x}");
+            let mut s = String::new();
+            jcs_float(&mut s, x);
+            assert_eq!(s, want, "{x}");
         }
+        assert_eq!(jcs("[9007199254740991,9007199254740992,9007199254740993,-9223372036854775808]"),
+                   r#"[9007199254740991,9007199254740992,"9007199254740993","-9223372036854775808"]"#);
+        assert_eq!(jcs("[10000000000000000000,18446744073709551615,18446744073709551616]"),
+                   r#"[10000000000000000000,"18446744073709551615",18446744073709552000]"#);
+    }
+
+    #[test]
+    fn rfc8785_member_order_is_utf16() {
+        assert_eq!(jcs(r#"{"\ufffd":1,"\ud83d\ude00":2,"b":3,"a":4,"\ue000":5}"#),
+                   "{\"a\":4,\"b\":3,\"\u{1F600}\":2,\"\u{e000}\":5,\"\u{fffd}\":1}");
     }
 }

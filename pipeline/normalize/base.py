@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
+from typing import cast
 
 import pyarrow as pa
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -43,7 +44,7 @@ class NormalizedBatch:
 
     @property
     def span_count(self) -> int:
-        return self.spans.num_rows
+        return cast(int, self.spans.num_rows)
 
     @classmethod
     def concat(cls, batches: list[NormalizedBatch]) -> NormalizedBatch:

@@ -1,5 +1,5 @@
-"""The compiled normalizer (``agentledger-native``, built from ``native/``): the same rows as
-``OtlpNormalizer``, an order of magnitude faster.
+"""The compiled normalizer (``agentledger_native``, built from ``native/`` by every install of
+agentledger): the same rows as ``OtlpNormalizer``, an order of magnitude faster.
 
 It reads serialized OTLP protobuf (what the collector received and what Kafka records hold)
 without building Python objects per attribute, runs without the GIL, and hands back each
@@ -35,6 +35,7 @@ __all__ = [
     "NativeNormalizer",
     "make_normalizer",
     "native_available",
+    "normalizer_choice",
     "NormalizerKind",
     "count_spans",
     "compiled",
@@ -53,7 +54,8 @@ def count_spans(data: bytes) -> int:
     request whose framing holds but whose spans do not decode is caught by the normalizer."""
     if compiled is not None:
         try:
-            return compiled.count_spans(data)
+            spans: int = compiled.count_spans(data)
+            return spans
         except ValueError:
             pass  # the protobuf library decides, and names the problem
     request = ExportTraceServiceRequest.FromString(data)
@@ -81,14 +83,14 @@ def _array(type_: pa.DataType, n: int, payload: Any) -> pa.Array:
         child_n = int.from_bytes(offsets[-4:], "little", signed=True) if n else 0
         if pa.types.is_struct(value_type):
             fields = [value_type.field(i) for i in range(value_type.num_fields)]
-            values: pa.Array = pa.StructArray.from_arrays(
+            items: pa.Array = pa.StructArray.from_arrays(
                 [_array(f.type, child_n, c) for f, c in zip(fields, child)], fields=fields
             )
         else:
-            values = _array(value_type, child_n, child)
+            items = _array(value_type, child_n, child)
         return pa.ListArray.from_arrays(
             pa.Array.from_buffers(pa.int32(), n + 1, [None, pa.py_buffer(offsets)]),
-            values,
+            items,
             type=type_,
         )
     return pa.Array.from_buffers(type_, n, [None, pa.py_buffer(payload)])
@@ -103,7 +105,9 @@ class NativeNormalizer(Normalizer):
 
     def __init__(self, prices: PriceTable | None = None, ref_threshold: int = 512) -> None:
         if compiled is None:
-            raise RuntimeError("agentledger-native is not installed (pip install ./native)")
+            raise RuntimeError(
+                "agentledger_native is not installed: reinstall agentledger with cargo on PATH"
+            )
         prices = prices or PriceTable.load()
         entries = [
             (provider, prefix, p.input, p.output, p.cache_read, p.cache_write)
@@ -134,10 +138,18 @@ class NativeNormalizer(Normalizer):
         )
 
 
+def normalizer_choice(kind: NormalizerKind = "auto") -> Literal["native", "python"]:
+    """Which normalizer ``make_normalizer(kind=kind)`` builds: the compiled one when installed
+    (``auto``), or the one asked for."""
+    if kind == "native" or (kind == "auto" and compiled is not None):
+        return "native"
+    return "python"
+
+
 def make_normalizer(
     prices: PriceTable | None = None, kind: NormalizerKind = "auto", ref_threshold: int = 512
 ) -> Normalizer:
     """The compiled normalizer when installed (``auto``), or the one asked for."""
-    if kind == "native" or (kind == "auto" and compiled is not None):
+    if normalizer_choice(kind) == "native":
         return NativeNormalizer(prices, ref_threshold)
     return OtlpNormalizer(prices, ref_threshold)

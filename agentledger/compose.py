@@ -39,11 +39,12 @@ from agentledger.pipeline.services.datasets.feedback import FeedbackLog, StoreFe
 from agentledger.pipeline.settings import KafkaSettings, PipelineSettings, StoreSettings
 from agentledger.pipeline.sinks import Sink
 from agentledger.pipeline.store import Store, migrate, open_store
+from agentledger.pipeline.transport import Transport
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-    from agentledger.server import PipelineRunner
+    from agentledger.server import PipelineRunner, _Consumer
 
 __all__ = [
     "build_collector_app",
@@ -134,11 +135,11 @@ def build_embedded_app(
 
 
 def _kafka_governance(
-    kafka: KafkaSettings, store: Store | None, settings: GovernanceSettings
+    transport: Transport, store: Store | None, settings: GovernanceSettings
 ) -> GovernanceService:
     from agentledger.pipeline.governance.kafka_log import KafkaLog
 
-    kafka_log = KafkaLog(kafka, create_topics=False)
+    kafka_log = KafkaLog(transport, create_topics=False)
     store_log = StoreLog(store, timeout_s=settings.write_timeout_s) if store is not None else None
     # controls are read by every replica: in the store when there is one, else on the topic
     control_log: RecordLog = store_log or kafka_log
@@ -160,19 +161,21 @@ def build_collector_app(
     open) it also serves the read API and keeps run controls in that store."""
     from agentledger.pipeline.sinks.feedback import TopicFeedbackLog
     from agentledger.pipeline.sinks.kafka import KafkaSink
+    from agentledger.pipeline.transport.kafka import KafkaTransport
 
     _check_keys(collector)
-    sink = KafkaSink(kafka)
+    transport = KafkaTransport(kafka)
+    sink = KafkaSink(transport)
     own = store is None and bool(store_settings.clickhouse_url)
     if own:
         store = open_configured_store(store_settings)  # the read API and controls need the tables
     governance_settings = GovernanceSettings()
-    governance = Lazy(lambda: _kafka_governance(kafka, store, governance_settings))
+    governance = Lazy(lambda: _kafka_governance(transport, store, governance_settings))
     try:
         governance.get()  # the intents producer ready before the first ask
     except GovernanceUnavailable as exc:
         log.warning("governance not ready at start-up (the first ask retries): %s", exc)
-    feedback: Lazy[FeedbackLog] = Lazy(lambda: TopicFeedbackLog(kafka))
+    feedback: Lazy[FeedbackLog] = Lazy(lambda: TopicFeedbackLog(transport))
     services = EdgeServices(
         sink=sink,
         store=store,
@@ -212,6 +215,7 @@ def build_pipeline(
     from agentledger.pipeline.consumers.metrics import MetricsServer, consumer_status
     from agentledger.pipeline.consumers.spans import SpanConsumer
     from agentledger.pipeline.store.writer import StoreWriter
+    from agentledger.pipeline.transport.kafka import KafkaTransport
     from agentledger.server import PipelineRunner
 
     own = store is None
@@ -220,17 +224,18 @@ def build_pipeline(
     else:
         migrate(store, cluster=store_settings.clickhouse_cluster)
     writer = StoreWriter(store, ledger=store_settings.ledger(store))
+    transport = KafkaTransport(kafka)
     spans = SpanConsumer(
-        kafka,
+        transport,
         pipeline,
         store,
         store_settings.make_normalizer(),
         default_tenant=pipeline.default_tenant,
         writer=writer,
     )
-    side = [
-        IntentConsumer(kafka, pipeline, store, default_tenant=pipeline.default_tenant),
-        FeedbackConsumer(kafka, store, default_tenant=pipeline.default_tenant),
+    side: list[_Consumer] = [
+        IntentConsumer(transport, pipeline, store, default_tenant=pipeline.default_tenant),
+        FeedbackConsumer(transport, store, default_tenant=pipeline.default_tenant),
     ]
     metrics = None
     if pipeline.metrics_port:

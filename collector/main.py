@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
 from agentledger.collector.auth import Authenticator
 from agentledger.collector.routers import (
@@ -19,6 +21,7 @@ from agentledger.collector.routers import (
 )
 from agentledger.collector.services import EdgeServices
 from agentledger.collector.settings import CollectorSettings
+from agentledger.pipeline.store import StoreUnavailable
 
 __all__ = ["create_app"]
 
@@ -45,10 +48,18 @@ def create_app(settings: CollectorSettings, services: EdgeServices) -> FastAPI:
     )
     for router in (health, traces, query, governance, analytics, feedback, audit):
         app.include_router(router.router)
+    app.add_exception_handler(StoreUnavailable, _store_unavailable)
     return app
 
 
-def _no_self_telemetry() -> dict[str, object]:
+async def _store_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """Any route whose store is down answers 503 with Retry-After, the client's cue to retry."""
+    return JSONResponse(
+        {"detail": f"store unavailable: {exc}"}, status_code=503, headers={"Retry-After": "5"}
+    )
+
+
+def _no_self_telemetry() -> dict[str, Any]:
     """FastAPI's native OpenTelemetry off: the collector must not trace its own requests
     into the global provider an instrumented process may have (that would export the
     export, in a loop). Older FastAPI has no such option and no such traces."""

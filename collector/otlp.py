@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from typing import Any
+from typing import Any, cast
 
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
@@ -126,7 +126,7 @@ def parse_request(data: bytes, media: str) -> ExportTraceServiceRequest:
     """Parse an ExportTraceServiceRequest, or raise OtlpError 400 saying why."""
     if media == PROTOBUF:
         try:
-            request = ExportTraceServiceRequest.FromString(data)
+            request: ExportTraceServiceRequest = ExportTraceServiceRequest.FromString(data)
         except DecodeError as exc:
             raise OtlpError(400, f"malformed OTLP protobuf: {exc}") from exc
     else:
@@ -186,7 +186,7 @@ def encode_message(message: Any, media: str) -> bytes:
     """A protobuf message (response or google.rpc.Status) in the request's encoding."""
     if media == PROTOBUF:
         return bytes(message.SerializeToString())
-    return json_format.MessageToJson(message, indent=None).encode()
+    return cast(str, json_format.MessageToJson(message, indent=None)).encode()
 
 
 def export_response(rejected: int = 0, message: str = "") -> ExportTraceServiceResponse:

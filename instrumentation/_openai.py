@@ -32,10 +32,12 @@ import functools
 import json
 import logging
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from contextvars import Token
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from opentelemetry import context as context_api
 from opentelemetry import trace as trace_api
+from opentelemetry.context import Context
 from opentelemetry.trace import Span, Status, StatusCode
 
 from agentledger.instrumentation._lean import LeanTracer, context_with
@@ -56,7 +58,7 @@ try:  # orjson, when the agent has it, writes the same compact JSON about five t
 
     _ORJSON_OPTIONS = _orjson.OPT_NON_STR_KEYS
 
-    def _ENCODE(value: Any) -> str:
+    def _ENCODE(value: Any, /) -> str:
         try:
             return _orjson.dumps(value, default=str, option=_ORJSON_OPTIONS).decode()
         except (
@@ -454,7 +456,13 @@ except ImportError:  # pragma: no cover (wrapt comes with every OpenInference in
             return getattr(self.__wrapped__, name)
 
 
-class _TracedStream(_Proxy):  # type: ignore[misc]
+if TYPE_CHECKING:  # wrapt's stubs make ObjectProxy generic; wrapt 1.x cannot subscript it
+    _StreamProxy: TypeAlias = _Proxy[Any]
+else:
+    _StreamProxy = _Proxy
+
+
+class _TracedStream(_StreamProxy):
     """A sync stream that records each chunk and ends the span when the stream ends."""
 
     def __init__(self, stream: Any, call: _Call) -> None:
@@ -641,8 +649,8 @@ class OpenAIChatWrapper:
 
         request._agentledger = True  # type: ignore[attr-defined]
         async_request._agentledger = True  # type: ignore[attr-defined]
-        openai.OpenAI.request = request  # type: ignore[method-assign]
-        openai.AsyncOpenAI.request = async_request  # type: ignore[method-assign]
+        openai.OpenAI.request = request  # type: ignore[method-assign, assignment]
+        openai.AsyncOpenAI.request = async_request  # type: ignore[method-assign, assignment]
         self._originals = (sync_orig, async_orig)
 
     def uninstall(self) -> None:
@@ -659,7 +667,7 @@ class OpenAIChatWrapper:
 
     # -- the hot path ------------------------------------------------------------------------
 
-    def _start(self, client: Any, args: tuple[Any, ...]) -> tuple[_Call, object] | None:
+    def _start(self, client: Any, args: tuple[Any, ...]) -> tuple[_Call, Token[Context]] | None:
         try:
             options = args[1]
             params = getattr(options, "json_data", None)

@@ -7,6 +7,8 @@ from typing import Any
 
 from opentelemetry.trace import Span
 
+from agentledger.instrumentation._lean import fast_path_supported
+
 __all__ = ["set_attributes"]
 
 
@@ -16,13 +18,14 @@ def set_attributes(span: Span, attrs: Mapping[str, Any]) -> None:
     The SDK checks and copies every value under a lock (about 1 µs an attribute);
     values built here are already plain str/int/float/bool. When the span's
     limits could truncate or drop something, the SDK's own path is taken so
-    they are honoured.
+    they are honoured. Writing the SDK span's private container is part of the
+    fast path (``_lean.fast_path_supported()``): off it, the public call.
     """
     update = getattr(span, "update_attributes", None)
     if update is not None:  # AgentLedger's lean span: a plain dict until it ends
         update(attrs)
         return
-    bounded = getattr(span, "_attributes", None)
+    bounded = getattr(span, "_attributes", None) if fast_path_supported() else None
     d = getattr(bounded, "_dict", None)
     if (
         type(d) is dict

@@ -109,7 +109,7 @@ class _SpanHelper:
             return cls()(args[0])  # used bare: @tool instead of @tool()
         return super().__new__(cls)
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str = "") -> None:
         self.name = name or self.default_name
         self.span: Span | None = None
         self._token: object = None

@@ -161,7 +161,8 @@ def _trace_config(capture: CaptureConfig) -> Any:
         from openinference.instrumentation import TraceConfig
     except ImportError:
         return None
-    return TraceConfig(**capture.trace_config_kwargs())
+    kwargs: dict[str, Any] = capture.trace_config_kwargs()
+    return TraceConfig(**kwargs)
 
 
 def _context_attributes() -> Any:

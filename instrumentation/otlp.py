@@ -183,6 +183,8 @@ def _flags(parent: Any) -> int:
 
 def _span(span: ReadableSpan) -> bytes:
     ctx = span.get_span_context()
+    if ctx is None:  # every SDK span has one; a hand-built ReadableSpan may not
+        raise ValueError(f"span {span.name!r} has no span context")
     parts = [
         _T_TRACE_ID + b"\x10" + ctx.trace_id.to_bytes(16, "big"),
         _T_SPAN_ID + b"\x08" + ctx.span_id.to_bytes(8, "big"),

@@ -192,5 +192,5 @@ class Redactor:
         out = self.text(value)
         hook = self.policy.hook
         if hook is not None:
-            out = hook(key, out)
+            return hook(key, out)
         return out

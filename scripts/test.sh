@@ -8,6 +8,7 @@ al_install dev
 al_install_native required
 cd "$ROOT"
 bash scripts/lint.sh
+bash scripts/test_otel_versions.sh
 
 if [ -z "${AGENTLEDGER_KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
     export KAFKA_DATA_DIR="${KAFKA_DATA_DIR:-$ROOT/.kafka-test}"

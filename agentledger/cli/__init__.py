@@ -137,7 +137,7 @@ def collector(
     from agentledger.compose import build_collector_app
     from agentledger.pipeline.settings import KafkaSettings, StoreSettings
     from agentledger.pipeline.store import StoreError
-    from agentledger.pipeline.transport.kafka import KafkaUnavailable
+    from agentledger.pipeline.transport import TransportUnavailable
 
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -152,7 +152,7 @@ def collector(
         fastapi_app = build_collector_app(
             CollectorSettings(host=host, port=port, no_auth=no_auth), kafka, StoreSettings()
         )
-    except (ValueError, StoreError, KafkaUnavailable) as exc:
+    except (ValueError, StoreError, TransportUnavailable) as exc:
         _fail(str(exc), 2)
         return
     typer.echo(

@@ -7,14 +7,18 @@ runs, queries go through its API; when none runs, they open the directory.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
-from typing import Any, Protocol
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 import httpx
 
 from agentledger.pipeline.services import queries
 
 __all__ = ["QuerySource", "open_source", "SourceError"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class SourceError(Exception):
@@ -25,7 +29,7 @@ def _iso(t: Any) -> str | None:
     return None if t is None else t.isoformat()
 
 
-def _store_call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+def _store_call(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """Run a jobs function on the store, its errors as SourceError."""
     from agentledger.pipeline.derive import UsageQueryError
     from agentledger.pipeline.store import StoreError
@@ -130,10 +134,10 @@ class HttpSource:
         top: int = 10,
         k: int | None = None,
     ) -> dict[str, Any]:
-        return self._get(
+        return self._get(  # type: ignore[no-any-return]
             "/api/v1/patterns",
             since=_iso(start),
-            until=_iso(end),  # type: ignore[no-any-return]
+            until=_iso(end),
             baseline_hours=baseline_hours,
             agent=agent,
             n=n,
@@ -144,10 +148,10 @@ class HttpSource:
     def anomalies(
         self, since: Any = None, until: Any = None, type: str | None = None, limit: int = 100
     ) -> list[dict[str, Any]]:
-        return self._get(
+        return self._get(  # type: ignore[no-any-return]
             "/api/v1/anomalies",
             since=_iso(since),
-            until=_iso(until),  # type: ignore[no-any-return]
+            until=_iso(until),
             type=type,
             limit=limit,
         )
@@ -275,7 +279,7 @@ class StoreSource:
 
         if refresh:  # a data dir has no background pass: bring every hour up to date
             _store_call(UsageRollupJob().run, self.store, datetime.now(timezone.utc))
-        return _store_call(usage_report, self.store, self.tenant, q)  # type: ignore[no-any-return]
+        return _store_call(usage_report, self.store, self.tenant, q)
 
     def patterns(
         self,
@@ -294,7 +298,7 @@ class StoreSource:
             patterns_report,
             self.store,
             self.tenant,
-            (start, end),  # type: ignore[no-any-return]
+            (start, end),
             baseline,
             agent=agent,
             n_max=n,
@@ -311,7 +315,7 @@ class StoreSource:
             list_anomalies,
             self.store,
             self.tenant,
-            since=since,  # type: ignore[no-any-return]
+            since=since,
             until=until,
             type=type,
             limit=limit,
@@ -322,7 +326,7 @@ class StoreSource:
     ) -> dict[str, Any]:
         from agentledger.pipeline.derive import AnomalyDetectionJob, JobSettings
 
-        overrides = {
+        overrides: dict[str, Any] = {
             k: v
             for k, v in (("window_hours", window_hours), ("baseline_hours", baseline_hours))
             if v
@@ -334,7 +338,7 @@ class StoreSource:
 
     # datasets and feedback (agentledger feedback / dataset)
 
-    def _datasets_call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    def _datasets_call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         from agentledger.pipeline.services.datasets import ExportError
         from agentledger.pipeline.store import StoreError
 
@@ -367,7 +371,7 @@ class StoreSource:
                 "durable_in": "store",
             }
 
-        return self._datasets_call(add)  # type: ignore[no-any-return]
+        return self._datasets_call(add)
 
     def feedback_list(self, trace_id: str | None, span_id: str | None) -> list[dict[str, Any]]:
         from agentledger.pipeline.services.datasets import list_feedback
@@ -375,7 +379,7 @@ class StoreSource:
         return self._datasets_call(
             list_feedback,
             self.store,
-            self.tenant,  # type: ignore[no-any-return]
+            self.tenant,
             trace_id=trace_id,
             span_id=span_id,
         )
@@ -385,7 +389,7 @@ class StoreSource:
     ) -> dict[str, Any]:
         from agentledger.pipeline.services.datasets import ExportRequest, export_dataset
 
-        return self._datasets_call(  # type: ignore[no-any-return]
+        return self._datasets_call(
             lambda: export_dataset(
                 self.store,
                 self.tenant,
@@ -401,7 +405,7 @@ class StoreSource:
         found = self._datasets_call(get_dataset, self.store, self.tenant, dataset_id)
         if found is None:
             raise SourceError(f"no dataset {dataset_id} for tenant {self.tenant!r} in {self.where}")
-        return found  # type: ignore[no-any-return]
+        return found
 
     def dataset_spans(self, dataset_id: str, limit: int) -> list[dict[str, Any]]:
         from agentledger.pipeline.services.datasets import dataset_spans
@@ -410,19 +414,19 @@ class StoreSource:
             dataset_spans,
             self.store,
             self.tenant,
-            dataset_id,  # type: ignore[no-any-return]
+            dataset_id,
             limit=limit,
         )
 
     def dataset_of_span(self, span_id: str) -> list[dict[str, Any]]:
         from agentledger.pipeline.services.datasets import datasets_of_span
 
-        return self._datasets_call(datasets_of_span, self.store, self.tenant, span_id)  # type: ignore[no-any-return]
+        return self._datasets_call(datasets_of_span, self.store, self.tenant, span_id)
 
     def dataset_list(self, limit: int) -> list[dict[str, Any]]:
         from agentledger.pipeline.services.datasets import list_datasets
 
-        return self._datasets_call(list_datasets, self.store, self.tenant, limit)  # type: ignore[no-any-return]
+        return self._datasets_call(list_datasets, self.store, self.tenant, limit)
 
     def close(self) -> None:
         self.store.close()

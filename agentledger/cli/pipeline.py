@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import logging
 import signal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import typer
 from rich.table import Table
 
 from agentledger.cli import render
+
+if TYPE_CHECKING:
+    from agentledger.pipeline.settings import KafkaSettings
 
 __all__ = ["app"]
 
@@ -33,7 +36,7 @@ def run(
     from agentledger.compose import build_pipeline
     from agentledger.pipeline.settings import KafkaSettings, PipelineSettings, StoreSettings
     from agentledger.pipeline.store import StoreError
-    from agentledger.pipeline.transport.kafka import KafkaUnavailable
+    from agentledger.pipeline.transport import TransportUnavailable
 
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -47,7 +50,7 @@ def run(
         raise typer.Exit(2)
     try:
         runner = build_pipeline(kafka, PipelineSettings(), StoreSettings(data_dir=data_dir))
-    except (KafkaUnavailable, StoreError, ValueError) as exc:
+    except (TransportUnavailable, StoreError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
 
@@ -112,31 +115,12 @@ def status(
         console.print(f"group lag unavailable: {result['group_lag_error']}")
 
 
-def group_lag(kafka: Any) -> list[dict[str, int]]:
+def group_lag(kafka: KafkaSettings) -> list[dict[str, int]]:
     """Committed offset, end offset and lag of the consumer group, per partition of the spans topic."""
-    from kafka import KafkaAdminClient, KafkaConsumer
-    from kafka.structs import TopicPartition
+    from agentledger.pipeline.transport.kafka import KafkaTransport
 
-    admin = KafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers, request_timeout_ms=5000)
-    consumer = KafkaConsumer(bootstrap_servers=kafka.bootstrap_servers, request_timeout_ms=5000)
-    try:
-        partitions = consumer.partitions_for_topic(kafka.spans_topic) or set()
-        tps = [TopicPartition(kafka.spans_topic, p) for p in sorted(partitions)]
-        ends = consumer.end_offsets(tps)
-        committed = admin.list_group_offsets({kafka.group_id: None}).get(kafka.group_id, {})
-        rows = []
-        for tp in tps:
-            done = committed.get(tp)
-            c = done.offset if done is not None and done.offset >= 0 else 0
-            rows.append(
-                {
-                    "partition": tp.partition,
-                    "committed": c,
-                    "end": ends[tp],
-                    "lag": max(0, ends[tp] - c),
-                }
-            )
-        return rows
-    finally:
-        consumer.close()
-        admin.close()
+    with KafkaTransport(kafka).admin(timeout=5) as admin:
+        return [
+            {"partition": p.partition, "committed": p.committed, "end": p.end, "lag": p.lag}
+            for p in admin.group_lag(kafka.group_id, kafka.spans_topic)
+        ]

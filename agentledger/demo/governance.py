@@ -139,7 +139,7 @@ def run_governed_lookup(
 def _wait_for(http: httpx.Client, session_id: str, ok: Any, timeout_s: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
     while True:
-        found = (
+        found: list[dict[str, Any]] = (
             http.get(
                 "/v1/intents",
                 params={"session_id": session_id, "tool_name": LOOKUP_JOURNAL_ENTRY, "limit": 10},

@@ -27,7 +27,6 @@ from agentledger.pipeline.derive import (
     usage_report,
 )
 from agentledger.pipeline.derive.usage import READ_REFRESH_LOOKBACK_HOURS
-from agentledger.pipeline.store import StoreUnavailable
 from agentledger.schemas.analytics import USAGE_DIMENSIONS, USAGE_METRICS, AnomalyType
 
 __all__ = ["router"]
@@ -52,8 +51,6 @@ async def _call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await run_in_threadpool(fn, *args, **kwargs)
     except UsageQueryError as exc:
         raise HTTPException(400, str(exc)) from exc
-    except StoreUnavailable as exc:
-        raise HTTPException(503, f"store unavailable: {exc}", headers={"Retry-After": "5"}) from exc
 
 
 def _usage(store: Any, tenant: str, q: UsageQuery, refresh: bool) -> list[dict[str, Any]]:
@@ -178,7 +175,7 @@ async def detect(
     window_hours: int | None = Query(None, ge=1, le=24 * 31),
     baseline_hours: int | None = Query(None, ge=1, le=24 * 366),
 ) -> dict[str, Any]:
-    overrides = {
+    overrides: dict[str, Any] = {
         k: v for k, v in (("window_hours", window_hours), ("baseline_hours", baseline_hours)) if v
     }
     settings = JobSettings(**overrides)

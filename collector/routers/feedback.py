@@ -23,7 +23,6 @@ from agentledger.collector.deps import FeedbackLogDep, StoreDep, TenantDep
 from agentledger.pipeline.services.datasets import export as dataset_export
 from agentledger.pipeline.services.datasets import feedback as fb
 from agentledger.pipeline.services.datasets import lineage
-from agentledger.pipeline.store import Store, StoreUnavailable
 
 __all__ = ["router"]
 
@@ -131,8 +130,6 @@ async def create_dataset(
         return await run_in_threadpool(dataset_export.export_dataset, store, tenant, out, req)
     except (dataset_export.ExportError, ValueError, TypeError) as exc:
         raise HTTPException(400, str(exc)) from exc
-    except StoreUnavailable as exc:
-        raise _unavailable(f"store unavailable: {exc}") from exc
 
 
 @router.get("/api/v1/datasets", summary="Recorded datasets, newest first")
@@ -142,7 +139,7 @@ async def list_datasets(
     return await run_in_threadpool(lineage.list_datasets, store, tenant, limit)
 
 
-async def _manifest(store: Store, tenant: str, dataset_id: str) -> dict[str, Any]:
+async def _manifest(store: Any, tenant: str, dataset_id: str) -> dict[str, Any]:
     manifest = await run_in_threadpool(lineage.get_dataset, store, tenant, dataset_id)
     if manifest is None:
         raise HTTPException(404, f"no dataset {dataset_id} for this tenant")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from fastapi import APIRouter, Request, Response
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from starlette.concurrency import run_in_threadpool
 
 from agentledger.collector import otlp
@@ -60,8 +61,12 @@ def _ingest(
         if media == otlp.PROTOBUF
         else None
     )
-    request = otlp.parse_request(data, media) if clean is None else None
-    total = otlp.count_spans(request) if request is not None else clean
+    request: ExportTraceServiceRequest | None
+    if clean is None:
+        request = otlp.parse_request(data, media)
+        total = otlp.count_spans(request)
+    else:
+        request, total = None, clean
     if total > settings.max_spans_per_request:
         raise otlp.OtlpError(
             413,

@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import orjson
 from pydantic import ValidationError
@@ -28,14 +27,16 @@ from agentledger.pipeline.services.datasets.feedback import (
 )
 from agentledger.pipeline.settings import KafkaSettings
 from agentledger.pipeline.store import Store, StoreRejected
-from agentledger.pipeline.transport.batch import BatchConsumer, BatchStats
-from agentledger.pipeline.transport.kafka import (
-    KafkaUnavailable,
-    header_map,
-    producer_config,
-    record_headers,
-    translate,
+from agentledger.pipeline.transport.base import (
+    IncomingRecord,
+    OutgoingRecord,
+    Transport,
+    TransportError,
+    TransportUnavailable,
+    resolve,
 )
+from agentledger.pipeline.transport.batch import BatchConsumer, BatchStats
+from agentledger.pipeline.transport.records import header_map, record_headers
 from agentledger.schemas.topics import Headers
 
 __all__ = ["FeedbackConsumer", "FeedbackConsumerStats", "FeedbackProducer"]
@@ -44,44 +45,39 @@ log = logging.getLogger(__name__)
 
 
 class FeedbackProducer:
-    """Sends feedback records with acks=all; ``send`` returns once the broker has them all."""
+    """Sends feedback records with acks=all; ``send`` returns once the broker has them all.
 
-    def __init__(self, settings: KafkaSettings) -> None:
-        from kafka import KafkaProducer
+    ``transport``: a Transport, or KafkaSettings to build a KafkaTransport from (transitional).
+    """
 
-        self.settings = settings
-        try:
-            self._producer: Any = KafkaProducer(**producer_config(settings))
-        except Exception as exc:
-            raise translate(exc) from exc
+    def __init__(self, transport: Transport | KafkaSettings) -> None:
+        self.transport = resolve(transport)
+        self.settings = self.transport.settings
+        self._producer = self.transport.producer()
 
     def send(self, records: list[FeedbackRecord], received_at_ns: int | None = None) -> None:
-        """Raises KafkaUnavailable when the broker did not acknowledge every record in time."""
+        """Raises TransportUnavailable when the broker did not acknowledge every record in time."""
         received = received_at_ns or time.time_ns()
-        deadline = time.monotonic() + self.settings.produce_timeout_s
         try:
-            futures = [
-                self._producer.send(
-                    self.settings.feedback_topic,
-                    key=(r.trace_id or r.span_id).encode(),
-                    value=r.to_json(),
-                    headers=record_headers(r.tenant, received),
-                )
-                for r in records
-            ]
-            self._producer.flush(timeout=max(0.1, deadline - time.monotonic()))
-            for future in futures:
-                future.get(timeout=max(0.1, deadline - time.monotonic()))
-        except Exception as exc:
-            raise KafkaUnavailable(
-                f"Kafka did not acknowledge the feedback: {translate(exc)}"
-            ) from exc
+            self._producer.send(
+                [
+                    OutgoingRecord(
+                        self.settings.feedback_topic,
+                        (r.trace_id or r.span_id).encode(),
+                        r.to_json(),
+                        record_headers(r.tenant, received),
+                    )
+                    for r in records
+                ],
+                timeout=self.settings.produce_timeout_s,
+            )
+        except TransportUnavailable:
+            raise
+        except TransportError as exc:  # a refusal too: callers know this one error
+            raise TransportUnavailable(f"Kafka did not acknowledge the feedback: {exc}") from exc
 
     def close(self) -> None:
-        try:
-            self._producer.close(timeout=10)
-        except Exception:  # closing after a broker loss must not raise
-            log.warning("closing the feedback producer failed", exc_info=True)
+        self._producer.close()
 
 
 @dataclass
@@ -95,11 +91,12 @@ class FeedbackConsumer(BatchConsumer[FeedbackRecord]):
     """Consumes the feedback topic into the store. ``run()`` blocks until ``stop()``.
 
     Group ``<group_id>-feedback``, so it keeps its own offsets beside the span consumer's.
+    ``transport``: a Transport, or KafkaSettings to build a KafkaTransport from (transitional).
     """
 
     def __init__(
         self,
-        kafka: KafkaSettings,
+        transport: Transport | KafkaSettings,
         store: Store,
         *,
         default_tenant: str = "default",
@@ -109,8 +106,10 @@ class FeedbackConsumer(BatchConsumer[FeedbackRecord]):
     ) -> None:
         self.store = store
         self.default_tenant = default_tenant
+        transport = resolve(transport)
+        kafka = transport.settings
         super().__init__(
-            kafka,
+            transport,
             topic=kafka.feedback_topic,
             group_id=f"{kafka.group_id}-feedback",
             client_id=f"{kafka.client_id}-feedback",
@@ -122,7 +121,7 @@ class FeedbackConsumer(BatchConsumer[FeedbackRecord]):
         )
         self.stats: FeedbackConsumerStats
 
-    def decode(self, record: Any) -> FeedbackRecord | None:
+    def decode(self, record: IncomingRecord) -> FeedbackRecord | None:
         headers = header_map(record.headers)
         try:
             data = orjson.loads(record.value or b"")

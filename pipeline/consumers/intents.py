@@ -22,8 +22,9 @@ from agentledger.pipeline.governance.records import RecordType, to_arrow
 from agentledger.pipeline.governance.store_log import TABLES
 from agentledger.pipeline.settings import KafkaSettings, PipelineSettings
 from agentledger.pipeline.store import Store, StoreRejected
+from agentledger.pipeline.transport.base import IncomingRecord, Transport, resolve
 from agentledger.pipeline.transport.batch import BatchConsumer, BatchStats
-from agentledger.pipeline.transport.kafka import header_map
+from agentledger.pipeline.transport.records import header_map
 from agentledger.schemas.topics import Headers
 
 __all__ = ["IntentConsumer", "IntentConsumerStats"]
@@ -39,21 +40,22 @@ class IntentConsumerStats(BatchStats):
 
 @dataclass
 class _Item:
-    record: Any
+    record: IncomingRecord
     table: str
     row: dict[str, Any]
 
 
 class IntentConsumer(BatchConsumer[_Item]):
-    """Consumes ``kafka.intents_topic`` into a store. ``run()`` blocks until ``stop()``.
+    """Consumes the settings' ``intents_topic`` into a store. ``run()`` blocks until ``stop()``.
 
     Its consumer group is ``<group_id>.governance``, so it runs beside the span
-    consumer (same process or not) without sharing offsets.
+    consumer (same process or not) without sharing offsets. ``transport``: a Transport, or
+    KafkaSettings to build a KafkaTransport from (transitional).
     """
 
     def __init__(
         self,
-        kafka: KafkaSettings,
+        transport: Transport | KafkaSettings,
         pipeline: PipelineSettings,
         store: Store,
         *,
@@ -62,8 +64,10 @@ class IntentConsumer(BatchConsumer[_Item]):
         self.settings = pipeline
         self.store = store
         self.default_tenant = default_tenant
+        transport = resolve(transport)
+        kafka = transport.settings
         super().__init__(
-            kafka,
+            transport,
             topic=kafka.intents_topic,
             group_id=f"{kafka.group_id}.governance",
             client_id=f"{kafka.client_id}-governance",
@@ -75,7 +79,7 @@ class IntentConsumer(BatchConsumer[_Item]):
         )
         self.stats: IntentConsumerStats
 
-    def decode(self, record: Any) -> _Item | None:
+    def decode(self, record: IncomingRecord) -> _Item | None:
         try:
             value = orjson.loads(record.value or b"")
             kind = RecordType(value.pop("type"))

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
 
 from google.protobuf.message import DecodeError
 
@@ -28,8 +28,9 @@ from agentledger.pipeline.normalize.native import count_spans
 from agentledger.pipeline.settings import KafkaSettings, PipelineSettings
 from agentledger.pipeline.store import Store, StoreRejected
 from agentledger.pipeline.store.writer import StoreWriter
+from agentledger.pipeline.transport.base import IncomingRecord, Transport, resolve
 from agentledger.pipeline.transport.batch import BatchConsumer, BatchStats, position_token
-from agentledger.pipeline.transport.kafka import header_map, record_headers
+from agentledger.pipeline.transport.records import header_map, record_headers
 from agentledger.schemas.topics import Headers
 
 __all__ = ["SpanConsumer", "ConsumerStats"]
@@ -57,11 +58,14 @@ class _Item:
 
 
 class SpanConsumer(BatchConsumer[_Item]):
-    """Consumes the spans topic into a store. ``run()`` blocks until ``stop()``."""
+    """Consumes the spans topic into a store. ``run()`` blocks until ``stop()``.
+
+    ``transport``: a Transport, or KafkaSettings to build a KafkaTransport from (transitional).
+    """
 
     def __init__(
         self,
-        kafka: KafkaSettings,
+        transport: Transport | KafkaSettings,
         pipeline: PipelineSettings,
         store: Store,
         normalizer: Normalizer,
@@ -74,8 +78,10 @@ class SpanConsumer(BatchConsumer[_Item]):
         self.normalizer = normalizer
         self.writer = writer or StoreWriter(store)
         self.default_tenant = default_tenant
+        transport = resolve(transport)
+        kafka = transport.settings
         super().__init__(
-            kafka,
+            transport,
             topic=kafka.spans_topic,
             group_id=kafka.group_id,
             client_id=f"{kafka.client_id}-pipeline",
@@ -84,13 +90,10 @@ class SpanConsumer(BatchConsumer[_Item]):
             batch_seconds=pipeline.batch_max_seconds,
             retry_max_seconds=pipeline.retry_max_seconds,
             max_poll_records=2000,
-            max_partition_fetch_bytes=kafka.max_record_bytes + 64 * 1024,
-            fetch_max_bytes=max(64 * 1024 * 1024, kafka.max_record_bytes * 2),
-            max_poll_interval_ms=300_000,
         )
         self.stats: ConsumerStats
 
-    def decode(self, record: Any) -> _Item | None:
+    def decode(self, record: IncomingRecord) -> _Item | None:
         headers = header_map(record.headers)
         value = record.value or b""
         try:
@@ -99,9 +102,9 @@ class SpanConsumer(BatchConsumer[_Item]):
             self.dead_letter(record, f"undecodable OTLP protobuf: {exc}", "DecodeError")
             return None
         try:
-            received = int(headers.get(Headers.RECEIVED_AT, "") or record.timestamp * 1_000_000)
+            received = int(headers.get(Headers.RECEIVED_AT, "") or record.timestamp_ms * 1_000_000)
         except ValueError:
-            received = record.timestamp * 1_000_000
+            received = record.timestamp_ms * 1_000_000
         return _Item(
             record.topic,
             record.partition,
@@ -129,10 +132,8 @@ class SpanConsumer(BatchConsumer[_Item]):
             for item in items:
                 try:
                     one = self._normalize([item])
-                    token = position_token([(item.topic, item.partition, item.offset)])
-                    self.retry_unavailable(
-                        lambda one=one, token=token: self.writer.write(one, token)
-                    )
+                    one_token = position_token([(item.topic, item.partition, item.offset)])
+                    self.retry_unavailable(partial(self.writer.write, one, one_token))
                     stored += one.span_count
                 except (StoreRejected, ValueError) as exc2:
                     self.dead_letter_value(

@@ -137,7 +137,8 @@ def merkle_root(leaves: list[str]) -> str:
     """RFC 6962-style Merkle tree hash over hex leaves (0x00 leaf prefix, 0x01 node prefix); computed
     by the compiled normalizer's module when installed (same function, tested equal)."""
     if _native is not None:
-        return _native.merkle_root(leaves)
+        root: str = _native.merkle_root(leaves)
+        return root
     return merkle_root_python(leaves)
 
 

@@ -84,7 +84,8 @@ class Tfidf:
 def _normalise(x: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
-    return x / norms
+    unit: np.ndarray = x / norms
+    return unit
 
 
 def kmeans(

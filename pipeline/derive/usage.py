@@ -30,7 +30,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Literal
+from typing import Any
 
 import pyarrow as pa
 
@@ -245,7 +245,7 @@ class UsageQuery:
     start: datetime
     end: datetime
     group_by: tuple[str, ...] = ()
-    interval: Literal["hour", "day"] | None = None
+    interval: str | None = None  # "hour" or "day" (``validate``)
     top: int | None = 20
     order_by: str = "cost_usd"
     filters: dict[str, str] = field(default_factory=dict)

@@ -4,12 +4,12 @@ The collector in Kafka mode answers an intent only once the broker has it; the
 pipeline's ``IntentConsumer`` stores it. Records are JSON objects: the row (times
 as Unix ns) plus ``type`` (intent, outcome, control), keyed by intent id (so an
 intent, its re-asks and its outcome share a partition and stay in order), with
-the usual tenant and receive-time headers.
+the usual tenant and receive-time headers. The records go through a ``Transport``
+(``pipeline/transport``): Kafka, or its in-memory double in tests.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import Any
 
@@ -22,17 +22,16 @@ from agentledger.pipeline.governance.base import (
 )
 from agentledger.pipeline.governance.records import RecordType
 from agentledger.pipeline.settings import KafkaSettings
-from agentledger.pipeline.transport.kafka import (
-    KafkaRecordTooLarge,
-    ensure_topics,
-    producer_config,
-    record_headers,
-    translate,
+from agentledger.pipeline.transport.base import (
+    OutgoingRecord,
+    RecordTooLarge,
+    Transport,
+    TransportError,
+    resolve,
 )
+from agentledger.pipeline.transport.records import record_headers
 
 __all__ = ["KafkaLog", "encode_record"]
-
-log = logging.getLogger(__name__)
 
 
 def encode_record(kind: RecordType, row: dict[str, Any]) -> bytes:
@@ -41,42 +40,39 @@ def encode_record(kind: RecordType, row: dict[str, Any]) -> bytes:
 
 
 class KafkaLog(RecordLog):
-    """kafka-python producer (acks=all, idempotent, no linger: an ask waits for its own record)."""
+    """A producer on the intents topic (acks=all, idempotent, no linger: an ask waits for its
+    own record).
 
-    def __init__(self, kafka: KafkaSettings, *, create_topics: bool = True) -> None:
-        from kafka import KafkaProducer
+    ``transport``: a Transport, or KafkaSettings to build a KafkaTransport from (transitional).
+    ``create_topics`` creates the missing topics first. Raises GovernanceUnavailable.
+    """
 
-        if not kafka.bootstrap_servers:
-            raise ValueError("KafkaLog needs AGENTLEDGER_KAFKA_BOOTSTRAP_SERVERS")
-        self.kafka = kafka
+    def __init__(self, transport: Transport | KafkaSettings, *, create_topics: bool = True) -> None:
+        self.transport = resolve(transport)
+        self.kafka = self.transport.settings
         try:
             if create_topics:
-                ensure_topics(kafka)
-            self._producer: Any = KafkaProducer(**{**producer_config(kafka), "linger_ms": 0})
-        except Exception as exc:
-            raise GovernanceUnavailable(f"Kafka unavailable: {translate(exc)}") from exc
+                with self.transport.admin() as admin:
+                    admin.ensure_topics()
+            self._producer = self.transport.producer(linger_ms=0)
+        except TransportError as exc:
+            raise GovernanceUnavailable(f"Kafka unavailable: {exc}") from exc
 
     def append(self, kind: RecordType, tenant: str, key: str, row: dict[str, Any]) -> None:
-        value = encode_record(kind, row)
+        record = OutgoingRecord(
+            self.kafka.intents_topic,
+            key.encode(),
+            encode_record(kind, row),
+            record_headers(tenant, time.time_ns()),
+        )
         try:
-            future = self._producer.send(
-                self.kafka.intents_topic,
-                key=key.encode(),
-                value=value,
-                headers=record_headers(tenant, time.time_ns()),
-            )
-            future.get(timeout=self.kafka.produce_timeout_s)
-        except Exception as exc:
-            err = translate(exc)
-            if isinstance(err, KafkaRecordTooLarge):
-                raise GovernanceRejected(f"record refused as too large: {err}", status=413) from exc
+            self._producer.send([record], timeout=self.kafka.produce_timeout_s)
+        except RecordTooLarge as exc:
+            raise GovernanceRejected(f"record refused as too large: {exc}", status=413) from exc
+        except TransportError as exc:
             raise GovernanceUnavailable(
-                f"Kafka did not acknowledge the record: {err}", retry_after=2
+                f"Kafka did not acknowledge the record: {exc}", retry_after=2
             ) from exc
 
     def close(self) -> None:
-        try:
-            self._producer.flush(timeout=10)
-            self._producer.close(timeout=10)
-        except Exception:  # closing after a broker loss must not raise
-            log.warning("closing the intents producer failed", exc_info=True)
+        self._producer.close()

@@ -108,7 +108,7 @@ def get_contents(store: Store, tenant: str, hashes: list[str]) -> dict[str, dict
 def trace_tree(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Spans nested under their parents (``children`` lists); orphans become roots."""
     by_id = {s["span_id"]: {**s, "children": []} for s in spans}
-    roots = []
+    roots: list[dict[str, Any]] = []
     for span in by_id.values():
         parent = by_id.get(span["parent_span_id"])
         (parent["children"] if parent is not None else roots).append(span)

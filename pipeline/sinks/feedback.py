@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from agentledger.pipeline.consumers.feedback import FeedbackProducer
 from agentledger.pipeline.services.datasets.feedback import FeedbackRecord, FeedbackUnavailable
-from agentledger.pipeline.settings import KafkaSettings
-from agentledger.pipeline.transport.kafka import KafkaUnavailable
+from agentledger.pipeline.transport import Transport, TransportError
 
 __all__ = ["TopicFeedbackLog"]
 
@@ -20,16 +19,16 @@ class TopicFeedbackLog:
 
     durable_in = "kafka"
 
-    def __init__(self, kafka: KafkaSettings) -> None:
+    def __init__(self, transport: Transport) -> None:
         try:
-            self._producer = FeedbackProducer(kafka)
-        except KafkaUnavailable as exc:
+            self._producer = FeedbackProducer(transport)
+        except TransportError as exc:
             raise FeedbackUnavailable(str(exc)) from exc
 
     def append(self, records: list[FeedbackRecord], received_at_ns: int) -> None:
         try:
             self._producer.send(records, received_at_ns)
-        except KafkaUnavailable as exc:
+        except TransportError as exc:
             raise FeedbackUnavailable(str(exc)) from exc
 
     def close(self) -> None:

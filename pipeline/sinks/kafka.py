@@ -4,80 +4,63 @@ collector answers.
 One record per trace (a request is split by trace id), key = trace id, headers
 for tenant, receive time and schema version, so that an OpenTelemetry
 Collector's Kafka exporter (``otlp_proto``) and our collector write the same
-topic, and any OTLP reader can consume it.
+topic, and any OTLP reader can consume it. The records go through a ``Transport``
+(``pipeline/transport``): Kafka, or its in-memory double in tests.
 """
 
 from __future__ import annotations
 
-import logging
 import time
-from typing import Any
 
 from agentledger.pipeline.settings import KafkaSettings
 from agentledger.pipeline.sinks.base import IngestBatch, Sink, SinkRejected, SinkUnavailable
-from agentledger.pipeline.transport.kafka import (
-    KafkaRecordTooLarge,
-    KafkaUnavailable,
-    ensure_topics,
-    producer_config,
-    record_headers,
-    split_by_trace,
-    translate,
+from agentledger.pipeline.transport.base import (
+    OutgoingRecord,
+    RecordTooLarge,
+    Transport,
+    TransportError,
+    resolve,
 )
+from agentledger.pipeline.transport.records import record_headers, split_by_trace
 
 __all__ = ["KafkaSink"]
 
-log = logging.getLogger(__name__)
-
 
 class KafkaSink(Sink):
-    """kafka-python producer with acks=all, idempotence and compression."""
+    """A producer on the spans topic (acks=all, idempotent, compressed).
 
-    def __init__(self, settings: KafkaSettings, *, create_topics: bool = True) -> None:
-        from kafka import KafkaProducer
+    ``transport``: a Transport, or KafkaSettings to build a KafkaTransport from (transitional).
+    ``create_topics`` creates the missing topics first. Raises TransportUnavailable.
+    """
 
-        if not settings.bootstrap_servers:
-            raise ValueError("KafkaSink needs AGENTLEDGER_KAFKA_BOOTSTRAP_SERVERS")
-        self.settings = settings
-        try:
-            if create_topics:
-                ensure_topics(settings)
-            self._producer: Any = KafkaProducer(**producer_config(settings))
-        except KafkaUnavailable:
-            raise
-        except Exception as exc:
-            raise translate(exc) from exc
+    def __init__(self, transport: Transport | KafkaSettings, *, create_topics: bool = True) -> None:
+        self.transport = resolve(transport)
+        self.settings = self.transport.settings
+        if create_topics:
+            with self.transport.admin() as admin:
+                admin.ensure_topics()
+        self._producer = self.transport.producer()
         self.records_sent = 0
         self._ready = False
         self._ready_checked = 0.0
 
     def write(self, batch: IngestBatch) -> None:
         try:
-            records = split_by_trace(batch.request, self.settings.max_record_bytes)
-        except KafkaRecordTooLarge as exc:
+            parts = split_by_trace(batch.request, self.settings.max_record_bytes)
+        except RecordTooLarge as exc:
             raise SinkRejected(str(exc), status=413) from exc
         headers = record_headers(batch.tenant, batch.received_at_ns)
-        deadline = time.monotonic() + self.settings.produce_timeout_s
-        futures = []
+        topic = self.settings.spans_topic
+        records = [
+            OutgoingRecord(topic, key.hex().encode(), value, headers) for key, value in parts
+        ]
         try:
-            for key, value in records:
-                futures.append(
-                    self._producer.send(
-                        self.settings.spans_topic,
-                        key=key.hex().encode(),
-                        value=value,
-                        headers=headers,
-                    )
-                )
-            self._producer.flush(timeout=max(0.1, deadline - time.monotonic()))
-            for future in futures:
-                future.get(timeout=max(0.1, deadline - time.monotonic()))
-        except Exception as exc:
-            err = translate(exc)
-            if isinstance(err, KafkaRecordTooLarge):
-                raise SinkRejected(f"record refused as too large: {err}", status=413) from exc
+            self._producer.send(records, timeout=self.settings.produce_timeout_s)
+        except RecordTooLarge as exc:
+            raise SinkRejected(f"record refused as too large: {exc}", status=413) from exc
+        except TransportError as exc:
             raise SinkUnavailable(
-                f"Kafka did not acknowledge the request: {err}", retry_after=2
+                f"Kafka did not acknowledge the request: {exc}", retry_after=2
             ) from exc
         self.records_sent += len(records)
 
@@ -86,16 +69,9 @@ class KafkaSink(Sink):
         now = time.monotonic()
         if now - self._ready_checked < 1.0:
             return self._ready
-        try:
-            self._ready = bool(self._producer.partitions_for(self.settings.spans_topic))
-        except Exception:
-            self._ready = False
+        self._ready = self._producer.ready(self.settings.spans_topic)
         self._ready_checked = now
         return self._ready
 
     def close(self) -> None:
-        try:
-            self._producer.flush(timeout=10)
-            self._producer.close(timeout=10)
-        except Exception:  # closing after a broker loss must not raise
-            log.warning("closing the Kafka producer failed", exc_info=True)
+        self._producer.close()

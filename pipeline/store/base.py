@@ -17,7 +17,7 @@ from __future__ import annotations
 import abc
 import weakref
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import pyarrow as pa
 
@@ -87,7 +87,7 @@ class Store(abc.ABC):
 
     def query_rows(self, sql: str, params: Params | None = None) -> list[dict[str, Any]]:
         """Run a query and return its rows as dictionaries."""
-        return self.query_arrow(sql, params).to_pylist()
+        return cast("list[dict[str, Any]]", self.query_arrow(sql, params).to_pylist())
 
     def query_scalar(self, sql: str, params: Params | None = None) -> Any:
         """First column of the first row, or None when there is no row."""
@@ -101,7 +101,7 @@ class Store(abc.ABC):
             writers = self.__dict__["_write_behind"]
         except KeyError:
             writers = self.__dict__.setdefault("_write_behind", [])
-        writers.append(weakref.WeakMethod(flush))  # type: ignore[arg-type]
+        writers.append(weakref.WeakMethod(flush))
 
     def flush_write_behind(self) -> None:
         """Store what write-behind writers on this store acknowledged: readers that must see

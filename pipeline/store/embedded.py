@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pyarrow as pa
 
@@ -87,7 +88,8 @@ class EmbeddedStore(Store):
             uri = ":memory:"
         self._lock = threading.RLock()
         try:
-            self._conn: Any = chdb.connect(uri)
+            connect = cast("Callable[[str], Any]", chdb.connect)  # untyped in chdb
+            self._conn: Any = connect(uri)
             self._conn.query(f"CREATE DATABASE IF NOT EXISTS {database}")
             self._conn.query(f"USE {database}")
         except Exception as exc:  # chdb raises ChdbError (a RuntimeError)
@@ -144,7 +146,8 @@ class EmbeddedStore(Store):
 
     def ping(self) -> bool:
         try:
-            return self.query_scalar("SELECT 1") == 1
+            one: object = self.query_scalar("SELECT 1")
+            return one == 1
         except Exception:
             return False
 

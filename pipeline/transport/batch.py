@@ -3,18 +3,23 @@
 One loop for the spans, governance and feedback topics:
 
 1. poll a batch, bounded by size (``weight`` of its items) and time;
-2. ``decode`` each record; one that can never be decoded goes to the dead-letter
-   topic at once, with the error and its source position in headers;
+2. ``decode`` each record; one that can never be decoded is dead-lettered: kept for the
+   dead-letter topic with the error and its source position in headers;
 3. ``handle`` (store) the decoded items with a deduplication token built from the batch's
    topic/partition/offset ranges (so a re-read batch inserts nothing twice);
-4. flush the dead letters, and only then commit the offsets of every polled record.
+4. send the batch's dead letters (acknowledged, acks=all), and only then commit the offsets
+   of every polled record.
 
 A crash between 3 and 4 re-reads the batch: the token (same batch) or the
 deduplicating tables (any re-batching) keep results exact. Store unavailable:
 ``retry_unavailable`` pauses the partitions, retries with back-off while keeping the
-group membership alive, and commits nothing; consumption resumes by itself.
+group membership alive, and commits nothing; consumption resumes by itself (the
+dead-letter topic unavailable at step 4: the same).
 ``stop()`` finishes the current batch and commits it; during an outage it leaves
 the batch uncommitted for the next run.
+
+The loop reads and writes only through a ``Transport`` (``transport/base.py``): Kafka in
+production, ``MemoryTransport`` in unit tests.
 """
 
 from __future__ import annotations
@@ -24,12 +29,23 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from agentledger.pipeline.failpoints import failpoint
 from agentledger.pipeline.settings import KafkaSettings
 from agentledger.pipeline.store import StoreUnavailable
-from agentledger.pipeline.transport.kafka import translate
+from agentledger.pipeline.transport.base import (
+    HeaderList,
+    IncomingRecord,
+    OutgoingRecord,
+    RecordTooLarge,
+    TopicPartition,
+    Transport,
+    TransportError,
+    TransportUnavailable,
+    resolve,
+)
+from agentledger.pipeline.transport.records import header_map
 from agentledger.schemas.topics import Headers
 
 __all__ = ["BatchConsumer", "BatchStats", "position_token"]
@@ -65,18 +81,21 @@ def position_token(positions: Iterable[tuple[str, int, int]]) -> str:
 
 
 class _Stopping(Exception):
-    """Raised out of a store retry when ``stop()`` was called during an outage."""
+    """Raised out of a retry when ``stop()`` was called during an outage."""
 
 
 class BatchConsumer(Generic[T]):
     """A consumer group on one topic; subclasses say how to ``decode`` and ``handle``.
 
-    ``run()`` blocks until ``stop()``. ``stats`` is the subclass's ``BatchStats``.
+    ``transport`` is a Transport, or KafkaSettings to build a KafkaTransport from (transitional).
+    The constructor creates the missing topics, joins the group and opens the dead-letter
+    producer (raises TransportUnavailable). ``run()`` blocks until ``stop()``. ``stats`` is the
+    subclass's ``BatchStats``.
     """
 
     def __init__(
         self,
-        kafka: KafkaSettings,
+        transport: Transport | KafkaSettings,
         *,
         topic: str,
         group_id: str,
@@ -86,15 +105,9 @@ class BatchConsumer(Generic[T]):
         batch_seconds: float,
         retry_max_seconds: float,
         max_poll_records: int = 2000,
-        **consumer_config: Any,
     ) -> None:
-        from kafka import KafkaConsumer, KafkaProducer
-
-        from agentledger.pipeline.transport.kafka import ensure_topics, producer_config
-
-        if not kafka.bootstrap_servers:
-            raise ValueError(f"the {type(self).__name__} needs AGENTLEDGER_KAFKA_BOOTSTRAP_SERVERS")
-        self.kafka = kafka
+        self.transport = resolve(transport)
+        self.kafka = self.transport.settings
         self.topic = topic
         self.group_id = group_id
         self.stats = stats
@@ -103,40 +116,22 @@ class BatchConsumer(Generic[T]):
         self.retry_max_seconds = retry_max_seconds
         self._max_poll_records = max_poll_records
         self._stop = threading.Event()
+        self._dead_letters: list[OutgoingRecord] = []
+        self._held: list[IncomingRecord] = []
+        with self.transport.admin() as admin:
+            admin.ensure_topics()
+        self._subscription = self.transport.subscribe(
+            topic, group_id=group_id, client_id=client_id, max_poll_records=max_poll_records
+        )
         try:
-            ensure_topics(kafka)
-            self._consumer: Any = KafkaConsumer(
-                bootstrap_servers=kafka.bootstrap_servers,
-                client_id=client_id,
-                group_id=group_id,
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",
-                max_poll_records=max_poll_records,
-                session_timeout_ms=10_000,
-                heartbeat_interval_ms=3_000,
-                **consumer_config,
-            )
-            self._await_partitions(topic)
-            self._consumer.subscribe([topic])
-            self._dlq: Any = KafkaProducer(**producer_config(kafka))
-        except Exception as exc:
-            raise translate(exc) from exc
-
-    def _await_partitions(self, topic: str, timeout_s: float = 30.0) -> None:
-        """Wait until the brokers' metadata lists the topic's partitions. A group that joins
-        before (a topic created a moment ago) can be assigned nothing and stay idle until
-        its next metadata refresh, minutes later."""
-        deadline = time.monotonic() + timeout_s
-        while not self._consumer.partitions_for_topic(topic):
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"topic {topic} has no partitions in the brokers' metadata after {timeout_s:g}s"
-                )
-            time.sleep(0.1)
+            self._dlq = self.transport.producer()
+        except BaseException:
+            self._subscription.close()
+            raise
 
     # -- what a subclass says ----------------------------------------------------------------------
 
-    def decode(self, record: Any) -> T | None:
+    def decode(self, record: IncomingRecord) -> T | None:
         """The item of one record, or None after dead-lettering it."""
         raise NotImplementedError
 
@@ -163,25 +158,15 @@ class BatchConsumer(Generic[T]):
                     self._process(records, items)
                 self._update_lag()
         except _Stopping:
-            log.info("stopped during a store outage; the batch stays uncommitted and is read again")
+            log.info("stopped during an outage; the batch stays uncommitted and is read again")
         finally:
-            self._close()
-
-    def _close(self) -> None:
-        for closer in (
-            lambda: self._dlq.flush(timeout=10),
-            lambda: self._dlq.close(timeout=10),
-            lambda: self._consumer.close(autocommit=False),
-        ):
-            try:
-                closer()
-            except Exception:
-                log.warning("closing a Kafka client failed", exc_info=True)
+            self._dlq.close()
+            self._subscription.close()
 
     # -- one batch ---------------------------------------------------------------------------------
 
-    def _poll_batch(self) -> tuple[list[Any], list[T]]:
-        records: list[Any] = []
+    def _poll_batch(self) -> tuple[list[IncomingRecord], list[T]]:
+        records: list[IncomingRecord] = []
         items: list[T] = []
         size = 0
         deadline = time.monotonic() + self.batch_seconds
@@ -189,82 +174,118 @@ class BatchConsumer(Generic[T]):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            polled = self._consumer.poll(
-                timeout_ms=int(min(remaining, 0.5) * 1000), max_records=self._max_poll_records
-            )
-            for part in polled.values():
-                for record in part:
-                    records.append(record)
-                    self.stats.records += 1
-                    item = self.decode(record)
-                    if item is not None:
-                        items.append(item)
-                        size += self.weight(item)
+            if self._held:
+                polled, self._held = self._held, []
+            else:
+                polled = self._subscription.poll(min(remaining, 0.5), self._max_poll_records)
+            for record in polled:
+                records.append(record)
+                self.stats.records += 1
+                item = self.decode(record)
+                if item is not None:
+                    items.append(item)
+                    size += self.weight(item)
             if not polled and records:
                 break  # the topic is drained: do not wait out the deadline
         return records, items
 
-    def _process(self, records: list[Any], items: list[T]) -> None:
-        from kafka.structs import OffsetAndMetadata, TopicPartition
-
+    def _process(self, records: list[IncomingRecord], items: list[T]) -> None:
         started = time.monotonic()
-        if items:
-            self.handle(items, position_token((r.topic, r.partition, r.offset) for r in records))
-        failpoint("after_insert_before_commit")
-        last: dict[tuple[str, int], int] = {}
-        for r in records:  # dead-lettered records too: they are done with
-            key = (r.topic, r.partition)
-            if last.get(key, -1) < r.offset:
-                last[key] = r.offset
-        offsets = {
-            TopicPartition(*key): OffsetAndMetadata(offset + 1, "", -1)
-            for key, offset in last.items()
-        }
         try:
-            self._dlq.flush(
-                timeout=30
-            )  # dead letters are durable before their offsets are committed
-            self._consumer.commit(offsets)
-        except Exception as exc:  # rebalanced away: the next owner re-reads; results stay exact
-            self.stats.commit_failures += 1
-            log.warning("offset commit failed (%s); records will be re-read and deduplicated", exc)
+            if items:
+                self.handle(
+                    items, position_token((r.topic, r.partition, r.offset) for r in records)
+                )
+            failpoint("after_insert_before_commit")
+            following: dict[TopicPartition, int] = {}
+            for r in records:  # dead-lettered records too: they are done with
+                tp = TopicPartition(r.topic, r.partition)
+                if following.get(tp, 0) <= r.offset:
+                    following[tp] = r.offset + 1
+            self._commit(following)
+        finally:
+            self._dead_letters.clear()  # sent, or made again when the batch is read again
         self.stats.batches += 1
         self.stats.last_batch_seconds = time.monotonic() - started
 
+    def _commit(self, following: dict[TopicPartition, int]) -> None:
+        """Send the batch's dead letters (acks=all; retried while the broker is unavailable), and
+        only then commit its offsets."""
+        if self._dead_letters:
+            self._retry(self._send_dead_letters, TransportUnavailable, "dead-letter topic")
+        try:
+            self._subscription.commit(following)
+        except (
+            TransportError
+        ) as exc:  # rebalanced away: the next owner re-reads; results stay exact
+            self.stats.commit_failures += 1
+            log.warning("offset commit failed (%s); records will be re-read and deduplicated", exc)
+
+    def _send_dead_letters(self) -> None:
+        try:
+            self._dlq.send(self._dead_letters, timeout=30)
+        except (
+            RecordTooLarge
+        ):  # one by one, to drop only those that never fit (others may go twice)
+            for record in self._dead_letters:
+                try:
+                    self._dlq.send([record], timeout=30)
+                except RecordTooLarge as exc:
+                    log.error(
+                        "dead letter %s refused as too large, dropped: %s",
+                        header_map(record.headers).get(Headers.SOURCE),
+                        exc,
+                    )
+
     def retry_unavailable(self, attempt: Callable[[], R]) -> R:
         """``attempt()`` until the store takes it: partitions paused and nothing committed meanwhile."""
+        return self._retry(attempt, StoreUnavailable, "store")
+
+    def _retry(self, attempt: Callable[[], R], retryable: type[Exception], what: str) -> R:
+        """``attempt()`` until it does not raise ``retryable``, with back-off; the partitions are
+        paused meanwhile and the group membership kept alive. ``stop()`` ends it (``_Stopping``)."""
+        store = retryable is StoreUnavailable
         delay = 0.2
         paused = False
         while True:
             try:
                 result = attempt()
-                self.stats.store_available = True
-                if paused:
-                    self._consumer.resume(*self._consumer.assignment())
-                    log.info("store available again; resumed consumption of %s", self.topic)
-                return result
-            except StoreUnavailable as exc:
-                self.stats.store_available = False
-                self.stats.store_retries += 1
+            except retryable as exc:
+                if store:
+                    self.stats.store_available = False
+                    self.stats.store_retries += 1
                 if self._stop.is_set():
                     raise _Stopping() from exc
                 if not paused:
-                    self._consumer.pause(*self._consumer.assignment())
+                    self._subscription.pause()
                     paused = True
                 log.warning(
-                    "store unavailable (%s); retrying in %.1fs, nothing committed", exc, delay
+                    "%s unavailable (%s); retrying in %.1fs, nothing committed", what, exc, delay
                 )
-                end = time.monotonic() + delay
-                while time.monotonic() < end and not self._stop.is_set():
-                    # keep the group membership alive while paused (returns nothing for paused partitions)
-                    self._consumer.poll(
-                        timeout_ms=int(min(0.5, max(0.0, end - time.monotonic())) * 1000)
-                    )
+                self._keep_membership(delay)
                 delay = min(delay * 2, self.retry_max_seconds)
+                continue
+            if store:
+                self.stats.store_available = True
+            if paused:
+                self._subscription.resume()
+                log.info("%s available again; resumed consumption of %s", what, self.topic)
+            return result
+
+    def _keep_membership(self, seconds: float) -> None:
+        """Poll the paused subscription for ``seconds`` (or until ``stop()``): it returns nothing
+        and keeps the group membership alive. A rebalance meanwhile assigns partitions unpaused:
+        their records are held for the next batch, and the partitions paused too."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end and not self._stop.is_set():
+            held = self._subscription.poll(min(0.5, max(0.0, end - time.monotonic())))
+            if held:
+                self._held.extend(held)
+                self._subscription.pause()
 
     # -- dead letters ------------------------------------------------------------------------------
 
-    def dead_letter(self, record: Any, error: str, error_class: str) -> None:
+    def dead_letter(self, record: IncomingRecord, error: str, error_class: str) -> None:
         """Send ``record`` as it was read to the dead-letter topic, the error in its headers."""
         self.dead_letter_value(
             record.value or b"",
@@ -278,20 +299,22 @@ class BatchConsumer(Generic[T]):
     def dead_letter_value(
         self,
         value: bytes,
-        headers: list[tuple[str, bytes]],
+        headers: HeaderList,
         error: str,
         error_class: str,
         source: str,
         *,
         key: bytes | None = None,
     ) -> None:
-        """Send ``value`` (a decoded item re-encoded) to the dead-letter topic."""
-        headers = headers + [
+        """Send ``value`` (a decoded item re-encoded) to the dead-letter topic. It is sent with
+        the batch, before the batch's offsets are committed."""
+        headers = [
+            *headers,
             (Headers.ERROR, error[:2000].encode()),
             (Headers.ERROR_CLASS, error_class.encode()),
             (Headers.SOURCE, source.encode()),
         ]
-        self._dlq.send(self.kafka.dead_letter_topic, key=key, value=value, headers=headers)
+        self._dead_letters.append(OutgoingRecord(self.kafka.dead_letter_topic, key, value, headers))
         self.stats.dead_letters += 1
         log.warning("dead-lettered %s of %s: %s", source, self.topic, error)
 
@@ -299,11 +322,7 @@ class BatchConsumer(Generic[T]):
 
     def _update_lag(self) -> None:
         try:
-            for tp in self._consumer.assignment():
-                high = self._consumer.highwater(tp)
-                if high is not None:
-                    self.stats.lag[f"{tp.topic}/{tp.partition}"] = max(
-                        0, high - self._consumer.position(tp)
-                    )
+            for tp, lag in self._subscription.lag().items():
+                self.stats.lag[f"{tp.topic}/{tp.partition}"] = lag
         except Exception:  # lag is informational
             log.debug("lag update failed", exc_info=True)

@@ -1,137 +1,87 @@
-"""Kafka plumbing shared by the collector's sink and the pipeline's consumer.
+"""``KafkaTransport``: the transport on kafka-python.
 
-This module is the boundary for kafka-python: its exceptions are translated
-here into AgentLedger's own::
+This is the only module of AgentLedger that imports ``kafka``. Every call into kafka-python
+runs inside ``_boundary``, which turns whatever it raises into the hierarchy of
+``transport/base.py`` (``translate``): a size refusal into RecordTooLarge, a lost group
+membership at commit into CommitFailed, anything else into TransportUnavailable.
 
-    KafkaUnavailable    broker unreachable, metadata or acknowledgement timed out (retryable)
-    KafkaRecordTooLarge a record over the broker's or producer's size limit (permanent)
-
-It also holds the record layout (split by trace, headers) and topic creation.
+Producers are idempotent with acks=all and the configured compression; subscriptions commit
+only explicitly, start at the earliest record of a partition the group never committed, and
+join their group only once the topic's partitions are known.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from types import TracebackType
 from typing import Any
 
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import errors as ke
+from kafka.admin import NewTopic
+from kafka.structs import OffsetAndMetadata
+from kafka.structs import TopicPartition as KafkaTopicPartition
 
 from agentledger.pipeline.settings import KafkaSettings
-from agentledger.schemas.topics import SCHEMA_VERSION, Headers
+from agentledger.pipeline.transport.base import (
+    CommitFailed,
+    IncomingRecord,
+    OutgoingRecord,
+    PartitionLag,
+    RecordTooLarge,
+    TopicPartition,
+    TransportError,
+    TransportUnavailable,
+)
 
 __all__ = [
+    "KafkaTransport",
+    "KafkaProducerClient",
+    "KafkaSubscription",
+    "KafkaAdmin",
+    "translate",
+    "producer_config",
+    "ensure_topics",
     "KafkaUnavailable",
     "KafkaRecordTooLarge",
-    "split_by_trace",
-    "record_headers",
-    "header_map",
-    "ensure_topics",
-    "producer_config",
-    "translate",
 ]
 
 log = logging.getLogger(__name__)
 
-
-class KafkaUnavailable(Exception):
-    """The broker cannot take or give data now; retry later."""
-
-
-class KafkaRecordTooLarge(Exception):
-    """A record exceeds the size the producer or broker accepts."""
+KafkaUnavailable = TransportUnavailable
+"""Former name of TransportUnavailable (kept until its importers move)."""
+KafkaRecordTooLarge = RecordTooLarge
+"""Former name of RecordTooLarge (kept until its importers move)."""
 
 
-def translate(exc: BaseException) -> Exception:
-    """kafka-python's exception as ours."""
-    from kafka import errors as ke
-
+def translate(exc: BaseException) -> TransportError:
+    """kafka-python's exception (or any raised inside it) as ours."""
+    if isinstance(exc, TransportError):
+        return exc
     if isinstance(exc, (ke.MessageSizeTooLargeError, ke.RecordListTooLargeError)):
-        return KafkaRecordTooLarge(str(exc) or type(exc).__name__)
-    return KafkaUnavailable(f"{type(exc).__name__}: {exc}")
+        return RecordTooLarge(str(exc) or type(exc).__name__)
+    if isinstance(exc, ke.CommitFailedError):
+        return CommitFailed(str(exc) or type(exc).__name__)
+    text = str(exc)
+    name = type(exc).__name__
+    return TransportUnavailable(text if text.startswith(name) else f"{name}: {text}")
 
 
-def split_by_trace(request: ExportTraceServiceRequest, max_bytes: int) -> list[tuple[bytes, bytes]]:
-    """(trace id, serialized request) per trace, resource and scope kept; a trace larger than
-    ``max_bytes`` is cut into several records with the same key (same partition, in order).
-
-    Raises KafkaRecordTooLarge when a single span exceeds ``max_bytes``.
-    """
-    # trace id -> [(resource_spans index, scope_spans index, [span indices])]
-    layout: dict[bytes, dict[tuple[int, int], list[int]]] = defaultdict(lambda: defaultdict(list))
-    for ri, rs in enumerate(request.resource_spans):
-        for si, ss in enumerate(rs.scope_spans):
-            for pi, span in enumerate(ss.spans):
-                layout[span.trace_id][(ri, si)].append(pi)
-    if len(layout) == 1:
-        (trace_id,) = layout
-        data = request.SerializeToString()
-        if len(data) <= max_bytes:
-            return [(trace_id, data)]
-    records: list[tuple[bytes, bytes]] = []
-    for trace_id, groups in layout.items():
-        records.extend(_build(request, trace_id, groups, max_bytes))
-    return records
+@contextmanager
+def _boundary() -> Iterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        err = translate(exc)
+        if err is exc:
+            raise
+        raise err from exc
 
 
-def _build(
-    request: ExportTraceServiceRequest,
-    trace_id: bytes,
-    groups: dict[tuple[int, int], list[int]],
-    max_bytes: int,
-) -> list[tuple[bytes, bytes]]:
-    out = ExportTraceServiceRequest()
-    for (ri, si), span_idx in groups.items():
-        src_rs = request.resource_spans[ri]
-        src_ss = src_rs.scope_spans[si]
-        rs = out.resource_spans.add()
-        rs.resource.CopyFrom(src_rs.resource)
-        rs.schema_url = src_rs.schema_url
-        ss = rs.scope_spans.add()
-        ss.scope.CopyFrom(src_ss.scope)
-        ss.schema_url = src_ss.schema_url
-        for pi in span_idx:
-            ss.spans.add().CopyFrom(src_ss.spans[pi])
-    data = out.SerializeToString()
-    if len(data) <= max_bytes:
-        return [(trace_id, data)]
-    spans = [(key, pi) for key, idx in groups.items() for pi in idx]
-    if len(spans) == 1:
-        raise KafkaRecordTooLarge(
-            f"one span of trace {trace_id.hex()} is {len(data)} bytes, over the record limit of {max_bytes}"
-        )
-    half = len(spans) // 2
-    parts: list[tuple[bytes, bytes]] = []
-    for chunk in (spans[:half], spans[half:]):
-        sub: dict[tuple[int, int], list[int]] = defaultdict(list)
-        for key, pi in chunk:
-            sub[key].append(pi)
-        parts.extend(_build(request, trace_id, sub, max_bytes))
-    return parts
-
-
-def record_headers(tenant: str, received_at_ns: int) -> list[tuple[str, bytes]]:
-    return [
-        (Headers.TENANT, tenant.encode()),
-        (Headers.RECEIVED_AT, str(received_at_ns).encode()),
-        (Headers.SCHEMA, SCHEMA_VERSION.encode()),
-    ]
-
-
-def header_map(headers: Any) -> dict[str, str]:
-    """Record headers as text (undecodable values dropped)."""
-    out: dict[str, str] = {}
-    for key, value in headers or ():
-        try:
-            out[key] = (
-                value.decode("utf-8") if isinstance(value, (bytes, bytearray)) else str(value)
-            )
-        except UnicodeDecodeError:
-            continue
-    return out
-
-
-def producer_config(settings: KafkaSettings) -> dict[str, Any]:
+def producer_config(settings: KafkaSettings, *, linger_ms: int = 2) -> dict[str, Any]:
     delivery_ms = int(settings.produce_timeout_s * 1000)
     return {
         "bootstrap_servers": settings.bootstrap_servers,
@@ -140,7 +90,7 @@ def producer_config(settings: KafkaSettings) -> dict[str, Any]:
         "enable_idempotence": True,
         "compression_type": None if settings.compression == "none" else settings.compression,
         "max_request_size": settings.max_record_bytes + 64 * 1024,
-        "linger_ms": 2,
+        "linger_ms": linger_ms,
         "batch_size": 1024 * 1024,
         "max_block_ms": 5_000,
         "request_timeout_ms": max(500, min(10_000, delivery_ms - 100)),
@@ -150,54 +100,256 @@ def producer_config(settings: KafkaSettings) -> dict[str, Any]:
     }
 
 
-def ensure_topics(settings: KafkaSettings) -> list[str]:
-    """Create the spans, dead-letter, feedback and intents topics that do not exist yet."""
-    from kafka import KafkaAdminClient
-    from kafka.admin import NewTopic
-    from kafka.errors import KafkaError, TopicAlreadyExistsError
+class KafkaTransport:
+    """kafka-python clients for the brokers of ``settings``."""
 
-    configs = {
-        "retention.ms": str(settings.retention_ms),
-        "max.message.bytes": str(settings.max_record_bytes + 64 * 1024),
-    }
-    wanted = [
-        settings.spans_topic,
-        settings.dead_letter_topic,
-        settings.feedback_topic,
-        settings.intents_topic,
-    ]
-    try:
-        admin = KafkaAdminClient(
-            bootstrap_servers=settings.bootstrap_servers,
-            client_id=settings.client_id,
-            request_timeout_ms=10_000,
+    def __init__(self, settings: KafkaSettings) -> None:
+        if not settings.bootstrap_servers:
+            raise ValueError("the Kafka transport needs AGENTLEDGER_KAFKA_BOOTSTRAP_SERVERS")
+        self._settings = settings
+
+    @property
+    def settings(self) -> KafkaSettings:
+        return self._settings
+
+    def producer(self, *, linger_ms: int = 2) -> KafkaProducerClient:
+        return KafkaProducerClient(self._settings, linger_ms=linger_ms)
+
+    def subscribe(
+        self, topic: str, *, group_id: str, client_id: str, max_poll_records: int = 500
+    ) -> KafkaSubscription:
+        return KafkaSubscription(
+            self._settings,
+            topic,
+            group_id=group_id,
+            client_id=client_id,
+            max_poll_records=max_poll_records,
         )
-    except Exception as exc:
-        raise translate(exc) from exc
-    created = []
-    try:
-        existing = set(admin.list_topics())
-        missing = [t for t in wanted if t not in existing]
-        if missing:
+
+    def admin(self, *, timeout: float = 10.0) -> KafkaAdmin:
+        return KafkaAdmin(self._settings, timeout=timeout)
+
+    def __repr__(self) -> str:
+        return f"KafkaTransport({self._settings.bootstrap_servers!r})"
+
+
+class KafkaProducerClient:
+    """``KafkaProducer`` behind ``Producer``."""
+
+    def __init__(self, settings: KafkaSettings, *, linger_ms: int = 2) -> None:
+        self._linger_ms = linger_ms
+        self._closed = False
+        with _boundary():
+            self._client: Any = KafkaProducer(**producer_config(settings, linger_ms=linger_ms))
+
+    def send(self, records: Sequence[OutgoingRecord], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        with _boundary():
+            futures = [
+                self._client.send(r.topic, key=r.key, value=r.value, headers=list(r.headers))
+                for r in records
+            ]
+            if self._linger_ms:  # do not wait out the linger: the caller waits for these
+                self._client.flush(timeout=max(0.1, deadline - time.monotonic()))
+            for future in futures:
+                future.get(timeout=max(0.1, deadline - time.monotonic()))
+
+    def ready(self, topic: str) -> bool:
+        try:
+            return bool(self._client.partitions_for(topic))
+        except Exception:
+            return False
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._client.flush(timeout=10)
+            self._client.close(timeout=10)
+        except Exception:  # closing after a broker loss must not raise
+            log.warning("closing a Kafka producer failed", exc_info=True)
+
+
+class KafkaSubscription:
+    """``KafkaConsumer`` in a group, subscribed to one topic, behind ``Subscription``."""
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        topic: str,
+        *,
+        group_id: str,
+        client_id: str,
+        max_poll_records: int = 500,
+    ) -> None:
+        self.topic = topic
+        self.group_id = group_id
+        self._closed = False
+        with _boundary():
+            self._client: Any = KafkaConsumer(
+                bootstrap_servers=settings.bootstrap_servers,
+                client_id=client_id,
+                group_id=group_id,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                max_poll_records=max_poll_records,
+                session_timeout_ms=10_000,
+                heartbeat_interval_ms=3_000,
+                max_poll_interval_ms=300_000,
+                # a fetch takes at least one whole record of the largest size the producers send
+                max_partition_fetch_bytes=settings.max_record_bytes + 64 * 1024,
+                fetch_max_bytes=max(64 * 1024 * 1024, settings.max_record_bytes * 2),
+            )
             try:
-                admin.create_topics(
-                    [
-                        NewTopic(
-                            t,
-                            settings.partitions,
-                            settings.replication_factor,
-                            topic_configs=configs,
-                        )
-                        for t in missing
-                    ]
+                self._await_partitions(topic)
+                self._client.subscribe([topic])
+            except BaseException:
+                self._client.close(autocommit=False)
+                raise
+
+    def _await_partitions(self, topic: str, timeout_s: float = 30.0) -> None:
+        """Wait until the brokers' metadata lists the topic's partitions. A group that joins
+        before (a topic created a moment ago) can be assigned nothing and stay idle until
+        its next metadata refresh, minutes later."""
+        deadline = time.monotonic() + timeout_s
+        while not self._client.partitions_for_topic(topic):
+            if time.monotonic() > deadline:
+                raise TransportUnavailable(
+                    f"topic {topic} has no partitions in the brokers' metadata after {timeout_s:g}s"
                 )
-                created = missing
-            except TopicAlreadyExistsError:  # another replica created them first
-                pass
-    except KafkaError as exc:
-        raise translate(exc) from exc
-    finally:
-        admin.close()
-    if created:
-        log.info("created Kafka topics %s", created)
-    return created
+            time.sleep(0.1)
+
+    def poll(self, timeout: float, max_records: int | None = None) -> list[IncomingRecord]:
+        with _boundary():
+            polled = self._client.poll(timeout_ms=int(timeout * 1000), max_records=max_records)
+        return [
+            IncomingRecord(
+                r.topic, r.partition, r.offset, r.key, r.value, r.headers or (), r.timestamp
+            )
+            for part in polled.values()
+            for r in part
+        ]
+
+    def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        with _boundary():
+            self._client.commit(
+                {
+                    KafkaTopicPartition(tp.topic, tp.partition): OffsetAndMetadata(offset, "", -1)
+                    for tp, offset in offsets.items()
+                }
+            )
+
+    def pause(self) -> None:
+        with _boundary():
+            self._client.pause(*self._client.assignment())
+
+    def resume(self) -> None:
+        with _boundary():
+            self._client.resume(*self._client.assignment())
+
+    def lag(self) -> dict[TopicPartition, int]:
+        out: dict[TopicPartition, int] = {}
+        with _boundary():
+            for tp in self._client.assignment():
+                high = self._client.highwater(tp)
+                if high is not None:
+                    out[TopicPartition(tp.topic, tp.partition)] = max(
+                        0, high - self._client.position(tp)
+                    )
+        return out
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._client.close(autocommit=False)
+        except Exception:
+            log.warning("closing a Kafka consumer failed", exc_info=True)
+
+
+class KafkaAdmin:
+    """``KafkaAdminClient`` (and a group-less consumer for end offsets) behind ``Admin``."""
+
+    def __init__(self, settings: KafkaSettings, *, timeout: float = 10.0) -> None:
+        self._settings = settings
+        self._timeout_ms = int(timeout * 1000)
+        with _boundary():
+            self._client: Any = KafkaAdminClient(
+                bootstrap_servers=settings.bootstrap_servers,
+                client_id=settings.client_id,
+                request_timeout_ms=self._timeout_ms,
+            )
+
+    def ensure_topics(self, topics: Sequence[str] | None = None) -> list[str]:
+        s = self._settings
+        wanted = list(
+            topics or (s.spans_topic, s.dead_letter_topic, s.feedback_topic, s.intents_topic)
+        )
+        configs = {
+            "retention.ms": str(s.retention_ms),
+            "max.message.bytes": str(s.max_record_bytes + 64 * 1024),
+        }
+        created: list[str] = []
+        with _boundary():
+            existing = set(self._client.list_topics())
+            missing = [t for t in wanted if t not in existing]
+            if missing:
+                try:
+                    self._client.create_topics(
+                        [
+                            NewTopic(t, s.partitions, s.replication_factor, topic_configs=configs)
+                            for t in missing
+                        ]
+                    )
+                    created = missing
+                except ke.TopicAlreadyExistsError:  # another replica created them first
+                    pass
+        if created:
+            log.info("created Kafka topics %s", created)
+        return created
+
+    def group_lag(self, group_id: str, topic: str) -> list[PartitionLag]:
+        with _boundary():
+            consumer = KafkaConsumer(
+                bootstrap_servers=self._settings.bootstrap_servers,
+                client_id=self._settings.client_id,
+                request_timeout_ms=self._timeout_ms,
+            )
+            try:
+                partitions = consumer.partitions_for_topic(topic) or set()
+                tps = [KafkaTopicPartition(topic, p) for p in sorted(partitions)]
+                ends = consumer.end_offsets(tps)
+                committed = self._client.list_group_offsets({group_id: None}).get(group_id, {})
+            finally:
+                consumer.close()
+        rows = []
+        for tp in tps:
+            done = committed.get(tp)
+            offset = done.offset if done is not None and done.offset >= 0 else 0
+            rows.append(PartitionLag(topic, tp.partition, offset, ends[tp]))
+        return rows
+
+    def close(self) -> None:
+        try:
+            self._client.close()
+        except Exception:
+            log.warning("closing a Kafka admin client failed", exc_info=True)
+
+    def __enter__(self) -> KafkaAdmin:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def ensure_topics(settings: KafkaSettings) -> list[str]:
+    """Create the spans, dead-letter, feedback and intents topics of ``settings`` that are missing."""
+    with KafkaTransport(settings).admin() as admin:
+        return admin.ensure_topics()

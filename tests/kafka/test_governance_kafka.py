@@ -156,7 +156,8 @@ def test_broker_down_the_tool_does_not_run(
 
             raise KafkaTimeoutError("Failed to update metadata after 5.0 secs.")
 
-        monkeypatch.setattr(service.intents._producer, "send", refuse)
+        # kafka-python's own producer fails: the transport's boundary translates its error
+        monkeypatch.setattr(service.intents._producer._client, "send", refuse)
         ran: list[int] = []
 
         @governed_tool

@@ -113,7 +113,8 @@ def test_poison_record_goes_to_dead_letters_and_the_rest_is_stored(
 ) -> None:
     from kafka import KafkaConsumer, KafkaProducer
 
-    from agentledger.pipeline.transport.kafka import ensure_topics, record_headers
+    from agentledger.pipeline.transport import record_headers
+    from agentledger.pipeline.transport.kafka import ensure_topics
 
     ensure_topics(kafka_settings)
     producer = KafkaProducer(bootstrap_servers=kafka_settings.bootstrap_servers, acks="all")
@@ -172,7 +173,8 @@ def test_redelivered_records_count_once(kafka_settings, pipeline_settings, store
     """At-least-once input: the same records produced twice; the shipped queries stay exact."""
     from kafka import KafkaProducer
 
-    from agentledger.pipeline.transport.kafka import ensure_topics, record_headers
+    from agentledger.pipeline.transport import record_headers
+    from agentledger.pipeline.transport.kafka import ensure_topics
 
     ensure_topics(kafka_settings)
     producer = KafkaProducer(bootstrap_servers=kafka_settings.bootstrap_servers, acks="all")

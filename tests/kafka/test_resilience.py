@@ -17,7 +17,8 @@ from agentledger.compose import build_edge_app
 from agentledger.pipeline.consumers.spans import SpanConsumer
 from agentledger.pipeline.normalize import OtlpNormalizer
 from agentledger.pipeline.sinks.kafka import KafkaSink
-from agentledger.pipeline.transport.kafka import ensure_topics, record_headers
+from agentledger.pipeline.transport import record_headers
+from agentledger.pipeline.transport.kafka import ensure_topics
 from agentledger.server import AppServer
 from bench.traffic import SPANS_PER_RUN, requests
 from tests.kafka.conftest import free_port, start_broker

@@ -5,10 +5,10 @@ answer); in Kafka mode the pipeline stores the intents topic with ``IntentConsum
 """
 
 from agentledger.pipeline.governance.base import (
-    GovernanceError,
     GovernanceRejected,
     GovernanceUnavailable,
     RecordLog,
+    RecordLogError,
 )
 from agentledger.pipeline.governance.controls import ControlBook
 from agentledger.pipeline.governance.memory import MemoryLog
@@ -28,7 +28,7 @@ from agentledger.pipeline.governance.service import GovernanceService
 from agentledger.pipeline.governance.settings import GovernanceSettings
 
 __all__ = [
-    "GovernanceError",
+    "RecordLogError",
     "GovernanceRejected",
     "GovernanceUnavailable",
     "RecordLog",

@@ -9,7 +9,7 @@ collector with a store), ``KafkaLog`` (the intents topic, acks=all; the pipeline
 
 Exceptions, by what the agent should do::
 
-    GovernanceError
+    RecordLogError
     ├── GovernanceUnavailable  retryable: store or broker down, timed out  -> HTTP 503 + Retry-After
     └── GovernanceRejected     permanent: the record can never be taken     -> HTTP 400 (or its status)
 """
@@ -21,14 +21,14 @@ from typing import Any
 
 from agentledger.pipeline.governance.records import RecordType
 
-__all__ = ["RecordLog", "GovernanceError", "GovernanceUnavailable", "GovernanceRejected"]
+__all__ = ["RecordLog", "RecordLogError", "GovernanceUnavailable", "GovernanceRejected"]
 
 
-class GovernanceError(Exception):
-    """A governance record could not be taken."""
+class RecordLogError(Exception):
+    """A governance record could not be taken (the agent side has its own `GovernanceError`)."""
 
 
-class GovernanceUnavailable(GovernanceError):
+class GovernanceUnavailable(RecordLogError):
     """Nothing was stored; asking again later may succeed."""
 
     def __init__(self, message: str, retry_after: float = 1.0) -> None:
@@ -36,7 +36,7 @@ class GovernanceUnavailable(GovernanceError):
         self.retry_after = retry_after
 
 
-class GovernanceRejected(GovernanceError):
+class GovernanceRejected(RecordLogError):
     """The record can never be stored as it is."""
 
     def __init__(self, message: str, status: int = 400) -> None:
@@ -48,7 +48,7 @@ class RecordLog(abc.ABC):
     """Makes governance records durable.
 
     Contract: ``append`` is called from many threads at once and blocks until the
-    record is durable, or raises GovernanceError (then nothing is promised stored).
+    record is durable, or raises RecordLogError (then nothing is promised stored).
     Appending the same record twice may store it twice; the tables collapse the
     copies (same sorting key), so reads with ``FINAL`` see it once. ``close`` is
     safe to call twice.

@@ -23,10 +23,10 @@ from typing import Any
 import orjson
 
 from agentledger.pipeline.governance.base import (
-    GovernanceError,
     GovernanceRejected,
     GovernanceUnavailable,
     RecordLog,
+    RecordLogError,
 )
 from agentledger.pipeline.governance.records import (
     CONTROLS_TABLE,
@@ -75,7 +75,7 @@ class _Pending:
     table: str
     row: dict[str, Any]
     done: threading.Event = field(default_factory=threading.Event)
-    error: GovernanceError | None = None
+    error: RecordLogError | None = None
 
 
 class StoreLog(RecordLog):
@@ -136,7 +136,7 @@ class StoreLog(RecordLog):
         for item in group:
             by_table.setdefault(item.table, []).append(item)
         for table, items in by_table.items():
-            error: GovernanceError | None = None
+            error: RecordLogError | None = None
             try:
                 insert_rows(self.store, table, [i.row for i in items])
             except StoreUnavailable as exc:

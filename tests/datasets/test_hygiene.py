@@ -9,8 +9,8 @@ import random
 import pytest
 
 from agentledger.pipeline.services.datasets.hygiene import (
+    DatasetRedactor,
     Deduplicator,
-    Redactor,
     fingerprint,
     iban_valid,
     luhn_valid,
@@ -42,12 +42,12 @@ KEEP = [
 
 @pytest.mark.parametrize(("text", "expected"), REDACT)
 def test_presets_redact(text: str, expected: str) -> None:
-    assert Redactor().text(text) == expected
+    assert DatasetRedactor().text(text) == expected
 
 
 @pytest.mark.parametrize("text", KEEP)
 def test_presets_keep_what_is_not_personal(text: str) -> None:
-    assert Redactor().text(text) == text
+    assert DatasetRedactor().text(text) == text
 
 
 def test_checksums() -> None:
@@ -56,24 +56,24 @@ def test_checksums() -> None:
 
 
 def test_choosing_presets_and_counting() -> None:
-    r = Redactor.parse("email,card")
+    r = DatasetRedactor.parse("email,card")
     assert r.presets == ("card", "email")
     out = r.text("x@y.example 4111 1111 1111 1111 +44 20 7946 0958")
     assert out == "[REDACTED:EMAIL] [REDACTED:CARD] +44 20 7946 0958"
     assert r.policy["replaced"] == {"card": 1, "email": 1}
     assert (
-        Redactor.parse("none").text("x@y.example") == "x@y.example"
-        and Redactor.parse("none").gate is None
+        DatasetRedactor.parse("none").text("x@y.example") == "x@y.example"
+        and DatasetRedactor.parse("none").gate is None
     )
     assert r.value({"to": ["x@y.example"], "n": 3}) == {"to": ["[REDACTED:EMAIL]"], "n": 3}
     with pytest.raises(ValueError):
-        Redactor.parse("email,ssn")
+        DatasetRedactor.parse("email,ssn")
 
 
 def test_the_store_side_gate_flags_everything_a_preset_would_change(store) -> None:
     """The export only rewrites content the store flagged with the RE2 gate: the gate must match
     every text any preset changes (and it should let plain text through)."""
-    r = Redactor()
+    r = DatasetRedactor()
     flagged = [text for text, _ in REDACT]
     rng = random.Random(3)
     words = ["alpha", "beta", "Gamma", "policy", "review", "the", "of", "-", ",", "."]
@@ -93,7 +93,7 @@ def test_the_store_tells_which_presets_can_apply(store, multimatch: bool) -> Non
     RE2 per preset): every preset that changes a text must be in its mask."""
     from agentledger.pipeline.services.datasets.selection import _mask_sql
 
-    r = Redactor()
+    r = DatasetRedactor()
     texts = [text for text, _ in REDACT] + KEEP + ["x@y.example and 4111 1111 1111 1111"]
     params = {"ts": texts, "gates": list(r.gates), **{f"gate{i}": g for i, g in enumerate(r.gates)}}
     rows = store.query_rows(
@@ -104,7 +104,7 @@ def test_the_store_tells_which_presets_can_apply(store, multimatch: bool) -> Non
     masks = {row["content"]: row["mask"] for row in rows}
     for text in texts:
         for i, preset in enumerate(r.presets):
-            if Redactor([preset]).text(text) != text:
+            if DatasetRedactor([preset]).text(text) != text:
                 assert masks[text] >> i & 1, (preset, text)
         apply = r.for_mask(masks[text])
         assert (apply(text) if apply else text) == r.text(text)

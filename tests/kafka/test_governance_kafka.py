@@ -214,9 +214,19 @@ def test_pause_and_resume_in_kafka_mode(
             ("kafka-agent", "limit breach")
         ]
 
+        service = collector.app.state.services.governance.get()
+        decisions: list[str] = []
+        ask = service.ask
+
+        def recording_ask(*args: Any, **kwargs: Any) -> Any:
+            ack = ask(*args, **kwargs)
+            decisions.append(ack.decision.value)
+            return ack
+
+        service.ask = recording_ask  # type: ignore[method-assign]
         thread = threading.Thread(target=settle, args=("T-1",))
         thread.start()
-        time.sleep(0.5)
+        _wait_for(lambda: decisions.count("paused") >= 2, what="the call parked and re-asking")
         assert ran == [] and thread.is_alive()
         resume = httpx.post(
             f"{url}/v1/controls",

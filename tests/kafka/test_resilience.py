@@ -168,7 +168,11 @@ def test_store_outage_pauses_and_resumes(
         _produce(kafka_settings, second)
         wait_for(lambda: consumer.stats.store_retries >= 2, what="retries while the store is down")
         assert consumer.stats.store_available is False
-        time.sleep(1.5)
+        retries = consumer.stats.store_retries
+        wait_for(
+            lambda: consumer.stats.store_retries >= retries + 2,
+            what="retries going on while the store stays down",
+        )
         endpoint.set_available(True)
         wait_for(
             lambda: ch_store.query_scalar("SELECT count() FROM spans") >= 20 * SPANS_PER_RUN,
@@ -216,9 +220,14 @@ def test_broker_restart_while_clients_send(tmp_path, pipeline_settings, store) -
 
             sender = threading.Thread(target=send)
             sender.start()
-            time.sleep(2)
+            wait_for(
+                lambda: list(answers.values()).count(200) >= 5, what="requests acknowledged first"
+            )
             broker.run("stop")
-            time.sleep(3)
+            wait_for(
+                lambda: any(code != 200 for code in list(answers.values())),
+                what="clients seeing the outage",
+            )
             broker.run("start")
             sender.join(timeout=300)
         ok = [i for i, code in answers.items() if code == 200]
@@ -234,7 +243,10 @@ def test_broker_restart_while_clients_send(tmp_path, pipeline_settings, store) -
                 ),
                 what="acknowledged spans stored",
             )
-            time.sleep(1)
+            wait_for(
+                lambda: bool(consumer.stats.lag) and not any(consumer.stats.lag.values()),
+                what="the consumer caught up with the topic",
+            )
         stored_traces = {
             r["trace_id"] for r in store.query_rows("SELECT DISTINCT trace_id FROM spans")
         }

@@ -26,7 +26,7 @@ from agentledger.pipeline.services.datasets.feedback import (
     to_record,
     write_feedback,
 )
-from agentledger.pipeline.services.datasets.hygiene import Redactor
+from agentledger.pipeline.services.datasets.hygiene import DatasetRedactor
 from agentledger.pipeline.services.datasets.lineage import (
     MEMBER_SPANS_SQL,
     dataset_spans,
@@ -46,7 +46,7 @@ __all__ = [
     "FeedbackFilter",
     "FeedbackIn",
     "FeedbackRecord",
-    "Redactor",
+    "DatasetRedactor",
     "dataset_spans",
     "datasets_of_span",
     "demo_dataset",

@@ -49,8 +49,8 @@ from agentledger.pipeline.services.datasets.formats import (
     tool_definitions,
 )
 from agentledger.pipeline.services.datasets.hygiene import (
+    DatasetRedactor,
     Deduplicator,
-    Redactor,
     fingerprint,
     normalized_text,
     split_of,
@@ -150,7 +150,7 @@ class ExportRequest:
                     f"{self.format} examples come from {', '.join(_CHAT_KINDS)} spans, not {bad}"
                 )
         try:
-            Redactor.parse(self.redact)
+            DatasetRedactor.parse(self.redact)
         except ValueError as exc:
             raise ExportError(str(exc)) from exc
 
@@ -316,7 +316,7 @@ def _messages(kind: str, content: tuple[str, int] | None, role: str) -> Any:
 class _ChatBuilder:
     """One chat example per LLM span (or question -> answer per AGENT/CHAIN span)."""
 
-    def __init__(self, request: ExportRequest, redactor: Redactor) -> None:
+    def __init__(self, request: ExportRequest, redactor: DatasetRedactor) -> None:
         self.request = request
         self.redactor = redactor
         self.want_tools = request.filters.has_tool_calls
@@ -385,7 +385,7 @@ def _export_chat(
     store: Store,
     tenant: str,
     request: ExportRequest,
-    redactor: Redactor,
+    redactor: DatasetRedactor,
     sink: _Sink,
     progress: Progress | None,
 ) -> None:
@@ -465,7 +465,7 @@ def _export_preference(
     store: Store,
     tenant: str,
     request: ExportRequest,
-    redactor: Redactor,
+    redactor: DatasetRedactor,
     sink: _Sink,
     progress: Progress | None,
 ) -> None:
@@ -533,7 +533,7 @@ def _pairs(
 
 def _emit_pair(
     request: ExportRequest,
-    redactor: Redactor,
+    redactor: DatasetRedactor,
     sink: _Sink,
     tools_cache: _Tools,
     c: dict[str, list[Any]],
@@ -625,7 +625,7 @@ def _export_trajectories(
     store: Store,
     tenant: str,
     request: ExportRequest,
-    redactor: Redactor,
+    redactor: DatasetRedactor,
     sink: _Sink,
     progress: Progress | None,
 ) -> None:
@@ -718,7 +718,7 @@ def export_dataset(
             f"{out} already holds a dataset ({MANIFEST_NAME}); choose another directory"
         )
     started = datetime.now(timezone.utc)
-    redactor = Redactor.parse(request.redact)
+    redactor = DatasetRedactor.parse(request.redact)
     stats = _Stats()
     sink = _Sink(out, request, stats)
     run = {

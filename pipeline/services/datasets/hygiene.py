@@ -4,7 +4,7 @@ Everything here is applied per example while an export streams, so each piece
 is cheap and keeps no state proportional to the data except the duplicate
 detector (two 64-bit fingerprints per candidate, 16 bytes).
 
-* **Redaction** (:class:`Redactor`): the presets the instrumentation uses, by
+* **Redaction** (:class:`DatasetRedactor`): the presets the instrumentation uses, by
   the same names, rules and markers (``[REDACTED:EMAIL]``...; both take them from
   :mod:`agentledger.schemas.pii`): ``secret`` (API keys and tokens), ``iban`` (mod-97 checked), ``card`` (13-19
   digits passing Luhn), ``email``, ``phone`` (international or grouped; ISO
@@ -40,7 +40,7 @@ __all__ = [
     "TRAIN",
     "VALIDATION",
     "Deduplicator",
-    "Redactor",
+    "DatasetRedactor",
     "fingerprint",
     "iban_valid",
     "luhn_valid",
@@ -78,7 +78,7 @@ _GATES: Final[dict[str, str]] = {
 _marker = pii.marker
 
 
-class Redactor:
+class DatasetRedactor:
     """Rewrites strings (and the strings inside JSON-like values) by the chosen presets.
 
     Not thread-safe (it counts what it replaced); one per export.
@@ -102,7 +102,7 @@ class Redactor:
         self._by_mask: dict[int, Callable[[Any], Any]] = {}
 
     @classmethod
-    def parse(cls, spec: str | Sequence[str] | None) -> Redactor:
+    def parse(cls, spec: str | Sequence[str] | None) -> DatasetRedactor:
         """From ``"all"``, ``"none"`` or a comma-separated list of preset names."""
         if spec is None:
             return cls()

@@ -21,7 +21,7 @@ from agentledger.pipeline.services.datasets.formats import (
     assistant_message,
     to_openai_messages,
 )
-from agentledger.pipeline.services.datasets.hygiene import Redactor
+from agentledger.pipeline.services.datasets.hygiene import DatasetRedactor
 
 __all__ = ["build_trajectory"]
 
@@ -38,7 +38,7 @@ def _parse(text: str) -> Any:
 class _Contents:
     """Content by hash, parsed, and redacted by the presets the store found could apply."""
 
-    def __init__(self, contents: dict[str, tuple[str, int]], redactor: Redactor) -> None:
+    def __init__(self, contents: dict[str, tuple[str, int]], redactor: DatasetRedactor) -> None:
         self._contents = contents
         self._redactor = redactor
         self.missing = 0
@@ -133,7 +133,7 @@ def _step(span: dict[str, Any], c: _Contents) -> dict[str, Any]:
 
 
 def build_trajectory(
-    spans: list[dict[str, Any]], contents: dict[str, tuple[str, int]], redactor: Redactor
+    spans: list[dict[str, Any]], contents: dict[str, tuple[str, int]], redactor: DatasetRedactor
 ) -> tuple[dict[str, Any], str, str]:
     """(example, content SHA-256, text for near-duplicate detection) of one trace's spans.
 

@@ -59,6 +59,11 @@ class JobScheduler:
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout)
 
+    @property
+    def running(self) -> bool:
+        """The loop thread is alive: a stopped scheduler runs no further pass."""
+        return self._thread.is_alive()
+
     def run_once(self) -> list[JobResult]:
         """One pass of every job, in order; a failing job is logged and the next one still runs."""
         results = []

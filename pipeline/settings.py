@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+import os
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agentledger.schemas.topics import DEAD_LETTER_TOPIC, FEEDBACK_TOPIC, INTENTS_TOPIC, SPANS_TOPIC
@@ -53,10 +54,26 @@ class StoreSettings(BaseSettings):
         return Ledger(store, key=key, key_id=self.ledger_key_id if key else "")
 
 
-class KafkaSettings(BaseSettings):
-    """The Kafka transport between collector and pipeline."""
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
-    model_config = SettingsConfigDict(env_prefix="AGENTLEDGER_KAFKA_", extra="ignore")
+_SASL_FIELDS = ("sasl_mechanism", "sasl_username", "sasl_password")
+_SSL_FIELDS = ("ssl_cafile", "ssl_certfile", "ssl_keyfile", "ssl_password")
+
+
+class KafkaSettings(BaseSettings):
+    """The Kafka transport between collector and pipeline.
+
+    Security: ``security_protocol`` says whether the connections use TLS (``SSL``,
+    ``SASL_SSL``) and SASL (``SASL_PLAINTEXT``, ``SASL_SSL``); the ``sasl_*`` and ``ssl_*``
+    settings only apply to a protocol that uses them, and a combination that cannot work
+    fails at start-up. Passwords are ``SecretStr``, and a validation error never echoes the
+    input (``hide_input_in_errors``: the model-level checks would print every value).
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="AGENTLEDGER_KAFKA_", extra="ignore", hide_input_in_errors=True
+    )
 
     bootstrap_servers: str | None = None
     """``host:port[,host:port]``; unset = no Kafka (embedded mode)."""
@@ -74,6 +91,83 @@ class KafkaSettings(BaseSettings):
     """How long a request waits for broker acknowledgements before answering 503."""
     group_id: str = "agentledger-pipeline"
     client_id: str = "agentledger"
+    connect_timeout_s: float = Field(30.0, gt=0)
+    """How long making a producer, consumer or admin client waits to reach a broker (and log
+    in) before it fails."""
+
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    """``PLAINTEXT``, ``SSL`` (TLS; with a client certificate: mTLS), ``SASL_PLAINTEXT`` or
+    ``SASL_SSL`` (SASL over TLS: the usual managed-Kafka setup)."""
+    sasl_mechanism: SaslMechanism | None = None
+    """``PLAIN``, ``SCRAM-SHA-256`` or ``SCRAM-SHA-512``; required with a SASL protocol."""
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: str | None = None
+    """PEM file of the CAs that signed the brokers' certificates (unset: the system's CAs)."""
+    ssl_certfile: str | None = None
+    """PEM file of the client certificate (mTLS); may hold the private key too."""
+    ssl_keyfile: str | None = None
+    """PEM file of the client certificate's private key, if not in ``ssl_certfile``."""
+    ssl_password: SecretStr | None = None
+    """Password of an encrypted private key."""
+    ssl_check_hostname: bool = True
+    """Check that a broker's certificate names the host connected to."""
+
+    @field_validator("security_protocol", "sasl_mechanism", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator(
+        "security_protocol",
+        "sasl_mechanism",
+        "sasl_username",
+        "sasl_password",
+        "ssl_cafile",
+        "ssl_certfile",
+        "ssl_keyfile",
+        "ssl_password",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: Any, info: ValidationInfo) -> Any:
+        """An empty variable (a common template placeholder) means unset."""
+        if isinstance(value, str) and not value.strip():
+            return "PLAINTEXT" if info.field_name == "security_protocol" else None
+        return value
+
+    @model_validator(mode="after")
+    def _check_security(self) -> KafkaSettings:
+        protocol = self.security_protocol
+        env = "AGENTLEDGER_KAFKA_"
+        if protocol.startswith("SASL_"):
+            missing = [f"{env}{name.upper()}" for name in _SASL_FIELDS if not getattr(self, name)]
+            if missing:
+                raise ValueError(f"{env}SECURITY_PROTOCOL={protocol} needs {', '.join(missing)}")
+        else:
+            stray = [f"{env}{name.upper()}" for name in _SASL_FIELDS if getattr(self, name)]
+            if stray:
+                raise ValueError(
+                    f"{', '.join(stray)} set, but {env}SECURITY_PROTOCOL={protocol} does not use "
+                    "SASL (use SASL_SSL or SASL_PLAINTEXT)"
+                )
+        if not protocol.endswith("SSL"):
+            stray = [f"{env}{name.upper()}" for name in _SSL_FIELDS if getattr(self, name)]
+            if stray:
+                raise ValueError(
+                    f"{', '.join(stray)} set, but {env}SECURITY_PROTOCOL={protocol} does not use "
+                    "TLS (use SSL or SASL_SSL)"
+                )
+            return self
+        if self.ssl_keyfile and not self.ssl_certfile:
+            raise ValueError(f"{env}SSL_KEYFILE needs {env}SSL_CERTFILE (the client certificate)")
+        if self.ssl_password and not self.ssl_certfile:
+            raise ValueError(f"{env}SSL_PASSWORD needs {env}SSL_CERTFILE (the client certificate)")
+        for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+            path = getattr(self, name)
+            if path and not os.access(path, os.R_OK):
+                raise ValueError(f"{env}{name.upper()}: cannot read {path}")
+        return self
 
 
 class PipelineSettings(BaseSettings):

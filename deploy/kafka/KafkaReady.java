@@ -1,3 +1,5 @@
+import java.io.FileInputStream;
+import java.io.InputStream;
 import java.net.InetSocketAddress;
 import java.net.Socket;
 import java.util.Collection;
@@ -10,15 +12,21 @@ import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.admin.DescribeClusterResult;
 import org.apache.kafka.clients.admin.ListTopicsOptions;
 import org.apache.kafka.common.Node;
+import org.apache.kafka.common.errors.AuthenticationException;
 
 /**
  * Readiness probe for the local broker started by kafka.sh.
  *
  * Usage: KafkaReady <host:port> <timeoutSeconds> [brokerPid]
  *
+ * With -Dkafka.ready.client.config=<file>, the client properties in that file (e.g.
+ * security.protocol, sasl.mechanism, sasl.jaas.config of a SASL listener) are added to the
+ * Admin client's.
+ *
  * Succeeds (exit 0) once the broker answers a real Admin round trip: DescribeCluster lists at
  * least one live (registered, unfenced) broker and has a controller, and ListTopics
- * (a Metadata request) answers. Exit 1 on timeout, 2 if the given broker pid died meanwhile.
+ * (a Metadata request) answers. Exit 1 on timeout or failed authentication, 2 if the given
+ * broker pid died meanwhile.
  * The Kafka repo's own kafka-tools (BrokerApiVersionsCommand) is not published for 4.4.0,
  * hence this class.
  */
@@ -61,6 +69,12 @@ public final class KafkaReady {
         p.put(AdminClientConfig.RECONNECT_BACKOFF_MS_CONFIG, "100");
         p.put(AdminClientConfig.RECONNECT_BACKOFF_MAX_MS_CONFIG, "500");
         p.put(AdminClientConfig.CLIENT_ID_CONFIG, "agentledger-kafka-ready");
+        String clientConfig = System.getProperty("kafka.ready.client.config", "");
+        if (!clientConfig.isEmpty()) {
+            try (InputStream in = new FileInputStream(clientConfig)) {
+                p.load(in);
+            }
+        }
         try (Admin admin = Admin.create(p)) {
             while (true) {
                 checkAlive(broker);
@@ -78,6 +92,11 @@ public final class KafkaReady {
                     last = "cluster not ready yet (brokers=" + nodes.size() + ")";
                 } catch (Exception e) {
                     last = e.toString();
+                    // Wrong credentials do not get better by waiting.
+                    if (e.getCause() instanceof AuthenticationException) {
+                        System.err.println("KafkaReady: authentication failed: " + last);
+                        System.exit(1);
+                    }
                 }
                 if (System.nanoTime() > deadline) fail(last);
                 Thread.sleep(250);

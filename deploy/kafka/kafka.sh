@@ -17,6 +17,10 @@ KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx768m}"
 KAFKA_JVM_OPTS="${KAFKA_JVM_OPTS:--XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true}"
 KAFKA_START_TIMEOUT="${KAFKA_START_TIMEOUT:-120}"
 KAFKA_STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-30}"
+# Client listener: plaintext, or sasl_plaintext (PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 for
+# the users of KAFKA_SASL_USERS; the controller listener stays PLAINTEXT on loopback).
+KAFKA_SECURITY="${KAFKA_SECURITY:-plaintext}"
+KAFKA_SASL_USERS="${KAFKA_SASL_USERS:-agentledger:agentledger-secret}"
 MVN="${MVN:-mvn}"
 if [[ -n "${JAVA_HOME:-}" && -x "$JAVA_HOME/bin/java" ]]; then
   JAVA="${JAVA:-$JAVA_HOME/bin/java}"; JAVAC="${JAVAC:-$JAVA_HOME/bin/javac}"
@@ -38,6 +42,8 @@ LOG_DIRS="$KAFKA_DATA_DIR/kafka-logs"
 PID_FILE="$KAFKA_DATA_DIR/kafka.pid"
 SERVER_LOG="$KAFKA_DATA_DIR/server.log"   # log4j2 (see log4j2.properties)
 JVM_OUT="$KAFKA_DATA_DIR/kafka.out"       # JVM stdout/stderr (crashes, bad flags)
+CLIENT_PROPS="$KAFKA_DATA_DIR/client.properties"  # the probe's client settings (SASL only)
+SCRAM_MARK="$KAFKA_DATA_DIR/scram.users"       # hash of the SCRAM users the storage holds
 BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
 
 log() { printf 'kafka.sh: %s\n' "$*" >&2; }
@@ -112,7 +118,56 @@ is_ours() {
 port_open() { timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
 
 probe() { # probe <timeout-s> [pid]
-  run_tool KafkaReady "$BOOTSTRAP" "$@" >/dev/null
+  local opts=()
+  [[ -f "$CLIENT_PROPS" ]] && opts=("-Dkafka.ready.client.config=$CLIENT_PROPS")
+  run_tool ${opts[@]+"${opts[@]}"} KafkaReady "$BOOTSTRAP" "$@" >/dev/null
+}
+
+# ---------------------------------------------------------------------------------- SASL
+# KAFKA_SASL_USERS: name:password pairs separated by spaces or commas. The characters are
+# restricted so that no quoting is needed in the JAAS line or in StorageTool's --add-scram.
+SASL_USERS=()
+parse_sasl_users() {
+  local pair
+  SASL_USERS=()
+  for pair in ${KAFKA_SASL_USERS//,/ }; do
+    [[ "$pair" =~ ^[A-Za-z0-9_-]+:[A-Za-z0-9._~-]+$ ]] \
+      || die "KAFKA_SASL_USERS: the entry starting '${pair%%:*}' is not name:password (name: letters, digits, _ -; password: also . ~)"
+    [[ "${pair%%:*}" == broker ]] && die "KAFKA_SASL_USERS: the name 'broker' is the broker's own"
+    SASL_USERS+=("$pair")
+  done
+  ((${#SASL_USERS[@]})) || die "KAFKA_SASL_USERS names no user"
+}
+
+sasl_users_hash() { printf '%s\n' "${SASL_USERS[@]}" | sort | sha256sum | cut -d' ' -f1; }
+
+# Listener and SASL lines of server.properties, and the probe's client settings. The broker
+# authenticates to itself (inter-broker listener) and the probe as user 'broker' over PLAIN,
+# with a password new on every start: PLAIN users live only in the JAAS line written here.
+sasl_listener_properties() {
+  local broker_pw pair jaas scram_jaas
+  broker_pw="$(head -c 18 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+  jaas="org.apache.kafka.common.security.plain.PlainLoginModule required"
+  jaas+=" username=\"broker\" password=\"$broker_pw\" user_broker=\"$broker_pw\""
+  for pair in "${SASL_USERS[@]}"; do jaas+=" user_${pair%%:*}=\"${pair#*:}\""; done
+  scram_jaas="org.apache.kafka.common.security.scram.ScramLoginModule required;"
+  cat <<EOF
+listeners=SASL_PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
+advertised.listeners=SASL_PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
+listener.security.protocol.map=SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=SASL_PLAINTEXT
+sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512
+sasl.mechanism.inter.broker.protocol=PLAIN
+listener.name.sasl_plaintext.plain.sasl.jaas.config=$jaas;
+listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=$scram_jaas
+listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=$scram_jaas
+EOF
+  cat >"$CLIENT_PROPS.tmp" <<EOF
+security.protocol=SASL_PLAINTEXT
+sasl.mechanism=PLAIN
+sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="broker" password="$broker_pw";
+EOF
+  mv "$CLIENT_PROPS.tmp" "$CLIENT_PROPS"
 }
 
 lock_data_dir() {
@@ -133,15 +188,30 @@ dump_logs() {
   } >&2
 }
 
-write_properties() {
-  cat >"$PROPS.tmp" <<EOF
-# Written by deploy/kafka/kafka.sh on every start; edits here are overwritten.
-process.roles=broker,controller
-node.id=1
+listener_properties() {
+  if [[ "$KAFKA_SECURITY" == sasl_plaintext ]]; then
+    sasl_listener_properties
+    return
+  fi
+  rm -f "$CLIENT_PROPS"
+  cat <<EOF
 listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
 advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
 inter.broker.listener.name=PLAINTEXT
+EOF
+}
+
+write_properties() {
+  local mask listeners
+  mask="$(umask)"
+  umask 077  # with SASL, server.properties and client.properties hold passwords
+  listeners="$(listener_properties)"
+  cat >"$PROPS.tmp" <<EOF
+# Written by deploy/kafka/kafka.sh on every start; edits here are overwritten.
+process.roles=broker,controller
+node.id=1
+$listeners
 controller.listener.names=CONTROLLER
 # Kafka 4.x dynamic quorum (KIP-853): storage is formatted with --standalone, so the voter
 # set lives in the metadata log; controller.quorum.voters must NOT be set together with it.
@@ -182,13 +252,22 @@ EOF
     printf '\n# KAFKA_EXTRA_PROPERTIES (later keys win)\n%s\n' "$KAFKA_EXTRA_PROPERTIES" >>"$PROPS.tmp"
   fi
   mv "$PROPS.tmp" "$PROPS"
+  umask "$mask"
 }
 
 format_if_needed() {
   # Formatted once; later starts reuse the storage (ports may change between starts: the
   # single voter's endpoint is refreshed from the config, checked with 4.4.0).
+  # SCRAM credentials live in the metadata log: they are written here, at format time.
   [[ -f "$LOG_DIRS/meta.properties" ]] && return 0
-  local cid
+  local cid pair mech scram=()
+  if [[ "$KAFKA_SECURITY" == sasl_plaintext ]]; then
+    for pair in "${SASL_USERS[@]}"; do
+      for mech in SCRAM-SHA-256 SCRAM-SHA-512; do
+        scram+=(--add-scram "$mech=[name=${pair%%:*},password=${pair#*:}]")
+      done
+    done
+  fi
   # Kafka cluster ids are 16 random bytes in url-safe base64 (22 chars); avoid a leading '-'
   # (argparse would read it as an option).
   while :; do
@@ -197,11 +276,23 @@ format_if_needed() {
   done
   log "formatting KRaft storage in $LOG_DIRS (cluster id $cid)"
   if ! run_tool kafka.tools.StorageTool format -t "$cid" -c "$PROPS" --standalone \
-      >"$KAFKA_DATA_DIR/format.log" 2>&1; then
+      ${scram[@]+"${scram[@]}"} >"$KAFKA_DATA_DIR/format.log" 2>&1; then
     cat "$KAFKA_DATA_DIR/format.log" >&2
     die "kafka-storage format failed (log: $KAFKA_DATA_DIR/format.log)"
   fi
   echo "$cid" >"$KAFKA_DATA_DIR/cluster.id"
+  if [[ "$KAFKA_SECURITY" == sasl_plaintext ]]; then
+    sasl_users_hash >"$SCRAM_MARK"
+  else
+    rm -f "$SCRAM_MARK"
+  fi
+}
+
+# Formatted storage holds the SCRAM users it was formatted with; SASL needs those of now.
+check_scram_users() {
+  [[ "$KAFKA_SECURITY" == sasl_plaintext && -f "$LOG_DIRS/meta.properties" ]] || return 0
+  [[ "$(cat "$SCRAM_MARK" 2>/dev/null)" == "$(sasl_users_hash)" ]] && return 0
+  die "$KAFKA_DATA_DIR was formatted with other SCRAM users (or none), and SCRAM users are written when the storage is formatted: run '$0 wipe' or use another KAFKA_DATA_DIR"
 }
 
 # ---------------------------------------------------------------------------------- commands
@@ -224,6 +315,7 @@ cmd_start() {
   port_open "$KAFKA_PORT" && die "127.0.0.1:$KAFKA_PORT is already in use by another process"
   port_open "$KAFKA_CONTROLLER_PORT" && die "127.0.0.1:$KAFKA_CONTROLLER_PORT is already in use by another process"
 
+  check_scram_users
   write_properties
   format_if_needed
 
@@ -252,7 +344,7 @@ cmd_start() {
     rm -f "$PID_FILE"
     die "Kafka failed to start (probe exit $rc); logs: $SERVER_LOG $JVM_OUT"
   fi
-  log "$(kafka_version_string) ready at $BOOTSTRAP (pid $pid, data $KAFKA_DATA_DIR, $((SECONDS - t0))s)"
+  log "$(kafka_version_string) ready at $BOOTSTRAP (${KAFKA_SECURITY^^}, pid $pid, data $KAFKA_DATA_DIR, $((SECONDS - t0))s)"
   echo "$BOOTSTRAP"
 }
 
@@ -337,8 +429,16 @@ usage: $0 {fetch|start|stop|kill9|restart|status|bootstrap|logs|wipe}
   bootstrap  print 127.0.0.1:\$KAFKA_PORT
   logs       tail -n \${N:-50} of the broker log
   wipe       stop and delete \$KAFKA_DATA_DIR
+KAFKA_SECURITY=sasl_plaintext: the client listener requires SASL (PLAIN, SCRAM-SHA-256/512)
+for the name:password pairs of \$KAFKA_SASL_USERS (see deploy/kafka/README.md).
 EOF
 }
+
+case "$KAFKA_SECURITY" in
+  plaintext) ;;
+  sasl_plaintext) parse_sasl_users ;;
+  *) die "KAFKA_SECURITY must be plaintext or sasl_plaintext, not '$KAFKA_SECURITY'" ;;
+esac
 
 case "${1:-}" in
   fetch) cmd_fetch ;;

@@ -3,16 +3,28 @@
 This is the only module of AgentLedger that imports ``kafka``. Every call into kafka-python
 runs inside ``_boundary``, which turns whatever it raises into the hierarchy of
 ``transport/base.py`` (``translate``): a size refusal into RecordTooLarge, a lost group
-membership at commit into CommitFailed, anything else into TransportUnavailable.
+membership at commit into CommitFailed, anything else into TransportUnavailable. A client
+that cannot bootstrap says which brokers, security and user it tried and what the likely
+cause is (``diagnose``).
 
 Producers are idempotent with acks=all and the configured compression; subscriptions commit
 only explicitly, start at the earliest record of a partition the group never committed, and
 join their group only once the topic's partitions are known.
+
+Every client gets the same security arguments (``security_config``): the SASL mechanism and
+credentials, and one ``ssl.SSLContext`` built from the ``ssl_*`` settings when the transport is
+made, so that an unreadable certificate or a wrong key password fails at start-up rather than
+on every connection attempt. Passwords stay out of logs: kafka-python logs its configuration
+and, at DEBUG, every request and the bytes it sends (a PLAIN login in clear), so the SASL
+password goes to it as a string with a masked repr and a filter on its loggers masks it in
+their records; the key password never reaches kafka-python.
 """
 
 from __future__ import annotations
 
 import logging
+import socket
+import ssl
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -43,6 +55,7 @@ __all__ = [
     "KafkaSubscription",
     "KafkaAdmin",
     "translate",
+    "security_config",
     "producer_config",
     "ensure_topics",
     "KafkaUnavailable",
@@ -57,6 +70,17 @@ KafkaRecordTooLarge = RecordTooLarge
 """Former name of RecordTooLarge (kept until its importers move)."""
 
 
+_AUTH_ERRORS = (ke.SaslAuthenticationFailedError, ke.UnsupportedSaslMechanismError)
+_BOOTSTRAP_ERRORS = (ke.KafkaTimeoutError, getattr(ke, "NoBrokersAvailable", ke.KafkaTimeoutError))
+"""What making a client raises when no broker answered (kafka-python 2.x: NoBrokersAvailable)."""
+_HAS_BOOTSTRAP_TIMEOUT = all(
+    "bootstrap_timeout_ms" in c.DEFAULT_CONFIG
+    for c in (KafkaProducer, KafkaConsumer, KafkaAdminClient)
+)
+"""kafka-python 3 bounds a client's first connection with ``bootstrap_timeout_ms``; 2.x has no
+such argument (and refuses unknown ones)."""
+
+
 def translate(exc: BaseException) -> TransportError:
     """kafka-python's exception (or any raised inside it) as ours."""
     if isinstance(exc, TransportError):
@@ -67,23 +91,171 @@ def translate(exc: BaseException) -> TransportError:
         return CommitFailed(str(exc) or type(exc).__name__)
     text = str(exc)
     name = type(exc).__name__
-    return TransportUnavailable(text if text.startswith(name) else f"{name}: {text}")
+    text = text if text.startswith(name) else f"{name}: {text}"
+    if isinstance(exc, _AUTH_ERRORS):
+        return TransportUnavailable(f"Kafka authentication failed: {text}")
+    return TransportUnavailable(text)
 
 
 @contextmanager
-def _boundary() -> Iterator[None]:
+def _boundary(settings: KafkaSettings | None = None) -> Iterator[None]:
+    """Translate what kafka-python raises. With ``settings`` (making a client), a failed
+    bootstrap also says what the client tried and why it may have failed (``diagnose``)."""
     try:
         yield
     except Exception as exc:
         err = translate(exc)
         if err is exc:
             raise
+        if settings is not None and isinstance(exc, _BOOTSTRAP_ERRORS):
+            err = TransportUnavailable(f"{err}: {diagnose(settings)}")
         raise err from exc
 
 
-def producer_config(settings: KafkaSettings, *, linger_ms: int = 2) -> dict[str, Any]:
+def diagnose(settings: KafkaSettings, timeout_s: float = 2.0) -> str:
+    """Why a client of ``settings`` may have found no broker: the brokers, the security, and
+    whether one of them accepts TCP connections at all.
+
+    kafka-python 3.0 (3.0.12 checked) reports a refused SASL login or TLS handshake as a
+    disconnect and retries until its bootstrap times out, so "Unable to bootstrap" is all it
+    says. A broker that accepts connections narrows that down to the security settings.
+    """
+    protocol = settings.security_protocol
+    tried = f"Kafka {settings.bootstrap_servers} over {protocol}"
+    if settings.sasl_mechanism:
+        tried += f", SASL {settings.sasl_mechanism} as {settings.sasl_username!r}"
+    if settings.ssl_certfile:
+        tried += f", client certificate {settings.ssl_certfile}"
+    reachable = next(
+        (s for s in (settings.bootstrap_servers or "").split(",") if _accepts(s, timeout_s)), None
+    )
+    if reachable is None:
+        return f"{tried}; no broker accepts connections"
+    causes = []
+    if protocol.startswith("SASL_"):
+        causes.append(
+            "SASL authentication failed (AGENTLEDGER_KAFKA_SASL_USERNAME, _PASSWORD, _MECHANISM?)"
+        )
+    if protocol.endswith("SSL"):
+        causes.append("the TLS handshake failed (AGENTLEDGER_KAFKA_SSL_CAFILE, _CERTFILE?)")
+    if protocol == "PLAINTEXT":
+        causes.append("the listener requires TLS or SASL (AGENTLEDGER_KAFKA_SECURITY_PROTOCOL?)")
+    causes.append("no answer within AGENTLEDGER_KAFKA_CONNECT_TIMEOUT_S")
+    return f"{tried}; {reachable.strip()} accepts connections, so likely: {', or '.join(causes)}"
+
+
+def _accepts(server: str, timeout_s: float) -> bool:
+    host, _, port = server.strip().rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+class _Masked(str):
+    """A password as kafka-python takes it, a str, whose repr does not show it (kafka-python's
+    admin client logs its configuration at DEBUG)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "'**********'"
+
+
+class _RedactSecrets(logging.Filter):
+    """Masks the SASL passwords in kafka-python's DEBUG records: it logs each request and the
+    raw bytes it sends, and a PLAIN login carries the password in clear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+
+    def add(self, secret: str) -> None:
+        if secret:
+            self.secrets.update({secret, repr(secret.encode())[2:-1]})  # as text, as in bytes
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            text = masked = record.getMessage()
+            for secret in self.secrets:
+                masked = masked.replace(secret, "**********")
+            if masked != text:
+                record.msg, record.args = masked, None
+        return True
+
+
+def _redacting_filter() -> _RedactSecrets:
+    """One filter on every kafka-python logger (a logger's filters do not apply to its
+    children's records); those that log requests, bytes or configuration by name, in case
+    they were not imported yet."""
+    redact = _RedactSecrets()
+    loggers = {n for n in logging.root.manager.loggerDict if n.split(".")[0] == "kafka"}
+    for name in loggers | {"kafka.admin.client", "kafka.net.connection", "kafka.protocol.parser"}:
+        logging.getLogger(name).addFilter(redact)
+    return redact
+
+
+_REDACT = _redacting_filter()
+
+
+def ssl_context(settings: KafkaSettings) -> ssl.SSLContext:
+    """The TLS client context of ``settings``, as kafka-python builds one per connection.
+
+    Raises ValueError naming the setting whose file cannot be used.
+    """
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.check_hostname = settings.ssl_check_hostname
+    try:
+        if settings.ssl_cafile:
+            ctx.load_verify_locations(cafile=settings.ssl_cafile)
+        else:
+            ctx.load_default_certs()
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(
+            f"AGENTLEDGER_KAFKA_SSL_CAFILE={settings.ssl_cafile}: no CA certificates ({exc})"
+        ) from exc
+    if settings.ssl_certfile:
+        password = settings.ssl_password.get_secret_value() if settings.ssl_password else None
+        try:
+            ctx.load_cert_chain(settings.ssl_certfile, settings.ssl_keyfile, password)
+        except (OSError, ssl.SSLError) as exc:
+            raise ValueError(
+                f"AGENTLEDGER_KAFKA_SSL_CERTFILE={settings.ssl_certfile}"
+                f" (key: {settings.ssl_keyfile or 'in the same file'}): cannot load the client"
+                f" certificate and key; wrong or missing AGENTLEDGER_KAFKA_SSL_PASSWORD? ({exc})"
+            ) from exc
+    return ctx
+
+
+def security_config(
+    settings: KafkaSettings, context: ssl.SSLContext | None = None
+) -> dict[str, Any]:
+    """kafka-python's security and bootstrap arguments for ``settings``, the same for every
+    client. ``context``: the TLS context (default: a new one from ``settings`` when the
+    protocol uses TLS). Raises ValueError when a TLS file cannot be used.
+    """
+    config: dict[str, Any] = {"security_protocol": settings.security_protocol}
+    if _HAS_BOOTSTRAP_TIMEOUT:
+        config["bootstrap_timeout_ms"] = int(settings.connect_timeout_s * 1000)
+    if settings.security_protocol.startswith("SASL_"):
+        password = settings.sasl_password.get_secret_value() if settings.sasl_password else ""
+        _REDACT.add(password)
+        config["sasl_mechanism"] = settings.sasl_mechanism
+        config["sasl_plain_username"] = settings.sasl_username
+        config["sasl_plain_password"] = _Masked(password)
+    if settings.security_protocol.endswith("SSL"):
+        config["ssl_context"] = context or ssl_context(settings)
+    return config
+
+
+def producer_config(
+    settings: KafkaSettings, *, linger_ms: int = 2, security: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     delivery_ms = int(settings.produce_timeout_s * 1000)
     return {
+        **(security_config(settings) if security is None else security),
         "bootstrap_servers": settings.bootstrap_servers,
         "client_id": settings.client_id,
         "acks": "all",
@@ -107,13 +279,14 @@ class KafkaTransport:
         if not settings.bootstrap_servers:
             raise ValueError("the Kafka transport needs AGENTLEDGER_KAFKA_BOOTSTRAP_SERVERS")
         self._settings = settings
+        self._security = security_config(settings)
 
     @property
     def settings(self) -> KafkaSettings:
         return self._settings
 
     def producer(self, *, linger_ms: int = 2) -> KafkaProducerClient:
-        return KafkaProducerClient(self._settings, linger_ms=linger_ms)
+        return KafkaProducerClient(self._settings, linger_ms=linger_ms, security=self._security)
 
     def subscribe(
         self, topic: str, *, group_id: str, client_id: str, max_poll_records: int = 500
@@ -124,10 +297,11 @@ class KafkaTransport:
             group_id=group_id,
             client_id=client_id,
             max_poll_records=max_poll_records,
+            security=self._security,
         )
 
     def admin(self, *, timeout: float = 10.0) -> KafkaAdmin:
-        return KafkaAdmin(self._settings, timeout=timeout)
+        return KafkaAdmin(self._settings, timeout=timeout, security=self._security)
 
     def __repr__(self) -> str:
         return f"KafkaTransport({self._settings.bootstrap_servers!r})"
@@ -136,11 +310,18 @@ class KafkaTransport:
 class KafkaProducerClient:
     """``KafkaProducer`` behind ``Producer``."""
 
-    def __init__(self, settings: KafkaSettings, *, linger_ms: int = 2) -> None:
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        *,
+        linger_ms: int = 2,
+        security: Mapping[str, Any] | None = None,
+    ) -> None:
         self._linger_ms = linger_ms
         self._closed = False
-        with _boundary():
-            self._client: Any = KafkaProducer(**producer_config(settings, linger_ms=linger_ms))
+        config = producer_config(settings, linger_ms=linger_ms, security=security)
+        with _boundary(settings):
+            self._client: Any = KafkaProducer(**config)
 
     def send(self, records: Sequence[OutgoingRecord], timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -182,12 +363,15 @@ class KafkaSubscription:
         group_id: str,
         client_id: str,
         max_poll_records: int = 500,
+        security: Mapping[str, Any] | None = None,
     ) -> None:
         self.topic = topic
         self.group_id = group_id
         self._closed = False
-        with _boundary():
+        security = security_config(settings) if security is None else security
+        with _boundary(settings):
             self._client: Any = KafkaConsumer(
+                **security,
                 bootstrap_servers=settings.bootstrap_servers,
                 client_id=client_id,
                 group_id=group_id,
@@ -272,11 +456,19 @@ class KafkaSubscription:
 class KafkaAdmin:
     """``KafkaAdminClient`` (and a group-less consumer for end offsets) behind ``Admin``."""
 
-    def __init__(self, settings: KafkaSettings, *, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        *,
+        timeout: float = 10.0,
+        security: Mapping[str, Any] | None = None,
+    ) -> None:
         self._settings = settings
+        self._security = security_config(settings) if security is None else security
         self._timeout_ms = int(timeout * 1000)
-        with _boundary():
+        with _boundary(settings):
             self._client: Any = KafkaAdminClient(
+                **self._security,
                 bootstrap_servers=settings.bootstrap_servers,
                 client_id=settings.client_id,
                 request_timeout_ms=self._timeout_ms,
@@ -311,8 +503,9 @@ class KafkaAdmin:
         return created
 
     def group_lag(self, group_id: str, topic: str) -> list[PartitionLag]:
-        with _boundary():
+        with _boundary(self._settings):
             consumer = KafkaConsumer(
+                **self._security,
                 bootstrap_servers=self._settings.bootstrap_servers,
                 client_id=self._settings.client_id,
                 request_timeout_ms=self._timeout_ms,

@@ -1,4 +1,10 @@
-"""Assembles the collector app; nothing else happens here."""
+"""Assembles the collector app; nothing else happens here.
+
+Errors: on an OTLP route (``otlp.OTLP_PATHS``) every 4xx/5xx, whoever raised it (the API-key
+dependency, the body limit, request validation, a store outage, a bug), is a
+``google.rpc.Status`` in the request's encoding; elsewhere FastAPI's JSON ``{"detail": ...}``.
+A 429 or 503 always carries ``Retry-After``.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +13,17 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.exception_handlers import (
+    http_exception_handler,
+    request_validation_exception_handler,
+)
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from starlette.exceptions import HTTPException
 
+from agentledger.collector import otlp
 from agentledger.collector.auth import Authenticator
+from agentledger.collector.limits import BodyLimit, ConcurrencyLimit
 from agentledger.collector.routers import (
     analytics,
     audit,
@@ -46,17 +60,75 @@ def create_app(settings: CollectorSettings, services: EdgeServices) -> FastAPI:
     app.state.auth = Authenticator(
         settings.key_table(), no_auth=settings.no_auth, default_tenant=settings.default_tenant
     )
+    app.state.export_gate = ConcurrencyLimit(settings.max_concurrent_exports)
     for router in (health, traces, query, governance, analytics, feedback, audit):
         app.include_router(router.router)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StoreUnavailable, _store_unavailable)
+    app.add_exception_handler(Exception, _internal_error)
     return app
 
 
-async def _store_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    """Any route whose store is down answers 503 with Retry-After, the client's cue to retry."""
-    return JSONResponse(
-        {"detail": f"store unavailable: {exc}"}, status_code=503, headers={"Retry-After": "5"}
+def _otlp_media(request: Request) -> str | None:
+    """The error encoding of an OTLP route's request; None off the OTLP routes."""
+    if request.scope["path"] not in otlp.OTLP_PATHS:
+        return None
+    return otlp.error_media(request.headers.get("content-type"))
+
+
+def _retry_headers(request: Request, status: int, headers: dict[str, str]) -> dict[str, str]:
+    if status in (429, 503) and not any(k.lower() == "retry-after" for k in headers):
+        settings: CollectorSettings = request.app.state.settings
+        headers["Retry-After"] = str(settings.retry_after_seconds)
+    return headers
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """An ``HTTPException`` (401 from the API-key dependency, 413/415 from the body limit, 404
+    and 405 from routing...): a Status on OTLP routes, FastAPI's JSON elsewhere."""
+    assert isinstance(exc, HTTPException)
+    headers = _retry_headers(request, exc.status_code, dict(exc.headers or {}))
+    media = _otlp_media(request)
+    if media is not None:
+        return otlp.error_response(exc.status_code, str(exc.detail), media, headers)
+    return await http_exception_handler(
+        request, HTTPException(exc.status_code, exc.detail, headers or None)
     )
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    """Request validation: FastAPI's 422 elsewhere; on OTLP routes a 400 Status (OTLP/HTTP
+    has no 422) naming each problem."""
+    assert isinstance(exc, RequestValidationError)
+    media = _otlp_media(request)
+    if media is None:
+        return await request_validation_exception_handler(request, exc)
+    problems = "; ".join(
+        f"{'.'.join(str(part) for part in error.get('loc', ()))}: {error.get('msg', '')}"
+        for error in exc.errors()
+    )
+    return otlp.error_response(400, f"invalid request: {problems}", media)
+
+
+async def _store_unavailable(request: Request, exc: Exception) -> Response:
+    """Any route whose store is down answers 503 with Retry-After, the client's cue to retry."""
+    message, headers = f"store unavailable: {exc}", {"Retry-After": "5"}
+    media = _otlp_media(request)
+    if media is not None:
+        return otlp.error_response(503, message, media, headers)
+    return JSONResponse({"detail": message}, status_code=503, headers=headers)
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    """A bug (the server still logs its traceback): a Status on OTLP routes, so the exporter
+    in front logs something; elsewhere Starlette's plain 500."""
+    media = _otlp_media(request)
+    if media is not None:
+        message = f"internal error ({type(exc).__name__}); the collector's log has the details"
+        return otlp.error_response(500, message, media)
+    return PlainTextResponse("Internal Server Error", status_code=500)
 
 
 def _no_self_telemetry() -> dict[str, Any]:

@@ -1,21 +1,30 @@
-"""OTLP/HTTP decoding and encoding: protobuf and JSON, gzip, limits.
+"""OTLP/HTTP decoding and encoding: protobuf and JSON, gzip, limits, error bodies.
 
 Errors carry the HTTP status to answer and a message naming the problem;
-handlers never see a half-parsed request.
+handlers never see a half-parsed request. ``parse_request`` raises nothing but
+``OtlpError``, whatever the bytes.
+
+On an OTLP route every 4xx/5xx body is a ``google.rpc.Status`` carrying that
+message, in the request's encoding: protobuf for a protobuf request, its JSON
+form otherwise (the OTLP/HTTP spec's "Failures"), so that an OpenTelemetry
+Collector or SDK in front of us can log the reason.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import zlib
 from typing import Any, cast
 
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
+from google.rpc.status_pb2 import Status
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
+from starlette.responses import Response
 
 from agentledger.pipeline.normalize.native import compiled as _native
 
@@ -23,6 +32,11 @@ __all__ = [
     "OtlpError",
     "PROTOBUF",
     "JSON",
+    "MAX_JSON_DEPTH",
+    "OTLP_PATHS",
+    "TRACES_PATH",
+    "error_media",
+    "error_response",
     "media_type",
     "decode_body",
     "inspect_protobuf",
@@ -35,7 +49,28 @@ __all__ = [
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
+TRACES_PATH = "/v1/traces"
+OTLP_PATHS = frozenset({TRACES_PATH})
+"""Routes that speak OTLP/HTTP: their errors are ``google.rpc.Status`` bodies."""
+MAX_JSON_DEPTH = 64
+"""Deepest nesting of objects and arrays accepted in an OTLP/JSON body (a span's attribute
+value sits at depth 10; each nested array or key-value list adds 3)."""
 _ID_FIELDS = {"traceId": 16, "spanId": 8, "parentSpanId": 8}
+# HTTP status -> google.rpc.Code (Status.code is informative only; clients act on the HTTP status)
+_RPC_CODES = {
+    400: 3,  # INVALID_ARGUMENT
+    401: 16,  # UNAUTHENTICATED
+    403: 7,  # PERMISSION_DENIED
+    404: 5,  # NOT_FOUND
+    405: 12,  # UNIMPLEMENTED
+    413: 8,  # RESOURCE_EXHAUSTED
+    415: 3,  # INVALID_ARGUMENT
+    422: 3,  # INVALID_ARGUMENT
+    429: 8,  # RESOURCE_EXHAUSTED
+    500: 13,  # INTERNAL
+    503: 14,  # UNAVAILABLE
+    504: 4,  # DEADLINE_EXCEEDED
+}
 
 
 class OtlpError(Exception):
@@ -57,6 +92,25 @@ def media_type(content_type: str | None) -> str:
     raise OtlpError(
         415,
         f"unsupported content type {content_type or '(none)'!r}: send {PROTOBUF} or {JSON}",
+    )
+
+
+def error_media(content_type: str | None) -> str:
+    """The encoding of an error answer: protobuf for a protobuf request, else JSON (the spec
+    answers in the request's Content-Type; an unknown one gets JSON, the readable choice)."""
+    try:
+        return media_type(content_type)
+    except OtlpError:
+        return JSON
+
+
+def error_response(
+    status: int, message: str, media: str, headers: dict[str, str] | None = None
+) -> Response:
+    """An OTLP error answer: ``google.rpc.Status`` with ``message``, in ``media``."""
+    status_message = Status(code=_RPC_CODES.get(status, 2), message=message)  # 2: UNKNOWN
+    return Response(
+        encode_message(status_message, media), status_code=status, media_type=media, headers=headers
     )
 
 
@@ -82,30 +136,36 @@ def decode_body(body: bytes, content_encoding: str | None, max_bytes: int) -> by
     raise OtlpError(415, f"unsupported content encoding {content_encoding!r}: use gzip or none")
 
 
-def _hex_ids_to_base64(node: Any) -> Any:
-    """OTLP/JSON writes trace and span ids as hex; protobuf's JSON parser expects base64."""
-    import base64
+def _prepare_json(doc: Any) -> Any:
+    """One iterative walk over a parsed OTLP/JSON document: refuse nesting deeper than
+    ``MAX_JSON_DEPTH`` (protobuf's JSON parser would recurse on it), and rewrite trace and span
+    ids from OTLP/JSON's hex to the base64 protobuf's JSON parser expects."""
+    stack: list[tuple[Any, int]] = [(doc, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise OtlpError(400, f"OTLP/JSON is nested deeper than {MAX_JSON_DEPTH} levels")
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in _ID_FIELDS and isinstance(value, str):
+                    node[key] = _id_to_base64(key, value)
+                elif isinstance(value, (dict, list)):
+                    stack.append((value, depth + 1))
+        else:
+            stack.extend((item, depth + 1) for item in node if isinstance(item, (dict, list)))
+    return doc
 
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key in _ID_FIELDS and isinstance(value, str):
-                if value == "":
-                    continue
-                try:
-                    raw = bytes.fromhex(value)
-                except ValueError as exc:
-                    raise OtlpError(400, f"{key} {value[:40]!r} is not hex") from exc
-                if len(raw) != _ID_FIELDS[key]:
-                    raise OtlpError(
-                        400, f"{key} {value!r} must be {_ID_FIELDS[key] * 2} hex digits"
-                    )
-                node[key] = base64.b64encode(raw).decode()
-            else:
-                _hex_ids_to_base64(value)
-    elif isinstance(node, list):
-        for item in node:
-            _hex_ids_to_base64(item)
-    return node
+
+def _id_to_base64(key: str, value: str) -> str:
+    if value == "":
+        return value
+    try:
+        raw = bytes.fromhex(value)
+    except ValueError as exc:
+        raise OtlpError(400, f"{key} {value[:40]!r} is not hex") from exc
+    if len(raw) != _ID_FIELDS[key]:
+        raise OtlpError(400, f"{key} {value[:40]!r} must be {_ID_FIELDS[key] * 2} hex digits")
+    return base64.b64encode(raw).decode()
 
 
 def inspect_protobuf(data: bytes, max_attribute_length: int) -> int | None:
@@ -130,21 +190,28 @@ def parse_request(data: bytes, media: str) -> ExportTraceServiceRequest:
         except DecodeError as exc:
             raise OtlpError(400, f"malformed OTLP protobuf: {exc}") from exc
     else:
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise OtlpError(400, f"body is not valid UTF-8 at byte {exc.start}") from exc
-        try:
-            doc = json.loads(text)
-        except ValueError as exc:
-            raise OtlpError(400, f"malformed JSON: {exc}") from exc
-        if not isinstance(doc, dict):
-            raise OtlpError(400, "OTLP/JSON body must be an object with resourceSpans")
-        request = ExportTraceServiceRequest()
-        try:
-            json_format.ParseDict(_hex_ids_to_base64(doc), request, ignore_unknown_fields=True)
-        except json_format.ParseError as exc:
-            raise OtlpError(400, f"malformed OTLP/JSON: {exc}") from exc
+        request = _parse_json(data)
+    return request
+
+
+def _parse_json(data: bytes) -> ExportTraceServiceRequest:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise OtlpError(400, f"body is not valid UTF-8 at byte {exc.start}") from exc
+    try:
+        doc = json.loads(text)
+    except RecursionError as exc:  # the C scanner's guard, far beyond MAX_JSON_DEPTH
+        raise OtlpError(400, f"OTLP/JSON is nested deeper than {MAX_JSON_DEPTH} levels") from exc
+    except ValueError as exc:  # JSONDecodeError, or an integer too long to convert
+        raise OtlpError(400, f"malformed JSON: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise OtlpError(400, "OTLP/JSON body must be an object with resourceSpans")
+    request = ExportTraceServiceRequest()
+    try:
+        json_format.ParseDict(_prepare_json(doc), request, ignore_unknown_fields=True)
+    except json_format.ParseError as exc:
+        raise OtlpError(400, f"malformed OTLP/JSON: {exc}") from exc
     return request
 
 

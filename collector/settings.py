@@ -45,12 +45,17 @@ class CollectorSettings(BaseSettings):
     """Single-tenant local mode: every request belongs to ``default_tenant``."""
     default_tenant: str = "default"
     max_body_bytes: int = Field(32 * 1024 * 1024, gt=0)
-    """Largest request body accepted, compressed or not (HTTP 413 beyond)."""
+    """Largest request body accepted on any route, compressed or not, and largest OTLP body
+    once decompressed (HTTP 413 beyond)."""
+    max_concurrent_exports: int = Field(64, gt=0)
+    """Most OTLP export requests in progress at once, each holding its body in memory
+    (HTTP 429 with Retry-After beyond)."""
     max_spans_per_request: int = Field(20_000, gt=0)
     """Most spans in one request (HTTP 413 beyond)."""
     max_attribute_length: int = Field(128 * 1024, gt=0)
     """Longer attribute values are truncated and the key listed on the span."""
     retry_after_seconds: int = Field(2, ge=1)
+    """The ``Retry-After`` of a 429 or 503 whose cause names no better wait."""
 
     @field_validator("api_keys")
     @classmethod

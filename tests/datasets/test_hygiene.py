@@ -5,9 +5,11 @@ from __future__ import annotations
 import importlib
 import inspect
 import random
+import re
 
 import pytest
 
+from agentledger.pipeline.services.datasets import hygiene
 from agentledger.pipeline.services.datasets.hygiene import (
     DatasetRedactor,
     Deduplicator,
@@ -17,6 +19,8 @@ from agentledger.pipeline.services.datasets.hygiene import (
     normalized_text,
     split_of,
 )
+from agentledger.schemas import pii
+from tests.schemas.pii_inputs import LIMIT, PATHOLOGICAL, best_of_3
 
 REDACT = [
     ("mail me: a.b-c+d@mail.example.co.uk today", "mail me: [REDACTED:EMAIL] today"),
@@ -48,6 +52,21 @@ def test_presets_redact(text: str, expected: str) -> None:
 @pytest.mark.parametrize("text", KEEP)
 def test_presets_keep_what_is_not_personal(text: str) -> None:
     assert DatasetRedactor().text(text) == text
+
+
+@pytest.mark.parametrize(
+    ("preset", "name"), [(preset, name) for preset, texts in PATHOLOGICAL.items() for name in texts]
+)
+def test_each_preset_redacts_pathological_text_in_linear_time(preset: str, name: str) -> None:
+    text = PATHOLOGICAL[preset][name]
+    for redactor in (DatasetRedactor([preset]), DatasetRedactor()):
+        elapsed = best_of_3(redactor.text, text)
+        assert elapsed < LIMIT, f"{redactor.presets} on {name}: {elapsed * 1000:.0f} ms"
+
+
+def test_the_presets_run_the_schema_rules_on_re2() -> None:
+    assert isinstance(hygiene._IBAN_HINT, pii.Rule)
+    assert not any(value is re for value in vars(hygiene).values())
 
 
 def test_checksums() -> None:

@@ -10,6 +10,7 @@ import re
 import pytest
 
 from agentledger.pipeline.derive.sensitive import (
+    DETECTORS,
     SQL_PREFILTER,
     detect,
     detect_content,
@@ -17,7 +18,9 @@ from agentledger.pipeline.derive.sensitive import (
     luhn_valid,
     mask,
 )
+from agentledger.schemas import pii
 from bench.traffic import SYSTEM_PROMPT, _text
+from tests.schemas.pii_inputs import EVERY_TEXT, LIMIT, best_of_3
 
 POSITIVE = [
     ("write to jane.doe@contoso.com today", "email", "jane.doe@contoso.com"),
@@ -68,6 +71,25 @@ def test_detects_real_values_masked(text: str, kind: str, value: str) -> None:
 @pytest.mark.parametrize("text", NEGATIVE)
 def test_refuses_look_alikes(text: str) -> None:
     assert detect(text) == []
+
+
+@pytest.mark.parametrize("name", sorted(EVERY_TEXT))
+def test_detects_in_linear_time_on_pathological_text(name: str) -> None:
+    elapsed = best_of_3(detect, EVERY_TEXT[name])
+    assert elapsed < LIMIT, f"{name}: {elapsed * 1000:.0f} ms"
+
+
+def test_every_detector_is_a_schema_rule_on_re2() -> None:
+    assert [kind for kind, _, _ in DETECTORS] == [
+        "email",
+        "credit_card",
+        "iban",
+        "phone",
+        "api_key",
+        "private_key",
+        "secret",
+    ]
+    assert all(isinstance(pattern, pii.Rule) for _, pattern, _ in DETECTORS)
 
 
 def test_synthetic_finance_traffic_is_clean() -> None:

@@ -13,7 +13,9 @@ process                     spans go to       governance records   feedback
                                               when it has one)
 ``pipeline run``            topics -> store   intents topic ->     feedback topic ->
                                               store                store
-CLI, local mode             (reads the data directory or ClickHouse directly)
+CLI, local mode             (reads the data    the store (its       the store
+                            directory or       journal first)
+                            ClickHouse)
 ==========================  ================  ===================  =======================
 """
 
@@ -40,16 +42,19 @@ from agentledger.pipeline.settings import KafkaSettings, PipelineSettings, Store
 from agentledger.pipeline.sinks import Sink
 from agentledger.pipeline.store import Store, migrate, open_store
 from agentledger.pipeline.transport import Transport
+from agentledger.schemas.records import Actor
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from agentledger.cli.client import LocalReadClient
     from agentledger.server import PipelineRunner, _Consumer
 
 __all__ = [
     "build_collector_app",
     "build_edge_app",
     "build_embedded_app",
+    "build_local_reader",
     "build_pipeline",
     "journal_dir",
     "open_configured_store",
@@ -89,7 +94,7 @@ def _check_keys(collector: CollectorSettings) -> None:
 
 
 def _embedded_governance(
-    store: Store, journal: str | None, settings: GovernanceSettings
+    store: Store, journal: str | None, settings: GovernanceSettings, actor: str = Actor.API
 ) -> GovernanceService:
     store_log = StoreLog(store, timeout_s=settings.write_timeout_s)
     intents: RecordLog = store_log
@@ -98,7 +103,9 @@ def _embedded_governance(
 
         intents = JournaledLog(store, journal, store_log, flush_interval_s=settings.journal_flush_s)
     book = ControlBook(store_log, store, ttl_s=settings.controls_ttl_s)
-    return GovernanceService(intents, book, store, settings, owned=(intents,), mode="embedded")
+    return GovernanceService(
+        intents, book, store, settings, owned=(intents,), mode="embedded", actor=actor
+    )
 
 
 def build_embedded_app(
@@ -196,6 +203,49 @@ def build_edge_app(collector: CollectorSettings, sink: Sink) -> FastAPI:
         sink=sink, store=None, governance=None, feedback=None, store_gates_readiness=False
     )
     return create_app(collector, services)
+
+
+# -- the CLI, local mode ---------------------------------------------------------------------
+
+
+def build_local_reader(
+    store_settings: StoreSettings, tenant: str, *, store: Store | None = None
+) -> LocalReadClient:
+    """The CLI's client of a data directory (or ClickHouse server) when no server runs: the
+    store the settings name, with the governance records and feedback wired as the embedded
+    server wires them (a journal a crashed server left is stored before intents are read).
+    ``store``: an already open store (tests), kept open; otherwise the client closes it."""
+    from agentledger.cli.client import LocalReadClient
+
+    own = store is None
+    if store is None:
+        store = open_configured_store(store_settings)
+    else:
+        migrate(store, cluster=store_settings.clickhouse_cluster)
+    opened = store
+    journal = journal_dir(store)
+    governance_settings = GovernanceSettings()
+    governance = Lazy(
+        lambda: _embedded_governance(opened, journal, governance_settings, actor=Actor.CLI)
+    )
+
+    def close() -> None:
+        built = governance.peek()
+        if built is not None:
+            built.close()
+        if own:
+            opened.close()
+
+    key = store_settings.ledger_key
+    return LocalReadClient(
+        store,
+        tenant,
+        where=store_settings.clickhouse_url or store_settings.data_dir,
+        governance=governance.get,
+        feedback_log=StoreFeedbackLog(store, actor=Actor.CLI),
+        ledger_key=key.get_secret_value().encode() if key else None,
+        on_close=[close],
+    )
 
 
 # -- ``agentledger pipeline run`` -------------------------------------------------------------

@@ -128,25 +128,76 @@ SELECT concat('tenant-', toString(tn)), {_sha("c")}, 'document', c, length(c), n
 FROM (SELECT number AS d, {_DOC} AS c FROM numbers({DOCS})) AS docs CROSS JOIN (SELECT number AS tn FROM numbers({TENANTS})) AS tenants
 """
 
+
+def _iso(expr: str) -> str:
+    """RFC 3339 text with microseconds, as record bodies write times."""
+    return f"toJSONString(formatDateTime(toDateTime64({expr}, 6, 'UTC'), '%Y-%m-%dT%H:%i:%S.%fZ'))"
+
+
+def _body(fields: dict[str, str]) -> str:
+    """A record body (canonical JSON: members sorted by name) from SQL expressions of JSON values."""
+    parts = [
+        f"'{',' if i else '{'}\"{name}\":', {fields[name]}" for i, name in enumerate(sorted(fields))
+    ]
+    return f"concat({', '.join(parts)}, '}}')"
+
+
+def _text(expr: str) -> str:
+    return f"toJSONString({expr})"
+
+
+# one intent record per tool call, as the collector appends it (agentledger.schemas.records)
+_INTENT_BODY = _body(
+    {
+        "agent_name": "'\"finance-controls-agent\"'",
+        "arguments": _text(_ARGS),
+        "arguments_redacted": "'false'",
+        "arguments_sha256": _text(_sha(_ARGS)),
+        "attempt": "'0'",
+        "control_id": "'\"\"'",
+        "decision": "'\"proceed\"'",
+        "intent_id": _text("iid"),
+        "parent_span_id": _text(_span_id("number + 2")),
+        "policy_id": "'\"finance-controls-v3\"'",
+        "principal_chain": "'[]'",
+        "principal_id": _text("concat('user-', toString(t % 500), '@acme.example')"),
+        "principal_name": "'\"\"'",
+        "principal_role": "'\"\"'",
+        "received_at": _iso("t0 + toIntervalMillisecond(302)"),
+        "requested_at": _iso("t0 + toIntervalMillisecond(301)"),
+        "session_id": _text("concat('s-', toString(t % 5000))"),
+        "span_id": _text(_span_id("number + 3")),
+        "tool_call_id": _text("concat('call_', toString(t))"),
+        "tool_name": "'\"lookup_journal_entry\"'",
+        "trace_id": _text("trace_"),
+        "user_id": "'\"\"'",
+    }
+)
 INTENTS_SQL = f"""
-INSERT INTO intents (tenant, requested_at, intent_id, attempt, received_at, decision, tool_name, tool_call_id,
-    arguments, arguments_sha256, trace_id, span_id, parent_span_id, principal_id, policy_id, agent_name, session_id)
-SETTINGS async_insert = 0
-SELECT tenant_, t0 + toIntervalMillisecond(301), lower(hex(MD5(concat('i', toString(t))))), 0,
-       t0 + toIntervalMillisecond(302), 'proceed', 'lookup_journal_entry', concat('call_', toString(t)),
-       {_ARGS}, {_sha(_ARGS)}, trace_, {_span_id("number + 3")}, {_span_id("number + 2")},
-       concat('user-', toString(t % 500), '@acme.example'), 'finance-controls-v3', 'finance-controls-agent',
-       concat('s-', toString(t % 5000))
-FROM {_PER_TRACE}
+INSERT INTO records (tenant, kind, recorded_at, record_id, actor, body, body_sha256) SETTINGS async_insert = 0
+SELECT tenant_, 'intent', t0 + toIntervalMillisecond(302), iid, 'api', b, {_sha("b")}
+FROM (SELECT *, lower(hex(MD5(concat('i', toString(t))))) AS iid, {_INTENT_BODY} AS b FROM {_PER_TRACE})
 """
 
+_CONTROL_BODY = _body(
+    {
+        "action": "toJSONString(action_)",
+        "by": "'\"ops@acme.example\"'",
+        "control_id": "toJSONString(cid)",
+        "created_at": _iso("at"),
+        "reason": "'\"bench drill\"'",
+        "scope": "'\"session\"'",
+        "target": "toJSONString(concat('s-', toString(intDiv(number, 2) % 5000)))",
+    }
+)
+
 CONTROLS_SQL = f"""
-INSERT INTO controls (tenant, created_at, control_id, action, scope, target, by, reason) SETTINGS async_insert = 0
-SELECT concat('tenant-', toString(number % {TENANTS})),
-       toDateTime64('{BASE}', 6, 'UTC') + toIntervalSecond(number * 600),
-       lower(hex(MD5(concat('c', toString(number))))), if(number % 2 = 0, 'pause', 'resume'), 'session',
-       concat('s-', toString(intDiv(number, 2) % 5000)), 'ops@acme.example', 'bench drill'
-FROM numbers({{count:UInt64}})
+INSERT INTO records (tenant, kind, recorded_at, record_id, actor, body, body_sha256) SETTINGS async_insert = 0
+SELECT concat('tenant-', toString(number % {TENANTS})), 'control', at, cid, 'cli', b, {_sha("b")}
+FROM (SELECT number, toDateTime64('{BASE}', 6, 'UTC') + toIntervalSecond(number * 600) AS at,
+             lower(hex(MD5(concat('c', toString(number))))) AS cid,
+             if(number % 2 = 0, 'pause', 'resume') AS action_, {_CONTROL_BODY} AS b
+      FROM numbers({{count:UInt64}}))
 """
 
 

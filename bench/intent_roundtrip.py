@@ -68,15 +68,10 @@ def _body(tool: str = "bench_tool") -> dict[str, object]:
 
 
 def _insert_floor(n: int, parent: str | None) -> dict[str, float]:
-    from agentledger.pipeline.governance.records import (
-        INTENTS_TABLE,
-        Decision,
-        IntentIn,
-        intent_row,
-    )
-    from agentledger.pipeline.governance.store_log import insert_rows
+    from agentledger.pipeline.governance.records import Decision, IntentIn, intent_record
     from agentledger.pipeline.store import migrate
     from agentledger.pipeline.store.embedded import EmbeddedStore
+    from agentledger.pipeline.store.records import append_records
 
     floor_dir = tempfile.mkdtemp(prefix="agentledger-bench-floor-", dir=parent)
     store = EmbeddedStore(floor_dir, database="floor")
@@ -84,11 +79,11 @@ def _insert_floor(n: int, parent: str | None) -> dict[str, float]:
     samples = []
     for i in range(n):
         body = _body()
-        row = intent_row(
+        record = intent_record(
             "default", IntentIn.model_validate(body), Decision.PROCEED, "", time.time_ns()
         )
         t0 = time.perf_counter()
-        insert_rows(store, INTENTS_TABLE, [row])
+        append_records(store, [record])
         if i >= n // 10:
             samples.append(time.perf_counter() - t0)
     store.close()

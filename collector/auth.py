@@ -4,8 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from typing import NamedTuple
 
-__all__ = ["Authenticator", "AuthError"]
+from agentledger.schemas.records import Actor
+
+__all__ = ["Authenticator", "AuthError", "Identity"]
+
+
+class Identity(NamedTuple):
+    """Who sent a request: the tenant of its API key, and the actor recorded on what it writes
+    (the key's id, ``key:`` and the first 12 hex digits of its SHA-256, until keys have names;
+    ``api`` without API keys)."""
+
+    tenant: str
+    actor: str
 
 
 class AuthError(Exception):
@@ -26,8 +38,12 @@ class Authenticator:
             )
 
     def tenant(self, authorization: str | None, api_key: str | None) -> str:
+        return self.identify(authorization, api_key).tenant
+
+    def identify(self, authorization: str | None, api_key: str | None) -> Identity:
+        """The tenant and actor of the presented key; raises AuthError."""
         if self.no_auth:
-            return self.default_tenant
+            return Identity(self.default_tenant, Actor.API)
         key = api_key
         if not key and authorization:
             scheme, _, value = authorization.partition(" ")
@@ -43,4 +59,4 @@ class Authenticator:
                 found = tenant
         if found is None:
             raise AuthError("unknown API key: it maps to no tenant")
-        return found
+        return Identity(found, f"{Actor.KEY_PREFIX}{digest[:12]}")

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 
-from agentledger.collector.auth import Authenticator, AuthError
+from agentledger.collector.auth import Authenticator, AuthError, Identity
 from agentledger.collector.services import EdgeServices
 from agentledger.collector.settings import CollectorSettings
 from agentledger.pipeline.governance import GovernanceService, GovernanceUnavailable
 from agentledger.pipeline.services.datasets.feedback import FeedbackLog, FeedbackUnavailable
+from agentledger.pipeline.services.reads import ReadNotFound, ReadRejected
 from agentledger.pipeline.sinks import Sink
 from agentledger.pipeline.store import Store
 
 __all__ = [
+    "ActorDep",
     "FeedbackLogDep",
     "GovernanceDep",
     "ServicesDep",
@@ -23,6 +27,7 @@ __all__ = [
     "SinkDep",
     "StoreDep",
     "TenantDep",
+    "read_errors",
 ]
 
 
@@ -74,16 +79,25 @@ async def _feedback_log(services: Annotated[EdgeServices, Depends(_services)]) -
         raise HTTPException(503, str(exc), headers={"Retry-After": "2"}) from exc
 
 
-def _tenant(
+def _identity(
     request: Request,
     authorization: Annotated[str | None, Header()] = None,
     x_api_key: Annotated[str | None, Header()] = None,
-) -> str:
+) -> Identity:
+    """Resolved once per request (FastAPI caches it); the tenant and actor come from it."""
     auth: Authenticator = request.app.state.auth
     try:
-        return auth.tenant(authorization, x_api_key)
+        return auth.identify(authorization, x_api_key)
     except AuthError as exc:
         raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from exc
+
+
+def _tenant(identity: Annotated[Identity, Depends(_identity)]) -> str:
+    return identity.tenant
+
+
+def _actor(identity: Annotated[Identity, Depends(_identity)]) -> str:
+    return identity.actor
 
 
 SettingsDep = Annotated[CollectorSettings, Depends(_settings)]
@@ -93,3 +107,16 @@ StoreDep = Annotated[Store, Depends(_store)]
 GovernanceDep = Annotated[GovernanceService, Depends(_governance)]
 FeedbackLogDep = Annotated[FeedbackLog, Depends(_feedback_log)]
 TenantDep = Annotated[str, Depends(_tenant)]
+ActorDep = Annotated[str, Depends(_actor)]
+"""Who sent the request, recorded on every record it writes (the API key's id, or ``api``)."""
+
+
+@contextmanager
+def read_errors() -> Iterator[None]:
+    """A read service's errors as HTTP answers: not found 404, rejected 400."""
+    try:
+        yield
+    except ReadNotFound as exc:
+        raise HTTPException(404, str(exc)) from exc
+    except ReadRejected as exc:
+        raise HTTPException(400, str(exc)) from exc

@@ -1,4 +1,5 @@
-"""Contracts every AgentLedger stage shares: span row, contents, canonical JSON, topics, prices.
+"""Contracts every AgentLedger stage shares: span row, canonical LLM call, contents, canonical JSON,
+topics, prices.
 
 Depends on nothing else of AgentLedger. Names are loaded on first use, so the
 agent-side instrumentation can import ``agentledger.schemas.attributes`` and
@@ -12,6 +13,9 @@ import importlib as _importlib
 from typing import Any as _Any
 
 _EXPORTS = {
+    "CanonicalMessage": "calls",
+    "ToolDefinition": "calls",
+    "request_hash": "calls",
     "CONTENT_ARROW_SCHEMA": "contents",
     "CONTENT_COLUMNS": "contents",
     "CONTENTS_TABLE": "contents",
@@ -23,6 +27,7 @@ _EXPORTS = {
     "content_hash": "canonical",
     "ModelPrice": "pricing",
     "PriceTable": "pricing",
+    "CALL_COLUMN_NAMES": "spans",
     "SPAN_ARROW_SCHEMA": "spans",
     "SPAN_COLUMN_NAMES": "spans",
     "SPAN_COLUMNS": "spans",

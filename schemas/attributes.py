@@ -237,6 +237,12 @@ class GenAI:
     """Per-choice event of the 1.28-era conventions."""
     EVENT_MESSAGE_SUFFIX = ".message"
     """Per-message events: ``gen_ai.system.message``, ``gen_ai.user.message``..."""
+    REQUEST_PREFIX = "gen_ai.request."
+    """Prefix of request parameters (``gen_ai.request.temperature``...); ``.model`` is the model."""
+    OPENAI_REQUEST_PREFIX = "gen_ai.openai.request."
+    """Prefix of OpenAI-specific request parameters of older releases (``.seed``, ``.response_format``)."""
+    FINISH_REASON = "finish_reason"
+    """Finish reason of one output message (``parts`` shape), indexed completion or ``gen_ai.choice`` event."""
 
 
 class Traceloop:
@@ -266,6 +272,24 @@ class Traceloop:
     """Output tokens spent on reasoning (OpenLLMetry's name)."""
     FUNCTIONS_PREFIX = "llm.request.functions"
     """Prefix of indexed tool definitions."""
+    FUNCTION_NAME = "name"
+    """Suffix of an indexed tool definition's name (``llm.request.functions.N.name``)."""
+    FUNCTION_DESCRIPTION = "description"
+    """Suffix of an indexed tool definition's description."""
+    FUNCTION_PARAMETERS = "parameters"
+    """Suffix of an indexed tool definition's JSON schema of parameters."""
+    FREQUENCY_PENALTY = "llm.frequency_penalty"
+    """Frequency penalty (older releases)."""
+    PRESENCE_PENALTY = "llm.presence_penalty"
+    """Presence penalty (older releases)."""
+    TOP_K = "llm.top_k"
+    """Top-k sampling (older releases)."""
+    STOP_SEQUENCES = "llm.chat.stop_sequences"
+    """Stop sequences (older releases)."""
+    IS_STREAMING = "llm.is_streaming"
+    """True when the call streamed (older releases)."""
+    REPETITION_PENALTY = "llm.request.repetition_penalty"
+    """Repetition penalty (older releases)."""
 
 
 class Langfuse:
@@ -285,6 +309,8 @@ class Langfuse:
     """JSON of token usage (input, output, total, cache...)."""
     COST_DETAILS = "langfuse.observation.cost_details"
     """JSON of costs (total...)."""
+    METADATA_FINISH_REASON = "langfuse.observation.metadata.finish_reason"
+    """Finish reason a generation's metadata carries (streamed OpenAI calls)."""
     LEVEL = "langfuse.observation.level"
     """DEBUG, DEFAULT, WARNING, ERROR."""
     STATUS_MESSAGE = "langfuse.observation.status_message"
@@ -323,22 +349,6 @@ class Governance:
     """SHA-256 of the canonical JSON of the tool's arguments."""
     FAIL_OPEN = "agentledger.intent.fail_open"
     """True when the tool is configured to run even if its intent cannot be recorded."""
-
-
-class Audit:
-    """Keys the audit and replay read that the convention classes above do not name."""
-
-    GENAI_REQUEST_PREFIX = "gen_ai.request."
-    """Prefix of GenAI request parameters (``gen_ai.request.temperature``...); ``.model`` is the model."""
-    FUNCTION_NAME = "name"
-    """Suffix of an OpenLLMetry tool definition's name (``llm.request.functions.N.name``)."""
-    FUNCTION_DESCRIPTION = "description"
-    """Suffix of an OpenLLMetry tool definition's description."""
-    FUNCTION_PARAMETERS = "parameters"
-    """Suffix of an OpenLLMetry tool definition's JSON schema of parameters."""
-
-
-__all__ += ["Audit"]
 
 
 class Evaluation:

@@ -6,7 +6,7 @@ span rows reference the hash. The canonical form is what an auditor re-hashes
 to prove that a document is the one the agent saw:
 
 * text: the UTF-8 bytes of the string as received;
-* structured values (message lists, JSON arguments and results): canonical JSON,
+* structured values (message lists, tool lists, JSON arguments and results): canonical JSON,
   RFC 8785 (JCS), as ``agentledger.schemas.canonical`` defines it (with golden
   fixtures); ``canonical_bytes``, ``canonical_json``, ``canonical_text`` and
   ``content_hash`` are that module's, re-exported here.
@@ -54,6 +54,8 @@ class ContentKind(str, enum.Enum):
     TOOL_ARGUMENTS = "tool_arguments"
     TOOL_RESULT = "tool_result"
     ATTRIBUTE = "attribute"
+    TOOLS = "tools"
+    """The canonical list of tools offered to a model call (``agentledger.schemas.calls``)."""
 
 
 CONTENT_COLUMNS: Final[tuple[Column, ...]] = (

@@ -24,6 +24,7 @@ __all__ = [
     "Column",
     "SPAN_COLUMNS",
     "SPAN_COLUMN_NAMES",
+    "CALL_COLUMN_NAMES",
     "SPAN_ARROW_SCHEMA",
     "SpanRow",
     "ToolCallRef",
@@ -124,6 +125,15 @@ SPAN_COLUMNS: Final[tuple[Column, ...]] = (
     Column("input_hash", "String", "Content hash of the input (messages or value)."),
     Column("output_hash", "String", "Content hash of the output."),
     Column("system_prompt_hash", "String", "Content hash of the system prompt."),
+    Column(
+        "request_params",
+        "String",
+        "Request parameters as canonical JSON, canonical names (schemas.calls); empty if none.",
+    ),
+    Column("tools_hash", "String", "Content hash of the canonical list of tools offered."),
+    Column("finish_reasons", "Array(String)", "Why the model stopped, one per choice."),
+    Column("request_hash", "String", "schemas.calls.request_hash of the call; empty if no input."),
+    Column("raw_request_hash", "String", "Content hash of the request as recorded verbatim."),
     Column("input_preview", "String", "First characters of the input, for listings."),
     Column("output_preview", "String", "First characters of the output, for listings."),
     Column("documents", _DOC_TUPLE, "Retrieved documents in rank order; score is NaN if absent."),
@@ -142,6 +152,16 @@ SPAN_COLUMNS: Final[tuple[Column, ...]] = (
 
 SPAN_COLUMN_NAMES: Final[tuple[str, ...]] = tuple(c.name for c in SPAN_COLUMNS)
 """Column names in table order."""
+
+CALL_COLUMN_NAMES: Final[tuple[str, ...]] = (
+    "request_params",
+    "tools_hash",
+    "finish_reasons",
+    "request_hash",
+    "raw_request_hash",
+)
+"""The canonical-call columns (``agentledger.schemas.calls``), added by migration 0007: rows
+stored before it read them empty."""
 
 
 def _split_top(inner: str) -> list[str]:
@@ -258,6 +278,11 @@ class SpanRow(BaseModel):
     input_hash: str = ""
     output_hash: str = ""
     system_prompt_hash: str = ""
+    request_params: str = ""
+    tools_hash: str = ""
+    finish_reasons: list[str] = Field(default_factory=list)
+    request_hash: str = ""
+    raw_request_hash: str = ""
     input_preview: str = ""
     output_preview: str = ""
     documents: list[DocumentRef] = Field(default_factory=list)

@@ -35,6 +35,8 @@ class Headers:
     """Tenant the collector stamped from the API key."""
     RECEIVED_AT = "agentledger-received-at"
     """Receive time at the collector, Unix nanoseconds as decimal text."""
+    ACTOR = "agentledger-actor"
+    """Who sent the record, as the collector knows it (an API key's name or id, ``api``, ``cli``)."""
     SCHEMA = "agentledger-schema"
     """Record layout version."""
     ERROR = "agentledger-error"

@@ -55,6 +55,7 @@ def test_importing_the_agent_side_stays_light(tmp_path: Path) -> None:
 
 PUBLIC_PACKAGES = [
     "agentledger.schemas",
+    "agentledger.schemas.read",
     "agentledger.collector",
     "agentledger.pipeline.store",
     "agentledger.pipeline.sinks",

@@ -9,7 +9,21 @@ from typing import Any
 
 import typer
 
-from agentledger.cli import _source, render
+from agentledger.cli import render
+from agentledger.cli._common import (
+    DEFAULT_DATA_DIR,
+    ApiKeyOpt,
+    DataDirOpt,
+    JsonOpt,
+    TenantOpt,
+    UrlOpt,
+    ask,
+    connect,
+    fail,
+    print_json,
+)
+from agentledger.cli.client import ClientError
+from agentledger.schemas.read import defaults as D
 
 __all__ = ["app", "main"]
 
@@ -20,63 +34,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
-DEFAULT_URL = "http://127.0.0.1:4318"
-DEFAULT_DATA_DIR = ".agentledger"
-
-UrlOpt = typer.Option(
-    DEFAULT_URL, "--url", envvar="AGENTLEDGER_URL", help="Running AgentLedger server."
-)
-DataDirOpt = typer.Option(
-    None,
-    "--data-dir",
-    help="Read this embedded data directory directly (default: ask the server, "
-    f"else open {DEFAULT_DATA_DIR}).",
-)
-ApiKeyOpt = typer.Option(
-    None, "--api-key", envvar="AGENTLEDGER_API_KEY", help="API key for the server."
-)
-TenantOpt = typer.Option(
-    "default",
-    "--tenant",
-    envvar="AGENTLEDGER_TENANT",
-    help="Tenant, when reading a store directly.",
-)
-JsonOpt = typer.Option(False, "--json", help="Print JSON instead of a table.")
-
-
-def _fail(message: str, code: int = 1) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
-
-
-def _open(url: str, data_dir: str | None, api_key: str | None, tenant: str) -> _source.QuerySource:
-    try:
-        return _source.open_source(
-            url=url,
-            data_dir=data_dir,
-            default_data_dir=os.environ.get("AGENTLEDGER_DATA_DIR", DEFAULT_DATA_DIR),
-            api_key=api_key,
-            tenant=tenant,
-            clickhouse_url=os.environ.get("AGENTLEDGER_CLICKHOUSE_URL"),
-        )
-    except _source.SourceError as exc:
-        _fail(str(exc))
-        raise  # unreachable
-
-
-def _call(src: _source.QuerySource, method: str, *args: Any, **kwargs: Any) -> Any:
-    """``src.<method>(...)``, then close ``src``; a SourceError ends the command with its message."""
-    try:
-        return getattr(src, method)(*args, **kwargs)
-    except _source.SourceError as exc:
-        _fail(str(exc))
-    finally:
-        src.close()
-
-
-def _print_json(value: Any) -> None:
-    typer.echo(json.dumps(value, indent=2, default=str))
 
 
 @app.command()
@@ -112,8 +69,7 @@ def serve(
         store_settings = StoreSettings(data_dir=data_dir)
         fastapi_app = build_embedded_app(collector, store_settings)
     except (ValueError, StoreError) as exc:
-        _fail(str(exc), 2)
-        return
+        fail(str(exc), 2)
     where = store_settings.clickhouse_url or os.path.abspath(data_dir)
     typer.echo(
         f"AgentLedger listening on http://{host}:{port} (OTLP/HTTP at /v1/traces, docs at /docs); store: {where}"
@@ -144,7 +100,7 @@ def collector(
     )
     kafka = KafkaSettings()
     if not kafka.bootstrap_servers:
-        _fail(
+        fail(
             "set AGENTLEDGER_KAFKA_BOOTSTRAP_SERVERS (or use `agentledger serve` for the embedded mode)",
             2,
         )
@@ -153,8 +109,7 @@ def collector(
             CollectorSettings(host=host, port=port, no_auth=no_auth), kafka, StoreSettings()
         )
     except (ValueError, StoreError, TransportUnavailable) as exc:
-        _fail(str(exc), 2)
-        return
+        fail(str(exc), 2)
     typer.echo(
         f"AgentLedger collector on http://{host}:{port} -> Kafka {kafka.bootstrap_servers} topic {kafka.spans_topic}"
     )
@@ -163,7 +118,9 @@ def collector(
 
 @app.command()
 def traces(
-    limit: int = typer.Option(20, "--limit", "-n", min=1, max=1000, help="How many traces."),
+    limit: int = typer.Option(
+        D.TRACES_LIMIT, "--limit", "-n", min=1, max=D.TRACES_MAX, help="How many traces."
+    ),
     service: str | None = typer.Option(None, help="Only this service."),
     url: str = UrlOpt,
     data_dir: str | None = DataDirOpt,
@@ -172,18 +129,12 @@ def traces(
     as_json: bool = JsonOpt,
 ) -> None:
     """Recent traces: id, root, service, start, duration, spans, tokens, cost, status."""
-    src = _open(url, data_dir, api_key, tenant)
-    try:
-        rows = src.traces(limit, service)
-    except _source.SourceError as exc:
-        _fail(str(exc))
-        return
-    finally:
-        src.close()
+    client = connect(url, data_dir, api_key, tenant)
+    rows = ask(client, lambda c: c.traces(limit=limit, service=service))
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
-    render.console().print(render.traces_table(rows, f"Recent traces ({src.where})"))
+    render.console().print(render.traces_table(rows, f"Recent traces ({client.where})"))
 
 
 @app.command()
@@ -196,16 +147,9 @@ def trace(
     as_json: bool = JsonOpt,
 ) -> None:
     """One trace as a span tree: kinds, models, tokens, durations, tools, documents."""
-    src = _open(url, data_dir, api_key, tenant)
-    try:
-        result = src.trace(trace_id)
-    except _source.SourceError as exc:
-        _fail(str(exc))
-        return
-    finally:
-        src.close()
+    result = ask(connect(url, data_dir, api_key, tenant), lambda c: c.trace(trace_id))
     if as_json:
-        _print_json(result)
+        print_json(result)
         return
     render.console().print(render.trace_tree(result))
 
@@ -255,8 +199,7 @@ def migrate(
         ) as store:
             applied = run_migrations(store, cluster=settings.clickhouse_cluster)
     except StoreError as exc:
-        _fail(str(exc))
-        return
+        fail(str(exc))
     typer.echo(f"applied migrations: {applied}" if applied else "schema is up to date")
 
 
@@ -272,8 +215,8 @@ def demo(
 
     try:
         run_demo(data_dir, as_json=as_json)
-    except _source.SourceError as exc:
-        _fail(str(exc))
+    except ClientError as exc:
+        fail(str(exc))
 
 
 def _version_info() -> dict[str, Any]:
@@ -307,8 +250,7 @@ def version(as_json: bool = JsonOpt) -> None:
     try:
         info = _version_info()
     except ValueError as exc:  # a setting that does not validate (pydantic's ValidationError)
-        _fail(str(exc))
-        raise  # unreachable
+        fail(str(exc))
     if as_json:
         typer.echo(json.dumps(info))
         return

@@ -3,66 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 import typer
 
-from agentledger.cli import _source, render
+from agentledger.cli import render
+from agentledger.cli._common import DEFAULT_URL, ask, connect, jsonable
+from agentledger.cli.client import ClientError, LedgerClient
+from agentledger.schemas.read import defaults as D
 
 __all__ = ["register"]
-
-
-def _verify(
-    url: str, data_dir: str | None, api_key: str | None, tenant: str, since: str | None
-) -> dict[str, Any]:
-    src = _source.open_source(
-        url=url,
-        data_dir=data_dir,
-        default_data_dir=os.environ.get("AGENTLEDGER_DATA_DIR", ".agentledger"),
-        api_key=api_key,
-        tenant=tenant,
-        clickhouse_url=os.environ.get("AGENTLEDGER_CLICKHOUSE_URL"),
-    )
-    try:
-        if isinstance(src, _source.HttpSource):
-            return src._get("/api/v1/ledger/verify", since=since)  # type: ignore[no-any-return]
-        from agentledger.pipeline.derive.ledger import verify
-        from agentledger.pipeline.settings import StoreSettings
-
-        settings = StoreSettings()
-        key = settings.ledger_key.get_secret_value().encode() if settings.ledger_key else None
-        return verify(src.store, tenant, key=key, since=since).as_dict()  # type: ignore[attr-defined]
-    finally:
-        src.close()
-
-
-def _open(url: str, data_dir: str | None, api_key: str | None, tenant: str) -> Any:
-    return _source.open_source(
-        url=url,
-        data_dir=data_dir,
-        default_data_dir=os.environ.get("AGENTLEDGER_DATA_DIR", ".agentledger"),
-        api_key=api_key,
-        tenant=tenant,
-        clickhouse_url=os.environ.get("AGENTLEDGER_CLICKHOUSE_URL"),
-    )
-
-
-def _audit(
-    url: str, data_dir: str | None, api_key: str | None, tenant: str, ref: str, last: bool
-) -> dict[str, Any]:
-    src = _open(url, data_dir, api_key, tenant)
-    try:
-        if isinstance(src, _source.HttpSource):
-            return src._get(f"/api/v1/audit/{ref}", format="json", last=str(last).lower())  # type: ignore[no-any-return]
-        from agentledger.pipeline.services import audit
-
-        try:
-            return audit.audit(src.store, tenant, ref, last=last)
-        except (audit.AuditNotFound, ValueError) as exc:
-            raise _source.SourceError(str(exc)) from exc
-    finally:
-        src.close()
 
 
 def _parse_filters(filters: list[str]) -> dict[str, Any]:
@@ -94,42 +44,17 @@ def _parse_filters(filters: list[str]) -> dict[str, Any]:
 
 
 def _rebuilt(
-    src: Any, tenant: str, span_id: str | None, filters: dict[str, Any], api: str | None
+    client: LedgerClient, span_id: str | None, filters: dict[str, Any], api: str | None
 ) -> tuple[list[Any], list[dict[str, Any]]]:
-    """Rebuilt requests of one span or of the filtered calls, from the server or the store directly."""
+    """Rebuilt requests of one span or of the filtered calls, as replay sends them."""
     from agentledger.pipeline.services import replay
 
-    if isinstance(src, _source.HttpSource):
-        if span_id:
-            return [
-                replay.RebuiltRequest.from_dict(
-                    src._get(f"/api/v1/replay/requests/{span_id}", api=api)
-                )
-            ], []
-        params = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in filters.items()}
-        found = src._get("/api/v1/replay/requests", api=api, **params)
-        return [replay.RebuiltRequest.from_dict(r) for r in found["requests"]], found["skipped"]
-    try:
-        if span_id:
-            return [replay.rebuild_request(src.store, tenant, span_id, api=api)], []
-        errors: list[dict[str, Any]] = []
-        ids = replay.select_calls(src.store, tenant, **filters)
-        return replay.rebuild_requests(src.store, tenant, ids, api=api, errors=errors), errors
-    except replay.ReplayError as exc:
-        raise _source.SourceError(str(exc)) from exc
-
-
-def _save(src: Any, report: Any) -> None:
-    from agentledger.pipeline.services import replay
-
-    if isinstance(src, _source.HttpSource):
-        resp = src._client.post("/api/v1/replays", json=report.as_dict())
-        if resp.status_code >= 400:
-            raise _source.SourceError(
-                f"{src.where} did not store the drift report: {resp.status_code} {resp.text[:300]}"
-            )
-    else:
-        replay.save_report(src.store, report)
+    if span_id:
+        one = client.replay_request(span_id, api=api)
+        return [replay.RebuiltRequest.from_dict(one.model_dump(mode="json"))], []
+    found = client.replay_requests(api=api, **filters)
+    requests = [replay.RebuiltRequest.from_dict(r.model_dump(mode="json")) for r in found.requests]
+    return requests, jsonable(found.skipped)
 
 
 def _print_outcome(console: Any, o: dict[str, Any]) -> None:
@@ -181,7 +106,7 @@ def register(app: typer.Typer) -> None:
             None, help="Check rows of checkpoints created since 'YYYY-MM-DD HH:MM:SS'."
         ),
         url: str = typer.Option(
-            "http://127.0.0.1:4318", "--url", envvar="AGENTLEDGER_URL", help="Running server."
+            DEFAULT_URL, "--url", envvar="AGENTLEDGER_URL", help="Running server."
         ),
         data_dir: str | None = typer.Option(
             None, "--data-dir", help="Read this embedded data directory directly."
@@ -192,35 +117,32 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     ) -> None:
         """Recompute the tamper-evident ledger: OK, or the first broken checkpoint and the spans involved (exit 1)."""
-        try:
-            report = _verify(url, data_dir, api_key, tenant, since)
-        except _source.SourceError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from exc
+        client = connect(url, data_dir, api_key, tenant, code=2)
+        report = ask(client, lambda c: c.verify_ledger(since=since), code=2)
         if as_json:
-            typer.echo(json.dumps(report, indent=2))
+            typer.echo(json.dumps(report.model_dump(mode="json"), indent=2))
         else:
             console = render.console()
-            if report["ok"]:
+            if report.ok:
                 console.print(
-                    f"[green]OK[/green]: tenant {report['tenant']}: {report['checkpoints']} checkpoints, "
-                    f"{report['rows']} rows and {report['contents_checked']} content records verified"
+                    f"[green]OK[/green]: tenant {report.tenant}: {report.checkpoints} checkpoints, "
+                    f"{report.rows} rows and {report.contents_checked} content records verified"
                 )
-                for stream, head in sorted(report["heads"].items()):
+                for stream, head in sorted(report.heads.items()):
                     console.print(f"  head of {stream}: {head}")
             else:
-                first = report["problems"][0]
+                first = report.problems[0]
                 console.print(
-                    f"[red]BROKEN[/red]: tenant {report['tenant']}: first problem at {first['stream']} "
-                    f"checkpoint {first['seq']}: {first['kind']}: {first['detail']}"
+                    f"[red]BROKEN[/red]: tenant {report.tenant}: first problem at {first.stream} "
+                    f"checkpoint {first.seq}: {first.kind}: {first.detail}"
                 )
-                for span in first["spans"][:20]:
+                for span in first.spans[:20]:
                     console.print(f"  span {span}")
-                if len(report["problems"]) > 1:
+                if len(report.problems) > 1:
                     console.print(
-                        f"  ({len(report['problems']) - 1} more problem(s); --json lists them all)"
+                        f"  ({len(report.problems) - 1} more problem(s); --json lists them all)"
                     )
-        if not report["ok"]:
+        if not report.ok:
             raise typer.Exit(1)
 
     @app.command()
@@ -237,7 +159,7 @@ def register(app: typer.Typer) -> None:
             "default", "--tenant", envvar="AGENTLEDGER_TENANT", help="Tenant."
         ),
         url: str = typer.Option(
-            "http://127.0.0.1:4318", "--url", envvar="AGENTLEDGER_URL", help="Running server."
+            DEFAULT_URL, "--url", envvar="AGENTLEDGER_URL", help="Running server."
         ),
         data_dir: str | None = typer.Option(
             None, "--data-dir", help="Read this embedded data directory directly."
@@ -251,11 +173,8 @@ def register(app: typer.Typer) -> None:
 
         if fmt not in ("markdown", "json", "html"):
             raise typer.BadParameter("expected markdown, json or html", param_hint="--format")
-        try:
-            result = _audit(url, data_dir, api_key, tenant, ref, last)
-        except _source.SourceError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(1) from exc
+        report = ask(connect(url, data_dir, api_key, tenant), lambda c: c.audit(ref, last=last))
+        result = report.model_dump(mode="json")
         text = (
             json.dumps(result, indent=2, ensure_ascii=False)
             if fmt == "json"
@@ -302,7 +221,7 @@ def register(app: typer.Typer) -> None:
             "default", "--tenant", envvar="AGENTLEDGER_TENANT", help="Tenant."
         ),
         url: str = typer.Option(
-            "http://127.0.0.1:4318", "--url", envvar="AGENTLEDGER_URL", help="Running server."
+            DEFAULT_URL, "--url", envvar="AGENTLEDGER_URL", help="Running server."
         ),
         data_dir: str | None = typer.Option(
             None, "--data-dir", help="Read this embedded data directory directly."
@@ -331,15 +250,11 @@ def register(app: typer.Typer) -> None:
         if span_id and filters:
             raise typer.BadParameter("give a span id or --filter, not both", param_hint="--filter")
         selected = _parse_filters(filters)
-        selected.setdefault("limit", 50)
-        try:
-            src = _open(url, data_dir, server_key, tenant)
-        except _source.SourceError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from exc
+        selected.setdefault("limit", D.REPLAY_REQUESTS_LIMIT)
+        client = connect(url, data_dir, server_key, tenant, code=2)
         console = render.console(stderr=as_json)
         try:
-            requests, skipped = _rebuilt(src, tenant, span_id, selected, api)
+            requests, skipped = _rebuilt(client, span_id, selected, api)
             if span_id:
                 outcome = replay_mod.replay_request(
                     requests[0],
@@ -365,7 +280,7 @@ def register(app: typer.Typer) -> None:
                     filter={k: str(v) for k, v in selected.items()},
                 )
                 if save and report.outcomes:
-                    _save(src, report)
+                    client.save_replay(report.as_dict())
                 summary = report.summary
                 drifted = bool(summary["drifted"] or summary["errors"])
                 if as_json:
@@ -392,10 +307,10 @@ def register(app: typer.Typer) -> None:
                             f"  worst: span {w['span_id']} tools {w['recorded_tools']} -> {w['replayed_tools']}, "
                             f"similarity {w['text_similarity']:.3f}"
                         )
-        except _source.SourceError as exc:
+        except ClientError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from exc
         finally:
-            src.close()
+            client.close()
         if fail_on_drift and drifted:
             raise typer.Exit(1)

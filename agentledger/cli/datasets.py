@@ -16,7 +16,18 @@ from typing import Any
 
 import typer
 
-from agentledger.cli import _call, _fail, _open, _print_json
+from agentledger.cli._common import (
+    ApiKeyOpt,
+    DataDirOpt,
+    TenantOpt,
+    UrlOpt,
+    ask,
+    connect,
+    fail,
+    print_json,
+)
+from agentledger.schemas.read import DatasetManifest
+from agentledger.schemas.read import defaults as D
 
 __all__ = ["dataset_app", "feedback_app", "register"]
 
@@ -28,17 +39,10 @@ dataset_app = typer.Typer(
     help="Export training datasets from recorded traces; show their lineage.", no_args_is_help=True
 )
 
-_URL = typer.Option(
-    "http://127.0.0.1:4318", "--url", envvar="AGENTLEDGER_URL", help="Running AgentLedger server."
-)
-_DATA_DIR = typer.Option(None, "--data-dir", help="Read this embedded data directory directly.")
-_KEY = typer.Option(None, "--api-key", envvar="AGENTLEDGER_API_KEY", help="API key for the server.")
-_TENANT = typer.Option(
-    "default",
-    "--tenant",
-    envvar="AGENTLEDGER_TENANT",
-    help="Tenant, when reading a store directly.",
-)
+_URL = UrlOpt
+_DATA_DIR = DataDirOpt
+_KEY = ApiKeyOpt
+_TENANT = TenantOpt
 _JSON = typer.Option(False, "--json", help="Print JSON.")
 
 
@@ -93,7 +97,7 @@ def feedback_add(
     for item in metadata or ():
         key, sep, value = item.partition("=")
         if not sep:
-            _fail(f"--metadata {item!r} is not key=value")
+            fail(f"--metadata {item!r} is not key=value")
         meta[key] = value
     item_json: dict[str, Any] = {
         "name": name,
@@ -116,16 +120,13 @@ def feedback_add(
     try:
         FeedbackIn.model_validate(item_json)
     except ValidationError as exc:
-        _fail("; ".join(e["msg"] for e in exc.errors()))
-    src = _open(url, data_dir, api_key, tenant)
-    result = _call(src, "feedback_add", [item_json])
+        fail("; ".join(e["msg"] for e in exc.errors()))
+    result = ask(connect(url, data_dir, api_key, tenant), lambda c: c.add_feedback([item_json]))
     if as_json:
-        _print_json(result)
+        print_json(result)
         return
     target = f"span {span_id}" if span_id else f"trace {trace_id}"
-    typer.echo(
-        f"feedback {name!r} on {target} stored ({result['durable_in']}); id {result['ids'][0]}"
-    )
+    typer.echo(f"feedback {name!r} on {target} stored ({result.durable_in}); id {result.ids[0]}")
 
 
 @feedback_app.command("list")
@@ -142,10 +143,13 @@ def feedback_list(
 ) -> None:
     """Feedback on a trace or span, newest first."""
     if not trace_id and not span_id:
-        _fail("give --trace-id or --span-id")
-    rows = _call(_open(url, data_dir, api_key, tenant), "feedback_list", trace_id, span_id)
+        fail("give --trace-id or --span-id")
+    rows = ask(
+        connect(url, data_dir, api_key, tenant),
+        lambda c: c.feedback(trace_id=trace_id, span_id=span_id),
+    )
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
     from rich.table import Table
 
@@ -156,14 +160,14 @@ def feedback_list(
         table.add_column(col)
     for r in rows:
         table.add_row(
-            str(r["created_at"])[:19],
-            r["span_id"] or "(trace)",
-            r["name"],
-            "" if r["score"] is None else f"{r['score']:g}",
-            r["label"],
-            r["annotator"],
-            r["source"],
-            (r["comment"] or "")[:60],
+            render.when(r.created_at),
+            r.span_id or "(trace)",
+            r.name,
+            "" if r.score is None else f"{r.score:g}",
+            r.label,
+            r.annotator,
+            r.source,
+            (r.comment or "")[:60],
         )
     render.console().print(table)
 
@@ -177,8 +181,7 @@ def _when(value: str | None, option: str) -> str | None:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        _fail(f"{option} {value!r} is not an ISO date or time (2025-01-31 or 2025-01-31T12:00:00)")
-        raise  # unreachable
+        fail(f"{option} {value!r} is not an ISO date or time (2025-01-31 or 2025-01-31T12:00:00)")
     return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).isoformat()
 
 
@@ -264,8 +267,7 @@ def dataset_export(
     try:
         fb_filters = [str(FeedbackFilter.parse(f)) for f in feedback or ()]
     except ValueError as exc:
-        _fail(str(exc))
-        return
+        fail(str(exc))
     request = {
         "format": fmt,
         "name": name,
@@ -292,11 +294,11 @@ def dataset_export(
             "seed": seed,
         },
     }
-    src = _open(url, data_dir, api_key, tenant)
+    client = connect(url, data_dir, api_key, tenant)
     from agentledger.cli import render
 
     console = render.console(stderr=as_json)
-    if sys.stdout.isatty() and not as_json and hasattr(src, "store"):
+    if sys.stdout.isatty() and not as_json and client.reports_progress:
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -317,12 +319,12 @@ def dataset_export(
             def progress(done: int, total: int | None) -> None:
                 bar.update(task, completed=done, total=total)
 
-            manifest = _call(src, "dataset_export", out_dir, request, progress)
+            manifest = ask(client, lambda c: c.export_dataset(out_dir, request, progress))
     else:
-        with console.status(f"exporting through {src.where}...") if not as_json else _nothing():
-            manifest = _call(src, "dataset_export", out_dir, request)
+        with console.status(f"exporting through {client.where}...") if not as_json else _nothing():
+            manifest = ask(client, lambda c: c.export_dataset(out_dir, request))
     if as_json:
-        _print_json(manifest)
+        print_json(manifest)
         return
     _print_manifest(manifest, console)
 
@@ -335,40 +337,39 @@ class _nothing:
         return None
 
 
-def _print_manifest(manifest: dict[str, Any], console: Any) -> None:
+def _print_manifest(manifest: DatasetManifest, console: Any) -> None:
     from rich.table import Table
 
-    counts = manifest["counts"]
-    dropped = ", ".join(f"{k} {v}" for k, v in sorted(counts.get("dropped", {}).items())) or "none"
+    counts = manifest.counts
+    dropped = ", ".join(f"{k} {v}" for k, v in sorted(counts.dropped.items())) or "none"
+    console.print(f"[bold]{manifest.id}[/bold]  {manifest.name}  ({manifest.format})")
+    console.print(f"created {manifest.created_at} by {manifest.creator or '?'}")
     console.print(
-        f"[bold]{manifest['id']}[/bold]  {manifest.get('name', '')}  ({manifest['format']})"
-    )
-    console.print(f"created {manifest['created_at']} by {manifest.get('creator') or '?'}")
-    console.print(
-        f"examples {counts['examples']} of {counts['candidates']} candidates "
-        f"(splits: {counts.get('splits', {})}); dropped: {dropped}"
+        f"examples {counts.examples} of {counts.candidates} candidates "
+        f"(splits: {counts.splits}); dropped: {dropped}"
     )
     console.print(
-        f"source spans {counts['source_spans']}; redaction {manifest['hygiene']['redaction_policy']}; "
-        f"content digest {manifest['content_digest'][:16]}..."
+        f"source spans {counts.source_spans}; redaction {manifest.hygiene.redaction_policy}; "
+        f"content digest {manifest.content_digest[:16]}..."
     )
     table = Table(title="Files")
     for col in ("file", "split", "rows", "bytes", "sha256"):
         table.add_column(col)
-    for f in manifest["files"]:
+    for f in manifest.files:
+        count = f.examples if f.examples is not None else f.rows
         table.add_row(
-            f["path"],
-            f.get("split", f.get("role", "")),
-            str(f.get("examples", f.get("rows", ""))),
-            str(f["bytes"]),
-            f["sha256"][:16] + "...",
+            f.path,
+            f.split or f.role or "",
+            "" if count is None else str(count),
+            str(f.bytes),
+            f.sha256[:16] + "...",
         )
     console.print(table)
-    recorded = manifest.get("recorded")
+    recorded = manifest.recorded
     if recorded:
         console.print(
-            f"recorded at {recorded['path']}: {recorded['member_rows']} member rows, "
-            f"{recorded['spans']} spans in {recorded['traces']} traces"
+            f"recorded at {recorded.path}: {recorded.member_rows} member rows, "
+            f"{recorded.spans} spans in {recorded.traces} traces"
         )
 
 
@@ -376,7 +377,13 @@ def _print_manifest(manifest: dict[str, Any], console: Any) -> None:
 def dataset_show(
     dataset_id: str = typer.Argument(..., help="Dataset id (ds-...)."),
     spans: bool = typer.Option(False, "--spans", help="Also list the production spans in it."),
-    limit: int = typer.Option(100, "--limit", min=1, help="With --spans: at most this many."),
+    limit: int = typer.Option(
+        D.DATASET_SPANS_LIMIT,
+        "--limit",
+        min=1,
+        max=D.DATASET_SPANS_MAX,
+        help="With --spans: at most this many.",
+    ),
     url: str = _URL,
     data_dir: str | None = _DATA_DIR,
     api_key: str | None = _KEY,
@@ -384,19 +391,15 @@ def dataset_show(
     as_json: bool = _JSON,
 ) -> None:
     """A dataset's manifest (filters, counts, hashes, redaction, files) and, with --spans, its spans."""
-    src = _open(url, data_dir, api_key, tenant)
-    from agentledger.cli._source import SourceError
-
-    try:
-        manifest = src.dataset_show(dataset_id)
-        members = src.dataset_spans(dataset_id, limit) if spans else None
-    except SourceError as exc:
-        _fail(str(exc))
-        return
-    finally:
-        src.close()
+    manifest, members = ask(
+        connect(url, data_dir, api_key, tenant),
+        lambda c: (
+            c.dataset(dataset_id),
+            c.dataset_spans(dataset_id, limit=limit) if spans else None,
+        ),
+    )
     if as_json:
-        _print_json({**manifest, "spans": members} if spans else manifest)
+        print_json({**manifest.model_dump(mode="json"), "spans": members} if spans else manifest)
         return
     from agentledger.cli import render
 
@@ -410,12 +413,7 @@ def dataset_show(
             table.add_column(col)
         for r in members:
             table.add_row(
-                r["span_id"],
-                r["trace_id"],
-                r["kind"],
-                r["name"],
-                r["response_model"],
-                r["start_time"][:23],
+                r.span_id, r.trace_id, r.kind, r.name, r.response_model, r.start_time[:23]
             )
         console.print(table)
 
@@ -430,9 +428,9 @@ def dataset_of_span(
     as_json: bool = _JSON,
 ) -> None:
     """The datasets that contain a span (and in which split, as what)."""
-    rows = _call(_open(url, data_dir, api_key, tenant), "dataset_of_span", span_id)
+    rows = ask(connect(url, data_dir, api_key, tenant), lambda c: c.span_datasets(span_id))
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
     if not rows:
         typer.echo(f"span {span_id} is in no recorded dataset")
@@ -446,20 +444,16 @@ def dataset_of_span(
         table.add_column(col)
     for r in rows:
         table.add_row(
-            r["dataset_id"],
-            r["name"],
-            r["format"],
-            r["created_at"][:19],
-            r["split"],
-            r["role"],
-            r["path"],
+            r.dataset_id, r.name, r.format, render.when(r.created_at), r.split, r.role, r.path
         )
     render.console().print(table)
 
 
 @dataset_app.command("list")
 def dataset_list(
-    limit: int = typer.Option(50, "--limit", min=1, help="How many."),
+    limit: int = typer.Option(
+        D.DATASETS_LIMIT, "--limit", min=1, max=D.DATASETS_MAX, help="How many."
+    ),
     url: str = _URL,
     data_dir: str | None = _DATA_DIR,
     api_key: str | None = _KEY,
@@ -467,9 +461,9 @@ def dataset_list(
     as_json: bool = _JSON,
 ) -> None:
     """Recorded datasets, newest first."""
-    rows = _call(_open(url, data_dir, api_key, tenant), "dataset_list", limit)
+    rows = ask(connect(url, data_dir, api_key, tenant), lambda c: c.datasets(limit=limit))
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
     from rich.table import Table
 
@@ -490,15 +484,15 @@ def dataset_list(
         table.add_column(col)
     for r in rows:
         table.add_row(
-            r["dataset_id"],
-            r["name"],
-            r["format"],
-            r["created_at"][:19],
-            str(r["examples"]),
-            str(r["train_examples"]),
-            str(r["validation_examples"]),
-            str(r["source_spans"]),
-            r["redaction_policy"],
+            r.dataset_id,
+            r.name,
+            r.format,
+            render.when(r.created_at),
+            str(r.examples),
+            str(r.train_examples),
+            str(r.validation_examples),
+            str(r.source_spans),
+            r.redaction_policy,
         )
     render.console().print(table)
 

@@ -19,8 +19,8 @@ from typing import Any
 from rich.panel import Panel
 
 from agentledger.cli import render
-from agentledger.cli._source import SourceError
-from agentledger.pipeline.services import queries
+from agentledger.cli.client import ClientError
+from agentledger.pipeline.services import queries, reads
 
 __all__ = ["run_demo"]
 
@@ -45,7 +45,7 @@ def run_demo(data_dir: str, *, as_json: bool = False) -> dict[str, Any]:
     try:
         server = EmbeddedServer(CollectorSettings(no_auth=True, port=0), store_settings)
     except StoreError as exc:
-        raise SourceError(
+        raise ClientError(
             f"{exc}\n(stop the server using {data_dir!r}, or pass --data-dir)"
         ) from exc
     with server, ScriptedProvider(default_script()) as provider:
@@ -71,7 +71,6 @@ def run_demo(data_dir: str, *, as_json: bool = False) -> dict[str, Any]:
 
         store, tenant = server.store, server.collector.default_tenant
         spans = queries.get_trace(store, tenant, run.trace_id)
-        trace = {"trace_id": run.trace_id, "spans": spans, "tree": queries.trace_tree(spans)}
         hashes = [d["content_hash"] for s in spans for d in s["documents"]]
         contents = queries.get_contents(store, tenant, hashes)
         summary: dict[str, Any] = {
@@ -116,10 +115,8 @@ def run_demo(data_dir: str, *, as_json: bool = False) -> dict[str, Any]:
             )
             return summary
         console.print(Panel(run.decision, title="Agent decision", border_style="green"))
-        console.print(render.trace_tree(trace))
-        console.print(
-            render.traces_table(queries.list_traces(store, tenant, limit=5), "Recent traces")
-        )
+        console.print(render.trace_tree(reads.trace(store, tenant, run.trace_id)))
+        console.print(render.traces_table(reads.traces(store, tenant, limit=5), "Recent traces"))
         console.print(
             f"\nRecorded {summary['spans_recorded']} spans ({summary['llm_calls']} LLM calls, "
             f"tools: {', '.join(summary['tool_calls']) or 'none'}), {summary['tokens']} tokens, "

@@ -1,27 +1,36 @@
-"""``agentledger pause``, ``resume`` and ``controls``: run controls through the server's HTTP API.
+"""``agentledger pause``, ``resume`` and ``controls``: run controls.
 
-Controls live in the collector (and its store), so these commands always ask a
-running server (``--url``), never a data directory. Each pause and resume is
-recorded with who (``--by``, default ``user@host``) and why (``--reason``).
+Controls act on the running collectors (a pause holds the next governed tool call of
+the runs it names), so ``pause`` and ``resume`` always ask a running server (``--url``).
+``controls`` lists them from the server, or, with ``--data-dir``, from a data directory
+no server holds. Each pause and resume is recorded with who (``--by``, default
+``user@host``) and why (``--reason``).
 """
 
 from __future__ import annotations
 
 import getpass
-import json
 import socket
 from datetime import datetime, timezone
 from typing import Any
 
-import httpx
 import typer
+
+from agentledger.cli._common import (
+    ApiKeyOpt,
+    TenantOpt,
+    UrlOpt,
+    ask,
+    connect,
+    fail,
+    print_json,
+)
+from agentledger.schemas.read import defaults as D
 
 __all__ = ["register"]
 
-_URL = typer.Option(
-    "http://127.0.0.1:4318", "--url", envvar="AGENTLEDGER_URL", help="Running AgentLedger server."
-)
-_KEY = typer.Option(None, "--api-key", envvar="AGENTLEDGER_API_KEY", help="API key for the server.")
+_URL = UrlOpt
+_KEY = ApiKeyOpt
 _TRACE = typer.Option(None, "--trace", help="Trace id (32 hex digits) whose run to control.")
 _SESSION = typer.Option(None, "--session", help="Session id whose runs to control.")
 _AGENT = typer.Option(None, "--agent", help="Agent name whose runs to control.")
@@ -38,28 +47,6 @@ _JSON = typer.Option(False, "--json", help="Print JSON.")
 
 class _Failure(Exception):
     pass
-
-
-def _client(url: str, api_key: str | None) -> httpx.Client:
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    return httpx.Client(base_url=url, headers=headers, timeout=30)
-
-
-def _call(url: str, api_key: str | None, method: str, path: str, **kwargs: Any) -> Any:
-    try:
-        with _client(url, api_key) as client:
-            resp = client.request(method, path, **kwargs)
-    except httpx.HTTPError as exc:
-        raise _Failure(
-            f"cannot reach the server at {url}: {exc} (is `agentledger serve` running? --url)"
-        ) from exc
-    if resp.status_code >= 400:
-        try:
-            detail = resp.json().get("detail", resp.text)
-        except ValueError:
-            detail = resp.text
-        raise _Failure(f"{url} answered {resp.status_code}: {str(detail)[:500]}")
-    return resp.json()
 
 
 def _target(
@@ -114,28 +101,19 @@ def _control(
         scope, target = _target(trace, session, agent, principal)
         if not reason.strip():
             raise _Failure("--reason must say why")
-        event = _call(
-            url,
-            api_key,
-            "POST",
-            "/v1/controls",
-            json={
-                "action": action,
-                "scope": scope,
-                "target": target,
-                "by": _who(by),
-                "reason": reason,
-            },
-        )
     except _Failure as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+        fail(str(exc))
+    client = connect(url, None, api_key, "default", server_only=True)
+    event = ask(
+        client,
+        lambda c: c.control(action=action, scope=scope, target=target, by=_who(by), reason=reason),
+    )
     if as_json:
-        typer.echo(json.dumps(event, indent=2))
+        print_json(event)
         return
     verb = "paused" if action == "pause" else "resumed"
     typer.echo(
-        f"{verb} {scope} {target} (control {event['control_id']}) by {event['by']}: {event['reason']}"
+        f"{verb} {scope} {target} (control {event.control_id}) by {event.by}: {event.reason}"
     )
 
 
@@ -179,43 +157,40 @@ def register(app: typer.Typer) -> None:
         show_all: bool = typer.Option(
             False, "--all", help="Every pause and resume, not only the pauses in force."
         ),
-        limit: int = typer.Option(100, "--limit", "-n", min=1, max=10_000, help="How many."),
+        limit: int = typer.Option(
+            D.CONTROLS_LIMIT, "--limit", "-n", min=1, max=D.CONTROLS_MAX, help="How many."
+        ),
         url: str = _URL,
+        data_dir: str | None = typer.Option(
+            None,
+            "--data-dir",
+            help="Read this embedded data directory directly (no server may hold it).",
+        ),
         api_key: str | None = _KEY,
+        tenant: str = TenantOpt,
         as_json: bool = _JSON,
     ) -> None:
         """Run controls: the pauses in force (or, with --all, the history), with who and why."""
-        try:
-            answer = _call(
-                url, api_key, "GET", "/v1/controls", params={"all": show_all, "limit": limit}
-            )
-        except _Failure as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(1) from exc
+        client = connect(url, data_dir, api_key, tenant, server_only=data_dir is None)
+        answer = ask(client, lambda c: c.controls(everything=show_all, limit=limit))
         if as_json:
-            typer.echo(json.dumps(answer["controls"], indent=2))
+            print_json(answer.controls)
             return
         from rich.table import Table
 
         from agentledger.cli import render
 
         title = "Run controls" if show_all else "Pauses in force"
-        if not answer.get("shared", True):
+        if not answer.shared:
             title += " (this collector only: no store configured)"
         table = Table(title=title)
         for column in ("when", "action", "scope", "target", "by", "reason", "control"):
             table.add_column(column)
-        for c in answer["controls"]:
+        for c in answer.controls:
             table.add_row(
-                _when(c["created_at_ns"]),
-                c["action"],
-                c["scope"],
-                c["target"],
-                c["by"],
-                c["reason"],
-                c["control_id"],
+                _when(c.created_at_ns), c.action, c.scope, c.target, c.by, c.reason, c.control_id
             )
-        if not answer["controls"]:
+        if not answer.controls:
             typer.echo("no pauses in force" if not show_all else "no controls recorded")
             return
         render.console().print(table)

@@ -13,13 +13,29 @@ import io
 import json
 import re
 import sys
+from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import typer
+from pydantic import BaseModel
 from rich.table import Table
 
 from agentledger.cli import render
+from agentledger.cli._common import (
+    ApiKeyOpt,
+    DataDirOpt,
+    JsonOpt,
+    TenantOpt,
+    UrlOpt,
+    ask,
+    connect,
+    fail,
+    jsonable,
+    print_json,
+)
+from agentledger.schemas.read import Anomaly, PatternsReport, UsageRow
+from agentledger.schemas.read import defaults as D
 
 __all__ = ["register", "parse_when", "print_usage_summary", "usage_table", "anomalies_table"]
 
@@ -55,13 +71,10 @@ def _hours(value: str) -> int:
     return max(1, int(timedelta(**{_UNITS[m.group(2)]: float(m.group(1))}).total_seconds() // 3600))
 
 
-def _print_json(value: Any) -> None:
-    typer.echo(json.dumps(value, indent=2, default=str))
-
-
-def _print_csv(rows: list[dict[str, Any]]) -> None:
-    if not rows:
+def _print_csv(models: Sequence[BaseModel]) -> None:
+    if not models:
         return
+    rows: list[dict[str, Any]] = jsonable(list(models))
     buf = io.StringIO()
     columns = list(rows[0])
     writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
@@ -77,11 +90,12 @@ def _num(v: Any, fmt: str = "{:,}") -> str:
     return "-" if v is None else fmt.format(v)
 
 
-def usage_table(rows: list[dict[str, Any]], dims: list[str], title: str) -> Table:
+def usage_table(rows: Sequence[UsageRow], dims: list[str], title: str) -> Table:
     table = Table(title=title, title_justify="left")
     for d in dims:
         table.add_column(d, style="cyan")
-    if rows and "bucket" in rows[0]:
+    series = any(r.bucket is not None for r in rows)
+    if series:
         table.add_column("bucket (UTC)", no_wrap=True)
     for col in (
         "calls",
@@ -96,25 +110,26 @@ def usage_table(rows: list[dict[str, Any]], dims: list[str], title: str) -> Tabl
     ):
         table.add_column(col, justify="right")
     for r in rows:
-        cells = [str(r[d]) if r[d] != "" else "[dim](none)[/dim]" for d in dims]
-        if "bucket" in r:
-            cells.append(str(r["bucket"])[:16].replace("T", " "))
+        values = [getattr(r, d) for d in dims]
+        cells = [str(v) if v else "[dim](none)[/dim]" for v in values]
+        if series:
+            cells.append(render.when(r.bucket or "", 16))
         cells += [
-            _num(r["calls"]),
-            _num(r["errors"]),
-            f"{100 * r['error_rate']:.1f}",
-            _num(r["input_tokens"]),
-            _num(r["output_tokens"]),
-            render.fmt_cost(r["cost_usd"]),
-            render.fmt_ms(r["latency_p50_ms"]),
-            render.fmt_ms(r["latency_p95_ms"]),
-            render.fmt_ms(r["latency_p99_ms"]),
+            _num(r.calls),
+            _num(r.errors),
+            f"{100 * r.error_rate:.1f}",
+            _num(r.input_tokens),
+            _num(r.output_tokens),
+            render.fmt_cost(r.cost_usd),
+            render.fmt_ms(r.latency_p50_ms),
+            render.fmt_ms(r.latency_p95_ms),
+            render.fmt_ms(r.latency_p99_ms),
         ]
         table.add_row(*cells)
     return table
 
 
-def anomalies_table(rows: list[dict[str, Any]], title: str) -> Table:
+def anomalies_table(rows: Sequence[Anomaly], title: str) -> Table:
     table = Table(title=title, title_justify="left")
     for col, kw in (
         ("window (UTC)", {"no_wrap": True}),
@@ -128,52 +143,54 @@ def anomalies_table(rows: list[dict[str, Any]], title: str) -> Table:
     ):
         table.add_column(col, **kw)
     for r in rows:
-        dims = ", ".join(f"{k}={v}" for k, v in r["dimensions"].items())
+        dims = ", ".join(f"{k}={v}" for k, v in r.dimensions.items())
         table.add_row(
-            str(r["window_start"])[:16].replace("T", " "),
-            r["type"],
+            render.when(r.window_start, 16),
+            r.type.value,
             dims,
-            r["metric"],
-            f"{r['observed']:.4g}",
-            f"{r['expected']:.4g}",
-            f"{r['score']:.3g}",
-            "\n".join(r["example_trace_ids"][:2]),
+            r.metric,
+            f"{r.observed:.4g}",
+            f"{r.expected:.4g}",
+            f"{r.score:.3g}",
+            "\n".join(r.example_trace_ids[:2]),
         )
     return table
 
 
-def _patterns_render(result: dict[str, Any]) -> None:
+def _first(ids: list[str]) -> str:
+    return ids[0] if ids else ""
+
+
+def _patterns_render(result: PatternsReport) -> None:
     console = render.console()
     seq = Table(
-        title=f"Tool sequences {result['window'][0][:16]} .. {result['window'][1][:16]}",
+        title=f"Tool sequences {result.window[0][:16]} .. {result.window[1][:16]}",
         title_justify="left",
     )
     for col in ("agent", "sequence", "traces", "example trace"):
         seq.add_column(col)
-    for s in result["sequences"]:
+    for s in result.sequences:
         seq.add_row(
-            s["agent"] or "(none)",
-            " > ".join(s["sequence"]) or "[dim](no tools)[/dim]",
-            str(s["traces"]),
-            (s["example_trace_ids"] or [""])[0],
+            s.agent or "(none)",
+            " > ".join(s.sequence) or "[dim](no tools)[/dim]",
+            str(s.traces),
+            _first(s.example_trace_ids),
         )
     console.print(seq)
     grams = Table(title="Tool n-grams", title_justify="left")
     for col in ("agent", "n-gram", "count"):
         grams.add_column(col)
-    for g in result["ngrams"]:
-        grams.add_row(g["agent"] or "(none)", " > ".join(g["ngram"]), str(g["count"]))
+    for g in result.ngrams:
+        grams.add_row(g.agent or "(none)", " > ".join(g.ngram), str(g.count))
     console.print(grams)
     topics = Table(title="Topics of user inputs (TF-IDF + k-means)", title_justify="left")
     for col in ("topic", "top terms", "baseline", "current"):
         topics.add_column(col)
-    for t in result["topics"]:
-        topics.add_row(
-            str(t["topic"]), ", ".join(t["terms"]), str(t["baseline"]), str(t["current"])
-        )
+    for t in result.topics:
+        topics.add_row(str(t.topic), ", ".join(t.terms), str(t.baseline), str(t.current))
     console.print(topics)
-    new = result["new_use"]
-    if new["baseline_empty"]:
+    new = result.new_use
+    if new.baseline_empty:
         console.print("[dim]No traffic in the baseline window: nothing can be called new.[/dim]")
         return
     unexpected = Table(
@@ -181,21 +198,25 @@ def _patterns_render(result: dict[str, Any]) -> None:
     )
     for col in ("what", "value", "traces", "example trace"):
         unexpected.add_column(col)
-    for s in new["sequences"]:
+    for s in new.sequences:
         unexpected.add_row(
             "sequence",
-            f"{s['agent']}: {' > '.join(s['sequence']) or '(no tools)'}",
-            str(s["traces"]),
-            (s["example_trace_ids"] or [""])[0],
+            f"{s.agent}: {' > '.join(s.sequence) or '(no tools)'}",
+            str(s.traces),
+            _first(s.example_trace_ids),
         )
-    for key in ("tools", "models", "principals", "agents", "providers"):
-        for e in new[key]:
-            unexpected.add_row(
-                key[:-1], e["value"], str(e["traces"]), (e["example_trace_ids"] or [""])[0]
-            )
-    for t in new["topics"]:
+    for what, entities in (
+        ("tool", new.tools),
+        ("model", new.models),
+        ("principal", new.principals),
+        ("agent", new.agents),
+        ("provider", new.providers),
+    ):
+        for e in entities:
+            unexpected.add_row(what, e.value, str(e.traces), _first(e.example_trace_ids))
+    for nt in new.topics:
         unexpected.add_row(
-            "topic", ", ".join(t["terms"]), str(t["traces"]), (t["example_trace_ids"] or [""])[0]
+            "topic", ", ".join(nt.terms), str(nt.traces), _first(nt.example_trace_ids)
         )
     console.print(
         unexpected if unexpected.row_count else "[green]No new or unexpected use.[/green]"
@@ -204,16 +225,6 @@ def _patterns_render(result: dict[str, Any]) -> None:
 
 def register(app: typer.Typer) -> None:
     """Add ``usage``, ``patterns`` and ``anomalies`` (with ``anomalies detect``) to ``app``."""
-    from agentledger.cli import (
-        ApiKeyOpt,
-        DataDirOpt,
-        JsonOpt,
-        TenantOpt,
-        UrlOpt,
-        _call,
-        _fail,
-        _open,
-    )
 
     @app.command()
     def usage(
@@ -225,15 +236,20 @@ def register(app: typer.Typer) -> None:
             "principal, agent, provider, model, kind, tool.",
         ),
         since: str = typer.Option(
-            "24h", help="Range start: ISO time or a span before now (24h, 7d)."
+            f"{D.USAGE_WINDOW_HOURS}h", help="Range start: ISO time or a span before now (24h, 7d)."
         ),
         until: str | None = typer.Option(None, help="Range end (default now)."),
         interval: str | None = typer.Option(None, help="hour or day: a time series."),
         top: int = typer.Option(
-            20, "--top", "-n", min=0, help="The N groups with the highest --order-by (0: all)."
+            D.USAGE_TOP,
+            "--top",
+            "-n",
+            min=0,
+            max=D.USAGE_TOP_MAX,
+            help="The N groups with the highest --order-by (0: all).",
         ),
         order_by: str = typer.Option(
-            "cost_usd",
+            D.USAGE_ORDER_BY,
             "--order-by",
             help="cost_usd, calls, errors, error_rate, tokens, "
             "input_tokens, output_tokens, latency_p50_ms, latency_p95_ms, latency_p99_ms...",
@@ -282,13 +298,25 @@ def register(app: typer.Typer) -> None:
             )
             if v is not None
         }
-        q = UsageQuery(start, end, dims, interval, top or None, order_by, filters)
-        try:
-            q.validate()
+        try:  # a question the rollup cannot answer fails here, before any server is asked
+            UsageQuery(start, end, dims, interval, top or None, order_by, filters).validate()
         except UsageQueryError as exc:
-            _fail(str(exc), 2)
-        src = _open(url, data_dir, api_key, tenant)
-        rows = _call(src, "usage", q, refresh=refresh)
+            fail(str(exc), 2)
+        client = connect(url, data_dir, api_key, tenant)
+        report = ask(
+            client,
+            lambda c: c.usage(
+                since=start,
+                until=end,
+                group_by=dims,
+                interval=interval,
+                top=top,
+                order_by=order_by,
+                filters=filters,
+                refresh=refresh,
+            ),
+        )
+        rows = report.rows
         if plot:
             from agentledger.cli._plot import PlotError, write_plot
 
@@ -296,38 +324,45 @@ def register(app: typer.Typer) -> None:
             try:
                 fmt = write_plot(
                     plot,
-                    rows,
+                    jsonable(rows),
                     dims,
                     chosen,
                     f"{chosen} by {', '.join(dims) or 'all'} per {interval}",
                 )
             except PlotError as exc:
-                _fail(str(exc), 2)
-                return
+                fail(str(exc), 2)
             typer.echo(f"wrote {fmt.upper()} chart to {plot}", err=True)
         if as_json:
-            _print_json(rows)
+            print_json(rows)
         elif as_csv:
             _print_csv(rows)
         else:
-            title = f"Usage {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC ({src.where})"
+            title = f"Usage {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC ({client.where})"
             render.console().print(usage_table(rows, list(dims), title))
 
     @app.command()
     def patterns(
         since: str = typer.Option(
-            "24h", help="Current window start: ISO time or a span before now."
+            f"{D.PATTERNS_WINDOW_HOURS}h",
+            help="Current window start: ISO time or a span before now.",
         ),
         until: str | None = typer.Option(None, help="Current window end (default now)."),
-        baseline: str = typer.Option("7d", help="Baseline: this long before the window (e.g. 7d)."),
+        baseline: str = typer.Option(
+            f"{D.PATTERNS_BASELINE_HOURS}h",
+            help="Baseline: this long before the window (e.g. 7d).",
+        ),
         agent: str | None = typer.Option(None, help="Only this agent's sequences."),
-        n: int = typer.Option(3, min=1, max=6, help="Longest n-gram."),
-        top: int = typer.Option(10, min=1, help="N-grams per agent."),
+        n: int = typer.Option(
+            D.PATTERNS_NGRAM, min=1, max=D.PATTERNS_NGRAM_MAX, help="Longest n-gram."
+        ),
+        top: int = typer.Option(
+            D.PATTERNS_TOP, min=1, max=D.PATTERNS_TOP_MAX, help="N-grams per agent."
+        ),
         topics: int | None = typer.Option(
             None,
             "--topics",
             min=1,
-            max=50,
+            max=D.PATTERNS_TOPICS_MAX,
             help="Number of topics (default: chosen by silhouette).",
         ),
         url: str = UrlOpt,
@@ -340,13 +375,15 @@ def register(app: typer.Typer) -> None:
         now = datetime.now(timezone.utc)
         end = parse_when(until, now, now)
         start = parse_when(since, now)
-        assert start is not None and end is not None
-        src = _open(url, data_dir, api_key, tenant)
-        result = _call(
-            src, "patterns", start, end, _hours(baseline), agent=agent, n=n, top=top, k=topics
+        hours = _hours(baseline)
+        result = ask(
+            connect(url, data_dir, api_key, tenant),
+            lambda c: c.patterns(
+                since=start, until=end, baseline_hours=hours, agent=agent, n=n, top=top, k=topics
+            ),
         )
         if as_json:
-            _print_json(result)
+            print_json(result)
         else:
             _patterns_render(result)
 
@@ -358,7 +395,8 @@ def register(app: typer.Typer) -> None:
     def anomalies(
         ctx: typer.Context,
         since: str = typer.Option(
-            "7d", help="Windows ending after this: ISO time or a span before now."
+            f"{D.ANOMALIES_LOOKBACK_HOURS}h",
+            help="Windows ending after this: ISO time or a span before now.",
         ),
         until: str | None = typer.Option(
             None, help="Windows starting before this (default: no limit)."
@@ -366,7 +404,9 @@ def register(app: typer.Typer) -> None:
         type: str | None = typer.Option(
             None, "--type", help="Only this type (cost_spike, error_burst, ...)."
         ),
-        limit: int = typer.Option(50, "--limit", "-n", min=1, max=10_000, help="How many."),
+        limit: int = typer.Option(
+            D.ANOMALIES_LIMIT, "--limit", "-n", min=1, max=D.ANOMALIES_MAX, help="How many."
+        ),
         as_csv: bool = typer.Option(False, "--csv", help="Print CSV."),
         url: str = UrlOpt,
         data_dir: str | None = DataDirOpt,
@@ -378,30 +418,32 @@ def register(app: typer.Typer) -> None:
         if ctx.invoked_subcommand is not None:
             return
         now = datetime.now(timezone.utc)
-        src = _open(url, data_dir, api_key, tenant)
-        rows = _call(
-            src,
-            "anomalies",
-            since=parse_when(since, now),
-            until=parse_when(until, now),
-            type=type,
-            limit=limit,
-        )
+        start, end = parse_when(since, now), parse_when(until, now)
+        client = connect(url, data_dir, api_key, tenant)
+        rows = ask(client, lambda c: c.anomalies(since=start, until=end, type=type, limit=limit))
         if as_json:
-            _print_json(rows)
+            print_json(rows)
         elif as_csv:
             _print_csv(rows)
         else:
-            render.console().print(anomalies_table(rows, f"Anomalies ({src.where})"))
+            render.console().print(anomalies_table(rows, f"Anomalies ({client.where})"))
 
     @anomalies_app.command("detect")
     def detect(
         now_opt: str | None = typer.Option(
             None, "--now", help="Detect as of this time (default now)."
         ),
-        window_hours: int | None = typer.Option(None, min=1, help="Hours examined (default 24)."),
+        window_hours: int | None = typer.Option(
+            None,
+            min=1,
+            max=D.DETECT_WINDOW_MAX_HOURS,
+            help="Hours examined (default: the detection job's window).",
+        ),
         baseline_hours: int | None = typer.Option(
-            None, min=1, help="Baseline hours before them (default 168)."
+            None,
+            min=1,
+            max=D.DETECT_BASELINE_MAX_HOURS,
+            help="Baseline hours before them (default: the detection job's baseline).",
         ),
         url: str = UrlOpt,
         data_dir: str | None = DataDirOpt,
@@ -412,25 +454,23 @@ def register(app: typer.Typer) -> None:
         """Run one detection pass now (rollup, detectors, anomalies table, webhook) and show what it found."""
         clock = datetime.now(timezone.utc)
         at = parse_when(now_opt, clock, clock)
-        src = _open(url, data_dir, api_key, tenant)
-        result = _call(
-            src,
-            "detect_anomalies",
-            now=at,
-            window_hours=window_hours,
-            baseline_hours=baseline_hours,
+        result = ask(
+            connect(url, data_dir, api_key, tenant),
+            lambda c: c.detect_anomalies(
+                now=at, window_hours=window_hours, baseline_hours=baseline_hours
+            ),
         )
         if as_json:
-            _print_json(result)
+            print_json(result)
             return
         console = render.console()
-        found = ", ".join(f"{k}: {v}" for k, v in sorted(result["anomalies"].items())) or "none"
+        found = ", ".join(f"{k}: {v}" for k, v in sorted(result.anomalies.items())) or "none"
         console.print(
-            f"Detection as of {result['now'][:16]} UTC in {result['seconds']:.2f}s: {found}; "
-            f"{len(result['new'])} new."
+            f"Detection as of {result.now[:16]} UTC in {result.seconds:.2f}s: {found}; "
+            f"{len(result.new)} new."
         )
-        if result["new"]:
-            console.print(anomalies_table(result["new"], "New anomalies"))
+        if result.new:
+            console.print(anomalies_table(result.new, "New anomalies"))
 
     app.add_typer(anomalies_app, name="anomalies")
 
@@ -443,14 +483,19 @@ def print_usage_summary(console: Any, summary: dict[str, Any]) -> None:
         f"{t['errors']} errors, {t['input_tokens']}/{t['output_tokens']} tokens in/out, "
         f"{render.fmt_cost(t['cost_usd'])}"
     )
+
+    def rows(key: str) -> list[UsageRow]:
+        return [UsageRow.model_validate(r) for r in summary[key]]
+
     if summary["models"]:
-        console.print(usage_table(summary["models"], ["provider", "model"], "LLM calls by model"))
+        console.print(usage_table(rows("models"), ["provider", "model"], "LLM calls by model"))
     if summary["principals"]:
-        console.print(usage_table(summary["principals"], ["principal"], "By principal"))
+        console.print(usage_table(rows("principals"), ["principal"], "By principal"))
     if summary["tools"]:
-        console.print(usage_table(summary["tools"], ["tool"], "Tools"))
+        console.print(usage_table(rows("tools"), ["tool"], "Tools"))
     if summary["anomalies"]:
-        console.print(anomalies_table(summary["anomalies"], "Anomalies found in this traffic"))
+        found = [Anomaly.model_validate(a) for a in summary["anomalies"]]
+        console.print(anomalies_table(found, "Anomalies found in this traffic"))
     else:
         console.print(
             "[green]No anomalies found in this traffic[/green] (spikes, bursts and first-seen checks need "

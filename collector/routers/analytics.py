@@ -8,67 +8,37 @@ sees what was ingested a moment ago even between background passes.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
-from typing import Any, Literal, TypeVar
+from datetime import datetime, timezone
+from typing import Literal
 
 from fastapi import APIRouter, HTTPException, Query
 from starlette.concurrency import run_in_threadpool
 
-from agentledger.collector.deps import StoreDep, TenantDep
-from agentledger.pipeline.derive import (
-    AnomalyDetectionJob,
-    JobSettings,
-    UsageQuery,
-    UsageQueryError,
-    UsageRollupJob,
-    list_anomalies,
-    patterns_report,
-    usage_report,
-)
+from agentledger.collector.deps import StoreDep, TenantDep, read_errors
 from agentledger.pipeline.derive.usage import READ_REFRESH_LOOKBACK_HOURS
+from agentledger.pipeline.services import reads
 from agentledger.schemas.analytics import USAGE_DIMENSIONS, USAGE_METRICS, AnomalyType
+from agentledger.schemas.read import Anomaly, DetectionResult, PatternsReport, UsageReport
+from agentledger.schemas.read import defaults as D
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1", tags=["analytics"])
 
-T = TypeVar("T")
-
-
-def _utc(t: datetime | None, default: datetime) -> datetime:
-    if t is None:
-        return default
-    return t.astimezone(timezone.utc) if t.tzinfo else t.replace(tzinfo=timezone.utc)
-
-
-def _opt_utc(t: datetime | None) -> datetime | None:
-    return None if t is None else _utc(t, t)
-
-
-async def _call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    try:
-        return await run_in_threadpool(fn, *args, **kwargs)
-    except UsageQueryError as exc:
-        raise HTTPException(400, str(exc)) from exc
-
-
-def _usage(store: Any, tenant: str, q: UsageQuery, refresh: bool) -> list[dict[str, Any]]:
-    if refresh:
-        UsageRollupJob(lookback_hours=READ_REFRESH_LOOKBACK_HOURS).run(
-            store, datetime.now(timezone.utc)
-        )
-    return usage_report(store, tenant, q)
-
 
 @router.get(
-    "/usage", summary="Usage over a time range, grouped by dimensions, optionally as a time series"
+    "/usage",
+    summary="Usage over a time range, grouped by dimensions, optionally as a time series",
+    response_model=UsageReport,
+    responses={400: {}},
 )
 async def usage(
     tenant: TenantDep,
     store: StoreDep,
     since: datetime | None = Query(
-        None, description="Range start (default: 24 hours ago); floored to the hour."
+        None,
+        description=f"Range start (default: {D.USAGE_WINDOW_HOURS} hours before its end); "
+        "floored to the hour.",
     ),
     until: datetime | None = Query(
         None, description="Range end (default: now); ceiled to the hour."
@@ -80,9 +50,12 @@ async def usage(
         None, description="Add a time bucket: a series."
     ),
     top: int = Query(
-        20, ge=0, le=10_000, description="Keep the N groups with the highest order_by (0: all)."
+        D.USAGE_TOP,
+        ge=0,
+        le=D.USAGE_TOP_MAX,
+        description="Keep the N groups with the highest order_by (0: all).",
     ),
-    order_by: str = Query("cost_usd", description=f"One of {', '.join(USAGE_METRICS)}."),
+    order_by: str = Query(D.USAGE_ORDER_BY, description=f"One of {', '.join(USAGE_METRICS)}."),
     principal: str | None = None,
     agent: str | None = None,
     provider: str | None = None,
@@ -90,12 +63,11 @@ async def usage(
     kind: str | None = None,
     tool: str | None = None,
     refresh: bool = Query(
-        True, description="Bring the rollup up to date first (hours of the last 48)."
+        True,
+        description=f"Bring the rollup up to date first (hours of the last "
+        f"{READ_REFRESH_LOOKBACK_HOURS}).",
     ),
-) -> dict[str, Any]:
-    now = datetime.now(timezone.utc)
-    end = _utc(until, now)
-    start = _utc(since, end - timedelta(hours=24))
+) -> UsageReport:
     filters = {
         k: v
         for k, v in (
@@ -108,77 +80,123 @@ async def usage(
         )
         if v is not None
     }
-    dims = tuple(d.strip() for d in group_by.split(",") if d.strip())
-    q = UsageQuery(start, end, dims, interval, top or None, order_by, filters)
-    rows = await _call(_usage, store, tenant, q, refresh)
-    return {
-        "start": start.isoformat(),
-        "end": end.isoformat(),
-        "group_by": list(dims),
-        "interval": interval,
-        "order_by": order_by,
-        "filters": filters,
-        "rows": rows,
-    }
+    with read_errors():
+        return await run_in_threadpool(
+            reads.usage,
+            store,
+            tenant,
+            since=since,
+            until=until,
+            group_by=[d.strip() for d in group_by.split(",") if d.strip()],
+            interval=interval,
+            top=top,
+            order_by=order_by,
+            filters=filters,
+            refresh_hours=READ_REFRESH_LOOKBACK_HOURS if refresh else None,
+        )
 
 
-@router.get("/patterns", summary="Tool sequences, n-grams, input topics and new or unexpected use")
+@router.get(
+    "/patterns",
+    summary="Tool sequences, n-grams, input topics and new or unexpected use",
+    response_model=PatternsReport,
+    responses={400: {}},
+)
 async def patterns(
     tenant: TenantDep,
     store: StoreDep,
     since: datetime | None = Query(
-        None, description="Current window start (default: 24 hours ago)."
+        None,
+        description=f"Current window start (default: {D.PATTERNS_WINDOW_HOURS} hours before "
+        "its end).",
     ),
     until: datetime | None = Query(None, description="Current window end (default: now)."),
     baseline_hours: int = Query(
-        168, ge=1, le=24 * 366, description="Baseline: this many hours before the window."
+        D.PATTERNS_BASELINE_HOURS,
+        ge=1,
+        le=D.PATTERNS_BASELINE_MAX_HOURS,
+        description="Baseline: this many hours before the window.",
     ),
     agent: str | None = None,
-    n: int = Query(3, ge=1, le=6, description="Longest n-gram."),
-    top: int = Query(10, ge=1, le=1000),
-    k: int | None = Query(None, ge=1, le=50, description="Topics (default: chosen by silhouette)."),
-) -> dict[str, Any]:
-    now = datetime.now(timezone.utc)
-    end = _utc(until, now)
-    start = _utc(since, end - timedelta(hours=24))
-    baseline = (start - timedelta(hours=baseline_hours), start)
-    return await _call(
-        patterns_report, store, tenant, (start, end), baseline, agent=agent, n_max=n, top=top, k=k
-    )
+    n: int = Query(D.PATTERNS_NGRAM, ge=1, le=D.PATTERNS_NGRAM_MAX, description="Longest n-gram."),
+    top: int = Query(D.PATTERNS_TOP, ge=1, le=D.PATTERNS_TOP_MAX),
+    k: int | None = Query(
+        None, ge=1, le=D.PATTERNS_TOPICS_MAX, description="Topics (default: chosen by silhouette)."
+    ),
+) -> PatternsReport:
+    with read_errors():
+        return await run_in_threadpool(
+            reads.patterns,
+            store,
+            tenant,
+            since=since,
+            until=until,
+            baseline_hours=baseline_hours,
+            agent=agent,
+            n=n,
+            top=top,
+            k=k,
+        )
 
 
-@router.get("/anomalies", summary="Stored anomalies, newest window first")
+@router.get(
+    "/anomalies",
+    summary="Stored anomalies, newest window first",
+    response_model=list[Anomaly],
+    responses={400: {}},
+)
 async def anomalies(
     tenant: TenantDep,
     store: StoreDep,
     since: datetime | None = None,
     until: datetime | None = None,
     type: AnomalyType | None = None,
-    limit: int = Query(100, ge=1, le=10_000),
-) -> list[dict[str, Any]]:
-    return await _call(
-        list_anomalies,
-        store,
-        tenant,
-        since=_opt_utc(since),
-        until=_opt_utc(until),
-        type=type.value if type else None,
-        limit=limit,
-    )
+    limit: int = Query(D.ANOMALIES_LIMIT, ge=1, le=D.ANOMALIES_MAX),
+) -> list[Anomaly]:
+    with read_errors():
+        return await run_in_threadpool(
+            reads.anomalies,
+            store,
+            tenant,
+            since=since,
+            until=until,
+            type=type.value if type else None,
+            limit=limit,
+        )
 
 
-@router.post("/anomalies/detect", summary="Run one detection pass for this tenant now")
+_DETECT_CLOCK = (
+    datetime(2000, 1, 1, tzinfo=timezone.utc),
+    datetime(2100, 1, 1, tzinfo=timezone.utc),
+)
+
+
+def _as_utc(t: datetime) -> datetime:
+    return t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t
+
+
+@router.post(
+    "/anomalies/detect",
+    summary="Run one detection pass for this tenant now",
+    response_model=DetectionResult,
+    responses={400: {}},
+)
 async def detect(
     tenant: TenantDep,
     store: StoreDep,
     now: datetime | None = Query(None, description="The clock to detect at (default: now)."),
-    window_hours: int | None = Query(None, ge=1, le=24 * 31),
-    baseline_hours: int | None = Query(None, ge=1, le=24 * 366),
-) -> dict[str, Any]:
-    overrides: dict[str, Any] = {
-        k: v for k, v in (("window_hours", window_hours), ("baseline_hours", baseline_hours)) if v
-    }
-    settings = JobSettings(**overrides)
-    at = _utc(now, datetime.now(timezone.utc))
-    result = await _call(AnomalyDetectionJob(settings, tenant=tenant).run, store, at)
-    return {"now": at.isoformat(), "seconds": round(result.seconds, 3), **result.info}
+    window_hours: int | None = Query(None, ge=1, le=D.DETECT_WINDOW_MAX_HOURS),
+    baseline_hours: int | None = Query(None, ge=1, le=D.DETECT_BASELINE_MAX_HOURS),
+) -> DetectionResult:
+    if now is not None and not _DETECT_CLOCK[0] <= _as_utc(now) <= _DETECT_CLOCK[1]:
+        # the windows reach back from ``now``; before 2000 they would leave the store's time range
+        raise HTTPException(400, "now must lie between 2000-01-01 and 2100-01-01 (UTC)")
+    with read_errors():
+        return await run_in_threadpool(
+            reads.detect_anomalies,
+            store,
+            tenant,
+            now=now,
+            window_hours=window_hours,
+            baseline_hours=baseline_hours,
+        )

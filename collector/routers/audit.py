@@ -3,30 +3,49 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 from typing import Any, Literal
 
-from fastapi import APIRouter, Body, HTTPException, Query
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from fastapi import APIRouter, Body, Query
+from fastapi.responses import HTMLResponse, PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
-from agentledger.collector.deps import StoreDep, TenantDep
+from agentledger.collector.deps import ActorDep, StoreDep, TenantDep, read_errors
+from agentledger.pipeline.services import reads
+from agentledger.schemas.read import (
+    AuditReport,
+    LedgerReport,
+    RebuiltRequest,
+    RebuiltRequests,
+    ReplayRun,
+    ReplayRunSummary,
+    ReplayStored,
+)
+from agentledger.schemas.read import defaults as D
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1", tags=["audit"])
 
 
-@router.get("/ledger/verify", summary="Recompute the tenant's tamper-evident ledger")
-async def verify_ledger(
-    tenant: TenantDep, store: StoreDep, since: str | None = None
-) -> dict[str, Any]:
-    from agentledger.pipeline.derive.ledger import verify
+def _ledger_key() -> bytes | None:
     from agentledger.pipeline.settings import StoreSettings
 
     settings = StoreSettings()
-    key = settings.ledger_key.get_secret_value().encode() if settings.ledger_key else None
-    report = await run_in_threadpool(verify, store, tenant, key=key, since=since)
-    return report.as_dict()
+    return settings.ledger_key.get_secret_value().encode() if settings.ledger_key else None
+
+
+@router.get(
+    "/ledger/verify",
+    summary="Recompute the tenant's tamper-evident ledger",
+    response_model=LedgerReport,
+)
+async def verify_ledger(
+    tenant: TenantDep, store: StoreDep, since: str | None = None
+) -> LedgerReport:
+    return await run_in_threadpool(
+        reads.verify_ledger, store, tenant, since=since, key=_ledger_key()
+    )
 
 
 # -- audit reports and replays (agentledger.pipeline.services.audit / .replay) --------------------------------
@@ -35,7 +54,12 @@ async def verify_ledger(
 @router.get(
     "/audit/{ref}",
     summary="What the agent saw before an action, which model version decided, under whose authority",
-    responses={400: {}, 404: {}},
+    response_model=AuditReport,
+    responses={
+        200: {"content": {"text/markdown": {}, "text/html": {}}},
+        400: {},
+        404: {},
+    },
 )
 async def audit_report(
     ref: str,
@@ -43,28 +67,26 @@ async def audit_report(
     store: StoreDep,
     format: Literal["json", "markdown", "html"] = "json",
     last: bool = Query(False, description="For a trace id: only its last tool call."),
-) -> Response:
-    """``ref`` is a span id (that action) or a trace id (every tool call in it, or ``last``)."""
-    from agentledger.pipeline.services import audit
+) -> Any:
+    """``ref`` is a span id (that action) or a trace id (every tool call in it, or ``last``).
+    JSON is the report; markdown and HTML render it."""
+    from agentledger.pipeline.services.audit import to_html, to_markdown
 
-    try:
-        result = await run_in_threadpool(audit.audit, store, tenant, ref, last=last)
-    except audit.AuditNotFound as exc:
-        raise HTTPException(404, str(exc)) from exc
-    except ValueError as exc:
-        raise HTTPException(400, str(exc)) from exc
+    with read_errors():
+        report = await run_in_threadpool(reads.audit, store, tenant, ref, last=last)
     if format == "markdown":
         return PlainTextResponse(
-            audit.to_markdown(result), media_type="text/markdown; charset=utf-8"
+            to_markdown(report.model_dump(mode="json")), media_type="text/markdown; charset=utf-8"
         )
     if format == "html":
-        return HTMLResponse(audit.to_html(result))
-    return JSONResponse(result)
+        return HTMLResponse(to_html(report.model_dump(mode="json")))
+    return report
 
 
 @router.get(
     "/replay/requests/{span_id}",
     summary="The rebuilt provider request of a recorded LLM call",
+    response_model=RebuiltRequest,
     responses={400: {}, 404: {}},
 )
 async def replay_request(
@@ -74,20 +96,16 @@ async def replay_request(
     api: Literal["openai", "anthropic"] | None = Query(
         None, description="Rebuild in this wire format."
     ),
-) -> dict[str, Any]:
-    from agentledger.pipeline.services import replay
-
-    try:
-        rebuilt = await run_in_threadpool(replay.rebuild_request, store, tenant, span_id, api=api)
-    except replay.ReplayNotFound as exc:
-        raise HTTPException(404, str(exc)) from exc
-    except replay.ReplayError as exc:
-        raise HTTPException(400, str(exc)) from exc
-    return rebuilt.as_dict()
+) -> RebuiltRequest:
+    with read_errors():
+        return await run_in_threadpool(reads.replay_request, store, tenant, span_id, api=api)
 
 
 @router.get(
-    "/replay/requests", summary="Rebuilt requests of the recorded LLM calls matching filters"
+    "/replay/requests",
+    summary="Rebuilt requests of the recorded LLM calls matching filters",
+    response_model=RebuiltRequests,
+    responses={400: {}},
 )
 async def replay_requests(
     tenant: TenantDep,
@@ -97,13 +115,12 @@ async def replay_requests(
     since: datetime | None = None,
     until: datetime | None = None,
     tools_only: bool = False,
-    limit: int = Query(50, ge=1, le=10_000),
+    limit: int = Query(D.REPLAY_REQUESTS_LIMIT, ge=1, le=D.REPLAY_REQUESTS_MAX),
     api: Literal["openai", "anthropic"] | None = None,
-) -> dict[str, Any]:
-    from agentledger.pipeline.services import replay
-
-    def run() -> dict[str, Any]:
-        ids = replay.select_calls(
+) -> RebuiltRequests:
+    with read_errors():
+        return await run_in_threadpool(
+            reads.replay_requests,
             store,
             tenant,
             agent=agent,
@@ -112,50 +129,42 @@ async def replay_requests(
             until=until,
             tools_only=tools_only,
             limit=limit,
+            api=api,
         )
-        errors: list[dict[str, str]] = []  # e.g. content capture was off: skipped, with the reason
-        rebuilt = replay.rebuild_requests(store, tenant, ids, api=api, errors=errors)
-        return {"requests": [r.as_dict() for r in rebuilt], "skipped": errors}
-
-    return await run_in_threadpool(run)
 
 
 @router.post(
     "/replays",
     summary="Store a drift report (agentledger replay --filter ...)",
+    response_model=ReplayStored,
     responses={400: {}},
 )
 async def store_replay(
-    tenant: TenantDep, store: StoreDep, report: dict[str, Any] = Body(...)
-) -> dict[str, Any]:
-    from agentledger.pipeline.services import replay
-
-    try:
-        drift = replay.DriftReport.from_dict(report, tenant=tenant)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise HTTPException(400, f"not a drift report: {exc!r}") from exc
-    await run_in_threadpool(replay.save_report, store, drift)
-    return {"run_id": drift.run_id, "stored": True, "summary": drift.summary}
+    tenant: TenantDep, actor: ActorDep, store: StoreDep, report: dict[str, Any] = Body(...)
+) -> ReplayStored:
+    with read_errors():
+        return await run_in_threadpool(
+            partial(reads.save_replay, store, tenant, report, actor=actor)
+        )
 
 
-@router.get("/replays", summary="Stored drift reports, newest first")
+@router.get(
+    "/replays", summary="Stored drift reports, newest first", response_model=list[ReplayRunSummary]
+)
 async def list_replays(
-    tenant: TenantDep, store: StoreDep, limit: int = Query(20, ge=1, le=1000)
-) -> list[dict[str, Any]]:
-    from agentledger.pipeline.services import replay
-
-    return await run_in_threadpool(replay.list_reports, store, tenant, limit)
+    tenant: TenantDep,
+    store: StoreDep,
+    limit: int = Query(D.REPLAYS_LIMIT, ge=1, le=D.REPLAYS_MAX),
+) -> list[ReplayRunSummary]:
+    return await run_in_threadpool(reads.replays, store, tenant, limit=limit)
 
 
 @router.get(
     "/replays/{run_id}",
     summary="One stored drift report with its replayed calls",
+    response_model=ReplayRun,
     responses={404: {}},
 )
-async def get_replay(run_id: str, tenant: TenantDep, store: StoreDep) -> dict[str, Any]:
-    from agentledger.pipeline.services import replay
-
-    found = await run_in_threadpool(replay.get_report, store, tenant, run_id)
-    if found is None:
-        raise HTTPException(404, f"no replay run {run_id} for tenant {tenant!r}")
-    return found
+async def get_replay(run_id: str, tenant: TenantDep, store: StoreDep) -> ReplayRun:
+    with read_errors():
+        return await run_in_threadpool(reads.replay_run, store, tenant, run_id)

@@ -10,7 +10,7 @@ valid, 404 for a span-only feedback naming a span the store does not know
 from __future__ import annotations
 
 import os
-import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +19,19 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from agentledger.collector.deps import FeedbackLogDep, StoreDep, TenantDep
+from agentledger.collector.deps import ActorDep, FeedbackLogDep, StoreDep, TenantDep, read_errors
+from agentledger.pipeline.services import reads
 from agentledger.pipeline.services.datasets import export as dataset_export
 from agentledger.pipeline.services.datasets import feedback as fb
-from agentledger.pipeline.services.datasets import lineage
+from agentledger.schemas.read import (
+    DatasetManifest,
+    DatasetSpan,
+    DatasetSummary,
+    FeedbackAccepted,
+    FeedbackItem,
+    SpanDataset,
+)
+from agentledger.schemas.read import defaults as D
 
 __all__ = ["router"]
 
@@ -35,54 +44,44 @@ def _unavailable(message: str) -> HTTPException:
     return HTTPException(503, message, headers={"Retry-After": "2"})
 
 
-class FeedbackAccepted(BaseModel):
-    """What ``POST /v1/feedback`` answers."""
-
-    accepted: int
-    ids: list[str]
-    durable_in: str = Field(description="store (embedded) or kafka (the feedback topic).")
-
-
 @router.post(
     "/v1/feedback", summary="Attach scores, labels, comments or corrections to a trace or span"
 )
 async def post_feedback(
     tenant: TenantDep,
+    actor: ActorDep,
     feedback_log: FeedbackLogDep,
     body: fb.FeedbackIn | list[fb.FeedbackIn] = Body(...),
 ) -> FeedbackAccepted:
     items = body if isinstance(body, list) else [body]
     if not items or len(items) > _MAX_BATCH:
         raise HTTPException(422, f"send 1 to {_MAX_BATCH} feedback items")
-    records = [fb.to_record(tenant, item, "api") for item in items]
     try:
-        await run_in_threadpool(feedback_log.append, records, time.time_ns())
-    except fb.FeedbackUnknownSpan as exc:
-        raise HTTPException(404, str(exc)) from exc
-    except fb.FeedbackRejected as exc:
-        raise HTTPException(400, str(exc)) from exc
+        with read_errors():
+            return await run_in_threadpool(
+                partial(reads.add_feedback, feedback_log, tenant, items, actor=actor)
+            )
     except fb.FeedbackUnavailable as exc:
         raise _unavailable(str(exc)) from exc
-    return FeedbackAccepted(
-        accepted=len(records),
-        ids=[r.feedback_id for r in records],
-        durable_in=feedback_log.durable_in,
-    )
 
 
-@router.get("/api/v1/feedback", summary="Feedback on a trace (and its spans) or on one span")
+@router.get(
+    "/api/v1/feedback",
+    summary="Feedback on a trace (and its spans) or on one span",
+    response_model=list[FeedbackItem],
+    responses={400: {}},
+)
 async def get_feedback(
     tenant: TenantDep,
     store: StoreDep,
     trace_id: str | None = None,
     span_id: str | None = None,
-    limit: int = Query(1000, ge=1, le=10_000),
-) -> list[dict[str, Any]]:
-    if not trace_id and not span_id:
-        raise HTTPException(400, "give trace_id or span_id")
-    return await run_in_threadpool(
-        fb.list_feedback, store, tenant, trace_id=trace_id, span_id=span_id, limit=limit
-    )
+    limit: int = Query(D.FEEDBACK_LIMIT, ge=1, le=D.FEEDBACK_MAX),
+) -> list[FeedbackItem]:
+    with read_errors():
+        return await run_in_threadpool(
+            reads.feedback, store, tenant, trace_id=trace_id, span_id=span_id, limit=limit
+        )
 
 
 class ExportBody(BaseModel):
@@ -104,6 +103,8 @@ DATASETS_DIR_ENV = "AGENTLEDGER_DATASETS_DIR"
 def _export_dir(request: Request, tenant: str, out_dir: str) -> Path:
     """The directory to export into. Without auth (local single-user mode) any path; with API keys
     only inside the tenant's folder of the datasets directory, so no client writes elsewhere."""
+    if "\x00" in out_dir:
+        raise HTTPException(400, "out_dir must not contain a NUL character")
     if request.app.state.settings.no_auth:
         return Path(out_dir)
     root = (Path(os.environ.get(DATASETS_DIR_ENV, "datasets")) / tenant).resolve()
@@ -120,63 +121,92 @@ def _export_dir(request: Request, tenant: str, out_dir: str) -> Path:
 @router.post(
     "/api/v1/datasets",
     summary="Export a dataset (files written on the server), returns its manifest",
+    response_model=DatasetManifest,
+    responses={400: {}, 403: {}},
 )
 async def create_dataset(
-    request: Request, body: ExportBody, tenant: TenantDep, store: StoreDep
-) -> dict[str, Any]:
+    request: Request, body: ExportBody, tenant: TenantDep, actor: ActorDep, store: StoreDep
+) -> DatasetManifest:
     out = _export_dir(request, tenant, body.out_dir)
-    try:
-        req = dataset_export.ExportRequest.from_json(body.request)
-        return await run_in_threadpool(dataset_export.export_dataset, store, tenant, out, req)
-    except (dataset_export.ExportError, ValueError, TypeError) as exc:
-        raise HTTPException(400, str(exc)) from exc
-
-
-@router.get("/api/v1/datasets", summary="Recorded datasets, newest first")
-async def list_datasets(
-    tenant: TenantDep, store: StoreDep, limit: int = Query(50, ge=1, le=1000)
-) -> list[dict[str, Any]]:
-    return await run_in_threadpool(lineage.list_datasets, store, tenant, limit)
-
-
-async def _manifest(store: Any, tenant: str, dataset_id: str) -> dict[str, Any]:
-    manifest = await run_in_threadpool(lineage.get_dataset, store, tenant, dataset_id)
-    if manifest is None:
-        raise HTTPException(404, f"no dataset {dataset_id} for this tenant")
-    return manifest
+    with read_errors():
+        return await run_in_threadpool(
+            partial(reads.export_dataset, store, tenant, out, body.request, actor=actor)
+        )
 
 
 @router.get(
-    "/api/v1/datasets/{dataset_id}", summary="A dataset's manifest, with what the store recorded"
+    "/api/v1/datasets",
+    summary="Recorded datasets, newest first",
+    response_model=list[DatasetSummary],
 )
-async def get_dataset(dataset_id: str, tenant: TenantDep, store: StoreDep) -> dict[str, Any]:
+async def list_datasets(
+    tenant: TenantDep,
+    store: StoreDep,
+    limit: int = Query(D.DATASETS_LIMIT, ge=1, le=D.DATASETS_MAX),
+) -> list[DatasetSummary]:
+    return await run_in_threadpool(reads.datasets, store, tenant, limit=limit)
+
+
+async def _manifest(store: Any, tenant: str, dataset_id: str) -> DatasetManifest:
+    with read_errors():
+        return await run_in_threadpool(reads.dataset, store, tenant, dataset_id)
+
+
+@router.get(
+    "/api/v1/datasets/{dataset_id}",
+    summary="A dataset's manifest, with what the store recorded",
+    response_model=DatasetManifest,
+    responses={404: {}},
+)
+async def get_dataset(dataset_id: str, tenant: TenantDep, store: StoreDep) -> DatasetManifest:
     return await _manifest(store, tenant, dataset_id)
 
 
-@router.get("/api/v1/datasets/{dataset_id}/spans", summary="The production spans in a dataset")
+@router.get(
+    "/api/v1/datasets/{dataset_id}/spans",
+    summary="The production spans in a dataset",
+    response_model=list[DatasetSpan],
+    responses={404: {}},
+)
 async def get_dataset_spans(
-    dataset_id: str, tenant: TenantDep, store: StoreDep, limit: int = Query(1000, ge=1, le=100_000)
-) -> list[dict[str, Any]]:
-    await _manifest(store, tenant, dataset_id)
-    return await run_in_threadpool(lineage.dataset_spans, store, tenant, dataset_id, limit=limit)
+    dataset_id: str,
+    tenant: TenantDep,
+    store: StoreDep,
+    limit: int = Query(D.DATASET_SPANS_LIMIT, ge=1, le=D.DATASET_SPANS_MAX),
+) -> list[DatasetSpan]:
+    with read_errors():
+        return await run_in_threadpool(reads.dataset_spans, store, tenant, dataset_id, limit=limit)
 
 
-@router.get("/api/v1/datasets/{dataset_id}/files/{name}", summary="Download one file of a dataset")
+@router.get(
+    "/api/v1/datasets/{dataset_id}/files/{name}",
+    summary="Download one file of a dataset",
+    response_class=FileResponse,
+    responses={
+        200: {"content": {"application/octet-stream": {}}, "description": "The file's bytes."},
+        404: {},
+        410: {},
+    },
+)
 async def get_dataset_file(
     dataset_id: str, name: str, tenant: TenantDep, store: StoreDep
 ) -> FileResponse:
     manifest = await _manifest(store, tenant, dataset_id)
-    listed = {f["path"] for f in manifest["files"]} | {dataset_export.MANIFEST_NAME}
+    listed = {f.path for f in manifest.files} | {dataset_export.MANIFEST_NAME}
     if name not in listed:
         raise HTTPException(404, f"dataset {dataset_id} has no file {name!r}")
-    path = Path(manifest["recorded"]["path"]) / name
+    if manifest.recorded is None:
+        raise HTTPException(410, f"dataset {dataset_id} has no recorded location")
+    path = Path(manifest.recorded.path) / name
     if not path.is_file():
         raise HTTPException(410, f"{name} is no longer at {path.parent}")
     return FileResponse(path, filename=name)
 
 
-@router.get("/api/v1/spans/{span_id}/datasets", summary="The datasets that contain a span")
-async def get_span_datasets(
-    span_id: str, tenant: TenantDep, store: StoreDep
-) -> list[dict[str, Any]]:
-    return await run_in_threadpool(lineage.datasets_of_span, store, tenant, span_id)
+@router.get(
+    "/api/v1/spans/{span_id}/datasets",
+    summary="The datasets that contain a span",
+    response_model=list[SpanDataset],
+)
+async def get_span_datasets(span_id: str, tenant: TenantDep, store: StoreDep) -> list[SpanDataset]:
+    return await run_in_threadpool(reads.span_datasets, store, tenant, span_id)

@@ -10,13 +10,14 @@ principal, recorded with who and why; ``GET /v1/controls`` lists them.
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from agentledger.collector.deps import GovernanceDep, TenantDep
+from agentledger.collector.deps import ActorDep, GovernanceDep, TenantDep, read_errors
 from agentledger.pipeline.governance import (
     ControlIn,
     ControlOut,
@@ -26,6 +27,9 @@ from agentledger.pipeline.governance import (
     IntentIn,
     OutcomeIn,
 )
+from agentledger.pipeline.services import reads
+from agentledger.schemas.read import ControlList, IntentRecord, OutcomeStored
+from agentledger.schemas.read import defaults as D
 
 __all__ = ["router"]
 
@@ -57,9 +61,9 @@ def _error(exc: Exception) -> JSONResponse:
     response_model_exclude_none=True,
     responses={400: {}, 401: {}, 503: {}},
 )
-async def ask(intent: IntentIn, tenant: TenantDep, service: ServiceDep) -> Any:
+async def ask(intent: IntentIn, tenant: TenantDep, actor: ActorDep, service: ServiceDep) -> Any:
     try:
-        return await run_in_threadpool(service.ask, tenant, intent)
+        return await run_in_threadpool(partial(service.ask, tenant, intent, actor=actor))
     except (GovernanceRejected, GovernanceUnavailable) as exc:
         return _error(exc)
 
@@ -67,44 +71,58 @@ async def ask(intent: IntentIn, tenant: TenantDep, service: ServiceDep) -> Any:
 @router.post(
     "/v1/intents/{intent_id}/outcome",
     summary="Record what a governed tool returned or raised",
+    response_model=OutcomeStored,
     responses={400: {}, 401: {}, 503: {}},
 )
 async def outcome(
-    intent_id: IntentId, body: OutcomeIn, tenant: TenantDep, service: ServiceDep
+    intent_id: IntentId, body: OutcomeIn, tenant: TenantDep, actor: ActorDep, service: ServiceDep
 ) -> Any:
     try:
-        await run_in_threadpool(service.outcome, tenant, intent_id, body)
+        await run_in_threadpool(partial(service.outcome, tenant, intent_id, body, actor=actor))
     except (GovernanceRejected, GovernanceUnavailable) as exc:
         return _error(exc)
-    return {"intent_id": intent_id, "stored": True}
+    return OutcomeStored(intent_id=intent_id, stored=True)
 
 
-@router.get("/v1/intents", summary="Recent intents with their outcomes, newest first")
+@router.get(
+    "/v1/intents",
+    summary="Recent intents with their outcomes, newest first",
+    response_model=list[IntentRecord],
+    responses={404: {}},
+)
 def list_intents(
     tenant: TenantDep,
     service: ServiceDep,
     trace_id: str | None = None,
     session_id: str | None = None,
     tool_name: str | None = None,
-    limit: int = Query(100, ge=1, le=10_000),
-) -> Any:
+    limit: int = Query(D.INTENTS_LIMIT, ge=1, le=D.INTENTS_MAX),
+) -> list[IntentRecord]:
     try:
-        return service.list_intents(
-            tenant, trace_id=trace_id, session_id=session_id, tool_name=tool_name, limit=limit
+        return reads.intents(
+            service,
+            tenant,
+            trace_id=trace_id,
+            session_id=session_id,
+            tool_name=tool_name,
+            limit=limit,
         )
     except GovernanceUnavailable as exc:
         raise HTTPException(404, str(exc)) from exc
 
 
-@router.get("/v1/intents/{intent_id}", summary="One intent with its outcome")
-def get_intent(intent_id: IntentId, tenant: TenantDep, service: ServiceDep) -> Any:
+@router.get(
+    "/v1/intents/{intent_id}",
+    summary="One intent with its outcome",
+    response_model=IntentRecord,
+    responses={404: {}},
+)
+def get_intent(intent_id: IntentId, tenant: TenantDep, service: ServiceDep) -> IntentRecord:
     try:
-        found = service.intent(tenant, intent_id)
+        with read_errors():
+            return reads.intent(service, tenant, intent_id)
     except GovernanceUnavailable as exc:
         raise HTTPException(404, str(exc)) from exc
-    if found is None:
-        raise HTTPException(404, f"no intent {intent_id} for this tenant")
-    return found
 
 
 @router.post(
@@ -113,27 +131,26 @@ def get_intent(intent_id: IntentId, tenant: TenantDep, service: ServiceDep) -> A
     response_model=ControlOut,
     responses={400: {}, 401: {}, 503: {}},
 )
-def set_control(control: ControlIn, tenant: TenantDep, service: ServiceDep) -> Any:
+def set_control(control: ControlIn, tenant: TenantDep, actor: ActorDep, service: ServiceDep) -> Any:
     try:
-        return service.control(tenant, control)
+        return service.control(tenant, control, actor=actor)
     except (GovernanceRejected, GovernanceUnavailable) as exc:
         return _error(exc)
 
 
 @router.get(
-    "/v1/controls", summary="Pauses in force (or, with all=true, every control event), newest first"
+    "/v1/controls",
+    summary="Pauses in force (or, with all=true, every control event), newest first",
+    response_model=ControlList,
+    responses={503: {}},
 )
 def list_controls(
     tenant: TenantDep,
     service: ServiceDep,
     all: bool = Query(False, description="Every pause and resume, not only the pauses in force."),
-    limit: int = Query(100, ge=1, le=10_000),
+    limit: int = Query(D.CONTROLS_LIMIT, ge=1, le=D.CONTROLS_MAX),
 ) -> Any:
     try:
-        controls = service.list_controls(tenant, everything=all, limit=limit)
+        return reads.controls(service, tenant, everything=all, limit=limit)
     except GovernanceUnavailable as exc:
         return _error(exc)
-    return {
-        "controls": [c.model_dump(mode="json") for c in controls],
-        "shared": service.controls.shared,
-    }

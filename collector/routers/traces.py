@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from agentledger.collector import otlp
 from agentledger.collector.deps import SettingsDep, SinkDep, TenantDep
-from agentledger.collector.limits import truncate_attributes
+from agentledger.collector.limits import ConcurrencyLimit, truncate_attributes
 from agentledger.collector.settings import CollectorSettings
 from agentledger.pipeline.sinks import IngestBatch, Sink, SinkRejected, SinkUnavailable
 
@@ -18,30 +18,10 @@ __all__ = ["router"]
 
 router = APIRouter(tags=["ingest"])
 
-_STATUS_CODES = {400: 3, 401: 16, 413: 8, 415: 3, 429: 8, 503: 14}  # HTTP -> google.rpc.Code
 
-
-def error_response(
-    status: int, message: str, media: str, retry_after: int | None = None
-) -> Response:
-    """An OTLP error: ``google.rpc.Status`` in the request's encoding (JSON when unknown)."""
-    from google.rpc.status_pb2 import Status
-
-    body = otlp.encode_message(Status(code=_STATUS_CODES.get(status, 2), message=message), media)
-    headers = {"Retry-After": str(retry_after)} if retry_after else None
-    return Response(body, status_code=status, media_type=media, headers=headers)
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise otlp.OtlpError(413, f"request body is {declared} bytes, over the limit of {limit}")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise otlp.OtlpError(413, f"request body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
+async def _read_body(request: Request) -> bytes:
+    """The body as sent; ``limits.BodyLimit`` stops the read at the size limit (413)."""
+    chunks = [chunk async for chunk in request.stream()]
     return b"".join(chunks)
 
 
@@ -87,9 +67,10 @@ def _ingest(
 
 
 @router.post(
-    "/v1/traces",
+    otlp.TRACES_PATH,
     summary="OTLP/HTTP trace export (protobuf or JSON, optionally gzip)",
-    responses={400: {}, 401: {}, 413: {}, 415: {}, 503: {}},
+    description="Errors are a `google.rpc.Status` in the request's encoding (protobuf or JSON).",
+    responses={400: {}, 401: {}, 413: {}, 415: {}, 429: {}, 503: {}},
 )
 async def export_traces(
     request: Request, tenant: TenantDep, settings: SettingsDep, sink: SinkDep
@@ -97,17 +78,30 @@ async def export_traces(
     try:
         media = otlp.media_type(request.headers.get("content-type"))
     except otlp.OtlpError as exc:
-        return error_response(exc.status, exc.message, otlp.JSON)
-    try:
-        body = await _read_body(request, settings.max_body_bytes)
-        payload = await run_in_threadpool(
-            _ingest, body, media, request.headers.get("content-encoding"), tenant, settings, sink
-        )
-    except otlp.OtlpError as exc:
-        return error_response(exc.status, exc.message, media)
-    except SinkRejected as exc:
-        return error_response(exc.status, str(exc), media)
-    except SinkUnavailable as exc:
-        retry = max(1, int(round(exc.retry_after or settings.retry_after_seconds)))
-        return error_response(503, f"not stored, retry later: {exc}", media, retry_after=retry)
+        return otlp.error_response(exc.status, exc.message, otlp.JSON)
+    gate: ConcurrencyLimit = request.app.state.export_gate
+    with gate.slot() as admitted:
+        if not admitted:
+            retry = str(settings.retry_after_seconds)
+            return otlp.error_response(
+                429,
+                f"too many export requests in progress (limit {gate.limit}); retry after {retry}s",
+                media,
+                {"Retry-After": retry},
+            )
+        try:
+            body = await _read_body(request)
+            encoding = request.headers.get("content-encoding")
+            payload = await run_in_threadpool(
+                _ingest, body, media, encoding, tenant, settings, sink
+            )
+        except otlp.OtlpError as exc:
+            return otlp.error_response(exc.status, exc.message, media)
+        except SinkRejected as exc:
+            return otlp.error_response(exc.status, str(exc), media)
+        except SinkUnavailable as exc:
+            retry = str(max(1, int(round(exc.retry_after or settings.retry_after_seconds))))
+            return otlp.error_response(
+                503, f"not stored, retry later: {exc}", media, {"Retry-After": retry}
+            )
     return Response(payload, media_type=media)

@@ -205,18 +205,48 @@ fn oi_documents(attrs: &Attrs, prefix: &str) -> Option<Vec<(String, String, f64)
     if docs.is_empty() { None } else { Some(docs) }
 }
 
+/// ``llm.tools.N.tool.json_schema``, each parsed when it is JSON, and their texts as the key of
+/// the canonical list (``Fields::tools_key``).
+fn oi_tools(attrs: &Attrs) -> Option<(Vec<Value>, String)> {
+    let mut tools = Vec::new();
+    let mut texts = String::from("openinference");
+    for i in 0.. {
+        let mut key = KeyBuf::new("llm.tools", i);
+        match attrs.s(key.with("tool.json_schema")) {
+            Some(schema) => {
+                tools.push(parse_arguments_str(Some(schema)));
+                texts.push_str(&format!("\0{}:", schema.len()));
+                texts.push_str(schema);
+            }
+            None => break,
+        }
+    }
+    if tools.is_empty() { None } else { Some((tools, texts)) }
+}
+
+/// The ``system_fingerprint`` of the raw response OpenInference keeps in ``output.value``.
+fn fingerprint_of_response(response: Option<&str>, f: &mut Fields) {
+    let Some(response) = response.filter(|r| r.starts_with('{') && r.contains("\"system_fingerprint\"")) else { return };
+    if let Some(fp) = top_level_string(response, "system_fingerprint") {
+        f.system_fingerprint = fp;
+    }
+}
+
 pub fn openinference(attrs: &Attrs, f: &mut Fields) {
     let kind = oi_kind(attrs.s("openinference.span.kind").unwrap_or(""));
     f.kind = kind.to_string();
     let answered = attrs.nz("llm.response.model_name").or_else(|| attrs.nz("llm.model_name")).unwrap_or("").to_string();
     let mut requested = attrs.nz("llm.request.model_name").unwrap_or("").to_string();
-    if requested.is_empty() {
-        if let Some(Value::Object(params)) = parse_json(attrs.s("llm.invocation_parameters")) {
-            if let Some(Value::String(model)) = params.get("model") {
+    let params = parse_json(attrs.s("llm.invocation_parameters"));
+    if let Some(Value::Object(p)) = &params {
+        add_params(f, params.as_ref());
+        if requested.is_empty() {
+            if let Some(Value::String(model)) = p.get("model") {
                 requested = model.clone();
             }
         }
     }
+    f.finish_reasons = attribute_reasons(attrs);
     f.request_model = if requested.is_empty() { answered.clone() } else { requested.clone() };
     f.response_model = if answered.is_empty() { requested } else { answered };
     if kind == "EMBEDDING" && f.request_model.is_empty() {
@@ -249,8 +279,18 @@ pub fn openinference(attrs: &Attrs, f: &mut Fields) {
                 .nz("openai.response.system_fingerprint")
                 .map(str::to_string)
                 .unwrap_or_else(|| attrs.or_empty("gen_ai.openai.response.system_fingerprint"));
+            if f.system_fingerprint.is_empty() {
+                fingerprint_of_response(attrs.s("output.value"), f);
+            }
             f.input_messages = oi_messages(attrs, "llm.input_messages");
             f.output_messages = oi_messages(attrs, "llm.output_messages");
+            match oi_tools(attrs) {
+                Some((tools, texts)) => (f.tools, f.tools_key) = (Some(tools), Some(texts)),
+                None => f.tools = request_tools(params.as_ref()),
+            }
+            if let Some(recorded) = attrs.s("input.value").filter(|v| v.starts_with('{')) {
+                f.raw_request = Some(recorded.to_string()); // the SDK call's arguments, as JSON
+            }
         }
         "TOOL" => {
             f.operation = "execute_tool".into();
@@ -434,9 +474,17 @@ fn from_events(events: &[Event], f: &mut Fields) {
     }
     let mut inputs: Vec<Value> = Vec::new();
     let mut outputs: Vec<Value> = Vec::new();
+    let mut reasons: Vec<String> = Vec::new();
     for ev in events {
         let name = ev.name.as_str();
         let ea = &ev.attributes;
+        if name == "gen_ai.choice" {
+            if let Some(Value::String(reason)) = ea.get("finish_reason") {
+                if !reason.is_empty() {
+                    reasons.push(reason.clone());
+                }
+            }
+        }
         if name == "gen_ai.content.prompt" && f.input_messages.is_none() {
             let value = ea.get("gen_ai.prompt");
             if let Some(msgs) = event_messages(value) {
@@ -467,6 +515,42 @@ fn from_events(events: &[Event], f: &mut Fields) {
     if !outputs.is_empty() {
         f.output_messages = Some(outputs);
     }
+    if !reasons.is_empty() && f.finish_reasons.is_none() {
+        f.finish_reasons = Some(reasons);
+    }
+}
+
+/// ``gen_ai.request.*`` (and the older ``gen_ai.openai.request.*``) parameters of a model call
+/// (LLM or EMBEDDING span), in attribute order; the model has a column of its own.
+fn genai_params(attrs: &Attrs, f: &mut Fields) {
+    for (key, value) in attrs {
+        let name = if let Some(rest) = key.strip_prefix("gen_ai.request.") {
+            rest
+        } else if let Some(rest) = key.strip_prefix("gen_ai.openai.request.") {
+            rest
+        } else {
+            continue;
+        };
+        set_param(f, name, scalar(value), false);
+    }
+}
+
+/// Finish reasons of ``parts`` output messages (``{"role", "parts", "finish_reason"}``).
+fn message_reasons(parsed: Option<&Value>) -> Option<Vec<String>> {
+    let Some(Value::Array(items)) = parsed else { return None };
+    let reasons: Vec<String> = items
+        .iter()
+        .filter_map(|m| get(m, "finish_reason").and_then(Value::as_str).filter(|r| !r.is_empty()).map(str::to_string))
+        .collect();
+    if reasons.is_empty() { None } else { Some(reasons) }
+}
+
+/// Finish reasons of legacy indexed completions (``gen_ai.completion.N.finish_reason``).
+fn indexed_reasons(attrs: &Attrs, count: usize) -> Option<Vec<String>> {
+    let reasons: Vec<String> = (0..count)
+        .filter_map(|i| attrs.nz(KeyBuf::new("gen_ai.completion", i).with("finish_reason")).map(str::to_string))
+        .collect();
+    if reasons.is_empty() { None } else { Some(reasons) }
 }
 
 fn int_of(attrs: &Attrs, a: &str, b: &str) -> Option<i64> {
@@ -553,13 +637,28 @@ pub fn genai(attrs: &Attrs, f: &mut Fields, events: &[Event]) {
     if f.input_messages.is_none() {
         f.input_messages = indexed(attrs, "gen_ai.prompt");
     }
+    if f.kind == "LLM" || f.kind == "EMBEDDING" {
+        genai_params(attrs, f);
+    }
+    if f.finish_reasons.is_none() {
+        f.finish_reasons = attribute_reasons(attrs);
+    }
     if f.output_messages.is_none() {
         if let Some(raw) = attrs.s("gen_ai.output.messages") {
-            f.output_messages = from_parts(parse_json(Some(raw)).as_ref());
+            let parsed = parse_json(Some(raw));
+            f.output_messages = from_parts(parsed.as_ref());
+            if f.finish_reasons.is_none() {
+                f.finish_reasons = message_reasons(parsed.as_ref());
+            }
         }
     }
     if f.output_messages.is_none() {
         f.output_messages = indexed(attrs, "gen_ai.completion");
+        if let Some(n) = f.output_messages.as_ref().map(Vec::len) {
+            if f.finish_reasons.is_none() {
+                f.finish_reasons = indexed_reasons(attrs, n);
+            }
+        }
     }
     from_events(events, f);
     let raw = attrs.s("gen_ai.system_instructions");
@@ -573,6 +672,13 @@ pub fn genai(attrs: &Attrs, f: &mut Fields, events: &[Event]) {
             all.push(system);
             all.extend(msgs);
             f.input_messages = Some(all);
+        }
+    }
+    if f.tools.is_none() {
+        let text = attrs.s("gen_ai.tool.definitions");
+        if let Some(Value::Array(tools)) = parse_json(text) {
+            f.tools = Some(tools);
+            f.tools_key = text.map(|t| format!("otel_genai\0{t}"));
         }
     }
 }
@@ -662,6 +768,10 @@ pub fn langfuse(attrs: &Attrs, f: &mut Fields, events: &[Event], span_name: &str
             }
         }
     }
+    add_params(f, parse_json(attrs.s("langfuse.observation.model.parameters")).as_ref()); // over gen_ai.request.*
+    if f.finish_reasons.is_none() {
+        f.finish_reasons = attrs.nz("langfuse.observation.metadata.finish_reason").map(|r| vec![r.to_string()]);
+    }
     if f.user_id.is_empty() {
         f.user_id = attrs.nz("langfuse.user.id").map(str::to_string).unwrap_or_else(|| attrs.or_empty("user.id"));
     }
@@ -671,11 +781,16 @@ pub fn langfuse(attrs: &Attrs, f: &mut Fields, events: &[Event], span_name: &str
     let raw_in = attrs.s("langfuse.observation.input");
     let raw_out = attrs.s("langfuse.observation.output");
     if f.kind == "LLM" {
-        if f.input_messages.as_ref().is_none_or(|m| m.is_empty()) {
-            f.input_messages = from_openai_messages(parse_json(raw_in).as_ref());
+        let need_messages = f.input_messages.as_ref().is_none_or(|m| m.is_empty());
+        let recorded = if need_messages || f.tools.is_none() { parse_json(raw_in) } else { None };
+        if need_messages {
+            f.input_messages = from_openai_messages(recorded.as_ref());
         }
         if f.output_messages.as_ref().is_none_or(|m| m.is_empty()) {
             f.output_messages = from_openai_messages(parse_json(raw_out).as_ref());
+        }
+        if f.tools.is_none() {
+            f.tools = request_tools(recorded.as_ref()); // the OpenAI integration records them with the messages
         }
     }
     if f.kind == "TOOL" {
@@ -753,5 +868,38 @@ pub fn openllmetry(attrs: &Attrs, f: &mut Fields, events: &[Event]) {
     }
     if !span_kind.is_empty() && f.output_value.is_none() && f.output_messages.is_none() {
         f.output_value = decorated_value(attrs.s("traceloop.entity.output"));
+    }
+    // request parameters of older releases, under their canonical names (after gen_ai.request.*)
+    let model_call = f.kind == "LLM" || f.kind == "EMBEDDING";
+    for (key, name) in [
+        ("llm.frequency_penalty", "frequency_penalty"),
+        ("llm.presence_penalty", "presence_penalty"),
+        ("llm.top_k", "top_k"),
+        ("llm.chat.stop_sequences", "stop_sequences"),
+        ("llm.is_streaming", "stream"),
+        ("llm.request.repetition_penalty", "repetition_penalty"),
+    ] {
+        if let Some(value) = attrs.s(key).filter(|_| model_call) {
+            set_param(f, name, scalar(value), false);
+        }
+    }
+    if f.tools.is_none() {
+        let mut tools = Vec::new();
+        for i in 0.. {
+            let mut key = KeyBuf::new("llm.request.functions", i);
+            let Some(name) = attrs.s(key.with("name")) else { break };
+            let mut tool = Map::new();
+            tool.insert("name".into(), s(name));
+            if let Some(d) = attrs.s(key.with("description")) {
+                tool.insert("description".into(), s(d));
+            }
+            if let Some(p) = attrs.s(key.with("parameters")) {
+                tool.insert("parameters".into(), s(p));
+            }
+            tools.push(Value::Object(tool));
+        }
+        if !tools.is_empty() {
+            f.tools = Some(tools);
+        }
     }
 }

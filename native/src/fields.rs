@@ -62,6 +62,16 @@ pub struct Fields {
     pub session_id: String,
     pub user_id: String,
     pub agent_name: String,
+    /// Tools offered, as recorded (``canonical_tool`` makes each canonical).
+    pub tools: Option<Vec<Value>>,
+    /// The attribute text(s) ``tools`` were read from, when they were: the same text gives the
+    /// same canonical list (the builder makes it once per batch).
+    pub tools_key: Option<String>,
+    /// Request parameters under their canonical names (empty: none recorded).
+    pub params: Map<String, Value>,
+    pub finish_reasons: Option<Vec<String>>,
+    /// The request as the instrumentation recorded it (OpenInference ``input.value``).
+    pub raw_request: Option<String>,
 }
 
 impl Fields {
@@ -106,14 +116,21 @@ pub fn parse_json(value: Option<&str>) -> Option<Value> {
     serde_json::from_str(value).ok()
 }
 
-/// Tool-call arguments in canonical form: parsed JSON when possible, else as given.
+/// Tool-call arguments in canonical form: parsed JSON when possible, else as given (``null``
+/// text stays text, as Python's ``parse_json`` gives None for it).
 pub fn parse_arguments(value: Value) -> Value {
     if let Value::String(s) = &value {
-        if let Some(parsed) = parse_json(Some(s)) {
+        if let Some(parsed) = parse_json(Some(s)).filter(|p| !p.is_null()) {
             return parsed;
         }
     }
     value
+}
+
+/// A value recorded as an attribute's text: its JSON value when the text is JSON (not ``null``),
+/// else the text.
+pub fn scalar(text: &str) -> Value {
+    parse_json(Some(text)).filter(|p| !p.is_null()).unwrap_or_else(|| Value::String(text.to_string()))
 }
 
 pub fn parse_arguments_str(value: Option<&str>) -> Value {
@@ -305,4 +322,153 @@ pub fn decorated_value(raw: Option<&str>) -> Option<Value> {
         _ => {}
     }
     Some(Value::String(raw.to_string()))
+}
+
+// -- the canonical call: parameters, tools, finish reasons (agentledger/schemas/calls.py) -------
+
+/// The canonical name of a request parameter (``PARAM_NAMES``).
+pub fn canonical_param(name: &str) -> &str {
+    match name {
+        "stop" => "stop_sequences",
+        "n" => "choice.count",
+        "is_stream" => "stream",
+        other => other,
+    }
+}
+
+/// Record request parameter ``name`` (any spelling); an earlier value of the same canonical name
+/// is kept unless ``replace``.
+pub fn set_param(f: &mut Fields, name: &str, value: Value, replace: bool) {
+    let name = canonical_param(name);
+    if matches!(name, "model" | "messages" | "tools" | "functions") {
+        return;
+    }
+    if replace || !f.params.contains_key(name) {
+        f.params.insert(name.to_string(), value);
+    }
+}
+
+/// The members of a JSON object of request parameters (later members and later objects win).
+pub fn add_params(f: &mut Fields, recorded: Option<&Value>) {
+    if let Some(Value::Object(m)) = recorded {
+        for (name, value) in m {
+            set_param(f, name, value.clone(), true);
+        }
+    }
+}
+
+/// The ``tools`` (then legacy ``functions``) of a recorded request or parameter object.
+pub fn request_tools(recorded: Option<&Value>) -> Option<Vec<Value>> {
+    let Some(Value::Object(m)) = recorded else { return None };
+    let mut tools = Vec::new();
+    for key in ["tools", "functions"] {
+        if let Some(Value::Array(items)) = m.get(key) {
+            tools.extend(items.iter().cloned());
+        }
+    }
+    if tools.is_empty() { None } else { Some(tools) }
+}
+
+/// One tool definition, in whichever shape it was recorded, in the canonical shape; a tool
+/// that is not a function, as recorded.
+pub fn canonical_tool(value: &Value) -> Value {
+    let Value::Object(v) = value else { return value.clone() };
+    let src = match v.get("function") {
+        Some(Value::Object(fm)) => fm,
+        _ => {
+            let flat = matches!(v.get("type"), None | Some(Value::Null)) || v.get("type").and_then(Value::as_str) == Some("function");
+            if v.contains_key("input_schema") || flat {
+                v
+            } else {
+                return value.clone();
+            }
+        }
+    };
+    let Some(Value::String(name)) = src.get("name") else { return value.clone() };
+    let mut out = Map::new();
+    out.insert("type".into(), s("function"));
+    out.insert("name".into(), s(name));
+    if let Some(Value::String(d)) = src.get("description") {
+        if !d.is_empty() {
+            out.insert("description".into(), s(d));
+        }
+    }
+    let parameters = src.get("parameters").filter(|p| !p.is_null()).or_else(|| src.get("input_schema").filter(|p| !p.is_null()));
+    if let Some(p) = parameters {
+        out.insert("parameters".into(), parse_arguments(p.clone()));
+    }
+    if let Some(Value::Bool(b)) = src.get("strict") {
+        out.insert("strict".into(), Value::Bool(*b));
+    }
+    Value::Object(out)
+}
+
+/// Finish reasons recorded as one attribute: a JSON array of strings (GenAI) or one reason.
+pub fn reasons_of(value: Option<&str>) -> Option<Vec<String>> {
+    let value = value.filter(|v| !v.is_empty())?;
+    if value.starts_with('[') {
+        if let Some(Value::Array(items)) = parse_json(Some(value)) {
+            let reasons: Vec<String> = items.iter().filter_map(|r| r.as_str().filter(|r| !r.is_empty()).map(str::to_string)).collect();
+            return if reasons.is_empty() { None } else { Some(reasons) };
+        }
+    }
+    Some(vec![value.to_string()])
+}
+
+/// Finish reasons of the ``llm.finish_reason`` and ``gen_ai.response.finish_reasons`` attributes.
+pub fn attribute_reasons(attrs: &Attrs) -> Option<Vec<String>> {
+    let more = reasons_of(attrs.s("gen_ai.response.finish_reasons"));
+    match attrs.nz("llm.finish_reason") {
+        Some(reason) => {
+            let mut all = vec![reason.to_string()];
+            all.extend(more.unwrap_or_default());
+            Some(all)
+        }
+        None => more,
+    }
+}
+
+/// The string member ``key`` of the JSON object ``text`` (the last one when repeated), read
+/// without building the object: the other members are only checked to be JSON. None when
+/// ``text`` is not a JSON object or the member is not a string.
+pub fn top_level_string(text: &str, key: &str) -> Option<String> {
+    use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+
+    struct Member<'k>(&'k str);
+
+    impl<'de> Visitor<'de> for Member<'_> {
+        type Value = Option<String>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut found = None;
+            while let Some(name) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                if name == self.0 {
+                    found = Some(map.next_value::<Value>()?);
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(match found {
+                Some(Value::String(s)) => Some(s),
+                _ => None,
+            })
+        }
+    }
+
+    impl<'de> DeserializeSeed<'de> for Member<'_> {
+        type Value = Option<String>;
+
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+
+    let mut de = serde_json::Deserializer::from_str(text);
+    let found = Member(key).deserialize(&mut de).ok()?;
+    de.end().ok()?;
+    found
 }

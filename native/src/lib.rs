@@ -115,6 +115,8 @@ impl Normalizer {
             ("cost_source", &s.cost_source), ("tool_name", &s.tool_name), ("tool_call_id", &s.tool_call_id),
             ("input_hash", &s.input_hash), ("output_hash", &s.output_hash),
             ("system_prompt_hash", &s.system_prompt_hash), ("input_preview", &s.input_preview),
+            ("request_params", &s.request_params), ("tools_hash", &s.tools_hash),
+            ("request_hash", &s.request_hash), ("raw_request_hash", &s.raw_request_hash),
             ("output_preview", &s.output_preview), ("convention", &s.convention),
             ("scope_name", &s.scope_name), ("events", &s.events), ("source_topic", &s.source_topic),
         ];
@@ -136,6 +138,10 @@ impl Normalizer {
         cols.set_item(
             "principal_chain",
             PyTuple::new(py, [bytes(py, &s.principal_chain_offsets), strings(py, &s.principal_chain)?])?,
+        )?;
+        cols.set_item(
+            "finish_reasons",
+            PyTuple::new(py, [bytes(py, &s.finish_reasons_offsets), strings(py, &s.finish_reasons)?])?,
         )?;
         cols.set_item("tool_calls", triples(py, &s.tool_calls, false)?)?;
         cols.set_item("documents", triples(py, &s.documents, true)?)?;

@@ -13,7 +13,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::conventions;
-use crate::fields::{parse_json, to_float, Attrs, Event, Fields, Get};
+use crate::fields::{canonical_tool, parse_json, to_float, Attrs, Event, Fields, Get};
 use crate::otlp::{ExportTraceServiceRequest, KeyValue, Span};
 use crate::pyjson::{any_to_cow, canonical_array, canonical_string, canonical_text, json_str, kvlist_to_map, py_str, write_kvlist_json};
 
@@ -24,6 +24,7 @@ const K_TEXT: &str = "text";
 const K_DOCUMENT: &str = "document";
 const K_ARGS: &str = "tool_arguments";
 const K_RESULT: &str = "tool_result";
+const K_TOOLS: &str = "tools";
 
 /// Where a request came from (see ``SourcePosition``).
 pub struct Position {
@@ -135,6 +136,12 @@ pub struct SpanCols {
     pub input_hash: StrCol,
     pub output_hash: StrCol,
     pub system_prompt_hash: StrCol,
+    pub request_params: StrCol,
+    pub tools_hash: StrCol,
+    pub finish_reasons_offsets: Vec<i32>,
+    pub finish_reasons: StrCol,
+    pub request_hash: StrCol,
+    pub raw_request_hash: StrCol,
     pub input_preview: StrCol,
     pub output_preview: StrCol,
     pub documents: TripleListCol,
@@ -190,6 +197,12 @@ impl SpanCols {
             input_hash: StrCol::new(),
             output_hash: StrCol::new(),
             system_prompt_hash: StrCol::new(),
+            request_params: StrCol::new(),
+            tools_hash: StrCol::new(),
+            finish_reasons_offsets: vec![0],
+            finish_reasons: StrCol::new(),
+            request_hash: StrCol::new(),
+            raw_request_hash: StrCol::new(),
             input_preview: StrCol::new(),
             output_preview: StrCol::new(),
             documents: TripleListCol::new(),
@@ -257,6 +270,11 @@ impl SpanCols {
         self.input_hash.offsets.reserve(rows);
         self.output_hash.offsets.reserve(rows);
         self.system_prompt_hash.offsets.reserve(rows);
+        self.request_params.offsets.reserve(rows);
+        self.tools_hash.offsets.reserve(rows);
+        self.finish_reasons_offsets.reserve(rows);
+        self.request_hash.offsets.reserve(rows);
+        self.raw_request_hash.offsets.reserve(rows);
         self.input_preview.offsets.reserve(rows);
         self.output_preview.offsets.reserve(rows);
         self.documents.offsets.reserve(rows);
@@ -378,6 +396,9 @@ struct Builder<'p> {
     seen_ms: i64,
     prices: &'p Prices,
     price_cache: HashMap<(String, String), Option<Price>>,
+    /// recorded tool definitions (``Fields::tools_key``) -> (hash, digest, canonical JSON): an
+    /// agent offers the same tools on every call
+    tools_memo: HashMap<String, (String, [u8; 32], String)>,
 }
 
 impl<'p> Builder<'p> {
@@ -390,15 +411,39 @@ impl<'p> Builder<'p> {
     /// The hash of a canonical form, recording the content the first time it is seen.
     fn canonical(&mut self, canonical: &str, kind: &str) -> String {
         let (hex, digest) = sha256_hex(canonical.as_bytes());
+        self.record(&hex, digest, canonical, kind);
+        hex
+    }
+
+    /// Record a content (hashed already) for the current tenant unless it has it.
+    fn record(&mut self, hex: &str, digest: [u8; 32], canonical: &str, kind: &str) {
         let seen = self.seen.get_mut(&self.tenant).expect("start() registers the tenant");
         if seen.insert(digest) {
             let c = &mut self.contents;
             c.tenant.push(&self.tenant);
-            c.hash.push(&hex);
+            c.hash.push(hex);
             c.kind.push(kind);
             c.content.push(canonical);
             c.size.push(canonical.len() as u64);
             c.first_seen.push(self.seen_ms);
+        }
+    }
+
+    /// The hash of the canonical list of the tools offered, recording it the first time it is
+    /// seen; the same recorded definitions (``key``) are made canonical once per batch.
+    fn tools(&mut self, tools: &[Value], key: Option<String>) -> String {
+        if let Some((hex, digest, canonical)) = key.as_ref().and_then(|k| self.tools_memo.get(k)) {
+            let (hex, digest, canonical) = (hex.clone(), *digest, canonical.clone());
+            self.record(&hex, digest, &canonical, K_TOOLS);
+            return hex;
+        }
+        let canonical = canonical_array(&tools.iter().map(canonical_tool).collect::<Vec<_>>());
+        let (hex, digest) = sha256_hex(canonical.as_bytes());
+        self.record(&hex, digest, &canonical, K_TOOLS);
+        if let Some(k) = key {
+            if self.tools_memo.len() < 1024 {
+                self.tools_memo.insert(k, (hex.clone(), digest, canonical));
+            }
         }
         hex
     }
@@ -631,6 +676,7 @@ impl Normalizer {
             seen_ms: 0,
             prices: &self.prices,
             price_cache: HashMap::new(),
+            tools_memo: HashMap::new(),
         };
         // rows and text grow to about what the input holds: reserve it once (no regrowth copies)
         let rows: usize = requests.iter().map(|(data, _)| count_spans(data).unwrap_or(0)).sum();
@@ -704,6 +750,7 @@ impl Normalizer {
         let values = values_of(&span.attributes);
         let attrs = attrs_of(&span.attributes, &values);
         // attribute maps: small values stored, large ones referenced by content hash
+        let mut input_ref: Option<String> = None; // the hash of a referenced input.value
         if attrs.len() != span.attributes.len() {
             // a key repeated: each value goes where its size says
             let mut small = Attrs::default();
@@ -729,6 +776,7 @@ impl Normalizer {
             if refs.is_empty() {
                 b.spans.attributes.push(attrs.iter().map(|(k, v)| (*k, *v)));
             } else {
+                input_ref = refs.iter().find(|(k, _)| *k == "input.value").map(|(_, h)| h.clone());
                 b.spans.attributes.push(
                     attrs.iter().filter(|(k, _)| !refs.iter().any(|(rk, _)| rk == *k)).map(|(k, v)| (*k, *v)),
                 );
@@ -760,7 +808,7 @@ impl Normalizer {
 
         let mut f = Fields::default();
         let convention = conventions::extract(&attrs, resource, scope_name, &span.name, &events, &mut f);
-        self.row(b, span, &attrs, service, scope_name, &events_json, f, convention, pos)
+        self.row(b, span, &attrs, service, scope_name, &events_json, f, convention, pos, input_ref)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -772,9 +820,10 @@ impl Normalizer {
         service: &str,
         scope_name: &str,
         events_json: &str,
-        f: Fields,
+        mut f: Fields,
         convention: &str,
         pos: &Position,
+        input_ref: Option<String>,
     ) -> (bool, String, String) {
         let start = span.start_time_unix_nano;
         let end = span.end_time_unix_nano.max(start);
@@ -827,6 +876,33 @@ impl Normalizer {
                 documents.push((did.clone(), h, *score));
             }
         }
+        // the canonical call (agentledger/schemas/calls.py)
+        let tools_hash = match f.tools.as_ref().filter(|t| !t.is_empty()) {
+            Some(tools) => b.tools(tools, f.tools_key.take()),
+            None => String::new(),
+        };
+        let request_params =
+            if f.params.is_empty() { String::new() } else { canonical_string(&Value::Object(std::mem::take(&mut f.params))) };
+        let request_hash = if f.kind == "LLM" && f.input_messages.as_ref().is_some_and(|m| !m.is_empty()) {
+            let mut envelope = String::with_capacity(200 + request_params.len());
+            envelope.push_str("{\"messages\":\"");
+            envelope.push_str(&input_hash);
+            envelope.push_str("\",\"model\":");
+            envelope.push_str(&canonical_string(&Value::String(f.request_model.clone())));
+            envelope.push_str(",\"params\":");
+            envelope.push_str(if request_params.is_empty() { "{}" } else { &request_params });
+            envelope.push_str(",\"tools\":\"");
+            envelope.push_str(&tools_hash);
+            envelope.push_str("\"}");
+            sha256_hex(envelope.as_bytes()).0
+        } else {
+            String::new()
+        };
+        // the recorded request is input.value: stored already when it was large enough to be referenced
+        let raw_request_hash = match f.raw_request.as_deref() {
+            Some(raw) if !raw.is_empty() => input_ref.unwrap_or_else(|| b.canonical(raw, K_ATTRIBUTE)),
+            _ => String::new(),
+        };
         // cost
         let input_tokens = f.input_tokens.unwrap_or(0);
         let output_tokens = f.output_tokens.unwrap_or(0);
@@ -916,6 +992,14 @@ impl Normalizer {
         c.input_hash.push(&input_hash);
         c.output_hash.push(&output_hash);
         c.system_prompt_hash.push(&system_hash);
+        c.request_params.push(&request_params);
+        c.tools_hash.push(&tools_hash);
+        for reason in f.finish_reasons.iter().flatten() {
+            c.finish_reasons.push(reason);
+        }
+        c.finish_reasons_offsets.push(c.finish_reasons.len() as i32);
+        c.request_hash.push(&request_hash);
+        c.raw_request_hash.push(&raw_request_hash);
         c.input_preview.push(&input_preview);
         c.output_preview.push(&output_preview);
         for (id, hash, score) in &documents {

@@ -1,14 +1,16 @@
 """Feedback over Kafka: the collector produces to the feedback topic, the pipeline consumes it.
 
 Record layout, like the spans topic's: value = the :class:`FeedbackRecord` as
-JSON, key = its trace id (else span id), headers = tenant, receive time and
-schema version (``agentledger-tenant`` is authoritative, as the collector
+JSON, key = its trace id (else span id), headers = tenant, receive time, schema
+version and actor (``agentledger-tenant`` is authoritative, as the collector
 stamped it from the API key).
 
-The consumer stores a batch, then commits its offsets: a crash in between
-re-reads the batch, and the deduplicating ``feedback`` table (plus an insert
-token derived from the offsets) keeps one row per feedback. A record that is
-not a feedback goes to the dead-letter topic with the error in its headers.
+The consumer appends a batch to the record log (recorded at the collector's
+receive time, by the actor it names), then commits its offsets: a crash in
+between re-reads the batch, which makes the same records again; the insert token
+derived from the offsets drops the repeat, and readers count a repeated record
+once. A record that is not a feedback goes to the dead-letter topic with the
+error in its headers.
 """
 
 from __future__ import annotations
@@ -22,11 +24,12 @@ from pydantic import ValidationError
 
 from agentledger.pipeline.services.datasets.feedback import (
     FeedbackRecord,
+    feedback_record,
     resolve_trace_ids,
-    write_feedback,
 )
 from agentledger.pipeline.settings import KafkaSettings
 from agentledger.pipeline.store import Store, StoreRejected
+from agentledger.pipeline.store.records import append_records
 from agentledger.pipeline.transport.base import (
     IncomingRecord,
     OutgoingRecord,
@@ -37,6 +40,7 @@ from agentledger.pipeline.transport.base import (
 )
 from agentledger.pipeline.transport.batch import BatchConsumer, BatchStats
 from agentledger.pipeline.transport.records import header_map, record_headers
+from agentledger.schemas.records import Actor
 from agentledger.schemas.topics import Headers
 
 __all__ = ["FeedbackConsumer", "FeedbackConsumerStats", "FeedbackProducer"]
@@ -55,8 +59,15 @@ class FeedbackProducer:
         self.settings = self.transport.settings
         self._producer = self.transport.producer()
 
-    def send(self, records: list[FeedbackRecord], received_at_ns: int | None = None) -> None:
-        """Raises TransportUnavailable when the broker did not acknowledge every record in time."""
+    def send(
+        self,
+        records: list[FeedbackRecord],
+        received_at_ns: int | None = None,
+        *,
+        actor: str | None = None,
+    ) -> None:
+        """Raises TransportUnavailable when the broker did not acknowledge every record in time.
+        ``actor``: who sent the feedback, carried in a header."""
         received = received_at_ns or time.time_ns()
         try:
             self._producer.send(
@@ -65,7 +76,7 @@ class FeedbackProducer:
                         self.settings.feedback_topic,
                         (r.trace_id or r.span_id).encode(),
                         r.to_json(),
-                        record_headers(r.tenant, received),
+                        record_headers(r.tenant, received, actor),
                     )
                     for r in records
                 ],
@@ -87,7 +98,14 @@ class FeedbackConsumerStats(BatchStats):
     stored: int = 0
 
 
-class FeedbackConsumer(BatchConsumer[FeedbackRecord]):
+@dataclass
+class _Item:
+    feedback: FeedbackRecord
+    received_at_ns: int
+    actor: str
+
+
+class FeedbackConsumer(BatchConsumer[_Item]):
     """Consumes the feedback topic into the store. ``run()`` blocks until ``stop()``.
 
     Group ``<group_id>-feedback``, so it keeps its own offsets beside the span consumer's.
@@ -121,7 +139,7 @@ class FeedbackConsumer(BatchConsumer[FeedbackRecord]):
         )
         self.stats: FeedbackConsumerStats
 
-    def decode(self, record: IncomingRecord) -> FeedbackRecord | None:
+    def decode(self, record: IncomingRecord) -> _Item | None:
         headers = header_map(record.headers)
         try:
             data = orjson.loads(record.value or b"")
@@ -130,15 +148,30 @@ class FeedbackConsumer(BatchConsumer[FeedbackRecord]):
             data["tenant"] = (
                 headers.get(Headers.TENANT) or data.get("tenant") or self.default_tenant
             )
-            return FeedbackRecord.model_validate(data)
+            feedback = FeedbackRecord.model_validate(data)
+            received = headers.get(Headers.RECEIVED_AT, "")
+            return _Item(
+                feedback,
+                int(received) if received.isdigit() else record.timestamp_ms * 1_000_000,
+                headers.get(Headers.ACTOR) or Actor.API,
+            )
         except (ValueError, ValidationError) as exc:
             self.dead_letter(record, f"not a feedback record: {exc}", type(exc).__name__)
             return None
 
-    def handle(self, records: list[FeedbackRecord], token: str) -> None:
+    def handle(self, items: list[_Item], token: str) -> None:
+        records = [i.feedback for i in items]
+
         def attempt() -> None:
             resolve_trace_ids(self.store, records)
-            write_feedback(self.store, records, dedup_token=f"feedback-{token}")
+            append_records(
+                self.store,
+                [
+                    feedback_record(i.feedback, actor=i.actor, recorded_at_ns=i.received_at_ns)
+                    for i in items
+                ],
+                dedup_token=f"feedback-{token}",
+            )
 
         try:
             self.retry_unavailable(attempt)

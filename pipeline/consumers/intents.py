@@ -1,48 +1,52 @@
-"""``IntentConsumer``: the intents topic into the governance tables (Kafka mode).
+"""``IntentConsumer``: the intents topic into the record log (Kafka mode).
 
-The collector produced each intent, outcome and control as a JSON record and
-acknowledged it once the broker had it; this consumer stores them, with the loop
-every AgentLedger topic consumer runs (:class:`~agentledger.pipeline.transport.batch.BatchConsumer`):
-poll a batch, insert it with a deduplication token built from its
-topic/partition/offset ranges, then commit offsets; store unavailable -> retry
-with back-off, nothing committed; a record that can never be stored -> the
-dead-letter topic with the error in headers. Rows the tables receive twice
-(a crash between insert and commit) collapse on their sorting key (``FINAL``).
+The collector produced each intent, outcome and control as a record of the record log
+(``agentledger.schemas.records``) and acknowledged it once the broker had it; this consumer
+appends them, with the loop every AgentLedger topic consumer runs
+(:class:`~agentledger.pipeline.transport.batch.BatchConsumer`): poll a batch, append it with a
+deduplication token built from its topic/partition/offset ranges, then commit offsets; store
+unavailable -> retry with back-off, nothing committed; a record that can never be stored (its
+body does not match its hash, or it is not a governance record) -> the dead-letter topic with
+the error in headers. A record appended twice (a crash between insert and commit) is the same
+record, which readers count once. Values produced before the record log (a table's row plus
+``type``) are read as well.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
-from typing import Any
 
 import orjson
 
-from agentledger.pipeline.governance.records import RecordType, to_arrow
-from agentledger.pipeline.governance.store_log import TABLES
+from agentledger.pipeline.governance.records import legacy_record
 from agentledger.pipeline.settings import KafkaSettings, PipelineSettings
 from agentledger.pipeline.store import Store, StoreRejected
+from agentledger.pipeline.store.records import append_records
 from agentledger.pipeline.transport.base import IncomingRecord, Transport, resolve
 from agentledger.pipeline.transport.batch import BatchConsumer, BatchStats
 from agentledger.pipeline.transport.records import header_map
+from agentledger.schemas.records import Record, RecordKind
 from agentledger.schemas.topics import Headers
 
 __all__ = ["IntentConsumer", "IntentConsumerStats"]
 
 log = logging.getLogger(__name__)
 
+_GOVERNANCE = frozenset({RecordKind.INTENT, RecordKind.OUTCOME, RecordKind.CONTROL})
+
 
 @dataclass
 class IntentConsumerStats(BatchStats):
     stored: dict[str, int] = field(default_factory=dict)
-    """Rows stored, by table."""
+    """Records stored, by kind."""
 
 
 @dataclass
 class _Item:
-    record: IncomingRecord
-    table: str
-    row: dict[str, Any]
+    incoming: IncomingRecord
+    record: Record
 
 
 class IntentConsumer(BatchConsumer[_Item]):
@@ -82,43 +86,41 @@ class IntentConsumer(BatchConsumer[_Item]):
     def decode(self, record: IncomingRecord) -> _Item | None:
         try:
             value = orjson.loads(record.value or b"")
-            kind = RecordType(value.pop("type"))
-            tenant = (
-                header_map(record.headers).get(Headers.TENANT)
-                or value.get("tenant")
-                or self.default_tenant
-            )
-            value["tenant"] = tenant
-            table = TABLES[kind]
-            to_arrow(table, [value])  # the row must fit its table; else it is a dead letter now
+            tenant = header_map(record.headers).get(Headers.TENANT)
+            if "type" in value:  # produced before the record log: a table's row
+                kind = value.pop("type")
+                value["tenant"] = tenant or value.get("tenant") or self.default_tenant
+                decoded = legacy_record(kind, value)
+            else:
+                decoded = Record.from_json(value)
+                if tenant and tenant != decoded.tenant:  # the header the collector stamped wins
+                    decoded = dataclasses.replace(decoded, tenant=tenant)
+            if decoded.kind not in _GOVERNANCE:
+                raise ValueError(f"{decoded.kind.value} records do not go on the intents topic")
         except Exception as exc:
             self.dead_letter(
                 record, f"not a governance record: {type(exc).__name__}: {exc}", type(exc).__name__
             )
             return None
-        return _Item(record, table, value)
+        return _Item(record, decoded)
 
     def handle(self, items: list[_Item], token: str) -> None:
-        by_table: dict[str, list[_Item]] = {}
-        for item in items:
-            by_table.setdefault(item.table, []).append(item)
-        for table, rows in by_table.items():
-            self._insert(table, rows, f"{token}/{table}")
+        self._insert(items, f"{token}/records")
 
-    def _insert(self, table: str, items: list[_Item], token: str) -> None:
+    def _insert(self, items: list[_Item], token: str) -> None:
         try:
             self.retry_unavailable(
-                lambda: self.store.insert_arrow(
-                    table, to_arrow(table, [i.row for i in items]), dedup_token=token
-                )
+                lambda: append_records(self.store, [i.record for i in items], dedup_token=token)
             )
         except StoreRejected as exc:
             if len(items) == 1:
                 self.dead_letter(
-                    items[0].record, f"store refused the row: {exc}", type(exc).__name__
+                    items[0].incoming, f"store refused the record: {exc}", type(exc).__name__
                 )
                 return
-            for item in items:  # find the row it refuses; store the others
-                self._insert(table, [item], f"{token}/{item.record.partition}-{item.record.offset}")
+            for item in items:  # find the record it refuses; store the others
+                self._insert([item], f"{token}/{item.incoming.partition}-{item.incoming.offset}")
             return
-        self.stats.stored[table] = self.stats.stored.get(table, 0) + len(items)
+        for item in items:
+            kind = item.record.kind.value
+            self.stats.stored[kind] = self.stats.stored.get(kind, 0) + 1

@@ -2,7 +2,10 @@
 
 Row hash: SHA-256 of the JSON rendering (ClickHouse ``toJSONString``) of the
 stored row's columns in table order, all but the delivery bookkeeping (ingest
-time and source position, so that a span delivered twice hashes the same). It
+time and source position, so that a span delivered twice hashes the same). The
+canonical-call columns added later (``CALL_COLUMN_NAMES``, migration 0007) follow
+the others, and only when one of them is set: a row stored before them (read with
+them empty) keeps the hash its checkpoint holds. It
 is computed by ClickHouse right after the insert: on a server over the stored
 rows of the batch's offset range, in the embedded store over the inserted batch
 itself cast to the stored column types (the same values, without reading the
@@ -25,6 +28,7 @@ import hmac
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,7 +39,7 @@ from agentledger.pipeline.normalize.native import (
     compiled as _native,  # Merkle roots without the GIL
 )
 from agentledger.pipeline.store import Store
-from agentledger.schemas import SPAN_ARROW_SCHEMA, SPAN_COLUMNS
+from agentledger.schemas import CALL_COLUMN_NAMES, SPAN_ARROW_SCHEMA, SPAN_COLUMNS
 
 __all__ = ["ROW_HASH_SQL", "merkle_root", "Ledger", "verify", "VerifyReport", "LEDGER_TABLE"]
 
@@ -44,18 +48,29 @@ log = logging.getLogger(__name__)
 LEDGER_TABLE = "ledger_checkpoints"
 _GENESIS = "0" * 64
 _DELIVERY = ("ingest_time", "source_topic", "source_partition", "source_offset")
-_HASHED = [n for n in SPAN_ARROW_SCHEMA.names if n not in _DELIVERY]
+_ADDED = [n for n in SPAN_ARROW_SCHEMA.names if n in CALL_COLUMN_NAMES]
+_BASE = [n for n in SPAN_ARROW_SCHEMA.names if n not in _DELIVERY and n not in _ADDED]
+_HASHED = [*_BASE, *_ADDED]
 
 
-ROW_HASH_SQL = "lower(hex(SHA256(toJSONString(tuple({})))))".format(
-    ", ".join(f"`{c}`" for c in _HASHED)
-)
+def _row_hash_sql(column: Callable[[str], str]) -> str:
+    """The row hash over the columns as ``column`` spells each: over the base columns while the
+    added ones are empty (so a row stored before them hashes as it did), else over all."""
+
+    def over(names: list[str]) -> str:
+        return "lower(hex(SHA256(toJSONString(tuple({})))))".format(
+            ", ".join(column(c) for c in names)
+        )
+
+    unset = " AND ".join(f"empty({column(c)})" for c in _ADDED)
+    return f"if({unset}, {over(_BASE)}, {over(_HASHED)})"
+
+
+ROW_HASH_SQL = _row_hash_sql(lambda c: f"`{c}`")
 """SQL expression of a span row's hash."""
 
 _TYPES = {c.name: c.ch_type for c in SPAN_COLUMNS}
-_INPUT_ROW_HASH_SQL = "lower(hex(SHA256(toJSONString(tuple({})))))".format(
-    ", ".join(f"CAST(`{c}` AS {_TYPES[c]})" for c in _HASHED)
-)
+_INPUT_ROW_HASH_SQL = _row_hash_sql(lambda c: f"CAST(`{c}` AS {_TYPES[c]})")
 """The same hash over an in-memory batch, its columns cast to the stored types."""
 
 

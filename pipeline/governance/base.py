@@ -17,9 +17,8 @@ Exceptions, by what the agent should do::
 from __future__ import annotations
 
 import abc
-from typing import Any
 
-from agentledger.pipeline.governance.records import RecordType
+from agentledger.schemas.records import Record
 
 __all__ = ["RecordLog", "RecordLogError", "GovernanceUnavailable", "GovernanceRejected"]
 
@@ -49,14 +48,15 @@ class RecordLog(abc.ABC):
 
     Contract: ``append`` is called from many threads at once and blocks until the
     record is durable, or raises RecordLogError (then nothing is promised stored).
-    Appending the same record twice may store it twice; the tables collapse the
-    copies (same sorting key), so reads with ``FINAL`` see it once. ``close`` is
-    safe to call twice.
+    It appends: nothing it does replaces or changes a stored record. Appending the
+    same record twice may store it twice; readers of the record log count it once
+    (same record id and body hash). ``close`` is safe to call twice.
     """
 
     @abc.abstractmethod
-    def append(self, kind: RecordType, tenant: str, key: str, row: dict[str, Any]) -> None:
-        """Make ``row`` (a row of ``kind``'s table, times in Unix ns) durable or raise."""
+    def append(self, record: Record, key: str) -> None:
+        """Make ``record`` durable or raise. ``key`` orders records that share it (the intent
+        id of an intent and its outcome; the scope and target of a control)."""
 
     def close(self) -> None:
         """Release resources."""

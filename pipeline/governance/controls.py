@@ -5,7 +5,8 @@ Controls are events (pause, resume) with who and why; the latest event per
 reads them:
 
 * with a store (embedded server; Kafka-mode collector with ``AGENTLEDGER_CLICKHOUSE_URL``):
-  an event is inserted into the ``controls`` table before it is acknowledged, and
+  an event is appended to the record log before it is acknowledged (a resume is a new
+  record, nothing is changed), and
   each replica re-reads the latest events when its copy is older than ``ttl_s``.
   A pause recorded on one replica therefore holds on every other within ``ttl_s``
   (plus one query); on the replica that recorded it, at once.
@@ -34,11 +35,11 @@ from agentledger.pipeline.governance.records import (
     ControlOut,
     ControlScope,
     IntentIn,
-    RecordType,
-    control_row,
+    control_record,
     new_id,
 )
 from agentledger.pipeline.store import Store, StoreError
+from agentledger.schemas.records import Actor
 
 __all__ = ["ControlBook"]
 
@@ -71,8 +72,8 @@ class ControlBook:
         """True when the controls live in a store every replica reads."""
         return self._store is not None
 
-    def record(self, tenant: str, control: ControlIn) -> ControlOut:
-        """Make a pause or resume durable, then enforce it here at once."""
+    def record(self, tenant: str, control: ControlIn, *, actor: str = Actor.API) -> ControlOut:
+        """Make a pause or resume durable (a new record), then enforce it here at once."""
         event = ControlOut(
             control_id=new_id(),
             tenant=tenant,
@@ -83,9 +84,7 @@ class ControlBook:
             by=control.by.strip() or f"api-key:{tenant}",
             reason=control.reason,
         )
-        self._log.append(
-            RecordType.CONTROL, tenant, f"{event.scope.value}:{event.target}", control_row(event)
-        )
+        self._log.append(control_record(event, actor=actor), f"{event.scope.value}:{event.target}")
         self._merge([event])
         if self._store is None:
             with self._lock:

@@ -7,8 +7,10 @@ append-only file and ``fsync``ed (about 0.2 ms here), which is when the collecto
 acknowledges it; a background thread then inserts what the journal holds into the
 store in batches and deletes the journal segments it stored. On start, segments
 left by a crash are stored first, before anything is answered. A record appended
-twice (a crash between the insert and the segment's deletion) collapses in the
-deduplicating tables, as every governance record may (see ``RecordLog``).
+twice (a crash between the insert and the segment's deletion) is the same record
+(same id, same body hash), which readers of the record log count once (see
+``RecordLog``). A journal line is the record as ``Record.to_json`` writes it; lines
+written by versions before the record log (a table's row) are read as well.
 
 Commits are grouped: the thread that fsyncs covers every record written before it
 started, so concurrent asks share one fsync. Controls are not journaled: they are
@@ -24,14 +26,14 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import orjson
 
 from agentledger.pipeline.governance.base import GovernanceUnavailable, RecordLog
-from agentledger.pipeline.governance.records import RecordType
-from agentledger.pipeline.governance.store_log import TABLES, insert_rows
-from agentledger.pipeline.store import Store, StoreUnavailable
+from agentledger.pipeline.governance.records import legacy_record
+from agentledger.pipeline.governance.store_log import store_records
+from agentledger.pipeline.store import Store
+from agentledger.schemas.records import Record, RecordKind
 
 __all__ = ["JournaledLog"]
 
@@ -54,7 +56,7 @@ class JournaledLog(RecordLog):
         *,
         flush_interval_s: float = 0.05,
         max_pending: int = 100_000,
-        journaled: frozenset[RecordType] = frozenset({RecordType.INTENT, RecordType.OUTCOME}),
+        journaled: frozenset[RecordKind] = frozenset({RecordKind.INTENT, RecordKind.OUTCOME}),
     ) -> None:
         self.store = store
         self.directory = Path(directory)
@@ -68,7 +70,7 @@ class JournaledLog(RecordLog):
         self._flush_lock = threading.Lock()  # one store insert at a time
         self._written = 0
         self._synced = 0
-        self._pending: list[tuple[str, dict[str, Any]]] = []
+        self._pending: list[Record] = []
         self._closed = False
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -83,12 +85,11 @@ class JournaledLog(RecordLog):
 
     # -- RecordLog ---------------------------------------------------------------------------------
 
-    def append(self, kind: RecordType, tenant: str, key: str, row: dict[str, Any]) -> None:
-        if kind not in self.journaled:
-            self.direct.append(kind, tenant, key, row)
+    def append(self, record: Record, key: str) -> None:
+        if record.kind not in self.journaled:
+            self.direct.append(record, key)
             return
-        table = TABLES[kind]
-        line = orjson.dumps({"table": table, "row": row}) + b"\n"
+        line = orjson.dumps(record.to_json()) + b"\n"
         with self._lock:
             if self._closed:
                 raise GovernanceUnavailable("the collector is shutting down", retry_after=5)
@@ -101,7 +102,7 @@ class JournaledLog(RecordLog):
                 os.write(fd, line)
             except OSError as exc:
                 raise GovernanceUnavailable(f"cannot write the governance journal: {exc}") from exc
-            self._pending.append((table, row))
+            self._pending.append(record)
             self._written += 1
             mine = self._written
         self._sync(mine)
@@ -178,15 +179,8 @@ class JournaledLog(RecordLog):
                 if _seq_of(path) <= done:
                     path.unlink(missing_ok=True)
 
-    def _store(self, batch: list[tuple[str, dict[str, Any]]]) -> None:
-        by_table: dict[str, list[dict[str, Any]]] = {}
-        for table, row in batch:
-            by_table.setdefault(table, []).append(row)
-        try:
-            for table, rows in by_table.items():
-                insert_rows(self.store, table, rows)
-        except StoreUnavailable as exc:
-            raise GovernanceUnavailable(f"store unavailable: {exc}") from exc
+    def _store(self, batch: list[Record]) -> None:
+        store_records(self.store, batch)
 
     def _run(self) -> None:
         delay = self.flush_interval_s
@@ -229,13 +223,17 @@ class JournaledLog(RecordLog):
         segments = self._segments()
         if not segments:
             return
-        batch: list[tuple[str, dict[str, Any]]] = []
+        batch: list[Record] = []
         for path in segments:
             for n, line in enumerate(path.read_bytes().splitlines()):
                 try:
                     entry = orjson.loads(line)
-                    batch.append((entry["table"], entry["row"]))
-                except (orjson.JSONDecodeError, KeyError, TypeError):
+                    batch.append(
+                        legacy_record(entry["table"], entry["row"])
+                        if "table" in entry
+                        else Record.from_json(entry)
+                    )
+                except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
                     # a torn last write: the process died before its fsync, so it was never acknowledged
                     log.warning("skipping unreadable line %d of %s", n + 1, path)
         deadline = time.monotonic() + 60

@@ -1,17 +1,17 @@
 """``KafkaLog``: governance records produced to the intents topic, acknowledged with acks=all.
 
 The collector in Kafka mode answers an intent only once the broker has it; the
-pipeline's ``IntentConsumer`` stores it. Records are JSON objects: the row (times
-as Unix ns) plus ``type`` (intent, outcome, control), keyed by intent id (so an
-intent, its re-asks and its outcome share a partition and stay in order), with
-the usual tenant and receive-time headers. The records go through a ``Transport``
+pipeline's ``IntentConsumer`` stores it. A topic record's value is the record of
+the record log as ``Record.to_json`` writes it (kind, tenant, record id, recorded at,
+actor, canonical body and its hash), so the pipeline stores exactly the record the
+collector made; keyed by intent id (so an intent, its re-asks and its outcome share a
+partition and stay in order), with the usual tenant and receive-time headers. The records go through a ``Transport``
 (``pipeline/transport``): Kafka, or its in-memory double in tests.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import orjson
 
@@ -20,7 +20,6 @@ from agentledger.pipeline.governance.base import (
     GovernanceUnavailable,
     RecordLog,
 )
-from agentledger.pipeline.governance.records import RecordType
 from agentledger.pipeline.settings import KafkaSettings
 from agentledger.pipeline.transport.base import (
     OutgoingRecord,
@@ -30,13 +29,14 @@ from agentledger.pipeline.transport.base import (
     resolve,
 )
 from agentledger.pipeline.transport.records import record_headers
+from agentledger.schemas.records import Record
 
 __all__ = ["KafkaLog", "encode_record"]
 
 
-def encode_record(kind: RecordType, row: dict[str, Any]) -> bytes:
+def encode_record(record: Record) -> bytes:
     """The JSON value of one record on the intents topic."""
-    return orjson.dumps({"type": kind.value, **row})
+    return orjson.dumps(record.to_json())
 
 
 class KafkaLog(RecordLog):
@@ -58,15 +58,15 @@ class KafkaLog(RecordLog):
         except TransportError as exc:
             raise GovernanceUnavailable(f"Kafka unavailable: {exc}") from exc
 
-    def append(self, kind: RecordType, tenant: str, key: str, row: dict[str, Any]) -> None:
-        record = OutgoingRecord(
+    def append(self, record: Record, key: str) -> None:
+        outgoing = OutgoingRecord(
             self.kafka.intents_topic,
             key.encode(),
-            encode_record(kind, row),
-            record_headers(tenant, time.time_ns()),
+            encode_record(record),
+            record_headers(record.tenant, time.time_ns()),
         )
         try:
-            self._producer.send([record], timeout=self.kafka.produce_timeout_s)
+            self._producer.send([outgoing], timeout=self.kafka.produce_timeout_s)
         except RecordTooLarge as exc:
             raise GovernanceRejected(f"record refused as too large: {exc}", status=413) from exc
         except TransportError as exc:

@@ -6,7 +6,7 @@ import threading
 from typing import Any
 
 from agentledger.pipeline.governance.base import GovernanceUnavailable, RecordLog
-from agentledger.pipeline.governance.records import RecordType
+from agentledger.schemas.records import Record, RecordKind
 
 __all__ = ["MemoryLog"]
 
@@ -15,16 +15,17 @@ class MemoryLog(RecordLog):
     """Keeps appended records; ``unavailable`` makes ``append`` fail as a down store would."""
 
     def __init__(self) -> None:
-        self.records: list[tuple[RecordType, str, str, dict[str, Any]]] = []
+        self.records: list[tuple[Record, str]] = []
         self.unavailable: str | None = None
         self._lock = threading.Lock()
 
-    def append(self, kind: RecordType, tenant: str, key: str, row: dict[str, Any]) -> None:
+    def append(self, record: Record, key: str) -> None:
         if self.unavailable:
             raise GovernanceUnavailable(self.unavailable)
         with self._lock:
-            self.records.append((kind, tenant, key, dict(row)))
+            self.records.append((record, key))
 
-    def rows(self, kind: RecordType) -> list[dict[str, Any]]:
+    def rows(self, kind: RecordKind) -> list[dict[str, Any]]:
+        """The bodies of the records of ``kind``, in the order they were appended."""
         with self._lock:
-            return [row for k, _, _, row in self.records if k is kind]
+            return [r.fields() for r, _ in self.records if r.kind is kind]

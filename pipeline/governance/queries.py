@@ -1,13 +1,19 @@
-"""Read-side queries of the governance tables (same SQL on both stores, read with ``FINAL``)."""
+"""Read-side queries of the governance records (same SQL on both stores).
+
+They read the typed views of the record log (``intents_v``, ``intent_outcomes_v``,
+``controls_v``) and compute the current state from it: the latest ask of an intent, its
+latest outcome, the latest control event per (tenant, scope, target). A record stored
+twice (a re-send) is counted once: by its id and body hash, or by taking the latest per key.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from agentledger.pipeline.governance.records import (
-    CONTROLS_TABLE,
-    INTENTS_TABLE,
-    OUTCOMES_TABLE,
+    CONTROLS_VIEW,
+    INTENTS_VIEW,
+    OUTCOMES_VIEW,
     ControlAction,
     ControlOut,
     ControlScope,
@@ -23,7 +29,7 @@ _LATEST = f"""
            argMax(by, (created_at, control_id)) AS last_by,
            argMax(reason, (created_at, control_id)) AS last_reason,
            toUnixTimestamp64Nano(max(created_at)) AS created_at_ns
-    FROM {CONTROLS_TABLE} FINAL
+    FROM {CONTROLS_VIEW}
     {{where}}
     GROUP BY tenant, scope, target
 """
@@ -61,9 +67,10 @@ def control_history(store: Store, tenant: str, limit: int = 100) -> list[Control
         f"""
         SELECT tenant, control_id, action, scope, target, by, reason,
                toUnixTimestamp64Nano(created_at) AS created_at_ns
-        FROM {CONTROLS_TABLE} FINAL
+        FROM {CONTROLS_VIEW}
         WHERE tenant = {{tenant:String}}
         ORDER BY created_at DESC, control_id DESC
+        LIMIT 1 BY control_id, body_sha256
         LIMIT {{limit:UInt32}}
         """,
         {"tenant": tenant, "limit": int(limit)},
@@ -79,6 +86,18 @@ _INTENT_FIELDS = """
 """
 
 
+def _latest_asks(where: str) -> str:
+    """SQL of the latest ask of each intent matching ``where`` (the highest attempt, the last
+    acknowledged of equal attempts): what the tool ran on, or the pause that still holds it."""
+    return f"""
+        SELECT {_INTENT_FIELDS}
+        FROM {INTENTS_VIEW}
+        WHERE {where}
+        ORDER BY attempt DESC, received_at DESC, body_sha256 DESC
+        LIMIT 1 BY intent_id
+    """
+
+
 def _outcomes(store: Store, tenant: str, intent_ids: list[str]) -> dict[str, dict[str, Any]]:
     if not intent_ids:
         return {}
@@ -86,8 +105,10 @@ def _outcomes(store: Store, tenant: str, intent_ids: list[str]) -> dict[str, dic
         f"""
         SELECT intent_id, status, result, result_sha256, error_type, error_message, duration_ms, paused_ms,
                finished_at
-        FROM {OUTCOMES_TABLE} FINAL
+        FROM {OUTCOMES_VIEW}
         WHERE tenant = {{tenant:String}} AND intent_id IN {{ids:Array(String)}}
+        ORDER BY received_at DESC, finished_at DESC, body_sha256 DESC
+        LIMIT 1 BY intent_id
         """,
         {"tenant": tenant, "ids": intent_ids},
     )
@@ -117,8 +138,7 @@ def list_intents(
     rows = store.query_rows(
         f"""
         SELECT {_INTENT_FIELDS}
-        FROM {INTENTS_TABLE} FINAL
-        WHERE {" AND ".join(where)}
+        FROM ({_latest_asks(" AND ".join(where))})
         ORDER BY requested_at DESC, intent_id
         LIMIT {{limit:UInt32}}
         """,
@@ -133,8 +153,7 @@ def list_intents(
 def get_intent(store: Store, tenant: str, intent_id: str) -> dict[str, Any] | None:
     """One intent with its outcome, or None."""
     rows = store.query_rows(
-        f"SELECT {_INTENT_FIELDS} FROM {INTENTS_TABLE} FINAL "
-        "WHERE tenant = {tenant:String} AND intent_id = {intent_id:String}",
+        _latest_asks("tenant = {tenant:String} AND intent_id = {intent_id:String}"),
         {"tenant": tenant, "intent_id": intent_id},
     )
     if not rows:

@@ -6,9 +6,10 @@ The agent-side client (``agentledger.instrumentation.governance``) writes the
 same JSON field names; it cannot import this module (it must stay light), so
 the field names below are the contract between the two.
 
-Rows are plain dicts keyed by column name with times as Unix nanoseconds;
-``to_arrow`` turns a list of them into the batch a store inserts. The same
-dicts (plus ``type``) are the JSON records on the intents Kafka topic.
+What is stored is a record of the record log (``agentledger.schemas.records``):
+``intent_record``, ``outcome_record`` and ``control_record`` build it once, where the
+collector accepts it, and every record log (store, journal, intents topic) carries that
+same record. The typed views ``intents_v``, ``intent_outcomes_v`` and ``controls_v`` read them.
 """
 
 from __future__ import annotations
@@ -18,18 +19,14 @@ import hashlib
 import uuid
 from typing import Any, Final
 
-import pyarrow as pa
 from pydantic import BaseModel, Field, field_validator
 
-from agentledger.schemas.spans import Column, arrow_type
+from agentledger.schemas.records import VIEWS, Actor, Record, RecordKind, make_record
 
 __all__ = [
-    "INTENTS_TABLE",
-    "OUTCOMES_TABLE",
-    "CONTROLS_TABLE",
-    "INTENT_COLUMNS",
-    "OUTCOME_COLUMNS",
-    "CONTROL_COLUMNS",
+    "INTENTS_VIEW",
+    "OUTCOMES_VIEW",
+    "CONTROLS_VIEW",
     "Decision",
     "ControlAction",
     "ControlScope",
@@ -40,21 +37,24 @@ __all__ = [
     "OutcomeIn",
     "ControlIn",
     "ControlOut",
-    "intent_row",
-    "outcome_row",
-    "control_row",
-    "to_arrow",
-    "time_columns",
+    "intent_record",
+    "outcome_record",
+    "control_record",
+    "legacy_record",
     "new_id",
     "MAX_CONTENT_CHARS",
 ]
 
-INTENTS_TABLE: Final = "intents"
-"""Intent records of governed tool calls."""
-OUTCOMES_TABLE: Final = "intent_outcomes"
-"""Outcomes recorded against intents."""
-CONTROLS_TABLE: Final = "controls"
-"""Pause and resume events."""
+MAX_TIME_NS = 4_102_444_800 * 1_000_000_000
+"""2100-01-01 in Unix nanoseconds: the latest time a client may state (the store's DateTime64
+range and Python's datetime both hold it)."""
+
+INTENTS_VIEW: Final = VIEWS[RecordKind.INTENT]
+"""Typed view of the intent records: one row per ask (a parked call asks again)."""
+OUTCOMES_VIEW: Final = VIEWS[RecordKind.OUTCOME]
+"""Typed view of the outcomes recorded against intents."""
+CONTROLS_VIEW: Final = VIEWS[RecordKind.CONTROL]
+"""Typed view of the pause and resume events."""
 
 MAX_CONTENT_CHARS: Final = 16 * 1024 * 1024
 """Longest arguments or result text an intent or outcome may carry (HTTP 422 beyond)."""
@@ -92,12 +92,8 @@ class OutcomeStatus(str, enum.Enum):
     NOT_RUN = "not_run"
 
 
-class RecordType(str, enum.Enum):
-    """``type`` of a JSON record on the intents topic: which table it goes to."""
-
-    INTENT = "intent"
-    OUTCOME = "outcome"
-    CONTROL = "control"
+RecordType = RecordKind
+"""The kind of a governance record (intent, outcome, control): ``RecordKind`` by its older name."""
 
 
 def new_id() -> str:
@@ -113,7 +109,7 @@ class IntentIn(BaseModel):
 
     intent_id: str = Field(pattern=_HEX32)
     attempt: int = Field(0, ge=0, le=10_000_000)
-    requested_at_ns: int | None = Field(None, ge=0)
+    requested_at_ns: int | None = Field(None, ge=0, le=MAX_TIME_NS)
     """When the agent first asked (kept across re-asks); the collector's clock when absent."""
     tool_name: str = Field(min_length=1, max_length=512)
     tool_call_id: str = Field("", max_length=512)
@@ -161,7 +157,7 @@ class OutcomeIn(BaseModel):
     """What a governed tool returned or raised."""
 
     status: OutcomeStatus
-    finished_at_ns: int | None = Field(None, ge=0)
+    finished_at_ns: int | None = Field(None, ge=0, le=MAX_TIME_NS)
     result: str | None = Field(None, max_length=MAX_CONTENT_CHARS)
     """Canonical JSON of the result (``None`` when not captured)."""
     result_sha256: str = Field("", pattern=r"^([0-9a-f]{64})?$")
@@ -203,149 +199,119 @@ class ControlOut(BaseModel):
     reason: str
 
 
-# -- rows -------------------------------------------------------------------------------------
+# -- records ----------------------------------------------------------------------------------
 
-INTENT_COLUMNS: Final[tuple[Column, ...]] = (
-    Column(
-        "tenant", "LowCardinality(String)", "Tenant, stamped by the collector from the API key."
-    ),
-    Column("requested_at", "DateTime64(6, 'UTC')", "When the agent first asked."),
-    Column("intent_id", "String", "Intent id chosen by the agent."),
-    Column("attempt", "UInt32", "Ask number, 0 first."),
-    Column("received_at", "DateTime64(6, 'UTC')", "When the collector acknowledged this ask."),
-    Column("decision", "LowCardinality(String)", "proceed or paused."),
-    Column("control_id", "String", "Pause control that held the call."),
-    Column("tool_name", "LowCardinality(String)", "Name of the governed tool."),
-    Column("tool_call_id", "String", "Tool call id the model chose."),
-    Column("arguments", "String", "Canonical JSON of the arguments as sent."),
-    Column("arguments_sha256", "String", "SHA-256 of the canonical arguments."),
-    Column("arguments_redacted", "Bool", "Arguments redacted or not captured."),
-    Column("trace_id", "String", "Trace id of the run."),
-    Column("span_id", "String", "Span id of the governed tool span."),
-    Column("parent_span_id", "String", "Span that chose the call."),
-    Column("principal_id", "String", "Named principal."),
-    Column("principal_name", "String", "Display name of the principal."),
-    Column("principal_role", "String", "Role of the principal."),
-    Column("principal_chain", "Array(String)", "Delegation chain."),
-    Column("policy_id", "String", "Policy the call ran under."),
-    Column("agent_name", "LowCardinality(String)", "Agent that asked."),
-    Column("session_id", "String", "Session id."),
-    Column("user_id", "String", "End-user id."),
-)
-"""Columns of ``intents``, in table order."""
 
-OUTCOME_COLUMNS: Final[tuple[Column, ...]] = (
-    Column("tenant", "LowCardinality(String)", "Tenant."),
-    Column("finished_at", "DateTime64(6, 'UTC')", "When the tool finished."),
-    Column("intent_id", "String", "Intent the outcome belongs to."),
-    Column("status", "LowCardinality(String)", "ok, error or not_run."),
-    Column("result", "String", "Canonical JSON of the result."),
-    Column("result_sha256", "String", "SHA-256 of the result."),
-    Column("error_type", "String", "Exception class."),
-    Column("error_message", "String", "Exception message."),
-    Column("duration_ms", "Float64", "Time the tool body ran."),
-    Column("paused_ms", "Float64", "Time the call waited parked."),
-    Column("received_at", "DateTime64(6, 'UTC')", "When the collector received the outcome."),
-)
-"""Columns of ``intent_outcomes``, in table order."""
+def intent_record(
+    tenant: str,
+    intent: IntentIn,
+    decision: Decision,
+    control_id: str,
+    received_ns: int,
+    *,
+    actor: str = Actor.API,
+) -> Record:
+    """The record of one ask (recorded when the collector acknowledged it)."""
+    return make_record(
+        RecordKind.INTENT,
+        tenant,
+        {
+            "intent_id": intent.intent_id,
+            "attempt": intent.attempt,
+            "requested_at": intent.requested_at_ns or received_ns,
+            "received_at": received_ns,
+            "decision": decision.value,
+            "control_id": control_id,
+            "tool_name": intent.tool_name,
+            "tool_call_id": intent.tool_call_id,
+            "arguments": intent.arguments or "",
+            "arguments_sha256": intent.arguments_sha256,
+            "arguments_redacted": intent.arguments_redacted or intent.arguments is None,
+            "trace_id": intent.trace_id,
+            "span_id": intent.span_id,
+            "parent_span_id": intent.parent_span_id,
+            "principal_id": intent.principal_id,
+            "principal_name": intent.principal_name,
+            "principal_role": intent.principal_role,
+            "principal_chain": list(intent.principal_chain),
+            "policy_id": intent.policy_id,
+            "agent_name": intent.agent_name,
+            "session_id": intent.session_id,
+            "user_id": intent.user_id,
+        },
+        actor=actor,
+        recorded_at_ns=received_ns,
+    )
 
-CONTROL_COLUMNS: Final[tuple[Column, ...]] = (
-    Column("tenant", "LowCardinality(String)", "Tenant."),
-    Column("created_at", "DateTime64(6, 'UTC')", "When the control was recorded."),
-    Column("control_id", "String", "Control id."),
-    Column("action", "LowCardinality(String)", "pause or resume."),
-    Column("scope", "LowCardinality(String)", "trace, session, agent or principal."),
-    Column("target", "String", "What the control applies to."),
-    Column("by", "String", "Who asked for it."),
-    Column("reason", "String", "Why."),
-)
-"""Columns of ``controls``, in table order."""
 
-_COLUMNS = {
-    INTENTS_TABLE: INTENT_COLUMNS,
-    OUTCOMES_TABLE: OUTCOME_COLUMNS,
-    CONTROLS_TABLE: CONTROL_COLUMNS,
+def outcome_record(
+    tenant: str, intent_id: str, outcome: OutcomeIn, received_ns: int, *, actor: str = Actor.API
+) -> Record:
+    """The record of what a governed tool returned or raised."""
+    return make_record(
+        RecordKind.OUTCOME,
+        tenant,
+        {
+            "intent_id": intent_id,
+            "finished_at": outcome.finished_at_ns or received_ns,
+            "received_at": received_ns,
+            "status": outcome.status.value,
+            "result": outcome.result or "",
+            "result_sha256": outcome.result_sha256,
+            "error_type": outcome.error_type,
+            "error_message": outcome.error_message,
+            "duration_ms": float(outcome.duration_ms),
+            "paused_ms": float(outcome.paused_ms),
+        },
+        actor=actor,
+        recorded_at_ns=received_ns,
+    )
+
+
+def control_record(control: ControlOut, *, actor: str = Actor.API) -> Record:
+    """The record of a pause or a resume."""
+    return make_record(
+        RecordKind.CONTROL,
+        control.tenant,
+        {
+            "control_id": control.control_id,
+            "created_at": control.created_at_ns,
+            "action": control.action.value,
+            "scope": control.scope.value,
+            "target": control.target,
+            "by": control.by,
+            "reason": control.reason,
+        },
+        actor=actor,
+        recorded_at_ns=control.created_at_ns,
+    )
+
+
+_LEGACY_TABLES: Final = {
+    "intents": RecordKind.INTENT,
+    "intent_outcomes": RecordKind.OUTCOME,
+    "controls": RecordKind.CONTROL,
 }
-_SCHEMAS = {
-    table: pa.schema([pa.field(c.name, arrow_type(c.ch_type)) for c in cols])
-    for table, cols in _COLUMNS.items()
+_LEGACY_RECORDED_AT: Final = {
+    RecordKind.INTENT: "received_at",
+    RecordKind.OUTCOME: "received_at",
+    RecordKind.CONTROL: "created_at",
 }
 
 
-def intent_row(
-    tenant: str, intent: IntentIn, decision: Decision, control_id: str, received_ns: int
-) -> dict[str, Any]:
-    return {
-        "tenant": tenant,
-        "requested_at": intent.requested_at_ns or received_ns,
-        "intent_id": intent.intent_id,
-        "attempt": intent.attempt,
-        "received_at": received_ns,
-        "decision": decision.value,
-        "control_id": control_id,
-        "tool_name": intent.tool_name,
-        "tool_call_id": intent.tool_call_id,
-        "arguments": intent.arguments or "",
-        "arguments_sha256": intent.arguments_sha256,
-        "arguments_redacted": intent.arguments_redacted or intent.arguments is None,
-        "trace_id": intent.trace_id,
-        "span_id": intent.span_id,
-        "parent_span_id": intent.parent_span_id,
-        "principal_id": intent.principal_id,
-        "principal_name": intent.principal_name,
-        "principal_role": intent.principal_role,
-        "principal_chain": list(intent.principal_chain),
-        "policy_id": intent.policy_id,
-        "agent_name": intent.agent_name,
-        "session_id": intent.session_id,
-        "user_id": intent.user_id,
-    }
-
-
-def outcome_row(
-    tenant: str, intent_id: str, outcome: OutcomeIn, received_ns: int
-) -> dict[str, Any]:
-    return {
-        "tenant": tenant,
-        "finished_at": outcome.finished_at_ns or received_ns,
-        "intent_id": intent_id,
-        "status": outcome.status.value,
-        "result": outcome.result or "",
-        "result_sha256": outcome.result_sha256,
-        "error_type": outcome.error_type,
-        "error_message": outcome.error_message,
-        "duration_ms": float(outcome.duration_ms),
-        "paused_ms": float(outcome.paused_ms),
-        "received_at": received_ns,
-    }
-
-
-def control_row(control: ControlOut) -> dict[str, Any]:
-    return {
-        "tenant": control.tenant,
-        "created_at": control.created_at_ns,
-        "control_id": control.control_id,
-        "action": control.action.value,
-        "scope": control.scope.value,
-        "target": control.target,
-        "by": control.by,
-        "reason": control.reason,
-    }
-
-
-def time_columns(table: str) -> frozenset[str]:
-    """Columns of ``table`` that hold times (Unix ns in rows)."""
-    return frozenset(c.name for c in _COLUMNS[table] if c.ch_type.startswith("DateTime64"))
-
-
-def to_arrow(table: str, rows: list[dict[str, Any]]) -> pa.Table:
-    """Rows (times as Unix ns) as the Arrow batch ``table`` is inserted from."""
-    schema = _SCHEMAS[table]
-    times = time_columns(table)
-    arrays = []
-    for f in schema:
-        values = [row[f.name] for row in rows]
-        if f.name in times:
-            values = [int(v) // 1000 for v in values]  # ns -> the column's microseconds
-        arrays.append(pa.array(values, f.type))
-    return pa.Table.from_arrays(arrays, schema=schema)
+def legacy_record(kind: RecordKind | str, row: dict[str, Any]) -> Record:
+    """The record of a row as versions before the record log wrote one (a line of a journal left
+    by such a version, a value on the intents topic produced by one): the row of ``kind``'s table
+    (or the table's name), tenant included, times in Unix ns. Raises ValueError or KeyError when
+    it is not such a row."""
+    kind = _LEGACY_TABLES[kind] if kind in _LEGACY_TABLES else RecordKind(kind)
+    if kind not in _LEGACY_RECORDED_AT:
+        raise ValueError(f"{kind.value} is not a governance record")
+    fields = {k: v for k, v in row.items() if k != "tenant"}
+    return make_record(
+        kind,
+        str(row["tenant"]),
+        fields,
+        actor=Actor.API,
+        recorded_at_ns=int(fields[_LEGACY_RECORDED_AT[kind]]),
+    )

@@ -2,8 +2,9 @@
 
 ``agentledger.compose`` wires it from what the collector has:
 
-* embedded (the sink writes into a store): intents, outcomes and controls are inserted
-  into that store (``StoreLog``) before the collector answers;
+* embedded (the sink writes into a store): intents, outcomes and controls are appended
+  to that store's record log (``StoreLog``, or the journal in front of it) before the
+  collector answers;
 * Kafka (``KafkaSink``): intents and outcomes are produced to the intents topic with
   acks=all before the collector answers; the pipeline's ``IntentConsumer`` stores them.
   Controls go to the store when the collector has one, else to the topic and this
@@ -31,12 +32,12 @@ from agentledger.pipeline.governance.records import (
     IntentAck,
     IntentIn,
     OutcomeIn,
-    RecordType,
-    intent_row,
-    outcome_row,
+    intent_record,
+    outcome_record,
 )
 from agentledger.pipeline.governance.settings import GovernanceSettings
 from agentledger.pipeline.store import Store, StoreError
+from agentledger.schemas.records import Actor
 
 __all__ = ["GovernanceService"]
 
@@ -55,7 +56,10 @@ class GovernanceService:
         *,
         owned: tuple[RecordLog, ...] = (),
         mode: str = "custom",
+        actor: str = Actor.API,
     ) -> None:
+        self.actor = actor
+        """Who records what a call does not name an actor for (``api``; ``cli`` for the CLI's)."""
         self.intents = intents
         self.controls = controls
         self.store = store
@@ -65,8 +69,9 @@ class GovernanceService:
 
     # -- intents ---------------------------------------------------------------------------------
 
-    def ask(self, tenant: str, intent: IntentIn) -> IntentAck:
-        """Store the intent (durably, before returning) with the decision for this ask."""
+    def ask(self, tenant: str, intent: IntentIn, *, actor: str | None = None) -> IntentAck:
+        """Store the intent (durably, before returning) with the decision for this ask.
+        ``actor``: who asked (the API key's name or id), recorded on the record."""
         problem = intent.check_hash()
         if problem:
             raise GovernanceRejected(problem)
@@ -75,10 +80,10 @@ class GovernanceService:
         decision = Decision.PAUSED if control is not None else Decision.PROCEED
         control_id = control.control_id if control is not None else ""
         self.intents.append(
-            RecordType.INTENT,
-            tenant,
+            intent_record(
+                tenant, intent, decision, control_id, received, actor=actor or self.actor
+            ),
             intent.intent_id,
-            intent_row(tenant, intent, decision, control_id, received),
         )
         if control is not None:
             return IntentAck(
@@ -90,7 +95,9 @@ class GovernanceService:
             )
         return IntentAck(intent_id=intent.intent_id, attempt=intent.attempt, decision=decision)
 
-    def outcome(self, tenant: str, intent_id: str, outcome: OutcomeIn) -> None:
+    def outcome(
+        self, tenant: str, intent_id: str, outcome: OutcomeIn, *, actor: str | None = None
+    ) -> None:
         """Store what the governed tool returned or raised."""
         if outcome.result is not None and outcome.result_sha256:
             actual = hashlib.sha256(outcome.result.encode("utf-8", "surrogatepass")).hexdigest()
@@ -99,10 +106,8 @@ class GovernanceService:
                     f"result_sha256 does not match the result sent (sha256 {actual})"
                 )
         self.intents.append(
-            RecordType.OUTCOME,
-            tenant,
+            outcome_record(tenant, intent_id, outcome, time.time_ns(), actor=actor or self.actor),
             intent_id,
-            outcome_row(tenant, intent_id, outcome, time.time_ns()),
         )
 
     def intent(self, tenant: str, intent_id: str) -> dict[str, Any] | None:
@@ -113,8 +118,8 @@ class GovernanceService:
 
     # -- controls --------------------------------------------------------------------------------
 
-    def control(self, tenant: str, control: ControlIn) -> ControlOut:
-        return self.controls.record(tenant, control)
+    def control(self, tenant: str, control: ControlIn, *, actor: str | None = None) -> ControlOut:
+        return self.controls.record(tenant, control, actor=actor or self.actor)
 
     def list_controls(
         self, tenant: str, *, everything: bool = False, limit: int = 100

@@ -1,6 +1,7 @@
-"""Per-span extraction state and the canonical message shape.
+"""Per-span extraction state, and the helpers that build the canonical LLM call.
 
-Canonical messages, whatever the convention they came from::
+The canonical shapes (messages, tools, request parameters) are defined in
+``agentledger.schemas.calls``; the convention extractors build them with the helpers here::
 
     {"role": "user", "content": "text"}                     # single text part
     {"role": "user", "content": [{"type": "text", "text": ...}, {"type": "image", "url": ...}]}
@@ -17,6 +18,8 @@ from typing import Any
 
 import orjson
 
+from agentledger.schemas.calls import NOT_PARAMS, PARAM_NAMES
+
 __all__ = [
     "Fields",
     "parse_json",
@@ -26,6 +29,11 @@ __all__ = [
     "message",
     "decorated_value",
     "from_openai_messages",
+    "add_params",
+    "set_param",
+    "request_tools",
+    "canonical_tool",
+    "reasons_of",
 ]
 
 
@@ -58,6 +66,11 @@ class Fields:
         "user_id",
         "agent_name",
         "tools",
+        "tools_text",
+        "params",
+        "params_text",
+        "finish_reasons",
+        "raw_request",
     )
 
     def __init__(self) -> None:
@@ -85,7 +98,12 @@ class Fields:
         self.session_id = ""
         self.user_id = ""
         self.agent_name = ""
-        self.tools: list[Any] | None = None
+        self.tools: list[Any] | None = None  # as recorded; canonical_tool() makes them canonical
+        self.tools_text: str | None = None  # the attribute text(s) ``tools`` came from, if so
+        self.params: dict[str, Any] | None = None  # canonical names (add_params, set_param)
+        self.params_text: str | None = None  # the one JSON text ``params`` came from, if so
+        self.finish_reasons: list[str] | None = None
+        self.raw_request: str | None = None
 
 
 def parse_json(value: str | None) -> Any:
@@ -232,3 +250,85 @@ def decorated_value(raw: str | None) -> Any:
         if len(args) == 1 and not kwargs:
             return args[0]
     return raw
+
+
+# -- the canonical call: parameters, tools, finish reasons (agentledger.schemas.calls) ----------
+
+
+def set_param(f: Fields, name: str, value: Any, *, override: bool) -> None:
+    """Record request parameter ``name`` (any spelling) on ``f``; an earlier value of the same
+    canonical name is kept unless ``override``."""
+    name = PARAM_NAMES.get(name, name)
+    if name in NOT_PARAMS:
+        return
+    params = f.params
+    if params is None:
+        f.params = {name: value}
+    elif override or name not in params:
+        params[name] = value
+
+
+def add_params(f: Fields, recorded: Any) -> None:
+    """The members of a JSON object of request parameters (later members and later objects win)."""
+    if isinstance(recorded, dict):
+        params = f.params
+        if params is None:
+            params = f.params = {}
+        canonical = PARAM_NAMES.get
+        for name, value in recorded.items():
+            name = canonical(name, name)
+            if name not in NOT_PARAMS:
+                params[name] = value
+
+
+def request_tools(recorded: Any) -> list[Any] | None:
+    """The ``tools`` (then legacy ``functions``) of a recorded request or parameter object."""
+    if not isinstance(recorded, dict):
+        return None
+    tools: list[Any] = []
+    for key in ("tools", "functions"):
+        value = recorded.get(key)
+        if isinstance(value, list):
+            tools.extend(value)
+    return tools or None
+
+
+def canonical_tool(value: Any) -> Any:
+    """One tool definition, in whichever shape it was recorded, in the canonical shape
+    (``agentledger.schemas.calls.ToolDefinition``); a tool that is not a function, as recorded."""
+    if not isinstance(value, dict):
+        return value
+    fn = value.get("function")
+    if isinstance(fn, dict):
+        src = fn  # OpenAI chat: {"type": "function", "function": {...}}
+    elif "input_schema" in value or value.get("type") in (None, "function"):
+        src = value  # Anthropic, or flat (GenAI, Responses, OpenLLMetry)
+    else:
+        return value
+    name = src.get("name")
+    if not isinstance(name, str):
+        return value
+    out: dict[str, Any] = {"type": "function", "name": name}
+    description = src.get("description")
+    if isinstance(description, str) and description:
+        out["description"] = description
+    parameters = src.get("parameters")
+    if parameters is None:
+        parameters = src.get("input_schema")
+    if parameters is not None:
+        out["parameters"] = parse_arguments(parameters)
+    strict = src.get("strict")
+    if isinstance(strict, bool):
+        out["strict"] = strict
+    return out
+
+
+def reasons_of(value: str | None) -> list[str] | None:
+    """Finish reasons recorded as one attribute: a JSON array of strings (GenAI) or one reason."""
+    if not value:
+        return None
+    if value[0] == "[":
+        parsed = parse_json(value)
+        if isinstance(parsed, list):
+            return [r for r in parsed if isinstance(r, str) and r] or None
+    return [value]

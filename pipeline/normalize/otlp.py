@@ -36,7 +36,7 @@ from agentledger.pipeline.normalize.conventions import (
     openlit,
     openllmetry,
 )
-from agentledger.pipeline.normalize.fields import Fields, parse_json
+from agentledger.pipeline.normalize.fields import Fields, canonical_tool, parse_json
 from agentledger.schemas import (
     CONTENT_ARROW_SCHEMA,
     SPAN_ARROW_SCHEMA,
@@ -49,6 +49,7 @@ from agentledger.schemas import (
 )
 from agentledger.schemas.attributes import AgentLedger as AL
 from agentledger.schemas.attributes import Resource
+from agentledger.schemas.canonical import canonical_json, canonical_json_bytes
 
 __all__ = ["OtlpNormalizer", "anyvalue_to_python", "anyvalue_to_str"]
 
@@ -59,13 +60,14 @@ _MAP_COLUMNS = ("attributes", "attribute_refs", "resource_attributes")
 _ROW_COLUMNS = [n for n in SPAN_ARROW_SCHEMA.names if n != "agent_name" and n not in _MAP_COLUMNS]
 _ROW_TYPE = pa.struct([SPAN_ARROW_SCHEMA.field(n) for n in _ROW_COLUMNS])
 _KIND, _TRACE, _NAME = (_ROW_COLUMNS.index(n) for n in ("kind", "trace_id", "name"))
-_K_ATTRIBUTE, _K_MESSAGES, _K_TEXT, _K_DOCUMENT, _K_ARGS, _K_RESULT = (
+_K_ATTRIBUTE, _K_MESSAGES, _K_TEXT, _K_DOCUMENT, _K_ARGS, _K_RESULT, _K_TOOLS = (
     ContentKind.ATTRIBUTE.value,
     ContentKind.MESSAGES.value,
     ContentKind.TEXT.value,
     ContentKind.DOCUMENT.value,
     ContentKind.TOOL_ARGUMENTS.value,
     ContentKind.TOOL_RESULT.value,
+    ContentKind.TOOLS.value,
 )
 # enum values, looked up once (Enum.value is a property)
 _CONV_OPENINFERENCE: str = Convention.OPENINFERENCE.value
@@ -135,6 +137,38 @@ def anyvalue_to_str(v: AnyValue) -> str:
     return json.dumps(anyvalue_to_python(v), ensure_ascii=False, separators=(",", ":"))
 
 
+_MODEL_JSON: dict[str, bytes] = {}  # model -> its canonical JSON string (few models, many calls)
+
+
+def _request_hash(model: str, params_json: str, messages_hash: str, tools_hash: str) -> str:
+    """``agentledger.schemas.calls.request_hash``, from the parameters' canonical JSON (no second
+    serialization): the envelope's members are written in their canonical order."""
+    model_json = _MODEL_JSON.get(model)
+    if model_json is None:
+        model_json = canonical_json_bytes(model)
+        if len(_MODEL_JSON) < 4096:
+            _MODEL_JSON[model] = model_json
+    envelope = b'{"messages":"%s","model":%s,"params":%s,"tools":"%s"}' % (
+        messages_hash.encode(),
+        model_json,
+        params_json.encode() if params_json else b"{}",
+        tools_hash.encode(),
+    )
+    return _sha256_hex(envelope)
+
+
+def _params_json(f: Fields, memo: dict[str, str]) -> str:
+    """The canonical JSON of the request parameters; those read from one recorded JSON text
+    (``Fields.params_text``) repeat across calls, so each text's is written once per batch."""
+    key = f.params_text
+    if key is None:
+        return canonical_json(f.params)
+    found = memo.get(key)
+    if found is None:
+        found = memo[key] = canonical_json(f.params)
+    return found
+
+
 def _message_text(msg: dict[str, Any]) -> str:
     content = msg.get("content")
     if isinstance(content, str):
@@ -193,6 +227,8 @@ class _Builder:
         self.resource_attributes: list[dict[str, str]] = []
         self._span_batches: list[pa.RecordBatch] = []
         self._text_hashes: dict[str, str] = {}  # str -> hash: the same text hashed once per batch
+        self.params_json: dict[str, str] = {}  # recorded parameters' text -> canonical JSON
+        self._tools: dict[str, tuple[str, bytes]] = {}  # recorded tools -> hash, canonical form
         self._seen_by_tenant: dict[str, set[str]] = {}  # contents are per tenant
         self._seen: set[str] = set()
         self.tenant = ""
@@ -242,6 +278,22 @@ class _Builder:
         h = _sha256_hex(canonical)
         if h not in self._seen:
             self._add(h, kind, canonical)
+        return h
+
+    def tools(self, f: Fields) -> str:
+        """The hash of the canonical list of the tools offered, recording it the first time it is
+        seen; the same recorded definitions (``Fields.tools_text``) are made canonical once per
+        batch (an agent offers the same tools on every call)."""
+        key = f.tools_text
+        found = self._tools.get(key) if key is not None else None
+        if found is None:
+            canonical = canonical_bytes([canonical_tool(t) for t in f.tools or ()])
+            found = (_sha256_hex(canonical), canonical)
+            if key is not None and len(self._tools) < 1024:
+                self._tools[key] = found
+        h, canonical = found
+        if h not in self._seen:
+            self._add(h, _K_TOOLS, canonical)
         return h
 
     def value(self, value: Any, kind: str) -> tuple[str, str]:
@@ -497,6 +549,15 @@ class OtlpNormalizer(Normalizer):
                 (did, content(text, _K_DOCUMENT), score)  # id, content_hash, score
                 for did, text, score in f.documents
             )
+        # the canonical call (agentledger.schemas.calls)
+        tools_hash = b.tools(f) if f.tools else ""
+        request_params = _params_json(f, b.params_json) if f.params else ""
+        request_hash = (
+            _request_hash(f.request_model, request_params, input_hash, tools_hash)
+            if input_messages and f.kind == "LLM"
+            else ""
+        )
+        raw_request_hash = content(f.raw_request, _K_ATTRIBUTE) if f.raw_request else ""
         # cost
         input_tokens = f.input_tokens or 0
         output_tokens = f.output_tokens or 0
@@ -565,6 +626,11 @@ class OtlpNormalizer(Normalizer):
                 input_hash,  # input_hash
                 output_hash,  # output_hash
                 system_hash,  # system_prompt_hash
+                request_params,  # request_params
+                tools_hash,  # tools_hash
+                f.finish_reasons or (),  # finish_reasons
+                request_hash,  # request_hash
+                raw_request_hash,  # raw_request_hash
                 input_preview,  # input_preview
                 output_preview,  # output_preview
                 documents,  # documents

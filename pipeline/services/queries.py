@@ -47,7 +47,8 @@ def list_traces(
         where.append("start_time >= {since:DateTime64(9, 'UTC')}")
         params["since"] = since.strftime("%Y-%m-%d %H:%M:%S.%f")
     if service:
-        where.append("service = {service:String}")
+        # qualified: the summary's ``service`` alias (an aggregate) would shadow the bare column
+        where.append("spans.service = {service:String}")
         params["service"] = service
     cond = " AND ".join(where)
     sql = f"""
@@ -72,7 +73,8 @@ _SPAN_FIELDS = """
     principal_chain, policy_id, provider, operation, request_model, response_model,
     system_fingerprint, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
     reasoning_tokens, cost_usd, cost_source, tool_name, tool_call_id, tool_calls, input_hash,
-    output_hash, system_prompt_hash, input_preview, output_preview, documents, convention,
+    output_hash, system_prompt_hash, request_params, tools_hash, finish_reasons, request_hash,
+    raw_request_hash, input_preview, output_preview, documents, convention,
     scope_name, attributes, attribute_refs, resource_attributes, events, ingest_time,
     source_topic, source_partition, source_offset
 """

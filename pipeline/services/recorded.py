@@ -1,11 +1,11 @@
 """Reading a recorded call: the spans of a trace, their content records, and what an LLM span
-records of its request (parameters, tools offered, system fingerprint) whichever convention
-recorded it.
+records of its request (parameters, tools offered, system fingerprint, finish reasons).
 
-Audit and replay both read recorded calls this way; it lives below both so that neither
-imports the other. Rows are not read with ``FINAL`` (which would merge across the whole
-tenant's parts): a span delivered twice is the same row twice, so copies are dropped by
-``span_id`` here.
+Everything here reads the canonical columns the normalizer wrote once at ingest
+(``agentledger.schemas.calls``); no convention's attribute names are known here. Audit and
+replay both read recorded calls this way; it lives below both so that neither imports the
+other. Rows are not read with ``FINAL`` (which would merge across the whole tenant's parts):
+a span delivered twice is the same row twice, so copies are dropped by ``span_id`` here.
 """
 
 from __future__ import annotations
@@ -16,25 +16,34 @@ from typing import Any
 
 from agentledger.pipeline.normalize.fields import parse_json
 from agentledger.pipeline.store import Store
-from agentledger.schemas.attributes import Audit as AU
-from agentledger.schemas.attributes import GenAI as G
-from agentledger.schemas.attributes import Langfuse as LF
-from agentledger.schemas.attributes import OpenInference as OI
-from agentledger.schemas.attributes import Traceloop as TL
 from agentledger.schemas.contents import ContentKind
 
 __all__ = [
+    "ANTHROPIC",
+    "OPENAI",
     "Trace",
+    "api_of",
     "iso",
     "llm_parameters",
     "offered_tools",
     "span_rows",
+    "span_tools",
     "system_fingerprint",
+    "tool_for_api",
 ]
 
 
+OPENAI, ANTHROPIC = "openai", "anthropic"
+"""Provider APIs a recorded call is rendered for: OpenAI chat completions (and every
+OpenAI-compatible provider), Anthropic messages."""
+
 _JSON_KINDS = frozenset(
-    {ContentKind.MESSAGES.value, ContentKind.TOOL_ARGUMENTS.value, ContentKind.TOOL_RESULT.value}
+    {
+        ContentKind.MESSAGES.value,
+        ContentKind.TOOL_ARGUMENTS.value,
+        ContentKind.TOOL_RESULT.value,
+        ContentKind.TOOLS.value,
+    }
 )
 
 
@@ -44,7 +53,8 @@ _SPAN_COLUMNS = """
     name, kind, status_code, status_message, service, agent_name, session_id, user_id,
     principal_id, principal_chain, policy_id, provider, convention, request_model, response_model,
     system_fingerprint, input_tokens, output_tokens, tool_name, tool_call_id, tool_calls,
-    input_hash, output_hash, documents, attributes, attribute_refs
+    input_hash, output_hash, documents, attributes, attribute_refs,
+    request_params, tools_hash, finish_reasons, request_hash, raw_request_hash
 """
 
 
@@ -112,15 +122,10 @@ class Trace:
             return text if parsed is None else parsed
         return text
 
-    def attr(self, span: dict[str, Any], key: str) -> str | None:
-        """An attribute's value, from the row or (when it was large) from its content record."""
-        value = span["attributes"].get(key)
-        if value is None:
-            ref = span["attribute_refs"].get(key)
-            if ref:
-                record = self.contents.get(ref)
-                value = record["content"] if record else None
-        return None if value is None else str(value)
+    def text(self, h: str) -> str | None:
+        """The stored text under ``h`` as it is (not parsed), or None when absent."""
+        record = self.contents.get(h) if h else None
+        return None if record is None else record["content"]
 
     def ancestors(self, span: dict[str, Any]) -> list[dict[str, Any]]:
         """Enclosing spans, innermost first."""
@@ -143,63 +148,60 @@ class Trace:
         return out
 
 
-def _scalar(text: str) -> Any:
-    parsed = parse_json(text)
-    return text if parsed is None else parsed
-
-
 def llm_parameters(trace: Trace, span: dict[str, Any]) -> dict[str, Any]:
-    """Request parameters of an LLM call (temperature, max_tokens...), whichever convention recorded them:
-    OpenInference ``llm.invocation_parameters``, Langfuse model parameters, GenAI ``gen_ai.request.*``.
-    The model is reported on its own and left out here."""
-    params: dict[str, Any] = {}
-    for key in (OI.LLM_INVOCATION_PARAMETERS, LF.MODEL_PARAMETERS):
-        value = parse_json(trace.attr(span, key))
-        if isinstance(value, dict):
-            params.update(value)
-    for key, value in span["attributes"].items():
-        if key.startswith(AU.GENAI_REQUEST_PREFIX) and key != G.REQUEST_MODEL:
-            params.setdefault(key[len(AU.GENAI_REQUEST_PREFIX) :], _scalar(value))
-    params.pop("model", None)
-    return params
+    """Request parameters of an LLM call (temperature, max_tokens...) under their canonical names
+    (``request_params``); the model is reported on its own and left out here."""
+    params = parse_json(span["request_params"])
+    return params if isinstance(params, dict) else {}
+
+
+def span_tools(trace: Trace, span: dict[str, Any]) -> list[Any]:
+    """Tool definitions offered to the model, canonical (``tools_hash``; fetched into ``trace``)."""
+    tools = trace.content(span["tools_hash"])
+    return tools if isinstance(tools, list) else []
+
+
+def api_of(span: dict[str, Any]) -> str:
+    """The provider API a recorded call was made on: Anthropic's for Anthropic and Claude models,
+    else OpenAI's chat completions (the API most providers also offer)."""
+    provider = (span["provider"] or "").lower()
+    model = (span["request_model"] or span["response_model"] or "").lower()
+    return ANTHROPIC if provider == ANTHROPIC or model.startswith("claude") else OPENAI
+
+
+def _function_of(tool: Any) -> dict[str, Any] | None:
+    """Name, description, JSON schema (and ``strict``) of a canonical function tool; None for
+    other tools (a provider's built-in ones, kept as recorded)."""
+    if not isinstance(tool, dict) or tool.get("type") != "function" or "name" not in tool:
+        return None
+    return {k: v for k, v in tool.items() if k in ("name", "description", "parameters", "strict")}
+
+
+def tool_for_api(tool: Any, api: str) -> Any:
+    """A canonical tool definition as the provider's API takes it: ``{"type": "function",
+    "function": {...}}`` (OpenAI chat) or ``{"name", "description", "input_schema"}``
+    (Anthropic); tools that are not functions as recorded."""
+    function = _function_of(tool)
+    if function is None:
+        return tool
+    if api != ANTHROPIC:
+        return {"type": "function", "function": function}
+    out = {
+        "name": function.get("name", ""),
+        "input_schema": function.get("parameters") or {"type": "object", "properties": {}},
+    }
+    if function.get("description"):
+        out["description"] = function["description"]
+    return out
 
 
 def offered_tools(trace: Trace, span: dict[str, Any]) -> list[Any]:
-    """Tool definitions offered to the model, as recorded (OpenInference JSON schemas, GenAI
-    definitions, or OpenLLMetry functions turned into OpenAI ``{"type": "function"}`` tools)."""
-    tools: list[Any] = []
-    i = 0
-    while (schema := trace.attr(span, f"{OI.LLM_TOOLS}.{i}.{OI.TOOL_JSON_SCHEMA}")) is not None:
-        tools.append(_scalar(schema))
-        i += 1
-    if tools:
-        return tools
-    defined = parse_json(trace.attr(span, G.TOOL_DEFINITIONS))
-    if isinstance(defined, list):
-        return defined
-    i = 0
-    while (name := trace.attr(span, f"{TL.FUNCTIONS_PREFIX}.{i}.{AU.FUNCTION_NAME}")) is not None:
-        function: dict[str, Any] = {"name": name}
-        description = trace.attr(span, f"{TL.FUNCTIONS_PREFIX}.{i}.{AU.FUNCTION_DESCRIPTION}")
-        if description:
-            function["description"] = description
-        parameters = trace.attr(span, f"{TL.FUNCTIONS_PREFIX}.{i}.{AU.FUNCTION_PARAMETERS}")
-        if parameters:
-            function["parameters"] = _scalar(parameters)
-        tools.append({"type": "function", "function": function})
-        i += 1
-    return tools
+    """Tool definitions offered to the model, as the provider's API took them (``api_of``)."""
+    api = api_of(span)
+    return [tool_for_api(t, api) for t in span_tools(trace, span)]
 
 
 def system_fingerprint(trace: Trace, span: dict[str, Any]) -> str:
-    """The provider's system fingerprint: the column, else the GenAI attributes, else the
-    ``system_fingerprint`` of the raw response OpenInference keeps in ``output.value``."""
-    if span["system_fingerprint"]:
-        return str(span["system_fingerprint"])
-    for key in (G.SYSTEM_FINGERPRINT_NEW, G.SYSTEM_FINGERPRINT):
-        if span["attributes"].get(key):
-            return str(span["attributes"][key])
-    response = parse_json(trace.attr(span, OI.OUTPUT_VALUE))
-    if isinstance(response, dict) and isinstance(response.get("system_fingerprint"), str):
-        return str(response["system_fingerprint"])
-    return ""
+    """The provider's system fingerprint (the normalizer found it wherever the convention put it,
+    a raw response included)."""
+    return str(span["system_fingerprint"] or "")

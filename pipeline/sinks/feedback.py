@@ -25,9 +25,11 @@ class TopicFeedbackLog:
         except TransportError as exc:
             raise FeedbackUnavailable(str(exc)) from exc
 
-    def append(self, records: list[FeedbackRecord], received_at_ns: int) -> None:
+    def append(
+        self, records: list[FeedbackRecord], received_at_ns: int, *, actor: str | None = None
+    ) -> None:
         try:
-            self._producer.send(records, received_at_ns)
+            self._producer.send(records, received_at_ns, actor=actor)
         except TransportError as exc:
             raise FeedbackUnavailable(str(exc)) from exc
 

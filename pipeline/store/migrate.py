@@ -13,7 +13,13 @@ becomes ``t_local ON CLUSTER`` with the Replicated form of its engine
 insert-deduplication window becomes the replicated one) plus a Distributed
 table ``t`` over it, sharded so that all rows of a trace (and a content hash)
 land on one shard, which keeps ``FINAL`` exact. ``ALTER TABLE t`` runs
-``ON CLUSTER`` on both. Queries and inserts address ``t`` as before.
+``ON CLUSTER`` on both, ``CREATE VIEW v`` runs ``ON CLUSTER`` (a view over the Distributed
+table). Queries and inserts address ``t`` as before.
+
+Some migrations carry data over as well (``DATA_STEPS``): 0008 copies the rows of the per-kind
+tables into the record log. A data step runs after its migration's statements and before the
+migration is recorded as applied, and it is safe to run twice (an interrupted migration is
+applied again at the next start).
 """
 
 from __future__ import annotations
@@ -21,12 +27,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 
 import pyarrow as pa
 
 from agentledger.pipeline.store.base import Store, StoreRejected
+from agentledger.pipeline.store.carry_over import carry_over_records
 
 __all__ = [
     "Migration",
@@ -35,6 +43,7 @@ __all__ = [
     "MigrationDrift",
     "render_for_cluster",
     "SHARD_KEYS",
+    "DATA_STEPS",
 ]
 
 log = logging.getLogger(__name__)
@@ -56,12 +65,17 @@ SHARD_KEYS = {
     "replays": "cityHash64(tenant, run_id)",
     "replay_runs": "cityHash64(tenant, run_id)",
     "ledger_checkpoints": "cityHash64(tenant, stream)",
+    "records": "cityHash64(tenant, record_id)",
 }
 """Sharding expression of each Distributed table (others: rand())."""
 
 _CREATE = re.compile(r"^CREATE TABLE IF NOT EXISTS (\w+)\s*\(", re.S)
 _ENGINE = re.compile(r"ENGINE\s*=\s*(\w*MergeTree)(?:\(([^)]*)\))?")
 _ALTER = re.compile(r"^ALTER TABLE (\w+)\s+", re.S)
+_VIEW = re.compile(r"^CREATE VIEW IF NOT EXISTS (\w+) AS\b", re.S)
+
+DATA_STEPS: dict[int, Callable[[Store], object]] = {8: carry_over_records}
+"""Data carried over by a migration, by version: run after its statements, safe to run twice."""
 
 
 def render_for_cluster(statement: str, cluster: str, database: str) -> list[str]:
@@ -96,6 +110,13 @@ def render_for_cluster(statement: str, cluster: str, database: str) -> list[str]
         return [
             f"ALTER TABLE {name}_local ON CLUSTER {cluster} {rest}",
             f"ALTER TABLE {name} ON CLUSTER {cluster} {rest}",
+        ]
+    view = _VIEW.match(statement)
+    if view:
+        return [
+            _VIEW.sub(
+                f"CREATE VIEW IF NOT EXISTS {view.group(1)} ON CLUSTER {cluster} AS", statement, 1
+            )
         ]
     return [statement]
 
@@ -158,7 +179,8 @@ def migrate(
 
     With ``cluster``, the cluster variant is applied (see the module docstring).
     """
-    migrations = load_migrations() if migrations is None else migrations
+    shipped = load_migrations()
+    migrations = shipped if migrations is None else migrations
     if cluster:
         ledger = _LEDGER_DDL.replace(
             "CREATE TABLE IF NOT EXISTS schema_migrations",
@@ -189,6 +211,9 @@ def migrate(
                 render_for_cluster(statement, cluster, store.database) if cluster else [statement]
             ):
                 store.command(rendered)
+        step = DATA_STEPS.get(mig.version)
+        if step is not None and mig in shipped:
+            step(store)
         store.insert_arrow(
             "schema_migrations",
             pa.table(

@@ -77,13 +77,19 @@ def _build(
     return parts
 
 
-def record_headers(tenant: str, received_at_ns: int) -> list[tuple[str, bytes]]:
-    """Tenant, receive time and schema version, as every AgentLedger producer writes them."""
-    return [
+def record_headers(
+    tenant: str, received_at_ns: int, actor: str | None = None
+) -> list[tuple[str, bytes]]:
+    """Tenant, receive time and schema version, as every AgentLedger producer writes them, and
+    the actor (who sent it) when given."""
+    headers = [
         (Headers.TENANT, tenant.encode()),
         (Headers.RECEIVED_AT, str(received_at_ns).encode()),
         (Headers.SCHEMA, SCHEMA_VERSION.encode()),
     ]
+    if actor:
+        headers.append((Headers.ACTOR, actor.encode("utf-8", "replace")))
+    return headers
 
 
 def header_map(headers: HeaderList | None) -> dict[str, str]:

@@ -15,8 +15,10 @@ import pytest
 from agentledger.demo.agent import DEFAULT_QUESTION, SYSTEM_PROMPT, run_finance_agent
 from agentledger.pipeline.normalize.fields import from_openai_messages
 from agentledger.pipeline.services import audit
+from agentledger.pipeline.store.records import append_records
 from agentledger.schemas import canonical_bytes, content_hash
 from agentledger.schemas.attributes import AgentLedger as AL
+from agentledger.schemas.records import BODY_FIELDS, RecordKind, make_record
 from tests.audit.conftest import PRINCIPAL, SECOND_ENTRY, TWO_LOOKUP_DECISION, two_lookups_script
 
 
@@ -165,18 +167,17 @@ def test_a_trace_id_audits_every_tool_call_or_the_last(server, two_calls) -> Non
         audit.audit(server.store, "default", "not-an-id")
 
 
-def _insert(store, table: str, row: dict) -> None:
-    """One row, as the governance tables' DDL names the columns (the rest take their defaults)."""
-    cols = ", ".join(row)
-    values = ", ".join(f"{{{k}:{t}}}" for k, (t, _) in row.items())
-    store.command(
-        f"INSERT INTO {table} ({cols}) SELECT {values}", {k: v for k, (_, v) in row.items()}
+_DEFAULTS = {"String": "", "UInt32": 0, "Bool": False, "Array(String)": []}
+
+
+def _insert(store, kind: RecordKind, fields: dict) -> None:
+    """One record of the record log, the fields not given at their defaults, times in Unix ns."""
+    body = {c.name: _DEFAULTS.get(c.ch_type, 0) for c in BODY_FIELDS[kind]}
+    body.update(fields)
+    recorded = body.get("received_at") or body["created_at"]
+    append_records(
+        store, [make_record(kind, "default", body, actor="test", recorded_at_ns=recorded)]
     )
-
-
-def _time(ns: int) -> str:
-    """A DateTime64(6) parameter: microseconds, as the governance tables store them."""
-    return audit.iso(ns // 1000 * 1000).replace("T", " ")[:26]
 
 
 def test_the_intent_and_the_controls_that_applied(server, two_calls) -> None:
@@ -190,24 +191,23 @@ def test_the_intent_and_the_controls_that_applied(server, two_calls) -> None:
     ):
         _insert(
             store,
-            "intents",
+            RecordKind.INTENT,
             {
-                "tenant": ("String", "default"),
-                "requested_at": ("DateTime64(6)", _time(start + 500_000)),
-                "intent_id": ("String", intent_id),
-                "attempt": ("UInt32", attempt),
-                "received_at": ("DateTime64(6)", _time(received)),
-                "decision": ("String", decision),
-                "control_id": ("String", control),
-                "tool_name": ("String", "lookup_journal_entry"),
-                "tool_call_id": ("String", tool1["tool_call_id"]),
-                "arguments": ("String", '{"entry_id":"JE-4471"}'),
-                "arguments_sha256": ("String", content_hash('{"entry_id":"JE-4471"}')),
-                "trace_id": ("String", run.trace_id),
-                "span_id": ("String", tool1["span_id"]),
-                "parent_span_id": ("String", two_calls["spans"]["LLM"][0]["span_id"]),
-                "principal_id": ("String", PRINCIPAL[AL.PRINCIPAL_ID]),
-                "session_id": ("String", run.session_id),
+                "requested_at": start + 500_000,
+                "intent_id": intent_id,
+                "attempt": attempt,
+                "received_at": received,
+                "decision": decision,
+                "control_id": control,
+                "tool_name": "lookup_journal_entry",
+                "tool_call_id": tool1["tool_call_id"],
+                "arguments": '{"entry_id":"JE-4471"}',
+                "arguments_sha256": content_hash('{"entry_id":"JE-4471"}'),
+                "trace_id": run.trace_id,
+                "span_id": tool1["span_id"],
+                "parent_span_id": two_calls["spans"]["LLM"][0]["span_id"],
+                "principal_id": PRINCIPAL[AL.PRINCIPAL_ID],
+                "session_id": run.session_id,
             },
         )
     for control_id, action, target, at in (
@@ -218,16 +218,15 @@ def test_the_intent_and_the_controls_that_applied(server, two_calls) -> None:
     ):
         _insert(
             store,
-            "controls",
+            RecordKind.CONTROL,
             {
-                "tenant": ("String", "default"),
-                "created_at": ("DateTime64(6)", _time(at)),
-                "control_id": ("String", control_id),
-                "action": ("String", action),
-                "scope": ("String", "session"),
-                "target": ("String", target),
-                "by": ("String", "ops@acme.example"),
-                "reason": ("String", f"{action} drill"),
+                "created_at": at,
+                "control_id": control_id,
+                "action": action,
+                "scope": "session",
+                "target": target,
+                "by": "ops@acme.example",
+                "reason": f"{action} drill",
             },
         )
     report = audit.audit(store, "default", tool1["span_id"])["actions"][0]

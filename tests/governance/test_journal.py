@@ -19,7 +19,16 @@ import pytest
 
 from agentledger.pipeline.governance.journal import JournaledLog
 from agentledger.pipeline.governance.memory import MemoryLog
-from agentledger.pipeline.governance.records import Decision, IntentIn, RecordType, intent_row
+from agentledger.pipeline.governance.records import (
+    ControlAction,
+    ControlOut,
+    ControlScope,
+    Decision,
+    IntentIn,
+    RecordType,
+    control_record,
+    intent_record,
+)
 from agentledger.schemas.contents import canonical_json
 
 
@@ -33,8 +42,8 @@ def _intent(tool: str = "post_entry") -> IntentIn:
     )
 
 
-def _count(store: Any, table: str = "intents") -> int:
-    return int(store.query_scalar(f"SELECT count() FROM {table} FINAL"))
+def _count(store: Any, view: str = "intents_v") -> int:
+    return int(store.query_scalar(f"SELECT count() FROM {view}"))
 
 
 def test_concurrent_appends_share_fsyncs_and_all_reach_the_store(
@@ -50,10 +59,8 @@ def test_concurrent_appends_share_fsyncs_and_all_reach_the_store(
         for _ in range(50):
             intent = _intent()
             journal.append(
-                RecordType.INTENT,
-                "default",
+                intent_record("default", intent, Decision.PROCEED, "", time.time_ns()),
                 intent.intent_id,
-                intent_row("default", intent, Decision.PROCEED, "", time.time_ns()),
             )
             with lock:
                 ids.append(intent.intent_id)
@@ -69,7 +76,7 @@ def test_concurrent_appends_share_fsyncs_and_all_reach_the_store(
     journal.sync()
     assert _count(store) == 400
     assert sorted(
-        r["intent_id"] for r in store.query_rows("SELECT intent_id FROM intents FINAL")
+        r["intent_id"] for r in store.query_rows("SELECT intent_id FROM intents_v")
     ) == sorted(ids)
     # stored segments are deleted; the one being written is all that is left, empty
     left = list((tmp_path / "j").glob("journal-*.jsonl"))
@@ -80,8 +87,18 @@ def test_concurrent_appends_share_fsyncs_and_all_reach_the_store(
 def test_controls_skip_the_journal(store: Any, tmp_path: Path) -> None:
     direct = MemoryLog()
     journal = JournaledLog(store, tmp_path / "j", direct, flush_interval_s=3600)
-    journal.append(RecordType.CONTROL, "default", "session:s1", {"control_id": "c1"})
-    assert direct.rows(RecordType.CONTROL) == [{"control_id": "c1"}]
+    control = ControlOut(
+        control_id="c1",
+        tenant="default",
+        created_at_ns=time.time_ns(),
+        action=ControlAction.PAUSE,
+        scope=ControlScope.SESSION,
+        target="s1",
+        by="alice",
+        reason="why",
+    )
+    journal.append(control_record(control), "session:s1")
+    assert [r["control_id"] for r in direct.rows(RecordType.CONTROL)] == ["c1"]
     journal.close()
 
 
@@ -91,18 +108,15 @@ def test_journal_left_by_a_dead_process_is_stored_at_the_next_start(
     first = JournaledLog(store, tmp_path / "j", MemoryLog(), flush_interval_s=3600)
     intent = _intent()
     first.append(
-        RecordType.INTENT,
-        "default",
-        intent.intent_id,
-        intent_row("default", intent, Decision.PROCEED, "", time.time_ns()),
+        intent_record("default", intent, Decision.PROCEED, "", time.time_ns()), intent.intent_id
     )
     first._stop.set()  # the process dies: no flush, no close
     segment = next((tmp_path / "j").glob("journal-*.jsonl"))
     with segment.open("ab") as f:
-        f.write(b'{"table": "intents", "row": {"inten')  # a torn write that was never acknowledged
+        f.write(b'{"kind": "intent", "record_id": "inten')  # a torn write, never acknowledged
     assert _count(store) == 0
     second = JournaledLog(store, tmp_path / "j", MemoryLog(), flush_interval_s=3600)
-    assert [r["intent_id"] for r in store.query_rows("SELECT intent_id FROM intents FINAL")] == [
+    assert [r["intent_id"] for r in store.query_rows("SELECT intent_id FROM intents_v")] == [
         intent.intent_id
     ]
     assert all(p.stat().st_size == 0 for p in (tmp_path / "j").glob("journal-*.jsonl"))
@@ -193,10 +207,7 @@ def test_sync_waits_for_a_flush_already_under_way(store: Any, tmp_path: Path) ->
     journal = JournaledLog(_SlowInserts(store), tmp_path / "j", MemoryLog(), flush_interval_s=3600)  # type: ignore[arg-type]
     intent = _intent()
     journal.append(
-        RecordType.INTENT,
-        "default",
-        intent.intent_id,
-        intent_row("default", intent, Decision.PROCEED, "", time.time_ns()),
+        intent_record("default", intent, Decision.PROCEED, "", time.time_ns()), intent.intent_id
     )
     flushing = threading.Thread(target=journal._flush)
     flushing.start()

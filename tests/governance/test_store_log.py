@@ -1,4 +1,4 @@
-"""Governance rows into both stores (chDB and clickhouse-connect): values arrive as sent."""
+"""Governance records into both stores (chDB and clickhouse-connect): values arrive as sent."""
 
 from __future__ import annotations
 
@@ -17,13 +17,15 @@ from agentledger.pipeline.governance import (
 )
 from agentledger.pipeline.governance.controls import ControlBook
 from agentledger.pipeline.governance.queries import control_history, latest_controls
-from agentledger.pipeline.governance.records import INTENTS_TABLE, Decision, IntentIn, intent_row
-from agentledger.pipeline.governance.store_log import StoreLog, insert_rows
+from agentledger.pipeline.governance.records import Decision, IntentIn, intent_record
+from agentledger.pipeline.governance.store_log import StoreLog
+from agentledger.pipeline.store.records import append_records
+from agentledger.schemas.records import Record
 
 TRICKY = "pct %s %(x)s {x:String} {{y}} quote ' double \" backslash \\ newline \n tab \t nul \x00 unicode é 中 emoji 🧾 FORMAT Values; DROP TABLE x"
 
 
-def _intent(i: int, text: str = TRICKY) -> dict[str, Any]:
+def _intent(i: int, text: str = TRICKY) -> Record:
     intent = IntentIn(
         intent_id=f"{i:032x}",
         tool_name="t",
@@ -33,26 +35,21 @@ def _intent(i: int, text: str = TRICKY) -> dict[str, Any]:
         session_id=text,
         arguments_redacted=True,
     )
-    return intent_row("tenant-1", intent, Decision.PROCEED, "", time.time_ns())
+    return intent_record("tenant-1", intent, Decision.PROCEED, "", time.time_ns())
 
 
 @pytest.mark.parametrize("which", ["store", "ch_store"])
 def test_rows_arrive_byte_for_byte(which: str, request: pytest.FixtureRequest) -> None:
     store = request.getfixturevalue(which)
-    insert_rows(store, INTENTS_TABLE, [_intent(1), _intent(2, "plain")])
+    sent = [_intent(1), _intent(2, "plain")]
+    append_records(store, sent)
     rows = store.query_rows(
-        "SELECT intent_id, arguments, session_id, principal_chain FROM intents FINAL "
+        "SELECT intent_id, arguments, session_id, principal_chain, body, body_sha256 FROM intents_v "
         "ORDER BY intent_id"
     )
     assert [r["arguments"] for r in rows] == [TRICKY, "plain"]
     assert rows[0]["session_id"] == TRICKY and rows[0]["principal_chain"] == ["a'b", "c\\d"]
-    assert (
-        store.query_scalar(
-            "SELECT count() FROM system.tables WHERE database = currentDatabase() "
-            "AND name = 'intents'"
-        )
-        == 1
-    )
+    assert [(r["body"], r["body_sha256"]) for r in rows] == [(s.body, s.body_sha256) for s in sent]
 
 
 def test_concurrent_appends_share_inserts(store: Any) -> None:
@@ -69,10 +66,7 @@ def test_concurrent_appends_share_inserts(store: Any) -> None:
     store.command = counting
     try:
         threads = [
-            threading.Thread(
-                target=log.append, args=(RecordType.INTENT, "tenant-1", str(i), _intent(i))
-            )
-            for i in range(40)
+            threading.Thread(target=log.append, args=(_intent(i), str(i))) for i in range(40)
         ]
         for t in threads:
             t.start()
@@ -80,7 +74,7 @@ def test_concurrent_appends_share_inserts(store: Any) -> None:
             t.join(30)
     finally:
         store.command = real
-    assert store.query_scalar("SELECT count() FROM intents FINAL") == 40
+    assert store.query_scalar("SELECT count() FROM intents_v") == 40
     assert inserts < 40  # grouped
 
 

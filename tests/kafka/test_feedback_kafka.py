@@ -78,7 +78,8 @@ def test_feedback_goes_through_kafka_into_the_store_once(collector, kafka_settin
     # stored twice at the transport, once in the results
     assert (
         store.query_scalar(
-            "SELECT count() FROM feedback FINAL WHERE trace_id = {t:String}", {"t": span.trace_id}
+            "SELECT count() FROM feedback_latest_v WHERE trace_id = {t:String}",
+            {"t": span.trace_id},
         )
         == 2
     )

@@ -19,6 +19,7 @@ from agentledger.instrumentation import governance
 from agentledger.instrumentation.governance import flush_outcomes, governed_tool
 from agentledger.pipeline.consumers.intents import IntentConsumer
 from agentledger.pipeline.settings import KafkaSettings, PipelineSettings, StoreSettings
+from agentledger.schemas.records import Record
 from agentledger.schemas.topics import Headers
 from agentledger.server import AppServer
 
@@ -89,9 +90,19 @@ def governed_to() -> Iterator[Any]:
     governance.configure_governance("http://127.0.0.1:9")
 
 
-def _rows(store: Any, table: str, **where: str) -> list[dict[str, Any]]:
+_LATEST = {  # what the record log holds of each kind, as it stands: the latest record per key
+    "intents": ("intents_v", "intent_id", "attempt DESC, received_at DESC"),
+    "intent_outcomes": ("intent_outcomes_v", "intent_id", "received_at DESC"),
+    "controls": ("controls_v", "control_id", "created_at DESC"),
+}
+
+
+def _rows(store: Any, kind: str, **where: str) -> list[dict[str, Any]]:
+    view, key, order = _LATEST[kind]
     cond = " AND ".join(f"{k} = {{{k}:String}}" for k in where) or "1"
-    return store.query_rows(f"SELECT * FROM {table} FINAL WHERE {cond}", dict(where))
+    return store.query_rows(
+        f"SELECT * FROM {view} WHERE {cond} ORDER BY {order} LIMIT 1 BY {key}", dict(where)
+    )
 
 
 def test_intents_are_on_the_topic_before_the_tool_runs_and_the_pipeline_stores_them(
@@ -116,11 +127,13 @@ def test_intents_are_on_the_topic_before_the_tool_runs_and_the_pipeline_stores_t
         assert flush_outcomes(10)
 
     (in_body,) = seen_in_body
-    (intent,) = in_body  # on the topic, acknowledged, before the body ran
-    assert intent["type"] == "intent" and intent["tool_name"] == "approve_invoice"
+    (value,) = in_body  # on the topic, acknowledged, before the body ran
+    assert value["kind"] == "intent" and value["actor"] == "api"  # a record of the record log
+    intent = Record.from_json(value).fields()  # its body matches its hash
+    assert intent["tool_name"] == "approve_invoice"
     assert intent["arguments"] == '{"amount":1200,"invoice":"INV-9"}'
     records = _records(kafka_settings, kafka_settings.intents_topic)
-    assert [orjson.loads(r.value)["type"] for r in records] == ["intent", "outcome"]
+    assert [orjson.loads(r.value)["kind"] for r in records] == ["intent", "outcome"]
     assert all(r.key == intent["intent_id"].encode() for r in records)  # one partition, in order
     assert dict(records[0].headers)[Headers.TENANT] == b"default"
 
@@ -130,6 +143,7 @@ def test_intents_are_on_the_topic_before_the_tool_runs_and_the_pipeline_stores_t
     (row,) = _rows(ch_store, "intents", tool_name="approve_invoice")
     assert row["intent_id"] == intent["intent_id"] and row["arguments"] == intent["arguments"]
     assert row["tenant"] == "default" and row["decision"] == "proceed"
+    assert row["body"] == value["body"]  # stored as the collector made it
     (outcome,) = _rows(ch_store, "intent_outcomes", intent_id=row["intent_id"])
     assert outcome["status"] == "ok" and outcome["result"] == '"approved"'
 

@@ -13,7 +13,14 @@ from agentledger.pipeline.consumers.feedback import FeedbackProducer
 from agentledger.pipeline.consumers.spans import SpanConsumer
 from agentledger.pipeline.governance import GovernanceRejected, GovernanceUnavailable
 from agentledger.pipeline.governance.kafka_log import KafkaLog
-from agentledger.pipeline.governance.records import RecordType
+from agentledger.pipeline.governance.records import (
+    Decision,
+    IntentIn,
+    OutcomeIn,
+    OutcomeStatus,
+    intent_record,
+    outcome_record,
+)
 from agentledger.pipeline.normalize import OtlpNormalizer
 from agentledger.pipeline.services.datasets.feedback import FeedbackRecord
 from agentledger.pipeline.settings import PipelineSettings
@@ -107,18 +114,24 @@ def test_the_intents_log_keys_records_by_intent_and_maps_refusals(
     transport: MemoryTransport,
 ) -> None:
     log = KafkaLog(transport)
-    log.append(RecordType.INTENT, "acme", "intent-1", {"intent_id": "intent-1", "n": 1})
-    log.append(RecordType.OUTCOME, "acme", "intent-1", {"intent_id": "intent-1", "n": 2})
+    intent = IntentIn(intent_id="1" * 32, tool_name="t", arguments_sha256="0" * 64)
+    asked = intent_record("acme", intent, Decision.PROCEED, "", 1_000_000_000)
+    done = outcome_record("acme", intent.intent_id, OutcomeIn(status=OutcomeStatus.OK), 2_000_000)
+    log.append(asked, intent.intent_id)
+    log.append(done, intent.intent_id)
     records = transport.records("intents")
-    assert [orjson.loads(r.value or b"")["type"] for r in records] == ["intent", "outcome"]
-    assert {r.key for r in records} == {b"intent-1"} and len({r.partition for r in records}) == 1
+    values = [orjson.loads(r.value or b"") for r in records]
+    assert [v["kind"] for v in values] == ["intent", "outcome"]
+    assert values[0] == asked.to_json()  # the record the collector made, as it is
+    assert {r.key for r in records} == {intent.intent_id.encode()}
+    assert len({r.partition for r in records}) == 1
     transport.fail_sends_with = RecordTooLarge("too large")
     with pytest.raises(GovernanceRejected) as refused:
-        log.append(RecordType.INTENT, "acme", "intent-2", {})
+        log.append(asked, "intent-2")
     assert refused.value.status == 413
     transport.fail_sends_with = TransportUnavailable("down")
     with pytest.raises(GovernanceUnavailable, match="Kafka did not acknowledge"):
-        log.append(RecordType.INTENT, "acme", "intent-2", {})
+        log.append(asked, "intent-2")
     log.close()
 
 

@@ -15,15 +15,17 @@ from agentledger.pipeline.normalize.fields import (
     message,
     parse_arguments,
     parse_json,
+    reasons_of,
     to_float,
     to_int,
 )
 from agentledger.schemas.attributes import GenAI as G
 from agentledger.schemas.attributes import OpenInference as OI
 from agentledger.schemas.attributes import Traceloop as TL
+from agentledger.schemas.calls import NOT_PARAMS, PARAM_NAMES
 from agentledger.schemas.contents import canonical_text
 
-__all__ = ["extract", "matches", "from_parts"]
+__all__ = ["extract", "matches", "from_parts", "scalar"]
 
 _OPERATION_KINDS = {
     "chat": "LLM",
@@ -160,14 +162,20 @@ def _indexed(attrs: dict[str, str], prefix: str) -> list[dict[str, Any]] | None:
 
 
 def _from_events(events: list[dict[str, Any]] | None, f: Fields) -> None:
-    """Legacy content events: ``gen_ai.content.prompt`` / ``gen_ai.content.completion``."""
+    """Legacy content events: ``gen_ai.content.prompt`` / ``gen_ai.content.completion``, and the
+    finish reasons of ``gen_ai.choice`` events."""
     if not events:
         return
     inputs: list[dict[str, Any]] = []
     outputs: list[dict[str, Any]] = []
+    reasons: list[str] = []
     for ev in events:
         name = ev.get("name", "")
         eattrs = ev.get("attributes") or {}
+        if name == G.EVENT_CHOICE:
+            reason = eattrs.get(G.FINISH_REASON)
+            if isinstance(reason, str) and reason:
+                reasons.append(reason)
         if name == G.EVENT_CONTENT_PROMPT and f.input_messages is None:
             value = eattrs.get(G.PROMPT_PREFIX)
             parsed = parse_json(value) if isinstance(value, str) else value
@@ -198,6 +206,59 @@ def _from_events(events: list[dict[str, Any]] | None, f: Fields) -> None:
         f.input_messages = inputs
     if outputs:
         f.output_messages = outputs
+    if reasons and f.finish_reasons is None:
+        f.finish_reasons = reasons
+
+
+def scalar(text: str) -> Any:
+    """A parameter recorded as an attribute: its JSON value when the text is JSON, else the text."""
+    parsed = parse_json(text)
+    return text if parsed is None else parsed
+
+
+_PARAM_PREFIXES = (G.REQUEST_PREFIX, G.OPENAI_REQUEST_PREFIX)
+_MODEL_CALLS = ("LLM", "EMBEDDING")  # the spans whose request parameters are read
+_REQUEST_CUT = len(G.REQUEST_PREFIX)
+_OPENAI_REQUEST_CUT = len(G.OPENAI_REQUEST_PREFIX)
+
+
+def _params(attrs: dict[str, str], f: Fields) -> None:
+    """``gen_ai.request.*`` (and the older ``gen_ai.openai.request.*``) parameters, in attribute
+    order, an earlier one kept (``set_param``, inlined: this runs on every GenAI model call)."""
+    found = [key for key in attrs if "request." in key and key.startswith(_PARAM_PREFIXES)]
+    if not found:
+        return
+    params = f.params
+    if params is None:
+        params = f.params = {}
+    for key in found:
+        name = key[_REQUEST_CUT if key.startswith(G.REQUEST_PREFIX) else _OPENAI_REQUEST_CUT :]
+        name = PARAM_NAMES.get(name, name)
+        if name not in params and name not in NOT_PARAMS:
+            params[name] = scalar(attrs[key])
+
+
+def _message_reasons(parsed: Any) -> list[str] | None:
+    """Finish reasons of ``parts`` output messages (``{"role", "parts", "finish_reason"}``)."""
+    if not isinstance(parsed, list):
+        return None
+    reasons = []
+    for m in parsed:
+        if isinstance(m, dict):
+            reason = m.get(G.FINISH_REASON)
+            if isinstance(reason, str) and reason:
+                reasons.append(reason)
+    return reasons or None
+
+
+def _indexed_reasons(attrs: dict[str, str], count: int) -> list[str] | None:
+    """Finish reasons of legacy indexed completions (``gen_ai.completion.N.finish_reason``)."""
+    reasons = []
+    for i in range(count):
+        reason = attrs.get(f"{G.COMPLETION_PREFIX}.{i}.{G.FINISH_REASON}")
+        if reason:
+            reasons.append(reason)
+    return reasons or None
 
 
 def extract(attrs: dict[str, str], f: Fields, events: list[dict[str, Any]] | None = None) -> None:
@@ -246,10 +307,23 @@ def extract(attrs: dict[str, str], f: Fields, events: list[dict[str, Any]] | Non
         f.input_messages = from_parts(parse_json(attrs[G.INPUT_MESSAGES]))
     if f.input_messages is None:
         f.input_messages = _indexed(attrs, G.PROMPT_PREFIX)
+    if f.kind in _MODEL_CALLS:
+        _params(attrs, f)
+    if f.finish_reasons is None:
+        reason, reasons = attrs.get(OI.LLM_FINISH_REASON), reasons_of(attrs.get(G.FINISH_REASONS))
+        if reason:
+            f.finish_reasons = [reason, *(reasons or ())]
+        else:
+            f.finish_reasons = reasons
     if f.output_messages is None and G.OUTPUT_MESSAGES in attrs:
-        f.output_messages = from_parts(parse_json(attrs[G.OUTPUT_MESSAGES]))
+        parsed = parse_json(attrs[G.OUTPUT_MESSAGES])
+        f.output_messages = from_parts(parsed)
+        if f.finish_reasons is None:
+            f.finish_reasons = _message_reasons(parsed)
     if f.output_messages is None:
         f.output_messages = _indexed(attrs, G.COMPLETION_PREFIX)
+        if f.output_messages is not None and f.finish_reasons is None:
+            f.finish_reasons = _indexed_reasons(attrs, len(f.output_messages))
     _from_events(events, f)
     system = _system_instructions(
         parse_json(attrs.get(G.SYSTEM_INSTRUCTIONS)) or attrs.get(G.SYSTEM_INSTRUCTIONS)
@@ -259,5 +333,7 @@ def extract(attrs: dict[str, str], f: Fields, events: list[dict[str, Any]] | Non
         if not any(m.get("role") == "system" for m in msgs):
             f.input_messages = [system, *msgs]
     if f.tools is None:
-        tools = parse_json(attrs.get(G.TOOL_DEFINITIONS))
-        f.tools = tools if isinstance(tools, list) else None
+        text = attrs.get(G.TOOL_DEFINITIONS)
+        tools = parse_json(text)
+        if isinstance(tools, list):
+            f.tools, f.tools_text = tools, f"otel_genai\0{text}"

@@ -7,9 +7,11 @@ from typing import Any
 from agentledger.pipeline.normalize.conventions import genai
 from agentledger.pipeline.normalize.fields import (
     Fields,
+    add_params,
     decorated_value,
     from_openai_messages,
     parse_json,
+    request_tools,
 )
 from agentledger.schemas.attributes import Langfuse as LF
 from agentledger.schemas.attributes import OpenInference as OI
@@ -98,12 +100,19 @@ def extract(
             f.cost = float(total)
         elif cost and all(isinstance(v, (int, float)) for v in cost.values()):
             f.cost = float(sum(cost.values()))
+    add_params(f, parse_json(attrs.get(LF.MODEL_PARAMETERS)))  # over gen_ai.request.*
+    if f.finish_reasons is None:
+        reason = attrs.get(LF.METADATA_FINISH_REASON)
+        f.finish_reasons = [reason] if reason else None
     f.user_id = f.user_id or attrs.get(LF.USER_ID) or attrs.get(OI.USER_ID, "")
     f.session_id = f.session_id or attrs.get(LF.SESSION_ID) or attrs.get(OI.SESSION_ID, "")
     raw_in, raw_out = attrs.get(LF.OBSERVATION_INPUT), attrs.get(LF.OBSERVATION_OUTPUT)
     if f.kind == "LLM":
-        f.input_messages = f.input_messages or from_openai_messages(parse_json(raw_in))
+        recorded = parse_json(raw_in) if not f.input_messages or f.tools is None else None
+        f.input_messages = f.input_messages or from_openai_messages(recorded)
         f.output_messages = f.output_messages or from_openai_messages(parse_json(raw_out))
+        if f.tools is None:  # the OpenAI integration records them with the messages
+            f.tools = request_tools(recorded)
     if f.kind == "TOOL":
         f.tool_name = f.tool_name or span_name
         f.operation = f.operation or "execute_tool"

@@ -11,8 +11,11 @@ from typing import Any
 
 from agentledger.pipeline.normalize.fields import (
     Fields,
+    add_params,
     parse_arguments,
     parse_json,
+    reasons_of,
+    request_tools,
     to_float,
     to_int,
 )
@@ -211,16 +214,26 @@ def documents(attrs: dict[str, str], prefix: str) -> list[tuple[str, str, float]
     return docs or None
 
 
-def _tools(attrs: dict[str, str]) -> list[Any] | None:
+def _tools(attrs: dict[str, str], f: Fields) -> bool:
+    """``llm.tools.N.tool.json_schema``, each parsed when it is JSON, with their texts as the key
+    of the canonical list (``Fields.tools_text``); False when there are none."""
     tools = []
+    texts = [_TOOLS_TEXT]
     i = 0
     while True:
         schema = attrs.get(_TOOL_KEYS.row(i)[0])
         if schema is None:
             break
         tools.append(parse_arguments(schema))
+        texts.append(f"\0{len(schema)}:{schema}")
         i += 1
-    return tools or None
+    if not tools:
+        return False
+    f.tools, f.tools_text = tools, "".join(texts)
+    return True
+
+
+_TOOLS_TEXT = "openinference"
 
 
 # the attributes every span is probed for, looked up in one pass (see extract)
@@ -240,7 +253,21 @@ _SCALAR_KEYS = (
     OI.SESSION_ID,
     OI.USER_ID,
     OI.AGENT_NAME,
+    OI.LLM_INVOCATION_PARAMETERS,
+    OI.LLM_FINISH_REASON,
+    G.FINISH_REASONS,
 )
+_FINGERPRINT_KEY = '"system_fingerprint"'  # in a raw response (output.value): worth parsing it
+
+
+def _fingerprint_of_response(response: str | None, f: Fields) -> None:
+    """The ``system_fingerprint`` of the raw response OpenInference keeps in ``output.value``."""
+    if response and response[0] == "{" and _FINGERPRINT_KEY in response:
+        parsed = parse_json(response)
+        if isinstance(parsed, dict):
+            fingerprint = parsed.get("system_fingerprint")
+            if isinstance(fingerprint, str):
+                f.system_fingerprint = fingerprint
 
 
 def extract(attrs: dict[str, str], f: Fields) -> None:
@@ -261,14 +288,25 @@ def extract(attrs: dict[str, str], f: Fields) -> None:
         session_id,
         user_id,
         agent_name,
+        invocation_parameters,
+        finish_reason,
+        finish_reasons,
     ) = map(get, _SCALAR_KEYS)  # None when absent
     kind = f.kind = _KINDS.get((span_kind or "").upper(), "UNKNOWN")
     answered = response_model or model_name or ""
     requested = request_model or ""
-    if not requested:
-        params = parse_json(get(OI.LLM_INVOCATION_PARAMETERS))
-        if isinstance(params, dict) and isinstance(params.get("model"), str):
+    params = parse_json(invocation_parameters)
+    if isinstance(params, dict):
+        add_params(f, params)
+        f.params_text = invocation_parameters  # the parameters' only source here
+        if not requested and isinstance(params.get("model"), str):
             requested = params["model"]
+    if finish_reason:
+        f.finish_reasons = [finish_reason]
+    if finish_reasons:
+        more = reasons_of(finish_reasons)
+        if more:
+            f.finish_reasons = [*(f.finish_reasons or ()), *more]
     f.request_model = requested or answered
     f.response_model = answered or requested
     if kind == "EMBEDDING" and not f.request_model:
@@ -294,9 +332,15 @@ def extract(attrs: dict[str, str], f: Fields) -> None:
         f.operation = "chat"
         # OpenInference has no key for it; AgentLedger's OpenAI hook records OpenAI's
         f.system_fingerprint = get(G.SYSTEM_FINGERPRINT_NEW) or get(G.SYSTEM_FINGERPRINT, "")
+        if not f.system_fingerprint:
+            _fingerprint_of_response(get(OI.OUTPUT_VALUE), f)
         f.input_messages = messages(attrs, OI.LLM_INPUT_MESSAGES)
         f.output_messages = messages(attrs, OI.LLM_OUTPUT_MESSAGES)
-        f.tools = _tools(attrs)
+        if not _tools(attrs, f):
+            f.tools = request_tools(params)
+        recorded = get(OI.INPUT_VALUE)
+        if recorded and recorded[0] == "{":  # the SDK call's arguments, as JSON
+            f.raw_request = recorded
     elif kind == "TOOL":
         f.operation = "execute_tool"
         f.tool_name = get(OI.TOOL_NAME) or get(OI.TOOL_CALL_FUNCTION_NAME, "")

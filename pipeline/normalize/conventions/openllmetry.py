@@ -9,13 +9,22 @@ from agentledger.pipeline.normalize.fields import (
     Fields,
     decorated_value,
     from_openai_messages,
-    parse_json,
+    set_param,
 )
 from agentledger.schemas.attributes import Traceloop as TL
 
 __all__ = ["extract", "matches"]
 
 _KINDS = {"workflow": "CHAIN", "task": "CHAIN", "agent": "AGENT", "tool": "TOOL"}
+# request parameters of older releases, under their canonical names (after gen_ai.request.*)
+_PARAMS = (
+    (TL.FREQUENCY_PENALTY, "frequency_penalty"),
+    (TL.PRESENCE_PENALTY, "presence_penalty"),
+    (TL.TOP_K, "top_k"),
+    (TL.STOP_SEQUENCES, "stop_sequences"),
+    (TL.IS_STREAMING, "stream"),
+    (TL.REPETITION_PENALTY, "repetition_penalty"),
+)
 _REQUEST_KINDS = {
     "chat": "LLM",
     "completion": "LLM",
@@ -52,17 +61,23 @@ def extract(attrs: dict[str, str], f: Fields, events: list[dict[str, Any]] | Non
         f.input_value = value if f.input_messages is None else None
     if span_kind and f.output_value is None and f.output_messages is None:
         f.output_value = decorated_value(attrs.get(TL.ENTITY_OUTPUT))
+    if f.kind in ("LLM", "EMBEDDING"):
+        for key, param in _PARAMS:
+            value = attrs.get(key)
+            if value is not None:
+                set_param(f, param, genai.scalar(value), override=False)
     if f.tools is None:
         tools = []
         i = 0
-        while f"{TL.FUNCTIONS_PREFIX}.{i}.name" in attrs:
-            p = f"{TL.FUNCTIONS_PREFIX}.{i}."
-            tools.append(
-                {
-                    "name": attrs[p + "name"],
-                    "description": attrs.get(p + "description", ""),
-                    "parameters": parse_json(attrs.get(p + "parameters")) or {},
-                }
-            )
+        while (function := attrs.get(f"{TL.FUNCTIONS_PREFIX}.{i}.{TL.FUNCTION_NAME}")) is not None:
+            prefix = f"{TL.FUNCTIONS_PREFIX}.{i}."
+            tool: dict[str, Any] = {"name": function}
+            description = attrs.get(prefix + TL.FUNCTION_DESCRIPTION)
+            if description is not None:
+                tool["description"] = description
+            parameters = attrs.get(prefix + TL.FUNCTION_PARAMETERS)
+            if parameters is not None:
+                tool["parameters"] = parameters
+            tools.append(tool)
             i += 1
         f.tools = tools or None

@@ -1,5 +1,5 @@
-"""Intents and run controls of an audited action, when their tables exist: a store without
-governance installed still answers the audit, and says so."""
+"""Intents and run controls of an audited action, read from the record log's typed views when
+they exist: a store without governance installed still answers the audit, and says so."""
 
 from __future__ import annotations
 
@@ -9,34 +9,39 @@ from agentledger.pipeline.services.audit.authority import _agent_of
 from agentledger.pipeline.services.recorded import Trace, iso
 from agentledger.pipeline.store import Store
 from agentledger.schemas.attributes import Governance as GOV
+from agentledger.schemas.records import VIEWS, RecordKind
 
-_GOVERNANCE_TABLES = ("intents", "controls")
+_INTENTS, _CONTROLS = VIEWS[RecordKind.INTENT], VIEWS[RecordKind.CONTROL]
+_GOVERNANCE_TABLES = {"intents": _INTENTS, "controls": _CONTROLS}
 
 
 def _governance_tables(store: Store) -> set[str]:
+    """Which of intents and controls this store keeps (their typed views exist)."""
     rows = store.query_rows(
         "SELECT name FROM system.tables WHERE database = currentDatabase() AND name IN {names:Array(String)}",
-        {"names": list(_GOVERNANCE_TABLES)},
+        {"names": list(_GOVERNANCE_TABLES.values())},
     )
-    return {r["name"] for r in rows}
+    found = {r["name"] for r in rows}
+    return {name for name, view in _GOVERNANCE_TABLES.items() if view in found}
 
 
 def _intents(store: Store, tenant: str, trace: Trace) -> list[dict[str, Any]]:
     """The trace's intents, one per intent id: its latest ask (the one the tool ran on), with
-    ``asks`` listing every ask still stored. Not read with ``FINAL``, which keeps only the latest
-    ask: earlier asks (parked by a pause) say which control held the call, until a merge drops them.
+    ``asks`` listing every ask (each is a record of the log; earlier asks, parked by a pause, say
+    which control held the call). Of an ask recorded twice, the last acknowledged counts.
     Intents are asked during the trace (by the agent's clock, as spans are): the trace's time
-    span, with a day's margin, lets the primary key skip all other days."""
+    span, with a day's margin, bounds what is read."""
     rows = store.query_rows(
-        """
+        f"""
         SELECT intent_id, attempt, decision, control_id, tool_name, tool_call_id, arguments, arguments_sha256,
                arguments_redacted, span_id, parent_span_id, principal_id, principal_name, principal_role,
                principal_chain, policy_id, agent_name, session_id, user_id,
                toUnixTimestamp64Nano(requested_at) AS requested_ns, toUnixTimestamp64Nano(received_at) AS received_ns
-        FROM intents
-        WHERE tenant = {tenant:String} AND trace_id = {trace_id:String}
-          AND requested_at >= fromUnixTimestamp64Nano({first:Int64}, 'UTC') - INTERVAL 1 DAY
-          AND requested_at <= fromUnixTimestamp64Nano({last:Int64}, 'UTC') + INTERVAL 1 DAY
+        FROM {_INTENTS}
+        WHERE tenant = {{tenant:String}} AND trace_id = {{trace_id:String}}
+          AND requested_at >= fromUnixTimestamp64Nano({{first:Int64}}, 'UTC') - INTERVAL 1 DAY
+          AND requested_at <= fromUnixTimestamp64Nano({{last:Int64}}, 'UTC') + INTERVAL 1 DAY
+        ORDER BY received_at, body_sha256
         """,
         {
             "tenant": tenant,
@@ -70,12 +75,13 @@ def _controls(
     if not keys:
         return []
     rows = store.query_rows(
-        """
+        f"""
         SELECT control_id, action, scope, target, by, reason, toUnixTimestamp64Nano(created_at) AS created_ns
-        FROM controls FINAL
-        WHERE tenant = {tenant:String} AND created_at <= fromUnixTimestamp64Nano({until:Int64}, 'UTC')
-          AND concat(scope, '/', target) IN {keys:Array(String)}
+        FROM {_CONTROLS}
+        WHERE tenant = {{tenant:String}} AND created_at <= fromUnixTimestamp64Nano({{until:Int64}}, 'UTC')
+          AND concat(scope, '/', target) IN {{keys:Array(String)}}
         ORDER BY created_at, control_id
+        LIMIT 1 BY control_id, body_sha256
         """,
         {
             "tenant": tenant,

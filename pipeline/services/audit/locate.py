@@ -9,10 +9,6 @@ from typing import Any
 
 from agentledger.pipeline.services.recorded import Trace, span_rows
 from agentledger.pipeline.store import Store
-from agentledger.schemas.attributes import GenAI as G
-from agentledger.schemas.attributes import Langfuse as LF
-from agentledger.schemas.attributes import OpenInference as OI
-from agentledger.schemas.attributes import Traceloop as TL
 
 __all__ = ["AuditError", "AuditNotFound", "load_trace"]
 
@@ -54,33 +50,14 @@ def load_trace(store: Store, tenant: str, ref: str) -> tuple[Trace, dict[str, An
     return trace, (trace.by_id.get(ref) if _HEX16.match(ref) else None)
 
 
-_LLM_REF_PREFIXES = (OI.LLM_TOOLS + ".", TL.FUNCTIONS_PREFIX + ".")
-_LLM_REF_KEYS = frozenset({OI.LLM_INVOCATION_PARAMETERS, G.TOOL_DEFINITIONS, LF.MODEL_PARAMETERS})
-
-
-def _wanted_refs(span: dict[str, Any]) -> list[str]:
-    """Content hashes of the large attributes an LLM span's audit reads (parameters, tools, response)."""
-    if span["kind"] != "LLM":
-        return []
-    out = []
-    for key, h in span["attribute_refs"].items():
-        if (
-            key in _LLM_REF_KEYS
-            or key.startswith(_LLM_REF_PREFIXES)
-            or key == OI.OUTPUT_VALUE
-            and not span["system_fingerprint"]
-        ):
-            out.append(h)
-    return out
-
-
 def _hashes_for(spans: Iterable[dict[str, Any]]) -> list[str]:
     out: list[str] = []
     for s in spans:
         out += [s["input_hash"], s["output_hash"]]
         out += [d["content_hash"] for d in s["documents"]]
         out += [c["arguments_hash"] for c in s["tool_calls"]]
-        out += _wanted_refs(s)
+        if s["tools_hash"]:
+            out.append(s["tools_hash"])
     return out
 
 

@@ -14,8 +14,6 @@ from agentledger.pipeline.services.recorded import (
     offered_tools,
     system_fingerprint,
 )
-from agentledger.schemas.attributes import GenAI as G
-from agentledger.schemas.attributes import OpenInference as OI
 from agentledger.schemas.contents import content_hash
 
 
@@ -39,9 +37,6 @@ def _tool_calls(trace: Trace, span: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _llm_entry(trace: Trace, span: dict[str, Any], *, with_output: bool = True) -> dict[str, Any]:
-    finish = span["attributes"].get(OI.LLM_FINISH_REASON) or span["attributes"].get(
-        G.FINISH_REASONS, ""
-    )
     entry = {
         "span_id": span["span_id"],
         "name": span["name"],
@@ -54,6 +49,8 @@ def _llm_entry(trace: Trace, span: dict[str, Any], *, with_output: bool = True) 
         "system_fingerprint": system_fingerprint(trace, span),
         "parameters": llm_parameters(trace, span),
         "tools": offered_tools(trace, span),
+        "tools_hash": span["tools_hash"],
+        "request_hash": span["request_hash"],
         "messages": trace.content(span["input_hash"]),
         "input_hash": span["input_hash"],
         "input_verified": _verified(trace, span["input_hash"]),
@@ -66,7 +63,8 @@ def _llm_entry(trace: Trace, span: dict[str, Any], *, with_output: bool = True) 
             output_hash=span["output_hash"],
             output_verified=_verified(trace, span["output_hash"]),
             tool_calls=_tool_calls(trace, span),
-            finish_reason=finish,
+            finish_reason=", ".join(span["finish_reasons"]),
+            finish_reasons=list(span["finish_reasons"]),
         )
     return entry
 

@@ -65,6 +65,7 @@ from agentledger.pipeline.services.datasets.selection import (
 from agentledger.pipeline.services.datasets.trajectories import build_trajectory
 from agentledger.pipeline.services.datasets.writers import MembersFile, ParquetFiles, SplitFiles
 from agentledger.pipeline.store import Store
+from agentledger.schemas.records import Actor
 
 __all__ = [
     "FORMATS",
@@ -252,9 +253,7 @@ class _Sink:
         self.members.abort()
 
 
-_REPEATING: Final = frozenset(
-    {"tool_attrs", "tool_refs", "finish_reason", "finish_reasons", "kind", "session_id"}
-)
+_REPEATING: Final = frozenset({"tools_hash", "kind", "session_id"})
 """Columns whose few distinct values repeat on most rows: read as references to one string each."""
 
 
@@ -274,27 +273,23 @@ def _columns(page: Page, names: tuple[str, ...]) -> dict[str, list[Any]]:
 
 
 class _Tools:
-    """Tool definitions by the JSON text of a span's tool attributes: the same few values repeat
-    across millions of calls, so each is parsed once."""
+    """Tool definitions by the content hash of a call's canonical tool list (``tools_hash``): the
+    same few lists repeat across millions of calls, so each is parsed once."""
 
     def __init__(self) -> None:
-        self._cache: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self._cache: dict[str, list[dict[str, Any]]] = {}
 
-    def get(
-        self, tool_attrs: str, tool_refs: str, contents: dict[str, tuple[str, int]]
-    ) -> list[dict[str, Any]]:
-        key = (tool_attrs, tool_refs)
-        found = self._cache.get(key)
+    def get(self, tools_hash: str, contents: dict[str, tuple[str, int]]) -> list[dict[str, Any]]:
+        if not tools_hash:
+            return []
+        found = self._cache.get(tools_hash)
         if found is None:
-            attrs: dict[str, str] = orjson.loads(tool_attrs) if tool_attrs != "{}" else {}
-            if tool_refs != "{}":
-                for k, h in orjson.loads(tool_refs).items():
-                    if h in contents:
-                        attrs[k] = contents[h][0]
-            found = tool_definitions(attrs)
+            stored = contents.get(tools_hash)
+            tools = orjson.loads(stored[0]) if stored is not None else None
+            found = tool_definitions(tools) if isinstance(tools, list) else []
             if len(self._cache) > 4096:
                 self._cache.clear()
-            self._cache[key] = found
+            self._cache[tools_hash] = found
         return found
 
 
@@ -327,8 +322,7 @@ class _ChatBuilder:
         kind: str,
         input_hash: str,
         output_hash: str,
-        tool_attrs: str,
-        tool_refs: str,
+        tools_hash: str,
         contents: dict[str, tuple[str, int]],
     ) -> tuple[dict[str, Any], str]:
         if not output_hash:
@@ -350,7 +344,7 @@ class _ChatBuilder:
         )
         messages.append(answer)
         example: dict[str, Any] = {"messages": messages}
-        tools = self.tools.get(tool_attrs, tool_refs, contents) if kind == "LLM" else []
+        tools = self.tools.get(tools_hash, contents) if kind == "LLM" else []
         if tools:
             declared = {t["function"]["name"] for t in tools}
             for m in messages:
@@ -373,9 +367,7 @@ _CHAT_COLUMNS: Final = (
     "kind",
     "input_hash",
     "output_hash",
-    "tool_attrs",
-    "tool_refs",
-    "finish_reason",
+    "tools_hash",
     "finish_reasons",
     "truncated",
 )
@@ -410,9 +402,7 @@ def _export_chat(
             kind,
             input_hash,
             output_hash,
-            tool_attrs,
-            tool_refs,
-            finish_reason,
+            tools_hash,
             finish_reasons,
             truncated,
         ) in zip(*(c[name] for name in _CHAT_COLUMNS)):
@@ -422,13 +412,11 @@ def _export_chat(
             prev = key
             stats.candidates += 1
             try:
-                if quality and (finish_reason or finish_reasons or truncated):
-                    problem = finish_problem(finish_reason, finish_reasons, truncated)
+                if quality and (finish_reasons or truncated):
+                    problem = finish_problem(finish_reasons, truncated)
                     if problem:
                         raise Unusable(problem)
-                example, near = builder.example(
-                    kind, input_hash, output_hash, tool_attrs, tool_refs, contents
-                )
+                example, near = builder.example(kind, input_hash, output_hash, tools_hash, contents)
             except Unusable as exc:
                 stats.dropped[exc.reason] += 1
                 continue
@@ -450,9 +438,7 @@ _PREF_COLUMNS: Final = (
     "session_id",
     "kind",
     "output_hash",
-    "tool_attrs",
-    "tool_refs",
-    "finish_reason",
+    "tools_hash",
     "finish_reasons",
     "truncated",
     "score",
@@ -492,9 +478,7 @@ def _export_preference(
             if c["span_id"][i] in seen:
                 continue
             seen.add(c["span_id"][i])
-            if request.quality and finish_problem(
-                c["finish_reason"][i], c["finish_reasons"][i], c["truncated"][i]
-            ):
+            if request.quality and finish_problem(c["finish_reasons"][i], c["truncated"][i]):
                 stats.candidates += 1
                 stats.dropped["truncated_or_filtered"] += 1
                 continue
@@ -570,11 +554,7 @@ def _emit_pair(
             )
         if chosen_msg == rejected_msg:
             raise Unusable("identical_answers")
-        tools = (
-            tools_cache.get(c["tool_attrs"][rejected], c["tool_refs"][rejected], contents)
-            if kind == "LLM"
-            else []
-        )
+        tools = tools_cache.get(c["tools_hash"][rejected], contents) if kind == "LLM" else []
     except Unusable as exc:
         stats.dropped[exc.reason] += 1
         return
@@ -699,8 +679,10 @@ def export_dataset(
     request: ExportRequest | None = None,
     *,
     progress: Progress | None = None,
+    actor: str | None = None,
 ) -> dict[str, Any]:
     """Export the spans ``request`` selects into ``out_dir``; return the manifest.
+    ``actor``: who asked for it, recorded on the dataset record (default ``api``).
 
     ``out_dir`` is created if needed and must not hold a dataset already.
     Raises ExportError for a request that cannot be carried out, StoreError
@@ -794,7 +776,7 @@ def export_dataset(
         manifest["content_hashes"] = sink.inline_hashes
     (out / MANIFEST_NAME).write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n")
     if request.record:
-        lineage.record_dataset(store, tenant, manifest, out)
+        lineage.record_dataset(store, tenant, manifest, out, actor=actor or Actor.API)
     log.info(
         "exported dataset %s: %d examples from %d candidates to %s",
         manifest["id"],

@@ -1,6 +1,8 @@
 """Feedback: named scores, labels, comments and corrections on a trace or a span.
 
-Feedback arrives three ways and lands in one deduplicating table (``feedback``):
+Feedback arrives three ways and is appended to the record log (``records``, kind
+``feedback``; read through the typed views ``feedback_v``, every version, and
+``feedback_latest_v``, feedback as it stands):
 
 * ``POST /v1/feedback`` and ``agentledger feedback add`` (through Kafka when it
   is configured, see :mod:`.feedback_kafka`);
@@ -11,8 +13,9 @@ Feedback arrives three ways and lands in one deduplicating table (``feedback``):
 
 Identity: a feedback's ``feedback_id`` is the id the client gave, else the
 SHA-256 of what it says (tenant, target, name, values, annotator). Sending the
-same feedback twice (a retry, a Kafka redelivery) therefore stores it once;
-sending a new value under an explicit id replaces the old one (latest wins).
+same feedback twice (a retry, a Kafka redelivery) therefore counts once;
+sending a new value under an explicit id is a new record that supersedes the
+old one (the latest ``created_at`` wins), and the old one stays on record.
 
 A span's *effective score* for a feedback name is the mean of its span-level
 feedback of that name, or, when it has none, of its trace's trace-level
@@ -30,25 +33,33 @@ from datetime import datetime, timezone
 from typing import Any, Final, Literal, Protocol
 
 import orjson
-import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from agentledger.pipeline.store import Store, StoreError, StoreUnavailable
+from agentledger.pipeline.store.records import append_records
 from agentledger.schemas.attributes import Evaluation as EV
+from agentledger.schemas.records import (
+    LATEST_FEEDBACK_VIEW,
+    Actor,
+    Record,
+    RecordKind,
+    make_record,
+)
 
 __all__ = [
-    "FEEDBACK_ARROW_SCHEMA",
+    "FEEDBACK_COLUMNS",
     "FeedbackLog",
     "FeedbackRejected",
     "FeedbackUnavailable",
     "FeedbackUnknownSpan",
     "StoreFeedbackLog",
-    "FEEDBACK_TABLE",
+    "FEEDBACK_VIEW",
     "NEGATIVE_LABELS",
     "POSITIVE_LABELS",
     "FeedbackIn",
     "FeedbackRecord",
     "effective_score_sql",
+    "feedback_record",
     "feedback_from_spans",
     "list_feedback",
     "resolve_trace_ids",
@@ -58,28 +69,15 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-FEEDBACK_TABLE: Final = "feedback"
-"""Table of feedback rows (migration 0004)."""
+FEEDBACK_VIEW: Final = LATEST_FEEDBACK_VIEW
+"""Feedback as it stands (the latest version of each feedback), a view of the record log
+(migration 0008). Read it without ``FINAL``: nothing collapses in the record log."""
 
-FEEDBACK_ARROW_SCHEMA: Final = pa.schema(
-    [
-        pa.field("tenant", pa.string()),
-        pa.field("trace_id", pa.string()),
-        pa.field("span_id", pa.string()),
-        pa.field("name", pa.string()),
-        pa.field("feedback_id", pa.string()),
-        pa.field("score", pa.float64()),
-        pa.field("label", pa.string()),
-        pa.field("comment", pa.string()),
-        pa.field("correction", pa.string()),
-        pa.field("annotator", pa.string()),
-        pa.field("annotator_kind", pa.string()),
-        pa.field("source", pa.string()),
-        pa.field("metadata", pa.map_(pa.string(), pa.string())),
-        pa.field("created_at", pa.timestamp("ms", tz="UTC")),
-    ]
+FEEDBACK_COLUMNS: Final = (
+    "tenant, trace_id, span_id, name, feedback_id, score, label, comment, correction, "
+    "annotator, annotator_kind, source, metadata, created_at"
 )
-"""Arrow schema of a batch of feedback rows, in table order."""
+"""The columns of a feedback as ``list_feedback`` answers them."""
 
 POSITIVE_LABELS: Final = (
     "up",
@@ -242,29 +240,38 @@ def to_record(
     )
 
 
-def _table(records: list[FeedbackRecord]) -> pa.Table:
-    cols: dict[str, list[Any]] = {f.name: [] for f in FEEDBACK_ARROW_SCHEMA}
-    for r in records:
-        for name, column in cols.items():
-            value = getattr(r, name)
-            column.append(list(value.items()) if name == "metadata" else value)
-    return pa.Table.from_pydict(cols, schema=FEEDBACK_ARROW_SCHEMA)
+def feedback_record(
+    feedback: FeedbackRecord, *, actor: str, recorded_at_ns: int | None = None
+) -> Record:
+    """The record of the record log a feedback is stored as."""
+    fields = feedback.model_dump(exclude={"tenant"})
+    fields["metadata"] = dict(feedback.metadata)
+    return make_record(
+        RecordKind.FEEDBACK,
+        feedback.tenant,
+        fields,
+        actor=actor,
+        recorded_at_ns=recorded_at_ns,
+    )
 
 
 def write_feedback(
-    store: Store, records: list[FeedbackRecord], *, dedup_token: str | None = None
+    store: Store,
+    records: list[FeedbackRecord],
+    *,
+    dedup_token: str | None = None,
+    actor: str = Actor.API,
+    recorded_at_ns: int | None = None,
 ) -> None:
-    """Insert feedback rows; safe to repeat (same ids collapse, the token drops a repeated insert)."""
+    """Append feedback to the record log; safe to repeat (a repeat counts once: same id and body;
+    ``dedup_token``, naming exactly these records, drops a repeated insert)."""
     if not records:
         return
-    token = (
-        dedup_token
-        or "feedback-"
-        + hashlib.sha256(
-            "\n".join(f"{r.feedback_id}@{r.created_at.isoformat()}" for r in records).encode()
-        ).hexdigest()[:32]
+    append_records(
+        store,
+        [feedback_record(r, actor=actor, recorded_at_ns=recorded_at_ns) for r in records],
+        dedup_token=dedup_token,
     )
-    store.insert_arrow(FEEDBACK_TABLE, _table(records), dedup_token=token)
 
 
 def resolve_trace_ids(store: Store, records: list[FeedbackRecord]) -> list[FeedbackRecord]:
@@ -308,12 +315,16 @@ class FeedbackLog(Protocol):
 
     Contract: ``append`` returns only once every record is durable (in the store, or
     acknowledged by the broker); appending the same records twice keeps them once.
+    ``actor`` (who sent them: an API key's name or id) is recorded with them; None is the
+    log's own (``api``, or ``cli`` for the command line's).
     """
 
     durable_in: str
     """``store`` or ``kafka``: what the API tells the client."""
 
-    def append(self, records: list[FeedbackRecord], received_at_ns: int) -> None: ...
+    def append(
+        self, records: list[FeedbackRecord], received_at_ns: int, *, actor: str | None = None
+    ) -> None: ...
 
     def close(self) -> None: ...
 
@@ -323,17 +334,22 @@ class StoreFeedbackLog:
 
     durable_in = "store"
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, actor: str = Actor.API) -> None:
         self.store = store
+        self.actor = actor
 
-    def append(self, records: list[FeedbackRecord], received_at_ns: int) -> None:
+    def append(
+        self, records: list[FeedbackRecord], received_at_ns: int, *, actor: str | None = None
+    ) -> None:
         try:
             unknown = resolve_trace_ids(self.store, records)
             if unknown:
                 raise FeedbackUnknownSpan(
                     f"no span {unknown[0].span_id} for this tenant; give its trace_id too"
                 )
-            write_feedback(self.store, records)
+            write_feedback(
+                self.store, records, actor=actor or self.actor, recorded_at_ns=received_at_ns
+            )
         except StoreUnavailable as exc:
             raise FeedbackUnavailable(f"store unavailable: {exc}") from exc
         except StoreError as exc:
@@ -361,7 +377,7 @@ def list_feedback(
         where.append("span_id = {span_id:String}")
         params["span_id"] = span_id.lower()
     rows = store.query_rows(
-        f"SELECT * FROM {FEEDBACK_TABLE} FINAL WHERE {' AND '.join(where)} "
+        f"SELECT {FEEDBACK_COLUMNS} FROM {FEEDBACK_VIEW} WHERE {' AND '.join(where)} "
         "ORDER BY created_at DESC, feedback_id LIMIT {limit:UInt32}",
         params,
     )
@@ -549,6 +565,7 @@ def feedback_from_spans(
                 records,
                 dedup_token=f"span-feedback-{first['tenant']}-{first['span_id']}-"
                 f"{final['span_id']}-{len(records)}",
+                actor=Actor.PIPELINE,
             )
             written += len(records)
         last = (rows[-1]["ingest_time"], rows[-1]["tenant"], rows[-1]["span_id"])

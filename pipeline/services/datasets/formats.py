@@ -1,7 +1,7 @@
 """Stored spans -> training examples: OpenAI chat messages, tool definitions, trajectories.
 
-Input is what the store holds: canonical messages (see
-``agentledger.pipeline.normalize.fields``), span attributes, content records.
+Input is what the store holds: the canonical call the normalizer recorded (messages, tools
+and finish reasons, see ``agentledger.schemas.calls``) and content records.
 Output follows OpenAI's documented chat fine-tuning format:
 
 * roles ``system``, ``user``, ``assistant``, ``tool`` (``developer`` becomes
@@ -27,13 +27,9 @@ from typing import Any, Final
 import orjson
 
 from agentledger.schemas.attributes import AgentLedger as AL
-from agentledger.schemas.attributes import Audit, GenAI, OpenInference, Traceloop
 
 __all__ = [
-    "FINISH_REASON_KEYS",
-    "TOOL_KEYS",
     "TOOL_NAME",
-    "TOOL_PREFIXES",
     "TRUNCATED_KEY",
     "Unusable",
     "assistant_message",
@@ -45,18 +41,6 @@ __all__ = [
 TOOL_NAME: Final = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 """Function names OpenAI accepts."""
 
-TOOL_KEYS: Final[tuple[str, ...]] = (
-    OpenInference.LLM_INVOCATION_PARAMETERS,
-    GenAI.TOOL_DEFINITIONS,
-)
-"""Span attributes that may hold the tools offered to a model call..."""
-TOOL_PREFIXES: Final[tuple[str, ...]] = (
-    f"{OpenInference.LLM_TOOLS}.",
-    f"{Traceloop.FUNCTIONS_PREFIX}.",
-)
-"""...and prefixes of indexed tool definitions."""
-FINISH_REASON_KEYS: Final[tuple[str, str]] = (OpenInference.LLM_FINISH_REASON, GenAI.FINISH_REASONS)
-"""Span attributes holding why the model stopped."""
 TRUNCATED_KEY: Final = AL.TRUNCATED
 """Set by the collector on spans whose attribute values it cut."""
 
@@ -299,79 +283,37 @@ def _openai_tool(value: Any) -> dict[str, Any] | None:
     return {"type": "function", "function": out}
 
 
-def _json(value: str | None) -> Any:
-    if not value:
-        return None
-    try:
-        return orjson.loads(value)
-    except orjson.JSONDecodeError:
-        return None
-
-
-def tool_definitions(attrs: dict[str, str]) -> list[dict[str, Any]]:
-    """Tools offered to an LLM call, from any convention's attributes, in OpenAI's shape.
-
-    Looks at OpenInference ``llm.tools.N.tool.json_schema``, GenAI
-    ``gen_ai.tool.definitions``, OpenLLMetry ``llm.request.functions.N.*`` and
-    the ``tools`` of ``llm.invocation_parameters``; first definition of a name wins.
-    """
-    found: list[Any] = []
-    i = 0
-    while (
-        schema := attrs.get(f"{OpenInference.LLM_TOOLS}.{i}.{OpenInference.TOOL_JSON_SCHEMA}")
-    ) is not None:
-        found.append(_json(schema))
-        i += 1
-    genai = _json(attrs.get(GenAI.TOOL_DEFINITIONS))
-    if isinstance(genai, list):
-        found.extend(genai)
-    i = 0
-    prefix = Traceloop.FUNCTIONS_PREFIX
-    while (name := attrs.get(f"{prefix}.{i}.{Audit.FUNCTION_NAME}")) is not None:
-        found.append(
-            {
-                "name": name,
-                "description": attrs.get(f"{prefix}.{i}.{Audit.FUNCTION_DESCRIPTION}"),
-                "parameters": attrs.get(f"{prefix}.{i}.{Audit.FUNCTION_PARAMETERS}"),
-            }
-        )
-        i += 1
-    params = _json(attrs.get(OpenInference.LLM_INVOCATION_PARAMETERS))
-    if isinstance(params, dict):
-        for key in ("tools", "functions"):
-            if isinstance(params.get(key), list):
-                found.extend(params[key])
-    tools: list[dict[str, Any]] = []
+def tool_definitions(tools: list[Any]) -> list[dict[str, Any]]:
+    """The tools offered to an LLM call (the canonical list, ``tools_hash``) in OpenAI's shape;
+    tools OpenAI cannot take (names it refuses, built-in tools) are left out, and the first
+    definition of a name wins."""
+    out: list[dict[str, Any]] = []
     seen: set[str] = set()
-    for value in found:
+    for value in tools:
+        if not isinstance(value, dict) or value.get("type") != "function":
+            continue  # a provider's built-in tool
         tool = _openai_tool(value)
         if tool is not None and tool["function"]["name"] not in seen:
             seen.add(tool["function"]["name"])
-            tools.append(tool)
-    return tools
+            out.append(tool)
+    return out
 
 
-_FINISH_CACHE: dict[tuple[str, str], str | None] = {}
+_FINISH_CACHE: dict[tuple[str, ...], str | None] = {}
 
 
-def finish_problem(finish_reason: str, finish_reasons: str, truncated: bool) -> str | None:
+def finish_problem(finish_reasons: list[str] | tuple[str, ...], truncated: bool) -> str | None:
     """``truncated`` or ``filtered`` when a call's output is not a whole answer, else None.
 
-    ``finish_reason``: OpenInference's; ``finish_reasons``: GenAI's (a JSON list
-    or plain text); ``truncated``: the collector cut an attribute of the span.
+    ``finish_reasons``: the span's (one per choice, as the provider spelled them);
+    ``truncated``: the collector cut an attribute of the span.
     """
     if truncated:
         return "truncated"
-    key = (finish_reason, finish_reasons)
+    key = tuple(finish_reasons)
     if key in _FINISH_CACHE:
         return _FINISH_CACHE[key]
-    reasons = [finish_reason] if finish_reason else []
-    if finish_reasons:
-        parsed = _json(finish_reasons)
-        reasons.extend(str(r) for r in parsed) if isinstance(parsed, list) else reasons.append(
-            finish_reasons
-        )
-    lowered = {r.lower() for r in reasons}
+    lowered = {r.lower() for r in key}
     problem = (
         "truncated"
         if lowered & _TRUNCATED_REASONS

@@ -1,8 +1,9 @@
 """Lineage: which production spans are in a dataset, and which datasets contain a span.
 
 Every export writes ``manifest.json`` and ``members.jsonl`` next to its files
-and records both in the store: one ``datasets`` row (the manifest) and one
-``dataset_members`` row per (span, example). The two questions are then SQL:
+and records both in the store: a ``dataset`` record in the record log (the
+manifest; typed view ``datasets_v``) and one ``dataset_members`` row per (span,
+example). The two questions are then SQL:
 
 Which production spans are in dataset ``ds-...``::
 
@@ -16,11 +17,14 @@ Which datasets contain span ``<span-id>``::
 
     SELECT d.dataset_id, d.name, d.created_at, m.split, m.role
     FROM dataset_members AS m FINAL
-    JOIN datasets AS d FINAL ON d.tenant = m.tenant AND d.dataset_id = m.dataset_id
+    JOIN (SELECT * FROM datasets_v WHERE tenant = 'default' LIMIT 1 BY dataset_id) AS d
+      ON d.dataset_id = m.dataset_id
     WHERE m.tenant = 'default' AND m.span_id = '<span-id>';
 
-Members are inserted before the ``datasets`` row, so a dataset whose recording
-was interrupted has no ``datasets`` row and is not reported by the second query.
+Members are inserted before the dataset record, so a dataset whose recording
+was interrupted has no record and is not reported by the second query. A
+dataset recorded twice (a repeated recording) is the same record; readers take
+one (``LIMIT 1 BY dataset_id``, the latest).
 """
 
 from __future__ import annotations
@@ -34,10 +38,12 @@ import orjson
 import pyarrow as pa
 
 from agentledger.pipeline.store import Store
+from agentledger.pipeline.store.records import append_records
+from agentledger.schemas.records import VIEWS, Actor, RecordKind, make_record
 
 __all__ = [
     "DATASETS_OF_SPAN_SQL",
-    "DATASETS_TABLE",
+    "DATASETS_VIEW",
     "MEMBERS_TABLE",
     "MEMBER_SPANS_SQL",
     "dataset_spans",
@@ -47,8 +53,18 @@ __all__ = [
     "record_dataset",
 ]
 
-DATASETS_TABLE: Final = "datasets"
+DATASETS_VIEW: Final = VIEWS[RecordKind.DATASET]
+"""Typed view of the dataset records (their manifests), one row per stored record."""
 MEMBERS_TABLE: Final = "dataset_members"
+"""One row per (span, example) of a dataset: its lineage."""
+
+_LATEST_DATASETS: Final = f"""
+SELECT dataset_id, name, format, created_at, creator, path, examples, train_examples,
+       validation_examples, source_spans, content_digest, redaction_policy
+FROM {DATASETS_VIEW} WHERE tenant = {{tenant:String}}
+ORDER BY recorded_at DESC, body_sha256 DESC LIMIT 1 BY dataset_id
+"""
+"""The recorded datasets of a tenant, each once (the latest record of its id), without manifests."""
 
 MEMBER_SPANS_SQL: Final = """
 SELECT s.* FROM spans AS s FINAL
@@ -58,12 +74,12 @@ WHERE s.tenant = {tenant:String}
 """
 """The production spans of a dataset (parameters ``tenant``, ``dataset_id``)."""
 
-DATASETS_OF_SPAN_SQL: Final = """
+DATASETS_OF_SPAN_SQL: Final = f"""
 SELECT d.dataset_id AS dataset_id, d.name AS name, d.format AS format, d.created_at AS created_at,
        d.creator AS creator, d.path AS path, m.split AS split, m.role AS role, m.example_hash AS example_hash
 FROM dataset_members AS m FINAL
-INNER JOIN (SELECT * FROM datasets FINAL WHERE tenant = {tenant:String}) AS d ON d.dataset_id = m.dataset_id
-WHERE m.tenant = {tenant:String} AND m.span_id = {span_id:String}
+INNER JOIN ({_LATEST_DATASETS}) AS d ON d.dataset_id = m.dataset_id
+WHERE m.tenant = {{tenant:String}} AND m.span_id = {{span_id:String}}
 ORDER BY d.created_at DESC, d.dataset_id
 """
 """The datasets holding a span (parameters ``tenant``, ``span_id``)."""
@@ -104,9 +120,11 @@ def record_dataset(
     out_dir: str | Path,
     *,
     block_size: int = 8 << 20,
+    actor: str = Actor.API,
 ) -> None:
     """Record a finished export: its members (read back from ``members.jsonl`` a block at a time),
-    then its ``datasets`` row. Safe to repeat (deduplicating tables, deterministic insert tokens)."""
+    then its dataset record (the manifest). Safe to repeat (deterministic insert tokens; a repeated
+    record counts once)."""
     dataset_id = manifest["id"]
     created = datetime.fromisoformat(manifest["created_at"])
     path = Path(out_dir) / manifest["members"]["file"]
@@ -129,58 +147,41 @@ def record_dataset(
             store.insert_arrow(MEMBERS_TABLE, table, dedup_token=f"{dataset_id}-members-{n}")
     counts = manifest["counts"]
     splits = counts.get("splits", {})
-    row = pa.Table.from_pydict(
+    record = make_record(
+        RecordKind.DATASET,
+        tenant,
         {
-            "tenant": [tenant],
-            "dataset_id": [dataset_id],
-            "name": [manifest.get("name", "")],
-            "format": [manifest["format"]],
-            "created_at": [created],
-            "creator": [manifest.get("creator", "")],
-            "path": [str(Path(out_dir).resolve())],
-            "examples": [counts["examples"]],
-            "train_examples": [splits.get("train", 0)],
-            "validation_examples": [splits.get("validation", 0)],
-            "source_spans": [counts["source_spans"]],
-            "content_digest": [manifest["content_digest"]],
-            "redaction_policy": [manifest["hygiene"]["redaction_policy"]],
-            "filters": [orjson.dumps(manifest["filters"]).decode()],
-            "manifest": [orjson.dumps(manifest).decode()],
+            "dataset_id": dataset_id,
+            "name": manifest.get("name", ""),
+            "format": manifest["format"],
+            "created_at": created,
+            "creator": manifest.get("creator", ""),
+            "path": str(Path(out_dir).resolve()),
+            "examples": counts["examples"],
+            "train_examples": splits.get("train", 0),
+            "validation_examples": splits.get("validation", 0),
+            "source_spans": counts["source_spans"],
+            "content_digest": manifest["content_digest"],
+            "redaction_policy": manifest["hygiene"]["redaction_policy"],
+            "filters": manifest["filters"],
+            "manifest": manifest,
         },
-        schema=pa.schema(
-            [
-                pa.field("tenant", pa.string()),
-                pa.field("dataset_id", pa.string()),
-                pa.field("name", pa.string()),
-                pa.field("format", pa.string()),
-                pa.field("created_at", pa.timestamp("ms", tz="UTC")),
-                pa.field("creator", pa.string()),
-                pa.field("path", pa.string()),
-                pa.field("examples", pa.uint64()),
-                pa.field("train_examples", pa.uint64()),
-                pa.field("validation_examples", pa.uint64()),
-                pa.field("source_spans", pa.uint64()),
-                pa.field("content_digest", pa.string()),
-                pa.field("redaction_policy", pa.string()),
-                pa.field("filters", pa.string()),
-                pa.field("manifest", pa.string()),
-            ]
-        ),
+        actor=actor,
     )
-    store.insert_arrow(DATASETS_TABLE, row, dedup_token=f"{dataset_id}-dataset")
+    append_records(store, [record])
 
 
 def get_dataset(store: Store, tenant: str, dataset_id: str) -> dict[str, Any] | None:
     """The manifest of a recorded dataset, with ``recorded`` facts from the store (path, member
     rows, distinct spans); None when unknown."""
     rows = store.query_rows(
-        f"SELECT path, manifest FROM {DATASETS_TABLE} FINAL WHERE tenant = {{tenant:String}} "
-        "AND dataset_id = {dataset_id:String}",
+        f"SELECT path, body FROM {DATASETS_VIEW} WHERE tenant = {{tenant:String}} "
+        "AND dataset_id = {dataset_id:String} ORDER BY recorded_at DESC, body_sha256 DESC LIMIT 1",
         {"tenant": tenant, "dataset_id": dataset_id},
     )
     if not rows:
         return None
-    manifest: dict[str, Any] = orjson.loads(rows[0]["manifest"])
+    manifest: dict[str, Any] = orjson.loads(rows[0]["body"])["manifest"]
     stats = store.query_rows(
         f"SELECT count() AS member_rows, uniqExact(span_id) AS spans, uniqExact(trace_id) AS traces "
         f"FROM {MEMBERS_TABLE} FINAL WHERE tenant = {{tenant:String}} AND dataset_id = {{dataset_id:String}}",
@@ -195,7 +196,7 @@ def list_datasets(store: Store, tenant: str, limit: int = 50) -> list[dict[str, 
     rows = store.query_rows(
         f"""SELECT dataset_id, name, format, created_at, creator, path, examples, train_examples,
                    validation_examples, source_spans, content_digest, redaction_policy
-            FROM {DATASETS_TABLE} FINAL WHERE tenant = {{tenant:String}}
+            FROM ({_LATEST_DATASETS})
             ORDER BY created_at DESC, dataset_id LIMIT {{limit:UInt32}}""",
         {"tenant": tenant, "limit": int(limit)},
     )

@@ -27,13 +27,8 @@ from typing import Any, Final
 
 import pyarrow as pa
 
-from agentledger.pipeline.services.datasets.feedback import FEEDBACK_TABLE, effective_score_sql
-from agentledger.pipeline.services.datasets.formats import (
-    FINISH_REASON_KEYS,
-    TOOL_KEYS,
-    TOOL_PREFIXES,
-    TRUNCATED_KEY,
-)
+from agentledger.pipeline.services.datasets.feedback import FEEDBACK_VIEW, effective_score_sql
+from agentledger.pipeline.services.datasets.formats import TRUNCATED_KEY
 from agentledger.pipeline.store import Store, StoreRejected
 
 __all__ = [
@@ -176,7 +171,7 @@ def feedback_condition(
         test = f"has(val, {{{v}:String}})"
         having = "1"
     fb = (
-        f"SELECT trace_id, span_id, {agg} AS val FROM {FEEDBACK_TABLE} FINAL "
+        f"SELECT trace_id, span_id, {agg} AS val FROM {FEEDBACK_VIEW} "
         f"WHERE tenant = {{tenant:String}} AND name = {{{n}:String}} GROUP BY trace_id, span_id HAVING {having}"
     )
     if per == "span":
@@ -294,26 +289,12 @@ class Page:
     contents: dict[str, tuple[str, int]] = field(default_factory=dict)
 
 
-def _tool_map(column: str) -> str:
-    """SQL: the entries of a span's attribute map (or refs map) that can hold tool definitions."""
-    assert not any(c in p for p in TOOL_PREFIXES for c in "_%'"), (
-        "prefixes are used as LIKE patterns"
-    )
-    parts = [f"mapExtractKeyLike({column}, '{p}%')" for p in TOOL_PREFIXES]
-    fixed = ", ".join(f"'{k}', {column}['{k}']" for k in TOOL_KEYS)
-    parts.append(f"mapFilter((k, v) -> v != '', map({fixed}))")
-    return f"mapConcat({', '.join(parts)})"
-
-
 _CALL_COLUMNS: Final = (
-    f"toJSONString({_tool_map('attributes')}) AS tool_attrs, "
-    f"toJSONString({_tool_map('attribute_refs')}) AS tool_refs, "
-    f"attributes['{FINISH_REASON_KEYS[0]}'] AS finish_reason, attributes['{FINISH_REASON_KEYS[1]}'] AS finish_reasons, "
-    f"mapContains(attributes, '{TRUNCATED_KEY}') AS truncated"
+    f"tools_hash, finish_reasons, mapContains(attributes, '{TRUNCATED_KEY}') AS truncated"
 )
-"""SQL columns a model call's example needs besides its messages (tools offered, why it stopped);
-the tool attributes come as JSON text, which repeats across calls and is parsed once per value."""
-_TOOL_REF_HASHES: Final = f"mapValues({_tool_map('attribute_refs')})"
+"""SQL columns a model call's example needs besides its messages: the tools offered (by content
+hash; a few lists repeat across calls, each parsed once) and why it stopped."""
+_TOOL_REF_HASHES: Final = "[tools_hash]"
 
 
 class _Prefetching:
@@ -600,8 +581,8 @@ class PreferencePages(_Prefetching):
     of a prompt is in the same page."""
 
     COLUMNS: Final = (
-        "input_hash, span_id, trace_id, session_id, kind, output_hash, tool_attrs, tool_refs, "
-        "finish_reason, finish_reasons, truncated, ref_hashes, score, scored, corrections"
+        "input_hash, span_id, trace_id, session_id, kind, output_hash, tools_hash, "
+        "finish_reasons, truncated, ref_hashes, score, scored, corrections"
     )
 
     def __init__(
@@ -620,12 +601,12 @@ class PreferencePages(_Prefetching):
         eff = effective_score_sql("pref_name" if feedback_name else None)
         if feedback_name:
             params["pref_name"] = feedback_name
-        fb = f"{FEEDBACK_TABLE} FINAL WHERE tenant = {{tenant:String}}"
+        fb = f"{FEEDBACK_VIEW} WHERE tenant = {{tenant:String}}"
         self.candidates = f"""
             SELECT s.input_hash AS input_hash, s.span_id AS span_id, s.trace_id AS trace_id,
                    s.session_id AS session_id, s.kind AS kind, s.output_hash AS output_hash,
-                   s.tool_attrs AS tool_attrs, s.tool_refs AS tool_refs, s.finish_reason AS finish_reason,
-                   s.finish_reasons AS finish_reasons, s.truncated AS truncated, s.ref_hashes AS ref_hashes,
+                   s.tools_hash AS tools_hash, s.finish_reasons AS finish_reasons,
+                   s.truncated AS truncated, s.ref_hashes AS ref_hashes,
                    if(ss.span_id != '', ss.v, ts.v) AS score, ss.span_id != '' OR ts.trace_id != '' AS scored,
                    c.corrections AS corrections
             FROM (SELECT input_hash, span_id, trace_id, session_id, kind, output_hash, {_CALL_COLUMNS},

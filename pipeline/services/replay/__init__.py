@@ -1,13 +1,13 @@
 """Replay of recorded model decisions: rebuild the request, send it again, diff the answers.
 
-**Rebuilding.** An LLM span's request is rebuilt from what the store holds: the
-canonical input messages (``contents`` under ``input_hash``), the tools offered,
-the request parameters and the requested model (``agentledger.pipeline.services.recorded``
-reads them for every convention), in the provider's wire format (OpenAI chat
-completions, or Anthropic messages). Where the instrumentation also recorded the
-request itself (OpenInference's ``input.value``: the SDK call's arguments as JSON),
-that recorded request is what replay sends, and the reconstruction is checked
-against it; elsewhere the reconstruction is sent.
+**Rebuilding.** An LLM span's request is rebuilt from the canonical call the normalizer
+recorded at ingest (``agentledger.schemas.calls``): the input messages (``contents`` under
+``input_hash``), the tools offered (``tools_hash``), the request parameters
+(``request_params``) and the requested model, in the provider's wire format (OpenAI chat
+completions, or Anthropic messages). Where the instrumentation also recorded the request
+itself (``raw_request_hash``; OpenInference does: the SDK call's arguments as JSON), that
+recorded request is what replay sends, and the reconstruction is checked against it;
+elsewhere the reconstruction is sent.
 
 **Hashes** (``RebuiltRequest.checks``), all SHA-256 over the canonical form of
 ``agentledger.schemas.contents`` (sorted-key compact JSON):
@@ -18,16 +18,18 @@ against it; elsewhere the reconstruction is sent.
   hash recorded at call time* a replay is held to (``messages_match``).
 * ``request_sha256``: of the whole request body sent (model, messages, tools,
   parameters), before replay's own overrides (``--model``, streaming off).
-* ``recorded_request_sha256``: of OpenInference's recorded request, whose stored
-  text is first re-hashed against the content hash it is stored under
-  (``recorded_request_intact``); ``reconstruction_exact`` says whether the request
-  rebuilt from messages, tools, parameters and model hashes the same.
+* ``recorded_request_sha256``: of the recorded request, whose stored text is first
+  re-hashed against the content hash it is stored under (``recorded_request_intact``);
+  ``reconstruction_exact`` says whether the request rebuilt from messages, tools,
+  parameters and model hashes the same.
+* ``request_hash``: the span's ``request_hash`` (``agentledger.schemas.calls.request_hash``),
+  which names the same request whichever convention recorded it.
 
 **Diffing.** The new answer is compared with the recorded one (canonical output
 messages): the same tools chosen in the same order, the same arguments (as JSON
 values), and the text's similarity (``difflib`` ratio; token Jaccard as well). No
 difference at all is zero drift. ``replay_many`` does this for many recorded calls
-and sums it up as a drift report, stored (``replay_runs``, ``replays``) with links
+and sums it up as a drift report, stored in the record log (a ``drift_report`` record) with links
 to the source spans, so that switching models can be run as a regression test.
 
 Modules: :mod:`.rebuild` (recorded calls rebuilt as requests), :mod:`.wire` (provider wire
@@ -56,8 +58,7 @@ from agentledger.pipeline.services.replay.send import (
     send_request,
 )
 from agentledger.pipeline.services.replay.storage import (
-    REPLAY_RUNS_TABLE,
-    REPLAYS_TABLE,
+    DRIFT_REPORTS_VIEW,
     get_report,
     list_reports,
     save_report,
@@ -67,8 +68,7 @@ from agentledger.pipeline.services.replay.wire import ANTHROPIC, OPENAI, canonic
 __all__ = [
     "ANTHROPIC",
     "OPENAI",
-    "REPLAYS_TABLE",
-    "REPLAY_RUNS_TABLE",
+    "DRIFT_REPORTS_VIEW",
     "Answer",
     "Diff",
     "DriftReport",

@@ -11,10 +11,11 @@ from typing import Any
 from agentledger.pipeline.normalize.fields import parse_json
 from agentledger.pipeline.services.recorded import (
     Trace,
+    api_of,
     iso,
     llm_parameters,
-    offered_tools,
     span_rows,
+    span_tools,
 )
 from agentledger.pipeline.services.replay.answers import Answer
 from agentledger.pipeline.services.replay.wire import (
@@ -25,7 +26,6 @@ from agentledger.pipeline.services.replay.wire import (
     canonical_messages,
 )
 from agentledger.pipeline.store import Store
-from agentledger.schemas.attributes import OpenInference as OI
 from agentledger.schemas.contents import canonical_bytes, content_hash
 
 __all__ = [
@@ -129,10 +129,7 @@ class RebuiltRequest:
 
 
 def _api_of(span: dict[str, Any], recorded: dict[str, Any] | None) -> str:
-    provider = (span["provider"] or "").lower()
-    if provider == ANTHROPIC or (
-        span["request_model"] or span["response_model"]
-    ).lower().startswith("claude"):
+    if api_of(span) == ANTHROPIC:
         return ANTHROPIC
     if (
         recorded is not None
@@ -155,15 +152,22 @@ def _wire(body: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _raw_arguments(trace: Trace, span: dict[str, Any]) -> Callable[[int, int], str | None]:
-    """The argument text of an earlier tool call as OpenInference recorded it (the canonical form
-    keeps the JSON value, not its spelling)."""
+def _raw_arguments(recorded: dict[str, Any] | None) -> Callable[[int, int], str | None]:
+    """The argument text of an earlier tool call as the recorded request spelled it (the canonical
+    form keeps the JSON value, not its spelling): message ``i``'s call ``k`` of the recorded
+    request's messages, which the canonical messages follow one for one."""
+    messages = recorded.get("messages") if recorded is not None else None
 
     def get(i: int, k: int) -> str | None:
-        return trace.attr(
-            span,
-            f"{OI.LLM_INPUT_MESSAGES}.{i}.{OI.MESSAGE_TOOL_CALLS}.{k}.{OI.TOOL_CALL_ARGUMENTS_SUFFIX}",
-        )
+        if not isinstance(messages, list) or i >= len(messages):
+            return None
+        message = messages[i]
+        calls = message.get("tool_calls") if isinstance(message, dict) else None
+        if not isinstance(calls, list) or k >= len(calls) or not isinstance(calls[k], dict):
+            return None
+        function = calls[k].get("function")
+        arguments = function.get("arguments") if isinstance(function, dict) else None
+        return arguments if isinstance(arguments, str) else None
 
     return get
 
@@ -175,28 +179,27 @@ def _rebuild(trace: Trace, span: dict[str, Any], api: str | None) -> RebuiltRequ
     if not isinstance(messages, list):
         raise ReplayError(f"span {span['span_id']} has no recorded input messages to replay")
     notes: list[str] = []
-    recorded_text = (
-        trace.attr(span, OI.INPUT_VALUE) if span["convention"] == "openinference" else None
-    )
+    ref = span["raw_request_hash"]  # the request as the instrumentation recorded it, if it did
+    recorded_text = trace.text(ref)
     recorded = parse_json(recorded_text)
     if not (isinstance(recorded, dict) and isinstance(recorded.get("messages"), list)):
         recorded = None
     native = _api_of(span, recorded)
     target = api or native
-    tools = offered_tools(trace, span)
+    tools = span_tools(trace, span)
     params, dropped = _sendable(llm_parameters(trace, span))
     if dropped:
         notes.append(f"parameters recorded without a usable value left out: {dropped}")
     model = span["request_model"] or span["response_model"]
-    rebuilt = _reconstruct(target, model, messages, tools, params, _raw_arguments(trace, span))
-    checks: dict[str, Any] = {"input_hash": span["input_hash"]}
-    ref = span["attribute_refs"].get(OI.INPUT_VALUE)
+    rebuilt = _reconstruct(target, model, messages, tools, params, _raw_arguments(recorded))
+    checks: dict[str, Any] = {
+        "input_hash": span["input_hash"],
+        "request_hash": span["request_hash"],
+    }
     if recorded is not None and target == native:
         body, source = _wire(recorded), "recorded"
         checks["recorded_request_sha256"] = _sha(body)
-        checks["recorded_request_intact"] = (
-            content_hash(recorded_text or "") == ref if ref else None
-        )
+        checks["recorded_request_intact"] = content_hash(recorded_text or "") == ref
         checks["reconstructed_sha256"] = _sha(rebuilt)
         checks["reconstruction_exact"] = (
             checks["reconstructed_sha256"] == checks["recorded_request_sha256"]
@@ -259,7 +262,7 @@ def rebuild_requests(
     holder = Trace(store, tenant, "", spans)
     hashes = []
     for s in spans:
-        hashes += [s["input_hash"], s["output_hash"], *s["attribute_refs"].values()]
+        hashes += [s["input_hash"], s["output_hash"], s["tools_hash"], s["raw_request_hash"]]
     holder.fetch(hashes)
     out = []
     for span_id in ids:

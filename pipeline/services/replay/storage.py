@@ -1,117 +1,51 @@
-"""Drift reports in the store (``replay_runs``, ``replays``), each replayed call linked to
-its source span so a regression can be traced back to the recorded decision."""
+"""Drift reports in the record log (kind ``drift_report``, typed view ``drift_reports_v``): a
+report's summary and each replayed call, linked to its source span so a regression can be traced
+back to the recorded decision."""
 
 from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import Any, Final
 
-import pyarrow as pa
+import orjson
 
-from agentledger.pipeline.services.replay.drift import DriftReport, _ns_of
+from agentledger.pipeline.services.replay.drift import DriftReport
 from agentledger.pipeline.store import Store
-
-__all__ = ["REPLAYS_TABLE", "REPLAY_RUNS_TABLE", "get_report", "list_reports", "save_report"]
-
-
-REPLAY_RUNS_TABLE = "replay_runs"
-"""One row per batch replay: the drift report's summary."""
-REPLAYS_TABLE = "replays"
-"""One row per replayed LLM call, linked to its source span."""
-
-
-_RUN_SCHEMA = pa.schema(
-    [
-        ("tenant", pa.string()),
-        ("created_at", pa.timestamp("ms", tz="UTC")),
-        ("run_id", pa.string()),
-        ("candidate_model", pa.string()),
-        ("base_url", pa.string()),
-        ("filter", pa.string()),
-        ("replayed", pa.uint32()),
-        ("errors", pa.uint32()),
-        ("drifted", pa.uint32()),
-        ("tool_agreement", pa.float64()),
-        ("argument_agreement", pa.float64()),
-        ("text_similarity_mean", pa.float64()),
-        ("text_similarity_p10", pa.float64()),
-        ("text_similarity_p50", pa.float64()),
-        ("text_similarity_min", pa.float64()),
-        ("report", pa.string()),
-    ]
+from agentledger.pipeline.store.records import append_records
+from agentledger.schemas.records import (
+    DRIFT_CALL_FIELDS,
+    VIEWS,
+    Actor,
+    Record,
+    RecordKind,
+    make_record,
 )
-_REPLAY_SCHEMA = pa.schema(
-    [
-        ("tenant", pa.string()),
-        ("created_at", pa.timestamp("ms", tz="UTC")),
-        ("run_id", pa.string()),
-        ("trace_id", pa.string()),
-        ("span_id", pa.string()),
-        ("source_start_time", pa.timestamp("ns", tz="UTC")),
-        ("agent_name", pa.string()),
-        ("api", pa.string()),
-        ("recorded_model", pa.string()),
-        ("recorded_answered_model", pa.string()),
-        ("replay_model", pa.string()),
-        ("replay_answered_model", pa.string()),
-        ("request_source", pa.string()),
-        ("request_sha256", pa.string()),
-        ("input_hash", pa.string()),
-        ("messages_match", pa.bool_()),
-        ("status", pa.string()),
-        ("error", pa.string()),
-        ("same_tools", pa.bool_()),
-        ("same_arguments", pa.bool_()),
-        ("text_similarity", pa.float64()),
-        ("token_jaccard", pa.float64()),
-        ("drift", pa.bool_()),
-        ("recorded_tools", pa.list_(pa.string())),
-        ("replayed_tools", pa.list_(pa.string())),
-        ("recorded_output_hash", pa.string()),
-        ("replayed_answer", pa.string()),
-    ]
-)
+
+__all__ = ["DRIFT_REPORTS_VIEW", "drift_record", "get_report", "list_reports", "save_report"]
+
+
+DRIFT_REPORTS_VIEW: Final = VIEWS[RecordKind.DRIFT_REPORT]
+"""Typed view of the drift report records: one row per stored record."""
+
+_CALL_NAMES: Final = tuple(c.name for c in DRIFT_CALL_FIELDS)
 
 
 def _nan(v: float | None) -> float:
     return float("nan") if v is None else float(v)
 
 
-def save_report(store: Store, report: DriftReport) -> None:
-    """Store the report: its summary in ``replay_runs``, each replayed call in ``replays``
-    (idempotent: the run id is the insert's deduplication token)."""
-    created_ms = report.created_at_ns // 1_000_000
+def drift_record(report: DriftReport, *, actor: str = Actor.API) -> Record:
+    """The record a drift report is stored as: its summary, and each replayed call."""
     s = report.summary
     sims = s["text_similarity"]
-    run = {
-        "tenant": [report.tenant],
-        "created_at": [created_ms],
-        "run_id": [report.run_id],
-        "candidate_model": [report.candidate_model],
-        "base_url": [report.base_url],
-        "filter": [json.dumps(report.filter, sort_keys=True, default=str)],
-        "replayed": [s["replayed"]],
-        "errors": [s["errors"]],
-        "drifted": [s["drifted"]],
-        "tool_agreement": [_nan(s["tool_agreement"])],
-        "argument_agreement": [_nan(s["argument_agreement"])],
-        "text_similarity_mean": [_nan(sims["mean"])],
-        "text_similarity_p10": [_nan(sims["p10"])],
-        "text_similarity_p50": [_nan(sims["p50"])],
-        "text_similarity_min": [_nan(sims["min"])],
-        "report": [json.dumps(s, ensure_ascii=False, default=str)],
-    }
-    rows: dict[str, list[Any]] = {name: [] for name in _REPLAY_SCHEMA.names}
+    calls = []
     for o in report.outcomes:
         r, d = o.request, o.diff
-        values = {
-            "tenant": report.tenant,
-            "created_at": created_ms,
-            "run_id": report.run_id,
+        call = {
             "trace_id": r.trace_id,
             "span_id": r.span_id,
-            "source_start_time": _ns_of(r.started_at),
+            "source_start_time": r.started_at,
             "agent_name": r.agent_name,
             "api": r.api,
             "recorded_model": r.request_model,
@@ -126,29 +60,44 @@ def save_report(store: Store, report: DriftReport) -> None:
             "error": o.error,
             "same_tools": bool(d and d.same_tools),
             "same_arguments": bool(d and d.same_arguments),
-            "text_similarity": _nan(d.text_similarity if d else None),
-            "token_jaccard": _nan(d.token_jaccard if d else None),
+            "text_similarity": d.text_similarity if d else None,
+            "token_jaccard": d.token_jaccard if d else None,
             "drift": bool(d.drift) if d else True,
             "recorded_tools": [n for n, _ in r.recorded.tool_calls],
             "replayed_tools": [n for n, _ in o.replayed.tool_calls] if o.replayed else [],
             "recorded_output_hash": r.output_hash,
-            "replayed_answer": json.dumps(o.replayed.as_dict(), ensure_ascii=False, default=str)
-            if o.replayed
-            else "",
+            "replayed_answer": o.replayed.as_dict() if o.replayed else None,
         }
-        for name in _REPLAY_SCHEMA.names:
-            rows[name].append(values[name])
-    store.insert_arrow(
-        REPLAY_RUNS_TABLE,
-        pa.table(run, schema=_RUN_SCHEMA),
-        dedup_token=f"replay-run-{report.run_id}",
+        calls.append(call)
+    return make_record(
+        RecordKind.DRIFT_REPORT,
+        report.tenant,
+        {
+            "run_id": report.run_id,
+            "created_at": report.created_at_ns,
+            "candidate_model": report.candidate_model,
+            "base_url": report.base_url,
+            "filter": report.filter,
+            "replayed": s["replayed"],
+            "errors": s["errors"],
+            "drifted": s["drifted"],
+            "tool_agreement": _nan(s["tool_agreement"]),
+            "argument_agreement": _nan(s["argument_agreement"]),
+            "text_similarity_mean": _nan(sims["mean"]),
+            "text_similarity_p10": _nan(sims["p10"]),
+            "text_similarity_p50": _nan(sims["p50"]),
+            "text_similarity_min": _nan(sims["min"]),
+            "summary": s,
+            "calls": calls,
+        },
+        actor=actor,
     )
-    if report.outcomes:
-        store.insert_arrow(
-            REPLAYS_TABLE,
-            pa.table(rows, schema=_REPLAY_SCHEMA),
-            dedup_token=f"replays-{report.run_id}",
-        )
+
+
+def save_report(store: Store, report: DriftReport, *, actor: str = Actor.API) -> None:
+    """Append the report to the record log (safe to repeat: the same report is the same record,
+    which readers count once)."""
+    append_records(store, [drift_record(report, actor=actor)])
 
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:
@@ -162,43 +111,67 @@ def _plain(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+_LATEST: Final = f"""
+    SELECT {{columns}} FROM {DRIFT_REPORTS_VIEW} WHERE {{where}}
+    ORDER BY recorded_at DESC, body_sha256 DESC LIMIT 1 BY run_id
+"""
+
+
+def _filter_text(raw: str) -> str:
+    """The filters as JSON text, keys sorted (as reports were always listed)."""
+    return json.dumps(orjson.loads(raw) if raw else {}, sort_keys=True, default=str)
+
+
 def list_reports(store: Store, tenant: str, limit: int = 20) -> list[dict[str, Any]]:
     """Stored drift reports of ``tenant``, newest first (summaries)."""
+    latest = _LATEST.format(
+        columns="run_id, created_at, candidate_model, base_url, filter, replayed, errors, drifted, "
+        "tool_agreement, argument_agreement, text_similarity_mean, text_similarity_p50, "
+        "text_similarity_min",
+        where="tenant = {tenant:String}",
+    )
     rows = store.query_rows(
-        f"""SELECT run_id, created_at, candidate_model, base_url, filter, replayed, errors, drifted, tool_agreement,
-                   argument_agreement, text_similarity_mean, text_similarity_p50, text_similarity_min
-            FROM {REPLAY_RUNS_TABLE} FINAL WHERE tenant = {{tenant:String}}
-            ORDER BY created_at DESC, run_id LIMIT {{limit:UInt32}}""",
+        f"SELECT * FROM ({latest}) ORDER BY created_at DESC, run_id LIMIT {{limit:UInt32}}",
         {"tenant": tenant, "limit": int(limit)},
     )
+    for r in rows:
+        r["filter"] = _filter_text(r["filter"])
     return [_plain(r) for r in rows]
+
+
+def _call(call: dict[str, Any]) -> dict[str, Any]:
+    out = {name: call.get(name) for name in _CALL_NAMES}
+    answer = out["replayed_answer"]
+    out["replayed_answer"] = "" if answer is None else json.dumps(answer, ensure_ascii=False)
+    return out
+
+
+def _call_order(call: dict[str, Any]) -> tuple[bool, float, str]:
+    similarity = call["text_similarity"]
+    missing = similarity is None or (isinstance(similarity, float) and math.isnan(similarity))
+    return (missing, 0.0 if missing else float(similarity), call["span_id"])
 
 
 def get_report(store: Store, tenant: str, run_id: str) -> dict[str, Any] | None:
     """A stored drift report: its summary and every replayed call with the link to its source span."""
     runs = store.query_rows(
-        f"SELECT run_id, created_at, candidate_model, base_url, filter, report FROM {REPLAY_RUNS_TABLE} FINAL "
-        "WHERE tenant = {tenant:String} AND run_id = {run_id:String}",
+        _LATEST.format(
+            columns="run_id, created_at, candidate_model, base_url, body",
+            where="tenant = {tenant:String} AND run_id = {run_id:String}",
+        ),
         {"tenant": tenant, "run_id": run_id},
     )
     if not runs:
         return None
     run = _plain(runs[0])
-    calls = store.query_rows(
-        f"""SELECT trace_id, span_id, source_start_time, agent_name, api, recorded_model, recorded_answered_model,
-                   replay_model, replay_answered_model, request_source, request_sha256, input_hash, messages_match,
-                   status, error, same_tools, same_arguments, text_similarity, token_jaccard, drift, recorded_tools,
-                   replayed_tools, recorded_output_hash, replayed_answer
-            FROM {REPLAYS_TABLE} FINAL WHERE tenant = {{tenant:String}} AND run_id = {{run_id:String}}
-            ORDER BY text_similarity, span_id""",
-        {"tenant": tenant, "run_id": run_id},
-    )
+    body = orjson.loads(run["body"])
+    calls = sorted((_call(c) for c in body["calls"]), key=_call_order)
     return {
         "run_id": run["run_id"],
         "created_at": run["created_at"],
         "candidate_model": run["candidate_model"],
         "base_url": run["base_url"],
-        "filter": json.loads(run["filter"] or "{}"),
-        "summary": json.loads(run["report"] or "{}"),
-        "calls": [_plain(c) for c in calls],
+        "filter": body["filter"] or {},
+        "summary": body["summary"] or {},
+        "calls": calls,
     }

@@ -1,6 +1,7 @@
 """Provider wire formats (OpenAI chat completions, Anthropic messages) to and from the
-normalizer's canonical messages: a replay is held to the ``input_hash`` recorded at ingest,
-so the request it sends must map back to exactly those messages."""
+canonical call (``agentledger.schemas.calls``: messages, tools, parameters): a replay is held to
+the ``input_hash`` recorded at ingest, so the request it sends must map back to exactly those
+messages."""
 
 from __future__ import annotations
 
@@ -10,11 +11,10 @@ from collections.abc import Callable
 from typing import Any
 
 from agentledger.pipeline.normalize.fields import from_openai_messages, parse_arguments
+from agentledger.pipeline.services.recorded import ANTHROPIC, OPENAI, tool_for_api
+from agentledger.schemas.calls import OPENAI_PARAM_NAMES
 
 __all__ = ["ANTHROPIC", "OPENAI", "canonical_messages"]
-
-
-OPENAI, ANTHROPIC = "openai", "anthropic"
 
 
 _DEFAULT_MAX_TOKENS = 1024  # Anthropic requires max_tokens; used only when translating a call to it
@@ -269,52 +269,9 @@ def _anthropic_messages(messages: list[dict[str, Any]]) -> tuple[Any, list[dict[
     return system, out
 
 
-def _function_of(tool: Any) -> dict[str, Any] | None:
-    """Name, description and JSON schema of a tool in any recorded shape: OpenAI chat
-    (``{"type": "function", "function": {...}}``), GenAI/Responses (flat ``{"type": "function", "name"...}``)
-    or Anthropic (``{"name", "input_schema"}``); None for other tools (built-in ones are sent as recorded)."""
-    if not isinstance(tool, dict):
-        return None
-    if tool.get("type") == "function" and isinstance(tool.get("function"), dict):
-        return dict(tool["function"])
-    if "input_schema" in tool and "name" in tool:
-        return {
-            k: v
-            for k, v in (
-                ("name", tool["name"]),
-                ("description", tool.get("description")),
-                ("parameters", tool["input_schema"]),
-            )
-            if v is not None
-        }
-    if tool.get("type") == "function" and "name" in tool:
-        return {
-            k: v for k, v in tool.items() if k in ("name", "description", "parameters", "strict")
-        }
-    return None
-
-
-def _openai_tool(tool: Any) -> Any:
-    function = _function_of(tool)
-    return tool if function is None else {"type": "function", "function": function}
-
-
-def _anthropic_tool(tool: Any) -> Any:
-    function = _function_of(tool)
-    if function is None:
-        return tool
-    out = {
-        "name": function.get("name", ""),
-        "input_schema": function.get("parameters") or {"type": "object", "properties": {}},
-    }
-    if function.get("description"):
-        out["description"] = function["description"]
-    return out
-
-
 def _sendable(params: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """Parameters as a provider takes them: non-finite numbers (Langfuse records an unset
-    ``max_tokens`` as ``Infinity``) are left out, and named."""
+    """Parameters that can be sent: non-finite numbers (Langfuse records an unset ``max_tokens``
+    as ``Infinity``) are left out, and named."""
     kept, dropped = {}, []
     for key, value in params.items():
         if key in ("messages", "tools", "system", "model"):
@@ -341,13 +298,12 @@ def _reconstruct(
         system, body["messages"] = _anthropic_messages(messages)
         if system:
             body["system"] = system
-        if tools:
-            body["tools"] = [_anthropic_tool(t) for t in tools]
+        body.update(params)
     else:
         body["messages"] = _openai_messages(messages, raw_arguments)
-        if tools:
-            body["tools"] = [_openai_tool(t) for t in tools]
-    body.update(params)
+        body.update((OPENAI_PARAM_NAMES.get(k, k), v) for k, v in params.items())
+    if tools:
+        body["tools"] = [tool_for_api(t, api) for t in tools]
     if api == ANTHROPIC:
         body.setdefault("max_tokens", _DEFAULT_MAX_TOKENS)
     return body

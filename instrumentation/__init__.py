@@ -33,7 +33,7 @@ _EXPORTS = {
     "SpanRewriter": "exporter",
     "ModelPinMismatch": "pinning",
     "ModelPins": "pinning",
-    # part B (governance.py): logged-before-taken tool calls, pause and resume
+    # part B (governance/): logged-before-taken tool calls, pause and resume
     "governed_tool": "governance",
     "governed_call": "governance",
     "configure_governance": "governance",

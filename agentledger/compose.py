@@ -9,8 +9,10 @@ process                     spans go to       governance records   feedback
 ``serve`` (embedded)        chDB, in process  fsynced journal ->   the store
                                               the store
 ``collector`` (Kafka)       the spans topic   the intents topic    the feedback topic
-                                              (controls: store
-                                              when it has one)
+                                              (controls: also the
+                                              compacted controls
+                                              topic all replicas
+                                              follow)
 ``pipeline run``            topics -> store   intents topic ->     feedback topic ->
                                               store                store
 CLI, local mode             (reads the data    the store (its       the store
@@ -23,10 +25,9 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from agentledger.collector import CollectorSettings
-from agentledger.collector.auth import Authenticator
 from agentledger.collector.main import create_app
 from agentledger.collector.services import EdgeServices, Lazy
 from agentledger.pipeline.governance import (
@@ -37,6 +38,7 @@ from agentledger.pipeline.governance import (
     RecordLog,
 )
 from agentledger.pipeline.governance.store_log import StoreLog
+from agentledger.pipeline.services.access import AccessRecorder, KeyBook
 from agentledger.pipeline.services.datasets.feedback import FeedbackLog, StoreFeedbackLog
 from agentledger.pipeline.settings import KafkaSettings, PipelineSettings, StoreSettings
 from agentledger.pipeline.sinks import Sink
@@ -83,11 +85,11 @@ def journal_dir(store: Store) -> str | None:
     return os.path.join(store.local_dir, "governance-journal", store.database)
 
 
-def _check_keys(collector: CollectorSettings) -> None:
-    """A bad key table fails at start-up, not at the first request."""
-    Authenticator(
-        collector.key_table(), no_auth=collector.no_auth, default_tenant=collector.default_tenant
-    )
+def _access(store: Store | None) -> dict[str, Any]:
+    """The key book and the access log of a process that has a store (none without)."""
+    if store is None:
+        return {}
+    return {"keys": KeyBook(store), "access": AccessRecorder(store)}
 
 
 # -- embedded: ``agentledger serve`` ----------------------------------------------------------
@@ -117,7 +119,6 @@ def build_embedded_app(
     from agentledger.pipeline.sinks.embedded import EmbeddedSink
     from agentledger.pipeline.store.writer import StoreWriter
 
-    _check_keys(collector)
     own = store is None
     if store is None:
         store = open_configured_store(store_settings)
@@ -131,7 +132,9 @@ def build_embedded_app(
     governance = Lazy(lambda: _embedded_governance(opened, journal, governance_settings))
     governance.get()  # a journal left by a crash is stored before anything is answered
     feedback: Lazy[FeedbackLog] = Lazy(lambda: StoreFeedbackLog(opened))
-    services = EdgeServices(sink=sink, store=store, governance=governance, feedback=feedback)
+    services = EdgeServices(
+        sink=sink, store=store, governance=governance, feedback=feedback, **_access(store)
+    )
     services.on_close.append(start_background_jobs(store))  # usage rollup, anomaly detection
     if own:
         services.on_close.append(store.close)
@@ -144,16 +147,22 @@ def build_embedded_app(
 def _kafka_governance(
     transport: Transport, store: Store | None, settings: GovernanceSettings
 ) -> GovernanceService:
+    from agentledger.pipeline.governance.control_topic import ControlTopic
     from agentledger.pipeline.governance.kafka_log import KafkaLog
 
     kafka_log = KafkaLog(transport, create_topics=False)
     store_log = StoreLog(store, timeout_s=settings.write_timeout_s) if store is not None else None
-    # controls are read by every replica: in the store when there is one, else on the topic
-    control_log: RecordLog = store_log or kafka_log
+    # a control is stored once (in the store, else through the intents topic) and shared with
+    # every replica through the compacted controls topic, which each one follows
+    control_topic = ControlTopic(transport, store_log or kafka_log, create_topic=False)
     book = ControlBook(
-        control_log, store, ttl_s=settings.controls_ttl_s, history=settings.memory_controls_history
+        control_topic,
+        store,
+        ttl_s=settings.controls_ttl_s,
+        history=settings.memory_controls_history,
+        follower=control_topic,
     )
-    owned = tuple(x for x in (kafka_log, store_log) if x is not None)
+    owned = tuple(x for x in (control_topic, kafka_log, store_log) if x is not None)
     return GovernanceService(kafka_log, book, store, settings, owned=owned, mode="kafka")
 
 
@@ -170,7 +179,6 @@ def build_collector_app(
     from agentledger.pipeline.sinks.kafka import KafkaSink
     from agentledger.pipeline.transport.kafka import KafkaTransport
 
-    _check_keys(collector)
     transport = KafkaTransport(kafka)
     sink = KafkaSink(transport)
     own = store is None and bool(store_settings.clickhouse_url)
@@ -189,6 +197,7 @@ def build_collector_app(
         governance=governance,
         feedback=feedback,
         store_gates_readiness=False,
+        **_access(store),
     )
     if own and store is not None:
         services.on_close.append(store.close)
@@ -198,7 +207,6 @@ def build_collector_app(
 def build_edge_app(collector: CollectorSettings, sink: Sink) -> FastAPI:
     """The collector over a sink of the caller's (the memory double in unit tests): ingest
     and health only; no store, so no reads, governance or feedback."""
-    _check_keys(collector)
     services = EdgeServices(
         sink=sink, store=None, governance=None, feedback=None, store_gates_readiness=False
     )

@@ -35,12 +35,14 @@ class AppServer:
         self._thread = threading.Thread(
             target=self._server.run, name="agentledger-server", daemon=True
         )
+        self._url: str | None = None
 
     @property
     def url(self) -> str:
-        sock = self._server.servers[0].sockets[0]
-        host, port = sock.getsockname()[:2]
-        return f"http://{host}:{port}"
+        """The address it listens on; still the same once stopped (a client may ask late)."""
+        if self._url is None:
+            raise RuntimeError("the server was not started")
+        return self._url
 
     def start(self, timeout: float = 30) -> AppServer:
         self._thread.start()
@@ -49,6 +51,8 @@ class AppServer:
             if not self._thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError("server did not start")
             time.sleep(0.02)
+        host, port = self._server.servers[0].sockets[0].getsockname()[:2]
+        self._url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
         return self
 
     def stop(self) -> None:

@@ -70,16 +70,29 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def bench_end_to_end(n_runs: int, runs_per_request: int, clients: int) -> dict[str, float]:
+_SECRET = "bench-secret-0123456789abcdef"
+
+
+def bench_end_to_end(
+    n_runs: int, runs_per_request: int, clients: int, *, auth: bool = False
+) -> dict[str, float]:
+    """``auth``: the server checks an ingest key on every request (as in production) instead of
+    running with ``--no-auth``."""
     data_dir = tempfile.mkdtemp(prefix="agentledger-bench-")
     port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k != "AGENTLEDGER_API_KEYS"}
+    if auth:
+        env["AGENTLEDGER_API_KEYS"] = f"default:ingest:bench-agent={_SECRET}"
+    headers = {"Content-Type": "application/x-protobuf"}
+    if auth:
+        headers["Authorization"] = f"Bearer {_SECRET}"
     server = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "agentledger.cli",
             "serve",
-            "--no-auth",
+            *([] if auth else ["--no-auth"]),
             "--port",
             str(port),
             "--data-dir",
@@ -89,6 +102,7 @@ def bench_end_to_end(n_runs: int, runs_per_request: int, clients: int) -> dict[s
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.STDOUT,
+        env=env,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -111,7 +125,7 @@ def bench_end_to_end(n_runs: int, runs_per_request: int, clients: int) -> dict[s
         httpx.post(
             f"{url}/v1/traces",
             content=warm,
-            headers={"Content-Type": "application/x-protobuf"},
+            headers=headers,
             timeout=60,
         )
         latencies: list[float] = []
@@ -130,7 +144,7 @@ def bench_end_to_end(n_runs: int, runs_per_request: int, clients: int) -> dict[s
                     resp = client.post(
                         f"{url}/v1/traces",
                         content=body,
-                        headers={"Content-Type": "application/x-protobuf"},
+                        headers=headers,
                     )
                     with lock:
                         latencies.append(time.perf_counter() - t)
@@ -176,6 +190,12 @@ def main() -> None:
         "--runs-per-request", type=int, default=100, help="runs per OTLP request (100 = 500 spans)"
     )
     ap.add_argument("--clients", type=int, default=4)
+    ap.add_argument(
+        "--auth",
+        choices=("both", "on", "off"),
+        default="both",
+        help="with an API key checked on every request, --no-auth, or both (compared)",
+    )
     args = ap.parse_args()
     print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}")
     for name, n in bench_normalizer(min(args.runs, 4000)).items():
@@ -188,15 +208,23 @@ def main() -> None:
             f"normalizer ({name}): {n['spans']} spans, {parse}"
             f"normalize {n['normalize_us']:.1f} us/span (best of 5; median {n['normalize_us_median']:.1f})"
         )
-    e = bench_end_to_end(args.runs, args.runs_per_request, args.clients)
-    print(
-        f"end to end: {e['spans']} spans in {e['requests']} requests ({e['mb']:.0f} MB protobuf), "
-        f"{args.clients} clients, {e['seconds']:.2f} s"
-    )
-    print(
-        f"  {e['spans_per_s']:,.0f} spans/s ({e['llm_spans_per_s']:,.0f} LLM spans/s), {e['mb_per_s']:.1f} MB/s; "
-        f"request latency p50 {e['p50_ms']:.0f} ms, p95 {e['p95_ms']:.0f} ms; every span stored once: yes"
-    )
+    modes = {"both": (False, True), "on": (True,), "off": (False,)}[args.auth]
+    figures = {}
+    for auth in modes:
+        e = bench_end_to_end(args.runs, args.runs_per_request, args.clients, auth=auth)
+        figures[auth] = e
+        print(
+            f"end to end ({'API key checked' if auth else '--no-auth'}): {e['spans']} spans in "
+            f"{e['requests']} requests ({e['mb']:.0f} MB protobuf), {args.clients} clients, "
+            f"{e['seconds']:.2f} s"
+        )
+        print(
+            f"  {e['spans_per_s']:,.0f} spans/s ({e['llm_spans_per_s']:,.0f} LLM spans/s), {e['mb_per_s']:.1f} MB/s; "
+            f"request latency p50 {e['p50_ms']:.0f} ms, p95 {e['p95_ms']:.0f} ms; every span stored once: yes"
+        )
+    if len(figures) == 2:
+        cost = 1 - figures[True]["spans_per_s"] / figures[False]["spans_per_s"]
+        print(f"auth cost: {cost:+.1%} of --no-auth spans/s (budget: at most 5%)")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exception_handlers import (
     http_exception_handler,
     request_validation_exception_handler,
@@ -24,12 +24,14 @@ from starlette.exceptions import HTTPException
 from agentledger.collector import otlp
 from agentledger.collector.auth import Authenticator
 from agentledger.collector.limits import BodyLimit, ConcurrencyLimit
+from agentledger.collector.policy import authorize, missing_routes
 from agentledger.collector.routers import (
     analytics,
     audit,
     feedback,
     governance,
     health,
+    keys,
     query,
     traces,
 )
@@ -43,13 +45,30 @@ __all__ = ["create_app"]
 def create_app(settings: CollectorSettings, services: EdgeServices) -> FastAPI:
     """The collector app over ``services`` (built by ``agentledger.compose``), closed on shutdown."""
 
+    try:
+        auth = Authenticator(
+            settings.key_table(),
+            no_auth=settings.no_auth,
+            default_tenant=settings.default_tenant,
+            source=services.keys.active if services.keys is not None else None,
+            refresh_s=settings.keys_refresh_s,
+        )
+    except ValueError:
+        services.close()  # no key to serve with: stop what was started, so the process ends
+        raise
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        services.close()
+        stop_refreshing = auth.start()
+        try:
+            yield
+        finally:
+            stop_refreshing()
+            services.close()
 
     app = FastAPI(
         **_no_self_telemetry(),
+        dependencies=[Depends(authorize)],
         title="AgentLedger collector",
         summary="OTLP/HTTP traces in; audit-grade records of every agent action out.",
         version=_version(),
@@ -57,12 +76,13 @@ def create_app(settings: CollectorSettings, services: EdgeServices) -> FastAPI:
     )
     app.state.settings = settings
     app.state.services = services
-    app.state.auth = Authenticator(
-        settings.key_table(), no_auth=settings.no_auth, default_tenant=settings.default_tenant
-    )
+    app.state.auth = auth
     app.state.export_gate = ConcurrencyLimit(settings.max_concurrent_exports)
-    for router in (health, traces, query, governance, analytics, feedback, audit):
+    for router in (health, traces, query, governance, analytics, feedback, audit, keys):
         app.include_router(router.router)
+    unguarded = missing_routes(app.routes)
+    if unguarded:
+        raise RuntimeError(f"routes without an access rule in collector/policy.py: {unguarded}")
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

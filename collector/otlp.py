@@ -27,6 +27,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from starlette.responses import Response
 
 from agentledger.pipeline.normalize.native import compiled as _native
+from agentledger.pipeline.sinks.base import SinkResult
 
 __all__ = [
     "OtlpError",
@@ -45,6 +46,7 @@ __all__ = [
     "count_spans",
     "drop_invalid_spans",
     "export_response",
+    "partial_success",
 ]
 
 PROTOBUF = "application/x-protobuf"
@@ -254,6 +256,14 @@ def encode_message(message: Any, media: str) -> bytes:
     if media == PROTOBUF:
         return bytes(message.SerializeToString())
     return cast(str, json_format.MessageToJson(message, indent=None)).encode()
+
+
+def partial_success(rejected: int, message: str, result: SinkResult | None) -> tuple[int, str]:
+    """The rejected count and message of an answer: spans dropped before the sink (``rejected``,
+    ``message``) plus those the sink reports, their messages joined."""
+    if result is None or not result.rejected:
+        return rejected, message
+    return rejected + result.rejected, "; ".join(m for m in (message, result.message) if m)
 
 
 def export_response(rejected: int = 0, message: str = "") -> ExportTraceServiceResponse:

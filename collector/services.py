@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from agentledger.pipeline.governance import GovernanceService
+from agentledger.pipeline.services.access import AccessRecorder, KeyBook
 from agentledger.pipeline.services.datasets.feedback import FeedbackLog
 from agentledger.pipeline.sinks import Sink
 from agentledger.pipeline.store import Store
@@ -54,7 +55,8 @@ class Lazy(Generic[T]):
 class EdgeServices:
     """The services behind the collector's routes.
 
-    ``store`` is the read side (None: a Kafka collector with no ClickHouse URL);
+    ``store`` is the read side (None: a Kafka collector with no ClickHouse URL), and then also
+    where the API keys and the access log are;
     ``store_gates_readiness``: ingest lands in that store (embedded), so ``/readyz``
     requires it.
     """
@@ -64,6 +66,10 @@ class EdgeServices:
     governance: Lazy[GovernanceService] | None
     feedback: Lazy[FeedbackLog] | None
     store_gates_readiness: bool = True
+    keys: KeyBook | None = None
+    """The store's API keys (None: only the configured bootstrap keys)."""
+    access: AccessRecorder | None = None
+    """Where reads of content are logged (every process that can read has a store)."""
     on_close: list[Callable[[], None]] = field(default_factory=list)
 
     def close(self) -> None:

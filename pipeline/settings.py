@@ -8,7 +8,13 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from agentledger.schemas.topics import DEAD_LETTER_TOPIC, FEEDBACK_TOPIC, INTENTS_TOPIC, SPANS_TOPIC
+from agentledger.schemas.topics import (
+    CONTROLS_TOPIC,
+    DEAD_LETTER_TOPIC,
+    FEEDBACK_TOPIC,
+    INTENTS_TOPIC,
+    SPANS_TOPIC,
+)
 
 if TYPE_CHECKING:
     from agentledger.pipeline.derive.ledger import Ledger
@@ -81,6 +87,8 @@ class KafkaSettings(BaseSettings):
     dead_letter_topic: str = DEAD_LETTER_TOPIC
     feedback_topic: str = FEEDBACK_TOPIC
     intents_topic: str = INTENTS_TOPIC
+    controls_topic: str = CONTROLS_TOPIC
+    """Compacted topic of run controls every collector replica follows (created compacted)."""
     partitions: int = Field(6, ge=1)
     replication_factor: int = Field(1, ge=1)
     retention_ms: int = Field(7 * 24 * 3600 * 1000, ge=-1)

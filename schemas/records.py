@@ -45,6 +45,7 @@ __all__ = [
     "DRIFT_CALL_FIELDS",
     "ENVELOPE_VIEW_COLUMNS",
     "ID_FIELDS",
+    "LATER_FIELDS",
     "LATEST_FEEDBACK_VIEW",
     "RECORDS_TABLE",
     "RECORD_COLUMNS",
@@ -77,6 +78,11 @@ class RecordKind(str, enum.Enum):
     """The manifest of an exported dataset."""
     DRIFT_REPORT = "drift_report"
     """A replay run's drift report, with each replayed call."""
+    API_KEY = "api_key"
+    """An API key created or revoked (its SHA-256, never the secret); the latest record per key
+    name is the key as it stands."""
+    ACCESS = "access"
+    """One read of content (traces, spans, contents, audit reports, exports, the key list)."""
 
 
 class Actor:
@@ -153,16 +159,17 @@ BODY_FIELDS: Final[Mapping[RecordKind, tuple[Column, ...]]] = {
         Column("paused_ms", "Float64", "Time the call waited parked, milliseconds."),
     ),
     RecordKind.CONTROL: (
-        Column("control_id", "String", "Control id, 32 hex digits."),
+        Column("control_id", "String", "Server's id (from the client's key, if any), 32 hex."),
         Column("created_at", _DT6, "When the collector recorded the control."),
         Column("action", "String", "pause or resume."),
         Column("scope", "String", "trace, session, agent or principal."),
         Column("target", "String", "Trace id, session id, agent name or principal id."),
-        Column("by", "String", "Who asked for it."),
+        Column("by", "String", "Name of the API key that recorded it (api, cli without keys)."),
         Column("reason", "String", "Why."),
+        Column("note", "String", "Who the client said asked (its `by`): a note, not identity."),
     ),
     RecordKind.FEEDBACK: (
-        Column("feedback_id", "String", "Given by the client, else SHA-256 of the feedback."),
+        Column("feedback_id", "String", "Server's: from the client's key, else SHA-256 of it."),
         Column("trace_id", "String", "Trace the feedback is about."),
         Column("span_id", "String", "Span it is about; empty for the whole trace."),
         Column("name", "String", "What was judged (helpfulness, correctness, thumbs...)."),
@@ -210,6 +217,27 @@ BODY_FIELDS: Final[Mapping[RecordKind, tuple[Column, ...]]] = {
         Column("summary", "JSON", "The full summary, worst cases included."),
         Column("calls", "JSON", "Each replayed call, linked to its source span."),
     ),
+    RecordKind.API_KEY: (
+        Column("name", "String", "Key name, unique across tenants; the actor of what it sends."),
+        Column("role", "String", "ingest, reader, operator, auditor or admin."),
+        Column("agent", "String", "The one agent the key may send for; empty = any."),
+        Column("key_sha256", "String", "SHA-256 of the secret, 64 hex digits (never the secret)."),
+        Column("status", "String", "active, or revoked (a revoked key is refused everywhere)."),
+        Column("created_at", _DT6, "When the key was created."),
+        Column("changed_at", _DT6, "When this record was made (creation or revocation)."),
+    ),
+    RecordKind.ACCESS: (
+        Column("access_id", "String", "Entry id, 32 hex digits."),
+        Column("accessed_at", _DT6, "When the read was answered."),
+        Column("key_name", "String", "Name of the key that read."),
+        Column("role", "String", "Role of that key."),
+        Column("method", "String", "HTTP method (or cli for a local read)."),
+        Column("route", "String", "Route template, e.g. /api/v1/traces/{trace_id}."),
+        Column("object_ids", "Array(String)", "Ids of what was read (trace, content, dataset...)."),
+        Column("rows", "UInt64", "Rows (spans, items, examples) the answer carried."),
+        Column("prev_sha256", "String", "body_sha256 of this writer's previous entry (a chain)."),
+        Column("writer", "String", "The process that wrote the entry and its chain."),
+    ),
 }
 """Each kind's body fields, with the type its typed view gives them."""
 
@@ -243,6 +271,13 @@ DRIFT_CALL_FIELDS: Final[tuple[Column, ...]] = (
 )
 """The fields of each object in a drift report's ``calls``."""
 
+LATER_FIELDS: Final[Mapping[RecordKind, Mapping[str, Any]]] = {
+    RecordKind.CONTROL: {"note": ""},
+}
+"""Body fields added after a kind's first version, with the value a record made before holds
+(``make_record`` fills them in for a body that lacks them: a journal line or topic value written by
+an earlier version, a row carried over from a per-kind table)."""
+
 ID_FIELDS: Final[Mapping[RecordKind, str]] = {
     RecordKind.INTENT: "intent_id",
     RecordKind.OUTCOME: "intent_id",
@@ -250,6 +285,8 @@ ID_FIELDS: Final[Mapping[RecordKind, str]] = {
     RecordKind.FEEDBACK: "feedback_id",
     RecordKind.DATASET: "dataset_id",
     RecordKind.DRIFT_REPORT: "run_id",
+    RecordKind.API_KEY: "name",
+    RecordKind.ACCESS: "access_id",
 }
 """The body field a record's ``record_id`` is (the view names ``record_id`` so)."""
 
@@ -260,6 +297,8 @@ VIEWS: Final[Mapping[RecordKind, str]] = {
     RecordKind.FEEDBACK: "feedback_v",
     RecordKind.DATASET: "datasets_v",
     RecordKind.DRIFT_REPORT: "drift_reports_v",
+    RecordKind.API_KEY: "api_keys_v",
+    RecordKind.ACCESS: "access_log_v",
 }
 """The typed view of each kind: one row per stored record (a re-sent one may appear twice)."""
 
@@ -383,6 +422,9 @@ def make_record(
     Raises ValueError when the fields are not those of the kind.
     """
     names = _NAMES[kind]
+    later = LATER_FIELDS.get(kind, {})
+    if later and not later.keys() <= fields.keys():
+        fields = {**{k: v for k, v in later.items() if k not in fields}, **fields}
     if fields.keys() != names:
         missing, extra = sorted(names - fields.keys()), sorted(fields.keys() - names)
         raise ValueError(f"{kind.value} body: missing {missing}, unknown {extra}")

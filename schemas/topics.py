@@ -9,6 +9,7 @@ __all__ = [
     "DEAD_LETTER_TOPIC",
     "FEEDBACK_TOPIC",
     "INTENTS_TOPIC",
+    "CONTROLS_TOPIC",
     "EMBEDDED_SOURCE",
     "SCHEMA_VERSION",
     "Headers",
@@ -22,6 +23,9 @@ FEEDBACK_TOPIC: Final = "agentledger.feedback"
 """Scores, labels and comments attached to traces and spans."""
 INTENTS_TOPIC: Final = "agentledger.intents"
 """Intent records of governed tool calls, written before the tool runs."""
+CONTROLS_TOPIC: Final = "agentledger.controls"
+"""Run controls (pause, resume), compacted, keyed ``tenant/scope/target``: every collector
+replica follows it from the beginning (the intents topic carries the same records to the store)."""
 EMBEDDED_SOURCE: Final = "embedded"
 """``source_topic`` of rows stored by the embedded server (no Kafka)."""
 SCHEMA_VERSION: Final = "1"

@@ -174,7 +174,7 @@ def test_serve_then_query_over_http(tmp_path: Path) -> None:
 def test_serve_refuses_to_start_without_keys_or_no_auth(tmp_path: Path) -> None:
     out = _run("serve", "--port", str(_free_port()), "--data-dir", str(tmp_path / "d"), timeout=60)
     assert out.returncode == 2
-    assert "no API keys configured" in out.stderr
+    assert "no API keys" in out.stderr and "agentledger keys create" in out.stderr
 
 
 def test_version_reports_normalizer_sdk_and_fast_path() -> None:

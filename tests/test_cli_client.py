@@ -161,3 +161,20 @@ def test_every_read_of_the_protocol_answers_a_read_model(client: type) -> None:
         answer = typing.get_type_hints(getattr(client, name))["return"]
         models = typing.get_args(answer) if typing.get_origin(answer) is list else (answer,)
         assert all(issubclass(m, ReadModel) for m in models), (name, answer)
+
+
+def test_a_download_cannot_land_outside_the_dataset_folder(tmp_path) -> None:
+    import httpx
+
+    from agentledger.cli.client import ClientError, HttpReadClient
+
+    served = httpx.MockTransport(lambda request: httpx.Response(200, content=b"payload"))
+    client = HttpReadClient("http://server.test", transport=served)
+    target = tmp_path / "ds"
+    target.mkdir()
+    for name in ("../evil.txt", "/tmp/evil.txt", "a/../../evil.txt", "x\x00y"):
+        with pytest.raises(ClientError, match="outside the dataset folder"):
+            client._download("/api/v1/datasets/d/files/x", str(target), name)
+    assert not (tmp_path / "evil.txt").exists()
+    client._download("/api/v1/datasets/d/files/x", str(target), "train/data.jsonl")
+    assert (target / "train" / "data.jsonl").read_bytes() == b"payload"

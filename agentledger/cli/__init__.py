@@ -49,7 +49,7 @@ def serve(
         False,
         "--no-auth",
         envvar="AGENTLEDGER_NO_AUTH",
-        help="Single tenant, no API keys (local use).",
+        help="Single tenant, no API keys, every role (loopback addresses only).",
     ),
     log_level: str = typer.Option("info", help="Log level."),
 ) -> None:
@@ -82,7 +82,10 @@ def collector(
     host: str = typer.Option("0.0.0.0", envvar="AGENTLEDGER_HOST", help="Interface to listen on."),
     port: int = typer.Option(4318, envvar="AGENTLEDGER_PORT", help="Port (4318 is OTLP/HTTP's)."),
     no_auth: bool = typer.Option(
-        False, "--no-auth", envvar="AGENTLEDGER_NO_AUTH", help="Single tenant, no API keys."
+        False,
+        "--no-auth",
+        envvar="AGENTLEDGER_NO_AUTH",
+        help="Single tenant, no API keys, every role (loopback addresses only).",
     ),
     log_level: str = typer.Option("info", help="Log level."),
 ) -> None:
@@ -264,6 +267,7 @@ def version(as_json: bool = JsonOpt) -> None:
 from agentledger.cli import audit as _audit  # noqa: E402
 from agentledger.cli import datasets as _datasets  # noqa: E402
 from agentledger.cli import governance as _governance  # noqa: E402
+from agentledger.cli import keys as _keys  # noqa: E402
 from agentledger.cli import usage as _usage  # noqa: E402
 from agentledger.cli.pipeline import app as _pipeline_app  # noqa: E402
 
@@ -272,6 +276,7 @@ _governance.register(app)
 _usage.register(app)
 _datasets.register(app)
 _audit.register(app)
+_keys.register(app)
 
 
 def main() -> None:

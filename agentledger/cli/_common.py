@@ -25,6 +25,7 @@ __all__ = [
     "fail",
     "jsonable",
     "print_json",
+    "tenant_name",
 ]
 
 T = TypeVar("T")
@@ -46,10 +47,23 @@ DataDirOpt = typer.Option(
 ApiKeyOpt = typer.Option(
     None, "--api-key", envvar="AGENTLEDGER_API_KEY", help="API key for the server."
 )
+
+
+def tenant_name(value: str) -> str:
+    """``--tenant`` checked like every tenant name (``schemas.names``): a usage error if not."""
+    from agentledger.schemas.names import validate_name
+
+    try:
+        return validate_name("tenant", value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+
 TenantOpt = typer.Option(
     "default",
     "--tenant",
     envvar="AGENTLEDGER_TENANT",
+    callback=tenant_name,
     help="Tenant, when reading a store directly.",
 )
 JsonOpt = typer.Option(False, "--json", help="Print JSON instead of a table.")

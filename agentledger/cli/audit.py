@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 from agentledger.cli import render
-from agentledger.cli._common import DEFAULT_URL, ask, connect, jsonable
+from agentledger.cli._common import DEFAULT_URL, ask, connect, jsonable, tenant_name
 from agentledger.cli.client import ClientError, LedgerClient
 from agentledger.schemas.read import defaults as D
 
@@ -34,6 +34,8 @@ def _parse_filters(filters: list[str]) -> dict[str, Any]:
                 out[key] = datetime.fromisoformat(value.replace("Z", "+00:00"))
             elif key == "limit":
                 out[key] = int(value)
+                if not 1 <= out[key] <= D.REPLAY_REQUESTS_MAX:
+                    raise ValueError(f"limit must be between 1 and {D.REPLAY_REQUESTS_MAX}")
             elif key == "tools_only":
                 out[key] = value.lower() in ("1", "true", "yes", "on")
             else:
@@ -100,7 +102,11 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def verify(
         tenant: str = typer.Option(
-            "default", "--tenant", envvar="AGENTLEDGER_TENANT", help="Tenant to verify."
+            "default",
+            "--tenant",
+            envvar="AGENTLEDGER_TENANT",
+            callback=tenant_name,
+            help="Tenant to verify.",
         ),
         since: str | None = typer.Option(
             None, help="Check rows of checkpoints created since 'YYYY-MM-DD HH:MM:SS'."
@@ -156,7 +162,7 @@ def register(app: typer.Typer) -> None:
             None, "--output", "-o", help="Write the report to this file."
         ),
         tenant: str = typer.Option(
-            "default", "--tenant", envvar="AGENTLEDGER_TENANT", help="Tenant."
+            "default", "--tenant", envvar="AGENTLEDGER_TENANT", callback=tenant_name, help="Tenant."
         ),
         url: str = typer.Option(
             DEFAULT_URL, "--url", envvar="AGENTLEDGER_URL", help="Running server."
@@ -218,7 +224,7 @@ def register(app: typer.Typer) -> None:
             False, "--fail-on-drift", help="Exit 1 when any call drifted or failed."
         ),
         tenant: str = typer.Option(
-            "default", "--tenant", envvar="AGENTLEDGER_TENANT", help="Tenant."
+            "default", "--tenant", envvar="AGENTLEDGER_TENANT", callback=tenant_name, help="Tenant."
         ),
         url: str = typer.Option(
             DEFAULT_URL, "--url", envvar="AGENTLEDGER_URL", help="Running server."

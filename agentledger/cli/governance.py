@@ -45,6 +45,11 @@ _BY = typer.Option(
 _JSON = typer.Option(False, "--json", help="Print JSON.")
 
 
+def _recorded_by(by: str, note: str) -> str:
+    """The key that recorded a control, and who the client said asked (a note, not identity)."""
+    return f"{by} (for {note})" if note and note != by else by
+
+
 class _Failure(Exception):
     pass
 
@@ -113,7 +118,8 @@ def _control(
         return
     verb = "paused" if action == "pause" else "resumed"
     typer.echo(
-        f"{verb} {scope} {target} (control {event.control_id}) by {event.by}: {event.reason}"
+        f"{verb} {scope} {target} (control {event.control_id}) by {_recorded_by(event.by, event.note)}: "
+        f"{event.reason}"
     )
 
 
@@ -188,7 +194,13 @@ def register(app: typer.Typer) -> None:
             table.add_column(column)
         for c in answer.controls:
             table.add_row(
-                _when(c.created_at_ns), c.action, c.scope, c.target, c.by, c.reason, c.control_id
+                _when(c.created_at_ns),
+                c.action,
+                c.scope,
+                c.target,
+                _recorded_by(c.by, c.note),
+                c.reason,
+                c.control_id,
             )
         if not answer.controls:
             typer.echo("no pauses in force" if not show_all else "no controls recorded")

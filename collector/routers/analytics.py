@@ -1,9 +1,10 @@
 """Analytics API: usage, patterns of use, anomalies (reads ``agentledger.pipeline.derive``).
 
 Every route serves the caller's tenant only. Usage reads the exact hourly
-rollup; by default it first brings the rollup up to date (an incremental
-pass that costs one fingerprint scan when nothing changed), so a reader
-sees what was ingested a moment ago even between background passes.
+rollup and never runs it (the background job does; one pass per request would
+let readers drive the store's load). By default it adds the spans not rolled
+up yet, aggregated from the raw table over a bounded number of recent hours,
+so a reader sees what was ingested a moment ago even between background passes.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from fastapi import APIRouter, HTTPException, Query
 from starlette.concurrency import run_in_threadpool
 
 from agentledger.collector.deps import StoreDep, TenantDep, read_errors
-from agentledger.pipeline.derive.usage import READ_REFRESH_LOOKBACK_HOURS
+from agentledger.collector.routers.params import page_size
+from agentledger.pipeline.derive.usage import READ_TAIL_HOURS
 from agentledger.pipeline.services import reads
 from agentledger.schemas.analytics import USAGE_DIMENSIONS, USAGE_METRICS, AnomalyType
 from agentledger.schemas.read import Anomaly, DetectionResult, PatternsReport, UsageReport
@@ -49,10 +51,11 @@ async def usage(
     interval: Literal["hour", "day"] | None = Query(
         None, description="Add a time bucket: a series."
     ),
-    top: int = Query(
+    top: int = page_size(
         D.USAGE_TOP,
-        ge=0,
-        le=D.USAGE_TOP_MAX,
+        D.USAGE_TOP_MAX,
+        name="top",
+        minimum=0,
         description="Keep the N groups with the highest order_by (0: all).",
     ),
     order_by: str = Query(D.USAGE_ORDER_BY, description=f"One of {', '.join(USAGE_METRICS)}."),
@@ -64,8 +67,8 @@ async def usage(
     tool: str | None = None,
     refresh: bool = Query(
         True,
-        description=f"Bring the rollup up to date first (hours of the last "
-        f"{READ_REFRESH_LOOKBACK_HOURS}).",
+        description="Also count spans the rollup does not hold yet (read raw, at most the "
+        f"last {READ_TAIL_HOURS} hours); false: the rollup as the background job left it.",
     ),
 ) -> UsageReport:
     filters = {
@@ -92,7 +95,7 @@ async def usage(
             top=top,
             order_by=order_by,
             filters=filters,
-            refresh_hours=READ_REFRESH_LOOKBACK_HOURS if refresh else None,
+            tail_hours=READ_TAIL_HOURS if refresh else None,
         )
 
 
@@ -119,7 +122,7 @@ async def patterns(
     ),
     agent: str | None = None,
     n: int = Query(D.PATTERNS_NGRAM, ge=1, le=D.PATTERNS_NGRAM_MAX, description="Longest n-gram."),
-    top: int = Query(D.PATTERNS_TOP, ge=1, le=D.PATTERNS_TOP_MAX),
+    top: int = page_size(D.PATTERNS_TOP, D.PATTERNS_TOP_MAX, name="top"),
     k: int | None = Query(
         None, ge=1, le=D.PATTERNS_TOPICS_MAX, description="Topics (default: chosen by silhouette)."
     ),
@@ -151,7 +154,7 @@ async def anomalies(
     since: datetime | None = None,
     until: datetime | None = None,
     type: AnomalyType | None = None,
-    limit: int = Query(D.ANOMALIES_LIMIT, ge=1, le=D.ANOMALIES_MAX),
+    limit: int = page_size(D.ANOMALIES_LIMIT, D.ANOMALIES_MAX),
 ) -> list[Anomaly]:
     with read_errors():
         return await run_in_threadpool(

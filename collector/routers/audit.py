@@ -6,11 +6,12 @@ from datetime import datetime
 from functools import partial
 from typing import Any, Literal
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, HTTPException, Query
 from fastapi.responses import HTMLResponse, PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
-from agentledger.collector.deps import ActorDep, StoreDep, TenantDep, read_errors
+from agentledger.collector.deps import ActorDep, ReadLogDep, StoreDep, TenantDep, read_errors
+from agentledger.collector.routers.params import page_size
 from agentledger.pipeline.services import reads
 from agentledger.schemas.read import (
     AuditReport,
@@ -65,6 +66,7 @@ async def audit_report(
     ref: str,
     tenant: TenantDep,
     store: StoreDep,
+    read_log: ReadLogDep,
     format: Literal["json", "markdown", "html"] = "json",
     last: bool = Query(False, description="For a trace id: only its last tool call."),
 ) -> Any:
@@ -74,6 +76,7 @@ async def audit_report(
 
     with read_errors():
         report = await run_in_threadpool(reads.audit, store, tenant, ref, last=last)
+    await read_log.record([ref], len(report.actions))
     if format == "markdown":
         return PlainTextResponse(
             to_markdown(report.model_dump(mode="json")), media_type="text/markdown; charset=utf-8"
@@ -93,12 +96,15 @@ async def replay_request(
     span_id: str,
     tenant: TenantDep,
     store: StoreDep,
+    read_log: ReadLogDep,
     api: Literal["openai", "anthropic"] | None = Query(
         None, description="Rebuild in this wire format."
     ),
 ) -> RebuiltRequest:
     with read_errors():
-        return await run_in_threadpool(reads.replay_request, store, tenant, span_id, api=api)
+        found = await run_in_threadpool(reads.replay_request, store, tenant, span_id, api=api)
+    await read_log.record([span_id], 1)
+    return found
 
 
 @router.get(
@@ -110,16 +116,17 @@ async def replay_request(
 async def replay_requests(
     tenant: TenantDep,
     store: StoreDep,
+    read_log: ReadLogDep,
     agent: str | None = None,
     model: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
     tools_only: bool = False,
-    limit: int = Query(D.REPLAY_REQUESTS_LIMIT, ge=1, le=D.REPLAY_REQUESTS_MAX),
+    limit: int = page_size(D.REPLAY_REQUESTS_LIMIT, D.REPLAY_REQUESTS_MAX),
     api: Literal["openai", "anthropic"] | None = None,
 ) -> RebuiltRequests:
     with read_errors():
-        return await run_in_threadpool(
+        found = await run_in_threadpool(
             reads.replay_requests,
             store,
             tenant,
@@ -131,21 +138,28 @@ async def replay_requests(
             limit=limit,
             api=api,
         )
+    await read_log.record([r.span_id for r in found.requests], len(found.requests))
+    return found
 
 
 @router.post(
     "/replays",
     summary="Store a drift report (agentledger replay --filter ...)",
     response_model=ReplayStored,
-    responses={400: {}},
+    responses={400: {}, 409: {}},
 )
 async def store_replay(
     tenant: TenantDep, actor: ActorDep, store: StoreDep, report: dict[str, Any] = Body(...)
 ) -> ReplayStored:
-    with read_errors():
-        return await run_in_threadpool(
-            partial(reads.save_replay, store, tenant, report, actor=actor)
-        )
+    from agentledger.pipeline.services.replay import ReportConflict
+
+    try:
+        with read_errors():
+            return await run_in_threadpool(
+                partial(reads.save_replay, store, tenant, report, actor=actor)
+            )
+    except ReportConflict as exc:  # the run id is stored with another report
+        raise HTTPException(409, str(exc)) from exc
 
 
 @router.get(
@@ -154,7 +168,7 @@ async def store_replay(
 async def list_replays(
     tenant: TenantDep,
     store: StoreDep,
-    limit: int = Query(D.REPLAYS_LIMIT, ge=1, le=D.REPLAYS_MAX),
+    limit: int = page_size(D.REPLAYS_LIMIT, D.REPLAYS_MAX),
 ) -> list[ReplayRunSummary]:
     return await run_in_threadpool(reads.replays, store, tenant, limit=limit)
 

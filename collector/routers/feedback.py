@@ -4,7 +4,9 @@ Feedback is durable before the answer: embedded, it is in the store; with
 Kafka, the broker acknowledged it (acks=all) on the feedback topic, which the
 pipeline's ``FeedbackConsumer`` stores. Errors: 422 for feedback that is not
 valid, 404 for a span-only feedback naming a span the store does not know
-(embedded), 503 with ``Retry-After`` when the store or broker is unavailable.
+(embedded), 409 for feedback sent under an ``id`` (idempotency key) already used for
+other feedback (where the store can be read), 503 with ``Retry-After`` when the store or
+broker is unavailable.
 """
 
 from __future__ import annotations
@@ -14,15 +16,28 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Body, HTTPException, Query, Request
+from fastapi import APIRouter, Body, HTTPException, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from agentledger.collector.deps import ActorDep, FeedbackLogDep, StoreDep, TenantDep, read_errors
+from agentledger.collector.deps import (
+    ActorDep,
+    FeedbackLogDep,
+    IdentityDep,
+    ReadLogDep,
+    StoreDep,
+    TenantDep,
+    read_errors,
+)
+from agentledger.collector.policy import forbid_unless
+from agentledger.collector.routers.params import page_size
 from agentledger.pipeline.services import reads
 from agentledger.pipeline.services.datasets import export as dataset_export
 from agentledger.pipeline.services.datasets import feedback as fb
+from agentledger.pipeline.services.datasets import files as dataset_files
+from agentledger.schemas.access import Permission
+from agentledger.schemas.names import validate_name
 from agentledger.schemas.read import (
     DatasetManifest,
     DatasetSpan,
@@ -63,6 +78,8 @@ async def post_feedback(
             )
     except fb.FeedbackUnavailable as exc:
         raise _unavailable(str(exc)) from exc
+    except fb.FeedbackConflict as exc:  # the idempotency key was used for other feedback
+        raise HTTPException(409, str(exc)) from exc
 
 
 @router.get(
@@ -76,7 +93,7 @@ async def get_feedback(
     store: StoreDep,
     trace_id: str | None = None,
     span_id: str | None = None,
-    limit: int = Query(D.FEEDBACK_LIMIT, ge=1, le=D.FEEDBACK_MAX),
+    limit: int = page_size(D.FEEDBACK_LIMIT, D.FEEDBACK_MAX),
 ) -> list[FeedbackItem]:
     with read_errors():
         return await run_in_threadpool(
@@ -107,6 +124,10 @@ def _export_dir(request: Request, tenant: str, out_dir: str) -> Path:
         raise HTTPException(400, "out_dir must not contain a NUL character")
     if request.app.state.settings.no_auth:
         return Path(out_dir)
+    try:
+        validate_name("tenant", tenant)  # it becomes a folder name: never '..' or a path
+    except ValueError as exc:
+        raise HTTPException(400, str(exc)) from exc
     root = (Path(os.environ.get(DATASETS_DIR_ENV, "datasets")) / tenant).resolve()
     path = (root / out_dir).resolve()
     if path == root or root not in path.parents:
@@ -125,13 +146,23 @@ def _export_dir(request: Request, tenant: str, out_dir: str) -> Path:
     responses={400: {}, 403: {}},
 )
 async def create_dataset(
-    request: Request, body: ExportBody, tenant: TenantDep, actor: ActorDep, store: StoreDep
+    request: Request,
+    body: ExportBody,
+    identity: IdentityDep,
+    store: StoreDep,
+    read_log: ReadLogDep,
 ) -> DatasetManifest:
+    redact = body.request.get("redact", "all")
+    if redact != "all":  # a reader exports redacted data only; anything less is an admin's
+        forbid_unless(identity, Permission.ADMIN, f"an export with redact={redact!r}")
+    tenant = identity.tenant
     out = _export_dir(request, tenant, body.out_dir)
     with read_errors():
-        return await run_in_threadpool(
-            partial(reads.export_dataset, store, tenant, out, body.request, actor=actor)
+        manifest = await run_in_threadpool(
+            partial(reads.export_dataset, store, tenant, out, body.request, actor=identity.actor)
         )
+    await read_log.record([manifest.id], manifest.counts.examples)
+    return manifest
 
 
 @router.get(
@@ -142,7 +173,7 @@ async def create_dataset(
 async def list_datasets(
     tenant: TenantDep,
     store: StoreDep,
-    limit: int = Query(D.DATASETS_LIMIT, ge=1, le=D.DATASETS_MAX),
+    limit: int = page_size(D.DATASETS_LIMIT, D.DATASETS_MAX),
 ) -> list[DatasetSummary]:
     return await run_in_threadpool(reads.datasets, store, tenant, limit=limit)
 
@@ -172,7 +203,7 @@ async def get_dataset_spans(
     dataset_id: str,
     tenant: TenantDep,
     store: StoreDep,
-    limit: int = Query(D.DATASET_SPANS_LIMIT, ge=1, le=D.DATASET_SPANS_MAX),
+    limit: int = page_size(D.DATASET_SPANS_LIMIT, D.DATASET_SPANS_MAX),
 ) -> list[DatasetSpan]:
     with read_errors():
         return await run_in_threadpool(reads.dataset_spans, store, tenant, dataset_id, limit=limit)
@@ -184,6 +215,7 @@ async def get_dataset_spans(
     response_class=FileResponse,
     responses={
         200: {"content": {"application/octet-stream": {}}, "description": "The file's bytes."},
+        400: {},
         404: {},
         410: {},
     },
@@ -191,16 +223,23 @@ async def get_dataset_spans(
 async def get_dataset_file(
     dataset_id: str, name: str, tenant: TenantDep, store: StoreDep
 ) -> FileResponse:
+    """Only a file the manifest lists, directly in the dataset's folder (``datasets.files``)."""
+    try:
+        dataset_files.check_name(name)
+    except dataset_files.FileNameRejected as exc:
+        raise HTTPException(400, str(exc)) from exc
     manifest = await _manifest(store, tenant, dataset_id)
     listed = {f.path for f in manifest.files} | {dataset_export.MANIFEST_NAME}
     if name not in listed:
         raise HTTPException(404, f"dataset {dataset_id} has no file {name!r}")
     if manifest.recorded is None:
         raise HTTPException(410, f"dataset {dataset_id} has no recorded location")
-    path = Path(manifest.recorded.path) / name
-    if not path.is_file():
-        raise HTTPException(410, f"{name} is no longer at {path.parent}")
-    return FileResponse(path, filename=name)
+    try:
+        path = dataset_files.dataset_file(manifest.recorded.path, name, listed)
+    except dataset_files.DatasetFileError as exc:
+        status = {dataset_files.FileNameRejected: 400, dataset_files.FileGone: 410}
+        raise HTTPException(status.get(type(exc), 404), f"dataset {dataset_id}: {exc}") from exc
+    return FileResponse(path, filename=path.name)
 
 
 @router.get(

@@ -5,6 +5,11 @@ store; Kafka: acknowledged by the broker, acks=all) and says whether the tool ma
 run now (``proceed``) or must wait (``paused``, with the control that holds it).
 ``POST /v1/controls`` pauses or resumes the runs of a trace, session, agent or
 principal, recorded with who and why; ``GET /v1/controls`` lists them.
+
+Retries are safe and ids cannot be reused (``pipeline/governance/idempotency``): an intent sent
+again with the same id, attempt and request, an outcome sent again, a control sent again with
+its ``idempotency_key`` get the first answer (200); another request under the same key, a
+second different outcome, or an outcome for an intent never asked get 409.
 """
 
 from __future__ import annotations
@@ -17,7 +22,15 @@ from fastapi import APIRouter, HTTPException, Path, Query
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from agentledger.collector.deps import ActorDep, GovernanceDep, TenantDep, read_errors
+from agentledger.collector.deps import (
+    ActorDep,
+    AuthDep,
+    GovernanceDep,
+    IdentityDep,
+    TenantDep,
+    read_errors,
+)
+from agentledger.collector.routers.params import page_size
 from agentledger.pipeline.governance import (
     ControlIn,
     ControlOut,
@@ -59,9 +72,12 @@ def _error(exc: Exception) -> JSONResponse:
     summary="Record a governed tool's intent before it runs; answers proceed or paused",
     response_model=IntentAck,
     response_model_exclude_none=True,
-    responses={400: {}, 401: {}, 503: {}},
+    responses={400: {}, 401: {}, 409: {}, 503: {}},
 )
-async def ask(intent: IntentIn, tenant: TenantDep, actor: ActorDep, service: ServiceDep) -> Any:
+async def ask(intent: IntentIn, identity: IdentityDep, auth: AuthDep, service: ServiceDep) -> Any:
+    tenant, actor = identity.tenant, identity.actor
+    if identity.agent and intent.agent_name != identity.agent:
+        raise HTTPException(403, auth.refuse_agent(identity, intent.agent_name, "an intent"))
     try:
         return await run_in_threadpool(partial(service.ask, tenant, intent, actor=actor))
     except (GovernanceRejected, GovernanceUnavailable) as exc:
@@ -72,7 +88,7 @@ async def ask(intent: IntentIn, tenant: TenantDep, actor: ActorDep, service: Ser
     "/v1/intents/{intent_id}/outcome",
     summary="Record what a governed tool returned or raised",
     response_model=OutcomeStored,
-    responses={400: {}, 401: {}, 503: {}},
+    responses={400: {}, 401: {}, 409: {}, 503: {}},
 )
 async def outcome(
     intent_id: IntentId, body: OutcomeIn, tenant: TenantDep, actor: ActorDep, service: ServiceDep
@@ -96,7 +112,7 @@ def list_intents(
     trace_id: str | None = None,
     session_id: str | None = None,
     tool_name: str | None = None,
-    limit: int = Query(D.INTENTS_LIMIT, ge=1, le=D.INTENTS_MAX),
+    limit: int = page_size(D.INTENTS_LIMIT, D.INTENTS_MAX),
 ) -> list[IntentRecord]:
     try:
         return reads.intents(
@@ -129,7 +145,7 @@ def get_intent(intent_id: IntentId, tenant: TenantDep, service: ServiceDep) -> I
     "/v1/controls",
     summary="Pause or resume the runs of a trace, session, agent or principal",
     response_model=ControlOut,
-    responses={400: {}, 401: {}, 503: {}},
+    responses={400: {}, 401: {}, 409: {}, 503: {}},
 )
 def set_control(control: ControlIn, tenant: TenantDep, actor: ActorDep, service: ServiceDep) -> Any:
     try:
@@ -148,7 +164,7 @@ def list_controls(
     tenant: TenantDep,
     service: ServiceDep,
     all: bool = Query(False, description="Every pause and resume, not only the pauses in force."),
-    limit: int = Query(D.CONTROLS_LIMIT, ge=1, le=D.CONTROLS_MAX),
+    limit: int = page_size(D.CONTROLS_LIMIT, D.CONTROLS_MAX),
 ) -> Any:
     try:
         return reads.controls(service, tenant, everything=all, limit=limit)

@@ -1,4 +1,8 @@
-"""``POST /v1/traces``: OTLP/HTTP in, acknowledged only once the sink made it durable."""
+"""``POST /v1/traces``: OTLP/HTTP in, acknowledged only once the sink made it durable.
+
+The answer's partial success counts the spans not stored as sent: invalid ones dropped here,
+and those the sink reports (re-sent with a stored span's ids but other content, see
+``EmbeddedSink``)."""
 
 from __future__ import annotations
 
@@ -53,16 +57,19 @@ def _ingest(
             f"request holds {total} spans, over the limit of {settings.max_spans_per_request}; send smaller batches",
         )
     if request is None:
-        if total:
-            sink.write(IngestBatch(tenant, received, None, total, data))
-        return otlp.encode_message(otlp.export_response(), media)
+        result = sink.write(IngestBatch(tenant, received, None, total, data)) if total else None
+        response = otlp.export_response(*otlp.partial_success(0, "", result))
+        return otlp.encode_message(response, media)
     rejected, reason = otlp.drop_invalid_spans(request)
     if total and rejected == total:
         raise otlp.OtlpError(400, f"no valid span in request: {reason}")
     truncate_attributes(request, settings.max_attribute_length, len(data))
-    if total - rejected:
+    result = (
         sink.write(IngestBatch(tenant, received, request, total - rejected))
-    response = otlp.export_response(rejected, reason)
+        if total - rejected
+        else None
+    )
+    response = otlp.export_response(*otlp.partial_success(rejected, reason, result))
     return otlp.encode_message(response, media)
 
 

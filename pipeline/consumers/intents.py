@@ -10,6 +10,13 @@ body does not match its hash, or it is not a governance record) -> the dead-lett
 the error in headers. A record appended twice (a crash between insert and commit) is the same
 record, which readers count once. Values produced before the record log (a table's row plus
 ``type``) are read as well.
+
+Before storing, each batch is screened (``idempotency.screen``) against the store and the
+records before it: a collector with no store (or another replica) cannot see every record, so
+this is where what it could not decide is: a record made before (same key, same request) is
+dropped (``stats.duplicates``); a conflicting one (same key, another request; a second,
+different outcome; an outcome whose intent was never asked) goes to the dead-letter topic with
+the reason (``stats.conflicts``) and is not stored.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from agentledger.pipeline.governance.idempotency import DUPLICATE, screen
 from agentledger.pipeline.governance.records import legacy_record
 from agentledger.pipeline.settings import KafkaSettings, PipelineSettings
 from agentledger.pipeline.store import Store, StoreRejected
@@ -41,6 +49,10 @@ _GOVERNANCE = frozenset({RecordKind.INTENT, RecordKind.OUTCOME, RecordKind.CONTR
 class IntentConsumerStats(BatchStats):
     stored: dict[str, int] = field(default_factory=dict)
     """Records stored, by kind."""
+    duplicates: int = 0
+    """Records dropped as made before (same key and request)."""
+    conflicts: int = 0
+    """Records dead-lettered as conflicting with one made before, or outcomes without intent."""
 
 
 @dataclass
@@ -105,7 +117,18 @@ class IntentConsumer(BatchConsumer[_Item]):
         return _Item(record, decoded)
 
     def handle(self, items: list[_Item], token: str) -> None:
-        self._insert(items, f"{token}/records")
+        verdicts = self.retry_unavailable(lambda: screen(self.store, [i.record for i in items]))
+        kept: list[_Item] = []
+        for item, verdict in zip(items, verdicts, strict=True):
+            if verdict is None:
+                kept.append(item)
+            elif verdict == DUPLICATE:
+                self.stats.duplicates += 1
+            else:
+                self.stats.conflicts += 1
+                self.dead_letter(item.incoming, f"conflict: {verdict}", "IdempotencyConflict")
+        if kept:
+            self._insert(kept, f"{token}/records")
 
     def _insert(self, items: list[_Item], token: str) -> None:
         try:

@@ -29,6 +29,12 @@ def _prometheus(status: dict[str, Any]) -> str:
     metric("spans_stored_total", "counter", "Spans inserted into the store.", status["spans"])
     metric("batches_total", "counter", "Batches inserted and committed.", status["batches"])
     metric(
+        "span_conflicts_total",
+        "counter",
+        "Spans re-sent with a stored span's ids but other content, kept as conflicts.",
+        status.get("conflicts", 0),
+    )
+    metric(
         "dead_letters_total",
         "counter",
         "Records sent to the dead-letter topic.",
@@ -128,6 +134,8 @@ def consumer_status(stats: Any) -> dict[str, Any]:
     return {
         "records": stats.records,
         "spans": stats.spans,
+        "unchanged": getattr(stats, "unchanged", 0),
+        "conflicts": getattr(stats, "conflicts", 0),
         "batches": stats.batches,
         "dead_letters": stats.dead_letters,
         "store_retries": stats.store_retries,

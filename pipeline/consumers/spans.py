@@ -12,7 +12,12 @@ offsets. Consequences:
   headers, and the consumer goes on;
 * store unavailable: partitions are paused, the insert is retried with
   back-off, nothing is committed, and consumption resumes by itself;
-* SIGTERM (``stop()``): the current batch is finished and committed, then exit.
+* SIGTERM (``stop()``): the current batch is finished and committed, then exit;
+* a span re-sent with the ids of a stored span: unchanged, it is dropped; changed, it is kept
+  in ``span_conflicts`` and the stored version stands (``StoreWriter``). The collector
+  acknowledged it before this consumer saw it, so the conflict is counted in ``stats``
+  (``conflicts``), not answered. Records are keyed by trace id, so one partition, and one
+  consumer, holds all of a trace: no two consumers race on the same span ids.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from agentledger.pipeline.normalize import NormalizedBatch, Normalizer, SourcePo
 from agentledger.pipeline.normalize.native import count_spans
 from agentledger.pipeline.settings import KafkaSettings, PipelineSettings
 from agentledger.pipeline.store import Store, StoreRejected
-from agentledger.pipeline.store.writer import StoreWriter
+from agentledger.pipeline.store.writer import StoreWriter, WriteResult
 from agentledger.pipeline.transport.base import IncomingRecord, Transport, resolve
 from agentledger.pipeline.transport.batch import BatchConsumer, BatchStats, position_token
 from agentledger.pipeline.transport.records import header_map, record_headers
@@ -44,6 +49,10 @@ class ConsumerStats(BatchStats):
 
     spans: int = 0
     last_batch_spans: int = 0
+    unchanged: int = 0
+    """Spans re-sent unchanged: dropped, stored once."""
+    conflicts: int = 0
+    """Spans re-sent with a stored span's ids but other content: kept as conflicts."""
 
 
 @dataclass
@@ -123,8 +132,7 @@ class SpanConsumer(BatchConsumer[_Item]):
         stored = 0
         try:
             batch = self._normalize(items)
-            self.retry_unavailable(lambda: self.writer.write(batch, token))
-            stored = batch.span_count
+            stored = self._count(self.retry_unavailable(lambda: self.writer.write(batch, token)))
         except (StoreRejected, ValueError) as exc:
             log.warning(
                 "batch of %d records rejected (%s); storing record by record", len(items), exc
@@ -133,8 +141,9 @@ class SpanConsumer(BatchConsumer[_Item]):
                 try:
                     one = self._normalize([item])
                     one_token = position_token([(item.topic, item.partition, item.offset)])
-                    self.retry_unavailable(partial(self.writer.write, one, one_token))
-                    stored += one.span_count
+                    stored += self._count(
+                        self.retry_unavailable(partial(self.writer.write, one, one_token))
+                    )
                 except (StoreRejected, ValueError) as exc2:
                     self.dead_letter_value(
                         item.raw,
@@ -145,6 +154,19 @@ class SpanConsumer(BatchConsumer[_Item]):
                     )
         self.stats.spans += stored
         self.stats.last_batch_spans = stored
+
+    def _count(self, result: WriteResult) -> int:
+        """Spans a write stored, its re-sends counted in ``stats``."""
+        self.stats.unchanged += result.unchanged
+        self.stats.conflicts += len(result.conflict_ids)
+        if result.conflict_ids:
+            log.warning(
+                "%d span(s) re-sent with the ids of stored spans but other content, kept as "
+                "conflicts: %s",
+                len(result.conflict_ids),
+                ", ".join(result.conflict_ids[:5]),
+            )
+        return result.inserted
 
     def _normalize(self, items: list[_Item]) -> NormalizedBatch:
         return self.normalizer.normalize(

@@ -30,7 +30,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -41,7 +41,10 @@ from agentledger.pipeline.normalize.native import (
 from agentledger.pipeline.store import Store
 from agentledger.schemas import CALL_COLUMN_NAMES, SPAN_ARROW_SCHEMA, SPAN_COLUMNS
 
-__all__ = ["ROW_HASH_SQL", "merkle_root", "Ledger", "verify", "VerifyReport", "LEDGER_TABLE"]
+if TYPE_CHECKING:
+    from agentledger.pipeline.derive.ledger_verify import VerifyReport
+
+__all__ = ["ROW_HASH_SQL", "VERIFY_CHUNK", "merkle_root", "Ledger", "verify", "LEDGER_TABLE"]
 
 log = logging.getLogger(__name__)
 
@@ -298,244 +301,22 @@ _CHECKPOINT_SCHEMA = pa.schema(
 )
 
 
-# -- verification ------------------------------------------------------------------------------
+# -- verification (``ledger_verify``) ----------------------------------------------------------
 
-
-@dataclass
-class Problem:
-    kind: str
-    stream: str
-    seq: int
-    detail: str
-    spans: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "stream": self.stream,
-            "seq": self.seq,
-            "detail": self.detail,
-            "spans": self.spans,
-        }
-
-
-@dataclass
-class VerifyReport:
-    tenant: str
-    checkpoints: int = 0
-    rows: int = 0
-    contents: int = 0
-    heads: dict[str, str] = field(default_factory=dict)
-    problems: list[Problem] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "tenant": self.tenant,
-            "ok": self.ok,
-            "checkpoints": self.checkpoints,
-            "rows": self.rows,
-            "contents_checked": self.contents,
-            "heads": self.heads,
-            "problems": [p.as_dict() for p in self.problems],
-        }
+VERIFY_CHUNK = 256
+"""Checkpoints (each with its leaves) ``verify`` holds in memory at once."""
 
 
 def verify(
-    store: Store, tenant: str, *, key: bytes | None = None, since: str | None = None
+    store: Store,
+    tenant: str,
+    *,
+    key: bytes | None = None,
+    since: str | None = None,
+    chunk_size: int = VERIFY_CHUNK,
 ) -> VerifyReport:
-    """Recompute the tenant's ledger; every problem names the checkpoint and the spans involved.
+    """Recompute the tenant's ledger, streaming its checkpoints ``chunk_size`` at a time in
+    chain order (see :func:`agentledger.pipeline.derive.ledger_verify.verify`)."""
+    from agentledger.pipeline.derive.ledger_verify import verify as run
 
-    ``since`` (``YYYY-MM-DD HH:MM:SS``) limits the row checks to checkpoints created since
-    then; the chain itself is always checked from its start.
-    """
-    report = VerifyReport(tenant)
-    cps = store.query_rows(
-        f"SELECT * FROM {LEDGER_TABLE} FINAL WHERE tenant = {{tenant:String}} ORDER BY stream, seq",
-        {"tenant": tenant},
-    )
-    by_stream: dict[str, list[dict[str, Any]]] = {}
-    for cp in cps:
-        by_stream.setdefault(cp["stream"], []).append(cp)
-    covered: dict[str, list[tuple[int, int]]] = {}
-    for stream, chain in by_stream.items():
-        prev = _GENESIS
-        for expected_seq, cp in enumerate(chain, start=1):
-            report.checkpoints += 1
-            seq = cp["seq"]
-            if seq != expected_seq:
-                report.problems.append(
-                    Problem(
-                        "missing_checkpoint",
-                        stream,
-                        expected_seq,
-                        f"checkpoint {expected_seq} is missing (next found: {seq})",
-                    )
-                )
-                break
-            if cp["prev_hash"] != prev:
-                report.problems.append(
-                    Problem(
-                        "broken_chain",
-                        stream,
-                        seq,
-                        "prev_hash does not match the previous checkpoint",
-                    )
-                )
-            digest = checkpoint_hash(
-                tenant,
-                stream,
-                seq,
-                cp["first_offset"],
-                cp["last_offset"],
-                cp["merkle_root"],
-                cp["prev_hash"],
-            )
-            if digest != cp["checkpoint_hash"]:
-                report.problems.append(
-                    Problem(
-                        "checkpoint_altered",
-                        stream,
-                        seq,
-                        "checkpoint hash does not match its fields",
-                    )
-                )
-            if merkle_root(list(cp["leaves"])) != cp["merkle_root"]:
-                report.problems.append(
-                    Problem("checkpoint_altered", stream, seq, "leaves do not give the Merkle root")
-                )
-            if key is not None and not hmac.compare_digest(
-                _sign(key, cp["checkpoint_hash"]), cp["signature"]
-            ):
-                report.problems.append(
-                    Problem(
-                        "bad_signature",
-                        stream,
-                        seq,
-                        "signature does not verify with the ledger key",
-                    )
-                )
-            prev = cp["checkpoint_hash"]
-            covered.setdefault(stream, []).append((cp["first_offset"], cp["last_offset"]))
-            if since is not None and str(cp["created_at"]) < since:
-                continue
-            found = _hash_map(
-                _range_hashes(store, tenant, stream, cp["first_offset"], cp["last_offset"])
-            )
-            report.rows += len(found)
-            leaves = dict(zip(cp["leaves"], cp["leaf_spans"]))
-            missing = _still_missing(
-                store, tenant, {h: span for h, span in leaves.items() if h not in found}
-            )
-            # rows in range that no checkpoint of this range accounts for (a later re-read may)
-            extra = [
-                span
-                for h, span in found.items()
-                if h not in leaves and not _in_later(h, chain, seq)
-            ]
-            if missing:
-                report.problems.append(
-                    Problem(
-                        "rows_changed_or_deleted",
-                        stream,
-                        seq,
-                        f"{len(missing)} recorded row(s) no longer hash as checkpointed",
-                        missing,
-                    )
-                )
-            if extra:
-                report.problems.append(
-                    Problem(
-                        "rows_not_checkpointed",
-                        stream,
-                        seq,
-                        f"{len(extra)} row(s) in the checkpoint's range were never checkpointed",
-                        extra,
-                    )
-                )
-        report.heads[stream] = prev
-    _uncovered(store, tenant, covered, report)
-    _contents(store, tenant, report)
-    return report
-
-
-def _still_missing(store: Store, tenant: str, missing: dict[str, str]) -> list[str]:
-    """Leaves not found in their range: a duplicate delivery merged away leaves the same row
-    (same hash) under another position, which is fine; anything else is changed or deleted."""
-    if not missing:
-        return []
-    spans = sorted({v.split("/")[1] for v in missing.values()})
-    rows = store.query_rows(
-        f"SELECT DISTINCT {ROW_HASH_SQL} AS h FROM spans WHERE tenant = {{tenant:String}} AND span_id IN {{ids:Array(String)}}",
-        {"tenant": tenant, "ids": spans},
-    )
-    present = {r["h"] for r in rows}
-    return [span for h, span in missing.items() if h not in present]
-
-
-def _in_later(h: str, chain: list[dict[str, Any]], seq: int) -> bool:
-    return any(h in cp["leaves"] for cp in chain if cp["seq"] != seq)
-
-
-def _uncovered(
-    store: Store, tenant: str, covered: dict[str, list[tuple[int, int]]], report: VerifyReport
-) -> None:
-    """Rows outside every checkpoint: forged rows, or a truncated ledger tail."""
-    rows = store.query_rows(
-        "SELECT source_topic, source_partition, source_offset, trace_id, span_id FROM spans "
-        "WHERE tenant = {tenant:String}",
-        {"tenant": tenant},
-    )
-    loose: dict[str, list[str]] = {}
-    for r in rows:
-        stream = _stream(r["source_topic"], r["source_partition"])
-        if not any(a <= r["source_offset"] <= b for a, b in covered.get(stream, ())):
-            loose.setdefault(stream, []).append(f"{r['trace_id']}/{r['span_id']}")
-    for stream, spans in loose.items():
-        chain = covered.get(stream, [])
-        report.problems.append(
-            Problem(
-                "rows_not_checkpointed",
-                stream,
-                len(chain) + 1,
-                f"{len(spans)} stored row(s) are covered by no checkpoint "
-                "(forged rows, or the ledger tail was truncated)",
-                spans[:50],
-            )
-        )
-
-
-def _contents(store: Store, tenant: str, report: VerifyReport) -> None:
-    """Every content record still hashes to its key."""
-    report.contents = int(
-        store.query_scalar(
-            "SELECT count() FROM contents WHERE tenant = {tenant:String}", {"tenant": tenant}
-        )
-        or 0
-    )
-    bad = store.query_rows(
-        "SELECT hash FROM contents WHERE tenant = {tenant:String} AND lower(hex(SHA256(content))) != hash",
-        {"tenant": tenant},
-    )
-    if not bad:
-        return
-    hashes = [r["hash"] for r in bad]
-    users = store.query_rows(
-        "SELECT trace_id, span_id FROM spans WHERE tenant = {tenant:String} AND ("
-        "has({h:Array(String)}, input_hash) OR has({h:Array(String)}, output_hash) OR "
-        "has({h:Array(String)}, system_prompt_hash) OR hasAny({h:Array(String)}, documents.content_hash) OR "
-        "hasAny({h:Array(String)}, tool_calls.arguments_hash) OR hasAny({h:Array(String)}, mapValues(attribute_refs)))",
-        {"tenant": tenant, "h": hashes},
-    )
-    report.problems.append(
-        Problem(
-            "content_changed",
-            "contents",
-            0,
-            f"{len(hashes)} content record(s) no longer match their SHA-256: {hashes[:5]}",
-            [f"{u['trace_id']}/{u['span_id']}" for u in users],
-        )
-    )
+    return run(store, tenant, key=key, since=since, chunk_size=chunk_size)

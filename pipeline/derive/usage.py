@@ -20,11 +20,14 @@ the rollup equal to ``spans FINAL``:
 
 Readers use ``usage_hourly FINAL``; latency is a log-bucket histogram
 (``sumMap`` merges it), so quantiles are within 2.5%, built from deduplicated rows.
+A read never runs the job (N readers would run N fingerprint scans and recomputations):
+with ``tail_hours`` it reads the rollup for the hours before the tenant's latest rolled-up
+hour and aggregates ``spans FINAL`` itself from that hour on, at most ``tail_hours`` back,
+so spans ingested a moment ago show at once and the background job does the rest.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import threading
 import time
@@ -46,9 +49,10 @@ from agentledger.schemas.analytics import (
 )
 
 __all__ = [
-    "READ_REFRESH_LOOKBACK_HOURS",
+    "READ_TAIL_HOURS",
     "UsageRollupJob",
     "UsageQuery",
+    "tail_start",
     "usage_report",
     "usage_totals",
     "floor_hour",
@@ -57,9 +61,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-READ_REFRESH_LOOKBACK_HOURS = 48
-"""How far back a reader's refresh (HTTP API, CLI) looks for changed hours: recent data is fresh at
-once, and the scan stays small; older late arrivals are rolled up by the background pass."""
+READ_TAIL_HOURS = 48
+"""Most hours of raw spans a usage read aggregates itself (the hours since the tenant's latest
+rolled-up one): recent data is fresh at once and the read stays bounded; older hours, and late
+arrivals in hours already rolled up, wait for the background pass."""
 
 _KEY = "tenant, hour, principal_id, agent_name, provider, model, kind, tool_name"
 _VALUES = (
@@ -298,15 +303,73 @@ def _where(q: UsageQuery, params: dict[str, Any]) -> str:
     return " AND ".join(cond)
 
 
-def usage_report(store: Store, tenant: str, q: UsageQuery) -> list[dict[str, Any]]:
+_COLUMNS = (
+    "tenant, hour, principal_id, agent_name, provider, model, kind, tool_name, calls, errors, "
+    "input_tokens, output_tokens, cost_usd, duration_ms_sum, latency_ms_hist"
+)
+"""The columns of ``usage_hourly`` a report reads; the tail query yields the same ones."""
+
+_LATEST_ROLLED = f"""
+SELECT toUInt32(max(hour)) AS h, count() AS n FROM {USAGE_STATE_TABLE} FINAL
+WHERE tenant = {{tenant:String}}
+"""
+
+_TAIL_SOURCE = f"""(
+SELECT {_COLUMNS} FROM {USAGE_TABLE} FINAL
+WHERE tenant = {{tenant:String}} AND hour < toDateTime({{tail:UInt32}}, 'UTC')
+UNION ALL
+SELECT tenant, toDateTime(toStartOfHour(start_time), 'UTC') AS hour, principal_id, agent_name,
+       provider, if(response_model != '', response_model, request_model) AS model, kind,
+       tool_name, count() AS calls, countIf(status_code = 'ERROR') AS errors,
+       sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
+       toFloat64(sum(cost_usd)) AS cost_usd, toFloat64(sum(duration_ms)) AS duration_ms_sum,
+       CAST(sumMap(map({latency_bucket_sql("duration_ms")}, toUInt64(1))), 'Map(Int16, UInt64)')
+         AS latency_ms_hist
+FROM spans FINAL
+WHERE tenant = {{tenant:String}}
+  AND start_time >= toDateTime64({{tail:UInt32}}, 9, 'UTC')
+  AND start_time < toDateTime64({{hi:UInt32}}, 9, 'UTC')
+GROUP BY tenant, hour, principal_id, agent_name, provider, model, kind, tool_name
+)"""
+"""The rollup before the ``tail`` hour, the raw spans (deduplicated, aggregated per hour like
+the job does) from it on: each hour comes from one side only, so nothing is counted twice."""
+
+
+def tail_start(store: Store, tenant: str, tail_hours: int, now: datetime | None = None) -> int:
+    """The first hour (epoch seconds) a read takes from raw spans: the tenant's latest
+    rolled-up hour (spans may have reached it since), but no more than ``tail_hours`` before
+    the current hour."""
+    current = int(floor_hour(now or datetime.now(timezone.utc)).timestamp())
+    earliest = current - tail_hours * 3600
+    rows = store.query_rows(_LATEST_ROLLED, {"tenant": tenant})
+    latest = int(rows[0]["h"]) if rows and rows[0]["n"] else 0
+    return max(latest, earliest)
+
+
+def usage_report(
+    store: Store,
+    tenant: str,
+    q: UsageQuery,
+    *,
+    tail_hours: int | None = None,
+    now: datetime | None = None,
+) -> list[dict[str, Any]]:
     """Rows of dimension values (and ``bucket`` for a series) with every metric of ``USAGE_METRICS``.
 
     Without ``interval``: the top groups by ``order_by``, descending. With it:
     the series of the top groups, ordered by bucket then ``order_by``.
+    ``tail_hours``: also count the spans not rolled up yet, from raw spans, over at most
+    that many recent hours (:func:`tail_start`); None reads the rollup alone.
     """
     q.validate()
     params: dict[str, Any] = {"tenant": tenant}
     where = _where(q, params)
+    source = f"{USAGE_TABLE} FINAL"
+    if tail_hours is not None:
+        tail = max(tail_start(store, tenant, tail_hours, now), params["lo"])
+        if tail < params["hi"]:
+            params["tail"] = tail
+            source = _TAIL_SOURCE
     dims = [f"{USAGE_DIMENSIONS[d]} AS {d}" for d in q.group_by]
     names = list(q.group_by)
     bucket = {"hour": "hour", "day": "toStartOfDay(hour)"}.get(q.interval or "")
@@ -322,7 +385,7 @@ def usage_report(store: Store, tenant: str, q: UsageQuery) -> list[dict[str, Any
         key = f"({', '.join(USAGE_DIMENSIONS[d] for d in names)})"
         top_filter = (
             f" AND {key} IN (SELECT {', '.join(USAGE_DIMENSIONS[d] for d in names)} FROM ("
-            f"SELECT {', '.join(USAGE_DIMENSIONS[d] for d in names)}, {_AGGREGATES} FROM {USAGE_TABLE} FINAL "
+            f"SELECT {', '.join(USAGE_DIMENSIONS[d] for d in names)}, {_AGGREGATES} FROM {source} "
             f"WHERE {where} GROUP BY {', '.join(USAGE_DIMENSIONS[d] for d in names)}) "
             f"WHERE s_calls > 0 ORDER BY {_SORT[q.order_by]} DESC LIMIT {{top:UInt32}})"
         )
@@ -332,7 +395,7 @@ def usage_report(store: Store, tenant: str, q: UsageQuery) -> list[dict[str, Any
         params["top"] = int(q.top)
         limit = " LIMIT {top:UInt32}"
     sql = (
-        f"SELECT {outer_cols} FROM (SELECT {inner_select} FROM {USAGE_TABLE} FINAL "
+        f"SELECT {outer_cols} FROM (SELECT {inner_select} FROM {source} "
         f"WHERE {where}{top_filter}{(' GROUP BY ' + inner_group) if inner_group else ''}) "
         f"WHERE calls > 0 ORDER BY {order}{', ' + ', '.join(names) if names else ''}{limit}"
     )
@@ -378,11 +441,3 @@ def _clean(row: dict[str, Any]) -> dict[str, Any]:
             value = value.isoformat()
         out[key] = value
     return out
-
-
-def hours_between(start: datetime, end: datetime) -> list[datetime]:
-    """Every hour start in [floor(start), ceil(end))."""
-    t, stop = floor_hour(start), _ceil_hour(end)
-    return list(
-        itertools.takewhile(lambda h: h < stop, (t + timedelta(hours=i) for i in itertools.count()))
-    )

@@ -28,6 +28,7 @@ _LATEST = f"""
            argMax(action, (created_at, control_id)) AS last_action,
            argMax(by, (created_at, control_id)) AS last_by,
            argMax(reason, (created_at, control_id)) AS last_reason,
+           argMax(note, (created_at, control_id)) AS last_note,
            toUnixTimestamp64Nano(max(created_at)) AS created_at_ns
     FROM {CONTROLS_VIEW}
     {{where}}
@@ -47,6 +48,7 @@ def _control(row: dict[str, Any], prefix: str = "") -> ControlOut:
         target=row["target"],
         by=row["by"],
         reason=row["reason"],
+        note=row["note"],
     )
 
 
@@ -65,7 +67,7 @@ def control_history(store: Store, tenant: str, limit: int = 100) -> list[Control
     """Every control event of ``tenant``, newest first."""
     rows = store.query_rows(
         f"""
-        SELECT tenant, control_id, action, scope, target, by, reason,
+        SELECT tenant, control_id, action, scope, target, by, reason, note,
                toUnixTimestamp64Nano(created_at) AS created_at_ns
         FROM {CONTROLS_VIEW}
         WHERE tenant = {{tenant:String}}

@@ -97,7 +97,8 @@ RecordType = RecordKind
 
 
 def new_id() -> str:
-    """A fresh 32-hex-digit id (controls; the agent chooses intent ids itself)."""
+    """A fresh 32-hex-digit id (a control sent without an idempotency key; the agent chooses
+    intent ids itself, see ``idempotency``)."""
     return uuid.uuid4().hex
 
 
@@ -174,8 +175,17 @@ class ControlIn(BaseModel):
     scope: ControlScope
     target: str = Field(min_length=1, max_length=1024)
     by: str = Field("", max_length=512)
-    """Who asks; the collector records ``api-key:<tenant>`` when empty."""
+    """Who the client says asks: kept as the event's ``note`` only. The event's ``by`` is the name
+    of the API key that sent it (identity comes from the key, never from a body)."""
     reason: str = Field("", max_length=4096)
+    idempotency_key: str | None = Field(None, min_length=1, max_length=200)
+    """The client's key for this event: sent again with the same fields, the event recorded then
+    is answered (nothing new is recorded); with other fields, HTTP 409. The server derives the
+    control id from it (``idempotency.derived_id``)."""
+
+    def note(self) -> str:
+        """The client's ``by``, kept beside the key's name."""
+        return self.by.strip()
 
     @field_validator("target")
     @classmethod
@@ -196,7 +206,10 @@ class ControlOut(BaseModel):
     scope: ControlScope
     target: str
     by: str
+    """The name of the API key that recorded it (``api`` without keys, ``cli`` on the store)."""
     reason: str
+    note: str = ""
+    """Who the client said asked (its ``by``); empty when it said nothing."""
 
 
 # -- records ----------------------------------------------------------------------------------
@@ -210,15 +223,17 @@ def intent_record(
     received_ns: int,
     *,
     actor: str = Actor.API,
+    requested_at: int | str | None = None,
 ) -> Record:
-    """The record of one ask (recorded when the collector acknowledged it)."""
+    """The record of one ask (recorded when the collector acknowledged it). ``requested_at``:
+    when the intent was first asked, if known, for an ask that does not say (else received)."""
     return make_record(
         RecordKind.INTENT,
         tenant,
         {
             "intent_id": intent.intent_id,
             "attempt": intent.attempt,
-            "requested_at": intent.requested_at_ns or received_ns,
+            "requested_at": intent.requested_at_ns or requested_at or received_ns,
             "received_at": received_ns,
             "decision": decision.value,
             "control_id": control_id,
@@ -245,15 +260,22 @@ def intent_record(
 
 
 def outcome_record(
-    tenant: str, intent_id: str, outcome: OutcomeIn, received_ns: int, *, actor: str = Actor.API
+    tenant: str,
+    intent_id: str,
+    outcome: OutcomeIn,
+    received_ns: int,
+    *,
+    actor: str = Actor.API,
+    finished_at: int | str | None = None,
 ) -> Record:
-    """The record of what a governed tool returned or raised."""
+    """The record of what a governed tool returned or raised. ``finished_at``: the time of the
+    outcome recorded before, for a re-sent one that does not say (else received)."""
     return make_record(
         RecordKind.OUTCOME,
         tenant,
         {
             "intent_id": intent_id,
-            "finished_at": outcome.finished_at_ns or received_ns,
+            "finished_at": outcome.finished_at_ns or finished_at or received_ns,
             "received_at": received_ns,
             "status": outcome.status.value,
             "result": outcome.result or "",
@@ -281,6 +303,7 @@ def control_record(control: ControlOut, *, actor: str = Actor.API) -> Record:
             "target": control.target,
             "by": control.by,
             "reason": control.reason,
+            "note": control.note,
         },
         actor=actor,
         recorded_at_ns=control.created_at_ns,

@@ -7,6 +7,10 @@
   collector answers;
 * Kafka (``KafkaSink``): intents and outcomes are produced to the intents topic with
   acks=all before the collector answers; the pipeline's ``IntentConsumer`` stores them.
+
+Retries and reused ids are decided by ``idempotency`` (a ``KeyIndex`` of what this process
+accepted, then the store): the same record again is answered as then, a conflicting one is
+refused with 409.
   Controls go to the store when the collector has one, else to the topic and this
   replica's memory (see ``controls``).
 """
@@ -25,23 +29,37 @@ from agentledger.pipeline.governance.base import (
     RecordLog,
 )
 from agentledger.pipeline.governance.controls import ControlBook
+from agentledger.pipeline.governance.idempotency import (
+    DUPLICATE,
+    Conflict,
+    KeyIndex,
+    Seen,
+    derived_id,
+    judge,
+    stored,
+)
 from agentledger.pipeline.governance.records import (
+    ControlAction,
     ControlIn,
     ControlOut,
+    ControlScope,
     Decision,
     IntentAck,
     IntentIn,
     OutcomeIn,
+    control_record,
     intent_record,
     outcome_record,
 )
 from agentledger.pipeline.governance.settings import GovernanceSettings
 from agentledger.pipeline.store import Store, StoreError
-from agentledger.schemas.records import Actor
+from agentledger.schemas.records import Actor, RecordKind, from_rfc3339
 
 __all__ = ["GovernanceService"]
 
 log = logging.getLogger(__name__)
+
+_INTENT_KINDS = (RecordKind.INTENT, RecordKind.OUTCOME)
 
 
 class GovernanceService:
@@ -57,6 +75,7 @@ class GovernanceService:
         owned: tuple[RecordLog, ...] = (),
         mode: str = "custom",
         actor: str = Actor.API,
+        authoritative: bool | None = None,
     ) -> None:
         self.actor = actor
         """Who records what a call does not name an actor for (``api``; ``cli`` for the CLI's)."""
@@ -65,27 +84,58 @@ class GovernanceService:
         self.store = store
         self.settings = settings or GovernanceSettings()
         self.mode = mode
+        self.authoritative = mode == "embedded" if authoritative is None else authoritative
+        """This process makes every governance record of its store (the embedded server): a key
+        it has not seen and the store does not hold is new, an outcome without a known intent is
+        refused. Else (Kafka) only a conflict with what is known is refused (``idempotency``)."""
+        self.keys = KeyIndex()
         self._owned = owned
 
     # -- intents ---------------------------------------------------------------------------------
 
     def ask(self, tenant: str, intent: IntentIn, *, actor: str | None = None) -> IntentAck:
         """Store the intent (durably, before returning) with the decision for this ask.
-        ``actor``: who asked (the API key's name or id), recorded on the record."""
+        ``actor``: who asked (the API key's name or id), recorded on the record. An ask made
+        before (same intent id, attempt and request) is answered as then; Conflict (409) when
+        the id was asked with another request (see ``idempotency``)."""
         problem = intent.check_hash()
         if problem:
             raise GovernanceRejected(problem)
-        received = time.time_ns()
-        control = self.controls.holding(tenant, intent)
-        decision = Decision.PAUSED if control is not None else Decision.PROCEED
-        control_id = control.control_id if control is not None else ""
-        self.intents.append(
-            intent_record(
-                tenant, intent, decision, control_id, received, actor=actor or self.actor
-            ),
-            intent.intent_id,
-        )
-        if control is not None:
+        key = (tenant, "intent", intent.intent_id)
+        with self.keys.lock(key):
+            known = self._known(key, _INTENT_KINDS)
+            first = next((s for s in known if s.kind is RecordKind.INTENT), None)
+            received = time.time_ns()
+            control = self.controls.holding(tenant, intent)
+            decision = Decision.PAUSED if control is not None else Decision.PROCEED
+            control_id = control.control_id if control is not None else ""
+            record = intent_record(
+                tenant,
+                intent,
+                decision,
+                control_id,
+                received,
+                actor=actor or self.actor,
+                requested_at=first.fields["requested_at"] if first else None,
+            )
+            seen = Seen.record(record)
+            verdict = judge(seen, intent.intent_id, known, authoritative=self.authoritative)
+            if verdict == DUPLICATE:
+                before = next(
+                    s
+                    for s in known
+                    if s.kind is RecordKind.INTENT
+                    and s.attempt == seen.attempt
+                    and s.request_sha256 == seen.request_sha256
+                )
+                decision = Decision(before.fields["decision"])
+                control_id = str(before.fields["control_id"])
+            elif verdict is not None:
+                raise Conflict(verdict)
+            else:
+                self.intents.append(record, intent.intent_id)
+                self.keys.add(key, seen)
+        if decision is Decision.PAUSED:
             return IntentAck(
                 intent_id=intent.intent_id,
                 attempt=intent.attempt,
@@ -98,17 +148,35 @@ class GovernanceService:
     def outcome(
         self, tenant: str, intent_id: str, outcome: OutcomeIn, *, actor: str | None = None
     ) -> None:
-        """Store what the governed tool returned or raised."""
+        """Store what the governed tool returned or raised: once per intent. The same outcome
+        again stores nothing; Conflict (409) for another outcome, or (where this collector sees
+        every record) for an intent never asked."""
         if outcome.result is not None and outcome.result_sha256:
             actual = hashlib.sha256(outcome.result.encode("utf-8", "surrogatepass")).hexdigest()
             if actual != outcome.result_sha256:
                 raise GovernanceRejected(
                     f"result_sha256 does not match the result sent (sha256 {actual})"
                 )
-        self.intents.append(
-            outcome_record(tenant, intent_id, outcome, time.time_ns(), actor=actor or self.actor),
-            intent_id,
-        )
+        key = (tenant, "intent", intent_id)
+        with self.keys.lock(key):
+            known = self._known(key, _INTENT_KINDS)
+            before = next((s for s in known if s.kind is RecordKind.OUTCOME), None)
+            record = outcome_record(
+                tenant,
+                intent_id,
+                outcome,
+                time.time_ns(),
+                actor=actor or self.actor,
+                finished_at=before.fields["finished_at"] if before else None,
+            )
+            seen = Seen.record(record)
+            verdict = judge(seen, intent_id, known, authoritative=self.authoritative)
+            if verdict == DUPLICATE:
+                return
+            if verdict is not None:
+                raise Conflict(verdict)
+            self.intents.append(record, intent_id)
+            self.keys.add(key, seen)
 
     def intent(self, tenant: str, intent_id: str) -> dict[str, Any] | None:
         return queries.get_intent(self._reader(), tenant, intent_id)
@@ -119,7 +187,38 @@ class GovernanceService:
     # -- controls --------------------------------------------------------------------------------
 
     def control(self, tenant: str, control: ControlIn, *, actor: str | None = None) -> ControlOut:
-        return self.controls.record(tenant, control, actor=actor or self.actor)
+        """Record a pause or resume. With an idempotency key: the event recorded under it
+        before, or Conflict (409) when that event says something else."""
+        actor = actor or self.actor
+        if control.idempotency_key is None:
+            return self.controls.record(tenant, control, actor=actor)
+        control_id = derived_id(RecordKind.CONTROL, tenant, control.idempotency_key)
+        key = (tenant, "control", control_id)
+        with self.keys.lock(key):
+            known = self._known(key, (RecordKind.CONTROL,))
+            asked = ControlOut(
+                control_id=control_id,
+                tenant=tenant,
+                created_at_ns=0,
+                action=control.action,
+                scope=control.scope,
+                target=control.target,
+                by=actor,
+                reason=control.reason,
+                note=control.note(),
+            )
+            seen = Seen.record(control_record(asked, actor=actor))
+            verdict = judge(seen, control_id, known, authoritative=self.authoritative)
+            if verdict == DUPLICATE:
+                before = next(s for s in known if s.request_sha256 == seen.request_sha256)
+                return _control_out(tenant, before)
+            if verdict is not None:
+                raise Conflict(
+                    f"idempotency key {control.idempotency_key!r} was used for another control"
+                )
+            event = self.controls.record(tenant, control, actor=actor, control_id=control_id)
+            self.keys.add(key, Seen.record(control_record(event, actor=actor)))
+            return event
 
     def list_controls(
         self, tenant: str, *, everything: bool = False, limit: int = 100
@@ -135,6 +234,21 @@ class GovernanceService:
         for owned in self._owned:
             owned.close()
 
+    def _known(self, key: tuple[str, str, str], kinds: tuple[RecordKind, ...]) -> list[Seen]:
+        """What is known under ``key``: this process's index, else the store's records."""
+        found = self.keys.get(key)
+        if found is not None:
+            return found
+        tenant, _, record_id = key
+        found = []
+        if self.store is not None:
+            try:
+                found = stored(self.store, tenant, kinds, [record_id]).get(record_id, [])
+            except StoreError as exc:
+                raise GovernanceUnavailable(f"cannot look up {record_id}: {exc}") from exc
+        self.keys.put(key, found)
+        return found
+
     def _reader(self) -> Store:
         if self.store is None:
             raise GovernanceUnavailable(
@@ -144,3 +258,19 @@ class GovernanceService:
         if sync is not None:
             sync()  # what was acknowledged is in what is read
         return self.store
+
+
+def _control_out(tenant: str, seen: Seen) -> ControlOut:
+    """The control event a record made under an idempotency key says."""
+    f = seen.fields
+    return ControlOut(
+        control_id=str(f["control_id"]),
+        tenant=tenant,
+        created_at_ns=from_rfc3339(str(f["created_at"])),
+        action=ControlAction(f["action"]),
+        scope=ControlScope(f["scope"]),
+        target=str(f["target"]),
+        by=str(f["by"]),
+        reason=str(f["reason"]),
+        note=str(f.get("note", "")),
+    )

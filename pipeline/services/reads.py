@@ -195,15 +195,16 @@ def usage(
     top: int = D.USAGE_TOP,
     order_by: str = D.USAGE_ORDER_BY,
     filters: Mapping[str, str] | None = None,
-    refresh_hours: int | None = None,
+    tail_hours: int | None = None,
 ) -> UsageReport:
     """Usage over ``[since, until)`` (default: the last ``USAGE_WINDOW_HOURS``), grouped by
     dimensions, optionally a time series; ``top`` 0 keeps every group.
 
-    ``refresh_hours``: bring the hourly rollup up to date first over that many recent hours
-    (0: every hour; None: read it as it is).
+    Reads the hourly rollup and never runs it (that is the background job's work, or the
+    caller's). ``tail_hours``: also count the spans the rollup does not hold yet, read raw
+    over at most that many recent hours (None: the rollup as it is).
     """
-    from agentledger.pipeline.derive import UsageQuery, UsageQueryError, UsageRollupJob
+    from agentledger.pipeline.derive import UsageQuery, UsageQueryError
     from agentledger.pipeline.derive import usage_report as report
 
     now = _now()
@@ -214,9 +215,7 @@ def usage(
     q = UsageQuery(start, end, dims, interval, top or None, order_by, chosen)
     try:
         q.validate()
-        if refresh_hours is not None:
-            UsageRollupJob(lookback_hours=refresh_hours).run(store, now)
-        rows = report(store, tenant, q)
+        rows = report(store, tenant, q, tail_hours=tail_hours, now=now)
     except UsageQueryError as exc:
         raise ReadRejected(str(exc)) from exc
     return UsageReport.model_validate(
@@ -430,10 +429,19 @@ def audit(store: Store, tenant: str, ref: str, *, last: bool = False) -> AuditRe
 def verify_ledger(
     store: Store, tenant: str, *, since: str | None = None, key: bytes | None = None
 ) -> LedgerReport:
-    """The tenant's ledger recomputed (``key``: the checkpoints' HMAC key, if they are signed)."""
+    """The tenant's ledger recomputed (``key``: the checkpoints' HMAC key, if they are signed),
+    and the access log's chains checked with it: an edited or removed read entry fails verify."""
     from agentledger.pipeline.derive.ledger import verify
+    from agentledger.pipeline.services.access import read_access_log
 
-    return LedgerReport.model_validate(verify(store, tenant, key=key, since=since).as_dict())
+    report = verify(store, tenant, key=key, since=since).as_dict()
+    access = read_access_log(store, tenant, limit=0)
+    for problem in access.problems:
+        report["problems"].append(
+            {"kind": "access_log", "stream": "access", "seq": 0, "detail": problem, "spans": []}
+        )
+    report["ok"] = report["ok"] and access.intact
+    return LedgerReport.model_validate(report)
 
 
 def replay_request(

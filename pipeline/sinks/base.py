@@ -16,10 +16,11 @@ Exceptions, by what the client should do::
 from __future__ import annotations
 
 import abc
+from dataclasses import dataclass
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-__all__ = ["IngestBatch", "Sink", "SinkError", "SinkUnavailable", "SinkRejected"]
+__all__ = ["IngestBatch", "Sink", "SinkResult", "SinkError", "SinkUnavailable", "SinkRejected"]
 
 
 class IngestBatch:
@@ -59,6 +60,16 @@ class IngestBatch:
         return f"IngestBatch(tenant={self.tenant!r}, spans={self.span_count}, received_at_ns={self.received_at_ns})"
 
 
+@dataclass(frozen=True)
+class SinkResult:
+    """Spans of a durable batch that were not stored as sent, for OTLP partial success: a sink
+    that knows at acknowledgement time (the embedded one) reports spans re-sent with the ids of
+    stored spans but other content (kept as conflicts; the stored versions stand)."""
+
+    rejected: int = 0
+    message: str = ""
+
+
 class SinkError(Exception):
     """The sink could not take the batch."""
 
@@ -89,8 +100,9 @@ class Sink(abc.ABC):
     """
 
     @abc.abstractmethod
-    def write(self, batch: IngestBatch) -> None:
-        """Make ``batch`` durable or raise SinkError."""
+    def write(self, batch: IngestBatch) -> SinkResult | None:
+        """Make ``batch`` durable or raise SinkError; a SinkResult names spans not stored as
+        sent (None: all were, or the sink cannot know yet)."""
 
     @abc.abstractmethod
     def ready(self) -> bool:

@@ -8,6 +8,10 @@ goes into the next insert together: small requests thus share one insert
 instead of paying one each. Each request gets a sequence number (the embedded
 stand-in for a Kafka offset); a group's deduplication token is its sequence
 range, so a retried insert stores nothing twice.
+
+A span re-sent with the ids of a stored span but other content is kept as a conflict and the
+stored version stands (``StoreWriter``); the insert tells which, so each handler answers with the
+conflicts of its own request (OTLP partial success: ``SinkResult``).
 """
 
 from __future__ import annotations
@@ -20,9 +24,15 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from agentledger.pipeline.normalize import NormalizedBatch, Normalizer, SourcePosition
-from agentledger.pipeline.sinks.base import IngestBatch, Sink, SinkRejected, SinkUnavailable
+from agentledger.pipeline.sinks.base import (
+    IngestBatch,
+    Sink,
+    SinkRejected,
+    SinkResult,
+    SinkUnavailable,
+)
 from agentledger.pipeline.store import Store, StoreError, StoreUnavailable
-from agentledger.pipeline.store.writer import StoreWriter
+from agentledger.pipeline.store.writer import StoreWriter, WriteResult
 from agentledger.schemas.topics import EMBEDDED_SOURCE
 
 __all__ = ["EmbeddedSink"]
@@ -35,6 +45,8 @@ class _Pending:
     batch: IngestBatch
     done: threading.Event = field(default_factory=threading.Event)
     error: Exception | None = None
+    offset: int = 0  # the request's sequence number, the source_offset of its rows
+    result: SinkResult | None = None
 
 
 class EmbeddedSink(Sink):
@@ -76,6 +88,8 @@ class EmbeddedSink(Sink):
         self._epoch = f"{time.time_ns():x}"
         self.stored_spans = 0
         self.stored_requests = 0
+        self.unchanged_spans = 0  # re-sent unchanged: dropped, stored once
+        self.conflict_spans = 0  # re-sent changed: kept as conflicts
         self._handoff: queue.Queue[_Prepared | None] = queue.Queue(maxsize=2)
         self._thread = threading.Thread(
             target=self._run, name="agentledger-embedded-normalizer", daemon=True
@@ -86,7 +100,7 @@ class EmbeddedSink(Sink):
         self._thread.start()
         self._writer_thread.start()
 
-    def write(self, batch: IngestBatch) -> None:
+    def write(self, batch: IngestBatch) -> SinkResult | None:
         item = _Pending(batch)
         with self._cv:
             if self._closed:
@@ -104,6 +118,7 @@ class EmbeddedSink(Sink):
             )
         if item.error is not None:
             raise item.error
+        return item.result
 
     def ready(self) -> bool:
         return (
@@ -166,6 +181,8 @@ class EmbeddedSink(Sink):
             )
             for offset, item in enumerate(group, start=first)
         ]
+        for offset, item in enumerate(group, start=first):
+            item.offset = offset
         accepted: list[_Pending] = []
         try:  # the whole group in one call (contents deduplicated across it)...
             normalized = self.normalizer.normalize(requests)
@@ -228,7 +245,7 @@ class EmbeddedSink(Sink):
         delay = 0.05
         while True:
             try:
-                self.writer.write(batch, token)
+                result = self.writer.write(batch, token)
                 self._healthy = True
                 break
             except StoreUnavailable as exc:
@@ -241,8 +258,12 @@ class EmbeddedSink(Sink):
             except StoreError as exc:
                 _fail(accepted, SinkRejected(f"store rejected the batch: {exc}"))
                 return
-        self.stored_spans += batch.span_count
+        self.stored_spans += result.inserted
         self.stored_requests += len(accepted)
+        self.unchanged_spans += result.unchanged
+        self.conflict_spans += len(result.conflict_ids)
+        if result.conflict_ids:
+            _report_conflicts(accepted, result)
         for item in accepted:
             item.done.set()
 
@@ -255,6 +276,31 @@ class _Prepared:
     batch: NormalizedBatch
     first: int
     last: int
+
+
+_NAMED = 5
+"""Conflicting spans named in a partial-success message; the count covers the rest."""
+
+
+def _report_conflicts(items: list[_Pending], result: WriteResult) -> None:
+    """Give each request the conflicts among its own spans (rows carry its sequence number)."""
+    assert result.conflicts is not None
+    offsets = result.conflicts.column("source_offset").to_pylist()
+    by_offset: dict[int, list[str]] = {}
+    for offset, span in zip(offsets, result.conflict_ids):
+        by_offset.setdefault(offset, []).append(span)
+    for item in items:
+        ids = by_offset.get(item.offset)
+        if ids:
+            named = ", ".join(ids[:_NAMED]) + (
+                f" and {len(ids) - _NAMED} more" if len(ids) > _NAMED else ""
+            )
+            item.result = SinkResult(
+                len(ids),
+                f"{len(ids)} span(s) re-sent with the trace and span ids of stored spans but "
+                f"different content: the stored versions stand, the re-sent ones are kept as "
+                f"conflicts (trace_id/span_id: {named})",
+            )
 
 
 def _fail(items: list[_Pending], error: Exception) -> None:

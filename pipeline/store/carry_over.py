@@ -26,6 +26,7 @@ from agentledger.pipeline.store.records import append_records
 from agentledger.schemas.records import (
     BODY_FIELDS,
     DRIFT_CALL_FIELDS,
+    LATER_FIELDS,
     Actor,
     Record,
     RecordKind,
@@ -73,6 +74,8 @@ class _Legacy:
         for c in BODY_FIELDS[self.kind]:
             if self.kind is RecordKind.DRIFT_REPORT and c.name == "calls":
                 continue
+            if c.name in LATER_FIELDS.get(self.kind, {}):
+                continue  # not in the per-kind table: make_record gives the earlier value
             source = self.renamed.get(c.name, c.name)
             expr = f"toUnixTimestamp64Nano({source})" if c.name in self.times else f"`{source}`"
             cols.append(f"{expr} AS `{c.name}`")

@@ -35,6 +35,7 @@ import pyarrow as pa
 
 from agentledger.pipeline.store.base import Store, StoreRejected
 from agentledger.pipeline.store.carry_over import carry_over_records
+from agentledger.pipeline.store.span_history import backfill_span_keys
 
 __all__ = [
     "Migration",
@@ -66,6 +67,8 @@ SHARD_KEYS = {
     "replay_runs": "cityHash64(tenant, run_id)",
     "ledger_checkpoints": "cityHash64(tenant, stream)",
     "records": "cityHash64(tenant, record_id)",
+    "span_keys": "cityHash64(tenant, trace_id)",
+    "span_conflicts": "cityHash64(tenant, trace_id)",
 }
 """Sharding expression of each Distributed table (others: rand())."""
 
@@ -73,8 +76,9 @@ _CREATE = re.compile(r"^CREATE TABLE IF NOT EXISTS (\w+)\s*\(", re.S)
 _ENGINE = re.compile(r"ENGINE\s*=\s*(\w*MergeTree)(?:\(([^)]*)\))?")
 _ALTER = re.compile(r"^ALTER TABLE (\w+)\s+", re.S)
 _VIEW = re.compile(r"^CREATE VIEW IF NOT EXISTS (\w+) AS\b", re.S)
+_DROP_VIEW = re.compile(r"^DROP VIEW IF EXISTS (\w+)\s*$")
 
-DATA_STEPS: dict[int, Callable[[Store], object]] = {8: carry_over_records}
+DATA_STEPS: dict[int, Callable[[Store], object]] = {8: carry_over_records, 12: backfill_span_keys}
 """Data carried over by a migration, by version: run after its statements, safe to run twice."""
 
 
@@ -111,6 +115,9 @@ def render_for_cluster(statement: str, cluster: str, database: str) -> list[str]
             f"ALTER TABLE {name}_local ON CLUSTER {cluster} {rest}",
             f"ALTER TABLE {name} ON CLUSTER {cluster} {rest}",
         ]
+    drop = _DROP_VIEW.match(statement)
+    if drop:  # a view is replaced by dropping it and creating it again, on every node
+        return [f"DROP VIEW IF EXISTS {drop.group(1)} ON CLUSTER {cluster}"]
     view = _VIEW.match(statement)
     if view:
         return [

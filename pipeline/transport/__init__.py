@@ -10,6 +10,7 @@ consumer runs.
 from agentledger.pipeline.transport.base import (
     Admin,
     CommitFailed,
+    Follower,
     HeaderList,
     IncomingRecord,
     OutgoingRecord,
@@ -29,6 +30,7 @@ from agentledger.pipeline.transport.records import header_map, record_headers, s
 __all__ = [
     "Admin",
     "CommitFailed",
+    "Follower",
     "HeaderList",
     "IncomingRecord",
     "OutgoingRecord",

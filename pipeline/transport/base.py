@@ -5,6 +5,8 @@ A ``Transport`` makes three parts from one configuration (``KafkaSettings``):
 * a ``Producer`` sends a list of records and returns once the broker acknowledged every one
   of them (acks=all);
 * a ``Subscription`` is one member of a consumer group on one topic: poll, commit, pause;
+* a ``Follower`` reads every partition of one topic from its first record on, in no group
+  (each replica that keeps a copy of a compacted topic, e.g. the run controls, reads it all);
 * an ``Admin`` creates the topics and reads a group's lag.
 
 Implementations: ``KafkaTransport`` (kafka-python, in ``transport/kafka.py``, the only module
@@ -40,6 +42,7 @@ __all__ = [
     "PartitionLag",
     "Producer",
     "Subscription",
+    "Follower",
     "Admin",
     "Transport",
     "resolve",
@@ -171,14 +174,39 @@ class Subscription(Protocol):
         ...
 
 
+class Follower(Protocol):
+    """Reads every partition of one topic from the beginning, in no consumer group: nothing is
+    committed and every follower sees every record. Used from one thread."""
+
+    topic: str
+
+    def poll(self, timeout: float, max_records: int | None = None) -> list[IncomingRecord]:
+        """The next records (in offset order within each partition), waiting up to ``timeout``
+        s for some."""
+        ...
+
+    def lag(self) -> dict[TopicPartition, int]:
+        """Records between this follower's position and the current end, per partition (asks
+        the broker for the ends: 0 everywhere means it has read all there was)."""
+        ...
+
+    def close(self) -> None:
+        """Release the client; never raises, safe twice."""
+        ...
+
+
 class Admin(Protocol):
     """Topic administration and group offsets. A context manager that closes itself."""
 
-    def ensure_topics(self, topics: Sequence[str] | None = None) -> list[str]:
-        """Create those of ``topics`` (default: the settings' spans, dead-letter, feedback and
-        intents topics) that do not exist yet, with the settings' partitions, replication,
-        retention and record size; return the names created. Safe to call twice, and from
-        several processes at once."""
+    def ensure_topics(
+        self, topics: Sequence[str] | None = None, *, compacted: bool = False
+    ) -> list[str]:
+        """Create those of ``topics`` that do not exist yet, with the settings' partitions,
+        replication, retention and record size; return the names created. ``compacted``: as
+        compacted topics (``cleanup.policy=compact``: the latest record of each key is kept for
+        good, older ones go; no time retention). Default: the settings' spans, dead-letter,
+        feedback and intents topics, and the controls topic compacted. Safe to call twice, and
+        from several processes at once."""
         ...
 
     def group_lag(self, group_id: str, topic: str) -> list[PartitionLag]:
@@ -219,6 +247,12 @@ class Transport(Protocol):
         self, topic: str, *, group_id: str, client_id: str, max_poll_records: int = 500
     ) -> Subscription:
         """Join ``group_id`` on ``topic`` once the topic's partitions are known.
+
+        Raises TransportUnavailable."""
+        ...
+
+    def follow(self, topic: str, *, client_id: str) -> Follower:
+        """A follower of every partition of ``topic`` (which must exist), from its first record.
 
         Raises TransportUnavailable."""
         ...

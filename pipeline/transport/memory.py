@@ -4,7 +4,9 @@
 A topic has ``settings.partitions`` partitions (created on first use, or by
 ``Admin.ensure_topics``); a keyed record goes to partition ``crc32(key) % partitions``, an
 unkeyed one round-robin. A subscription is its group's only member: it gets every partition
-and starts at the group's committed offsets (else at 0). ``fail_sends_with`` and
+and starts at the group's committed offsets (else at 0); a follower reads every partition from
+0. Topics created compacted are listed in ``compacted`` (records are not compacted away: a
+follower must merge by key anyway, as it reads a real topic before its compaction). ``fail_sends_with`` and
 ``fail_commits_with`` make sends and commits raise; a record over the producer's size limit
 (``max_record_bytes`` + 64 KiB, as ``KafkaTransport``'s) is refused as too large.
 """
@@ -47,6 +49,8 @@ class MemoryTransport:
         """Raised by every ``Subscription.commit`` while set."""
         self.available = True
         """False: sends raise TransportUnavailable and ``ready`` is False."""
+        self.compacted: set[str] = set()
+        """Topics ``Admin.ensure_topics`` created compacted."""
         self._logs: dict[str, list[list[IncomingRecord]]] = {}
         self._committed: dict[str, dict[TopicPartition, int]] = {}
         self._round_robin = itertools.count()
@@ -63,6 +67,11 @@ class MemoryTransport:
         self, topic: str, *, group_id: str, client_id: str, max_poll_records: int = 500
     ) -> MemorySubscription:
         return MemorySubscription(self, topic, group_id, max_poll_records)
+
+    def follow(self, topic: str, *, client_id: str) -> MemoryFollower:
+        if not self.available:
+            raise TransportUnavailable("the in-memory broker is unavailable")
+        return MemoryFollower(self, topic)
 
     def admin(self, *, timeout: float = 10.0) -> MemoryAdmin:
         return MemoryAdmin(self)
@@ -209,19 +218,67 @@ class MemorySubscription:
         self.closed = True
 
 
+class MemoryFollower:
+    """Every partition of a topic from offset 0, in no group."""
+
+    def __init__(self, transport: MemoryTransport, topic: str) -> None:
+        self.topic = topic
+        self.closed = False
+        self._transport = transport
+        with transport._changed:
+            partitions = len(transport._log(topic))
+        self._positions = {TopicPartition(topic, p): 0 for p in range(partitions)}
+
+    def poll(self, timeout: float, max_records: int | None = None) -> list[IncomingRecord]:
+        if self.closed:
+            raise TransportUnavailable("the follower is closed")
+        limit = max_records or 500
+        deadline = time.monotonic() + timeout
+        log = self._transport._logs[self.topic]
+        with self._transport._changed:
+            while True:
+                out: list[IncomingRecord] = []
+                for tp, position in self._positions.items():
+                    taken = log[tp.partition][position : position + limit - len(out)]
+                    out.extend(taken)
+                    self._positions[tp] = position + len(taken)
+                remaining = deadline - time.monotonic()
+                if out or remaining <= 0:
+                    return out
+                self._transport._changed.wait(remaining)
+
+    def lag(self) -> dict[TopicPartition, int]:
+        if not self._transport.available:
+            raise TransportUnavailable("the in-memory broker is unavailable")
+        with self._transport._changed:
+            log = self._transport._logs[self.topic]
+            return {tp: len(log[tp.partition]) - pos for tp, pos in self._positions.items()}
+
+    def close(self) -> None:
+        self.closed = True
+
+
 class MemoryAdmin:
     def __init__(self, transport: MemoryTransport) -> None:
         self._transport = transport
 
-    def ensure_topics(self, topics: Sequence[str] | None = None) -> list[str]:
+    def ensure_topics(
+        self, topics: Sequence[str] | None = None, *, compacted: bool = False
+    ) -> list[str]:
         s = self._transport.settings
-        wanted = topics or (s.spans_topic, s.dead_letter_topic, s.feedback_topic, s.intents_topic)
+        if topics is None:
+            plain = (s.spans_topic, s.dead_letter_topic, s.feedback_topic, s.intents_topic)
+            return self.ensure_topics(plain) + self.ensure_topics(
+                [s.controls_topic], compacted=True
+            )
         created = []
         with self._transport._changed:
-            for topic in wanted:
+            for topic in topics:
                 if topic not in self._transport._logs:
                     self._transport._log(topic)
                     created.append(topic)
+                    if compacted:
+                        self._transport.compacted.add(topic)
         return created
 
     def group_lag(self, group_id: str, topic: str) -> list[PartitionLag]:

@@ -10,6 +10,14 @@ Like all of ``schemas``, this package imports nothing else of AgentLedger.
 
 from agentledger.schemas.read import defaults
 from agentledger.schemas.read._base import IsoTime, ReadModel
+from agentledger.schemas.read.access import (
+    AccessEntry,
+    AccessLog,
+    ApiKeyCreated,
+    ApiKeyInfo,
+    ApiKeyList,
+    NewApiKey,
+)
 from agentledger.schemas.read.analytics import (
     Anomaly,
     DetectionResult,
@@ -96,9 +104,14 @@ from agentledger.schemas.read.traces import (
 )
 
 __all__ = [
+    "AccessEntry",
+    "AccessLog",
     "ActionAudit",
     "Anomaly",
     "AnswerToolCall",
+    "ApiKeyCreated",
+    "ApiKeyInfo",
+    "ApiKeyList",
     "AppliedControl",
     "AuditReport",
     "AuditToolCall",
@@ -137,6 +150,7 @@ __all__ = [
     "LlmCall",
     "LlmCallSeen",
     "NGram",
+    "NewApiKey",
     "NewEntity",
     "NewTopic",
     "NewUse",

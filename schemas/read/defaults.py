@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = [
+    "ACCESS_LOG_LIMIT",
+    "ACCESS_LOG_MAX",
     "ANOMALIES_LIMIT",
     "ANOMALIES_LOOKBACK_HOURS",
     "ANOMALIES_MAX",
@@ -51,6 +53,13 @@ TRACES_LIMIT: Final = 20
 """Traces listed when the caller does not say how many (newest first)."""
 TRACES_MAX: Final = 1000
 """Most traces one list answers."""
+
+# -- access ------------------------------------------------------------------------------------
+
+ACCESS_LOG_LIMIT: Final = 100
+"""Access-log entries listed by default (newest first)."""
+ACCESS_LOG_MAX: Final = 10_000
+"""Most access-log entries one read answers."""
 
 # -- analytics ---------------------------------------------------------------------------------
 

@@ -68,8 +68,9 @@ class ControlEvent(ReadModel):
     action: str = Field(description="pause or resume.")
     scope: str = Field(description="trace, session, agent or principal.")
     target: str
-    by: str
+    by: str = Field(description="Name of the API key that recorded it (api, cli without keys).")
     reason: str
+    note: str = Field("", description="Who the client said asked (its `by`), kept as a note.")
 
 
 class ControlList(ReadModel):

@@ -409,7 +409,7 @@ def test_otel_sdk_exporter_gets_the_reason_for_a_wrong_key(caplog) -> None:
     (resp,) = received  # a 401 is not retried
     assert resp.status_code == 401 and resp.headers["content-type"] == PB
     message = Status.FromString(resp.content).message
-    assert message == "unknown API key: it maps to no tenant"
+    assert message == "unknown API key, or a revoked one"
     (line,) = [r.getMessage() for r in caplog.records if "Failed to export" in r.getMessage()]
     assert "401" in line
     if "API key" in line:

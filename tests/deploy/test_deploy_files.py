@@ -129,6 +129,7 @@ TOPIC_CONSTANTS = {
     "DEAD_LETTER_TOPIC": topics.DEAD_LETTER_TOPIC,
     "FEEDBACK_TOPIC": topics.FEEDBACK_TOPIC,
     "INTENTS_TOPIC": topics.INTENTS_TOPIC,
+    "CONTROLS_TOPIC": topics.CONTROLS_TOPIC,
 }
 TOPIC_NAMES = frozenset(TOPIC_CONSTANTS.values())
 # AGENTLEDGER_KAFKA_SPANS_TOPIC -> agentledger.spans, ... from the KafkaSettings fields.

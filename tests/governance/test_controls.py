@@ -127,7 +127,8 @@ def test_pause_from_another_process_then_resume(governed: Any, store: Any) -> No
         url,
     )
     assert paused.returncode == 0, paused.stderr
-    assert "paused session sess-pay-1" in paused.stdout and "by alice" in paused.stdout
+    # no keys: the recorder is "api"; the --by name is kept as a note beside it
+    assert "paused session sess-pay-1" in paused.stdout and "by api (for alice)" in paused.stdout
     may_continue.set()
     _wait_for(_parked(store, "pay_vendor"), what="the call to park")
     time.sleep(0.3)  # parked calls keep asking; the body must still not run
@@ -141,7 +142,8 @@ def test_pause_from_another_process_then_resume(governed: Any, store: Any) -> No
         "session",
         "sess-pay-1",
     )
-    assert active["by"] == "alice" and active["reason"] == "fraud review: new IBAN"
+    assert active["by"] == "api" and active["note"] == "alice"
+    assert active["reason"] == "fraud review: new IBAN"
 
     resumed = _cli(
         "resume",
@@ -170,9 +172,9 @@ def test_pause_from_another_process_then_resume(governed: Any, store: Any) -> No
 
     history = _cli_here("controls", "--all", "--json", "--url", url)
     events = json.loads(history.stdout)
-    assert [(e["action"], e["by"], e["reason"]) for e in events] == [
-        ("resume", "bob", "IBAN verified by phone"),
-        ("pause", "alice", "fraud review: new IBAN"),
+    assert [(e["action"], e["by"], e["note"], e["reason"]) for e in events] == [
+        ("resume", "api", "bob", "IBAN verified by phone"),
+        ("pause", "api", "alice", "fraud review: new IBAN"),
     ]
     assert json.loads(_cli_here("controls", "--json", "--url", url).stdout) == []
     table = _cli_here("controls", "--all", "--url", url)
@@ -371,7 +373,7 @@ def test_controls_belong_to_the_tenant_and_record_who(auth_server: Any, store: A
     )
     assert (
         resp.status_code == 200
-        and resp.json()["by"] == "api-key:acme"
+        and resp.json()["by"].startswith("key:")  # the key's name (an old-form key: its id)
         and resp.json()["tenant"] == "acme"
     )
     assert (

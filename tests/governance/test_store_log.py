@@ -123,9 +123,10 @@ def test_the_latest_event_per_target_decides(which: str, request: pytest.Fixture
             agent_name="a1",
         ),
     )
-    assert held is not None and held.by == "alice" and held.reason == "why not"
+    assert held is not None and held.note == "alice" and held.reason == "why not"
+    assert held.by == "api"  # who recorded it: the actor, never the body's by
     assert [c.action.value for c in control_history(store, "acme")] == ["resume", "pause", "pause"]
-    assert [c.by for c in control_history(store, "globex")] == ["api-key:globex"]
+    assert [(c.by, c.note) for c in control_history(store, "globex")] == [("api", "")]
 
 
 def test_memory_controls_record_through_the_log() -> None:

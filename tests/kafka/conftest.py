@@ -93,6 +93,7 @@ def kafka_settings(kafka_bootstrap: str) -> KafkaSettings:
         dead_letter_topic=f"t{tag}.spans.dlq",
         feedback_topic=f"t{tag}.feedback",
         intents_topic=f"t{tag}.intents",
+        controls_topic=f"t{tag}.controls",
         partitions=3,
         group_id=f"g{tag}",
         max_record_bytes=1024 * 1024,

@@ -11,6 +11,7 @@ import threading
 import time
 
 import httpx
+import pytest
 
 from agentledger.collector import CollectorSettings
 from agentledger.compose import build_edge_app
@@ -18,7 +19,8 @@ from agentledger.pipeline.consumers.spans import SpanConsumer
 from agentledger.pipeline.normalize import OtlpNormalizer
 from agentledger.pipeline.sinks.kafka import KafkaSink
 from agentledger.pipeline.transport import record_headers
-from agentledger.pipeline.transport.kafka import ensure_topics
+from agentledger.pipeline.transport.base import OutgoingRecord, TransportError
+from agentledger.pipeline.transport.kafka import KafkaTransport, ensure_topics
 from agentledger.server import AppServer
 from bench.traffic import SPANS_PER_RUN, requests
 from tests.kafka.conftest import free_port, start_broker
@@ -184,7 +186,8 @@ def test_store_outage_pauses_and_resumes(
 
 
 def test_broker_restart_while_clients_send(tmp_path, pipeline_settings, store) -> None:
-    """Every request answered 200 is stored; every other one got a retryable status."""
+    """Every request answered 200 is stored; every other one got a retryable status; exports
+    resume within seconds of the broker coming back."""
     from agentledger.pipeline.settings import KafkaSettings
 
     broker = start_broker(tmp_path / "kafka")  # a broker of this test's own, to stop and start
@@ -200,36 +203,69 @@ def test_broker_restart_while_clients_send(tmp_path, pipeline_settings, store) -
         )
         reqs = list(requests(120, runs_per_request=1, seed=61))
         answers: dict[int, int] = {}
+        acked_after_restart: list[float] = []  # when each 200 after the restart arrived
+        errors: list[BaseException] = []
+        restarted = threading.Event()  # the broker serves again (kafka.sh start returned)
         stop_sending = threading.Event()
         with AppServer(app) as collector:
+            url = f"{collector.url}/v1/traces"
 
             def send() -> None:
-                with httpx.Client(timeout=30) as client:
-                    for i, req in enumerate(reqs):
-                        resp = client.post(
-                            f"{collector.url}/v1/traces",
-                            content=req.SerializeToString(),
-                            headers=PB,
-                        )
-                        answers[i] = resp.status_code
-                        if resp.status_code != 200:
-                            assert resp.status_code == 503 and int(resp.headers["retry-after"]) >= 1
-                        time.sleep(0.1)
-                        if stop_sending.is_set():
-                            return
+                try:
+                    with httpx.Client(timeout=30) as client:
+                        for i, req in enumerate(reqs):
+                            if stop_sending.is_set():
+                                return
+                            resp = client.post(url, content=req.SerializeToString(), headers=PB)
+                            answers[i] = resp.status_code
+                            if resp.status_code != 200:
+                                assert resp.status_code == 503
+                                assert int(resp.headers["retry-after"]) >= 1
+                            elif restarted.is_set():
+                                acked_after_restart.append(time.monotonic())
+                                if len(acked_after_restart) >= 3:
+                                    stop_sending.set()
+                            time.sleep(0.1)
+                except BaseException as exc:  # reported by the test thread
+                    errors.append(exc)
+                    stop_sending.set()
 
-            sender = threading.Thread(target=send)
+            spare = KafkaTransport(settings).producer()  # to be closed while the broker is down
+            spare_record = OutgoingRecord(settings.dead_letter_topic, b"k", b"v")
+            sender = threading.Thread(target=send, name="restart-test-sender")
             sender.start()
-            wait_for(
-                lambda: list(answers.values()).count(200) >= 5, what="requests acknowledged first"
-            )
-            broker.run("stop")
-            wait_for(
-                lambda: any(code != 200 for code in list(answers.values())),
-                what="clients seeing the outage",
-            )
-            broker.run("start")
-            sender.join(timeout=300)
+            try:
+                spare.send([spare_record], timeout=10)  # it knows the topic's leader from now on
+                wait_for(
+                    lambda: list(answers.values()).count(200) >= 5 or stop_sending.is_set(),
+                    what="requests acknowledged first",
+                )
+                broker.run("stop")
+                wait_for(
+                    lambda: (
+                        any(code != 200 for code in list(answers.values())) or stop_sending.is_set()
+                    ),
+                    what="clients seeing the outage",
+                )
+                with pytest.raises(TransportError):
+                    spare.send([spare_record], timeout=1)  # stays in the producer, undelivered
+                closing = time.monotonic()
+                spare.close(timeout=1)  # records it could not deliver: forced close
+                assert time.monotonic() - closing < 10, "close is bounded with the broker down"
+                assert spare.closed, "no producer left open for the garbage collector"
+                broker.run("start")
+                back = time.monotonic()
+                restarted.set()
+                wait_for(stop_sending.is_set, timeout=60, what="3 requests acknowledged again")
+            finally:
+                spare.close(timeout=1)
+                stop_sending.set()
+                sender.join(timeout=30)  # one request at most in progress: <= produce timeout
+            assert not sender.is_alive(), "the sender thread ended"
+        assert not errors, errors
+        assert len(acked_after_restart) >= 3, "requests after the restart were acknowledged"
+        resumed_s = acked_after_restart[0] - back
+        assert resumed_s < 10, f"exports resumed {resumed_s:.1f}s after the broker came back"
         ok = [i for i, code in answers.items() if code == 200]
         refused = [i for i, code in answers.items() if code != 200]
         assert set(answers.values()) <= {200, 503}

@@ -203,3 +203,70 @@ def test_checkpoint_leaves_are_the_distinct_row_hashes_in_order() -> None:
     assert hashes.to_pylist() == ["a1", "b2", "c3"]
     assert ids.to_pylist() == ["t1/s1", "t2/s2", "t3/s3"]
     assert [a.to_pylist() for a in _leaves(hashed.slice(0, 0))] == [[], []]
+
+
+# -- streaming: verify holds a chunk of checkpoints, never the whole tenant ----------------------
+
+
+def _pages(store, monkeypatch) -> list[int]:
+    """Record how many checkpoints each page read of ``verify`` returned."""
+    from agentledger.pipeline.derive import ledger_verify
+
+    sizes: list[int] = []
+    real = store.query_rows
+
+    def spy(sql, params=None, *args, **kwargs):
+        rows = real(sql, params, *args, **kwargs)
+        if sql is ledger_verify._PAGE:
+            sizes.append(len(rows))
+        return rows
+
+    monkeypatch.setattr(store, "query_rows", spy)
+    return sizes
+
+
+def test_verify_in_small_chunks_gives_the_same_answer(filled, monkeypatch) -> None:
+    whole = verify(filled, "acme", key=KEY).as_dict()
+    assert whole["ok"] and whole["checkpoints"] == 4
+    pages = _pages(filled, monkeypatch)
+    for chunk in (1, 3):
+        pages.clear()
+        assert verify(filled, "acme", key=KEY, chunk_size=chunk).as_dict() == whole
+        assert max(pages) <= chunk and sum(pages) == 4 and len(pages) >= 4 // chunk
+
+
+def test_a_tampered_row_in_a_later_chunk_is_found(filled, monkeypatch) -> None:
+    last = filled.query_rows(
+        "SELECT seq, leaf_spans FROM ledger_checkpoints FINAL ORDER BY seq DESC LIMIT 1"
+    )[0]
+    trace_id, span_id = last["leaf_spans"][0].split("/")
+    _mutate(
+        filled,
+        f"ALTER TABLE spans UPDATE output_tokens = output_tokens + 7 WHERE span_id = '{span_id}'",
+    )
+    pages = _pages(filled, monkeypatch)
+    chunked = verify(filled, "acme", chunk_size=1)
+    assert max(pages) == 1 and len(pages) >= 4  # one checkpoint per page, the last one later
+    # the recorded row no longer hashes as checkpointed; its changed version was never checkpointed
+    assert [(p.kind, p.seq) for p in chunked.problems] == [
+        ("rows_changed_or_deleted", last["seq"]),
+        ("rows_not_checkpointed", last["seq"]),
+    ]
+    assert [p.spans for p in chunked.problems] == [[f"{trace_id}/{span_id}"]] * 2
+    assert chunked.as_dict() == verify(filled, "acme").as_dict()
+
+
+def test_a_missing_middle_checkpoint_reads_alike_in_chunks(filled) -> None:
+    _mutate(filled, "ALTER TABLE ledger_checkpoints DELETE WHERE seq = 2")
+    chunked = verify(filled, "acme", chunk_size=1)
+    kinds = [(p.kind, p.seq) for p in chunked.problems]
+    assert kinds[0] == ("missing_checkpoint", 2)
+    # the rows of checkpoints 2 to 4 are no longer vouched for: one problem, counted in the store
+    assert kinds[1] == ("rows_not_checkpointed", 2) and len(kinds) == 2
+    assert "stored row(s) are covered by no checkpoint" in chunked.problems[1].detail
+    assert chunked.as_dict() == verify(filled, "acme", chunk_size=2).as_dict()
+
+
+def test_chunk_size_must_be_positive(filled) -> None:
+    with pytest.raises(ValueError, match="chunk_size"):
+        verify(filled, "acme", chunk_size=0)

@@ -22,6 +22,7 @@ def transport() -> MemoryTransport:
             dead_letter_topic="spans.dlq",
             feedback_topic="feedback",
             intents_topic="intents",
+            controls_topic="controls",
             partitions=3,
             group_id="pipeline",
             max_record_bytes=64 * 1024,

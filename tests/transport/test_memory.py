@@ -68,5 +68,32 @@ def test_sends_fail_when_told_and_refuse_what_is_too_large(transport: MemoryTran
     with pytest.raises(RecordTooLarge):
         producer.send([OutgoingRecord("spans", b"k", b"x" * (200 * 1024))], 1)
     assert transport.sent == [] and transport.records("spans") == []
-    assert transport.admin().ensure_topics() == ["spans", "spans.dlq", "feedback", "intents"]
+    assert transport.admin().ensure_topics() == [
+        "spans",
+        "spans.dlq",
+        "feedback",
+        "intents",
+        "controls",
+    ]
     assert transport.admin().ensure_topics() == []
+    assert transport.compacted == {"controls"}
+
+
+def test_every_follower_reads_every_partition_from_the_beginning(
+    transport: MemoryTransport,
+) -> None:
+    producer = transport.producer()
+    producer.send([OutgoingRecord("controls", b"k%d" % i, b"%d" % i) for i in range(6)], 1)
+    first = transport.follow("controls", client_id="a")
+    second = transport.follow("controls", client_id="b")
+    assert sum(first.lag().values()) == 6
+    got = first.poll(0.1)
+    assert sorted(r.value or b"" for r in got) == [b"%d" % i for i in range(6)]
+    assert not any(first.lag().values())
+    producer.send([OutgoingRecord("controls", b"k0", b"later")], 1)
+    assert [r.value for r in first.poll(1)] == [b"later"]  # it keeps following
+    assert len(second.poll(0.1)) == 7  # no group: the other follower reads it all too
+    assert transport.commits == []
+    transport.available = False
+    with pytest.raises(TransportUnavailable):
+        transport.follow("controls", client_id="c")

@@ -7,7 +7,11 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from agentledger.schemas.read import (
+    AccessLog,
     Anomaly,
+    ApiKeyCreated,
+    ApiKeyInfo,
+    ApiKeyList,
     AuditReport,
     Content,
     ControlEvent,
@@ -183,6 +187,22 @@ class LedgerClient(ReadClient, Protocol):
     def control(
         self, *, action: str, scope: str, target: str, by: str, reason: str
     ) -> ControlEvent: ...
+
+    def create_key(self, *, tenant: str, role: str, name: str, agent: str = "") -> ApiKeyCreated:
+        """A new API key (its secret in the answer, once). Over HTTP the tenant must be the admin
+        key's own."""
+        ...
+
+    def keys(self, *, tenant: str | None = None) -> ApiKeyList:
+        """API keys, active and revoked: over HTTP the admin key's tenant; locally ``tenant``,
+        or every tenant when None."""
+        ...
+
+    def revoke_key(self, name: str) -> ApiKeyInfo: ...
+
+    def access_log(
+        self, *, limit: int = D.ACCESS_LOG_LIMIT, key: str | None = None
+    ) -> AccessLog: ...
 
     def __enter__(self) -> LedgerClient: ...
 

@@ -13,7 +13,11 @@ from pydantic import BaseModel, TypeAdapter
 
 from agentledger.cli.client.base import ClientError, Progress
 from agentledger.schemas.read import (
+    AccessLog,
     Anomaly,
+    ApiKeyCreated,
+    ApiKeyInfo,
+    ApiKeyList,
     AuditReport,
     Content,
     ControlEvent,
@@ -312,10 +316,17 @@ class HttpReadClient:
         return manifest
 
     def _download(self, path: str, target: str, name: str) -> None:
+        """One file of a dataset into ``target``; a name the server sends that would land outside
+        it (``..``, an absolute path, a NUL) is refused, whoever answers at the URL."""
+        root = os.path.realpath(target)
+        dest = "" if "\x00" in name else os.path.realpath(os.path.join(root, name))
+        if not dest or os.path.isabs(name) or os.path.commonpath([root, dest]) != root:
+            raise ClientError(f"{self.where} listed a file outside the dataset folder: {name!r}")
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
         with self._client.stream("GET", path, timeout=None) as r:
             if r.status_code >= 400:
                 raise ClientError(f"{self.where} answered {r.status_code} for {name}")
-            with open(os.path.join(target, name), "wb") as fh:
+            with open(dest, "wb") as fh:
                 for chunk in r.iter_bytes():
                     fh.write(chunk)
 
@@ -328,3 +339,18 @@ class HttpReadClient:
     ) -> ControlEvent:
         body = {"action": action, "scope": scope, "target": target, "by": by, "reason": reason}
         return ControlEvent.model_validate(self._send("POST", "/v1/controls", json=body))
+
+    # -- access --
+
+    def create_key(self, *, tenant: str, role: str, name: str, agent: str = "") -> ApiKeyCreated:
+        body = {"name": name, "role": role, "agent": agent, "tenant": tenant}
+        return ApiKeyCreated.model_validate(self._send("POST", "/api/v1/keys", json=body))
+
+    def keys(self, *, tenant: str | None = None) -> ApiKeyList:
+        return self._get(ApiKeyList, "/api/v1/keys")
+
+    def revoke_key(self, name: str) -> ApiKeyInfo:
+        return ApiKeyInfo.model_validate(self._send("DELETE", f"/api/v1/keys/{name}"))
+
+    def access_log(self, *, limit: int = D.ACCESS_LOG_LIMIT, key: str | None = None) -> AccessLog:
+        return self._get(AccessLog, "/api/v1/access-log", limit=limit, key=key)

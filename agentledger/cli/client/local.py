@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from agentledger.cli.client.base import ClientError, Progress
 from agentledger.schemas.read import (
+    AccessLog,
     Anomaly,
+    ApiKeyCreated,
+    ApiKeyInfo,
+    ApiKeyList,
     AuditReport,
     Content,
     ControlEvent,
@@ -37,6 +42,7 @@ from agentledger.schemas.records import Actor
 
 if TYPE_CHECKING:
     from agentledger.pipeline.governance import GovernanceService
+    from agentledger.pipeline.services.access import AccessRecorder
     from agentledger.pipeline.services.datasets.feedback import FeedbackLog
     from agentledger.pipeline.store import Store
 
@@ -73,6 +79,7 @@ class LocalReadClient:
         self._feedback_log = feedback_log
         self._ledger_key = ledger_key
         self._on_close = list(on_close)
+        self._access: AccessRecorder | None = None
 
     def __enter__(self) -> LocalReadClient:
         return self
@@ -106,6 +113,27 @@ class LocalReadClient:
         ) as exc:
             raise ClientError(str(exc)) from exc
 
+    def _logged(self, what: str, object_ids: Sequence[str], rows: int, answer: T) -> T:
+        """``answer``, once its read is in the access log (as ``cli``: a local reader holds the
+        whole store, but what it read is still on record)."""
+        from agentledger.pipeline.services.access import AccessRecorder
+
+        if self._access is None:
+            self._access = AccessRecorder(self.store, writer=f"cli-{os.getpid()}")
+        recorder = self._access
+        self._call(
+            lambda: recorder.record(
+                self.tenant,
+                key_name=Actor.CLI,
+                role="admin",
+                method="cli",
+                route=what,
+                object_ids=object_ids,
+                rows=rows,
+            )
+        )
+        return answer
+
     def _service(self) -> GovernanceService:
         if self._governance is None:
             raise ClientError(f"no governance records can be read from {self.where}")
@@ -122,19 +150,22 @@ class LocalReadClient:
     ) -> list[TraceSummary]:
         from agentledger.pipeline.services import reads
 
-        return self._call(
+        found = self._call(
             reads.traces, self.store, self.tenant, limit=limit, since=since, service=service
         )
+        return self._logged("traces", [t.trace_id for t in found], len(found), found)
 
     def trace(self, trace_id: str) -> TraceDetail:
         from agentledger.pipeline.services import reads
 
-        return self._call(reads.trace, self.store, self.tenant, trace_id)
+        found = self._call(reads.trace, self.store, self.tenant, trace_id)
+        return self._logged("trace", [trace_id], len(found.spans), found)
 
     def content(self, content_hash: str) -> Content:
         from agentledger.pipeline.services import reads
 
-        return self._call(reads.content, self.store, self.tenant, content_hash)
+        found = self._call(reads.content, self.store, self.tenant, content_hash)
+        return self._logged("content", [content_hash], 1, found)
 
     def usage(
         self,
@@ -148,8 +179,11 @@ class LocalReadClient:
         filters: Mapping[str, str] | None = None,
         refresh: bool = True,
     ) -> UsageReport:
+        from agentledger.pipeline.derive import UsageRollupJob
         from agentledger.pipeline.services import reads
 
+        if refresh:  # no background job here: this command is the rollup's one pass
+            self._call(UsageRollupJob().run, self.store, datetime.now(timezone.utc))
         return self._call(
             reads.usage,
             self.store,
@@ -161,7 +195,6 @@ class LocalReadClient:
             top=top,
             order_by=order_by,
             filters=filters,
-            refresh_hours=0 if refresh else None,
         )
 
     def patterns(
@@ -248,7 +281,8 @@ class LocalReadClient:
     def audit(self, ref: str, *, last: bool = False) -> AuditReport:
         from agentledger.pipeline.services import reads
 
-        return self._call(reads.audit, self.store, self.tenant, ref, last=last)
+        found = self._call(reads.audit, self.store, self.tenant, ref, last=last)
+        return self._logged("audit", [ref], len(found.actions), found)
 
     def verify_ledger(self, *, since: str | None = None) -> LedgerReport:
         from agentledger.pipeline.services import reads
@@ -260,7 +294,8 @@ class LocalReadClient:
     def replay_request(self, span_id: str, *, api: str | None = None) -> RebuiltRequest:
         from agentledger.pipeline.services import reads
 
-        return self._call(reads.replay_request, self.store, self.tenant, span_id, api=api)
+        found = self._call(reads.replay_request, self.store, self.tenant, span_id, api=api)
+        return self._logged("replay request", [span_id], 1, found)
 
     def replay_requests(
         self,
@@ -275,7 +310,7 @@ class LocalReadClient:
     ) -> RebuiltRequests:
         from agentledger.pipeline.services import reads
 
-        return self._call(
+        found = self._call(
             reads.replay_requests,
             self.store,
             self.tenant,
@@ -287,6 +322,8 @@ class LocalReadClient:
             limit=limit,
             api=api,
         )
+        ids = [r.span_id for r in found.requests]
+        return self._logged("replay requests", ids, len(ids), found)
 
     def replays(self, *, limit: int = D.REPLAYS_LIMIT) -> list[ReplayRunSummary]:
         from agentledger.pipeline.services import reads
@@ -369,7 +406,7 @@ class LocalReadClient:
     ) -> DatasetManifest:
         from agentledger.pipeline.services import reads
 
-        return self._call(
+        found = self._call(
             reads.export_dataset,
             self.store,
             self.tenant,
@@ -378,6 +415,7 @@ class LocalReadClient:
             progress=progress,
             actor=Actor.CLI,
         )
+        return self._logged("dataset export", [found.id], found.counts.examples, found)
 
     def save_replay(self, report: Mapping[str, Any]) -> ReplayStored:
         from agentledger.pipeline.services import reads
@@ -397,3 +435,28 @@ class LocalReadClient:
             return reads.control(self._service(), self.tenant, request)
 
         return self._call(record)
+
+    # -- access --
+
+    def create_key(self, *, tenant: str, role: str, name: str, agent: str = "") -> ApiKeyCreated:
+        from agentledger.pipeline.services.access import KeyBook
+
+        book = KeyBook(self.store)
+        return self._call(book.create, tenant, role, name, agent=agent, actor=Actor.CLI)
+
+    def keys(self, *, tenant: str | None = None) -> ApiKeyList:
+        from agentledger.pipeline.services.access import KeyBook
+
+        found = self._call(KeyBook(self.store).list_keys, tenant)
+        listed = ApiKeyList(keys=[k.info() for k in found])
+        return self._logged("keys", [k.name for k in found], len(found), listed)
+
+    def revoke_key(self, name: str) -> ApiKeyInfo:
+        from agentledger.pipeline.services.access import KeyBook
+
+        return self._call(KeyBook(self.store).revoke, name, actor=Actor.CLI).info()
+
+    def access_log(self, *, limit: int = D.ACCESS_LOG_LIMIT, key: str | None = None) -> AccessLog:
+        from agentledger.pipeline.services.access import read_access_log
+
+        return self._call(read_access_log, self.store, self.tenant, limit=limit, key_name=key)

@@ -1,5 +1,15 @@
 """The audit as a report a person reads: Markdown, and HTML built from that Markdown so the
-two never say different things."""
+two never say different things.
+
+Everything the report quotes was recorded from an agent: prompts, tool arguments, names,
+reasons. Rendered as is, a value holding ``**``, ``<script>``, a backtick, a pipe or a newline
+would restyle the report, inject HTML into whatever renders it, or forge lines of its own
+(a heading, a list item saying "verified"). So every quoted value goes through one of three
+doors: ``_text`` (inline prose: Markdown and HTML characters backslash-escaped), ``_code`` (a
+code span fenced with more backticks than the value holds) or ``_json_block`` (a fenced block
+whose fence the value cannot contain); ``_one_line`` turns line breaks and other control
+characters of inline values into visible symbols first, so a value never leaves its line.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +19,40 @@ import re
 from typing import Any
 
 __all__ = ["to_html", "to_markdown"]
+
+
+_CONTROL = {c: chr(0x2400 + c) for c in range(0x20)} | {0x7F: "\u2421"}
+"""Control characters as their Unicode control pictures (newline: U+240A)."""
+_CONTROL.update({0x85: "\u2424", 0x2028: "\u2424", 0x2029: "\u2424"})  # other line breaks
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>#|~&!])")
+"""Characters that start Markdown inline syntax, a table cell or HTML (escaped by ``_text``)."""
+
+
+def _one_line(value: Any) -> str:
+    """``value`` as text that stays on one line: control characters become visible symbols."""
+    return str(value).translate(_CONTROL)
+
+
+def _text(value: Any) -> str:
+    """``value`` as inert inline Markdown prose (every Markdown or HTML character escaped)."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", _one_line(value))
+
+
+def _code(value: Any) -> str:
+    """``value`` as a Markdown code span: fenced with one backtick more than its longest run of
+    backticks, padded with a space where it starts or ends with one (CommonMark)."""
+    text = _one_line(value)
+    if not text.strip():
+        return "` `" if not text else f"`{text}`"
+    ticks = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text[0] in "` " or text[-1] in "` " else ""
+    return f"{ticks}{pad}{text}{pad}{ticks}"
+
+
+def _json(value: Any) -> str:
+    """A JSON value inline, as a code span."""
+    return _code(json.dumps(value, ensure_ascii=False))
 
 
 def _json_block(value: Any) -> str:
@@ -27,84 +71,87 @@ def _message_lines(messages: Any) -> list[str]:
         if not isinstance(m, dict):
             lines.append(_json_block(m))
             continue
-        head = f"**{m.get('role', '?')}**"
+        head = f"**{_text(m.get('role', '?'))}**"
         if m.get("tool_call_id"):
-            head += f" (answers tool call `{m['tool_call_id']}`)"
+            head += f" (answers tool call {_code(m['tool_call_id'])})"
         lines.append(head + ":")
         if m.get("content") is not None:
             lines.append(_json_block(m["content"]))
         for call in m.get("tool_calls") or ():
             lines.append(
-                f"- calls `{call.get('name')}` (id `{call.get('id')}`) with {json.dumps(call.get('arguments'), ensure_ascii=False)}"
+                f"- calls {_code(call.get('name'))} (id {_code(call.get('id'))}) "
+                f"with {_json(call.get('arguments'))}"
             )
     return lines
+
+
+def _yes_no(value: Any) -> str:
+    return "yes" if value else "NO"
 
 
 def _action_markdown(r: dict[str, Any]) -> list[str]:
     a, who, by = r["action"], r["authority"], r["decided_by"]
     title = (
-        f"tool call `{a.get('tool_name')}`"
+        f"tool call {_code(a.get('tool_name'))}"
         if a["kind"] != "LLM"
-        else f"model decision `{a['name']}`"
+        else f"model decision {_code(a['name'])}"
     )
     out = [
         f"## Action: {title}",
         "",
-        f"- span `{a['span_id']}` of trace `{r['trace_id']}`, started {a['started_at']}",
-        f"- agent `{a.get('agent_name') or '?'}`, session `{a.get('session_id') or '-'}`, user `{a.get('user_id') or '-'}`",
+        f"- span {_code(a['span_id'])} of trace {_code(r['trace_id'])}, "
+        f"started {_text(a['started_at'])}",
+        f"- agent {_code(a.get('agent_name') or '?')}, session {_code(a.get('session_id') or '-')}, "
+        f"user {_code(a.get('user_id') or '-')}",
     ]
     if a["kind"] != "LLM":
         out.append(
-            f"- arguments: `{json.dumps(a.get('arguments'), ensure_ascii=False)}` (sha256 `{a.get('arguments_hash')}`)"
+            f"- arguments: {_json(a.get('arguments'))} (sha256 {_code(a.get('arguments_hash'))})"
         )
     out += ["", "### Under whose authority", ""]
     if who["attributed"]:
-        name = (
-            f" ({who['principal_name']}{', ' + who['principal_role'] if who['principal_role'] else ''})"
-            if who["principal_name"]
-            else ""
-        )
+        role = f", {_text(who['principal_role'])}" if who["principal_role"] else ""
+        name = f" ({_text(who['principal_name'])}{role})" if who["principal_name"] else ""
+        chain = " → ".join(_code(p) for p in who["principal_chain"]) or "-"
         out += [
-            f"- principal `{who['principal_id']}`{name}",
-            f"- delegation chain: {' → '.join(f'`{p}`' for p in who['principal_chain']) or '-'}",
-            f"- policy `{who['policy_id'] or '-'}` (recorded on the {who['source'].replace('_', ' ')})",
+            f"- principal {_code(who['principal_id'])}{name}",
+            f"- delegation chain: {chain}",
+            f"- policy {_code(who['policy_id'] or '-')} "
+            f"(recorded on the {_text(who['source'].replace('_', ' '))})",
         ]
     else:
         out.append("- **unattributed**: no principal was recorded for this action")
     out += ["", "### Which model version decided", ""]
     if by:
         out += [
-            f"- LLM call `{by['span_id']}` at {by['at']} (found by {by['found_by'].replace('_', ' ')})",
+            f"- LLM call {_code(by['span_id'])} at {_text(by['at'])} "
+            f"(found by {_text(by['found_by'].replace('_', ' '))})",
             (
-                f"- provider `{by['provider'] or '?'}`, requested `{by['requested_model']}`, "
-                f"answered **`{by['answered_model']}`**, system fingerprint `{by['system_fingerprint'] or '-'}`"
+                f"- provider {_code(by['provider'] or '?')}, requested {_code(by['requested_model'])}, "
+                f"answered **{_code(by['answered_model'])}**, "
+                f"system fingerprint {_code(by['system_fingerprint'] or '-')}"
             ),
         ]
         if by["chose"]:
+            executed = by["executed_as_chosen"]
             out.append(
-                f"- chose `{by['chose']['name']}` with {json.dumps(by['chose']['arguments'], ensure_ascii=False)}"
-                + (
-                    ""
-                    if by["executed_as_chosen"] is None
-                    else f"; executed as chosen: **{'yes' if by['executed_as_chosen'] else 'NO'}**"
-                )
+                f"- chose {_code(by['chose']['name'])} with {_json(by['chose']['arguments'])}"
+                + ("" if executed is None else f"; executed as chosen: **{_yes_no(executed)}**")
             )
     else:
         out.append("- no LLM call precedes this action in the trace")
     out += ["", "### Intent and controls", ""]
     intent = r["intent"]
     if intent:
+        match = intent["arguments_match_action"]
         out += [
             (
-                f"- intent `{intent['intent_id']}` asked {intent['requested_at']}, acknowledged "
-                f"**{intent['acknowledged_at']}** ({intent['decision']}, {intent['attempts']} ask(s))"
+                f"- intent {_code(intent['intent_id'])} asked {_text(intent['requested_at'])}, "
+                f"acknowledged **{_text(intent['acknowledged_at'])}** "
+                f"({_text(intent['decision'])}, {_text(intent['attempts'])} ask(s))"
             ),
-            f"- arguments sha256 `{intent['arguments_sha256']}`"
-            + (
-                ""
-                if intent["arguments_match_action"] is None
-                else f"; matches the tool span: **{'yes' if intent['arguments_match_action'] else 'NO'}**"
-            ),
+            f"- arguments sha256 {_code(intent['arguments_sha256'])}"
+            + ("" if match is None else f"; matches the tool span: **{_yes_no(match)}**"),
         ]
     elif r["governance_recorded"]:
         out.append("- no intent record (the tool was not governed)")
@@ -113,32 +160,35 @@ def _action_markdown(r: dict[str, Any]) -> list[str]:
     for c in r["controls"]:
         held = " — held this call" if c["held_this_call"] else ""
         out.append(
-            f"- {c['at']}: **{c['action']}** {c['scope']} `{c['target']}` by {c['by'] or '?'}: {c['reason'] or '-'}{held}"
+            f"- {_text(c['at'])}: **{_text(c['action'])}** {_text(c['scope'])} "
+            f"{_code(c['target'])} by {_text(c['by'] or '?')}: {_text(c['reason'] or '-')}{held}"
         )
     if not r["controls"]:
         out.append("- no pause or resume applied to this run")
     if r["pauses_in_force_at_action"]:
-        out.append(
-            f"- **pauses in force when it acted**: {', '.join(r['pauses_in_force_at_action'])}"
-        )
+        pauses = ", ".join(_code(p) for p in r["pauses_in_force_at_action"])
+        out.append(f"- **pauses in force when it acted**: {pauses}")
     out += ["", "### What the agent saw, in order", ""]
     for c in r["context"]:
         out += [
-            f"**Running {c['kind'].lower()} `{c['name']}`** (started {c['started_at']}), input:",
+            f"**Running {_text(str(c['kind']).lower())} {_code(c['name'])}** "
+            f"(started {_text(c['started_at'])}), input:",
             _json_block(c["input"]),
             "",
         ]
     by_seq: dict[int, list[str]] = {}
     for llm in r["llm_calls"]:
-        params = json.dumps(llm["parameters"], ensure_ascii=False)
         fingerprint = (
-            f", fingerprint `{llm['system_fingerprint']}`" if llm["system_fingerprint"] else ""
+            f", fingerprint {_code(llm['system_fingerprint'])}" if llm["system_fingerprint"] else ""
         )
         lines = [
             (
-                f"**{llm['seq']}. LLM call `{llm['span_id']}`** {llm['started_at']} → {llm['ended_at']}: "
-                f"requested `{llm['requested_model']}`, answered `{llm['answered_model']}`{fingerprint}; "
-                f"parameters {params}; {len(llm['tools'])} tool(s) offered; messages sha256 `{llm['input_hash']}`"
+                f"**{_text(llm['seq'])}. LLM call {_code(llm['span_id'])}** "
+                f"{_text(llm['started_at'])} → {_text(llm['ended_at'])}: "
+                f"requested {_code(llm['requested_model'])}, "
+                f"answered {_code(llm['answered_model'])}{fingerprint}; "
+                f"parameters {_json(llm['parameters'])}; {len(llm['tools'])} tool(s) offered; "
+                f"messages sha256 {_code(llm['input_hash'])}"
                 f"{' (verified)' if llm['input_verified'] else ''}"
             ),
             "",
@@ -152,8 +202,10 @@ def _action_markdown(r: dict[str, Any]) -> list[str]:
         by_seq.setdefault(d["seq"], []).extend(
             [
                 (
-                    f"**{d['seq']}.{d['rank']} Document `{d['id']}`** (rank {d['rank']}, score {score}, retrieved "
-                    f"{d['retrieved_at']} by `{d['retriever']}`, sha256 `{d['content_hash']}`"
+                    f"**{_text(d['seq'])}.{_text(d['rank'])} Document {_code(d['id'])}** "
+                    f"(rank {_text(d['rank'])}, score {_text(score)}, retrieved "
+                    f"{_text(d['retrieved_at'])} by {_code(d['retriever'])}, "
+                    f"sha256 {_code(d['content_hash'])}"
                     f"{' verified' if d['verified'] else ' NOT VERIFIED'})"
                 ),
                 _json_block(d["content"]),
@@ -164,8 +216,9 @@ def _action_markdown(r: dict[str, Any]) -> list[str]:
         by_seq.setdefault(t["seq"], []).extend(
             [
                 (
-                    f"**{t['seq']}. Tool `{t['tool_name']}`** (call `{t['tool_call_id'] or '-'}`, {t['status']}, "
-                    f"ended {t['ended_at']}) with {json.dumps(t['arguments'], ensure_ascii=False)} returned:"
+                    f"**{_text(t['seq'])}. Tool {_code(t['tool_name'])}** "
+                    f"(call {_code(t['tool_call_id'] or '-')}, {_text(t['status'])}, "
+                    f"ended {_text(t['ended_at'])}) with {_json(t['arguments'])} returned:"
                 ),
                 _json_block(t["output"]),
                 "",
@@ -174,7 +227,8 @@ def _action_markdown(r: dict[str, Any]) -> list[str]:
     for s in r["other_steps"]:
         by_seq.setdefault(s["seq"], []).extend(
             [
-                f"**{s['seq']}. {s['kind'].title()} `{s['name']}`** ({s['started_at']} → {s['ended_at']}): input / output",
+                f"**{_text(s['seq'])}. {_text(str(s['kind']).title())} {_code(s['name'])}** "
+                f"({_text(s['started_at'])} → {_text(s['ended_at'])}): input / output",
                 _json_block(s["input"]),
                 _json_block(s["output"]),
                 "",
@@ -185,14 +239,17 @@ def _action_markdown(r: dict[str, Any]) -> list[str]:
     if not by_seq:
         out += ["_nothing had finished before this action_", ""]
     integrity, left = r["integrity"], r["left_out"]
+    missing = ", ".join(_code(h) for h in integrity["missing"])
+    changed = ", ".join(_code(h) for h in integrity["changed"])
     out += [
         "### Integrity",
         "",
-        f"- {integrity['contents_verified']} of {integrity['contents_checked']} content records match their SHA-256"
-        + (f"; missing: {', '.join(integrity['missing'])}" if integrity["missing"] else "")
-        + (f"; **changed**: {', '.join(integrity['changed'])}" if integrity["changed"] else ""),
-        f"- left out: {left['spans_after_action']} span(s) that had not finished before the action"
-        + ("; the action's own result" if left["action_result"] else ""),
+        f"- {_text(integrity['contents_verified'])} of {_text(integrity['contents_checked'])} "
+        "content records match their SHA-256"
+        + (f"; missing: {missing}" if missing else "")
+        + (f"; **changed**: {changed}" if changed else ""),
+        f"- left out: {_text(left['spans_after_action'])} span(s) that had not finished before "
+        "the action" + ("; the action's own result" if left["action_result"] else ""),
         "",
     ]
     return out
@@ -201,9 +258,10 @@ def _action_markdown(r: dict[str, Any]) -> list[str]:
 def to_markdown(result: dict[str, Any]) -> str:
     """The audit (``audit``'s result) as a readable Markdown report."""
     out = [
-        f"# Audit of {result['query']}",
+        f"# Audit of {_text(result['query'])}",
         "",
-        f"Tenant `{result['tenant']}`, trace `{result['trace_id']}`: {len(result['actions'])} action(s).",
+        f"Tenant {_code(result['tenant'])}, trace {_code(result['trace_id'])}: "
+        f"{len(result['actions'])} action(s).",
         "",
     ]
     for report in result["actions"]:
@@ -213,16 +271,31 @@ def to_markdown(result: dict[str, Any]) -> str:
 
 _BOLD = re.compile(r"\*\*(.+?)\*\*")
 _ITALIC = re.compile(r"(?<![\w*])_(.+?)_(?!\w)")
+_ATOM = re.compile(r"(`+)(.+?)(?<!`)\1(?!`)|\\([!-/:-@\[-`{-~])")
+"""A code span (a run of backticks, its text, the same run again) or a backslash escape."""
+_SLOT = "\ue000{}\ue001"
 
 
 def _inline(text: str) -> str:
-    """Markdown inline marks of the report as HTML: bold, then code spans (whose text is kept as is),
-    then italics outside code."""
-    parts = _BOLD.sub(r"<strong>\1</strong>", html.escape(text, quote=False)).split("`")
-    return "".join(
-        f"<code>{part}</code>" if i % 2 else _ITALIC.sub(r"<em>\1</em>", part)
-        for i, part in enumerate(parts)
-    )
+    """The report's inline Markdown as HTML: code spans (their text kept as is) and backslash
+    escapes are set aside first, so bold and italics apply only to the report's own marks,
+    never to a quoted value's; everything is HTML-escaped."""
+    text = text.replace("\ue000", "\ufffd").replace("\ue001", "\ufffd")  # ours alone
+    atoms: list[str] = []
+
+    def set_aside(m: re.Match[str]) -> str:
+        if m.group(3) is not None:
+            atoms.append(html.escape(m.group(3)))
+        else:
+            code = m.group(2)
+            if code.startswith(" ") and code.endswith(" ") and code.strip():
+                code = code[1:-1]
+            atoms.append(f"<code>{html.escape(code)}</code>")
+        return _SLOT.format(len(atoms) - 1)
+
+    marked = _BOLD.sub(r"<strong>\1</strong>", html.escape(_ATOM.sub(set_aside, text)))
+    marked = _ITALIC.sub(r"<em>\1</em>", marked)
+    return re.sub("\ue000(\\d+)\ue001", lambda m: atoms[int(m.group(1))], marked)
 
 
 def to_html(result: dict[str, Any]) -> str:

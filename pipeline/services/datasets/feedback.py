@@ -11,11 +11,14 @@ Feedback arrives three ways and is appended to the record log (``records``, kind
   GenAI ``gen_ai.evaluation.result`` span events, picked up by
   :func:`feedback_from_spans`.
 
-Identity: a feedback's ``feedback_id`` is the id the client gave, else the
-SHA-256 of what it says (tenant, target, name, values, annotator). Sending the
-same feedback twice (a retry, a Kafka redelivery) therefore counts once;
-sending a new value under an explicit id is a new record that supersedes the
-old one (the latest ``created_at`` wins), and the old one stays on record.
+Identity: the server gives a feedback its ``feedback_id``. The ``id`` a client sends is an
+idempotency key, never the id itself: the id is derived from it and the tenant
+(``idempotency.derived_id``), so no client can pick another feedback's id. Sent again under the
+same key with the same fields, it is the feedback recorded then (nothing new is stored); with
+other fields, it is refused (``FeedbackConflict``, HTTP 409) where the store can be read (the
+embedded server, a collector with a store); through Kafka the retry lands on the same id.
+Without a key, the id is the SHA-256 of what the feedback says (tenant, target, name, values,
+annotator), so the same feedback sent twice counts once (an exact repeat is not stored again).
 
 A span's *effective score* for a feedback name is the mean of its span-level
 feedback of that name, or, when it has none, of its trace's trace-level
@@ -29,12 +32,14 @@ import hashlib
 import logging
 import math
 import re
+import threading
 from datetime import datetime, timezone
 from typing import Any, Final, Literal, Protocol
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from agentledger.pipeline.governance.idempotency import derived_id, request_sha256
 from agentledger.pipeline.store import Store, StoreError, StoreUnavailable
 from agentledger.pipeline.store.records import append_records
 from agentledger.schemas.attributes import Evaluation as EV
@@ -48,6 +53,7 @@ from agentledger.schemas.records import (
 
 __all__ = [
     "FEEDBACK_COLUMNS",
+    "FeedbackConflict",
     "FeedbackLog",
     "FeedbackRejected",
     "FeedbackUnavailable",
@@ -126,7 +132,11 @@ class FeedbackIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str | None = Field(
-        None, max_length=200, description="Idempotency key; same id = same feedback (latest wins)."
+        None,
+        min_length=1,
+        max_length=200,
+        description="Idempotency key: sent again with the same fields, the same feedback; with "
+        "other fields, 409. The server derives the feedback's id from it.",
     )
     trace_id: str = Field("", description="Trace (32 hex digits). Optional when span_id is given.")
     span_id: str = Field(
@@ -192,6 +202,10 @@ class FeedbackRecord(BaseModel):
     source: str = "api"
     metadata: dict[str, str] = Field(default_factory=dict)
     created_at: datetime
+    _key: str | None = PrivateAttr(None)
+    """The client's idempotency key (API feedback sent with an ``id``)."""
+    _time_given: bool = PrivateAttr(True)
+    """False when ``created_at`` is the time it was received (the client gave none)."""
 
     def to_json(self) -> bytes:
         """The record as a feedback-topic value (tenant travels in a header as well)."""
@@ -222,12 +236,16 @@ def to_record(
     created = fb.created_at or now or datetime.now(timezone.utc)
     if created.tzinfo is None:
         created = created.replace(tzinfo=timezone.utc)
-    return FeedbackRecord(
+    record = FeedbackRecord(
         tenant=tenant,
         trace_id=fb.trace_id,
         span_id=fb.span_id,
         name=fb.name,
-        feedback_id=fb.id or _identity(tenant, fb, source),
+        feedback_id=(
+            derived_id(RecordKind.FEEDBACK, tenant, fb.id)
+            if fb.id
+            else _identity(tenant, fb, source)
+        ),
         score=fb.score,
         label=fb.label,
         comment=fb.comment,
@@ -238,6 +256,9 @@ def to_record(
         metadata=fb.metadata,
         created_at=created,
     )
+    record._key = fb.id
+    record._time_given = fb.created_at is not None
+    return record
 
 
 def feedback_record(
@@ -310,6 +331,10 @@ class FeedbackUnknownSpan(FeedbackRejected):
     """Span-only feedback names a span the store does not know (HTTP 404)."""
 
 
+class FeedbackConflict(ValueError):
+    """A feedback's idempotency key was used for another feedback (HTTP 409)."""
+
+
 class FeedbackLog(Protocol):
     """Where accepted feedback is made durable before the collector answers.
 
@@ -337,19 +362,26 @@ class StoreFeedbackLog:
     def __init__(self, store: Store, *, actor: str = Actor.API) -> None:
         self.store = store
         self.actor = actor
+        self._lock = threading.Lock()  # a key's check and its write, one request at a time
 
     def append(
         self, records: list[FeedbackRecord], received_at_ns: int, *, actor: str | None = None
     ) -> None:
+        """Store ``records``, but not those stored before (same id, same fields); raises
+        FeedbackConflict, storing nothing, when a key was used for other fields."""
         try:
             unknown = resolve_trace_ids(self.store, records)
             if unknown:
                 raise FeedbackUnknownSpan(
                     f"no span {unknown[0].span_id} for this tenant; give its trace_id too"
                 )
-            write_feedback(
-                self.store, records, actor=actor or self.actor, recorded_at_ns=received_at_ns
-            )
+            with self._lock:
+                write_feedback(
+                    self.store,
+                    _new_feedback(self.store, records),
+                    actor=actor or self.actor,
+                    recorded_at_ns=received_at_ns,
+                )
         except StoreUnavailable as exc:
             raise FeedbackUnavailable(f"store unavailable: {exc}") from exc
         except StoreError as exc:
@@ -357,6 +389,49 @@ class StoreFeedbackLog:
 
     def close(self) -> None:
         """The store is the process's, closed by whoever opened it."""
+
+
+def _request(record: FeedbackRecord) -> str:
+    fields = feedback_record(record, actor=Actor.API).fields()
+    return request_sha256(RecordKind.FEEDBACK, fields)
+
+
+def _new_feedback(store: Store, records: list[FeedbackRecord]) -> list[FeedbackRecord]:
+    """``records`` less those stored before (or earlier in ``records``); FeedbackConflict when a
+    key was used for other fields. A record without a time of its own is compared with the
+    time of the one stored before."""
+    by_tenant: dict[str, set[str]] = {}
+    for r in records:
+        by_tenant.setdefault(r.tenant, set()).add(r.feedback_id)
+    before: dict[tuple[str, str], list[tuple[str, datetime]]] = {}
+    for tenant, ids in by_tenant.items():
+        rows = store.query_rows(
+            "SELECT record_id, any(body) AS body FROM records WHERE tenant = {t:String} "
+            "AND kind = 'feedback' AND record_id IN {ids:Array(String)} "
+            "GROUP BY record_id, body_sha256",
+            {"t": tenant, "ids": sorted(ids)},
+        )
+        for row in rows:
+            fields = orjson.loads(row["body"])
+            created = datetime.fromisoformat(str(fields["created_at"]).replace("Z", "+00:00"))
+            sha = request_sha256(RecordKind.FEEDBACK, fields)
+            before.setdefault((tenant, row["record_id"]), []).append((sha, created))
+    fresh: list[FeedbackRecord] = []
+    for r in records:
+        known = before.setdefault((r.tenant, r.feedback_id), [])
+        if known and not r._time_given:
+            r.created_at = known[0][1]
+        sha = _request(r)
+        if any(s == sha for s, _ in known):
+            continue
+        if known and r._key is not None:
+            raise FeedbackConflict(
+                f"feedback id {r._key!r} was already used for other feedback "
+                f"({r.feedback_id}); send new feedback under a new id"
+            )
+        known.append((sha, r.created_at))
+        fresh.append(r)
+    return fresh
 
 
 def list_feedback(

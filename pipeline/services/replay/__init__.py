@@ -59,6 +59,7 @@ from agentledger.pipeline.services.replay.send import (
 )
 from agentledger.pipeline.services.replay.storage import (
     DRIFT_REPORTS_VIEW,
+    ReportConflict,
     get_report,
     list_reports,
     save_report,
@@ -88,6 +89,7 @@ __all__ = [
     "replay_request",
     "replay_span",
     "save_report",
+    "ReportConflict",
     "select_calls",
     "send_request",
     "summarize",

@@ -1,11 +1,16 @@
 """Drift reports in the record log (kind ``drift_report``, typed view ``drift_reports_v``): a
 report's summary and each replayed call, linked to its source span so a regression can be traced
-back to the recorded decision."""
+back to the recorded decision.
+
+A report is stored once: its ``run_id`` (the replay run's, chosen where the replay ran) is the
+key. Sent again unchanged, nothing new is stored; another report under a stored run id is
+refused (``ReportConflict``, HTTP 409), so no report replaces another."""
 
 from __future__ import annotations
 
 import json
 import math
+import threading
 from typing import Any, Final
 
 import orjson
@@ -22,7 +27,14 @@ from agentledger.schemas.records import (
     make_record,
 )
 
-__all__ = ["DRIFT_REPORTS_VIEW", "drift_record", "get_report", "list_reports", "save_report"]
+__all__ = [
+    "DRIFT_REPORTS_VIEW",
+    "ReportConflict",
+    "drift_record",
+    "get_report",
+    "list_reports",
+    "save_report",
+]
 
 
 DRIFT_REPORTS_VIEW: Final = VIEWS[RecordKind.DRIFT_REPORT]
@@ -94,10 +106,31 @@ def drift_record(report: DriftReport, *, actor: str = Actor.API) -> Record:
     )
 
 
+class ReportConflict(ValueError):
+    """Another drift report is stored under this run id (HTTP 409)."""
+
+
+_SAVING = threading.Lock()  # a run id's check and its insert, one report at a time
+
+
 def save_report(store: Store, report: DriftReport, *, actor: str = Actor.API) -> None:
-    """Append the report to the record log (safe to repeat: the same report is the same record,
-    which readers count once)."""
-    append_records(store, [drift_record(report, actor=actor)])
+    """Append the report to the record log; a report stored before (same run id, same report)
+    is not stored again. ReportConflict when the run id is stored with another report."""
+    record = drift_record(report, actor=actor)
+    with _SAVING:
+        stored = store.query_rows(
+            "SELECT DISTINCT body_sha256 FROM records WHERE tenant = {t:String} "
+            "AND kind = {k:String} AND record_id = {r:String}",
+            {"t": record.tenant, "k": record.kind.value, "r": record.record_id},
+        )
+        if any(row["body_sha256"] == record.body_sha256 for row in stored):
+            return
+        if stored:
+            raise ReportConflict(
+                f"drift report {record.record_id} is stored with another report; "
+                "a new replay run needs a new run_id"
+            )
+        append_records(store, [record])
 
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:

@@ -30,6 +30,8 @@ __all__ = [
     "ToolCallRef",
     "DocumentRef",
     "SPANS_TABLE",
+    "SENT_BY",
+    "STAMPED_COLUMNS",
     "arrow_type",
 ]
 
@@ -296,3 +298,19 @@ class SpanRow(BaseModel):
     source_topic: str = ""
     source_partition: int = 0
     source_offset: int = 0
+    sent_by: str = ""
+    """Stamped by the server after normalization (``STAMPED_COLUMNS``)."""
+
+
+SENT_BY: Final = "sent_by"
+"""The column (migration 0013) naming the API key that sent a span: stamped by the server on each
+row after normalization, never read from the request, and, like the ingest time, not content
+(left out of the row hash and of the re-send comparison), so a span re-sent by another key is
+still the same span."""
+
+STAMPED_COLUMNS: Final[tuple[Column, ...]] = (
+    Column(SENT_BY, "LowCardinality(String)", "Name of the API key that sent the span."),
+)
+"""Columns of ``spans`` after ``SPAN_COLUMNS`` that no normalizer writes: the server stamps them
+on the normalized rows (``NormalizedBatch.stamped``); ``SPAN_ARROW_SCHEMA`` is what a normalizer
+produces, so it leaves them out."""

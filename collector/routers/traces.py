@@ -13,7 +13,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from starlette.concurrency import run_in_threadpool
 
 from agentledger.collector import otlp
-from agentledger.collector.deps import SettingsDep, SinkDep, TenantDep
+from agentledger.collector.deps import IdentityDep, SettingsDep, SinkDep
 from agentledger.collector.limits import ConcurrencyLimit, truncate_attributes
 from agentledger.collector.settings import CollectorSettings
 from agentledger.pipeline.sinks import IngestBatch, Sink, SinkRejected, SinkUnavailable
@@ -36,6 +36,7 @@ def _ingest(
     tenant: str,
     settings: CollectorSettings,
     sink: Sink,
+    sent_by: str = "",
 ) -> bytes:
     received = time.time_ns()
     data = otlp.decode_body(body, encoding, settings.max_body_bytes)
@@ -57,7 +58,9 @@ def _ingest(
             f"request holds {total} spans, over the limit of {settings.max_spans_per_request}; send smaller batches",
         )
     if request is None:
-        result = sink.write(IngestBatch(tenant, received, None, total, data)) if total else None
+        result = (
+            sink.write(IngestBatch(tenant, received, None, total, data, sent_by)) if total else None
+        )
         response = otlp.export_response(*otlp.partial_success(0, "", result))
         return otlp.encode_message(response, media)
     rejected, reason = otlp.drop_invalid_spans(request)
@@ -65,7 +68,7 @@ def _ingest(
         raise otlp.OtlpError(400, f"no valid span in request: {reason}")
     truncate_attributes(request, settings.max_attribute_length, len(data))
     result = (
-        sink.write(IngestBatch(tenant, received, request, total - rejected))
+        sink.write(IngestBatch(tenant, received, request, total - rejected, sent_by=sent_by))
         if total - rejected
         else None
     )
@@ -80,7 +83,7 @@ def _ingest(
     responses={400: {}, 401: {}, 413: {}, 415: {}, 429: {}, 503: {}},
 )
 async def export_traces(
-    request: Request, tenant: TenantDep, settings: SettingsDep, sink: SinkDep
+    request: Request, identity: IdentityDep, settings: SettingsDep, sink: SinkDep
 ) -> Response:
     try:
         media = otlp.media_type(request.headers.get("content-type"))
@@ -100,7 +103,7 @@ async def export_traces(
             body = await _read_body(request)
             encoding = request.headers.get("content-encoding")
             payload = await run_in_threadpool(
-                _ingest, body, media, encoding, tenant, settings, sink
+                _ingest, body, media, encoding, identity.tenant, settings, sink, identity.actor
             )
         except otlp.OtlpError as exc:
             return otlp.error_response(exc.status, exc.message, media)

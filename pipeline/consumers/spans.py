@@ -26,6 +26,7 @@ import logging
 from dataclasses import dataclass
 from functools import partial
 
+import pyarrow as pa
 from google.protobuf.message import DecodeError
 
 from agentledger.pipeline.normalize import NormalizedBatch, Normalizer, SourcePosition
@@ -64,6 +65,7 @@ class _Item:
     received_at_ns: int
     spans: int
     raw: bytes  # the serialized request, as the record holds it
+    sent_by: str = ""  # the API key that sent it (the record's actor header)
 
 
 class SpanConsumer(BatchConsumer[_Item]):
@@ -122,6 +124,7 @@ class SpanConsumer(BatchConsumer[_Item]):
             received,
             spans,
             value,
+            headers.get(Headers.ACTOR, ""),
         )
 
     def weight(self, item: _Item) -> int:
@@ -169,9 +172,16 @@ class SpanConsumer(BatchConsumer[_Item]):
         return result.inserted
 
     def _normalize(self, items: list[_Item]) -> NormalizedBatch:
-        return self.normalizer.normalize(
+        batch = self.normalizer.normalize(
             [
                 (i.raw, SourcePosition(i.tenant, i.received_at_ns, i.topic, i.partition, i.offset))
                 for i in items
             ]
         )
+        by_position = {(i.topic, i.partition, i.offset): i.sent_by for i in items}
+        rows = zip(
+            batch.spans.column("source_topic").to_pylist(),
+            batch.spans.column("source_partition").to_pylist(),
+            batch.spans.column("source_offset").to_pylist(),
+        )
+        return batch.stamped(pa.array([by_position.get(r, "") for r in rows], pa.string()))

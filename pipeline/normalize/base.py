@@ -16,6 +16,7 @@ import pyarrow as pa
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from agentledger.schemas import CONTENT_ARROW_SCHEMA, SPAN_ARROW_SCHEMA
+from agentledger.schemas.spans import SENT_BY
 
 __all__ = ["Normalizer", "NormalizedBatch", "SourcePosition", "NormalizeError"]
 
@@ -41,6 +42,14 @@ class NormalizedBatch:
 
     spans: pa.Table = field(default_factory=SPAN_ARROW_SCHEMA.empty_table)
     contents: pa.Table = field(default_factory=CONTENT_ARROW_SCHEMA.empty_table)
+
+    def stamped(self, sent_by: pa.Array) -> NormalizedBatch:
+        """The batch with ``sent_by`` (one name per span row: the API key that sent the request
+        the row came from) as a column: stamped by the server, never read from the request."""
+        spans = self.spans
+        if SENT_BY in spans.column_names:
+            spans = spans.drop_columns([SENT_BY])
+        return NormalizedBatch(spans.append_column(SENT_BY, sent_by), self.contents)
 
     @property
     def span_count(self) -> int:

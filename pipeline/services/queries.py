@@ -76,7 +76,7 @@ _SPAN_FIELDS = """
     output_hash, system_prompt_hash, request_params, tools_hash, finish_reasons, request_hash,
     raw_request_hash, input_preview, output_preview, documents, convention,
     scope_name, attributes, attribute_refs, resource_attributes, events, ingest_time,
-    source_topic, source_partition, source_offset
+    source_topic, source_partition, source_offset, sent_by
 """
 
 

@@ -31,7 +31,7 @@ class IngestBatch:
     asks for it (the Kafka sink does, to split by trace).
     """
 
-    __slots__ = ("tenant", "received_at_ns", "span_count", "raw", "_request")
+    __slots__ = ("tenant", "received_at_ns", "span_count", "raw", "sent_by", "_request")
 
     def __init__(
         self,
@@ -40,6 +40,7 @@ class IngestBatch:
         request: ExportTraceServiceRequest | None,
         span_count: int,
         raw: bytes | None = None,
+        sent_by: str = "",
     ) -> None:
         if request is None and raw is None:
             raise ValueError("an IngestBatch needs the request, parsed or serialized")
@@ -47,6 +48,8 @@ class IngestBatch:
         self.received_at_ns = received_at_ns
         self.span_count = span_count
         self.raw = raw
+        self.sent_by = sent_by
+        """The name of the API key that sent the request (stamped on every span stored)."""
         self._request = request
 
     @property

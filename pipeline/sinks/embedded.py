@@ -23,6 +23,9 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from agentledger.pipeline.normalize import NormalizedBatch, Normalizer, SourcePosition
 from agentledger.pipeline.sinks.base import (
     IngestBatch,
@@ -198,6 +201,9 @@ class EmbeddedSink(Sink):
                     item.error = SinkRejected(f"cannot normalize request: {exc}")
                     item.done.set()
             normalized = NormalizedBatch.concat(parts)
+        names = pa.array([item.batch.sent_by for item in group], pa.string())
+        offsets = normalized.spans.column("source_offset")
+        normalized = normalized.stamped(pc.take(names, pc.subtract(offsets, first)))
         last = first + len(group) - 1
         # Sequence numbers are never reused, even when this write fails: a token names one
         # batch's data only, so a later, different batch cannot be mistaken for a duplicate.

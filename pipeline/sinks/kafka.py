@@ -49,7 +49,7 @@ class KafkaSink(Sink):
             parts = split_by_trace(batch.request, self.settings.max_record_bytes)
         except RecordTooLarge as exc:
             raise SinkRejected(str(exc), status=413) from exc
-        headers = record_headers(batch.tenant, batch.received_at_ns)
+        headers = record_headers(batch.tenant, batch.received_at_ns, actor=batch.sent_by or None)
         topic = self.settings.spans_topic
         records = [
             OutgoingRecord(topic, key.hex().encode(), value, headers) for key, value in parts

@@ -42,6 +42,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from agentledger.pipeline.store.base import Store
+from agentledger.schemas.spans import SENT_BY
 
 __all__ = [
     "SortedSpans",
@@ -56,8 +57,9 @@ __all__ = [
 CONFLICTS_TABLE = "span_conflicts"
 KEYS_TABLE = "span_keys"
 """The keys of the stored spans (migration 0012), inserted before the spans they name."""
-DELIVERY_COLUMNS = ("ingest_time", "source_topic", "source_partition", "source_offset")
-"""Delivery bookkeeping: not content, so a re-delivery with other values is still unchanged."""
+DELIVERY_COLUMNS = ("ingest_time", "source_topic", "source_partition", "source_offset", SENT_BY)
+"""Delivery bookkeeping (and the key that sent it): not content, so a re-delivery with other
+values is still unchanged."""
 _POSITION = ("source_topic", "source_partition", "source_offset")
 _KEY = ("tenant", "trace_id", "span_id")
 _SEP = "\x1f"  # between the parts of a key (none contains it)

@@ -111,6 +111,7 @@ class Span(ReadModel):
     source_topic: str
     source_partition: int
     source_offset: int
+    sent_by: str = Field("", description="Name of the API key that sent the span.")
 
 
 class SpanNode(Span):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -59,12 +60,14 @@ TABLE = readme_table()
 
 
 @pytest.fixture(scope="module")
-def app_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    store = EmbeddedStore(tmp_path_factory.mktemp("roles"), database="roles")
+def app_client(chdb_path: Path) -> Iterator[TestClient]:
+    # chDB opens one path per process: the session's, with a database of this module's own
+    store = EmbeddedStore(chdb_path, database=f"roles_{uuid.uuid4().hex[:12]}")
     settings = CollectorSettings(api_keys=BOOTSTRAP, port=0, keys_refresh_s=0.5)
     app = build_embedded_app(settings, StoreSettings(), store)
     with TestClient(app) as client:
         yield client
+    store.command(f"DROP DATABASE IF EXISTS {store.database}")
     store.close()
 
 
@@ -261,3 +264,26 @@ def test_an_access_entry_removed_or_changed_breaks_the_chain_and_verify(store) -
     assert not broken.intact and "1 of 2 entries are off its chain" in broken.problems[0]
     report = reads.verify_ledger(store, "acme")
     assert not report.ok and report.problems[0].kind == "access_log"
+
+
+def test_every_span_names_the_key_that_sent_it(app_client: TestClient) -> None:
+    from bench.traffic import requests
+
+    (req,) = list(requests(1, runs_per_request=1, seed=515))
+    trace_id = req.resource_spans[0].scope_spans[0].spans[0].trace_id.hex()
+    sent = app_client.post(
+        "/v1/traces",
+        content=req.SerializeToString(),
+        headers={**_as(Role.INGEST), "Content-Type": "application/x-protobuf"},
+    )
+    assert sent.status_code == 200, sent.text
+    trace = app_client.get(f"/api/v1/traces/{trace_id}", headers=_as(Role.READER)).json()
+    assert trace["spans"] and {s["sent_by"] for s in trace["spans"]} == {"ingest-key"}
+    again = app_client.post(  # the same spans from another key: the same spans, stored once
+        "/v1/traces",
+        content=req.SerializeToString(),
+        headers={**_as(Role.ADMIN), "Content-Type": "application/x-protobuf"},
+    )
+    assert again.status_code == 200 and b"rejected" not in again.content
+    trace = app_client.get(f"/api/v1/traces/{trace_id}", headers=_as(Role.READER)).json()
+    assert {s["sent_by"] for s in trace["spans"]} == {"ingest-key"}

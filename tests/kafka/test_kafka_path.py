@@ -77,6 +77,10 @@ def test_every_span_arrives_once(collector, kafka_settings, pipeline_settings, s
         r["source_topic"] for r in store.query_rows("SELECT DISTINCT source_topic FROM spans")
     }
     assert topics == {kafka_settings.spans_topic}
+    # the key that sent each span travels in the record's actor header (no keys here: "api")
+    assert [r["sent_by"] for r in store.query_rows("SELECT DISTINCT sent_by FROM spans")] == [
+        "api"
+    ]
 
 
 def test_stock_reader_decodes_the_topic_as_otlp(collector, kafka_settings) -> None:

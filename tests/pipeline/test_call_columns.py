@@ -469,7 +469,7 @@ def test_an_existing_data_directory_upgrades_and_its_rows_keep_their_hash(
         before = store.query_rows(f"SELECT span_id, {old_sql} AS h FROM spans ORDER BY span_id")
         assert 7 in migrate(store)
         described = [r["name"] for r in store.query_rows("DESCRIBE TABLE spans")]
-        assert described == list(SPAN_COLUMN_NAMES)
+        assert described == [*SPAN_COLUMN_NAMES, "sent_by"]  # stamped by the server (0013)
         after = store.query_rows(f"SELECT span_id, {ROW_HASH_SQL} AS h FROM spans ORDER BY span_id")
         assert after == before and len(after) == len(rows)
         empty = store.query_scalar(

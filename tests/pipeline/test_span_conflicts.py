@@ -237,7 +237,7 @@ def test_conflicts_table_has_every_span_column(store) -> None:
             f"AND table = '{CONFLICTS_TABLE}' ORDER BY position"
         )
     ]
-    assert columns == [*SPAN_COLUMN_NAMES, "stored_hash", "detected_at"]
+    assert columns == [*SPAN_COLUMN_NAMES, "stored_hash", "detected_at", "sent_by"]
 
 
 def test_on_a_clickhouse_server(ch_store) -> None:

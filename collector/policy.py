@@ -58,6 +58,7 @@ ROUTES: Final[Mapping[tuple[str, str], Permission]] = {
     # operating agents
     ("POST", "/v1/controls"): P.OPERATE,
     ("POST", "/api/v1/anomalies/detect"): P.OPERATE,
+    ("POST", "/api/v1/anomalies/{anomaly_id}/actions"): P.OPERATE,
     # audit
     ("GET", "/api/v1/ledger/verify"): P.AUDIT,
     ("GET", "/api/v1/audit/{ref}"): P.AUDIT,

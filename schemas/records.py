@@ -83,6 +83,8 @@ class RecordKind(str, enum.Enum):
     name is the key as it stands."""
     ACCESS = "access"
     """One read of content (traces, spans, contents, audit reports, exports, the key list)."""
+    ANOMALY_LABEL = "anomaly_label"
+    """An operator's ack, mute, unmute or true/false-alarm label of a detected anomaly."""
 
 
 class Actor:
@@ -238,6 +240,16 @@ BODY_FIELDS: Final[Mapping[RecordKind, tuple[Column, ...]]] = {
         Column("prev_sha256", "String", "body_sha256 of this writer's previous entry (a chain)."),
         Column("writer", "String", "The process that wrote the entry and its chain."),
     ),
+    RecordKind.ANOMALY_LABEL: (
+        Column("action_id", "String", "Action id, 32 hex digits."),
+        Column("anomaly_id", "String", "The anomaly acted on (anomalies.anomaly_id)."),
+        Column("action", "String", "ack, mute, unmute or label."),
+        Column("label", "String", "true_alarm or false_alarm for a label; empty otherwise."),
+        Column("mute_key", "String", "Type and dimensions a mute or unmute covers; else empty."),
+        Column("until", _DT6, "When a mute ends; zero = until unmuted."),
+        Column("note", "String", "Free text: why."),
+        Column("created_at", _DT6, "When the operator acted."),
+    ),
 }
 """Each kind's body fields, with the type its typed view gives them."""
 
@@ -287,6 +299,7 @@ ID_FIELDS: Final[Mapping[RecordKind, str]] = {
     RecordKind.DRIFT_REPORT: "run_id",
     RecordKind.API_KEY: "name",
     RecordKind.ACCESS: "access_id",
+    RecordKind.ANOMALY_LABEL: "action_id",
 }
 """The body field a record's ``record_id`` is (the view names ``record_id`` so)."""
 
@@ -299,6 +312,7 @@ VIEWS: Final[Mapping[RecordKind, str]] = {
     RecordKind.DRIFT_REPORT: "drift_reports_v",
     RecordKind.API_KEY: "api_keys_v",
     RecordKind.ACCESS: "access_log_v",
+    RecordKind.ANOMALY_LABEL: "anomaly_labels_v",
 }
 """The typed view of each kind: one row per stored record (a re-sent one may appear twice)."""
 

@@ -34,6 +34,7 @@ from agentledger.cli._common import (
     jsonable,
     print_json,
 )
+from agentledger.cli.detection import new_use_render, register_actions
 from agentledger.schemas.read import Anomaly, PatternsReport, UsageRow
 from agentledger.schemas.read import defaults as D
 
@@ -370,6 +371,12 @@ def register(app: typer.Typer) -> None:
         api_key: str | None = ApiKeyOpt,
         tenant: str = TenantOpt,
         as_json: bool = JsonOpt,
+        new_only: bool = typer.Option(
+            False,
+            "--new",
+            help="Only what is new this window (sequences, topics, principals, models, ...): "
+            "counts, first seen, an example trace and one line each.",
+        ),
     ) -> None:
         """Tool sequences and n-grams per agent, topics of user inputs, and new or unexpected use."""
         now = datetime.now(timezone.utc)
@@ -382,7 +389,11 @@ def register(app: typer.Typer) -> None:
                 since=start, until=end, baseline_hours=hours, agent=agent, n=n, top=top, k=topics
             ),
         )
-        if as_json:
+        if new_only and as_json:
+            print_json(result.new_use)
+        elif new_only:
+            new_use_render(result.new_use)
+        elif as_json:
             print_json(result)
         else:
             _patterns_render(result)
@@ -472,6 +483,7 @@ def register(app: typer.Typer) -> None:
         if result.new:
             console.print(anomalies_table(result.new, "New anomalies"))
 
+    register_actions(anomalies_app)
     app.add_typer(anomalies_app, name="anomalies")
 
 

@@ -10,17 +10,25 @@ so a reader sees what was ingested a moment ago even between background passes.
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from functools import partial
 from typing import Literal
 
 from fastapi import APIRouter, HTTPException, Query
 from starlette.concurrency import run_in_threadpool
 
-from agentledger.collector.deps import StoreDep, TenantDep, read_errors
+from agentledger.collector.deps import ActorDep, StoreDep, TenantDep, read_errors
 from agentledger.collector.routers.params import page_size
 from agentledger.pipeline.derive.usage import READ_TAIL_HOURS
 from agentledger.pipeline.services import reads
 from agentledger.schemas.analytics import USAGE_DIMENSIONS, USAGE_METRICS, AnomalyType
-from agentledger.schemas.read import Anomaly, DetectionResult, PatternsReport, UsageReport
+from agentledger.schemas.read import (
+    Anomaly,
+    AnomalyActionDone,
+    AnomalyActionIn,
+    DetectionResult,
+    PatternsReport,
+    UsageReport,
+)
 from agentledger.schemas.read import defaults as D
 
 __all__ = ["router"]
@@ -176,6 +184,21 @@ _DETECT_CLOCK = (
 
 def _as_utc(t: datetime) -> datetime:
     return t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t
+
+
+@router.post(
+    "/anomalies/{anomaly_id}/actions",
+    summary="Acknowledge, mute, unmute or label (true or false alarm) an anomaly",
+    response_model=AnomalyActionDone,
+    responses={400: {}, 404: {}},
+)
+async def anomaly_action(
+    anomaly_id: str, body: AnomalyActionIn, tenant: TenantDep, actor: ActorDep, store: StoreDep
+) -> AnomalyActionDone:
+    with read_errors():
+        return await run_in_threadpool(
+            partial(reads.anomaly_action, store, tenant, anomaly_id, body, actor=actor)
+        )
 
 
 @router.post(

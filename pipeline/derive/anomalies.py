@@ -2,7 +2,7 @@
 
 One pass: bring the usage rollup up to date, run every detector for every
 tenant with data in the window, write the anomalies, post the new ones to
-the webhook. Rows are keyed by a deterministic id (``Anomaly.anomaly_id``) in
+the alert receivers (``webhook.py``). Rows are keyed by a deterministic id (``Anomaly.anomaly_id``) in
 a ReplacingMergeTree, and ``first_detected`` is carried over from the row
 already stored, so a second pass over the same data changes nothing that a
 reader of ``anomalies FINAL`` can see, and the webhook hears of each id once
@@ -20,9 +20,10 @@ import pyarrow as pa
 
 from agentledger.pipeline.derive.base import Job, JobResult
 from agentledger.pipeline.derive.detectors import DETECTORS, Anomaly, Context
+from agentledger.pipeline.derive.labels import anomaly_states, mute_key, muted_keys
 from agentledger.pipeline.derive.settings import JobSettings
 from agentledger.pipeline.derive.usage import UsageRollupJob, floor_hour
-from agentledger.pipeline.derive.webhook import post_anomalies
+from agentledger.pipeline.derive.webhook import Notifier
 from agentledger.pipeline.store import Store
 from agentledger.schemas.analytics import ANOMALIES_TABLE, USAGE_TABLE
 
@@ -134,6 +135,19 @@ class AnomalyDetectionJob(Job):
         self.detectors = detectors or list(DETECTORS)
         self.refresh_rollup = refresh_rollup
         self._passes = 0
+        s = self.settings
+        self.notifier = (
+            Notifier(
+                s.webhook_url.get_secret_value() if s.webhook_url else None,
+                secret=s.webhook_secret.get_secret_value() if s.webhook_secret else None,
+                otlp_logs_url=s.alert_otlp_logs_url,
+                max_per_minute=s.alert_max_per_minute,
+                timeout=s.webhook_timeout_s,
+            )
+            if s.webhook_url or s.alert_otlp_logs_url
+            else None
+        )
+        """Delivers new anomalies (signed webhook, OTLP logs), de-duplicated and rate-limited."""
 
     def _tenants(self, store: Store, now: datetime) -> list[str]:
         if self.tenant is not None:
@@ -172,12 +186,12 @@ class AnomalyDetectionJob(Job):
             microsecond=clock.microsecond // 1000 * 1000
         )  # the column keeps milliseconds
         new = write_anomalies(store, found, detected_at)
-        if new and self.settings.webhook_url is not None:
-            post_anomalies(
-                self.settings.webhook_url.get_secret_value(),
-                new,
-                timeout=self.settings.webhook_timeout_s,
-            )
+        muted = 0
+        if new and self.notifier is not None:
+            keys = {t: muted_keys(store, t, now) for t in {a["tenant"] for a in new}}
+            loud = [a for a in new if mute_key(a["type"], a["dimensions"]) not in keys[a["tenant"]]]
+            muted = len(new) - len(loud)
+            self.notifier.notify(loud)
         self._passes += 1
         by_type: dict[str, int] = {}
         for a in {a.anomaly_id: a for a in found}.values():
@@ -194,6 +208,7 @@ class AnomalyDetectionJob(Job):
             info={
                 "anomalies": by_type,
                 "new": new,
+                "muted": muted,
                 "tests": tests,
                 "timings": {k: round(v, 4) for k, v in timings.items()},
             },
@@ -245,4 +260,7 @@ def list_anomalies(
             elif hasattr(v, "isoformat"):
                 r[key] = v.isoformat()
         out.append(r)
+    states = anomaly_states(store, tenant, out) if out else {}
+    for r in out:
+        r.update(states[r["anomaly_id"]])
     return out

@@ -203,7 +203,11 @@ def new_use(
         for s in tool_sequences(store, tenant, *baseline, tools_only=True)
     }
     result["sequences"] = [
-        s
+        {
+            **s,
+            "description": f"agent {s['agent'] or '(unnamed)'} ran the tool sequence "
+            f"{SEQUENCE_SEPARATOR.join(s['sequence'])} in {s['traces']} traces, never in the baseline",
+        }
         for s in tool_sequences(store, tenant, *window, tools_only=True)
         if (s["agent"], tuple(s["sequence"])) not in known
     ]
@@ -220,6 +224,7 @@ def new_use(
                 "spans": r["spans"],
                 "example_trace_ids": sorted(r["examples"]),
                 "first_seen": _iso(r["first_seen"]),
+                "description": _DESCRIBE[entity].format(**r),
             }
             for r in rows
         ]
@@ -229,11 +234,27 @@ def new_use(
             user_inputs(store, tenant, *window),
             min_size=min_topic_size,
         )
-        result["topics"] = [
-            {"terms": t.terms, "traces": t.current, "example_trace_ids": t.examples}
-            for t in report.new_topics
-        ]
+        result["topics"] = [_new_topic(t) for t in report.new_topics]
     return result
+
+
+_DESCRIBE = {
+    "tool": "tool {value} was called in {spans} spans of {traces} traces; never in the baseline",
+    "model": "model {value} answered {spans} calls; never in the baseline: a new or silently changed model",
+    "principal": "principal {value} made {traces} runs; not active in the baseline: a new user or account",
+    "agent": "agent {value} ran {traces} traces; not in the baseline: a new deployment",
+    "provider": "provider {value} served {spans} calls; not in the baseline: check it is approved",
+}
+"""One line per kind of new entity, formatted with the entity's row."""
+
+
+def _new_topic(t: Any) -> dict[str, Any]:
+    return {
+        "terms": t.terms,
+        "traces": t.current,
+        "example_trace_ids": t.examples,
+        "description": f"{t.current} inputs about {', '.join(t.terms[:5])}: no baseline topic resembles them",
+    }
 
 
 def patterns_report(
@@ -254,10 +275,7 @@ def patterns_report(
     )
     unexpected = new_use(store, tenant, window, baseline, topics=False)
     if not unexpected["baseline_empty"]:
-        unexpected["topics"] = [
-            {"terms": t.terms, "traces": t.current, "example_trace_ids": t.examples}
-            for t in report.new_topics
-        ]
+        unexpected["topics"] = [_new_topic(t) for t in report.new_topics]
     return {
         "window": [window[0].isoformat(), window[1].isoformat()],
         "baseline": [baseline[0].isoformat(), baseline[1].isoformat()],

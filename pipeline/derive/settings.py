@@ -34,6 +34,8 @@ class JobSettings(BaseSettings):
     """Robust z-score (0.6745 (x - median) / MAD) above which an hourly value is anomalous."""
     min_ratio: float = Field(2.0, ge=1)
     """...and the observed value must also be at least this many times the median."""
+    cost_min_excess_usd: float = Field(0.05, ge=0)
+    """...and an hourly cost spike must exceed the baseline median by at least this many dollars."""
     latency_min_ratio: float = Field(1.5, ge=1)
     """...except for latency, where the hourly median must be at least this many times the baseline's."""
     min_hour_calls: int = Field(5, ge=1)
@@ -50,12 +52,42 @@ class JobSettings(BaseSettings):
     """...and a Poisson tail probability below this under the baseline error rate."""
     sequence_min_traces: int = Field(2, ge=1)
     """A new tool sequence is reported once at least this many traces in the window ran it."""
+    burst_hour_min_errors: int = Field(4, ge=1)
+    """Hourly error bursts (a sustained share of failing calls) need at least this many errors."""
+    first_seen_max_principals: int = Field(10, ge=1)
+    """More new principals than this in one window are reported as one anomaly, not one each."""
+    topic_min_size: int = Field(4, ge=2)
+    """A new topic needs at least this many user inputs in the window."""
+    topic_baseline_sample: int = Field(1000, ge=10)
+    """At most this many baseline inputs (a deterministic sample) are clustered into baseline topics."""
+    model_change_min_calls: int = Field(3, ge=1)
+    """A changed answered model is reported once it answered at least this many calls."""
+    cohort_new_hours: int = Field(24, ge=1)
+    """Cohorts: principals first seen this many hours before the window (or in it) count as new."""
+    cohort_min_principals: int = Field(5, ge=2)
+    """...and at least this many of them, linked by near-duplicate inputs, are a cohort."""
+    cohort_similarity: float = Field(0.5, gt=0, le=1)
+    """Estimated Jaccard similarity (MinHash of character 5-grams) above which two inputs are near-duplicates."""
+    cohort_max_inputs: int = Field(2000, ge=10)
+    """At most this many inputs of new principals (a deterministic sample) are compared per pass."""
+    behaviour_min_baseline_runs: int = Field(30, ge=1)
+    """Per-principal baselines (off-hours, unusual agent) need this many baseline runs of the principal."""
+    behaviour_min_runs: int = Field(3, ge=1)
+    """...and report an hour or a new agent from this many runs in it."""
+    behaviour_p_value: float = Field(1e-5, gt=0, lt=1)
+    """Off-hours: Poisson tail probability of the hour's runs under the principal's usual rate then."""
     internal_providers: str = ""
     """Comma-separated providers that are not external (self-hosted); egress to them is not reported."""
     webhook_url: SecretStr | None = None
     """POST new anomalies (JSON) to this URL; unset = no webhook. Secret: it may carry a token."""
     webhook_timeout_s: float = Field(5.0, gt=0)
     """Timeout of one webhook request."""
+    webhook_secret: SecretStr | None = None
+    """HMAC-SHA256 key: webhook requests carry ``X-AgentLedger-Signature`` (see ``webhook.py``)."""
+    alert_otlp_logs_url: str | None = None
+    """Also export new anomalies as OTLP log records (protobuf POST, e.g. ``http://collector:4318/v1/logs``)."""
+    alert_max_per_minute: int = Field(6, ge=1)
+    """At most this many deliveries (webhook and OTLP each carry a batch) a minute; the rest wait."""
 
     @field_validator("webhook_url")
     @classmethod

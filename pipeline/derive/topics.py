@@ -228,7 +228,9 @@ def find_topics(
     novel = np.flatnonzero(~fits)
     if len(novel) >= min_size:
         xn = xc[novel]
-        labels_n, cents_n = kmeans(xn, choose_k(xn, k_max=4, seed=seed), seed=seed)
+        # no more groups than could each reach min_size: six novel inputs are one topic, not 3 + 3
+        k_max = max(1, min(4, len(novel) // min_size))
+        labels_n, cents_n = kmeans(xn, choose_k(xn, k_max=k_max, seed=seed), seed=seed)
         for i in range(cents_n.shape[0]):
             members = novel[labels_n == i]
             if len(members) >= min_size:

@@ -34,6 +34,7 @@ from agentledger.pipeline.governance.idempotency import (
     Conflict,
     KeyIndex,
     Seen,
+    StoredIds,
     derived_id,
     judge,
     stored,
@@ -89,6 +90,9 @@ class GovernanceService:
         it has not seen and the store does not hold is new, an outcome without a known intent is
         refused. Else (Kafka) only a conflict with what is known is refused (``idempotency``)."""
         self.keys = KeyIndex()
+        self.stored_ids = self._stored_ids()
+        """Authoritative only: which intent ids the store may hold, so a fresh intent costs no
+        store lookup (``idempotency.StoredIds``)."""
         self._owned = owned
 
     # -- intents ---------------------------------------------------------------------------------
@@ -135,6 +139,8 @@ class GovernanceService:
             else:
                 self.intents.append(record, intent.intent_id)
                 self.keys.add(key, seen)
+                if self.stored_ids is not None:
+                    self.stored_ids.add(tenant, intent.intent_id)
         if decision is Decision.PAUSED:
             return IntentAck(
                 intent_id=intent.intent_id,
@@ -177,6 +183,8 @@ class GovernanceService:
                 raise Conflict(verdict)
             self.intents.append(record, intent_id)
             self.keys.add(key, seen)
+            if self.stored_ids is not None:
+                self.stored_ids.add(tenant, intent_id)
 
     def intent(self, tenant: str, intent_id: str) -> dict[str, Any] | None:
         return queries.get_intent(self._reader(), tenant, intent_id)
@@ -234,14 +242,25 @@ class GovernanceService:
         for owned in self._owned:
             owned.close()
 
+    def _stored_ids(self) -> StoredIds | None:
+        if not self.authoritative or self.store is None:
+            return None
+        try:
+            return StoredIds(self.store, _INTENT_KINDS)
+        except StoreError as exc:  # every new id is then looked up in the store
+            log.warning("intent ids not loaded (each new intent is looked up instead): %s", exc)
+            return None
+
     def _known(self, key: tuple[str, str, str], kinds: tuple[RecordKind, ...]) -> list[Seen]:
-        """What is known under ``key``: this process's index, else the store's records."""
+        """What is known under ``key``: this process's index, else the store's records (not
+        asked when the filter of stored ids says the id is not there)."""
         found = self.keys.get(key)
         if found is not None:
             return found
         tenant, _, record_id = key
         found = []
-        if self.store is not None:
+        ids = self.stored_ids if kinds == _INTENT_KINDS else None
+        if self.store is not None and (ids is None or ids.may_hold(tenant, record_id)):
             try:
                 found = stored(self.store, tenant, kinds, [record_id]).get(record_id, [])
             except StoreError as exc:

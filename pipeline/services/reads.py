@@ -29,6 +29,8 @@ from agentledger.pipeline.services import queries
 from agentledger.pipeline.store import Store
 from agentledger.schemas.read import (
     Anomaly,
+    AnomalyActionDone,
+    AnomalyActionIn,
     AuditReport,
     Content,
     ControlEvent,
@@ -281,6 +283,32 @@ def anomalies(
         limit=limit,
     )
     return [Anomaly.model_validate(r) for r in rows]
+
+
+def anomaly_action(
+    store: Store, tenant: str, ref: str, body: AnomalyActionIn, *, actor: str
+) -> AnomalyActionDone:
+    """Acknowledge, mute, unmute or label (true or false alarm) the anomaly ``ref`` (its id or
+    its first 8+ characters); recorded as the key ``actor``."""
+    from agentledger.pipeline.derive.labels import find_anomaly, label_anomaly
+
+    anomaly = find_anomaly(store, tenant, ref)
+    if anomaly is None:
+        raise ReadNotFound(f"no single anomaly with an id starting {ref!r} (8 characters or more)")
+    try:
+        action_id = label_anomaly(
+            store,
+            tenant,
+            anomaly,
+            body.action,
+            label=body.label,
+            note=body.note,
+            until=_utc(body.until, "until"),
+            actor=actor,
+        )
+    except ValueError as exc:
+        raise ReadRejected(str(exc)) from exc
+    return AnomalyActionDone(action_id=action_id, action=body.action, label=body.label, **anomaly)
 
 
 def detect_anomalies(

@@ -20,6 +20,8 @@ from agentledger.schemas.read.access import (
 )
 from agentledger.schemas.read.analytics import (
     Anomaly,
+    AnomalyActionDone,
+    AnomalyActionIn,
     DetectionResult,
     NewEntity,
     NewTopic,
@@ -108,6 +110,8 @@ __all__ = [
     "AccessLog",
     "ActionAudit",
     "Anomaly",
+    "AnomalyActionDone",
+    "AnomalyActionIn",
     "AnswerToolCall",
     "ApiKeyCreated",
     "ApiKeyInfo",

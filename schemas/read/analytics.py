@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from agentledger.schemas.analytics import AnomalyType
 from agentledger.schemas.read._base import IsoTime, ReadModel, absent
 
 __all__ = [
     "Anomaly",
+    "AnomalyActionDone",
+    "AnomalyActionIn",
     "DetectionResult",
     "NewEntity",
+    "NewSequence",
     "NewTopic",
     "NewUse",
     "NGram",
@@ -117,6 +121,7 @@ class NewEntity(ReadModel):
     spans: int
     example_trace_ids: list[str]
     first_seen: IsoTime
+    description: str = Field("", description="One line saying what is new and what it may mean.")
 
 
 class NewTopic(ReadModel):
@@ -125,6 +130,13 @@ class NewTopic(ReadModel):
     terms: list[str]
     traces: int
     example_trace_ids: list[str]
+    description: str = Field("", description="One line saying what is new.")
+
+
+class NewSequence(ToolSequence):
+    """A tool sequence of the window that the agent never ran in the baseline."""
+
+    description: str = Field("", description="One line saying what is new.")
 
 
 class NewUse(ReadModel):
@@ -133,7 +145,7 @@ class NewUse(ReadModel):
     window: tuple[IsoTime, IsoTime]
     baseline: tuple[IsoTime, IsoTime]
     baseline_empty: bool
-    sequences: list[ToolSequence]
+    sequences: list[NewSequence]
     topics: list[NewTopic]
     tools: list[NewEntity]
     models: list[NewEntity]
@@ -173,6 +185,11 @@ class Anomaly(ReadModel):
     detail: str
     first_detected: IsoTime
     detected_at: IsoTime
+    acked: bool = Field(False, description="An operator acknowledged (or labelled) it.")
+    muted: bool = Field(False, description="Its type and dimensions are muted: no alert is sent.")
+    label: Literal["true_alarm", "false_alarm", ""] = Field(
+        "", description="The latest operator label, if any."
+    )
 
 
 class DetectionResult(ReadModel):
@@ -184,3 +201,27 @@ class DetectionResult(ReadModel):
     new: list[Anomaly] = Field(description="Those never stored before this pass.")
     tests: dict[str, int] = Field(description="Statistical tests run, by detector.")
     timings: dict[str, float] = Field(description="Seconds spent, by detector.")
+
+
+class AnomalyActionIn(BaseModel):
+    """The body of ``POST /api/v1/anomalies/{anomaly_id}/actions``."""
+
+    model_config = {"extra": "forbid"}
+
+    action: Literal["ack", "mute", "unmute", "label"]
+    label: Literal["", "true_alarm", "false_alarm"] = Field(
+        "", description="For a label action: true_alarm (a real problem) or false_alarm."
+    )
+    note: str = Field("", max_length=4096, description="Why (kept with the record).")
+    until: datetime | None = Field(None, description="For a mute: until when (default: for good).")
+
+
+class AnomalyActionDone(ReadModel):
+    """An action recorded on an anomaly (by the key that sent it)."""
+
+    action_id: str
+    action: str
+    label: str
+    anomaly_id: str
+    type: str
+    dimensions: dict[str, str]

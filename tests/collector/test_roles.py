@@ -35,6 +35,7 @@ _FILL = {
     "name": "nobody",
     "run_id": "0" * 32,
     "ref": "0" * 32,
+    "anomaly_id": "0" * 32,
 }
 
 
@@ -287,3 +288,27 @@ def test_every_span_names_the_key_that_sent_it(app_client: TestClient) -> None:
     assert again.status_code == 200 and b"rejected" not in again.content
     trace = app_client.get(f"/api/v1/traces/{trace_id}", headers=_as(Role.READER)).json()
     assert {s["sent_by"] for s in trace["spans"]} == {"ingest-key"}
+
+
+def test_an_operator_labels_an_anomaly_through_the_api(app_client: TestClient) -> None:
+    from datetime import datetime, timezone
+
+    store = app_client.app.state.services.store  # type: ignore[attr-defined]
+    now = datetime.now(timezone.utc)
+    store.command(  # an anomaly as the detection job stores one
+        "INSERT INTO anomalies (tenant, anomaly_id, type, detected_at, window_start, window_end, "
+        "dimensions, score, detail) VALUES ('acme', {id:String}, 'error_burst', {t:DateTime64(3)}, "
+        "{t:DateTime64(3)}, {t:DateTime64(3)}, map('agent', 'a-1'), 9, 'errors')",
+        {"id": "f" * 32, "t": now.replace(tzinfo=None)},
+    )
+    body = {"action": "label", "label": "false_alarm", "note": "a test run"}
+    url = f"/api/v1/anomalies/{'f' * 12}/actions"
+    assert app_client.post(url, json=body, headers=_as(Role.READER)).status_code == 403
+    done = app_client.post(url, json=body, headers=_as(Role.OPERATOR))
+    assert done.status_code == 200, done.text
+    assert done.json()["anomaly_id"] == "f" * 32 and done.json()["label"] == "false_alarm"
+    listed = app_client.get("/api/v1/anomalies", headers=_as(Role.READER)).json()
+    mine = [a for a in listed if a["anomaly_id"] == "f" * 32]
+    assert mine and mine[0]["label"] == "false_alarm"
+    bad = app_client.post(url, json={"action": "label"}, headers=_as(Role.OPERATOR))
+    assert bad.status_code == 400

@@ -144,6 +144,16 @@ def test_commands_through_the_server(server, tmp_path: Path) -> None:
     assert (
         "export_ledger" in shown and scenario.MALLORY in shown and "New or unexpected use" in shown
     )
+    window = ["--since", (scenario.NOW - timedelta(days=1)).isoformat(), "--until", UNTIL]
+    new = json.loads(_cli(server, "patterns", *window, "--baseline", "24h", "--new", "--json"))
+    assert "ngrams" not in new and not new["baseline_empty"]
+    assert [p["value"] for p in new["principals"]] == [scenario.MALLORY]
+    assert new["principals"][0]["description"].startswith(
+        f"principal {scenario.MALLORY} made 3 runs"
+    )
+    assert new["sequences"][0]["description"].endswith("never in the baseline")
+    shown = _cli(server, "patterns", *window, "--baseline", "24h", "--new")
+    assert "New this window" in shown and "export_ledger" in shown and "Tool n-grams" not in shown
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:

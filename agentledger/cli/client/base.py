@@ -9,6 +9,7 @@ from typing import Any, Protocol
 from agentledger.schemas.read import (
     AccessLog,
     Anomaly,
+    AnomalyActionDone,
     ApiKeyCreated,
     ApiKeyInfo,
     ApiKeyList,
@@ -187,6 +188,18 @@ class LedgerClient(ReadClient, Protocol):
     def control(
         self, *, action: str, scope: str, target: str, by: str, reason: str
     ) -> ControlEvent: ...
+
+    def anomaly_action(
+        self,
+        ref: str,
+        action: str,
+        *,
+        label: str = "",
+        note: str = "",
+        until: datetime | None = None,
+    ) -> AnomalyActionDone:
+        """Acknowledge, mute, unmute or label an anomaly (its id or first 8+ characters)."""
+        ...
 
     def create_key(self, *, tenant: str, role: str, name: str, agent: str = "") -> ApiKeyCreated:
         """A new API key (its secret in the answer, once). Over HTTP the tenant must be the admin

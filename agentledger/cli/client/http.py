@@ -15,6 +15,7 @@ from agentledger.cli.client.base import ClientError, Progress
 from agentledger.schemas.read import (
     AccessLog,
     Anomaly,
+    AnomalyActionDone,
     ApiKeyCreated,
     ApiKeyInfo,
     ApiKeyList,
@@ -339,6 +340,19 @@ class HttpReadClient:
     ) -> ControlEvent:
         body = {"action": action, "scope": scope, "target": target, "by": by, "reason": reason}
         return ControlEvent.model_validate(self._send("POST", "/v1/controls", json=body))
+
+    def anomaly_action(
+        self,
+        ref: str,
+        action: str,
+        *,
+        label: str = "",
+        note: str = "",
+        until: datetime | None = None,
+    ) -> AnomalyActionDone:
+        body = {"action": action, "label": label, "note": note, "until": _param(until)}
+        found = self._send("POST", f"/api/v1/anomalies/{ref}/actions", json=body)
+        return AnomalyActionDone.model_validate(found)
 
     # -- access --
 

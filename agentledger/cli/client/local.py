@@ -11,6 +11,8 @@ from agentledger.cli.client.base import ClientError, Progress
 from agentledger.schemas.read import (
     AccessLog,
     Anomaly,
+    AnomalyActionDone,
+    AnomalyActionIn,
     ApiKeyCreated,
     ApiKeyInfo,
     ApiKeyList,
@@ -435,6 +437,25 @@ class LocalReadClient:
             return reads.control(self._service(), self.tenant, request)
 
         return self._call(record)
+
+    def anomaly_action(
+        self,
+        ref: str,
+        action: str,
+        *,
+        label: str = "",
+        note: str = "",
+        until: datetime | None = None,
+    ) -> AnomalyActionDone:
+        from agentledger.pipeline.services import reads
+
+        def act() -> AnomalyActionDone:
+            body = AnomalyActionIn.model_validate(
+                {"action": action, "label": label, "note": note, "until": until}
+            )
+            return reads.anomaly_action(self.store, self.tenant, ref, body, actor=Actor.CLI)
+
+        return self._call(act)
 
     # -- access --
 

@@ -17,7 +17,13 @@ there from this checkout. Each worker process:
    contender patched into the SDK are swapped out and back in (see
    ``_Toggle``), so load on a shared machine hits both alike;
 4. reports p50 and p99 of both, the thread's CPU time per call, and the cost
-   added per call: the median over blocks of (instrumented p50 - bare p50).
+   added per call: the median over blocks of (instrumented p50 - bare p50);
+5. beside it, the whole process's CPU per instrumented call (every thread: the
+   export thread's rewriting, encoding and sending included) and the number of
+   spans the sink received against the number of instrumented calls (a span a
+   contender dropped, e.g. ``Queue full, dropping Span``, shows here);
+6. ``--burst N`` instead: N calls as fast as they go, then a flush; spans
+   received, wall time, and the export thread's CPU (AgentLedger only).
 
 Processes are repeated ``--repeats`` times, contenders interleaved, and the
 median of each figure is reported (the spread is printed too).
@@ -336,6 +342,7 @@ def worker(name: str, endpoint: str, calls: int, warmup: int, blocks: int = 10) 
     flush()
     gc.collect()
     per_block = max(1, calls // blocks)
+    proc0 = time.process_time_ns()
     bare_wall: list[int] = []
     bare_cpu: list[int] = []
     wall: list[int] = []
@@ -353,7 +360,13 @@ def worker(name: str, endpoint: str, calls: int, warmup: int, blocks: int = 10) 
         cpu += ic
     t0 = time.perf_counter()
     flush()
+    # the process's CPU over the blocks and the final flush, less the bare calls' own: what the
+    # instrumented calls cost every thread (export work of one block may run in the next)
+    proc_cpu = time.process_time_ns() - proc0 - sum(bare_cpu)
     return {
+        "proc_cpu_per_call": proc_cpu / len(wall) / 1000.0,
+        "bare_proc_cpu_per_call": sum(bare_cpu) / len(bare_wall) / 1000.0,
+        "spans_expected": float(warmup + len(wall)),
         "bare_p50": _pct(bare_wall, 0.5),
         "bare_p99": _pct(bare_wall, 0.99),
         "p50": _pct(wall, 0.5),
@@ -364,6 +377,43 @@ def worker(name: str, endpoint: str, calls: int, warmup: int, blocks: int = 10) 
         "patched": len(toggle.changes),
         "final_flush_ms": (time.perf_counter() - t0) * 1000,
     }
+
+
+def burst(name: str, endpoint: str, calls: int) -> dict[str, Any]:
+    """``calls`` chat calls as fast as they go, then a flush: what arrives, and what it cost."""
+    import threading
+
+    client = _client()
+    flush = _instrument(name, endpoint)
+    create = client.chat.completions.create
+    cpu0, t0 = time.process_time_ns(), time.perf_counter()
+    for _ in range(calls):
+        create(model="gpt-4o", messages=MESSAGES, tools=TOOLS, temperature=0)
+    calls_s = time.perf_counter() - t0
+    flush()
+    out: dict[str, Any] = {
+        "calls_s": calls_s,
+        "total_s": time.perf_counter() - t0,
+        "proc_cpu_per_call": (time.process_time_ns() - cpu0) / calls / 1000.0,
+        "spans_expected": float(calls),
+    }
+    for t in threading.enumerate():  # the export thread's CPU (Linux: a thread's own clock)
+        if t.name == "agentledger-export" and t.ident is not None:
+            clock = time.pthread_getcpuclockid(t.ident)
+            out["export_thread_cpu_s"] = time.clock_gettime_ns(clock) / 1e9
+    if name.startswith("agentledger"):
+        from agentledger.instrumentation import lifecycle
+
+        state = lifecycle.instrumentation()
+        queue = state.export_queue if state is not None else None
+        if queue is not None:
+            out.update(
+                lost=queue.losses.total,
+                caller_waits=queue.waited,
+                built_on_caller=queue.built_on_caller,
+                spilled=queue.spilled,
+            )
+    return out
 
 
 def breakdown(repeat: int = 5, number: int = 2000) -> dict[str, float]:
@@ -477,19 +527,45 @@ def _venv(name: str, log: Any) -> Path:
 
 
 SINK = """
-import sys
+import gzip, sys, threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+count, lock = [0], threading.Lock()
 class H(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def do_POST(self):
-        self.rfile.read(int(self.headers.get("content-length", 0)))
+        body = self.rfile.read(int(self.headers.get("content-length", 0)))
+        if self.headers.get("content-encoding") == "gzip":
+            body = gzip.decompress(body)
+        req = ExportTraceServiceRequest()
+        try:
+            req.ParseFromString(body)
+            n = sum(len(ss.spans) for rs in req.resource_spans for ss in rs.scope_spans)
+        except Exception:
+            n = 0
+        with lock:
+            count[0] += n
         self.send_response(200); self.send_header("content-type", "application/x-protobuf")
         self.send_header("content-length", "0"); self.end_headers()
+    def do_GET(self):  # /count: spans received since the last /count
+        with lock:
+            n, count[0] = count[0], 0
+        body = str(n).encode()
+        self.send_response(200); self.send_header("content-length", str(len(body))); self.end_headers()
+        self.wfile.write(body)
     def log_message(self, *a): pass
 s = ThreadingHTTPServer(("127.0.0.1", 0), H)
 print(s.server_address[1], flush=True)
 s.serve_forever()
 """
+
+
+def _received(endpoint: str) -> int:
+    """Spans the sink received since the last call (it resets)."""
+    import urllib.request
+
+    with urllib.request.urlopen(endpoint + "/count", timeout=30) as resp:
+        return int(resp.read())
 
 
 def main() -> int:
@@ -504,9 +580,18 @@ def main() -> int:
     p.add_argument("--only", help="comma-separated contenders (default: all)")
     p.add_argument("--quick", action="store_true", help="500 calls, 1 repeat")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    p.add_argument(
+        "--burst",
+        type=int,
+        default=0,
+        help="instead: N calls as fast as they go per process, then count the spans received",
+    )
     args = p.parse_args()
     if args.worker == "breakdown":
         print(json.dumps(breakdown()))
+        return 0
+    if args.worker and args.burst:
+        print(json.dumps(burst(args.worker, args.endpoint, args.burst)))
         return 0
     if args.worker:
         print(json.dumps(worker(args.worker, args.endpoint, args.calls, args.warmup)))
@@ -542,6 +627,8 @@ def main() -> int:
                         str(args.calls),
                         "--warmup",
                         str(args.warmup),
+                        "--burst",
+                        str(args.burst),
                     ],
                     check=False,
                     capture_output=True,
@@ -552,10 +639,16 @@ def main() -> int:
                     print(f"{n} failed:\n{out.stderr[-3000:]}", file=sys.stderr)
                     return 1
                 results[n].append(json.loads(out.stdout.strip().splitlines()[-1]))
+                results[n][-1]["spans_received"] = float(_received(endpoint))
+                if args.burst:
+                    print(f"  run {r + 1}/{args.repeats} {n}: {json.dumps(results[n][-1])}")
+                    continue
                 print(
                     f"  run {r + 1}/{args.repeats} {n}: +{results[n][-1]['added_p50_blocks']:.0f} µs",
                     file=sys.stderr,
                 )
+        if args.burst:
+            return 0
         detail = None
         if "agentledger" in pythons:
             out = subprocess.run(
@@ -594,6 +687,9 @@ def _report(
             "added_p50_runs": added,
             "added_p99": med["p99"] - med["bare_p99"],
             "added_cpu_p50": med["cpu_p50"] - med["bare_cpu_p50"],
+            "received_runs": [
+                f"{r.get('spans_received', 0):.0f}/{r.get('spans_expected', 0):.0f}" for r in runs
+            ],
         }
     if args.json:
         print(json.dumps({"contenders": rows, "agentledger_breakdown": detail}, indent=2))
@@ -603,13 +699,17 @@ def _report(
     )
     print(
         f"{'contender':<20}{'bare p50':>10}{'p50':>9}{'p99':>9}{'added p50':>11}{'added p99':>11}"
-        f"{'added CPU p50':>15}  added p50 per run"
+        f"{'added CPU p50':>15}{'proc CPU/call':>15}{'added proc CPU':>16}  added p50 per run; "
+        "spans received/expected per run"
     )
     for n, row in rows.items():
         runs = ", ".join(f"{a:.0f}" for a in row["added_p50_runs"])
+        proc = row.get("proc_cpu_per_call", float("nan"))
+        proc_added = proc - row.get("bare_proc_cpu_per_call", float("nan"))
         print(
             f"{n:<20}{row['bare_p50']:>10.0f}{row['p50']:>9.0f}{row['p99']:>9.0f}{row['added_p50']:>11.0f}"
-            f"{row['added_p99']:>11.0f}{row['added_cpu_p50']:>15.0f}  [{runs}]"
+            f"{row['added_p99']:>11.0f}{row['added_cpu_p50']:>15.0f}{proc:>15.0f}{proc_added:>16.0f}"
+            f"  [{runs}]; [{', '.join(row['received_runs'])}]"
         )
     ours = rows.get("agentledger")
     peers = [rows[n]["added_p50"] for n in ("openinference", "openllmetry", "openlit") if n in rows]

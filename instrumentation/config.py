@@ -18,6 +18,10 @@ model pins                         ``AGENTLEDGER_MODEL_PINS`` (``agent=model,...
                                    ``AGENTLEDGER_ON_PIN_MISMATCH`` (``flag``/``raise``)
 instrumentors                      ``AGENTLEDGER_INSTRUMENTORS`` (names to enable),
                                    ``AGENTLEDGER_DISABLED_INSTRUMENTORS``
+delivery (queue full, spool)       ``AGENTLEDGER_ON_FULL`` (``spool``/``block``),   ``OTEL_EXPORTER_OTLP_(TRACES_)TIMEOUT``,
+                                   ``AGENTLEDGER_SPOOL_DIR``, ``..._SPOOL_MAX_MB``, ``OTEL_EXPORTER_OTLP_(TRACES_)COMPRESSION``
+                                   ``..._QUEUE_SIZE``, ``..._QUEUE_WAIT_MS``,
+                                   ``..._FLUSH_TIMEOUT_S`` (read by ``delivery.DeliveryConfig``)
 =================================  ==========================================  =========================
 
 A bad value fails at start-up (``instrument()`` raises ``ValueError`` naming it).

@@ -6,8 +6,10 @@ What ``instrument()`` wires, in one place:
    never replaced), else a new one set as the global provider;
 2. on it, one :class:`~agentledger.instrumentation.processors.Switchboard` holding
    the :class:`AttributionProcessor` (principal, unattributed, agent name) and a
-   ``BatchSpanProcessor`` over the :class:`EdgeExporter` (capture switches,
-   redaction, pin flags) over OTLP/HTTP to the collector;
+   :class:`~agentledger.instrumentation.export_queue.ExportQueue` (no silent
+   drops: a bounded wait, then the durable spool) that rewrites spans (capture
+   switches, redaction, pin flags) and sends them over OTLP/HTTP to the
+   collector, spooling what it cannot take;
 3. AgentLedger's lean OpenAI chat wrapper, and every OpenInference instrumentor
    whose library is installed, with OpenInference's ``TraceConfig`` following
    the capture switches.
@@ -34,12 +36,15 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace as trace_api
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanLimits, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.export import SpanExporter
 
 from agentledger.instrumentation import config as cfg
 from agentledger.instrumentation.capture import CaptureConfig
+from agentledger.instrumentation.delivery import DeliveryConfig, ExporterSink, OTLPSink, spool_for
+from agentledger.instrumentation.export_queue import ExportQueue
 from agentledger.instrumentation.exporter import EdgeExporter, SpanRewriter
 from agentledger.instrumentation.instrumentors import INSTRUMENTORS
+from agentledger.instrumentation.losses import LossLedger
 from agentledger.instrumentation.pinning import ModelPins, OnMismatch
 from agentledger.instrumentation.processors import AttributionProcessor, Switchboard, current_agent
 from agentledger.instrumentation.redaction import RedactionHook, RedactionPolicy
@@ -77,6 +82,9 @@ class Instrumentation:
     _switchboard: Switchboard = field(repr=False)
     _instrumentors: list[Any] = field(default_factory=list, repr=False)
     _openai: Any = field(default=None, repr=False)
+    losses: LossLedger | None = None
+    """Spans lost in this process (None with ``export=False``): totals per agent and reason."""
+    export_queue: ExportQueue | None = field(default=None, repr=False)
 
 
 _LOCK = threading.RLock()
@@ -205,6 +213,8 @@ def instrument(
     instrumentors: Iterable[str] | None = None,
     disabled_instrumentors: Iterable[str] | None = None,
     lean_openai: bool = True,
+    on_full: str | None = None,
+    spool_dir: str | None = None,
 ) -> Instrumentation:
     """Record this process's agent: export spans to the collector and instrument installed frameworks.
 
@@ -216,6 +226,9 @@ def instrument(
     ``redact``: ``True``/``"all"``, preset names, a hook ``(key, value) -> value``,
     or a :class:`RedactionPolicy` (default: ``AGENTLEDGER_REDACT``, else off).
     ``model_pins``: agent name (``"*"`` for any) -> the model that must answer.
+    ``on_full``: ``"spool"`` (default: a full export queue waits a few ms, then
+    spools) or ``"block"`` (the caller waits; never drops); ``spool_dir``: where
+    undelivered requests are kept (``AGENTLEDGER_ON_FULL``, ``AGENTLEDGER_SPOOL_DIR``).
     """
     global _STATE
     with _LOCK:
@@ -234,23 +247,33 @@ def instrument(
         agent = agent_name or cfg.env("AGENTLEDGER_AGENT_NAME") or ""
         url = cfg.resolve_endpoint(endpoint) if export and exporter is None else None
         export_headers = cfg.resolve_headers(api_key, headers) if url is not None else {}
+        delivery = DeliveryConfig.resolve(on_full, spool_dir) if export else None
 
         provider, owns = _provider(tracer_provider, cfg.resolve_service_name(service_name))
         processors: list[SpanProcessor] = [AttributionProcessor(agent)]
-        if export:
-            inner = exporter
-            if inner is None:
-                from agentledger.instrumentation.otlp import FastOTLPSpanExporter
-
-                inner = FastOTLPSpanExporter(endpoint=url, headers=export_headers or None)
+        losses = queue = None
+        if delivery is not None:
+            losses = LossLedger(agent)
             rewriter = SpanRewriter(capture_cfg, redaction, pins, agent)
-            processors.append(BatchSpanProcessor(EdgeExporter(inner, rewriter)))
+            sink: OTLPSink | ExporterSink
+            if exporter is None:
+                from agentledger.instrumentation.sender import OTLPSender
+
+                assert url is not None
+                sender = OTLPSender(url, export_headers)
+                spool = spool_for(delivery, sender)
+                sink = OTLPSink(sender, rewriter, spool, losses, delivery.max_backoff_s)
+            else:
+                sink = ExporterSink(EdgeExporter(exporter, rewriter), losses)
+            queue = ExportQueue(sink, delivery, losses)
+            processors.append(queue)
         board = _switchboard(provider)
         for old in board.set(tuple(processors)):
             old.shutdown()
         state = Instrumentation(
             provider, owns, url, (), {}, capture_cfg, redaction, pins, agent, board
         )
+        state.losses, state.export_queue = losses, queue
         _enable_frameworks(state, chosen, lean_openai)
         _STATE = state
         logger.info(
@@ -354,7 +377,8 @@ def uninstrument() -> None:
                 logger.exception("could not uninstrument %s", type(inst).__name__)
         for processor in state._switchboard.set(()):
             try:
-                processor.force_flush()
+                if not isinstance(processor, ExportQueue):  # its shutdown flushes, bounded
+                    processor.force_flush()
                 processor.shutdown()
             except Exception:
                 logger.exception("could not flush %s", type(processor).__name__)

@@ -35,6 +35,8 @@ _OPTIONS = {
     "capture_messages": "AGENTLEDGER_CAPTURE_MESSAGES",
     "capture_documents": "AGENTLEDGER_CAPTURE_DOCUMENTS",
     "capture_tool_io": "AGENTLEDGER_CAPTURE_TOOL_IO",
+    "on_full": "AGENTLEDGER_ON_FULL",
+    "spool_dir": "AGENTLEDGER_SPOOL_DIR",
 }
 
 
@@ -58,6 +60,12 @@ def _parser() -> argparse.ArgumentParser:
         "--instrumentors", help="comma-separated frameworks to instrument (default: all installed)"
     )
     p.add_argument("--disabled-instrumentors", help="comma-separated frameworks not to instrument")
+    p.add_argument(
+        "--on-full",
+        choices=("spool", "block"),
+        help="export queue full: spool after a few ms (default), or block the caller (never drop)",
+    )
+    p.add_argument("--spool-dir", help="where spans the collector cannot take yet are kept")
     for kind in ("content", "messages", "documents", "tool-io"):
         dest = "capture_" + kind.replace("-", "_")
         g = p.add_mutually_exclusive_group()

@@ -312,3 +312,25 @@ def test_an_operator_labels_an_anomaly_through_the_api(app_client: TestClient) -
     assert mine and mine[0]["label"] == "false_alarm"
     bad = app_client.post(url, json={"action": "label"}, headers=_as(Role.OPERATOR))
     assert bad.status_code == 400
+
+
+def test_keys_and_the_access_log_on_a_clickhouse_server(ch_store) -> None:
+    """The key book and the access log are records: the same code on clickhouse-connect."""
+    from agentledger.pipeline.services.access import (
+        AccessRecorder,
+        KeyBook,
+        KeyConflict,
+        read_access_log,
+    )
+
+    book = KeyBook(ch_store)
+    made = book.create("acme", Role.AUDITOR, "ch-auditor", actor="cli")
+    assert [k.name for k in book.active()] == ["ch-auditor"]
+    with pytest.raises(KeyConflict):
+        book.create("beta", Role.READER, "ch-auditor", actor="cli")
+    assert book.revoke("ch-auditor", actor="cli").status == "revoked" and book.active() == []
+    assert made.key not in str(ch_store.query_rows("SELECT body FROM records"))
+    recorder = AccessRecorder(ch_store)
+    recorder.record("acme", key_name="ch-auditor", role="auditor", method="GET", route="/x")
+    log = read_access_log(ch_store, "acme", limit=5)
+    assert log.intact and [e.key_name for e in log.entries] == ["ch-auditor"]

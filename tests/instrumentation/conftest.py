@@ -23,9 +23,12 @@ from agentledger.instrumentation import lifecycle
 
 
 class RecordingProxy:
-    """An OTLP/HTTP endpoint on 127.0.0.1 that records bodies and forwards them to ``upstream``."""
+    """An OTLP/HTTP endpoint on 127.0.0.1 that records bodies and forwards them to ``upstream``.
 
-    def __init__(self, upstream: str) -> None:
+    ``port``: listen on that port (a test's collector coming back where it was), else any.
+    """
+
+    def __init__(self, upstream: str, port: int = 0) -> None:
         self.upstream = upstream.rstrip("/")
         self.bodies: list[bytes] = []
         proxy = self
@@ -51,7 +54,7 @@ class RecordingProxy:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
 
@@ -73,6 +76,12 @@ class RecordingProxy:
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+@pytest.fixture(autouse=True)
+def _spool_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test's own spool: never the user's cache directory, never another test's leftovers."""
+    monkeypatch.setenv("AGENTLEDGER_SPOOL_DIR", str(tmp_path_factory.mktemp("spool")))
 
 
 @pytest.fixture
@@ -104,6 +113,15 @@ def instrumented(proxy: RecordingProxy) -> Iterator[Callable[..., Any]]:
     yield start
     agentledger.uninstrument()
     assert lifecycle.instrumentation() is None
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (connections to it are refused until a test listens)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def attrs_of(span: Any) -> dict[str, Any]:

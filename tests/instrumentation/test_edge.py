@@ -136,7 +136,11 @@ def test_a_failing_hook_drops_the_span_not_the_call(
         )
     assert answer.choices[0].message.content  # the agent is unaffected
     assert agentledger.flush()
-    assert proxy.spans() == []  # fail closed: nothing unredacted was exported
+    # fail closed: nothing unredacted was exported, only the count of what was lost
+    (report,) = proxy.spans()
+    assert report.name == "agentledger.spans_lost"
+    assert attrs_of(report)["agentledger.spans_lost.count"] == 1
+    assert attrs_of(report)["agentledger.spans_lost.reasons"] == ["not redactable=1"]
 
 
 @pytest.mark.parametrize("kind", ["messages", "documents", "tool_io"])

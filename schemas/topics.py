@@ -41,6 +41,9 @@ class Headers:
     """Receive time at the collector, Unix nanoseconds as decimal text."""
     ACTOR = "agentledger-actor"
     """Who sent the record, as the collector knows it (an API key's name or id, ``api``, ``cli``)."""
+    AGENT = "agentledger-agent"
+    """The one agent the sending key may send spans for (absent: any); the pipeline drops the
+    spans of other agents."""
     SCHEMA = "agentledger-schema"
     """Record layout version."""
     ERROR = "agentledger-error"

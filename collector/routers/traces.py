@@ -13,10 +13,12 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from starlette.concurrency import run_in_threadpool
 
 from agentledger.collector import otlp
-from agentledger.collector.deps import IdentityDep, SettingsDep, SinkDep
+from agentledger.collector.auth import Authenticator, Identity
+from agentledger.collector.deps import AuthDep, IdentityDep, SettingsDep, SinkDep
 from agentledger.collector.limits import ConcurrencyLimit, truncate_attributes
 from agentledger.collector.settings import CollectorSettings
 from agentledger.pipeline.sinks import IngestBatch, Sink, SinkRejected, SinkUnavailable
+from agentledger.pipeline.sinks.base import SinkResult
 
 __all__ = ["router"]
 
@@ -33,12 +35,15 @@ def _ingest(
     body: bytes,
     media: str,
     encoding: str | None,
-    tenant: str,
+    identity: Identity,
     settings: CollectorSettings,
     sink: Sink,
-    sent_by: str = "",
+    auth: Authenticator | None = None,
 ) -> bytes:
+    """Decode, check and hand the request to the sink as ``identity`` sent it; spans the sink
+    refused for naming another agent than the key's are counted against the key (``auth``)."""
     received = time.time_ns()
+    tenant, sent_by, agent = identity.tenant, identity.actor, identity.agent
     data = otlp.decode_body(body, encoding, settings.max_body_bytes)
     # a clean protobuf request (nothing to drop or cut) is accepted as received, never parsed here
     clean = (
@@ -59,8 +64,11 @@ def _ingest(
         )
     if request is None:
         result = (
-            sink.write(IngestBatch(tenant, received, None, total, data, sent_by)) if total else None
+            sink.write(IngestBatch(tenant, received, None, total, data, sent_by, agent))
+            if total
+            else None
         )
+        _count_foreign(result, identity, auth)
         response = otlp.export_response(*otlp.partial_success(0, "", result))
         return otlp.encode_message(response, media)
     rejected, reason = otlp.drop_invalid_spans(request)
@@ -68,12 +76,22 @@ def _ingest(
         raise otlp.OtlpError(400, f"no valid span in request: {reason}")
     truncate_attributes(request, settings.max_attribute_length, len(data))
     result = (
-        sink.write(IngestBatch(tenant, received, request, total - rejected, sent_by=sent_by))
+        sink.write(
+            IngestBatch(tenant, received, request, total - rejected, sent_by=sent_by, agent=agent)
+        )
         if total - rejected
         else None
     )
+    _count_foreign(result, identity, auth)
     response = otlp.export_response(*otlp.partial_success(rejected, reason, result))
     return otlp.encode_message(response, media)
+
+
+def _count_foreign(
+    result: SinkResult | None, identity: Identity, auth: Authenticator | None
+) -> None:
+    if result is not None and result.foreign_agent and auth is not None:
+        auth.refuse_agent(identity, "another agent", "spans", result.foreign_agent)
 
 
 @router.post(
@@ -83,7 +101,7 @@ def _ingest(
     responses={400: {}, 401: {}, 413: {}, 415: {}, 429: {}, 503: {}},
 )
 async def export_traces(
-    request: Request, identity: IdentityDep, settings: SettingsDep, sink: SinkDep
+    request: Request, identity: IdentityDep, settings: SettingsDep, sink: SinkDep, auth: AuthDep
 ) -> Response:
     try:
         media = otlp.media_type(request.headers.get("content-type"))
@@ -103,7 +121,7 @@ async def export_traces(
             body = await _read_body(request)
             encoding = request.headers.get("content-encoding")
             payload = await run_in_threadpool(
-                _ingest, body, media, encoding, identity.tenant, settings, sink, identity.actor
+                _ingest, body, media, encoding, identity, settings, sink, auth
             )
         except otlp.OtlpError as exc:
             return otlp.error_response(exc.status, exc.message, media)

@@ -32,6 +32,7 @@ from google.protobuf.message import DecodeError
 from agentledger.pipeline.normalize import NormalizedBatch, Normalizer, SourcePosition
 from agentledger.pipeline.normalize.native import count_spans
 from agentledger.pipeline.settings import KafkaSettings, PipelineSettings
+from agentledger.pipeline.sinks.agents import drop_foreign_agents
 from agentledger.pipeline.store import Store, StoreRejected
 from agentledger.pipeline.store.writer import StoreWriter, WriteResult
 from agentledger.pipeline.transport.base import IncomingRecord, Transport, resolve
@@ -54,6 +55,8 @@ class ConsumerStats(BatchStats):
     """Spans re-sent unchanged: dropped, stored once."""
     conflicts: int = 0
     """Spans re-sent with a stored span's ids but other content: kept as conflicts."""
+    foreign_agent: int = 0
+    """Spans dropped: sent by a key bound to another agent (``sinks.agents``)."""
 
 
 @dataclass
@@ -66,6 +69,7 @@ class _Item:
     spans: int
     raw: bytes  # the serialized request, as the record holds it
     sent_by: str = ""  # the API key that sent it (the record's actor header)
+    agent: str = ""  # the one agent that key may send for (sinks.agents)
 
 
 class SpanConsumer(BatchConsumer[_Item]):
@@ -125,6 +129,7 @@ class SpanConsumer(BatchConsumer[_Item]):
             spans,
             value,
             headers.get(Headers.ACTOR, ""),
+            headers.get(Headers.AGENT, ""),
         )
 
     def weight(self, item: _Item) -> int:
@@ -184,4 +189,18 @@ class SpanConsumer(BatchConsumer[_Item]):
             batch.spans.column("source_partition").to_pylist(),
             batch.spans.column("source_offset").to_pylist(),
         )
-        return batch.stamped(pa.array([by_position.get(r, "") for r in rows], pa.string()))
+        batch = batch.stamped(pa.array([by_position.get(r, "") for r in rows], pa.string()))
+        bound = {(i.topic, i.partition, i.offset): i.agent for i in items}
+        kept, refused = drop_foreign_agents(batch.spans, bound)
+        if refused:
+            dropped = sum(len(a) for a in refused.values())
+            self.stats.foreign_agent += dropped
+            log.warning(
+                "%d span(s) dropped: sent by keys bound to another agent (%s)",
+                dropped,
+                ", ".join(
+                    f"{bound[p]} sent {sorted(set(a))}" for p, a in list(refused.items())[:5]
+                ),
+            )
+            batch = NormalizedBatch(kept, batch.contents)
+        return batch

@@ -31,7 +31,7 @@ class IngestBatch:
     asks for it (the Kafka sink does, to split by trace).
     """
 
-    __slots__ = ("tenant", "received_at_ns", "span_count", "raw", "sent_by", "_request")
+    __slots__ = ("tenant", "received_at_ns", "span_count", "raw", "sent_by", "agent", "_request")
 
     def __init__(
         self,
@@ -41,6 +41,7 @@ class IngestBatch:
         span_count: int,
         raw: bytes | None = None,
         sent_by: str = "",
+        agent: str = "",
     ) -> None:
         if request is None and raw is None:
             raise ValueError("an IngestBatch needs the request, parsed or serialized")
@@ -50,6 +51,8 @@ class IngestBatch:
         self.raw = raw
         self.sent_by = sent_by
         """The name of the API key that sent the request (stamped on every span stored)."""
+        self.agent = agent
+        """The one agent that key may send spans for (``sinks.agents``); empty = any."""
         self._request = request
 
     @property
@@ -71,6 +74,8 @@ class SinkResult:
 
     rejected: int = 0
     message: str = ""
+    foreign_agent: int = 0
+    """Of ``rejected``: spans refused for naming another agent than the key's."""
 
 
 class SinkError(Exception):

@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from agentledger.pipeline.normalize import NormalizedBatch, Normalizer, SourcePosition
+from agentledger.pipeline.sinks.agents import drop_foreign_agents, foreign_agent_message
 from agentledger.pipeline.sinks.base import (
     IngestBatch,
     Sink,
@@ -50,6 +51,7 @@ class _Pending:
     error: Exception | None = None
     offset: int = 0  # the request's sequence number, the source_offset of its rows
     result: SinkResult | None = None
+    foreign: list[str] = field(default_factory=list)  # agents of the spans refused (sinks.agents)
 
 
 class EmbeddedSink(Sink):
@@ -93,6 +95,7 @@ class EmbeddedSink(Sink):
         self.stored_requests = 0
         self.unchanged_spans = 0  # re-sent unchanged: dropped, stored once
         self.conflict_spans = 0  # re-sent changed: kept as conflicts
+        self.foreign_agent_spans = 0  # sent by a key bound to another agent: refused
         self._handoff: queue.Queue[_Prepared | None] = queue.Queue(maxsize=2)
         self._thread = threading.Thread(
             target=self._run, name="agentledger-embedded-normalizer", daemon=True
@@ -204,6 +207,13 @@ class EmbeddedSink(Sink):
         names = pa.array([item.batch.sent_by for item in group], pa.string())
         offsets = normalized.spans.column("source_offset")
         normalized = normalized.stamped(pc.take(names, pc.subtract(offsets, first)))
+        bound = {(EMBEDDED_SOURCE, 0, item.offset): item.batch.agent for item in group}
+        kept, refused = drop_foreign_agents(normalized.spans, bound)
+        if refused:
+            normalized = NormalizedBatch(kept, normalized.contents)
+            for item in group:
+                item.foreign = refused.get((EMBEDDED_SOURCE, 0, item.offset), [])
+                self.foreign_agent_spans += len(item.foreign)
         last = first + len(group) - 1
         # Sequence numbers are never reused, even when this write fails: a token names one
         # batch's data only, so a later, different batch cannot be mistaken for a duplicate.
@@ -271,6 +281,8 @@ class EmbeddedSink(Sink):
         if result.conflict_ids:
             _report_conflicts(accepted, result)
         for item in accepted:
+            if item.foreign:
+                _report_foreign(item)
             item.done.set()
 
 
@@ -307,6 +319,17 @@ def _report_conflicts(items: list[_Pending], result: WriteResult) -> None:
                 f"different content: the stored versions stand, the re-sent ones are kept as "
                 f"conflicts (trace_id/span_id: {named})",
             )
+
+
+def _report_foreign(item: _Pending) -> None:
+    """Add the spans refused for naming another agent to the request's partial success."""
+    before = item.result or SinkResult()
+    message = foreign_agent_message(item.batch.agent, item.foreign)
+    item.result = SinkResult(
+        before.rejected + len(item.foreign),
+        "; ".join(m for m in (before.message, message) if m),
+        foreign_agent=len(item.foreign),
+    )
 
 
 def _fail(items: list[_Pending], error: Exception) -> None:

@@ -22,6 +22,7 @@ from agentledger.pipeline.transport.base import (
     resolve,
 )
 from agentledger.pipeline.transport.records import record_headers, split_by_trace
+from agentledger.schemas.topics import Headers
 
 __all__ = ["KafkaSink"]
 
@@ -50,6 +51,8 @@ class KafkaSink(Sink):
         except RecordTooLarge as exc:
             raise SinkRejected(str(exc), status=413) from exc
         headers = record_headers(batch.tenant, batch.received_at_ns, actor=batch.sent_by or None)
+        if batch.agent:  # the pipeline drops this key's spans of other agents (sinks.agents)
+            headers.append((Headers.AGENT, batch.agent.encode("utf-8", "replace")))
         topic = self.settings.spans_topic
         records = [
             OutgoingRecord(topic, key.hex().encode(), value, headers) for key, value in parts

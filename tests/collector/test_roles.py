@@ -23,6 +23,7 @@ from agentledger.pipeline.store.embedded import EmbeddedStore
 from agentledger.schemas.access import GRANTS, Permission, Role
 
 README = Path(__file__).resolve().parents[2] / "README.md"
+PB = "application/x-protobuf"
 SECRETS = {role: f"secret-{role.value}-0123456789" for role in Role}
 BOOTSTRAP = ",".join(f"acme:{r.value}:{r.value}-key={s}" for r, s in SECRETS.items())
 _ROW = re.compile(r"^\| `(GET|POST|DELETE|PUT|PATCH) (/[^`]*)` \| (\w+) \|(.*)\|\s*$")
@@ -334,3 +335,46 @@ def test_keys_and_the_access_log_on_a_clickhouse_server(ch_store) -> None:
     recorder.record("acme", key_name="ch-auditor", role="auditor", method="GET", route="/x")
     log = read_access_log(ch_store, "acme", limit=5)
     assert log.intact and [e.key_name for e in log.entries] == ["ch-auditor"]
+
+
+def test_a_key_bound_to_an_agent_has_its_spans_of_other_agents_refused(
+    app_client: TestClient,
+) -> None:
+    import random
+
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+        ExportTraceServiceResponse,
+    )
+
+    from bench.traffic import SPANS_PER_RUN, add_run
+
+    admin = _as(Role.ADMIN)
+    made = app_client.post(
+        "/api/v1/keys",
+        json={"name": "recon-bot", "role": "ingest", "agent": "recon"},
+        headers=admin,
+    )
+    assert made.status_code == 201, made.text
+    req = ExportTraceServiceRequest()
+    scope = req.resource_spans.add().scope_spans.add()
+    rng = random.Random(77)
+    own = add_run(scope, rng, 0, 1_790_000_000_000_000_000, agent="recon")
+    other = add_run(scope, rng, 1, 1_790_000_003_000_000_000, agent="payments")
+    sent = app_client.post(
+        "/v1/traces",
+        content=req.SerializeToString(),
+        headers={"Authorization": f"Bearer {made.json()['key']}", "Content-Type": PB},
+    )
+    assert sent.status_code == 200, sent.text
+    answer = ExportTraceServiceResponse.FromString(sent.content).partial_success
+    assert answer.rejected_spans == SPANS_PER_RUN
+    assert "may send spans for agent 'recon' only" in answer.error_message
+    assert "payments" in answer.error_message
+    reader = _as(Role.READER)
+    assert len(app_client.get(f"/api/v1/traces/{own}", headers=reader).json()["spans"]) == (
+        SPANS_PER_RUN
+    )
+    assert app_client.get(f"/api/v1/traces/{other}", headers=reader).status_code == 404
+    listed = {k["name"]: k for k in app_client.get("/api/v1/keys", headers=admin).json()["keys"]}
+    assert listed["recon-bot"]["refused_here"] == SPANS_PER_RUN

@@ -78,9 +78,7 @@ def test_every_span_arrives_once(collector, kafka_settings, pipeline_settings, s
     }
     assert topics == {kafka_settings.spans_topic}
     # the key that sent each span travels in the record's actor header (no keys here: "api")
-    assert [r["sent_by"] for r in store.query_rows("SELECT DISTINCT sent_by FROM spans")] == [
-        "api"
-    ]
+    assert [r["sent_by"] for r in store.query_rows("SELECT DISTINCT sent_by FROM spans")] == ["api"]
 
 
 def test_stock_reader_decodes_the_topic_as_otlp(collector, kafka_settings) -> None:
@@ -245,3 +243,37 @@ def test_large_trace_is_split_and_oversized_span_refused(
     from google.rpc.status_pb2 import Status
 
     assert "over the record limit" in Status.FromString(resp.content).message
+
+
+def test_a_bound_keys_spans_of_other_agents_are_dropped_by_the_pipeline(
+    kafka_settings, pipeline_settings, store
+) -> None:
+    """The Kafka collector acknowledges before any normalizer has seen the spans: the key's name
+    and its agent travel in the record's headers, and the pipeline stores only that agent's."""
+    import random
+    import time as _time
+
+    from agentledger.pipeline.sinks.base import IngestBatch
+    from bench.traffic import add_run
+
+    req = ExportTraceServiceRequest()
+    scope = req.resource_spans.add().scope_spans.add()
+    rng = random.Random(5)
+    own = add_run(scope, rng, 0, 1_790_000_000_000_000_000, agent="recon")
+    add_run(scope, rng, 1, 1_790_000_003_000_000_000, agent="payments")
+    sink = KafkaSink(kafka_settings)
+    try:
+        sink.write(
+            IngestBatch("default", _time.time_ns(), req, 2 * SPANS_PER_RUN, None, "bot", "recon")
+        )
+    finally:
+        sink.close()
+    consumer = SpanConsumer(kafka_settings, pipeline_settings, store, OtlpNormalizer())
+    with RunningConsumer(consumer):
+        wait_for(lambda: consumer.stats.foreign_agent == SPANS_PER_RUN, what="spans dropped")
+        wait_for(
+            lambda: store.query_scalar("SELECT count() FROM spans") == SPANS_PER_RUN,
+            what="the agent's own spans stored",
+        )
+    rows = store.query_rows("SELECT DISTINCT trace_id, sent_by, agent_name FROM spans")
+    assert rows == [{"trace_id": own, "sent_by": "bot", "agent_name": "recon"}]

@@ -16,6 +16,11 @@ __all__ = [
     "ANOMALIES_TABLE",
     "USAGE_DIMENSIONS",
     "USAGE_METRICS",
+    "SPANS_LOST_NAME",
+    "SPANS_LOST_COUNT",
+    "SPANS_LOST_SCOPE",
+    "IS_SPANS_LOST_SQL",
+    "NOT_SPANS_LOST_SQL",
     "AnomalyType",
     "LATENCY_BUCKET_BASE",
     "latency_bucket_sql",
@@ -68,8 +73,22 @@ USAGE_METRICS: Final[tuple[str, ...]] = (
     "latency_p95_ms",
     "latency_p99_ms",
     "latency_avg_ms",
+    "spans_lost",
 )
-"""Metrics a usage query returns (and may order by)."""
+"""Metrics a usage query returns (and may order by). ``spans_lost``: spans the agents reported lost
+before they reached the collector (``SPANS_LOST_NAME`` spans); never counted as calls."""
+
+SPANS_LOST_NAME: Final = "agentledger.spans_lost"
+"""Name of the span an agent sends to report spans it had to drop (``instrumentation/losses.py``)."""
+SPANS_LOST_COUNT: Final = "agentledger.spans_lost.count"
+"""Attribute of that span: how many spans were lost since the previous report."""
+SPANS_LOST_SCOPE: Final = "agentledger.instrumentation"
+"""Instrumentation scope the report spans come from (a user's span of the same name is activity)."""
+IS_SPANS_LOST_SQL: Final = f"(name = '{SPANS_LOST_NAME}' AND scope_name = '{SPANS_LOST_SCOPE}')"
+"""SQL over ``spans``: the row is a loss report, bookkeeping rather than agent activity."""
+NOT_SPANS_LOST_SQL: Final = f"NOT {IS_SPANS_LOST_SQL}"
+"""SQL over ``spans``: the row is agent activity. Reads meant for activity (trace list, patterns,
+detectors) add it, so an agent that loses spans does not look busier or new for reporting it."""
 
 
 class AnomalyType(str, enum.Enum):

@@ -92,7 +92,10 @@ def _num(v: Any, fmt: str = "{:,}") -> str:
 
 
 def usage_table(rows: Sequence[UsageRow], dims: list[str], title: str) -> Table:
+    """Usage rows as a table; a "lost in agent" column only when an agent reported lost spans
+    (issue 21: a gap in the record shows next to the usage it would have added to)."""
     table = Table(title=title, title_justify="left")
+    lost = any(r.spans_lost for r in rows)
     for d in dims:
         table.add_column(d, style="cyan")
     series = any(r.bucket is not None for r in rows)
@@ -108,6 +111,7 @@ def usage_table(rows: Sequence[UsageRow], dims: list[str], title: str) -> Table:
         "p50",
         "p95",
         "p99",
+        *(["lost in agent"] if lost else []),
     ):
         table.add_column(col, justify="right")
     for r in rows:
@@ -126,6 +130,8 @@ def usage_table(rows: Sequence[UsageRow], dims: list[str], title: str) -> Table:
             render.fmt_ms(r.latency_p95_ms),
             render.fmt_ms(r.latency_p99_ms),
         ]
+        if lost:
+            cells.append(f"[red]{r.spans_lost:,}[/red]" if r.spans_lost else "0")
         table.add_row(*cells)
     return table
 
@@ -252,8 +258,8 @@ def register(app: typer.Typer) -> None:
         order_by: str = typer.Option(
             D.USAGE_ORDER_BY,
             "--order-by",
-            help="cost_usd, calls, errors, error_rate, tokens, "
-            "input_tokens, output_tokens, latency_p50_ms, latency_p95_ms, latency_p99_ms...",
+            help="cost_usd, calls, errors, error_rate, tokens, input_tokens, "
+            "output_tokens, latency_p50_ms, latency_p95_ms, latency_p99_ms, spans_lost...",
         ),
         metric: str | None = typer.Option(
             None, help="Metric the --plot draws (default: --order-by)."
@@ -277,7 +283,7 @@ def register(app: typer.Typer) -> None:
         tenant: str = TenantOpt,
         as_json: bool = JsonOpt,
     ) -> None:
-        """Usage (calls, errors, tokens, cost, latency p50/p95/p99) grouped by dimensions, or as a time series."""
+        """Usage (calls, errors, tokens, cost, latency p50/p95/p99, spans lost in the agent) grouped by dimensions, or as a time series."""
         from agentledger.pipeline.derive import UsageQuery, UsageQueryError
 
         now = datetime.now(timezone.utc)

@@ -23,16 +23,16 @@ from datetime import timedelta
 from typing import Any
 
 from agentledger.pipeline.derive.signals import Anomaly, Context, Found, poisson_sf, utc
-from agentledger.schemas.analytics import AnomalyType
+from agentledger.schemas.analytics import NOT_SPANS_LOST_SQL, AnomalyType
 
 __all__ = ["principal_behaviour"]
 
-_RUNS = """
+_RUNS = f"""
 SELECT principal_id AS principal, agent_name AS agent, toUInt32(toStartOfHour(start_time)) AS h,
        uniqExact(trace_id) AS runs, groupUniqArray(3)(trace_id) AS ex
 FROM spans
-WHERE tenant = {tenant:String} AND parent_span_id = '' AND principal_id != ''
-  AND start_time >= toDateTime64({lo:Int64}, 9, 'UTC') AND start_time < toDateTime64({hi:Int64}, 9, 'UTC')
+WHERE tenant = {{tenant:String}} AND parent_span_id = '' AND principal_id != '' AND {NOT_SPANS_LOST_SQL}
+  AND start_time >= toDateTime64({{lo:Int64}}, 9, 'UTC') AND start_time < toDateTime64({{hi:Int64}}, 9, 'UTC')
 GROUP BY principal, agent, h
 """
 

@@ -18,7 +18,7 @@ from agentledger.pipeline.derive.signals import (
     poisson_sf,
     utc,
 )
-from agentledger.schemas.analytics import USAGE_TABLE, AnomalyType
+from agentledger.schemas.analytics import NOT_SPANS_LOST_SQL, USAGE_TABLE, AnomalyType
 
 __all__ = ["error_bursts"]
 
@@ -26,8 +26,8 @@ _MODEL = MODEL_SQL
 
 _GROUP = "agent_name, kind, provider, model, tool_name"
 _BUCKET = "toUInt32(toStartOfInterval(start_time, INTERVAL {minutes:UInt32} MINUTE))"
-_BURST_WHERE = """tenant = {tenant:String} AND start_time >= toDateTime64({w0:Int64}, 9, 'UTC')
-  AND start_time < toDateTime64({now:Int64}, 9, 'UTC')"""
+_BURST_WHERE = f"""tenant = {{tenant:String}} AND start_time >= toDateTime64({{w0:Int64}}, 9, 'UTC')
+  AND start_time < toDateTime64({{now:Int64}}, 9, 'UTC') AND {NOT_SPANS_LOST_SQL}"""
 # phase 1: cheap counts per group and bucket (a redelivered span may count twice here)
 _BURST_CANDIDATES = f"""
 SELECT count() AS buckets,

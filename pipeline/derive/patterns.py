@@ -20,6 +20,7 @@ from typing import Any
 
 from agentledger.pipeline.derive.topics import Doc, find_topics
 from agentledger.pipeline.store import Store
+from agentledger.schemas.analytics import NOT_SPANS_LOST_SQL
 
 __all__ = [
     "SEQUENCE_SEPARATOR",
@@ -45,8 +46,9 @@ ENTITY_COLUMNS = {
 
 _RANGE = (
     "tenant = {tenant:String} AND start_time >= toDateTime64({lo:Int64}, 9, 'UTC') "
-    "AND start_time < toDateTime64({hi:Int64}, 9, 'UTC')"
+    f"AND start_time < toDateTime64({{hi:Int64}}, 9, 'UTC') AND {NOT_SPANS_LOST_SQL}"
 )
+"""The window's agent activity (agents' loss reports are bookkeeping: no sequence, no new use)."""
 
 _SEQUENCES = f"""
 SELECT agent, seq, count() AS traces, groupArray(3)(trace_id) AS examples,
@@ -163,7 +165,8 @@ FROM spans
 WHERE {_RANGE} AND value != ''
   AND value NOT IN (SELECT DISTINCT {{col:Identifier}} FROM spans
                     WHERE tenant = {{tenant:String}} AND start_time >= toDateTime64({{blo:Int64}}, 9, 'UTC')
-                      AND start_time < toDateTime64({{bhi:Int64}}, 9, 'UTC'))
+                      AND start_time < toDateTime64({{bhi:Int64}}, 9, 'UTC')
+                      AND {NOT_SPANS_LOST_SQL})
 GROUP BY value
 ORDER BY traces DESC, value
 """

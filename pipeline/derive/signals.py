@@ -15,7 +15,7 @@ from typing import Any
 from agentledger.pipeline.derive.settings import JobSettings
 from agentledger.pipeline.derive.usage import floor_hour
 from agentledger.pipeline.store import Store
-from agentledger.schemas.analytics import USAGE_TABLE
+from agentledger.schemas.analytics import NOT_SPANS_LOST_SQL, USAGE_TABLE
 
 __all__ = [
     "Anomaly",
@@ -160,6 +160,7 @@ def examples(
         SELECT {col} AS v, groupUniqArray(3)(trace_id) AS ex FROM spans
         WHERE tenant = {{tenant:String}} AND start_time >= toDateTime64({{s:Int64}}, 9, 'UTC')
           AND start_time < toDateTime64({{e:Int64}}, 9, 'UTC') AND v IN {{values:Array(String)}} {extra}
+          AND {NOT_SPANS_LOST_SQL}
         GROUP BY v
         """,
         ctx.params(s=start, e=end, values=values),

@@ -28,7 +28,12 @@ from agentledger.pipeline.derive.signals import (
     robust_z,
     utc,
 )
-from agentledger.schemas.analytics import USAGE_TABLE, AnomalyType, latency_quantile_sql
+from agentledger.schemas.analytics import (
+    NOT_SPANS_LOST_SQL,
+    USAGE_TABLE,
+    AnomalyType,
+    latency_quantile_sql,
+)
 
 __all__ = ["hourly_spikes", "seasonal_baseline", "span_outliers"]
 
@@ -242,7 +247,7 @@ def _hour_examples(
                groupUniqArray(3)(trace_id) AS ex, groupUniqArrayIf(3)(trace_id, status_code = 'ERROR') AS err
         FROM spans
         WHERE tenant = {{tenant:String}} AND start_time >= toDateTime64({{s:Int64}}, 9, 'UTC')
-          AND start_time < toDateTime64({{e:Int64}}, 9, 'UTC') {kind}
+          AND start_time < toDateTime64({{e:Int64}}, 9, 'UTC') {kind} AND {NOT_SPANS_LOST_SQL}
           AND v IN {{values:Array(String)}} AND h IN {{hours:Array(UInt32)}}
         GROUP BY v, h
         """,

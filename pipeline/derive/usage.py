@@ -24,6 +24,10 @@ A read never runs the job (N readers would run N fingerprint scans and recomputa
 with ``tail_hours`` it reads the rollup for the hours before the tenant's latest rolled-up
 hour and aggregates ``spans FINAL`` itself from that hour on, at most ``tail_hours`` back,
 so spans ingested a moment ago show at once and the background job does the rest.
+
+Agents report spans they had to drop as ``agentledger.spans_lost`` spans (issue 21): both sides
+add their counts to ``spans_lost`` of the agent's hour and leave calls, tokens, cost, errors and
+latency to agent activity alone (``_PER_HOUR``).
 """
 
 from __future__ import annotations
@@ -40,6 +44,9 @@ import pyarrow as pa
 from agentledger.pipeline.derive.base import Job, JobResult
 from agentledger.pipeline.store import Store
 from agentledger.schemas.analytics import (
+    IS_SPANS_LOST_SQL,
+    NOT_SPANS_LOST_SQL,
+    SPANS_LOST_COUNT,
     USAGE_DIMENSIONS,
     USAGE_METRICS,
     USAGE_STATE_TABLE,
@@ -67,35 +74,52 @@ rolled-up one): recent data is fresh at once and the read stays bounded; older h
 arrivals in hours already rolled up, wait for the background pass."""
 
 _KEY = "tenant, hour, principal_id, agent_name, provider, model, kind, tool_name"
-_VALUES = (
-    "calls, errors, input_tokens, output_tokens, cache_read_tokens, reasoning_tokens, cost_usd, "
-    "duration_ms_sum, duration_ms_max, latency_ms_hist, computed_at"
+_COLUMNS = (
+    f"{_KEY}, calls, errors, input_tokens, output_tokens, cache_read_tokens, reasoning_tokens, "
+    "cost_usd, duration_ms_sum, duration_ms_max, latency_ms_hist, spans_lost"
 )
+"""The columns of ``usage_hourly`` but the version; ``_PER_HOUR`` yields the same ones."""
+_VALUES = f"{_COLUMNS}, computed_at"
 _VERSION = "fromUnixTimestamp64Micro({version:Int64}, 'UTC')"
 
+_ACT, _LOST = NOT_SPANS_LOST_SQL, IS_SPANS_LOST_SQL
+_PER_HOUR = f"""
+SELECT tenant, toDateTime(toStartOfHour(start_time), 'UTC') AS hour, principal_id, agent_name,
+       provider, if(response_model != '', response_model, request_model) AS model, kind,
+       tool_name, countIf({_ACT}) AS calls, countIf(status_code = 'ERROR' AND {_ACT}) AS errors,
+       sumIf(input_tokens, {_ACT}) AS input_tokens, sumIf(output_tokens, {_ACT}) AS output_tokens,
+       sumIf(cache_read_tokens, {_ACT}) AS cache_read_tokens,
+       sumIf(reasoning_tokens, {_ACT}) AS reasoning_tokens,
+       toFloat64(sumIf(cost_usd, {_ACT})) AS cost_usd,
+       toFloat64(sumIf(duration_ms, {_ACT})) AS duration_ms_sum,
+       toFloat64(maxIf(duration_ms, {_ACT})) AS duration_ms_max,
+       CAST(sumMapIf(map({latency_bucket_sql("duration_ms")}, toUInt64(1)), {_ACT}),
+            'Map(Int16, UInt64)') AS latency_ms_hist,
+       sumIf(toUInt64OrZero(attributes['{SPANS_LOST_COUNT}']), {_LOST}) AS spans_lost
+FROM spans FINAL"""
+"""One hour's usage per group from deduplicated raw spans, for the job and the read tail alike.
+Loss reports (agents' ``agentledger.spans_lost`` spans) add to ``spans_lost`` only: they are
+bookkeeping, not calls, and carry no tokens, cost, errors or latency."""
+
 _FRESH = f"""
-INSERT INTO {USAGE_TABLE} ({_KEY}, {_VALUES})
+INSERT INTO {USAGE_TABLE} ({_VALUES})
 SETTINGS async_insert = 0
-SELECT tenant, toStartOfHour(start_time) AS hour, principal_id, agent_name, provider,
-       if(response_model != '', response_model, request_model) AS model, kind, tool_name,
-       count(), countIf(status_code = 'ERROR'), sum(input_tokens), sum(output_tokens),
-       sum(cache_read_tokens), sum(reasoning_tokens), sum(cost_usd), sum(duration_ms), max(duration_ms),
-       sumMap(map({latency_bucket_sql("duration_ms")}, toUInt64(1))), {_VERSION}
-FROM spans FINAL
+SELECT *, {_VERSION} FROM ({_PER_HOUR}
 WHERE tenant = {{tenant:String}}
   AND start_time >= toDateTime64({{lo:UInt32}}, 9, 'UTC') AND start_time < toDateTime64({{hi:UInt32}}, 9, 'UTC')
   AND toUInt32(toStartOfHour(start_time)) IN {{hours:Array(UInt32)}}
-GROUP BY {_KEY}
+GROUP BY {_KEY})
 """
 
 _TOMBSTONES = f"""
-INSERT INTO {USAGE_TABLE} ({_KEY}, {_VALUES})
+INSERT INTO {USAGE_TABLE} ({_VALUES})
 SETTINGS async_insert = 0
-SELECT {_KEY}, 0, 0, 0, 0, 0, 0, 0, 0, 0, CAST(map(), 'Map(Int16, UInt64)'), {_VERSION}
+SELECT {_KEY}, 0, 0, 0, 0, 0, 0, 0, 0, 0, CAST(map(), 'Map(Int16, UInt64)'), 0, {_VERSION}
 FROM {USAGE_TABLE}
 WHERE tenant = {{tenant:String}} AND toUInt32(hour) IN {{hours:Array(UInt32)}}
 GROUP BY {_KEY}
-HAVING max(computed_at) < {_VERSION} AND argMax(calls, computed_at) > 0
+HAVING max(computed_at) < {_VERSION}
+   AND (argMax(calls, computed_at) > 0 OR argMax(spans_lost, computed_at) > 0)
 """
 
 _FINGERPRINTS = """
@@ -119,6 +143,14 @@ _STATE_SCHEMA = pa.schema(
         pa.field("computed_at", pa.timestamp("us", tz="UTC")),
     ]
 )
+
+_STATE_INPUT = pa.schema(
+    [
+        pa.field(f.name, pa.int64() if f.name in ("hour", "computed_at") else f.type)
+        for f in _STATE_SCHEMA
+    ]
+)
+"""``_STATE_SCHEMA`` with times as epoch integers (seconds, microseconds), as the job has them."""
 
 _version_lock = threading.Lock()
 _last_version = 0
@@ -196,24 +228,9 @@ class UsageRollupJob(Job):
         }
         store.command(_FRESH, params)
         store.command(_TOMBSTONES, {"tenant": tenant, "hours": hours, "version": version})
-        state = pa.table(
-            {
-                "tenant": [tenant] * len(chunk),
-                "hour": [h for h, _, _ in chunk],
-                "span_rows": [n for _, n, _ in chunk],
-                "fingerprint": [fp for _, _, fp in chunk],
-                "computed_at": [version] * len(chunk),
-            },
-            schema=pa.schema(
-                [
-                    pa.field("tenant", pa.string()),
-                    pa.field("hour", pa.int64()),
-                    pa.field("span_rows", pa.uint64()),
-                    pa.field("fingerprint", pa.uint64()),
-                    pa.field("computed_at", pa.int64()),
-                ]
-            ),
-        ).cast(_STATE_SCHEMA)
+        _, rows, fps = zip(*chunk)
+        columns = [[tenant] * len(chunk), hours, list(rows), list(fps), [version] * len(chunk)]
+        state = pa.table(columns, schema=_STATE_INPUT).cast(_STATE_SCHEMA)
         store.insert_arrow(USAGE_STATE_TABLE, state)
 
 
@@ -277,7 +294,7 @@ _AGGREGATES = """
     sum(calls) AS s_calls, sum(errors) AS s_errors,
     sum(input_tokens) AS s_input_tokens, sum(output_tokens) AS s_output_tokens,
     sum(cost_usd) AS s_cost_usd, sum(duration_ms_sum) AS s_duration,
-    sumMap(latency_ms_hist) AS s_hist
+    sumMap(latency_ms_hist) AS s_hist, sum(spans_lost) AS s_spans_lost
 """
 
 _OUTER = f"""
@@ -286,7 +303,7 @@ _OUTER = f"""
     s_input_tokens + s_output_tokens AS tokens, s_cost_usd AS cost_usd,
     {latency_quantile_sql("s_hist", 0.5)} AS latency_p50_ms, {latency_quantile_sql("s_hist", 0.95)} AS latency_p95_ms,
     {latency_quantile_sql("s_hist", 0.99)} AS latency_p99_ms,
-    if(s_calls > 0, s_duration / s_calls, 0) AS latency_avg_ms
+    if(s_calls > 0, s_duration / s_calls, 0) AS latency_avg_ms, s_spans_lost AS spans_lost
 """
 
 
@@ -303,12 +320,6 @@ def _where(q: UsageQuery, params: dict[str, Any]) -> str:
     return " AND ".join(cond)
 
 
-_COLUMNS = (
-    "tenant, hour, principal_id, agent_name, provider, model, kind, tool_name, calls, errors, "
-    "input_tokens, output_tokens, cost_usd, duration_ms_sum, latency_ms_hist"
-)
-"""The columns of ``usage_hourly`` a report reads; the tail query yields the same ones."""
-
 _LATEST_ROLLED = f"""
 SELECT toUInt32(max(hour)) AS h, count() AS n FROM {USAGE_STATE_TABLE} FINAL
 WHERE tenant = {{tenant:String}}
@@ -318,18 +329,11 @@ _TAIL_SOURCE = f"""(
 SELECT {_COLUMNS} FROM {USAGE_TABLE} FINAL
 WHERE tenant = {{tenant:String}} AND hour < toDateTime({{tail:UInt32}}, 'UTC')
 UNION ALL
-SELECT tenant, toDateTime(toStartOfHour(start_time), 'UTC') AS hour, principal_id, agent_name,
-       provider, if(response_model != '', response_model, request_model) AS model, kind,
-       tool_name, count() AS calls, countIf(status_code = 'ERROR') AS errors,
-       sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
-       toFloat64(sum(cost_usd)) AS cost_usd, toFloat64(sum(duration_ms)) AS duration_ms_sum,
-       CAST(sumMap(map({latency_bucket_sql("duration_ms")}, toUInt64(1))), 'Map(Int16, UInt64)')
-         AS latency_ms_hist
-FROM spans FINAL
+{_PER_HOUR}
 WHERE tenant = {{tenant:String}}
   AND start_time >= toDateTime64({{tail:UInt32}}, 9, 'UTC')
   AND start_time < toDateTime64({{hi:UInt32}}, 9, 'UTC')
-GROUP BY tenant, hour, principal_id, agent_name, provider, model, kind, tool_name
+GROUP BY {_KEY}
 )"""
 """The rollup before the ``tail`` hour, the raw spans (deduplicated, aggregated per hour like
 the job does) from it on: each hour comes from one side only, so nothing is counted twice."""
@@ -387,7 +391,7 @@ def usage_report(
             f" AND {key} IN (SELECT {', '.join(USAGE_DIMENSIONS[d] for d in names)} FROM ("
             f"SELECT {', '.join(USAGE_DIMENSIONS[d] for d in names)}, {_AGGREGATES} FROM {source} "
             f"WHERE {where} GROUP BY {', '.join(USAGE_DIMENSIONS[d] for d in names)}) "
-            f"WHERE s_calls > 0 ORDER BY {_SORT[q.order_by]} DESC LIMIT {{top:UInt32}})"
+            f"WHERE s_calls > 0 OR s_spans_lost > 0 ORDER BY {_SORT[q.order_by]} DESC LIMIT {{top:UInt32}})"
         )
     order = f"t_bucket, {q.order_by} DESC" if bucket else f"{q.order_by} DESC"
     limit = ""
@@ -397,7 +401,7 @@ def usage_report(
     sql = (
         f"SELECT {outer_cols} FROM (SELECT {inner_select} FROM {source} "
         f"WHERE {where}{top_filter}{(' GROUP BY ' + inner_group) if inner_group else ''}) "
-        f"WHERE calls > 0 ORDER BY {order}{', ' + ', '.join(names) if names else ''}{limit}"
+        f"WHERE calls > 0 OR spans_lost > 0 ORDER BY {order}{', ' + ', '.join(names) if names else ''}{limit}"
     )
     return [_clean(r) for r in store.query_rows(sql, params)]
 
@@ -417,6 +421,7 @@ _SORT = {
     "latency_p95_ms": latency_quantile_sql("s_hist", 0.95),
     "latency_p99_ms": latency_quantile_sql("s_hist", 0.99),
     "latency_avg_ms": "if(s_calls > 0, s_duration / s_calls, 0)",
+    "spans_lost": "s_spans_lost",
 }
 
 

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from agentledger.pipeline.store import Store
+from agentledger.schemas.analytics import NOT_SPANS_LOST_SQL
 
 __all__ = ["list_traces", "get_trace", "get_contents", "trace_tree"]
 
@@ -40,8 +41,9 @@ def list_traces(
     since: datetime | None = None,
     service: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Most recent traces first, one summary row each."""
-    where = ["tenant = {tenant:String}"]
+    """Most recent traces first, one summary row each (agent activity only: the agents' reports of
+    lost spans are left out of the list, but :func:`get_trace` still reads them)."""
+    where = ["tenant = {tenant:String}", NOT_SPANS_LOST_SQL]
     params: dict[str, Any] = {"tenant": tenant, "limit": int(limit), "scan": int(limit) * 200}
     if since is not None:
         where.append("start_time >= {since:DateTime64(9, 'UTC')}")

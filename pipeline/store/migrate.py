@@ -78,7 +78,23 @@ _ALTER = re.compile(r"^ALTER TABLE (\w+)\s+", re.S)
 _VIEW = re.compile(r"^CREATE VIEW IF NOT EXISTS (\w+) AS\b", re.S)
 _DROP_VIEW = re.compile(r"^DROP VIEW IF EXISTS (\w+)\s*$")
 
-DATA_STEPS: dict[int, Callable[[Store], object]] = {8: carry_over_records, 12: backfill_span_keys}
+
+def _recompute_loss_report_hours(store: Store) -> None:
+    """Migration 0014's data step: hours whose rollup counted agents' loss reports as calls get a
+    state row that matches no fingerprint, so the next rollup pass recomputes them."""
+    store.command(
+        "INSERT INTO usage_hourly_state (tenant, hour, span_rows, fingerprint, computed_at) "
+        "SELECT tenant, toStartOfHour(start_time), 0, 0, now64(6) FROM spans "
+        "WHERE name = 'agentledger.spans_lost' AND scope_name = 'agentledger.instrumentation' "
+        "GROUP BY tenant, toStartOfHour(start_time) SETTINGS async_insert = 0"
+    )
+
+
+DATA_STEPS: dict[int, Callable[[Store], object]] = {
+    8: carry_over_records,
+    12: backfill_span_keys,
+    14: _recompute_loss_report_hours,
+}
 """Data carried over by a migration, by version: run after its statements, safe to run twice."""
 
 

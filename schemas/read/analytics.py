@@ -46,6 +46,9 @@ class UsageTotals(ReadModel):
     latency_p95_ms: float | None
     latency_p99_ms: float | None
     latency_avg_ms: float
+    spans_lost: int = Field(
+        0, description="Spans the agent reported lost before they reached the collector."
+    )
 
 
 def _dimension(description: str) -> Any:

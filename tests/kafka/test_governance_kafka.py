@@ -221,7 +221,10 @@ def test_pause_and_resume_in_kafka_mode(
         )
         assert pause.status_code == 200, pause.text
         if with_store:  # stored before the answer, where every replica reads it
-            assert [r["by"] for r in _rows(ch_store, "controls")] == ["risk-desk"]
+            # recorded by the key ("api" without keys); the body's by is kept as a note
+            assert [(r["by"], r["note"]) for r in _rows(ch_store, "controls")] == [
+                ("api", "risk-desk")
+            ]
         listed = httpx.get(f"{url}/v1/controls").json()
         assert listed["shared"] is True  # the store, or the controls topic every replica follows
         assert [(c["target"], c["reason"]) for c in listed["controls"]] == [
@@ -262,9 +265,14 @@ def test_pause_and_resume_in_kafka_mode(
         _wait_for(lambda: _rows(ch_store, "intent_outcomes"), what="the outcome stored")
     (intent,) = _rows(ch_store, "intents", tool_name="settle")
     assert intent["decision"] == "proceed" and intent["attempt"] >= 1
-    controls = sorted((r["action"], r["by"], r["reason"]) for r in _rows(ch_store, "controls"))
+    controls = sorted(
+        (r["action"], r["by"], r["note"], r["reason"]) for r in _rows(ch_store, "controls")
+    )
     # in memory mode the controls went through the topic, so the pipeline keeps who and why too
-    assert controls == [("pause", "risk-desk", "limit breach"), ("resume", "risk-desk", "cleared")]
+    assert controls == [
+        ("pause", "api", "risk-desk", "limit breach"),
+        ("resume", "api", "risk-desk", "cleared"),
+    ]
 
 
 def test_records_that_are_not_governance_records_are_dead_lettered(

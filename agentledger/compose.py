@@ -125,7 +125,9 @@ def build_embedded_app(
     else:
         migrate(store, cluster=store_settings.clickhouse_cluster)
     journal = journal_dir(store)
-    writer = StoreWriter(store, ledger=store_settings.ledger(store))
+    # a ClickHouse server may have other writers (a pipeline); a data directory is this process's
+    sole = store.local_dir is not None
+    writer = StoreWriter(store, ledger=store_settings.ledger(store), sole_writer=sole)
     sink = EmbeddedSink(store, store_settings.make_normalizer(), writer=writer)
     governance_settings = GovernanceSettings()
     opened = store

@@ -34,7 +34,10 @@ one process with one writer thread.
 
 from __future__ import annotations
 
+import bisect
+import hashlib
 import math
+from array import array
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +51,7 @@ __all__ = [
     "SortedSpans",
     "sort_spans",
     "span_keys",
+    "KnownTraces",
     "backfill_span_keys",
     "DELIVERY_COLUMNS",
     "CONFLICTS_TABLE",
@@ -90,12 +94,64 @@ class SortedSpans:
         ]
 
 
-def sort_spans(store: Store, spans: pa.Table) -> SortedSpans:
-    """Sort ``spans`` against what ``store`` holds and against each other (first wins)."""
+class KnownTraces:
+    """The (tenant, trace) pairs a store may hold, for a writer that is the store's only one (the
+    embedded server): a batch whose traces are all new needs no key lookup at all.
+
+    Loaded from ``span_keys`` on first use as sorted 64-bit digests; every trace written since is
+    added. ``may_hold`` is exact for "no" and says "maybe" on a digest collision (which costs only
+    the lookup). A writer that shares its store (Kafka consumers, whose partitions move) must not
+    use it: another writer's traces would look new.
+    """
+
+    def __init__(self) -> None:
+        self._sorted: array[int] | None = None
+        self._recent: set[int] = set()
+
+    def new_only(self, store: Store, spans: pa.Table) -> bool:
+        """Whether every trace of ``spans`` is certainly not in the store."""
+        if self._sorted is None:
+            found = store.query_arrow(f"SELECT DISTINCT tenant, trace_id FROM {KEYS_TABLE}")
+            pairs = zip(found.column("tenant").to_pylist(), found.column("trace_id").to_pylist())
+            self._sorted = array("Q", sorted({_trace_digest(t, r) for t, r in pairs}))
+        for digest in self._digests(spans):
+            if digest in self._recent:
+                return False
+            at = bisect.bisect_left(self._sorted, digest)
+            if at < len(self._sorted) and self._sorted[at] == digest:
+                return False
+        return True
+
+    def add(self, spans: pa.Table) -> None:
+        """Note the traces of ``spans`` as written."""
+        self._recent.update(self._digests(spans))
+        if self._sorted is not None and len(self._recent) >= 100_000:
+            self._sorted = array("Q", sorted({*self._sorted, *self._recent}))
+            self._recent.clear()
+
+    @staticmethod
+    def _digests(spans: pa.Table) -> set[int]:
+        pairs = pc.unique(
+            pc.binary_join_element_wise(spans.column("tenant"), spans.column("trace_id"), _SEP)
+        ).to_pylist()
+        return {_trace_digest(*p.split(_SEP, 1)) for p in pairs}
+
+
+def _trace_digest(tenant: str, trace_id: str) -> int:
+    raw = hashlib.blake2b(f"{tenant}{_SEP}{trace_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(raw, "big")
+
+
+def sort_spans(store: Store, spans: pa.Table, known: KnownTraces | None = None) -> SortedSpans:
+    """Sort ``spans`` against what ``store`` holds and against each other (first wins).
+    ``known``: the traces of a store this writer alone writes (no lookup for new traces)."""
     if spans.num_rows == 0:
         return SortedSpans(spans, spans, spans.slice(0, 0), 0)
     keys = _keys(spans)
-    stored = _stored(store, spans, keys)
+    if known is not None and known.new_only(store, spans):
+        stored: set[str] = set()
+    else:
+        stored = _stored(store, spans, keys)
     repeated = pc.count_distinct(keys).as_py() < spans.num_rows
     if not stored and not repeated:  # the common case: every span is new
         return SortedSpans(spans, spans, spans.slice(0, 0), 0)

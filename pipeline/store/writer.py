@@ -29,6 +29,7 @@ from agentledger.pipeline.store import Store
 from agentledger.pipeline.store.span_history import (
     CONFLICTS_TABLE,
     KEYS_TABLE,
+    KnownTraces,
     sort_spans,
     span_keys,
     stored_hashes,
@@ -70,8 +71,16 @@ class StoreWriter:
     """
 
     def __init__(
-        self, store: Store, seen_capacity: int = 200_000, ledger: Ledger | None = None
+        self,
+        store: Store,
+        seen_capacity: int = 200_000,
+        ledger: Ledger | None = None,
+        *,
+        sole_writer: bool = False,
     ) -> None:
+        """``sole_writer``: no other writer adds spans to this store (the embedded server, which
+        holds the data directory's lock), so the traces it wrote can be remembered
+        (``span_history.KnownTraces``) and a batch of new traces skips the key lookup."""
         from agentledger.pipeline.derive.ledger import Ledger
 
         self.store = store
@@ -81,6 +90,7 @@ class StoreWriter:
         self._generation = max(1, seen_capacity // 2)
         self._lock = threading.Lock()
         self._history = threading.Lock()  # the span-id lookup and the spans insert, as one step
+        self._known = KnownTraces() if sole_writer else None
 
     def seen(self, tenant: str, content_hash: str) -> bool:
         """Whether this writer stored (and still remembers) the content record."""
@@ -108,12 +118,14 @@ class StoreWriter:
                     CONTENTS_TABLE, contents, dedup_token=f"{dedup_token}/contents"
                 )
         with self._history:
-            spans = sort_spans(self.store, batch.spans)
+            spans = sort_spans(self.store, batch.spans, self._known)
             if spans.insert.num_rows:  # keys first: a crash between leaves a key, never a span
                 self.store.insert_arrow(
                     KEYS_TABLE, span_keys(spans.insert), dedup_token=f"{dedup_token}/keys"
                 )
             self.store.insert_arrow(SPANS_TABLE, spans.insert, dedup_token=f"{dedup_token}/spans")
+            if self._known is not None:
+                self._known.add(spans.insert)
         result = WriteResult(spans.insert.num_rows, spans.unchanged)
         if spans.conflicts.num_rows:
             conflicts = spans.conflicts.append_column(

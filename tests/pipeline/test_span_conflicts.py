@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 import httpx
+import pyarrow as pa
 import pytest
 from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -282,3 +283,29 @@ def test_kafka_consumer_keeps_the_conflict(kafka_settings, pipeline_settings, st
     (conflict,) = store.query_rows(f"SELECT attributes, source_topic FROM {CONFLICTS_TABLE}")
     assert _out(conflict) == "second" and conflict["source_topic"] == kafka_settings.spans_topic
     assert verify(store, "default").ok
+
+
+def test_a_sole_writer_skips_the_lookup_for_new_traces_only(store) -> None:
+    """The embedded server's writer remembers the traces of its store: a batch of new traces is
+    not looked up, a re-send of a trace written before (also before the writer started) is."""
+    from agentledger.pipeline.store.span_history import KnownTraces
+
+    StoreWriter(store).write(_batch(_span("before"), 1), "s-1")  # written by an earlier process
+    writer = StoreWriter(store, sole_writer=True)
+    known = writer._known
+    assert isinstance(known, KnownTraces)
+    fresh = _batch(_span("fresh", span_id=b"\x0a" * 8), 2)
+    fresh = type(fresh)(
+        fresh.spans.set_column(
+            fresh.spans.schema.get_field_index("trace_id"),
+            "trace_id",
+            pa.array(["f" * 32] * fresh.spans.num_rows),
+        ),
+        fresh.contents,
+    )
+    assert known.new_only(store, fresh.spans)
+    assert not known.new_only(store, _batch(_span("x"), 3).spans)  # the earlier process's trace
+    assert writer.write(fresh, "s-2").inserted == 1
+    assert not known.new_only(store, fresh.spans)  # now written
+    changed = writer.write(_batch(_span("changed"), 4), "s-3")
+    assert (changed.inserted, len(changed.conflict_ids)) == (0, 1)

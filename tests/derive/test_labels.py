@@ -110,19 +110,16 @@ def test_a_muted_signature_is_not_alerted_again(store, monkeypatch) -> None:
     assert all(a["muted"] for a in list_anomalies(store, "default"))
 
 
-def test_cli_acks_labels_and_mutes_on_a_data_dir(tmp_path) -> None:
+def test_cli_acks_labels_and_mutes_on_a_data_dir(store, chdb_path, monkeypatch) -> None:
     from typer.testing import CliRunner
 
     from agentledger.cli import app
-    from agentledger.pipeline.store import migrate
-    from agentledger.pipeline.store.embedded import EmbeddedStore
 
-    data = str(tmp_path / "data")
-    s = EmbeddedStore(data)
-    migrate(s)
-    write_anomalies(s, [_anomaly(0)], T0)
-    (a,) = list_anomalies(s, "default")
-    s.close()
+    # chDB opens one data directory per process: the session's, with this test's database
+    monkeypatch.setenv("AGENTLEDGER_DATABASE", store.database)
+    data = str(chdb_path)
+    write_anomalies(store, [_anomaly(0)], T0)
+    (a,) = list_anomalies(store, "default")
     ref = a["anomaly_id"][:10]
 
     def cli(*args: str) -> str:

@@ -38,10 +38,8 @@ Where it is decided (``KeyIndex``, then the store):
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import threading
-from array import array
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -49,6 +47,7 @@ from typing import Any, Final
 
 from agentledger.pipeline.governance.base import GovernanceRejected
 from agentledger.pipeline.store import Store
+from agentledger.pipeline.store.pair_filter import PairFilter
 from agentledger.schemas.canonical import canonical_json, loads
 from agentledger.schemas.records import RECORDS_TABLE, Record, RecordKind
 
@@ -164,48 +163,16 @@ class KeyIndex:
                 self._entries.popitem(last=False)
 
 
-class StoredIds:
-    """Which (tenant, record id) pairs the store may hold: a filter that spares a new id (the
-    common case: an agent's fresh intent) the store lookup.
-
-    Loaded once, when an authoritative process starts (every record of the store after that is
-    made by it), as the sorted 64-bit digests of the ids then stored; ``add`` notes each id made
-    since, so an id that left the bounded ``KeyIndex`` is still known. ``may_hold`` is exact for
-    "no" (then nothing under the id is stored) and says "maybe" for a digest collision too, which
-    only costs the lookup. 8 bytes per stored id; the ids made since are merged into the sorted
-    array once they are many.
-    """
-
-    def __init__(self, store: Store, kinds: Iterable[RecordKind]) -> None:
-        table = store.query_arrow(
-            f"SELECT DISTINCT tenant, record_id FROM {RECORDS_TABLE} "
-            "WHERE kind IN {kinds:Array(String)}",
-            {"kinds": sorted(k.value for k in kinds)},
-        )
-        pairs = zip(table.column("tenant").to_pylist(), table.column("record_id").to_pylist())
-        self._sorted = array("Q", sorted({_digest(t, r) for t, r in pairs}))
-        self._recent: set[int] = set()
-        self._lock = threading.Lock()
-
-    def may_hold(self, tenant: str, record_id: str) -> bool:
-        digest = _digest(tenant, record_id)
-        with self._lock:
-            if digest in self._recent:
-                return True
-            at = bisect.bisect_left(self._sorted, digest)
-            return at < len(self._sorted) and self._sorted[at] == digest
-
-    def add(self, tenant: str, record_id: str) -> None:
-        with self._lock:
-            self._recent.add(_digest(tenant, record_id))
-            if len(self._recent) >= 100_000:
-                self._sorted = array("Q", sorted({*self._sorted, *self._recent}))
-                self._recent.clear()
-
-
-def _digest(tenant: str, record_id: str) -> int:
-    raw = hashlib.blake2b(f"{tenant}\x1f{record_id}".encode(), digest_size=8).digest()
-    return int.from_bytes(raw, "big")
+def stored_ids(store: Store, kinds: Iterable[RecordKind]) -> PairFilter:
+    """Which (tenant, record id) pairs of ``kinds`` the store may hold, for an authoritative
+    process (every record of its store after the load is made by it, and noted with ``add``): a
+    new id, the common case of an agent's fresh intent, then needs no store lookup, and an id
+    that left the bounded ``KeyIndex`` is still known."""
+    return PairFilter.load(
+        store,
+        f"SELECT DISTINCT tenant, record_id FROM {RECORDS_TABLE} WHERE kind IN {{kinds:Array(String)}}",
+        {"kinds": sorted(k.value for k in kinds)},
+    )
 
 
 def stored(

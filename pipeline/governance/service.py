@@ -34,10 +34,10 @@ from agentledger.pipeline.governance.idempotency import (
     Conflict,
     KeyIndex,
     Seen,
-    StoredIds,
     derived_id,
     judge,
     stored,
+    stored_ids,
 )
 from agentledger.pipeline.governance.records import (
     ControlAction,
@@ -54,6 +54,7 @@ from agentledger.pipeline.governance.records import (
 )
 from agentledger.pipeline.governance.settings import GovernanceSettings
 from agentledger.pipeline.store import Store, StoreError
+from agentledger.pipeline.store.pair_filter import PairFilter
 from agentledger.schemas.records import Actor, RecordKind, from_rfc3339
 
 __all__ = ["GovernanceService"]
@@ -92,7 +93,7 @@ class GovernanceService:
         self.keys = KeyIndex()
         self.stored_ids = self._stored_ids()
         """Authoritative only: which intent ids the store may hold, so a fresh intent costs no
-        store lookup (``idempotency.StoredIds``)."""
+        store lookup (``idempotency.stored_ids``)."""
         self._owned = owned
 
     # -- intents ---------------------------------------------------------------------------------
@@ -140,7 +141,7 @@ class GovernanceService:
                 self.intents.append(record, intent.intent_id)
                 self.keys.add(key, seen)
                 if self.stored_ids is not None:
-                    self.stored_ids.add(tenant, intent.intent_id)
+                    self.stored_ids.add([(tenant, intent.intent_id)])
         if decision is Decision.PAUSED:
             return IntentAck(
                 intent_id=intent.intent_id,
@@ -184,7 +185,7 @@ class GovernanceService:
             self.intents.append(record, intent_id)
             self.keys.add(key, seen)
             if self.stored_ids is not None:
-                self.stored_ids.add(tenant, intent_id)
+                self.stored_ids.add([(tenant, intent_id)])
 
     def intent(self, tenant: str, intent_id: str) -> dict[str, Any] | None:
         return queries.get_intent(self._reader(), tenant, intent_id)
@@ -242,11 +243,11 @@ class GovernanceService:
         for owned in self._owned:
             owned.close()
 
-    def _stored_ids(self) -> StoredIds | None:
+    def _stored_ids(self) -> PairFilter | None:
         if not self.authoritative or self.store is None:
             return None
         try:
-            return StoredIds(self.store, _INTENT_KINDS)
+            return stored_ids(self.store, _INTENT_KINDS)
         except StoreError as exc:  # every new id is then looked up in the store
             log.warning("intent ids not loaded (each new intent is looked up instead): %s", exc)
             return None

@@ -34,10 +34,7 @@ one process with one writer thread.
 
 from __future__ import annotations
 
-import bisect
-import hashlib
 import math
-from array import array
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +42,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from agentledger.pipeline.store.base import Store
+from agentledger.pipeline.store.pair_filter import PairFilter
 from agentledger.schemas.spans import SENT_BY
 
 __all__ = [
@@ -98,48 +96,32 @@ class KnownTraces:
     """The (tenant, trace) pairs a store may hold, for a writer that is the store's only one (the
     embedded server): a batch whose traces are all new needs no key lookup at all.
 
-    Loaded from ``span_keys`` on first use as sorted 64-bit digests; every trace written since is
-    added. ``may_hold`` is exact for "no" and says "maybe" on a digest collision (which costs only
-    the lookup). A writer that shares its store (Kafka consumers, whose partitions move) must not
-    use it: another writer's traces would look new.
+    A ``PairFilter`` loaded from ``span_keys`` on first use; every trace written since is added. A
+    writer that shares its store (Kafka consumers, whose partitions move) must not use it: another
+    writer's traces would look new.
     """
 
     def __init__(self) -> None:
-        self._sorted: array[int] | None = None
-        self._recent: set[int] = set()
+        self._filter: PairFilter | None = None
 
     def new_only(self, store: Store, spans: pa.Table) -> bool:
         """Whether every trace of ``spans`` is certainly not in the store."""
-        if self._sorted is None:
-            found = store.query_arrow(f"SELECT DISTINCT tenant, trace_id FROM {KEYS_TABLE}")
-            pairs = zip(found.column("tenant").to_pylist(), found.column("trace_id").to_pylist())
-            self._sorted = array("Q", sorted({_trace_digest(t, r) for t, r in pairs}))
-        for digest in self._digests(spans):
-            if digest in self._recent:
-                return False
-            at = bisect.bisect_left(self._sorted, digest)
-            if at < len(self._sorted) and self._sorted[at] == digest:
-                return False
-        return True
+        if self._filter is None:
+            self._filter = PairFilter.load(
+                store, f"SELECT DISTINCT tenant, trace_id FROM {KEYS_TABLE}"
+            )
+        return not any(self._filter.may_hold(t, r) for t, r in _traces(spans))
 
     def add(self, spans: pa.Table) -> None:
         """Note the traces of ``spans`` as written."""
-        self._recent.update(self._digests(spans))
-        if self._sorted is not None and len(self._recent) >= 100_000:
-            self._sorted = array("Q", sorted({*self._sorted, *self._recent}))
-            self._recent.clear()
-
-    @staticmethod
-    def _digests(spans: pa.Table) -> set[int]:
-        pairs = pc.unique(
-            pc.binary_join_element_wise(spans.column("tenant"), spans.column("trace_id"), _SEP)
-        ).to_pylist()
-        return {_trace_digest(*p.split(_SEP, 1)) for p in pairs}
+        if self._filter is not None:
+            self._filter.add(_traces(spans))
 
 
-def _trace_digest(tenant: str, trace_id: str) -> int:
-    raw = hashlib.blake2b(f"{tenant}{_SEP}{trace_id}".encode(), digest_size=8).digest()
-    return int.from_bytes(raw, "big")
+def _traces(spans: pa.Table) -> list[tuple[str, str]]:
+    """The distinct (tenant, trace id) pairs of ``spans``."""
+    joined = pc.binary_join_element_wise(spans.column("tenant"), spans.column("trace_id"), _SEP)
+    return [tuple(p.split(_SEP, 1)) for p in pc.unique(joined).to_pylist()]
 
 
 def sort_spans(store: Store, spans: pa.Table, known: KnownTraces | None = None) -> SortedSpans:

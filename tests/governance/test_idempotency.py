@@ -290,7 +290,7 @@ def test_a_drift_report_is_stored_once_and_never_replaced(client: TestClient, st
 def test_the_filter_of_stored_ids_spares_new_ids_the_lookup(store) -> None:
     """A fresh id needs no store lookup; an id stored before the process started, or made by it
     (even once the bounded index forgot it), is still looked up and judged."""
-    from agentledger.pipeline.governance.idempotency import StoredIds
+    from agentledger.pipeline.governance.idempotency import stored_ids
     from agentledger.pipeline.store.records import append_records
     from agentledger.schemas.records import RecordKind, make_record
 
@@ -304,10 +304,10 @@ def test_the_filter_of_stored_ids_spares_new_ids_the_lookup(store) -> None:
         "reason": "",
     }
     append_records(store, [make_record(RecordKind.CONTROL, "acme", body, actor="api")])
-    ids = StoredIds(store, (RecordKind.CONTROL,))
+    ids = stored_ids(store, (RecordKind.CONTROL,))
     assert ids.may_hold("acme", "c" * 32)
     assert not ids.may_hold("acme", "d" * 32) and not ids.may_hold("beta", "c" * 32)
     for n in range(100_001):  # the ids made since start are merged in when they are many
-        ids.add("acme", f"{n:032x}")
+        ids.add([("acme", f"{n:032x}")])
     assert ids.may_hold("acme", f"{0:032x}") and ids.may_hold("acme", f"{100_000:032x}")
     assert ids.may_hold("acme", "c" * 32) and not ids.may_hold("acme", "e" * 32)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from agentledger.pipeline.store import Store
@@ -124,19 +124,21 @@ class KeyBook:
             )
         if not key.active:
             return key
-        now = time.time_ns()
+        revoked = replace(
+            key, status="revoked", changed_at_ns=time.time_ns() // 1000 * 1000, changed_by=actor
+        )  # microseconds, as the record keeps the time
         self._append(
             key.tenant,
             name=key.name,
             role=key.role,
             agent=key.agent,
             key_sha256=key.key_sha256,
-            status="revoked",
+            status=revoked.status,
             created_at=key.created_at_ns,
-            changed_at=now,
+            changed_at=revoked.changed_at_ns,
             actor=actor,
         )
-        return self._latest()[name]
+        return revoked
 
     def list_keys(self, tenant: str | None = None) -> list[ApiKey]:
         """Every key (of ``tenant`` when given), active and revoked, by name."""

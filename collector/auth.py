@@ -141,9 +141,6 @@ class Authenticator:
 
     # -- requests -----------------------------------------------------------------------------
 
-    def tenant(self, authorization: str | None, api_key: str | None) -> str:
-        return self.identify(authorization, api_key).tenant
-
     def identify(self, authorization: str | None, api_key: str | None) -> Identity:
         """The identity of the presented key; raises AuthError."""
         if self.no_auth:

@@ -11,7 +11,7 @@ from fastapi import Depends, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 
 from agentledger.collector.auth import Authenticator, Identity
-from agentledger.collector.policy import identity_of
+from agentledger.collector.policy import identity_of, route_template
 from agentledger.collector.services import EdgeServices
 from agentledger.collector.settings import CollectorSettings
 from agentledger.pipeline.governance import GovernanceService, GovernanceUnavailable
@@ -145,9 +145,7 @@ def _read_log(
     identity: Annotated[Identity, Depends(_identity)],
     services: Annotated[EdgeServices, Depends(_services)],
 ) -> ReadLog:
-    route = request.scope.get("route")
-    path = str(getattr(route, "path", request.scope["path"]))
-    return ReadLog(services.access, identity, request.method, path)
+    return ReadLog(services.access, identity, request.method, route_template(request))
 
 
 def _auth(request: Request) -> Authenticator:

@@ -26,6 +26,7 @@ __all__ = [
     "identity_of",
     "missing_routes",
     "route_permission",
+    "route_template",
 ]
 
 P = Permission
@@ -139,10 +140,15 @@ async def identity_of(request: Request) -> Identity:
     return found
 
 
+def route_template(request: Request) -> str:
+    """The matched route's path template (``/api/v1/traces/{trace_id}``), else the raw path."""
+    route = request.scope.get("route")
+    return route.path if isinstance(route, APIRoute) else str(request.scope["path"])
+
+
 async def authorize(request: Request) -> None:
     """The app-wide guard: every route's permission checked against the key's role."""
-    route = request.scope.get("route")
-    path = route.path if isinstance(route, APIRoute) else request.scope["path"]
+    path = route_template(request)
     needed = route_permission(request.method, path)
     if needed is P.PUBLIC:
         return

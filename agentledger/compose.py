@@ -137,7 +137,8 @@ def build_embedded_app(
     services = EdgeServices(
         sink=sink, store=store, governance=governance, feedback=feedback, **_access(store)
     )
-    services.on_close.append(start_background_jobs(store))  # usage rollup, anomaly detection
+    # usage rollup, anomaly detection; a due pass waits while requests are being stored
+    services.on_close.append(start_background_jobs(store, busy=sink.busy))
     if own:
         services.on_close.append(store.close)
     return create_app(collector, services)

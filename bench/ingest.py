@@ -1,8 +1,11 @@
-"""Ingest benchmark: OTLP protobuf of a realistic LLM span mix into the embedded server over HTTP.
+"""Ingest benchmark: OTLP protobuf of agent traffic into the embedded server over HTTP.
 
-Prints end-to-end spans/s (HTTP -> parse -> normalize -> chDB insert -> 200) and
-the normalizer's cost per span. Run: ``.venv/bin/python bench/ingest.py``
-(``--runs`` agent runs of 5 spans each, ``--clients`` concurrent senders).
+Prints, end to end (HTTP -> parse -> normalize -> chDB insert -> 200): stored spans/s, the
+server process's CPU-seconds per 10,000 spans, and acknowledgement latency p50/p95/p99; and
+the normalizer's cost per span. The default load is the realistic mix of ``bench.traffic``
+(every text unique, ~4 KB of text per span) in 200-span requests from 4 concurrent senders;
+``--mix light`` sends the lighter mix earlier figures were measured on.
+Run: ``.venv/bin/python bench/ingest.py`` (``--runs`` agent runs of 5 spans each).
 """
 
 from __future__ import annotations
@@ -22,10 +25,25 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.traffic import LLM_SPANS_PER_RUN, SPANS_PER_RUN, requests  # noqa: E402
+from bench.traffic import (  # noqa: E402
+    LIGHT,
+    LLM_SPANS_PER_RUN,
+    REALISTIC,
+    SPANS_PER_RUN,
+    Mix,
+    requests,
+)
+
+_MIXES = {m.name: m for m in (REALISTIC, LIGHT)}
 
 
-def bench_normalizer(n_runs: int) -> dict[str, dict[str, float]]:
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process (all its threads), from ``/proc/<pid>/stat``."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bench_normalizer(n_runs: int, mix: Mix) -> dict[str, dict[str, float]]:
     """Cost per span of each normalizer on the same requests: the Python one from parsed messages
     (parsing timed apart), the compiled one from the serialized bytes it is handed in production."""
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -37,7 +55,7 @@ def bench_normalizer(n_runs: int) -> dict[str, dict[str, float]]:
         native_available,
     )
 
-    bodies = [r.SerializeToString() for r in requests(n_runs, runs_per_request=100)]
+    bodies = [r.SerializeToString() for r in requests(n_runs, runs_per_request=100, mix=mix)]
     spans = n_runs * SPANS_PER_RUN
     t0 = time.perf_counter()
     parsed = [ExportTraceServiceRequest.FromString(b) for b in bodies]
@@ -74,7 +92,7 @@ _SECRET = "bench-secret-0123456789abcdef"
 
 
 def bench_end_to_end(
-    n_runs: int, runs_per_request: int, clients: int, *, auth: bool = False
+    n_runs: int, runs_per_request: int, clients: int, *, auth: bool = False, mix: Mix = REALISTIC
 ) -> dict[str, float]:
     """``auth``: the server checks an ingest key on every request (as in production) instead of
     running with ``--no-auth``."""
@@ -117,7 +135,8 @@ def bench_end_to_end(
                 raise RuntimeError("server did not start")
             time.sleep(0.2)
         bodies = [
-            r.SerializeToString() for r in requests(n_runs, runs_per_request=runs_per_request)
+            r.SerializeToString()
+            for r in requests(n_runs, runs_per_request=runs_per_request, mix=mix)
         ]
         mb = sum(map(len, bodies)) / 1e6
         # warm-up request (imports, first insert) outside the timing
@@ -152,12 +171,14 @@ def bench_end_to_end(
                             errors.append(f"{resp.status_code} {resp.text[:100]}")
 
         threads = [threading.Thread(target=sender) for _ in range(clients)]
+        cpu0 = process_cpu_seconds(server.pid)
         t0 = time.perf_counter()
         for th in threads:
             th.start()
         for th in threads:
             th.join()
         elapsed = time.perf_counter() - t0
+        server_cpu = process_cpu_seconds(server.pid) - cpu0
     finally:
         server.terminate()
         server.wait(timeout=60)
@@ -180,15 +201,19 @@ def bench_end_to_end(
         "mb_per_s": mb / elapsed,
         "p50_ms": latencies[len(latencies) // 2] * 1e3,
         "p95_ms": latencies[int(len(latencies) * 0.95)] * 1e3,
+        "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1e3,
+        "cpu_s_per_10k": server_cpu / spans * 10_000,
+        "cpu_us_per_span": server_cpu / spans * 1e6,
     }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--runs", type=int, default=6000, help="agent runs (5 spans each)")
+    ap.add_argument("--runs", type=int, default=4000, help="agent runs (5 spans each)")
     ap.add_argument(
-        "--runs-per-request", type=int, default=100, help="runs per OTLP request (100 = 500 spans)"
+        "--runs-per-request", type=int, default=40, help="runs per OTLP request (40 = 200 spans)"
     )
+    ap.add_argument("--mix", choices=sorted(_MIXES), default=REALISTIC.name)
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument(
         "--auth",
@@ -197,8 +222,9 @@ def main() -> None:
         help="with an API key checked on every request, --no-auth, or both (compared)",
     )
     args = ap.parse_args()
-    print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}")
-    for name, n in bench_normalizer(min(args.runs, 4000)).items():
+    mix = _MIXES[args.mix]
+    print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}; mix: {mix.name}")
+    for name, n in bench_normalizer(min(args.runs, 4000), mix).items():
         parse = (
             f"parse {n['parse_us']:.1f} us/span apart, "
             if n["parse_us"]
@@ -211,7 +237,7 @@ def main() -> None:
     modes = {"both": (False, True), "on": (True,), "off": (False,)}[args.auth]
     figures = {}
     for auth in modes:
-        e = bench_end_to_end(args.runs, args.runs_per_request, args.clients, auth=auth)
+        e = bench_end_to_end(args.runs, args.runs_per_request, args.clients, auth=auth, mix=mix)
         figures[auth] = e
         print(
             f"end to end ({'API key checked' if auth else '--no-auth'}): {e['spans']} spans in "
@@ -220,7 +246,9 @@ def main() -> None:
         )
         print(
             f"  {e['spans_per_s']:,.0f} spans/s ({e['llm_spans_per_s']:,.0f} LLM spans/s), {e['mb_per_s']:.1f} MB/s; "
-            f"request latency p50 {e['p50_ms']:.0f} ms, p95 {e['p95_ms']:.0f} ms; every span stored once: yes"
+            f"server CPU {e['cpu_s_per_10k']:.2f} s per 10,000 spans ({e['cpu_us_per_span']:.0f} us/span); "
+            f"ack latency p50 {e['p50_ms']:.0f} ms, p95 {e['p95_ms']:.0f} ms, p99 {e['p99_ms']:.0f} ms; "
+            "every span stored once: yes"
         )
     if len(figures) == 2:
         cost = 1 - figures[True]["spans_per_s"] / figures[False]["spans_per_s"]

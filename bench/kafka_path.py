@@ -35,7 +35,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.traffic import SPANS_PER_RUN, requests  # noqa: E402
+from bench.traffic import LIGHT, REALISTIC, SPANS_PER_RUN, requests  # noqa: E402
 
 PB = {"Content-Type": "application/x-protobuf"}
 _CLK = os.sysconf("SC_CLK_TCK")
@@ -322,7 +322,15 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=4000, help="agent runs (5 spans each)")
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--latency-samples", type=int, default=40)
+    ap.add_argument(
+        "--mix",
+        choices=(REALISTIC.name, LIGHT.name),
+        default=REALISTIC.name,
+        help="the span mix of bench/traffic.py (realistic: unique text, ~4 KB per span)",
+    )
+    ap.add_argument("--runs-per-request", type=int, default=40, help="40 runs = 200 spans")
     args = ap.parse_args()
+    mix = REALISTIC if args.mix == REALISTIC.name else LIGHT
     broker = None
     bootstrap = os.environ.get("AGENTLEDGER_KAFKA_BOOTSTRAP_SERVERS")
     if not bootstrap:
@@ -336,10 +344,13 @@ def main() -> None:
         bootstrap = f"127.0.0.1:{kafka_env['KAFKA_PORT']}"
         broker = kafka_env
     try:
-        bodies = [r.SerializeToString() for r in requests(args.runs, runs_per_request=100)]
+        bodies = [
+            r.SerializeToString()
+            for r in requests(args.runs, runs_per_request=args.runs_per_request, mix=mix)
+        ]
         spans = args.runs * SPANS_PER_RUN
         print(
-            f"machine: {os.cpu_count()} cores; {spans} spans ({sum(map(len, bodies)) / 1e6:.0f} MB OTLP protobuf) "
+            f"machine: {os.cpu_count()} cores; {mix.name} mix, {spans} spans ({sum(map(len, bodies)) / 1e6:.0f} MB OTLP protobuf) "
             f"in {len(bodies)} requests, {args.clients} clients; broker {bootstrap}"
         )
         results = {}
@@ -353,7 +364,7 @@ def main() -> None:
                 "AGENTLEDGER_KAFKA_GROUP_ID": f"bench{tag}",
             }
             c = bench_collector(env, bodies, args.clients, crc)
-            sent = spans - 100 * SPANS_PER_RUN  # the warm-up request is not timed
+            sent = spans - args.runs_per_request * SPANS_PER_RUN  # the warm-up request is not timed
             results[crc] = (env, c)
             print(
                 f"collector -> Kafka ({'with' if crc else 'without'} crc32c): {sent / c['seconds']:,.0f} spans/s, "

@@ -1,21 +1,32 @@
 """Synthetic agent traffic as real OTLP: the span mix benchmarks (and tests) send.
 
-One agent run = AGENT span, RETRIEVER span (4 documents of ~0.8 KB), LLM call
-that chooses a tool (shared ~2 KB system prompt, ~0.5 KB question), TOOL span,
-and a second LLM call that answers (~0.6 KB) — the shape of the demo agent, in
-OpenInference attributes, as its instrumentors emit them.
+One agent run = AGENT span, RETRIEVER span, LLM call that chooses a tool, TOOL
+span, and a second LLM call that answers — the shape of the demo agent, in
+OpenInference attributes, as its instrumentors emit them. Two text mixes:
+
+- ``LIGHT`` (the default of ``requests``, which tests rely on): a ~2 KB system
+  prompt shared by every run, 4 documents of ~0.8 KB, a ~0.5 KB question, a
+  ~0.6 KB answer, all from a 22-word vocabulary: ~1.6 KB of text per span, most
+  of it repeated, so content de-duplication and compression flatter the store.
+- ``REALISTIC`` (the default of ``bench/ingest.py``): every text unique to its
+  run (the system prompt too), drawn from a 4,096-word Zipf vocabulary so that it
+  compresses like prose, 3 documents of ~2 KB, a ~0.6 KB question, a ~1.2 KB tool
+  result and a ~1.5 KB answer: about 4 KB of text per span on average, the load
+  real agents send.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-__all__ = ["SPANS_PER_RUN", "LLM_SPANS_PER_RUN", "requests", "add_run"]
+__all__ = ["SPANS_PER_RUN", "LLM_SPANS_PER_RUN", "LIGHT", "REALISTIC", "Mix", "requests", "add_run"]
 
 SPANS_PER_RUN = 5
 LLM_SPANS_PER_RUN = 2
@@ -29,13 +40,47 @@ SYSTEM_PROMPT = "You are a finance-controls agent. " + " ".join(
 )  # ~2 KB, same for every run
 
 
-def _text(rng: random.Random, n_chars: int) -> str:
+@dataclass(frozen=True)
+class Mix:
+    """How much text a run carries and how much of it repeats (see the module docstring)."""
+
+    name: str
+    unique_system_prompt: bool
+    documents: int
+    document_chars: int
+    question_chars: int
+    result_chars: int
+    answer_chars: int
+    vocabulary: Sequence[str]
+    weights: Sequence[float] | None = None  # cumulative, for ``random.choices``
+
+
+def _zipf_vocabulary(size: int, seed: int = 11) -> tuple[list[str], list[float]]:
+    rng = random.Random(seed)
+    letters = "etaoinshrdlcumwfgypbvkjxqz"
+    words = [
+        "".join(rng.choice(letters[: 8 + rng.randrange(18)]) for _ in range(2 + rng.randrange(9)))
+        for _ in range(size)
+    ]
+    return words, list(itertools.accumulate(1.0 / (rank + 1) for rank in range(size)))
+
+
+LIGHT = Mix("light", False, 4, 800, 500, 300, 600, _WORDS)
+_VOCABULARY, _CUMULATIVE = _zipf_vocabulary(4096)
+REALISTIC = Mix("realistic", True, 3, 2000, 600, 1200, 1500, _VOCABULARY, _CUMULATIVE)
+
+
+def _text(rng: random.Random, n_chars: int, mix: Mix = LIGHT) -> str:
     out: list[str] = []
     size = 0
     while size < n_chars:
-        w = rng.choice(_WORDS)
-        out.append(w)
-        size += len(w) + 1
+        if mix.weights is None:
+            words = [rng.choice(mix.vocabulary)]
+        else:
+            words = rng.choices(mix.vocabulary, cum_weights=mix.weights, k=16)
+        for w in words:
+            out.append(w)
+            size += len(w) + 1
     return " ".join(out)
 
 
@@ -70,6 +115,7 @@ def add_run(
     latency_jitter: float = 0.0,
     tool_error: str | None = None,
     llm_error: str | None = None,
+    mix: Mix = LIGHT,
 ) -> str:
     """Append the spans of one agent run to an OTLP ScopeSpans; return its trace id (hex).
 
@@ -79,26 +125,36 @@ def add_run(
     the user ``question``, ``token_scale`` (prompt tokens), ``latency_scale``
     and ``latency_jitter`` (log-normal sigma) of the LLM calls, and an error
     status on the last TOOL span (``tool_error``) or the answering LLM span
-    (``llm_error``).
+    (``llm_error``); ``mix`` sets the sizes and repetition of the texts.
     """
     trace_id = rng.getrandbits(128).to_bytes(16, "big")
     ids = [rng.getrandbits(64).to_bytes(8, "big") for _ in range(3 + 2 * len(tools))]
     agent_id, retr, final = ids[0], ids[1], ids[-1]
     steps = [(ids[2 + 2 * i], ids[3 + 2 * i]) for i in range(len(tools))]
     if question is None:
-        question = _text(rng, 500)
+        question = _text(rng, mix.question_chars, mix)
     docs = [
-        (f"POL-{rng.randrange(100)}", _text(rng, 800), round(rng.random(), 3)) for _ in range(4)
+        (f"POL-{rng.randrange(100)}", _text(rng, mix.document_chars, mix), round(rng.random(), 3))
+        for _ in range(mix.documents)
     ]
+    system_prompt = (
+        f"You are finance-controls agent {run}. " + _text(rng, 2000, mix)
+        if mix.unique_system_prompt
+        else SYSTEM_PROMPT
+    )
     calls = []
     for _ in tools:
         entry = f"JE-{rng.randrange(10_000)}"
         args = json.dumps({"entry_id": entry})
         result = json.dumps(
-            {"entry_id": entry, "amount": rng.randrange(10**7), "memo": _text(rng, 300)}
+            {
+                "entry_id": entry,
+                "amount": rng.randrange(10**7),
+                "memo": _text(rng, mix.result_chars, mix),
+            }
         )
         calls.append((args, result))
-    answer = "ESCALATE: " + _text(rng, 600)
+    answer = "ESCALATE: " + _text(rng, mix.answer_chars, mix)
     common = {
         "session.id": f"s-{run % 500}",
         "user.id": f"u-{run % 50}",
@@ -150,7 +206,7 @@ def add_run(
         },
     )
     t += 13_000_000
-    msgs1 = [("system", SYSTEM_PROMPT), ("user", question)]
+    msgs1 = [("system", system_prompt), ("user", question)]
     llm_common = {
         "llm.model_name": f"{model}-2024-08-06",
         "llm.provider": provider,
@@ -262,6 +318,7 @@ def requests(
     runs_per_request: int = 100,
     seed: int = 7,
     start_ns: int = 1_790_000_000_000_000_000,
+    mix: Mix = LIGHT,
 ) -> Iterator[ExportTraceServiceRequest]:
     """OTLP requests holding ``n_runs`` agent runs, ``runs_per_request`` each."""
     rng = random.Random(seed)
@@ -275,6 +332,6 @@ def requests(
         scope = rs.scope_spans.add()
         scope.scope.name = "openinference.instrumentation.openai"
         for _ in range(min(runs_per_request, n_runs - run)):
-            add_run(scope, rng, run, start_ns + run * 3_000_000_000)
+            add_run(scope, rng, run, start_ns + run * 3_000_000_000, mix=mix)
             run += 1
         yield req

@@ -60,10 +60,15 @@ __all__ = [
 
 
 def start_background_jobs(
-    store: Store, interval_s: float | None = None, settings: JobSettings | None = None
+    store: Store,
+    interval_s: float | None = None,
+    settings: JobSettings | None = None,
+    *,
+    busy: Callable[[], bool] | None = None,
 ) -> Callable[[], None]:
     """Run the usage rollup and anomaly detection every ``interval_s`` seconds (default
     ``AGENTLEDGER_JOBS_INTERVAL_S``, 60) in a daemon thread; return the function that stops it.
+    ``busy``: ingest is under way, so a due pass waits (``JobScheduler``).
 
     An interval of 0 (or less) starts nothing and returns a no-op. The stop
     function waits for a pass in flight, so call it before closing the store.
@@ -72,5 +77,5 @@ def start_background_jobs(
     interval = settings.interval_s if interval_s is None else interval_s
     if interval <= 0:
         return lambda: None
-    scheduler = JobScheduler(store, [AnomalyDetectionJob(settings)], interval).start()
+    scheduler = JobScheduler(store, [AnomalyDetectionJob(settings)], interval, busy=busy).start()
     return scheduler.stop

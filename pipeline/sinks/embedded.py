@@ -96,6 +96,7 @@ class EmbeddedSink(Sink):
         self.unchanged_spans = 0  # re-sent unchanged: dropped, stored once
         self.conflict_spans = 0  # re-sent changed: kept as conflicts
         self.foreign_agent_spans = 0  # sent by a key bound to another agent: refused
+        self._last_stored = float("-inf")  # monotonic time of the last stored group
         self._handoff: queue.Queue[_Prepared | None] = queue.Queue(maxsize=2)
         self._thread = threading.Thread(
             target=self._run, name="agentledger-embedded-normalizer", daemon=True
@@ -125,6 +126,13 @@ class EmbeddedSink(Sink):
         if item.error is not None:
             raise item.error
         return item.result
+
+    def busy(self) -> bool:
+        """Requests are waiting or were stored in the last ``_BUSY_WINDOW_S``: background jobs
+        hold off (``JobScheduler``)."""
+        if self._queued_spans > 0 or not self._handoff.empty():
+            return True
+        return time.monotonic() - self._last_stored < _BUSY_WINDOW_S
 
     def ready(self) -> bool:
         return (
@@ -276,6 +284,7 @@ class EmbeddedSink(Sink):
                 return
         self.stored_spans += result.inserted
         self.stored_requests += len(accepted)
+        self._last_stored = time.monotonic()
         self.unchanged_spans += result.unchanged
         self.conflict_spans += len(result.conflict_ids)
         if result.conflict_ids:
@@ -284,6 +293,10 @@ class EmbeddedSink(Sink):
             if item.foreign:
                 _report_foreign(item)
             item.done.set()
+
+
+_BUSY_WINDOW_S = 1.0
+"""How long after a stored group the sink still counts as busy (requests come in bursts)."""
 
 
 @dataclass

@@ -61,6 +61,43 @@ def test_stop_waits_for_the_pass_in_flight(store) -> None:
     assert finished == [True]
 
 
+def test_a_due_pass_waits_while_ingest_is_busy(store) -> None:
+    """Ingest first: no pass runs while ``busy`` answers true (within the deferral bound); the
+    pass runs as soon as ingest quiets down."""
+    counting = CallbackJob("counting")
+    busy = threading.Event()
+    busy.set()
+    asked = threading.Event()
+
+    def is_busy() -> bool:
+        asked.set()
+        return busy.is_set()
+
+    scheduler = JobScheduler(
+        store, [counting], 60, first_delay_s=0, busy=is_busy, max_deferral_s=60
+    ).start()
+    try:
+        assert asked.wait(10)
+        assert not _wait(lambda: counting.calls, timeout=0.5)  # still busy: still waiting
+        assert scheduler.deferred_passes == 1
+        busy.clear()
+        assert _wait(lambda: len(counting.calls) == 1)
+    finally:
+        scheduler.stop()
+
+
+def test_a_steady_load_cannot_starve_the_jobs(store) -> None:
+    counting = CallbackJob("counting")
+    scheduler = JobScheduler(
+        store, [counting], 0.05, first_delay_s=0, busy=lambda: True, max_deferral_s=0.1
+    ).start()
+    try:
+        assert _wait(lambda: len(counting.calls) >= 2)  # deferred each time, then run anyway
+    finally:
+        scheduler.stop()
+    assert scheduler.deferred_passes >= 2
+
+
 def test_interval_must_be_positive(store) -> None:
     with pytest.raises(ValueError):
         JobScheduler(store, [], 0)
@@ -77,3 +114,20 @@ def test_start_background_jobs_builds_the_rollup(store) -> None:
         )
     finally:
         stop()
+
+
+def test_the_embedded_sink_is_busy_while_and_just_after_it_stores(store) -> None:
+    from agentledger.pipeline.normalize import OtlpNormalizer
+    from agentledger.pipeline.sinks import IngestBatch
+    from agentledger.pipeline.sinks.embedded import EmbeddedSink
+    from bench.traffic import SPANS_PER_RUN, requests
+
+    sink = EmbeddedSink(store, OtlpNormalizer())
+    try:
+        assert not sink.busy()  # nothing sent yet: jobs may run
+        (req,) = requests(2, runs_per_request=2, seed=5)
+        sink.write(IngestBatch("acme", time.time_ns(), req, 2 * SPANS_PER_RUN))
+        assert sink.busy()  # a burst is under way
+        assert _wait(lambda: not sink.busy(), timeout=10)  # and quiet again after it
+    finally:
+        sink.close()

@@ -3,7 +3,8 @@
 ``AttributionProcessor`` puts the current principal (``acting_for``), or the one
 an upstream service sent in W3C baggage, on every span as it starts, and marks
 spans started with none ``agentledger.unattributed=true``: never guessed. It
-also stamps the agent's name, from ``as_agent(...)`` or the configured default.
+also stamps the agent's name, from ``as_agent(...)`` or the configured default, and inside a
+received handoff (``handoff.receive_handoff``) the delegation chain and the run id.
 
 ``Switchboard`` is the one processor AgentLedger ever adds to a TracerProvider.
 The SDK has no public way to remove a processor, so ``uninstrument()`` empties
@@ -38,6 +39,14 @@ logger = logging.getLogger(__name__)
 _AGENT: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "agentledger_agent", default=None
 )
+_CHAIN: contextvars.ContextVar[tuple[str, ...] | None] = contextvars.ContextVar(
+    "agentledger_delegation_chain", default=None
+)
+"""The agents the current work passed through (``handoff.receive_handoff`` sets it)."""
+_RUN: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "agentledger_run_id", default=None
+)
+"""The run id of the current multi-agent work (``handoff``)."""
 _UNATTRIBUTED = {AL.UNATTRIBUTED: True}
 
 
@@ -111,6 +120,9 @@ class AttributionProcessor(SpanProcessor):
             principal = principal_from_baggage(ctx) if ctx.get(_BAGGAGE_KEY) else None
         attrs = principal.span_attributes if principal is not None else _UNATTRIBUTED
         agent = _AGENT.get() or self.agent_name
+        chain = _CHAIN.get()
+        if chain:  # inside a received handoff: the chain and run id go on every span
+            attrs = {**attrs, AL.DELEGATION_CHAIN: chain, AL.RUN_ID: _RUN.get() or ""}
         return {**attrs, AL.AGENT_NAME: agent} if agent else attrs
 
     def on_start(self, span: Span, parent_context: context_api.Context | None = None) -> None:

@@ -42,6 +42,18 @@ class AgentLedger:
     """Model the agent is pinned to (``instrument(model_pins=...)``)."""
     MODEL_PIN_MISMATCH = "agentledger.model.pin_mismatch"
     """True when the provider answered with a model other than the pinned one."""
+    DELEGATION_CHAIN = "agentledger.delegation.chain"
+    """Agents the work passed through, first first, ending with the span's own agent (array)."""
+    RUN_ID = "agentledger.run.id"
+    """Opaque id of one piece of multi-agent work, kept across every handoff (no tenant in it)."""
+    HANDOFF_ID = "agentledger.handoff.id"
+    """Id of one handoff: the sender's handoff span and the receiver's span carry the same."""
+    HANDOFF_FROM_AGENT = "agentledger.handoff.from_agent"
+    """Agent that handed the work over (on the receiving agent's span)."""
+    HANDOFF_TO_AGENT = "agentledger.handoff.to_agent"
+    """Agent the work is handed to, when the sender names it (on the sender's handoff span)."""
+    HANDOFF_BROKEN = "agentledger.handoff.broken"
+    """True when a received handoff carried no usable context (the work starts a new chain)."""
 
 
 class OpenInference:
@@ -219,6 +231,8 @@ class GenAI:
     """Result of an execute_tool span."""
     AGENT_NAME = "gen_ai.agent.name"
     """Name of the agent."""
+    AGENT_ID = "gen_ai.agent.id"
+    """Id of the agent."""
     CONVERSATION_ID = "gen_ai.conversation.id"
     """Conversation (session) id."""
     SYSTEM_FINGERPRINT = "gen_ai.openai.response.system_fingerprint"

@@ -48,6 +48,7 @@ ROUTES: Final[Mapping[tuple[str, str], Permission]] = {
     ("GET", "/v1/controls"): P.READ,
     ("GET", "/api/v1/usage"): P.READ,
     ("GET", "/api/v1/patterns"): P.READ,
+    ("GET", "/api/v1/agents/graph"): P.READ,
     ("GET", "/api/v1/anomalies"): P.READ,
     ("GET", "/api/v1/feedback"): P.READ,
     ("POST", "/api/v1/datasets"): P.READ,  # redacted; anything less than "all" needs admin

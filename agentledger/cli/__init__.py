@@ -148,8 +148,21 @@ def trace(
     api_key: str | None = ApiKeyOpt,
     tenant: str = TenantOpt,
     as_json: bool = JsonOpt,
+    graph: bool = typer.Option(
+        False,
+        "--graph",
+        help="The agents of the trace and its runs, and the handoffs between them, instead.",
+    ),
 ) -> None:
     """One trace as a span tree: kinds, models, tokens, durations, tools, documents."""
+    if graph:
+        from agentledger.cli.agents import show_graph
+
+        found = ask(
+            connect(url, data_dir, api_key, tenant), lambda c: c.agents_graph(trace_id=trace_id)
+        )
+        show_graph(found, "table", as_json, f"Handoffs of trace {trace_id}")
+        return
     result = ask(connect(url, data_dir, api_key, tenant), lambda c: c.trace(trace_id))
     if as_json:
         print_json(result)
@@ -264,10 +277,12 @@ def version(as_json: bool = JsonOpt) -> None:
     )
 
 
+from agentledger.cli import agents as _agents  # noqa: E402
 from agentledger.cli import audit as _audit  # noqa: E402
 from agentledger.cli import datasets as _datasets  # noqa: E402
 from agentledger.cli import governance as _governance  # noqa: E402
 from agentledger.cli import keys as _keys  # noqa: E402
+from agentledger.cli import ledger as _ledger  # noqa: E402
 from agentledger.cli import usage as _usage  # noqa: E402
 from agentledger.cli.pipeline import app as _pipeline_app  # noqa: E402
 
@@ -277,6 +292,8 @@ _usage.register(app)
 _datasets.register(app)
 _audit.register(app)
 _keys.register(app)
+_ledger.register(app)
+_agents.register(app)
 
 
 def main() -> None:

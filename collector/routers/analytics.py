@@ -19,9 +19,10 @@ from starlette.concurrency import run_in_threadpool
 from agentledger.collector.deps import ActorDep, StoreDep, TenantDep, read_errors
 from agentledger.collector.routers.params import page_size
 from agentledger.pipeline.derive.usage import READ_TAIL_HOURS
-from agentledger.pipeline.services import reads
+from agentledger.pipeline.services import graph, reads
 from agentledger.schemas.analytics import USAGE_DIMENSIONS, USAGE_METRICS, AnomalyType
 from agentledger.schemas.read import (
+    AgentGraph,
     Anomaly,
     AnomalyActionDone,
     AnomalyActionIn,
@@ -104,6 +105,33 @@ async def usage(
             order_by=order_by,
             filters=filters,
             tail_hours=READ_TAIL_HOURS if refresh else None,
+        )
+
+
+@router.get(
+    "/agents/graph",
+    summary="Agents and the handoffs between them: counts, latency, errors, tokens and cost",
+    response_model=AgentGraph,
+    responses={400: {}, 404: {}},
+)
+async def agents_graph(
+    tenant: TenantDep,
+    store: StoreDep,
+    since: datetime | None = Query(
+        None, description=f"Range start (default: {D.GRAPH_WINDOW_HOURS} hours before its end)."
+    ),
+    until: datetime | None = Query(None, description="Range end (default: now)."),
+    trace_id: str | None = Query(
+        None,
+        description="One trace and the runs it belongs to (across asynchronous handoffs) "
+        "instead of a time range.",
+    ),
+) -> AgentGraph:
+    with read_errors():
+        return await run_in_threadpool(
+            partial(
+                graph.agents_graph, store, tenant, since=since, until=until, trace_id=trace_id
+            )
         )
 
 

@@ -81,6 +81,7 @@ from agentledger.schemas.read.governance import (
     IntentRecord,
     OutcomeStored,
 )
+from agentledger.schemas.read.graph import AgentEdge, AgentGraph, AgentNode
 from agentledger.schemas.read.replay import (
     AnswerToolCall,
     DriftSummary,
@@ -109,6 +110,9 @@ __all__ = [
     "AccessEntry",
     "AccessLog",
     "ActionAudit",
+    "AgentEdge",
+    "AgentGraph",
+    "AgentNode",
     "Anomaly",
     "AnomalyActionDone",
     "AnomalyActionIn",

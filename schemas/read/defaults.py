@@ -24,6 +24,7 @@ __all__ = [
     "DETECT_BASELINE_MAX_HOURS",
     "DETECT_WINDOW_MAX_HOURS",
     "FEEDBACK_LIMIT",
+    "GRAPH_WINDOW_HOURS",
     "FEEDBACK_MAX",
     "INTENTS_LIMIT",
     "INTENTS_MAX",
@@ -71,6 +72,9 @@ USAGE_TOP_MAX: Final = 10_000
 """Most usage groups one answer keeps."""
 USAGE_ORDER_BY: Final = "cost_usd"
 """The usage metric groups are ranked by."""
+
+GRAPH_WINDOW_HOURS: Final = 24
+"""Range of the agent graph when no start is given: this many hours before its end."""
 
 PATTERNS_WINDOW_HOURS: Final = 24
 """Current window of the patterns report when no start is given: this many hours before its end."""

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 from agentledger.schemas.read import (
     AccessLog,
+    AgentGraph,
     Anomaly,
     AnomalyActionDone,
     ApiKeyCreated,
@@ -83,6 +84,14 @@ class ReadClient(Protocol):
         filters: Mapping[str, str] | None = None,
         refresh: bool = True,
     ) -> UsageReport: ...
+
+    def agents_graph(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        trace_id: str | None = None,
+    ) -> AgentGraph: ...
 
     def patterns(
         self,

@@ -14,6 +14,7 @@ from pydantic import BaseModel, TypeAdapter
 from agentledger.cli.client.base import ClientError, Progress
 from agentledger.schemas.read import (
     AccessLog,
+    AgentGraph,
     Anomaly,
     AnomalyActionDone,
     ApiKeyCreated,
@@ -154,6 +155,17 @@ class HttpReadClient:
             order_by=order_by,
             refresh=refresh,
             **dict(filters or {}),
+        )
+
+    def agents_graph(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        trace_id: str | None = None,
+    ) -> AgentGraph:
+        return self._get(
+            AgentGraph, "/api/v1/agents/graph", since=since, until=until, trace_id=trace_id
         )
 
     def patterns(

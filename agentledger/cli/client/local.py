@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from agentledger.cli.client.base import ClientError, Progress
 from agentledger.schemas.read import (
     AccessLog,
+    AgentGraph,
     Anomaly,
     AnomalyActionDone,
     AnomalyActionIn,
@@ -197,6 +198,19 @@ class LocalReadClient:
             top=top,
             order_by=order_by,
             filters=filters,
+        )
+
+    def agents_graph(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        trace_id: str | None = None,
+    ) -> AgentGraph:
+        from agentledger.pipeline.services import graph
+
+        return self._call(
+            graph.agents_graph, self.store, self.tenant, since=since, until=until, trace_id=trace_id
         )
 
     def patterns(

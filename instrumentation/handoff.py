@@ -35,9 +35,10 @@ kafka-python takes as ``headers=`` and gives back as ``record.headers``. One lin
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import uuid
-from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
@@ -48,12 +49,25 @@ from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.propagators.textmap import Getter, Setter
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from agentledger.instrumentation.principal import _CURRENT, Principal, principal_from_baggage
+from agentledger.instrumentation.principal import (
+    _CURRENT,
+    Principal,
+    current_principal,
+    narrow,
+    principal_from_baggage,
+    scopes_to_baggage,
+)
 from agentledger.instrumentation.processors import _AGENT, _CHAIN, _RUN, current_agent
 from agentledger.schemas.attributes import AgentLedger as AL
 from agentledger.schemas.attributes import GenAI
 
-__all__ = ["Handoff", "inject_handoff", "receive_handoff", "current_chain"]
+__all__ = [
+    "Handoff",
+    "current_chain",
+    "delegation_refusal",
+    "inject_handoff",
+    "receive_handoff",
+]
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +79,11 @@ _PROPAGATOR = CompositePropagator([TraceContextTextMapPropagator(), W3CBaggagePr
 
 _SCOPE = "agentledger.handoff"
 _CHAIN_SEPARATOR = ","
+
+
+_BROKEN: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "agentledger_handoff_broken", default=False
+)
 
 
 def current_chain() -> tuple[str, ...]:
@@ -126,14 +145,16 @@ def inject_handoff(
     carrier: Carrier,
     *,
     to_agent: str | None = None,
+    scopes: Iterable[str] | None = None,
     as_bytes: bool | None = None,
     tracer_provider: trace.TracerProvider | None = None,
 ) -> Carrier:
     """Write the current work's context into ``carrier`` for the agent it goes to; returns it.
 
     Starts and ends a ``handoff`` span (kind PRODUCER) in the current trace, which the receiver
-    links to. ``as_bytes``: write bytes values (default: when the carrier already holds bytes,
-    or is a header list).
+    links to. ``scopes``: hand over only these of the principal's scopes (never more than it
+    holds: ``principal.narrow``). ``as_bytes``: write bytes values (default: when the carrier
+    already holds bytes, or is a header list).
     """
     try:
         agent = current_agent()
@@ -154,7 +175,7 @@ def inject_handoff(
                 ctx = baggage.set_baggage(
                     AL.DELEGATION_CHAIN, _CHAIN_SEPARATOR.join(chain), context=ctx
                 )
-            principal = _CURRENT.get()
+            principal = current_principal()
             if principal is not None:  # acting_for put it in baggage already; make sure
                 ctx = baggage.set_baggage(AL.PRINCIPAL_ID, principal.id, context=ctx)
                 ctx = baggage.set_baggage(
@@ -162,6 +183,12 @@ def inject_handoff(
                 )
                 if principal.policy:
                     ctx = baggage.set_baggage(AL.POLICY_ID, principal.policy, context=ctx)
+                handed = narrow(principal.scopes, scopes)
+                if handed is not None:
+                    ctx = baggage.set_baggage(
+                        AL.PRINCIPAL_SCOPES, scopes_to_baggage(handed), context=ctx
+                    )
+                    trace.get_current_span().set_attribute(AL.PRINCIPAL_SCOPES, list(handed))
             setter = _CarrierSetter(_holds_bytes(carrier) if as_bytes is None else as_bytes)
             _PROPAGATOR.inject(carrier, context=ctx, setter=setter)
     except Exception:  # telemetry never breaks the agent
@@ -261,8 +288,9 @@ def receive_handoff(
         _AGENT.set(agent_name),
         _CHAIN.set(handoff.chain),
         _RUN.set(handoff.run_id),
-        _CURRENT.set(handoff.principal) if handoff.principal is not None else None,
+        _CURRENT.set(handoff.principal),  # None too: no principal came, none is assumed
     )
+    broken = _BROKEN.set(handoff.broken)
     attached = context.attach(parent)
     tracer = trace.get_tracer(_SCOPE, tracer_provider=tracer_provider)
     try:
@@ -275,8 +303,29 @@ def receive_handoff(
             yield handoff
     finally:
         context.detach(attached)
-        if tokens[3] is not None:
-            _CURRENT.reset(tokens[3])
+        _BROKEN.reset(broken)
+        _CURRENT.reset(tokens[3])
         _RUN.reset(tokens[2])
         _CHAIN.reset(tokens[1])
         _AGENT.reset(tokens[0])
+
+
+def delegation_refusal(scope: str | None = None) -> str | None:
+    """Why the current work may not run a governed tool needing ``scope``, or None.
+
+    Authority flows down the delegation chain and only narrows: inside a received handoff the
+    work needs a principal that came with it (a broken or anonymous handoff delegates nothing),
+    and a tool's ``scope`` must be among the principal's scopes when those are restricted.
+    """
+    principal = current_principal()
+    chain = current_chain()
+    if chain and _BROKEN.get():
+        return f"the handoff to {chain[-1]!r} carried no context, so no authority was delegated"
+    if chain and principal is None:
+        return f"no principal delegated the work that reached {chain[-1]!r} ({' -> '.join(chain)})"
+    if scope and principal is not None and principal.scopes is not None:
+        if scope not in principal.scopes:
+            granted = ", ".join(principal.scopes) or "none"
+            via = f" via {' -> '.join(chain)}" if chain else ""
+            return f"scope {scope!r} was not granted by {principal.id!r}{via} (granted: {granted})"
+    return None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import inspect
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -20,7 +20,7 @@ from opentelemetry import baggage, context
 
 from agentledger.schemas.attributes import AgentLedger as AL
 
-__all__ = ["Principal", "acting_for", "current_principal", "principal_from_baggage"]
+__all__ = ["Principal", "acting_for", "current_principal", "narrow", "principal_from_baggage"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -39,10 +39,15 @@ class Principal:
     policy: str = ""
     chain: tuple[str, ...] = field(default_factory=tuple)
     """Delegation chain, outermost first, ending with ``id``."""
+    scopes: tuple[str, ...] | None = None
+    """What the principal lets the agent do (``governed_tool(scope=...)``); None: not restricted.
+    Only ever narrowed on the way down (``narrow``)."""
 
     def attributes(self) -> dict[str, Any]:
         """Span attributes that record this principal."""
         attrs: dict[str, Any] = {AL.PRINCIPAL_ID: self.id, AL.PRINCIPAL_CHAIN: list(self.chain)}
+        if self.scopes is not None:
+            attrs[AL.PRINCIPAL_SCOPES] = list(self.scopes)
         if self.name:
             attrs[AL.PRINCIPAL_NAME] = self.name
         if self.role:
@@ -59,7 +64,33 @@ class Principal:
         """
         attrs = self.attributes()
         attrs[AL.PRINCIPAL_CHAIN] = tuple(self.chain)
+        if self.scopes is not None:
+            attrs[AL.PRINCIPAL_SCOPES] = tuple(self.scopes)
         return attrs
+
+
+def narrow(granted: tuple[str, ...] | None, asked: Iterable[str] | None) -> tuple[str, ...] | None:
+    """The scopes passed on: what was ``asked`` for, within what was ``granted``; never more.
+
+    ``None`` means not restricted: asking for nothing keeps what was granted, and an unrestricted
+    grant gives exactly what is asked for.
+    """
+    if asked is None:
+        return granted
+    wanted = tuple(dict.fromkeys(str(a) for a in asked))
+    if granted is None:
+        return wanted
+    return tuple(a for a in wanted if a in granted)
+
+
+def scopes_to_baggage(scopes: tuple[str, ...] | None) -> str | None:
+    return None if scopes is None else ",".join(scopes)
+
+
+def _scopes_from_baggage(raw: object) -> tuple[str, ...] | None:
+    if raw is None:
+        return None
+    return tuple(s for s in str(raw).split(",") if s)
 
 
 def principal_from_baggage(ctx: context.Context | None = None) -> Principal | None:
@@ -77,7 +108,8 @@ def principal_from_baggage(ctx: context.Context | None = None) -> Principal | No
     chain_raw = entries.get(AL.PRINCIPAL_CHAIN)
     chain = tuple(c for c in str(chain_raw).split(",") if c) if chain_raw else (str(pid),)
     policy = entries.get(AL.POLICY_ID) or ""
-    return Principal(str(pid), policy=str(policy), chain=chain)
+    scopes = _scopes_from_baggage(entries.get(AL.PRINCIPAL_SCOPES))
+    return Principal(str(pid), policy=str(policy), chain=chain, scopes=scopes)
 
 
 def current_principal() -> Principal | None:
@@ -89,7 +121,9 @@ class acting_for:
     """Context manager and decorator: run the body on behalf of ``principal_id``.
 
     ``on_behalf_of`` names the principal who delegated (its chain is extended);
-    when omitted inside another ``acting_for``, the outer principal delegated.
+    when omitted inside another ``acting_for``, the outer principal delegated. ``scopes``
+    restricts what governed tools may run (``governed_tool(scope=...)``); inside an outer
+    principal with scopes, only those of them asked for again are kept (authority narrows).
     """
 
     def __init__(
@@ -100,9 +134,11 @@ class acting_for:
         role: str = "",
         on_behalf_of: str | None = None,
         policy: str = "",
+        scopes: Iterable[str] | None = None,
     ) -> None:
         if not principal_id:
             raise ValueError("acting_for needs a principal id")
+        self.scopes = None if scopes is None else tuple(scopes)
         self.principal_id = principal_id
         self.name = name
         self.role = role
@@ -122,7 +158,8 @@ class acting_for:
             base = outer.chain if outer is not None else ()
         chain = tuple(base) + (self.principal_id,)
         policy = self.policy or (outer.policy if outer is not None else "")
-        return Principal(self.principal_id, self.name, self.role, policy, chain)
+        scopes = narrow(outer.scopes if outer is not None else None, self.scopes)
+        return Principal(self.principal_id, self.name, self.role, policy, chain, scopes)
 
     def __enter__(self) -> Principal:
         principal = self._principal()
@@ -130,6 +167,10 @@ class acting_for:
         ctx = baggage.set_baggage(AL.PRINCIPAL_CHAIN, ",".join(principal.chain), context=ctx)
         if principal.policy:
             ctx = baggage.set_baggage(AL.POLICY_ID, principal.policy, context=ctx)
+        if principal.scopes is not None:
+            ctx = baggage.set_baggage(
+                AL.PRINCIPAL_SCOPES, scopes_to_baggage(principal.scopes), context=ctx
+            )
         self._tokens.append((_CURRENT.set(principal), context.attach(ctx)))
         return principal
 
@@ -149,6 +190,7 @@ class acting_for:
                     role=self.role,
                     on_behalf_of=self.on_behalf_of,
                     policy=self.policy,
+                    scopes=self.scopes,
                 ):
                     return await fn(*args, **kwargs)
 
@@ -162,6 +204,7 @@ class acting_for:
                 role=self.role,
                 on_behalf_of=self.on_behalf_of,
                 policy=self.policy,
+                scopes=self.scopes,
             ):
                 return fn(*args, **kwargs)
 

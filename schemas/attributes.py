@@ -22,6 +22,8 @@ class AgentLedger:
     """Role of the principal (for example ``controller``)."""
     PRINCIPAL_CHAIN = "agentledger.principal.chain"
     """Delegation chain, outermost first, as a string array."""
+    PRINCIPAL_SCOPES = "agentledger.principal.scopes"
+    """Scopes the principal granted (array); absent: not restricted. Narrowed at every handoff."""
     POLICY_ID = "agentledger.policy.id"
     """Identifier of the policy the action runs under."""
     UNATTRIBUTED = "agentledger.unattributed"
@@ -54,6 +56,8 @@ class AgentLedger:
     """Agent the work is handed to, when the sender names it (on the sender's handoff span)."""
     HANDOFF_BROKEN = "agentledger.handoff.broken"
     """True when a received handoff carried no usable context (the work starts a new chain)."""
+    DELEGATION_REFUSED = "agentledger.delegation.refused"
+    """Why a governed tool was refused for want of delegated authority (the tool did not run)."""
 
 
 class OpenInference:

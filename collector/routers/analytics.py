@@ -129,9 +129,7 @@ async def agents_graph(
 ) -> AgentGraph:
     with read_errors():
         return await run_in_threadpool(
-            partial(
-                graph.agents_graph, store, tenant, since=since, until=until, trace_id=trace_id
-            )
+            partial(graph.agents_graph, store, tenant, since=since, until=until, trace_id=trace_id)
         )
 
 

@@ -23,6 +23,7 @@ Exceptions::
 
     GovernanceError
     ├── IntentNotRecorded   the intent was not acknowledged; the tool did not run
+    ├── DelegationRefused   no authority was delegated for it; the tool did not run
     └── RunPaused           still paused after max_pause_s; the tool did not run
         └── RunCancelled    the parked call was cancelled; the tool did not run
 
@@ -41,6 +42,7 @@ from agentledger.instrumentation.governance.context import _CallContext as _Call
 from agentledger.instrumentation.governance.context import governed_call
 from agentledger.instrumentation.governance.decorator import governed_tool
 from agentledger.instrumentation.governance.errors import (
+    DelegationRefused,
     GovernanceError,
     IntentNotRecorded,
     RunCancelled,
@@ -51,6 +53,7 @@ from agentledger.instrumentation.governance.parking import cancel_paused_runs
 from agentledger.schemas.canonical import canonical_json
 
 __all__ = [
+    "DelegationRefused",
     "GovernanceError",
     "IntentNotRecorded",
     "RunCancelled",

@@ -66,6 +66,7 @@ class _Spec:
     cancel_event: threading.Event | None
     exclude: frozenset[str]
     signature: inspect.Signature | None = field(default=None)
+    scope: str | None = None
 
 
 @dataclass

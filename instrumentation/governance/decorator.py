@@ -18,8 +18,14 @@ from agentledger.instrumentation._intent_client import CollectorError
 from agentledger.instrumentation.governance.call import _JSON_MIME, _Call, _Spec
 from agentledger.instrumentation.governance.config import _tracer
 from agentledger.instrumentation.governance.context import _CALL
-from agentledger.instrumentation.governance.errors import RunCancelled, RunPaused
+from agentledger.instrumentation.governance.errors import (
+    DelegationRefused,
+    RunCancelled,
+    RunPaused,
+)
 from agentledger.instrumentation.governance.parking import _ask_async, _park_async, _park_sync
+from agentledger.instrumentation.handoff import delegation_refusal
+from agentledger.schemas.attributes import AgentLedger as AL
 from agentledger.schemas.attributes import Governance as GOV
 from agentledger.schemas.attributes import OpenInference as OI
 from agentledger.schemas.canonical import canonical_json
@@ -65,6 +71,7 @@ def governed_tool(
     redact: Callable[[dict[str, Any]], Any] | None = None,
     cancel_event: threading.Event | None = None,
     exclude: tuple[str, ...] = ("self", "cls"),
+    scope: str | None = None,
 ) -> Any:
     """Log the intent of every call before the tool runs; park while the run is paused.
 
@@ -80,7 +87,10 @@ def governed_tool(
       their hashes; ``redact``: maps the arguments (a dict by parameter name) to what is sent,
       while the hash stays that of the real arguments;
     * ``cancel_event``: setting it cancels a parked call (``RunCancelled``);
-    * ``exclude``: parameters left out of the recorded arguments (``self``, ``cls``).
+    * ``exclude``: parameters left out of the recorded arguments (``self``, ``cls``);
+    * ``scope``: the authority the tool needs; it is refused (``DelegationRefused``, before any
+      intent is asked) when the principal's scopes do not include it, and so is any governed
+      tool reached through a handoff that delegated no principal (``handoff.delegation_refusal``).
     """
 
     def decorate(func: _F) -> _F:
@@ -103,6 +113,7 @@ def governed_tool(
             cancel_event,
             frozenset(exclude),
             signature,
+            scope,
         )
         if inspect.iscoroutinefunction(func):
             return _async_wrapper(spec)  # type: ignore[return-value]
@@ -111,6 +122,20 @@ def governed_tool(
     if fn is not None:
         return decorate(fn)
     return decorate
+
+
+def _check_delegation(call: _Call, span: trace.Span) -> None:
+    """Fail closed when no authority reached this call: recorded on the tool's span (status
+    error, ``agentledger.delegation.refused``), logged, and raised before the tool runs."""
+    reason = delegation_refusal(call.spec.scope)
+    if reason is None:
+        return
+    span.set_attribute(GOV.INTENT_STATUS, "refused")
+    span.set_attribute(AL.DELEGATION_REFUSED, reason)
+    log.warning("governed tool %r refused: %s", call.spec.name, reason)
+    raise DelegationRefused(
+        f"{call.spec.name}: {reason}", tool=call.spec.name, intent_id=call.intent_id
+    )
 
 
 def _first_answer(
@@ -176,6 +201,7 @@ def _sync_wrapper(spec: _Spec) -> Callable[..., Any]:
             spec.name, attributes=call.span_attributes()
         ) as span:
             call.attach(span, parent)
+            _check_delegation(call, span)
             ack, error = None, None
             try:
                 ack = call.ask()
@@ -216,6 +242,7 @@ def _async_wrapper(spec: _Spec) -> Callable[..., Any]:
             spec.name, attributes=call.span_attributes()
         ) as span:
             call.attach(span, parent)
+            _check_delegation(call, span)
             ack, error = None, None
             try:
                 ack = await _ask_async(call)

@@ -4,6 +4,7 @@ Exceptions::
 
     GovernanceError
     ├── IntentNotRecorded   the intent was not acknowledged; the tool did not run
+    ├── DelegationRefused   no authority was delegated for it; the tool did not run
     └── RunPaused           still paused after max_pause_s; the tool did not run
         └── RunCancelled    the parked call was cancelled; the tool did not run
 """
@@ -22,6 +23,11 @@ class GovernanceError(Exception):
 
 class IntentNotRecorded(GovernanceError):
     """The collector did not acknowledge the intent as stored, so the tool did not run."""
+
+
+class DelegationRefused(GovernanceError):
+    """The work reached this agent without the authority the tool needs (a broken or anonymous
+    handoff, or a scope the principal did not grant upstream), so the tool did not run."""
 
 
 class RunPaused(GovernanceError):

@@ -58,6 +58,7 @@ from agentledger.schemas.read.audit import (
     ToolAction,
     ToolCallMade,
     ToolOutputSeen,
+    UpstreamHandoff,
 )
 from agentledger.schemas.read.datasets import (
     DatasetCounts,
@@ -187,6 +188,7 @@ __all__ = [
     "Topic",
     "TraceDetail",
     "TraceSummary",
+    "UpstreamHandoff",
     "UsageDimensions",
     "UsageReport",
     "UsageRow",

@@ -37,6 +37,7 @@ __all__ = [
     "ToolAction",
     "ToolCallMade",
     "ToolOutputSeen",
+    "UpstreamHandoff",
 ]
 
 Recorded = Any
@@ -277,6 +278,32 @@ class Integrity(ReadModel):
     changed: list[str]
 
 
+class UpstreamHandoff(ReadModel):
+    """A handoff that led to the action, and what its sending agent saw before handing on.
+
+    Each item carries ``agent`` and ``delegation_step`` (``planner -> executor``) besides the
+    fields of the same item in the action's own lists. ``sender_recorded`` false: the receiving
+    span names a sender whose spans are not stored (then only the receiving side is given).
+    """
+
+    delegation_step: str
+    from_agent: str
+    to_agent: str
+    handoff_id: str
+    received_span_id: str
+    received_at: IsoTime
+    sender_recorded: bool
+    handoff_span_id: str | None = None
+    trace_id: str | None = None
+    handed_off_at: IsoTime | None = None
+    principal_id: str | None = None
+    llm_calls: list[LlmCallSeen] = Field(default_factory=list)
+    documents: list[DocumentSeen] = Field(default_factory=list)
+    tool_outputs: list[ToolOutputSeen] = Field(default_factory=list)
+    other_steps: list[StepSeen] = Field(default_factory=list)
+    integrity: Integrity | None = None
+
+
 class ActionAudit(ReadModel):
     """The audit of one action: what the agent saw, who decided, under whose authority."""
 
@@ -297,6 +324,10 @@ class ActionAudit(ReadModel):
     governance_recorded: bool
     left_out: LeftOut
     integrity: Integrity
+    upstream: list[UpstreamHandoff] = Field(
+        default_factory=list,
+        description="Handoffs that led to the action, nearest first: what upstream agents saw.",
+    )
 
 
 class AuditReport(ReadModel):

@@ -24,6 +24,7 @@ from agentledger.pipeline.services.audit.saw import (
     _tool_calls,
     _tool_entry,
 )
+from agentledger.pipeline.services.audit.upstream import upstream
 from agentledger.pipeline.services.recorded import Trace, iso, system_fingerprint
 from agentledger.pipeline.store import Store
 
@@ -149,6 +150,7 @@ def audit_span(
         "governance_recorded": governance,
         "left_out": {"spans_after_action": len(after), "action_result": action["kind"] == "TOOL"},
         "integrity": _integrity(trace, seen + enclosing + [action]),
+        "upstream": [],  # filled by ``audit``, which reads the upstream traces
     }
 
 
@@ -182,4 +184,6 @@ def audit(store: Store, tenant: str, ref: str, *, last: bool = False) -> dict[st
         audit_span(trace, a, intents=intents, controls=controls, governance=bool(tables))
         for a in actions
     ]
+    for action, report in zip(actions, reports):
+        report["upstream"] = upstream(store, trace, action)
     return {"tenant": tenant, "trace_id": trace.trace_id, "query": ref, "actions": reports}

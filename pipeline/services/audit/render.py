@@ -238,6 +238,7 @@ def _action_markdown(r: dict[str, Any]) -> list[str]:
         out += by_seq[seq]
     if not by_seq:
         out += ["_nothing had finished before this action_", ""]
+    out += _upstream_markdown(r.get("upstream") or [])
     integrity, left = r["integrity"], r["left_out"]
     missing = ", ".join(_code(h) for h in integrity["missing"])
     changed = ", ".join(_code(h) for h in integrity["changed"])
@@ -252,6 +253,71 @@ def _action_markdown(r: dict[str, Any]) -> list[str]:
         "the action" + ("; the action's own result" if left["action_result"] else ""),
         "",
     ]
+    return out
+
+
+def _upstream_markdown(hops: list[dict[str, Any]]) -> list[str]:
+    """What the agents before this one saw and handed on, one section per handoff."""
+    if not hops:
+        return []
+    out = ["### What upstream agents saw and handed on", ""]
+    for hop in hops:
+        head = f"#### {_code(hop['delegation_step'])} (handoff {_code(hop['handoff_id'])})"
+        if not hop["sender_recorded"]:
+            out += [
+                head,
+                "",
+                f"received {_text(hop['received_at'])} by span {_code(hop['received_span_id'])}; "
+                f"the spans of {_code(hop['from_agent'])} are not in the store",
+                "",
+            ]
+            continue
+        out += [
+            head,
+            "",
+            f"handed off {_text(hop['handed_off_at'])} by span {_code(hop['handoff_span_id'])} "
+            f"(trace {_code(hop['trace_id'])}), received {_text(hop['received_at'])}, for "
+            f"principal {_code(hop['principal_id'] or '-')}",
+            "",
+        ]
+        items: list[tuple[int, list[str]]] = []
+        for llm in hop["llm_calls"]:
+            lines = [
+                f"**{_text(llm['seq'])}. {_text(llm['agent'])}: LLM call {_code(llm['span_id'])}** "
+                f"{_text(llm['started_at'])}: answered {_code(llm['answered_model'])}",
+                "",
+            ]
+            lines += _message_lines(llm["messages"]) + ["", "Answer:"]
+            items.append((llm["seq"], lines + _message_lines(llm["output"]) + [""]))
+        for d in hop["documents"]:
+            items.append(
+                (
+                    d["seq"],
+                    [
+                        f"**{_text(d['seq'])}. {_text(d['agent'])}: document {_code(d['id'])}** "
+                        f"(sha256 {_code(d['content_hash'])}"
+                        f"{' verified' if d['verified'] else ' NOT VERIFIED'})",
+                        _json_block(d["content"]),
+                        "",
+                    ],
+                )
+            )
+        for t in hop["tool_outputs"]:
+            items.append(
+                (
+                    t["seq"],
+                    [
+                        f"**{_text(t['seq'])}. {_text(t['agent'])}: tool {_code(t['tool_name'])}** "
+                        f"with {_json(t['arguments'])} returned:",
+                        _json_block(t["output"]),
+                        "",
+                    ],
+                )
+            )
+        for _seq, lines in sorted(items, key=lambda item: item[0]):
+            out += lines
+        if not items:
+            out += ["_nothing had finished before the handoff_", ""]
     return out
 
 

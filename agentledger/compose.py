@@ -273,6 +273,7 @@ def build_pipeline(
     it, the background jobs and the metrics endpoint, over one store."""
     from agentledger.pipeline.consumers.feedback import FeedbackConsumer
     from agentledger.pipeline.consumers.intents import IntentConsumer
+    from agentledger.pipeline.consumers.lag import GroupLag
     from agentledger.pipeline.consumers.metrics import MetricsServer, consumer_status
     from agentledger.pipeline.consumers.spans import SpanConsumer
     from agentledger.pipeline.store.writer import StoreWriter
@@ -294,14 +295,17 @@ def build_pipeline(
         default_tenant=pipeline.default_tenant,
         writer=writer,
     )
-    side: list[_Consumer] = [
-        IntentConsumer(transport, pipeline, store, default_tenant=pipeline.default_tenant),
-        FeedbackConsumer(transport, store, default_tenant=pipeline.default_tenant),
-    ]
+    intents = IntentConsumer(transport, pipeline, store, default_tenant=pipeline.default_tenant)
+    feedback = FeedbackConsumer(transport, store, default_tenant=pipeline.default_tenant)
+    side: list[_Consumer] = [intents, feedback]
     metrics = None
     if pipeline.metrics_port:
+        lag = GroupLag(transport, [(c.group_id, c.topic) for c in (spans, intents, feedback)])
         metrics = MetricsServer(
-            lambda: consumer_status(spans.stats), pipeline.metrics_host, pipeline.metrics_port
+            lambda: consumer_status(spans.stats, lag),
+            pipeline.metrics_host,
+            pipeline.metrics_port,
+            lag=lag,
         )
     return PipelineRunner(
         store, spans, side, metrics=metrics, gc_threshold=pipeline.gc_threshold, own_store=own

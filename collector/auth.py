@@ -159,6 +159,15 @@ class Authenticator:
             raise AuthError("unknown API key, or a revoked one")
         return found
 
+    def identify_sha256(self, digest: str) -> Identity:
+        """The identity of the key whose SHA-256 is ``digest``: a console session keeps the
+        digest, never the key, and is re-checked on every request. Raises AuthError once the key
+        is revoked."""
+        found = self._table.get(digest)
+        if found is None:
+            raise AuthError("unknown API key, or a revoked one: sign in again")
+        return found
+
     def refuse_agent(self, identity: Identity, agent: str, what: str, count: int = 1) -> str:
         """Count ``count`` refusals of ``what`` sent for ``agent`` by a key bound to another agent;
         returns the message to answer. The counts are this replica's (``refusals``)."""

@@ -58,6 +58,12 @@ def _is_json(content_type: str) -> bool:
     )
 
 
+def _is_console_form(path: str, content_type: str) -> bool:
+    """The web console's forms (``collector/console``) post url-encoded fields, as browsers do."""
+    base = content_type.split(";")[0].strip().lower()
+    return path.startswith("/console/") and base == "application/x-www-form-urlencoded"
+
+
 class BodyLimit:
     """ASGI middleware: every request body is at most ``max_bytes``; outside the OTLP routes
     (which name their own encodings) a body is JSON.
@@ -93,7 +99,13 @@ class BodyLimit:
                     raise BodyTooLarge(
                         f"request body is {declared} bytes, over the limit of {limit}"
                     )
-                if check_type and content_type and declared != 0 and not _is_json(content_type):
+                if (
+                    check_type
+                    and content_type
+                    and declared != 0
+                    and not _is_json(content_type)
+                    and not _is_console_form(scope["path"], content_type)
+                ):
                     refused = True
                     raise UnsupportedBody(
                         f"unsupported content type {content_type!r}: send application/json"

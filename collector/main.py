@@ -23,7 +23,9 @@ from starlette.exceptions import HTTPException
 
 from agentledger.collector import otlp
 from agentledger.collector.auth import Authenticator
+from agentledger.collector.console import routes as console
 from agentledger.collector.limits import BodyLimit, ConcurrencyLimit
+from agentledger.collector.metrics import RequestMetrics, install_metrics
 from agentledger.collector.policy import authorize, missing_routes
 from agentledger.collector.routers import (
     analytics,
@@ -80,10 +82,14 @@ def create_app(settings: CollectorSettings, services: EdgeServices) -> FastAPI:
     app.state.export_gate = ConcurrencyLimit(settings.max_concurrent_exports)
     for router in (health, traces, query, governance, analytics, feedback, audit, keys):
         app.include_router(router.router)
+    app.state.console_sessions = console.SessionBook()
+    app.include_router(console.router)  # the web console, at / (collector/console)
+    metrics = install_metrics(app, services)
     unguarded = missing_routes(app.routes)
     if unguarded:
         raise RuntimeError(f"routes without an access rule in collector/policy.py: {unguarded}")
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestMetrics, metrics=metrics)  # last added: outermost, counts all
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StoreUnavailable, _store_unavailable)
@@ -109,6 +115,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     """An ``HTTPException`` (401 from the API-key dependency, 413/415 from the body limit, 404
     and 405 from routing...): a Status on OTLP routes, FastAPI's JSON elsewhere."""
     assert isinstance(exc, HTTPException)
+    if console.owns(request):  # a browser: the reason as a page (401: the sign-in form)
+        return console.error_page(request, exc.status_code, str(exc.detail))
     headers = _retry_headers(request, exc.status_code, dict(exc.headers or {}))
     media = _otlp_media(request)
     if media is not None:
@@ -122,6 +130,8 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     """Request validation: FastAPI's 422 elsewhere; on OTLP routes a 400 Status (OTLP/HTTP
     has no 422) naming each problem."""
     assert isinstance(exc, RequestValidationError)
+    if console.owns(request):  # a page: a 400 naming each bad field
+        return console.error_page(request, 400, _problems(exc))
     media = _otlp_media(request)
     if media is None:
         return await request_validation_exception_handler(request, exc)
@@ -130,6 +140,13 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
         for error in exc.errors()
     )
     return otlp.error_response(400, f"invalid request: {problems}", media)
+
+
+def _problems(exc: RequestValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(part) for part in error.get('loc', ()))}: {error.get('msg', '')}"
+        for error in exc.errors()
+    )
 
 
 async def _store_unavailable(request: Request, exc: Exception) -> Response:

@@ -17,6 +17,7 @@ from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
 from agentledger.collector.auth import Authenticator, AuthError, Identity
+from agentledger.collector.console.sessions import session_identity
 from agentledger.schemas.access import GRANTS, Permission, roles_granting
 
 __all__ = [
@@ -34,6 +35,7 @@ P = Permission
 ROUTES: Final[Mapping[tuple[str, str], Permission]] = {
     ("GET", "/healthz"): P.PUBLIC,
     ("GET", "/readyz"): P.PUBLIC,
+    ("GET", "/metrics"): P.METRICS,  # Prometheus scrapes with a reader (or wider) key
     # what an agent sends
     ("POST", "/v1/traces"): P.INGEST,
     ("POST", "/v1/intents"): P.INGEST,
@@ -74,6 +76,22 @@ ROUTES: Final[Mapping[tuple[str, str], Permission]] = {
     ("POST", "/api/v1/keys"): P.ADMIN,
     ("GET", "/api/v1/keys"): P.ADMIN,
     ("DELETE", "/api/v1/keys/{name}"): P.ADMIN,
+    # the web console (collector/console): signing in is public, each page needs what its reads do
+    ("GET", "/"): P.PUBLIC,
+    ("GET", "/console/login"): P.PUBLIC,
+    ("POST", "/console/login"): P.PUBLIC,
+    ("POST", "/console/logout"): P.PUBLIC,
+    ("GET", "/console/static/{path:path}"): P.PUBLIC,
+    ("GET", "/console/traces"): P.READ,
+    ("GET", "/console/traces/{trace_id}"): P.READ,
+    ("GET", "/console/traces/{trace_id}/spans/{span_id}"): P.READ,
+    ("GET", "/console/governance"): P.READ,
+    ("GET", "/console/governance/live"): P.READ,
+    ("POST", "/console/governance/controls"): P.OPERATE,
+    ("GET", "/console/usage"): P.READ,
+    ("GET", "/console/audit"): P.AUDIT,
+    ("GET", "/console/audit/{ref}"): P.AUDIT,
+    ("GET", "/console/audit/{ref}/download"): P.AUDIT,
 }
 """(method, path template) -> the permission the route needs."""
 
@@ -127,6 +145,13 @@ async def identity_of(request: Request) -> Identity:
     auth: Authenticator = request.app.state.auth
     authorization = request.headers.get("authorization")
     api_key = request.headers.get("x-api-key")
+    try:
+        found = session_identity(request, auth)  # a console page: its session cookie
+        if found is not None:
+            request.state.identity = found
+            return found
+    except AuthError as exc:
+        raise HTTPException(401, str(exc)) from exc
     try:
         try:
             found = auth.identify(authorization, api_key)

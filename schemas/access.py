@@ -43,13 +43,15 @@ class Permission(str, enum.Enum):
     OPERATE = "operate"
     AUDIT = "audit"
     ADMIN = "admin"
+    METRICS = "metrics"
+    """Scrape a process's Prometheus counters (volumes and latencies; no tenant, no content)."""
 
 
 GRANTS: Final[Mapping[Role, frozenset[Permission]]] = {
     Role.INGEST: frozenset({Permission.INGEST}),
-    Role.READER: frozenset({Permission.READ}),
-    Role.OPERATOR: frozenset({Permission.READ, Permission.OPERATE}),
-    Role.AUDITOR: frozenset({Permission.READ, Permission.AUDIT}),
+    Role.READER: frozenset({Permission.READ, Permission.METRICS}),
+    Role.OPERATOR: frozenset({Permission.READ, Permission.OPERATE, Permission.METRICS}),
+    Role.AUDITOR: frozenset({Permission.READ, Permission.AUDIT, Permission.METRICS}),
     Role.ADMIN: frozenset(Permission) - {Permission.PUBLIC},
 }
 """The permissions each role holds (``PUBLIC`` needs none)."""

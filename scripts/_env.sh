@@ -32,6 +32,29 @@ al_install() {
     fi
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
         -c "$ROOT/scripts/constraints.txt" -e "$ROOT[$extras]"
+    if [ "$extras" = dev ]; then
+        # not fatal here: without a browser the console's tests fail (never skip) and say why,
+        # and every other test still runs
+        al_chromium || true
+    fi
+}
+
+# The console's browser tests (tests/console/) drive Debian's chromium through Playwright; the
+# browser comes from apt, never from `playwright install` (which downloads one).
+al_chromium() {
+    if [ -x /usr/bin/chromium ]; then
+        return 0
+    fi
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "installing chromium (apt) for the console's browser tests" >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null \
+            || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }
+    fi
+    if [ ! -x /usr/bin/chromium ]; then
+        echo "/usr/bin/chromium is missing: the console's browser tests need it." >&2
+        echo "Install Debian's chromium as root (apt-get install -y chromium), then run this again." >&2
+        return 1
+    fi
 }
 
 # The compiled normalizer is built by al_install (above); this checks that it imports. Usage:

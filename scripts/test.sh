@@ -4,6 +4,11 @@
 # test suite, every tier -> broker stopped.
 # Set AGENTLEDGER_KAFKA_BOOTSTRAP_SERVERS to test against a broker you already run.
 source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
+# The OpenTelemetry Collector that the slow-tier deploy tests run (tests/deploy/test_otel_collector.py)
+# is built once per release (~5 minutes the first time, then cached): started first, in the
+# background while the install and static checks run; the tests wait for it (a lock), and fail
+# with its log if it failed.
+bash "$ROOT/scripts/otelcol.sh" >/dev/null 2>&1 &
 al_install dev
 al_install_native required
 cd "$ROOT"

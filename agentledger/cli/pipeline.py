@@ -64,6 +64,28 @@ def run(
 
 
 @app.command()
+def topics() -> None:
+    """Create the missing topics (spans, dead letters, feedback, intents, controls) with
+    AgentLedger's settings: partitions, replication, retention and record size
+    (AGENTLEDGER_KAFKA_*). Run it before anything but AgentLedger writes to them, e.g. an
+    OpenTelemetry Collector's Kafka exporter (deploy/otel-collector), which creates none."""
+    from agentledger.pipeline.settings import KafkaSettings
+    from agentledger.pipeline.transport import TransportUnavailable
+    from agentledger.pipeline.transport.kafka import ensure_topics
+
+    kafka = KafkaSettings()
+    if not kafka.bootstrap_servers:
+        typer.echo("error: set AGENTLEDGER_KAFKA_BOOTSTRAP_SERVERS", err=True)
+        raise typer.Exit(2)
+    try:
+        created = ensure_topics(kafka)
+    except (TransportUnavailable, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"created topics: {', '.join(created)}" if created else "all topics exist")
+
+
+@app.command()
 def status(
     metrics_url: str | None = typer.Option(
         None,

@@ -24,6 +24,7 @@ production, ``MemoryTransport`` in unit tests.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import threading
 import time
@@ -48,12 +49,35 @@ from agentledger.pipeline.transport.base import (
 from agentledger.pipeline.transport.records import header_map
 from agentledger.schemas.topics import Headers
 
-__all__ = ["BatchConsumer", "BatchStats", "position_token"]
+__all__ = ["BatchConsumer", "BatchStats", "LatencyHistogram", "position_token"]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+BATCH_SECONDS_BUCKETS: tuple[float, ...] = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+"""Upper bounds of the batch-duration histogram: a batch is milliseconds to a few seconds; one
+that waited out a store outage lands in the last buckets."""
+
+
+@dataclass
+class LatencyHistogram:
+    """Durations counted per bucket (the first whose bound is not exceeded; the last holds those
+    past every bound), kept by the consumer loop for the metrics endpoint, which renders them as
+    a Prometheus histogram: the loop does not depend on the metrics library."""
+
+    bounds: tuple[float, ...] = BATCH_SECONDS_BUCKETS
+    counts: list[int] = field(init=False)
+    total: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.counts = [0] * (len(self.bounds) + 1)
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, seconds)] += 1
+        self.total += seconds
 
 
 @dataclass
@@ -69,6 +93,8 @@ class BatchStats:
     started_at: float = field(default_factory=time.time)
     lag: dict[str, int] = field(default_factory=dict)
     store_available: bool = True
+    batch_seconds: LatencyHistogram = field(default_factory=LatencyHistogram)
+    """The duration of every batch, poll end to commit (``last_batch_seconds`` is the last)."""
 
 
 def position_token(positions: Iterable[tuple[str, int, int]]) -> str:
@@ -207,6 +233,7 @@ class BatchConsumer(Generic[T]):
             self._dead_letters.clear()  # sent, or made again when the batch is read again
         self.stats.batches += 1
         self.stats.last_batch_seconds = time.monotonic() - started
+        self.stats.batch_seconds.observe(self.stats.last_batch_seconds)
 
     def _commit(self, following: dict[TopicPartition, int]) -> None:
         """Send the batch's dead letters (acks=all; retried while the broker is unavailable), and

@@ -603,6 +603,7 @@ class KafkaAdmin:
         self._settings = settings
         self._security = security_config(settings) if security is None else security
         self._timeout_ms = int(timeout * 1000)
+        self._offsets: Any = None  # a group-less consumer for end offsets, made on first use
         with _boundary(settings):
             self._client: Any = KafkaAdminClient(
                 **self._security,
@@ -646,20 +647,20 @@ class KafkaAdmin:
         return created
 
     def group_lag(self, group_id: str, topic: str) -> list[PartitionLag]:
+        """Kept open between calls (a metrics endpoint asks every few seconds): its end-offsets
+        consumer too, so a query costs two requests rather than a new connection."""
         with _boundary(self._settings):
-            consumer = KafkaConsumer(
-                **self._security,
-                bootstrap_servers=self._settings.bootstrap_servers,
-                client_id=self._settings.client_id,
-                request_timeout_ms=self._timeout_ms,
-            )
-            try:
-                partitions = consumer.partitions_for_topic(topic) or set()
-                tps = [KafkaTopicPartition(topic, p) for p in sorted(partitions)]
-                ends = consumer.end_offsets(tps)
-                committed = self._client.list_group_offsets({group_id: None}).get(group_id, {})
-            finally:
-                consumer.close()
+            if self._offsets is None:
+                self._offsets = KafkaConsumer(
+                    **self._security,
+                    bootstrap_servers=self._settings.bootstrap_servers,
+                    client_id=self._settings.client_id,
+                    request_timeout_ms=self._timeout_ms,
+                )
+            partitions = self._offsets.partitions_for_topic(topic) or set()
+            tps = [KafkaTopicPartition(topic, p) for p in sorted(partitions)]
+            ends = self._offsets.end_offsets(tps)
+            committed = self._client.list_group_offsets({group_id: None}).get(group_id, {})
         rows = []
         for tp in tps:
             done = committed.get(tp)
@@ -668,10 +669,12 @@ class KafkaAdmin:
         return rows
 
     def close(self) -> None:
-        try:
-            self._client.close()
-        except Exception:
-            log.warning("closing a Kafka admin client failed", exc_info=True)
+        for client in (self._offsets, self._client):
+            try:
+                if client is not None:
+                    client.close()
+            except Exception:
+                log.warning("closing a Kafka admin client failed", exc_info=True)
 
     def __enter__(self) -> KafkaAdmin:
         return self

@@ -253,7 +253,7 @@ def test_health_ready_and_docs(auth_server) -> None:
     assert httpx.get(f"{auth_server.url}/docs").status_code == 200
     spec = httpx.get(f"{auth_server.url}/openapi.json").json()
     assert "/v1/traces" in spec["paths"] and "/api/v1/traces/{trace_id}" in spec["paths"]
-    sink = auth_server.app.state.services.sink
+    sink = auth_server.app.state.services.sink.inner  # the embedded sink, behind the metered one
     sink._healthy = False
     try:
         assert httpx.get(f"{auth_server.url}/readyz").status_code == 503

@@ -989,7 +989,9 @@ def test_otel_collector_writes_our_topic_as_otlp_proto() -> None:
             "records larger than AGENTLEDGER_KAFKA_MAX_RECORD_BYTES are refused by the topic/consumer"
         )
         assert producer.get("required_acks") in (-1, "all"), "acks=all, as our collector"
-        headers = exporter.get("record_headers") or {}
+        listed = exporter.get("record_headers") or []
+        assert isinstance(listed, list), "record_headers: a list of {name, value} (v0.165+)"
+        headers = {h["name"]: h["value"] for h in listed}
         assert Headers.TENANT in headers, f"exporter {name} sets no {Headers.TENANT} header"
         if Headers.SCHEMA in headers:
             assert str(headers[Headers.SCHEMA]) == topics.SCHEMA_VERSION
@@ -1001,14 +1003,14 @@ def test_otel_collector_writes_our_topic_as_otlp_proto() -> None:
     otlp = cfg["receivers"]["otlp"]["protocols"]
     assert otlp["grpc"]["endpoint"].endswith(":4317") and otlp["http"]["endpoint"].endswith(":4318")
     text = (OTEL / "config.yaml").read_text(encoding="utf-8")
-    assert "otlphttp" in text and f":{COLLECTOR_PORT}" in text and "Bearer" in text, (
+    assert "otlp_http" in text and f":{COLLECTOR_PORT}" in text and "Bearer" in text, (
         "variant B comment"
     )
 
 
 def test_otel_collector_in_front_of_ours() -> None:
     cfg = _otel("config-in-front.yaml")
-    exporters = {k: v for k, v in cfg["exporters"].items() if k.split("/")[0] == "otlphttp"}
+    exporters = {k: v for k, v in cfg["exporters"].items() if k.split("/")[0] == "otlp_http"}
     assert exporters and set(exporters) <= _pipeline_exporters(cfg)
     for exporter in exporters.values():
         endpoint = urlparse(exporter["endpoint"])

@@ -257,7 +257,7 @@ def test_on_a_clickhouse_server(ch_store) -> None:
 
 
 def test_kafka_consumer_keeps_the_conflict(kafka_settings, pipeline_settings, store) -> None:  # noqa: F811
-    from agentledger.pipeline.consumers.metrics import _prometheus, consumer_status
+    from agentledger.pipeline.consumers.metrics import consumer_status, prometheus_text
     from agentledger.pipeline.consumers.spans import SpanConsumer
     from agentledger.pipeline.sinks import IngestBatch
     from agentledger.pipeline.sinks.kafka import KafkaSink
@@ -277,7 +277,7 @@ def test_kafka_consumer_keeps_the_conflict(kafka_settings, pipeline_settings, st
         )
     assert (consumer.stats.spans, consumer.stats.unchanged, consumer.stats.conflicts) == (1, 1, 1)
     status = consumer_status(consumer.stats)
-    assert "agentledger_pipeline_span_conflicts_total 1" in _prometheus(status).splitlines()
+    assert "agentledger_pipeline_span_conflicts_total 1.0" in prometheus_text(status).splitlines()
     assert store.query_scalar("SELECT count() FROM spans") == 1
     assert _out(store.query_rows("SELECT attributes FROM spans")[0]) == "first"
     (conflict,) = store.query_rows(f"SELECT attributes, source_topic FROM {CONFLICTS_TABLE}")

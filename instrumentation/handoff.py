@@ -38,7 +38,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Iterable, Iterator, MutableMapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
@@ -105,15 +105,15 @@ class _CarrierSetter(Setter[Carrier]):
 
 
 class _CarrierGetter(Getter[Any]):
-    """Reads mappings (HTTP headers case-insensitively when the mapping is) and header lists."""
+    """Reads mappings (HTTP headers case-insensitively), protobuf Structs and header lists."""
 
     def get(self, carrier: Any, key: str) -> list[str] | None:
         if isinstance(carrier, Sequence) and not isinstance(carrier, (str, bytes)):
             values = [v for k, v in carrier if _text(k).lower() == key]
-        else:
-            value = carrier.get(key)
-            if value is None and isinstance(carrier, Mapping):
-                value = next((v for k, v in carrier.items() if _text(k).lower() == key), None)
+        else:  # a mapping, or anything indexable by key (a protobuf Struct: A2A metadata)
+            value = carrier[key] if key in carrier else None
+            if value is None:
+                value = next((carrier[k] for k in carrier if _text(k).lower() == key), None)
             values = [] if value is None else [value]
         return [_text(v) for v in values] or None
 

@@ -72,7 +72,7 @@ import logging
 import os
 import re
 import traceback
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, ItemsView, Iterator, KeysView, Mapping, ValuesView
 from importlib import metadata
 from importlib.util import find_spec
 from time import time_ns
@@ -463,6 +463,21 @@ class _DeferredAttributes(Mapping[str, Any]):
 
     def __len__(self) -> int:
         return len(self.resolved())
+
+    # The rewriter and the encoder read a span's attributes through ``items()`` (the span's
+    # mapping proxy forwards to these); the Mapping mixins would call resolved() and look up
+    # every key again: a few µs per chat span on the export thread, which shares the GIL.
+    def items(self) -> ItemsView[str, Any]:
+        return self.resolved().items()
+
+    def keys(self) -> KeysView[str]:
+        return self.resolved().keys()
+
+    def values(self) -> ValuesView[Any]:
+        return self.resolved().values()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.resolved().get(key, default)
 
 
 class _LeanReadableSpan(ReadableSpan):

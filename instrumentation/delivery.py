@@ -12,7 +12,14 @@ batch to a sink:
   oldest first, with exponential backoff (``Retry-After`` honoured), by this
   process or by the next one that starts after a crash.
 - :class:`ExporterSink`: an exporter given to ``instrument(exporter=...)``
-  (tests, other backends). It has no spool: a failed export is counted as lost.
+  (tests, other backends). It has no spool, by design: the spool keeps encoded
+  OTLP requests for one collector endpoint and key, and an arbitrary
+  ``SpanExporter`` (console, in-memory, a vendor's) neither takes those nor
+  says whether a failure is worth retrying. So a batch it fails to export is
+  counted as lost (reason ``exporter failed, no spool``), warned about and
+  reported like any loss, and ``on_full="block"`` holds and retries it instead.
+  For durability, export to an OTLP endpoint (the collector, or an
+  OpenTelemetry Collector with a persistent queue in front of another backend).
 
 :class:`DeliveryConfig` reads the ``AGENTLEDGER_*`` variables of both.
 """
@@ -104,6 +111,7 @@ class ExporterSink:
     """A caller's ``SpanExporter`` behind the edge exporter; no spool (module docstring)."""
 
     spool: Spool | None = None
+    unsent_reason = "exporter failed, no spool"
 
     def __init__(self, exporter: EdgeExporter, losses: LossLedger) -> None:
         self.exporter = exporter
@@ -143,6 +151,8 @@ class ExporterSink:
 
 class OTLPSink:
     """OTLP/HTTP to the collector with the spool behind it (module docstring)."""
+
+    unsent_reason = "collector unreachable and spool full"
 
     def __init__(
         self,

@@ -57,6 +57,8 @@ _SPILL_BATCH = 64
 
 class Sink(Protocol):
     spool: Spool | None
+    unsent_reason: str
+    """Why a batch ``write`` could neither send nor spool is lost (the count's reason)."""
 
     def write(self, spans: list[ReadableSpan]) -> Stored: ...
     def spill(self, spans: list[ReadableSpan]) -> bool: ...
@@ -231,7 +233,7 @@ class ExportQueue(SpanProcessor):
     def _write(self, batch: list[ReadableSpan]) -> Stored:
         stored = self.sink.write(batch)
         if stored is Stored.NOWHERE and not self.block:
-            self.losses.add_spans(batch, "collector unreachable and spool full")
+            self.losses.add_spans(batch, self.sink.unsent_reason)
         return stored
 
     # -- flush and shutdown ---------------------------------------------------------------------

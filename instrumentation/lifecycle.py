@@ -221,7 +221,9 @@ def instrument(
     Every argument falls back to its ``AGENTLEDGER_*`` variable, then the
     standard ``OTEL_*`` one (see :mod:`agentledger.instrumentation.config`).
     ``exporter`` replaces the OTLP exporter (tests, other backends); it is
-    still wrapped by the edge exporter. ``export=False`` only stamps spans
+    still wrapped by the edge exporter, but has no spool: a batch it fails to
+    export is counted as lost and reported (``on_full="block"`` retries it
+    instead); durable delivery needs ``endpoint``. ``export=False`` only stamps spans
     (when the application already exports them to the collector).
     ``redact``: ``True``/``"all"``, preset names, a hook ``(key, value) -> value``,
     or a :class:`RedactionPolicy` (default: ``AGENTLEDGER_REDACT``, else off).
@@ -265,6 +267,11 @@ def instrument(
                 sink = OTLPSink(sender, rewriter, spool, losses, delivery.max_backoff_s)
             else:
                 sink = ExporterSink(EdgeExporter(exporter, rewriter), losses)
+                logger.info(
+                    "AgentLedger exports through %s: no spool (spans it fails to export are "
+                    "counted as lost); pass endpoint= for durable delivery",
+                    type(exporter).__name__,
+                )
             queue = ExportQueue(sink, delivery, losses)
             processors.append(queue)
         board = _switchboard(provider)

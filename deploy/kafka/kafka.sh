@@ -13,6 +13,10 @@ REPO_ROOT="$(cd -- "$SCRIPT_DIR/../.." && pwd -P)"
 KAFKA_PORT="${KAFKA_PORT:-19092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-19093}"
 KAFKA_DATA_DIR="${KAFKA_DATA_DIR:-$REPO_ROOT/.kafka}"
+# Cluster membership (set by deploy/kafka/cluster.sh; a lone node leaves them empty).
+KAFKA_NODE_ID="${KAFKA_NODE_ID:-1}"
+KAFKA_QUORUM_VOTERS="${KAFKA_QUORUM_VOTERS:-}"
+KAFKA_CLUSTER_ID="${KAFKA_CLUSTER_ID:-}"
 KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx768m}"
 KAFKA_JVM_OPTS="${KAFKA_JVM_OPTS:--XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true}"
 KAFKA_START_TIMEOUT="${KAFKA_START_TIMEOUT:-120}"
@@ -202,6 +206,17 @@ inter.broker.listener.name=PLAINTEXT
 EOF
 }
 
+# One node alone: Kafka 4.x dynamic quorum (KIP-853), storage formatted with --standalone, so the
+# voter set lives in the metadata log (controller.quorum.voters must NOT be set with it). A
+# member of a cluster (deploy/kafka/cluster.sh): the static voter set KAFKA_QUORUM_VOTERS.
+quorum_properties() {
+  if [[ -n "$KAFKA_QUORUM_VOTERS" ]]; then
+    echo "controller.quorum.voters=$KAFKA_QUORUM_VOTERS"
+  else
+    echo "controller.quorum.bootstrap.servers=127.0.0.1:$KAFKA_CONTROLLER_PORT"
+  fi
+}
+
 write_properties() {
   local mask listeners
   mask="$(umask)"
@@ -210,12 +225,10 @@ write_properties() {
   cat >"$PROPS.tmp" <<EOF
 # Written by deploy/kafka/kafka.sh on every start; edits here are overwritten.
 process.roles=broker,controller
-node.id=1
+node.id=$KAFKA_NODE_ID
 $listeners
 controller.listener.names=CONTROLLER
-# Kafka 4.x dynamic quorum (KIP-853): storage is formatted with --standalone, so the voter
-# set lives in the metadata log; controller.quorum.voters must NOT be set together with it.
-controller.quorum.bootstrap.servers=127.0.0.1:$KAFKA_CONTROLLER_PORT
+$(quorum_properties)
 
 log.dirs=$LOG_DIRS
 num.partitions=1
@@ -270,12 +283,15 @@ format_if_needed() {
   fi
   # Kafka cluster ids are 16 random bytes in url-safe base64 (22 chars); avoid a leading '-'
   # (argparse would read it as an option).
-  while :; do
+  cid="$KAFKA_CLUSTER_ID"  # a cluster's members share the id cluster.sh made
+  while [[ -z "$cid" ]]; do
     cid="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
-    [[ "$cid" != -* ]] && break
+    [[ "$cid" == -* ]] && cid=""
   done
-  log "formatting KRaft storage in $LOG_DIRS (cluster id $cid)"
-  if ! run_tool kafka.tools.StorageTool format -t "$cid" -c "$PROPS" --standalone \
+  local standalone=(--standalone)
+  [[ -n "$KAFKA_QUORUM_VOTERS" ]] && standalone=()
+  log "formatting KRaft storage in $LOG_DIRS (cluster id $cid, node $KAFKA_NODE_ID)"
+  if ! run_tool kafka.tools.StorageTool format -t "$cid" -c "$PROPS" ${standalone[@]+"${standalone[@]}"} \
       ${scram[@]+"${scram[@]}"} >"$KAFKA_DATA_DIR/format.log" 2>&1; then
     cat "$KAFKA_DATA_DIR/format.log" >&2
     die "kafka-storage format failed (log: $KAFKA_DATA_DIR/format.log)"

@@ -8,20 +8,33 @@ parameters written ``{name:Type}``; both stores bind them the same way.
 Exceptions, translated from chdb / clickhouse-connect at each store's boundary::
 
     StoreError                 anything the store raised
-    ├── StoreUnavailable       retryable: connection refused, timeout, data dir locked
+    ├── StoreUnavailable       retryable: connection refused, timeout, data dir locked, and the
+    │                          engine's own "not now" (disk full, read-only, out of memory, too
+    │                          many parts: ``retryable_reason``)
     └── StoreRejected          permanent: bad SQL, data the table cannot take
+
+Getting this split right is what keeps data: a rejected batch is answered 400 (the agent drops
+it) or sent to the dead-letter topic, so a full disk must never look like bad data.
 """
 
 from __future__ import annotations
 
 import abc
+import re
 import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 import pyarrow as pa
 
-__all__ = ["Store", "StoreError", "StoreUnavailable", "StoreRejected", "Params"]
+__all__ = [
+    "Store",
+    "StoreError",
+    "StoreUnavailable",
+    "StoreRejected",
+    "Params",
+    "retryable_reason",
+]
 
 Params = Mapping[str, Any]
 
@@ -36,6 +49,37 @@ class StoreUnavailable(StoreError):
 
 class StoreRejected(StoreError):
     """The store refused the statement or the data; retrying will not help."""
+
+
+_RETRYABLE_CODES = {
+    159: "the query timed out",  # TIMEOUT_EXCEEDED
+    173: "out of memory",  # CANNOT_ALLOCATE_MEMORY
+    202: "too many queries at once",  # TOO_MANY_SIMULTANEOUS_QUERIES
+    209: "a socket timed out",  # SOCKET_TIMEOUT
+    210: "a network error",  # NETWORK_ERROR
+    241: "out of memory",  # MEMORY_LIMIT_EXCEEDED
+    242: "the table is read-only",  # TABLE_IS_READ_ONLY
+    243: "out of disk space",  # NOT_ENOUGH_SPACE
+    252: "too many parts waiting to merge",  # TOO_MANY_PARTS
+    279: "no replica answered",  # ALL_CONNECTION_TRIES_FAILED
+    999: "the coordination service failed",  # KEEPER_EXCEPTION
+}
+_RETRYABLE_TEXT = {
+    "no space left on device": "out of disk space",
+    "read-only file system": "the data directory is read-only",
+}
+_CODE = re.compile(r"Code: (\d{1,5})\.")
+
+
+def retryable_reason(message: str) -> str | None:
+    """Why a ClickHouse error (from either store) is worth retrying later, or None when it is
+    not: the engine's error code, else the operating system's words for a full or read-only
+    disk (which ClickHouse wraps in codes of its own)."""
+    match = _CODE.search(message)
+    if match is not None and int(match.group(1)) in _RETRYABLE_CODES:
+        return _RETRYABLE_CODES[int(match.group(1))]
+    lowered = message.lower()
+    return next((why for text, why in _RETRYABLE_TEXT.items() if text in lowered), None)
 
 
 class Store(abc.ABC):

@@ -7,7 +7,13 @@ from urllib.parse import urlparse
 
 import pyarrow as pa
 
-from agentledger.pipeline.store.base import Params, Store, StoreRejected, StoreUnavailable
+from agentledger.pipeline.store.base import (
+    Params,
+    Store,
+    StoreRejected,
+    StoreUnavailable,
+    retryable_reason,
+)
 
 __all__ = ["ClickHouseStore"]
 
@@ -18,7 +24,8 @@ def _translate(exc: Exception) -> Exception:
     if isinstance(exc, (chx.OperationalError,)):
         return StoreUnavailable(f"ClickHouse unavailable: {exc}")
     if isinstance(exc, chx.DatabaseError):
-        return StoreRejected(str(exc))
+        why = retryable_reason(str(exc))
+        return StoreUnavailable(f"ClickHouse: {why}: {exc}") if why else StoreRejected(str(exc))
     if isinstance(exc, (ConnectionError, TimeoutError, OSError)):
         return StoreUnavailable(f"ClickHouse unavailable: {exc}")
     return StoreRejected(str(exc))

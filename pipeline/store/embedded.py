@@ -26,7 +26,13 @@ from typing import Any, cast
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
-from agentledger.pipeline.store.base import Params, Store, StoreRejected, StoreUnavailable
+from agentledger.pipeline.store.base import (
+    Params,
+    Store,
+    StoreRejected,
+    StoreUnavailable,
+    retryable_reason,
+)
 
 __all__ = ["EmbeddedStore"]
 
@@ -61,6 +67,9 @@ def _translate(exc: Exception, data_dir: str, connecting: bool = False) -> Excep
             f"embedded data directory {data_dir!r} is locked by another process "
             f"(is `agentledger serve` running? query it over HTTP with --url): {msg}"
         )
+    why = retryable_reason(msg)
+    if why is not None:
+        return StoreUnavailable(f"embedded store {data_dir!r}: {why}: {msg}")
     return StoreRejected(msg)
 
 

@@ -19,6 +19,9 @@ CLI, local mode             (reads the data    the store (its       the store
                             directory or       journal first)
                             ClickHouse)
 ==========================  ================  ===================  =======================
+
+OTLP logs (``POST /v1/logs``) go where spans go: into the store (``serve``), onto the logs topic
+(``collector``), from the logs topic into the store (``pipeline run``).
 """
 
 from __future__ import annotations
@@ -50,12 +53,14 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from agentledger.cli.client import LocalReadClient
+    from agentledger.pipeline.derive.tlog_job import TreeLogJob
     from agentledger.server import PipelineRunner, _Consumer
 
 __all__ = [
     "build_collector_app",
     "build_edge_app",
     "build_embedded_app",
+    "build_ledger_log",
     "build_local_reader",
     "build_pipeline",
     "journal_dir",
@@ -117,6 +122,7 @@ def build_embedded_app(
     rows are in the store. ``store``: an already open store (tests, the demo), kept open."""
     from agentledger.pipeline.derive import start_background_jobs
     from agentledger.pipeline.sinks.embedded import EmbeddedSink
+    from agentledger.pipeline.sinks.logs import StoreLogSink
     from agentledger.pipeline.store.writer import StoreWriter
 
     own = store is None
@@ -138,10 +144,42 @@ def build_embedded_app(
         sink=sink, store=store, governance=governance, feedback=feedback, **_access(store)
     )
     # usage rollup, anomaly detection; a due pass waits while requests are being stored
-    services.on_close.append(start_background_jobs(store, busy=sink.busy))
+    ledger_log = build_ledger_log(store)
+    services.on_close.append(start_background_jobs(store, busy=sink.busy, ledger_log=ledger_log))
     if own:
         services.on_close.append(store.close)
-    return create_app(collector, services)
+    return create_app(collector, services, log_sink=StoreLogSink(store))
+
+
+def build_ledger_log(store: Store) -> TreeLogJob | None:
+    """The appender of the tenant logs with the deployment's signing key
+    (``AGENTLEDGER_LEDGER_SIGNING_KEY_FILE``, which must exist when set; else
+    ``<data dir>/ledger-signing.key``, created on first start) and witness directory
+    (``AGENTLEDGER_WITNESS_DIR``; else ``<data dir>/witness/<database>``, with a warning that it
+    is not external). None, with a warning, for a server store without a configured key."""
+    from agentledger.pipeline.derive.tlog_job import TreeLogJob
+    from agentledger.pipeline.derive.tlog_witness import WITNESS_DIR_ENV, WitnessDir
+    from agentledger.pipeline.tlog import KeyFileError, load_signing_key, signing_key_path
+
+    local = store.local_dir
+    if local is None and signing_key_path() is None:
+        log.warning("ledger log not appended: no data directory and no signing key configured")
+        return None
+    try:
+        signer, path = load_signing_key(local)
+    except KeyFileError as exc:
+        raise ValueError(f"ledger signing key: {exc}") from exc
+    witness = os.environ.get(WITNESS_DIR_ENV, "")
+    if not witness and local is not None:
+        witness = os.path.join(local, "witness", store.database)
+        log.warning(
+            "ledger checkpoints are witnessed in %s, inside the data directory: that is not "
+            "external; set %s to a directory on another volume or machine",
+            witness,
+            WITNESS_DIR_ENV,
+        )
+    log.info("ledger log signed with %s (%s)", signer.verifier().vkey, path)
+    return TreeLogJob(signer, WitnessDir(witness) if witness else None)
 
 
 # -- Kafka: ``agentledger collector`` ---------------------------------------------------------
@@ -180,6 +218,7 @@ def build_collector_app(
     open) it also serves the read API and keeps run controls in that store."""
     from agentledger.pipeline.sinks.feedback import TopicFeedbackLog
     from agentledger.pipeline.sinks.kafka import KafkaSink
+    from agentledger.pipeline.sinks.logs import KafkaLogSink
     from agentledger.pipeline.transport.kafka import KafkaTransport
 
     transport = KafkaTransport(kafka)
@@ -202,9 +241,11 @@ def build_collector_app(
         store_gates_readiness=False,
         **_access(store),
     )
+    log_sink = KafkaLogSink(transport)  # on the logs topic, which KafkaSink created
+    services.on_close.append(log_sink.close)
     if own and store is not None:
         services.on_close.append(store.close)
-    return create_app(collector, services)
+    return create_app(collector, services, log_sink=log_sink)
 
 
 def build_edge_app(collector: CollectorSettings, sink: Sink) -> FastAPI:
@@ -274,6 +315,7 @@ def build_pipeline(
     from agentledger.pipeline.consumers.feedback import FeedbackConsumer
     from agentledger.pipeline.consumers.intents import IntentConsumer
     from agentledger.pipeline.consumers.lag import GroupLag
+    from agentledger.pipeline.consumers.logs import LogConsumer
     from agentledger.pipeline.consumers.metrics import MetricsServer, consumer_status
     from agentledger.pipeline.consumers.spans import SpanConsumer
     from agentledger.pipeline.store.writer import StoreWriter
@@ -297,10 +339,11 @@ def build_pipeline(
     )
     intents = IntentConsumer(transport, pipeline, store, default_tenant=pipeline.default_tenant)
     feedback = FeedbackConsumer(transport, store, default_tenant=pipeline.default_tenant)
-    side: list[_Consumer] = [intents, feedback]
+    logs = LogConsumer(transport, store, default_tenant=pipeline.default_tenant)
+    side: list[_Consumer] = [intents, feedback, logs]
     metrics = None
     if pipeline.metrics_port:
-        lag = GroupLag(transport, [(c.group_id, c.topic) for c in (spans, intents, feedback)])
+        lag = GroupLag(transport, [(c.group_id, c.topic) for c in (spans, intents, feedback, logs)])
         metrics = MetricsServer(
             lambda: consumer_status(spans.stats, lag),
             pipeline.metrics_host,

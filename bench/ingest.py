@@ -20,10 +20,18 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (  # noqa: E402
+    ExportLogsServiceRequest,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (  # noqa: E402
+    ExportTraceServiceRequest,
+)
 
 from bench.traffic import (  # noqa: E402
     LIGHT,
@@ -82,6 +90,60 @@ def bench_normalizer(n_runs: int, mix: Mix) -> dict[str, dict[str, float]]:
     return results
 
 
+def matching_logs(request: ExportTraceServiceRequest) -> ExportLogsServiceRequest:
+    """The OTLP log events OpenTelemetry's GenAI instrumentations would send beside ``request``:
+    for every LLM span, one ``gen_ai.<role>.message`` event per input message and one
+    ``gen_ai.choice``, linked by trace and span id, content in the body (as
+    ``opentelemetry-instrumentation-openai-v2`` sends them with content capture on)."""
+    out = ExportLogsServiceRequest()
+    rl = out.resource_logs.add()
+    kv = rl.resource.attributes.add()
+    kv.key, kv.value.string_value = "service.name", "finance-controls"
+    scope = rl.scope_logs.add()
+    scope.scope.name = "opentelemetry.instrumentation.openai_v2"
+    for rs in request.resource_spans:
+        for ss in rs.scope_spans:
+            for span in ss.spans:
+                attrs = {a.key: a.value.string_value for a in span.attributes}
+                if attrs.get("openinference.span.kind") != "LLM":
+                    continue
+                j = 0
+                while f"llm.input_messages.{j}.message.role" in attrs:
+                    role = attrs[f"llm.input_messages.{j}.message.role"]
+                    content = attrs.get(f"llm.input_messages.{j}.message.content", "")
+                    _event(scope, span, f"gen_ai.{role}.message", {"content": content})
+                    j += 1
+                answer = attrs.get("llm.output_messages.0.message.content", "")
+                _event(
+                    scope,
+                    span,
+                    "gen_ai.choice",
+                    {"index": 0, "finish_reason": "stop", "message": {"content": answer}},
+                )
+    return out
+
+
+def _event(scope: Any, span: Any, name: str, body: dict[str, Any]) -> None:
+    record = scope.log_records.add()
+    record.trace_id, record.span_id, record.event_name = span.trace_id, span.span_id, name
+    record.observed_time_unix_nano = span.end_time_unix_nano
+    kv = record.attributes.add()
+    kv.key, kv.value.string_value = "gen_ai.system", "openai"
+    _fill(record.body, body)
+
+
+def _fill(value: Any, v: Any) -> None:
+    if isinstance(v, dict):
+        for k, item in v.items():
+            kv = value.kvlist_value.values.add()
+            kv.key = k
+            _fill(kv.value, item)
+    elif isinstance(v, int):
+        value.int_value = v
+    else:
+        value.string_value = str(v)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -92,10 +154,17 @@ _SECRET = "bench-secret-0123456789abcdef"
 
 
 def bench_end_to_end(
-    n_runs: int, runs_per_request: int, clients: int, *, auth: bool = False, mix: Mix = REALISTIC
+    n_runs: int,
+    runs_per_request: int,
+    clients: int,
+    *,
+    auth: bool = False,
+    mix: Mix = REALISTIC,
+    logs: bool = False,
 ) -> dict[str, float]:
     """``auth``: the server checks an ingest key on every request (as in production) instead of
-    running with ``--no-auth``."""
+    running with ``--no-auth``. ``logs``: each traces request is followed by its matching GenAI
+    log events (``matching_logs``) on ``/v1/logs``, by the same sender."""
     data_dir = tempfile.mkdtemp(prefix="agentledger-bench-")
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k != "AGENTLEDGER_API_KEYS"}
@@ -134,11 +203,17 @@ def bench_end_to_end(
             if time.monotonic() > deadline or server.poll() is not None:
                 raise RuntimeError("server did not start")
             time.sleep(0.2)
-        bodies = [
-            r.SerializeToString()
-            for r in requests(n_runs, runs_per_request=runs_per_request, mix=mix)
-        ]
-        mb = sum(map(len, bodies)) / 1e6
+        traffic = list(requests(n_runs, runs_per_request=runs_per_request, mix=mix))
+        bodies = [r.SerializeToString() for r in traffic]
+        log_requests = [matching_logs(r) for r in traffic] if logs else []
+        log_bodies = [r.SerializeToString() for r in log_requests]
+        log_records = sum(
+            len(sl.log_records)
+            for r in log_requests
+            for rl in r.resource_logs
+            for sl in rl.scope_logs
+        )
+        mb = (sum(map(len, bodies)) + sum(map(len, log_bodies))) / 1e6
         # warm-up request (imports, first insert) outside the timing
         warm = [r.SerializeToString() for r in requests(10, runs_per_request=10, seed=99)][0]
         httpx.post(
@@ -152,23 +227,24 @@ def bench_end_to_end(
         lock = threading.Lock()
         queue = list(enumerate(bodies))
 
+        def post(client: httpx.Client, path: str, body: bytes) -> None:
+            t = time.perf_counter()
+            resp = client.post(f"{url}{path}", content=body, headers=headers)
+            with lock:
+                latencies.append(time.perf_counter() - t)
+                if resp.status_code != 200:
+                    errors.append(f"{resp.status_code} {resp.text[:100]}")
+
         def sender() -> None:
             with httpx.Client(timeout=120) as client:
                 while True:
                     with lock:
                         if not queue:
                             return
-                        _, body = queue.pop()
-                    t = time.perf_counter()
-                    resp = client.post(
-                        f"{url}/v1/traces",
-                        content=body,
-                        headers=headers,
-                    )
-                    with lock:
-                        latencies.append(time.perf_counter() - t)
-                        if resp.status_code != 200:
-                            errors.append(f"{resp.status_code} {resp.text[:100]}")
+                        i, body = queue.pop()
+                    post(client, "/v1/traces", body)
+                    if log_bodies:
+                        post(client, "/v1/logs", log_bodies[i])
 
         threads = [threading.Thread(target=sender) for _ in range(clients)]
         cpu0 = process_cpu_seconds(server.pid)
@@ -188,8 +264,10 @@ def bench_end_to_end(
 
     with EmbeddedStore(data_dir) as store:
         stored = store.query_scalar("SELECT count() FROM spans FINAL")
+        stored_logs = store.query_scalar("SELECT count() FROM logs FINAL")
     spans = n_runs * SPANS_PER_RUN
     assert stored == spans + 50, f"stored {stored}, sent {spans} (+50 warm-up)"
+    assert stored_logs == log_records, f"stored {stored_logs} log records, sent {log_records}"
     latencies.sort()
     return {
         "spans": spans,
@@ -197,6 +275,8 @@ def bench_end_to_end(
         "mb": mb,
         "seconds": elapsed,
         "spans_per_s": spans / elapsed,
+        "log_records": log_records,
+        "spans_logs_per_s": (spans + log_records) / elapsed,
         "llm_spans_per_s": n_runs * LLM_SPANS_PER_RUN / elapsed,
         "mb_per_s": mb / elapsed,
         "p50_ms": latencies[len(latencies) // 2] * 1e3,
@@ -221,6 +301,11 @@ def main() -> None:
         default="both",
         help="with an API key checked on every request, --no-auth, or both (compared)",
     )
+    ap.add_argument(
+        "--logs",
+        action="store_true",
+        help="also send the matching GenAI log events of every LLM span to /v1/logs",
+    )
     args = ap.parse_args()
     mix = _MIXES[args.mix]
     print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}; mix: {mix.name}")
@@ -237,7 +322,9 @@ def main() -> None:
     modes = {"both": (False, True), "on": (True,), "off": (False,)}[args.auth]
     figures = {}
     for auth in modes:
-        e = bench_end_to_end(args.runs, args.runs_per_request, args.clients, auth=auth, mix=mix)
+        e = bench_end_to_end(
+            args.runs, args.runs_per_request, args.clients, auth=auth, mix=mix, logs=args.logs
+        )
         figures[auth] = e
         print(
             f"end to end ({'API key checked' if auth else '--no-auth'}): {e['spans']} spans in "
@@ -250,6 +337,11 @@ def main() -> None:
             f"ack latency p50 {e['p50_ms']:.0f} ms, p95 {e['p95_ms']:.0f} ms, p99 {e['p99_ms']:.0f} ms; "
             "every span stored once: yes"
         )
+        if args.logs:
+            print(
+                f"  with logs: {e['log_records']} log records beside the spans, "
+                f"{e['spans_logs_per_s']:,.0f} spans+logs/s; every log record stored once: yes"
+            )
     if len(figures) == 2:
         cost = 1 - figures[True]["spans_per_s"] / figures[False]["spans_per_s"]
         print(f"auth cost: {cost:+.1%} of --no-auth spans/s (budget: at most 5%)")

@@ -85,7 +85,11 @@ class BodyLimit:
         length = _header(scope, b"content-length")
         declared = int(length) if length is not None and length.strip().isdigit() else None
         content_type = _header(scope, b"content-type")
-        check_type = scope["method"] in _BODY_METHODS and scope["path"] not in OTLP_PATHS
+        check_type = (
+            scope["method"] in _BODY_METHODS
+            and scope["path"] not in OTLP_PATHS
+            and scope["path"] != "/clickhouse"  # SQL text, as ClickHouse's HTTP interface takes it
+        )
         received, checked, refused = 0, False, False
 
         async def bounded_receive() -> Message:

@@ -30,22 +30,29 @@ from agentledger.collector.policy import authorize, missing_routes
 from agentledger.collector.routers import (
     analytics,
     audit,
+    clickhouse,
     feedback,
     governance,
     health,
     keys,
+    ledger,
+    logs,
     query,
     traces,
 )
 from agentledger.collector.services import EdgeServices
 from agentledger.collector.settings import CollectorSettings
+from agentledger.pipeline.sinks.logs import LogSink
 from agentledger.pipeline.store import StoreUnavailable
 
 __all__ = ["create_app"]
 
 
-def create_app(settings: CollectorSettings, services: EdgeServices) -> FastAPI:
-    """The collector app over ``services`` (built by ``agentledger.compose``), closed on shutdown."""
+def create_app(
+    settings: CollectorSettings, services: EdgeServices, *, log_sink: LogSink | None = None
+) -> FastAPI:
+    """The collector app over ``services`` (built by ``agentledger.compose``), closed on shutdown;
+    ``log_sink``: where ``POST /v1/logs`` hands log records (None: that route answers 404)."""
 
     try:
         auth = Authenticator(
@@ -80,10 +87,23 @@ def create_app(settings: CollectorSettings, services: EdgeServices) -> FastAPI:
     app.state.services = services
     app.state.auth = auth
     app.state.export_gate = ConcurrencyLimit(settings.max_concurrent_exports)
-    for router in (health, traces, query, governance, analytics, feedback, audit, keys):
+    app.state.log_sink = log_sink
+    for router in (
+        health,
+        traces,
+        logs,
+        query,
+        governance,
+        analytics,
+        feedback,
+        audit,
+        ledger,
+        keys,
+    ):
         app.include_router(router.router)
     app.state.console_sessions = console.SessionBook()
     app.include_router(console.router)  # the web console, at / (collector/console)
+    app.include_router(clickhouse.router)  # read-only SQL, ClickHouse's HTTP interface
     metrics = install_metrics(app, services)
     unguarded = missing_routes(app.routes)
     if unguarded:

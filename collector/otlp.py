@@ -15,10 +15,10 @@ from __future__ import annotations
 import base64
 import json
 import zlib
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from google.protobuf import json_format
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
 from google.rpc.status_pb2 import Status
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
@@ -36,12 +36,15 @@ __all__ = [
     "MAX_JSON_DEPTH",
     "OTLP_PATHS",
     "TRACES_PATH",
+    "LOGS_PATH",
+    "METRICS_PATH",
     "error_media",
     "error_response",
     "media_type",
     "decode_body",
     "inspect_protobuf",
     "parse_request",
+    "parse_into",
     "encode_message",
     "count_spans",
     "drop_invalid_spans",
@@ -52,7 +55,9 @@ __all__ = [
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 TRACES_PATH = "/v1/traces"
-OTLP_PATHS = frozenset({TRACES_PATH})
+LOGS_PATH = "/v1/logs"
+METRICS_PATH = "/v1/metrics"
+OTLP_PATHS = frozenset({TRACES_PATH, LOGS_PATH, METRICS_PATH})
 """Routes that speak OTLP/HTTP: their errors are ``google.rpc.Status`` bodies."""
 MAX_JSON_DEPTH = 64
 """Deepest nesting of objects and arrays accepted in an OTLP/JSON body (a span's attribute
@@ -192,11 +197,28 @@ def parse_request(data: bytes, media: str) -> ExportTraceServiceRequest:
         except DecodeError as exc:
             raise OtlpError(400, f"malformed OTLP protobuf: {exc}") from exc
     else:
-        request = _parse_json(data)
+        request = cast(ExportTraceServiceRequest, _parse_json(data))
     return request
 
 
-def _parse_json(data: bytes) -> ExportTraceServiceRequest:
+M = TypeVar("M", bound=Message)
+
+
+def parse_into(data: bytes, media: str, message: M, what: str = "resourceLogs") -> M:
+    """Parse an OTLP request of any signal (logs, metrics) into ``message``, or raise OtlpError
+    400 saying why: the same checks as ``parse_request`` (JSON nesting, hex ids, UTF-8)."""
+    if media == PROTOBUF:
+        try:
+            message.ParseFromString(data)
+        except DecodeError as exc:
+            raise OtlpError(400, f"malformed OTLP protobuf: {exc}") from exc
+        return message
+    return cast(M, _parse_json(data, message, what))
+
+
+def _parse_json(
+    data: bytes, into: M | None = None, what: str = "resourceSpans"
+) -> ExportTraceServiceRequest | M:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -208,8 +230,8 @@ def _parse_json(data: bytes) -> ExportTraceServiceRequest:
     except ValueError as exc:  # JSONDecodeError, or an integer too long to convert
         raise OtlpError(400, f"malformed JSON: {exc}") from exc
     if not isinstance(doc, dict):
-        raise OtlpError(400, "OTLP/JSON body must be an object with resourceSpans")
-    request = ExportTraceServiceRequest()
+        raise OtlpError(400, f"OTLP/JSON body must be an object with {what}")
+    request = ExportTraceServiceRequest() if into is None else into
     try:
         json_format.ParseDict(_prepare_json(doc), request, ignore_unknown_fields=True)
     except json_format.ParseError as exc:

@@ -38,6 +38,8 @@ ROUTES: Final[Mapping[tuple[str, str], Permission]] = {
     ("GET", "/metrics"): P.METRICS,  # Prometheus scrapes with a reader (or wider) key
     # what an agent sends
     ("POST", "/v1/traces"): P.INGEST,
+    ("POST", "/v1/logs"): P.INGEST,
+    ("POST", "/v1/metrics"): P.INGEST,  # accepted, not stored (README)
     ("POST", "/v1/intents"): P.INGEST,
     ("POST", "/v1/intents/{intent_id}/outcome"): P.INGEST,
     ("POST", "/v1/feedback"): P.INGEST,
@@ -51,6 +53,9 @@ ROUTES: Final[Mapping[tuple[str, str], Permission]] = {
     ("GET", "/api/v1/usage"): P.READ,
     ("GET", "/api/v1/patterns"): P.READ,
     ("GET", "/api/v1/agents/graph"): P.READ,
+    ("GET", "/clickhouse"): P.READ,  # read-only SQL for analysts (collector/routers/clickhouse.py)
+    ("POST", "/clickhouse"): P.READ,
+    ("GET", "/clickhouse/ping"): P.PUBLIC,
     ("GET", "/api/v1/anomalies"): P.READ,
     ("GET", "/api/v1/feedback"): P.READ,
     ("POST", "/api/v1/datasets"): P.READ,  # redacted; anything less than "all" needs admin
@@ -65,6 +70,9 @@ ROUTES: Final[Mapping[tuple[str, str], Permission]] = {
     ("POST", "/api/v1/anomalies/{anomaly_id}/actions"): P.OPERATE,
     # audit
     ("GET", "/api/v1/ledger/verify"): P.AUDIT,
+    ("GET", "/api/v1/ledger/checkpoint"): P.AUDIT,
+    ("GET", "/api/v1/ledger/proof"): P.AUDIT,
+    ("GET", "/api/v1/ledger/consistency"): P.AUDIT,
     ("GET", "/api/v1/audit/{ref}"): P.AUDIT,
     ("GET", "/api/v1/replay/requests/{span_id}"): P.AUDIT,
     ("GET", "/api/v1/replay/requests"): P.AUDIT,
@@ -89,9 +97,23 @@ ROUTES: Final[Mapping[tuple[str, str], Permission]] = {
     ("GET", "/console/governance/live"): P.READ,
     ("POST", "/console/governance/controls"): P.OPERATE,
     ("GET", "/console/usage"): P.READ,
+    ("GET", "/console/sql"): P.READ,
     ("GET", "/console/audit"): P.AUDIT,
     ("GET", "/console/audit/{ref}"): P.AUDIT,
     ("GET", "/console/audit/{ref}/download"): P.AUDIT,
+    ("GET", "/console/sessions"): P.READ,
+    ("GET", "/console/sessions/{session_id}"): P.READ,
+    ("GET", "/console/graph"): P.READ,
+    ("GET", "/console/anomalies"): P.READ,
+    ("POST", "/console/anomalies/{anomaly_id}/actions"): P.OPERATE,
+    ("POST", "/console/anomalies/detect"): P.OPERATE,
+    ("GET", "/console/patterns"): P.READ,
+    ("GET", "/console/datasets"): P.READ,
+    ("POST", "/console/datasets"): P.READ,  # redacted; anything less than "all" needs admin
+    ("GET", "/console/datasets/{dataset_id}"): P.READ,
+    ("GET", "/console/spans/{span_id}/datasets"): P.READ,
+    ("GET", "/console/replays"): P.AUDIT,
+    ("GET", "/console/replays/{run_id}"): P.AUDIT,
 }
 """(method, path template) -> the permission the route needs."""
 
@@ -144,7 +166,7 @@ async def identity_of(request: Request) -> Identity:
         return found
     auth: Authenticator = request.app.state.auth
     authorization = request.headers.get("authorization")
-    api_key = request.headers.get("x-api-key")
+    api_key = request.headers.get("x-api-key") or clickhouse_key(request)
     try:
         found = session_identity(request, auth)  # a console page: its session cookie
         if found is not None:
@@ -164,6 +186,25 @@ async def identity_of(request: Request) -> Identity:
         raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from exc
     request.state.identity = found
     return found
+
+
+def clickhouse_key(request: Request) -> str | None:
+    """On the ClickHouse-compatible endpoint, the API key as ClickHouse clients send a password:
+    ``X-ClickHouse-Key`` (Grafana's plugin) or basic auth (clickhouse-connect); the user name is
+    ignored. Elsewhere None: the other routes take Bearer or ``X-API-Key`` only."""
+    if not str(request.scope["path"]).startswith("/clickhouse"):
+        return None
+    key = request.headers.get("x-clickhouse-key")
+    scheme, _, value = (request.headers.get("authorization") or "").partition(" ")
+    if not key and scheme.lower() == "basic":
+        import base64
+        import binascii
+
+        try:
+            key = base64.b64decode(value.strip(), validate=True).decode().partition(":")[2]
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+    return key or None
 
 
 def route_template(request: Request) -> str:

@@ -13,6 +13,7 @@ from agentledger.schemas.topics import (
     DEAD_LETTER_TOPIC,
     FEEDBACK_TOPIC,
     INTENTS_TOPIC,
+    LOGS_TOPIC,
     SPANS_TOPIC,
 )
 
@@ -84,6 +85,8 @@ class KafkaSettings(BaseSettings):
     bootstrap_servers: str | None = None
     """``host:port[,host:port]``; unset = no Kafka (embedded mode)."""
     spans_topic: str = SPANS_TOPIC
+    logs_topic: str = LOGS_TOPIC
+    """OTLP log records (``POST /v1/logs``), beside the spans."""
     dead_letter_topic: str = DEAD_LETTER_TOPIC
     feedback_topic: str = FEEDBACK_TOPIC
     intents_topic: str = INTENTS_TOPIC

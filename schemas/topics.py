@@ -6,6 +6,7 @@ from typing import Final
 
 __all__ = [
     "SPANS_TOPIC",
+    "LOGS_TOPIC",
     "DEAD_LETTER_TOPIC",
     "FEEDBACK_TOPIC",
     "INTENTS_TOPIC",
@@ -17,6 +18,9 @@ __all__ = [
 
 SPANS_TOPIC: Final = "agentledger.spans"
 """OTLP ``ExportTraceServiceRequest`` records (``otlp_proto``), keyed by trace id."""
+LOGS_TOPIC: Final = "agentledger.logs"
+"""OTLP ``ExportLogsServiceRequest`` records (``otlp_proto``), one per request, keyed by its first
+trace id; the pipeline's log consumer stores them."""
 DEAD_LETTER_TOPIC: Final = "agentledger.spans.dlq"
 """Records that can never be stored, with the error in headers."""
 FEEDBACK_TOPIC: Final = "agentledger.feedback"

@@ -156,7 +156,7 @@ def test_every_read_of_the_protocol_answers_a_read_model(client: type) -> None:
     ]
     assert len(reads) >= 20 and "close" in reads
     for name in reads:
-        if name == "close":
+        if name in ("close", "sql"):  # sql answers the engine's own output format, as asked
             continue
         answer = typing.get_type_hints(getattr(client, name))["return"]
         models = typing.get_args(answer) if typing.get_origin(answer) is list else (answer,)

@@ -283,6 +283,7 @@ from agentledger.cli import datasets as _datasets  # noqa: E402
 from agentledger.cli import governance as _governance  # noqa: E402
 from agentledger.cli import keys as _keys  # noqa: E402
 from agentledger.cli import ledger as _ledger  # noqa: E402
+from agentledger.cli import sql as _sql  # noqa: E402
 from agentledger.cli import usage as _usage  # noqa: E402
 from agentledger.cli.pipeline import app as _pipeline_app  # noqa: E402
 
@@ -294,6 +295,7 @@ _audit.register(app)
 _keys.register(app)
 _ledger.register(app)
 _agents.register(app)
+_sql.register(app)
 
 
 def main() -> None:

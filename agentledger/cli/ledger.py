@@ -1,18 +1,31 @@
 """``agentledger verify-proof`` and ``agentledger ledger public-key|create-key|rotate-key|
-verify-consistency``: the ledger's offline commands.
+verify-consistency``: the ledger's offline commands; ``agentledger prove`` and ``agentledger ledger
+checkpoint|consistency|append``: what the store's log answers.
 
-None of them opens a store or calls a server: a proof is checked with the file and the public key
-alone (an auditor's machine has neither our data nor our engine), and the signing key is a file
-(``AGENTLEDGER_LEDGER_SIGNING_KEY_FILE``, else ``ledger-signing.key`` in the data directory).
+The offline commands open no store and call no server: a proof is checked with the file and the
+public key alone (an auditor's machine has neither our data nor our engine), and the signing key is
+a file (``AGENTLEDGER_LEDGER_SIGNING_KEY_FILE``, else ``ledger-signing.key`` in the data
+directory). The others read through the client, a running server's API (auditor key) or a data
+directory, like every read command.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
 
-from agentledger.cli._common import DEFAULT_DATA_DIR, fail
+from agentledger.cli._common import (
+    DEFAULT_DATA_DIR,
+    ApiKeyOpt,
+    DataDirOpt,
+    TenantOpt,
+    UrlOpt,
+    ask,
+    connect,
+    fail,
+)
 from agentledger.pipeline.tlog import (
     DEFAULT_KEY_FILE,
     DEFAULT_KEY_NAME,
@@ -169,7 +182,165 @@ def verify_consistency(
     typer.echo(f"OK: {old.origin} at size {old.size} is a prefix of size {new.size}")
 
 
+def prove(
+    span: str | None = typer.Option(None, "--span", help="Span id (16 hex digits)."),
+    record: str | None = typer.Option(
+        None, "--record", help="KIND:ID of a record, e.g. intent:<intent id>, api_key:<name>."
+    ),
+    out: str | None = typer.Option(None, "--out", help="Write the proof here (default: print)."),
+    tenant: str = TenantOpt,
+    url: str = UrlOpt,
+    data_dir: str | None = DataDirOpt,
+    api_key: str | None = ApiKeyOpt,
+) -> None:
+    """Write the inclusion proof of a stored span or record in the latest signed checkpoint;
+    anyone checks it with agentledger verify-proof FILE --key VKEY (or examples/verify_proof.py)."""
+    if (span is None) == (record is None):
+        fail("give exactly one of --span or --record KIND:ID", 2)
+    if span is not None:
+        kind, record_id = "span", span
+    else:
+        kind, _, record_id = (record or "").partition(":")
+        if not record_id:
+            fail("--record is KIND:ID", 2)
+    client = connect(url, data_dir, api_key, tenant, code=2)
+    proof = ask(client, lambda c: c.ledger_proof(kind, record_id))
+    text = json.dumps(proof, indent=2, ensure_ascii=False) + "\n"
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    Path(out).write_text(text, encoding="utf-8")
+    typer.echo(
+        f"wrote {out}: {kind} {record_id} is leaf {proof['leaf_index']} of {proof['tree_size']}"
+    )
+
+
+@ledger_app.command("checkpoint")
+def checkpoint(
+    tenant: str = TenantOpt,
+    url: str = UrlOpt,
+    data_dir: str | None = DataDirOpt,
+    api_key: str | None = ApiKeyOpt,
+) -> None:
+    """Print the latest signed checkpoint of the tenant's log (a C2SP signed note)."""
+    client = connect(url, data_dir, api_key, tenant, code=2)
+    typer.echo(ask(client, lambda c: c.ledger_checkpoint()), nl=False)
+
+
+@ledger_app.command("consistency")
+def consistency(
+    first: int = typer.Argument(..., min=0, help="Older tree size."),
+    second: int = typer.Argument(..., min=0, help="Newer tree size."),
+    tenant: str = TenantOpt,
+    url: str = UrlOpt,
+    data_dir: str | None = DataDirOpt,
+    api_key: str | None = ApiKeyOpt,
+) -> None:
+    """Print the consistency proof between two sizes of the tenant's log (JSON; check it with
+    agentledger ledger verify-consistency)."""
+    client = connect(url, data_dir, api_key, tenant, code=2)
+    found = ask(client, lambda c: c.ledger_consistency(first, second))
+    typer.echo(json.dumps(found, indent=2))
+
+
+@ledger_app.command("append")
+def append(
+    data_dir: str = _DataDirOpt,
+) -> None:
+    """Append every tenant's new spans and records to its log and sign a checkpoint now (what
+    the server's background job does each interval); on a data directory no server holds."""
+    from datetime import datetime, timezone
+
+    from agentledger.compose import build_ledger_log, open_configured_store
+    from agentledger.pipeline.settings import StoreSettings
+    from agentledger.pipeline.store import StoreError
+
+    try:
+        store = open_configured_store(StoreSettings(data_dir=data_dir))
+    except (StoreError, ValueError) as exc:
+        fail(str(exc))
+    try:
+        job = build_ledger_log(store)
+        if job is None:
+            fail("no signing key: set AGENTLEDGER_LEDGER_SIGNING_KEY_FILE")
+        result = job.run(store, datetime.now(timezone.utc))
+    except (StoreError, ValueError) as exc:
+        fail(str(exc))
+    finally:
+        store.close()
+    for tenant, added in sorted(result.info["appended"].items()):
+        typer.echo(f"{tenant}: {added} leaves appended")
+
+
+@ledger_app.command("verify")
+def verify_log(
+    tenant: str = TenantOpt,
+    data_dir: str = _DataDirOpt,
+    key_file: str | None = _KeyFileOpt,
+    key: list[str] = _VerifierKeysOpt,
+    keyring: str | None = _KeyringOpt,
+    witness_dir: str | None = typer.Option(
+        None,
+        "--witness-dir",
+        envvar="AGENTLEDGER_WITNESS_DIR",
+        help="Witness directory (default: <data dir>/witness/<database>).",
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Recompute the tenant's log from the stored spans and records, streamed, and check it
+    against the latest signed checkpoint and the witnessed one: OK, or each problem (exit 1)."""
+    import os
+
+    from agentledger.compose import open_configured_store
+    from agentledger.pipeline.derive.tlog_witness import WitnessDir
+    from agentledger.pipeline.services import ledger
+    from agentledger.pipeline.settings import StoreSettings
+    from agentledger.pipeline.store import StoreError
+    from agentledger.pipeline.tlog import verifiers as key_history
+
+    trusted: list[Verifier] = []
+    path = _key_file(key_file, data_dir)
+    try:
+        if path.is_file():
+            trusted = key_history(path)
+    except KeyFileError as exc:
+        fail(str(exc), 2)
+    if key or keyring or not trusted:
+        trusted += _verifiers(key, keyring)
+    try:
+        settings = StoreSettings(
+            data_dir=data_dir, clickhouse_url=os.environ.get("AGENTLEDGER_CLICKHOUSE_URL")
+        )
+        store = open_configured_store(settings)
+    except (StoreError, ValueError) as exc:
+        fail(str(exc), 2)
+    try:
+        where = witness_dir or os.path.join(data_dir, "witness", store.database)
+        witnessed = WitnessDir(where).latest(tenant)
+        report = ledger.verify(store, tenant, trusted, witnessed)
+    except (StoreError, ValueError) as exc:
+        fail(str(exc), 2)
+    finally:
+        store.close()
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), indent=2))
+    elif report.ok:
+        typer.echo(
+            f"OK: tenant {tenant}: {report.leaves} leaves recomputed, signed checkpoint at "
+            f"{report.checkpoint_size}, witnessed at {report.witnessed_size}, "
+            f"{report.pending} stored since (pending)"
+        )
+    else:
+        counts = ", ".join(f"{k} {n}" for k, n in sorted(report.counts.items()))
+        typer.echo(f"BROKEN: tenant {tenant}: {counts}")
+        for problem in report.problems:
+            typer.echo(f"  {problem.kind}: {problem.detail}")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``verify-proof`` and the ``ledger`` group to ``app``."""
+    """Add ``verify-proof``, ``prove`` and the ``ledger`` group to ``app``."""
     app.command("verify-proof")(verify_proof)
+    app.command("prove")(prove)
     app.add_typer(ledger_app, name="ledger")

@@ -5,12 +5,25 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from agentledger.collector.console import ops, signin, traces
+from agentledger.collector.console import (
+    anomalies,
+    conversations,
+    datasets,
+    graph,
+    ops,
+    replays,
+    signin,
+    sql,
+    traces,
+)
 from agentledger.collector.console.sessions import SessionBook
 from agentledger.collector.console.web import error_page, owns
 
 __all__ = ["SessionBook", "error_page", "owns", "router"]
 
 router = APIRouter(include_in_schema=False, tags=["console"])
-for _part in (signin.router, traces.router, ops.router):
+# step 2 pages (issue 18): sessions, agent graph, anomalies and patterns, datasets, replays
+_STEP2 = (conversations.router, graph.router, anomalies.router, datasets.router, replays.router)
+for _part in (signin.router, traces.router, ops.router, *_STEP2):
     router.include_router(_part)
+router.include_router(sql.router)  # the SQL page (issue 18, item 4)

@@ -65,10 +65,13 @@ def start_background_jobs(
     settings: JobSettings | None = None,
     *,
     busy: Callable[[], bool] | None = None,
+    ledger_log: Job | None = None,
 ) -> Callable[[], None]:
     """Run the usage rollup and anomaly detection every ``interval_s`` seconds (default
     ``AGENTLEDGER_JOBS_INTERVAL_S``, 60) in a daemon thread; return the function that stops it.
-    ``busy``: ingest is under way, so a due pass waits (``JobScheduler``).
+    ``busy``: ingest is under way, so a due pass waits (``JobScheduler``). ``ledger_log``: the
+    appender of the tenant logs (``tlog_job.TreeLogJob``, built with the signing key by the
+    composition root), run first in each pass so that proofs lag ingest by one interval at most.
 
     An interval of 0 (or less) starts nothing and returns a no-op. The stop
     function waits for a pass in flight, so call it before closing the store.
@@ -77,5 +80,7 @@ def start_background_jobs(
     interval = settings.interval_s if interval_s is None else interval_s
     if interval <= 0:
         return lambda: None
-    scheduler = JobScheduler(store, [AnomalyDetectionJob(settings)], interval, busy=busy).start()
+    jobs: list[Job] = [] if ledger_log is None else [ledger_log]
+    jobs.append(AnomalyDetectionJob(settings))
+    scheduler = JobScheduler(store, jobs, interval, busy=busy).start()
     return scheduler.stop

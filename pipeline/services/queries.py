@@ -10,6 +10,9 @@ import math
 from datetime import datetime
 from typing import Any
 
+from agentledger.pipeline.services.recent import newest_first
+from agentledger.pipeline.services.recorded import iso
+from agentledger.pipeline.services.span_logs import join_messages, span_logs
 from agentledger.pipeline.store import Store
 from agentledger.schemas.analytics import NOT_SPANS_LOST_SQL
 
@@ -53,17 +56,24 @@ def list_traces(
         where.append("spans.service = {service:String}")
         params["service"] = service
     cond = " AND ".join(where)
-    sql = f"""
-        SELECT {_TRACE_COLUMNS}
-        FROM spans FINAL
-        WHERE {cond} AND trace_id IN (
-            SELECT trace_id FROM spans WHERE {cond} ORDER BY start_time DESC LIMIT {{scan:UInt32}}
+
+    def run(inner: str, outer: str, bound: dict[str, Any]) -> list[dict[str, Any]]:
+        return store.query_rows(
+            f"""
+            SELECT {_TRACE_COLUMNS}
+            FROM spans FINAL
+            WHERE {cond} AND {outer} AND trace_id IN (
+                SELECT trace_id FROM spans WHERE {cond} AND {inner}
+                ORDER BY start_time DESC LIMIT {{scan:UInt32}}
+            )
+            GROUP BY trace_id
+            ORDER BY trace_start DESC
+            LIMIT {{limit:UInt32}}
+            """,
+            bound,
         )
-        GROUP BY trace_id
-        ORDER BY trace_start DESC
-        LIMIT {{limit:UInt32}}
-    """
-    rows = [_plain(r) for r in store.query_rows(sql, params)]
+
+    rows = [_plain(r) for r in newest_first(store, cond, params, run, int(limit))]
     for r in rows:
         r["start_time"] = r.pop("trace_start")
     return rows
@@ -83,16 +93,51 @@ _SPAN_FIELDS = """
 
 
 def get_trace(store: Store, tenant: str, trace_id: str) -> list[dict[str, Any]]:
-    """Every span of one trace, in start order."""
+    """Every span of one trace, in start order, each with its log records (``logs``); an LLM call
+    that recorded no messages of its own has those of its GenAI log events (``span_logs``)."""
     sql = f"""
         SELECT {_SPAN_FIELDS}
         FROM spans FINAL
         WHERE tenant = {{tenant:String}} AND trace_id = {{trace_id:String}}
         ORDER BY start_time, span_id
     """
-    return [
+    spans = [
         _plain(r) for r in store.query_rows(sql, {"tenant": tenant, "trace_id": trace_id.lower()})
     ]
+    if spans:
+        _attach_logs(store, tenant, trace_id.lower(), spans)
+    return spans
+
+
+def _attach_logs(store: Store, tenant: str, trace_id: str, spans: list[dict[str, Any]]) -> None:
+    logs = span_logs(store, tenant, [trace_id])
+    if logs:
+        join_messages(
+            [s for s in spans if s["kind"] == "LLM"],
+            logs,
+            lambda hashes: get_contents(store, tenant, list(hashes)),
+        )
+    for span in spans:
+        span["logs"] = [
+            {
+                "time": iso(r["time_ns"]),
+                "observed_time": iso(r["observed_ns"]),
+                **{k: r[k] for k in _LOG_FIELDS},
+            }
+            for r in logs.get(span["span_id"], ())
+        ]
+
+
+_LOG_FIELDS = (
+    "event_name",
+    "severity_number",
+    "severity_text",
+    "body",
+    "body_hash",
+    "attributes",
+    "attribute_refs",
+    "scope_name",
+)
 
 
 def get_contents(store: Store, tenant: str, hashes: list[str]) -> dict[str, dict[str, Any]]:

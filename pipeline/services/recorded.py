@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from agentledger.pipeline.normalize.fields import parse_json
+from agentledger.pipeline.services.span_logs import join_messages, span_logs
 from agentledger.pipeline.store import Store
 from agentledger.schemas.contents import ContentKind
 
@@ -37,6 +38,7 @@ OPENAI, ANTHROPIC = "openai", "anthropic"
 """Provider APIs a recorded call is rendered for: OpenAI chat completions (and every
 OpenAI-compatible provider), Anthropic messages."""
 
+_LLM = "LLM"
 _JSON_KINDS = frozenset(
     {
         ContentKind.MESSAGES.value,
@@ -95,6 +97,32 @@ class Trace:
         self.store, self.tenant, self.trace_id, self.spans = store, tenant, trace_id, spans
         self.by_id = {s["span_id"]: s for s in spans}
         self.contents: dict[str, dict[str, Any]] = {}
+        self._join_logs()
+
+    def _join_logs(self) -> None:
+        """LLM calls that recorded no messages of their own get those of their GenAI log events
+        (``span_logs``: the read-time join, whichever arrived first); the messages built are
+        held as loaded content records. One query, and only when such a call is present."""
+        wanting = [
+            s
+            for s in self.spans
+            if s["kind"] == _LLM and not (s["input_hash"] and s["output_hash"])
+        ]
+        if not wanting:
+            return
+        logs = span_logs(
+            self.store,
+            self.tenant,
+            {s["trace_id"] for s in wanting},
+            [s["span_id"] for s in wanting],
+        )
+        if logs:
+            self.contents.update(join_messages(wanting, logs, self._loaded))
+
+    def _loaded(self, hashes: Iterable[str]) -> dict[str, dict[str, Any]]:
+        wanted = list(hashes)
+        self.fetch(wanted)
+        return {h: self.contents[h] for h in wanted if h in self.contents}
 
     def fetch(self, hashes: Iterable[str]) -> None:
         """Load the content records of ``hashes`` not loaded yet (one primary-key query)."""

@@ -4,8 +4,9 @@ A trace matches when any of its spans matches every filter given (agent, princip
 requested or answered, tool, free text in the span's name and input/output previews) inside the
 time range; the status filter applies to the trace as a whole (``ERROR`` when any span failed).
 The inner query reads matching spans newest first along the ``spans`` ordering key (tenant, then
-time), a bounded number of them, and returns their trace ids; the outer one summarizes those traces
-exactly (``FINAL``), as ``queries.list_traces`` does.
+time), a bounded number of them within the newest days that hold a page (``recent``), and returns
+their trace ids; the outer one summarizes those traces exactly (``FINAL``), as
+``queries.list_traces`` does.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from datetime import datetime, timezone
 from typing import Any, Literal
 
 from agentledger.pipeline.services.queries import _TRACE_COLUMNS, _plain
+from agentledger.pipeline.services.recent import newest_first
 from agentledger.pipeline.store import Store
 from agentledger.schemas.analytics import NOT_SPANS_LOST_SQL
 from agentledger.schemas.read import TraceSummary
@@ -99,20 +101,28 @@ def search_traces(
     if filters.status:
         having = "HAVING status = {status:String}"
         params["status"] = filters.status
-    sql = f"""
-        SELECT {_TRACE_COLUMNS}
-        FROM spans FINAL
-        WHERE tenant = {{tenant:String}} AND {NOT_SPANS_LOST_SQL}
-          AND trace_id IN (
-              SELECT trace_id FROM spans WHERE {" AND ".join(where)}
-              ORDER BY start_time DESC LIMIT {{scan:UInt32}}
-          )
-        GROUP BY trace_id
-        {having}
-        ORDER BY trace_start DESC, trace_id
-        LIMIT {{limit:UInt32}} OFFSET {{offset:UInt32}}
-    """
-    rows = [_plain(r) for r in store.query_rows(sql, params)]
+    cond = " AND ".join(where)
+
+    def run(inner: str, outer: str, bound: dict[str, Any]) -> list[dict[str, Any]]:
+        return store.query_rows(
+            f"""
+            SELECT {_TRACE_COLUMNS}
+            FROM spans FINAL
+            WHERE tenant = {{tenant:String}} AND {NOT_SPANS_LOST_SQL} AND {outer}
+              AND trace_id IN (
+                  SELECT trace_id FROM spans WHERE {cond} AND {inner}
+                  ORDER BY start_time DESC LIMIT {{scan:UInt32}}
+              )
+            GROUP BY trace_id
+            {having}
+            ORDER BY trace_start DESC, trace_id
+            LIMIT {{limit:UInt32}} OFFSET {{offset:UInt32}}
+            """,
+            bound,
+        )
+
+    # a full page (one more than asked: "is there an older page") ends the widening
+    rows = [_plain(r) for r in newest_first(store, cond, params, run, limit + 1)]
     for r in rows:
         r["start_time"] = r.pop("trace_start")
     found = [TraceSummary.model_validate(r) for r in rows[:limit]]

@@ -67,8 +67,11 @@ SHARD_KEYS = {
     "replay_runs": "cityHash64(tenant, run_id)",
     "ledger_checkpoints": "cityHash64(tenant, stream)",
     "records": "cityHash64(tenant, record_id)",
+    "ledger_leaves": "cityHash64(tenant)",  # one shard per tenant log: its indices and tokens
+    "ledger_tree_checkpoints": "cityHash64(tenant)",
     "span_keys": "cityHash64(tenant, trace_id)",
     "span_conflicts": "cityHash64(tenant, trace_id)",
+    "logs": "cityHash64(tenant, trace_id)",  # beside the spans they are joined to
 }
 """Sharding expression of each Distributed table (others: rand())."""
 

@@ -76,6 +76,25 @@ class CompactRange:
         """Leaves appended so far."""
         return self._size
 
+    @property
+    def hashes(self) -> tuple[bytes, ...]:
+        """The roots of the perfect subtrees, largest first: with ``size``, all ``resume``
+        needs to continue the log (what a checkpoint row keeps, so an appender restarts without
+        reading every leaf again)."""
+        return tuple(self._stack)
+
+    @classmethod
+    def resume(cls, size: int, hashes: Sequence[bytes]) -> CompactRange:
+        """The range of a log of ``size`` leaves whose perfect subtrees have these roots
+        (``hashes`` of a range of that size); raises ValueError when they cannot be (one root per
+        binary 1 digit of ``size``, 32 bytes each)."""
+        if size < 0 or len(hashes) != bin(size).count("1"):
+            raise ValueError(f"a log of {size} leaves has {bin(max(size, 0)).count('1')} subtrees")
+        _check_hashes("compact range", hashes)
+        compact = cls()
+        compact._size, compact._stack = size, list(hashes)
+        return compact
+
     def append(self, leaf: bytes) -> None:
         """Add one leaf hash at the end of the log."""
         if len(leaf) != HASH_SIZE:

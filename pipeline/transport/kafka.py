@@ -617,7 +617,13 @@ class KafkaAdmin:
     ) -> list[str]:
         s = self._settings
         if topics is None:
-            plain = (s.spans_topic, s.dead_letter_topic, s.feedback_topic, s.intents_topic)
+            plain = (
+                s.spans_topic,
+                s.logs_topic,
+                s.dead_letter_topic,
+                s.feedback_topic,
+                s.intents_topic,
+            )
             return self.ensure_topics(plain) + self.ensure_topics(
                 [s.controls_topic], compacted=True
             )

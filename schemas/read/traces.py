@@ -8,7 +8,16 @@ from pydantic import Field
 
 from agentledger.schemas.read._base import IsoTime, ReadModel, absent
 
-__all__ = ["Content", "Document", "Span", "SpanNode", "ToolCall", "TraceDetail", "TraceSummary"]
+__all__ = [
+    "Content",
+    "Document",
+    "Span",
+    "SpanLog",
+    "SpanNode",
+    "ToolCall",
+    "TraceDetail",
+    "TraceSummary",
+]
 
 
 class TraceSummary(ReadModel):
@@ -43,6 +52,22 @@ class Document(ReadModel):
     id: str
     content_hash: str
     score: float | None = Field(description="Retrieval score; null when none was recorded.")
+
+
+class SpanLog(ReadModel):
+    """An OTLP log record of a span (``POST /v1/logs``), as stored: GenAI message events also
+    become the call's messages (``input_hash``/``output_hash``) when the span recorded none."""
+
+    time: IsoTime
+    observed_time: IsoTime
+    event_name: str
+    severity_number: int
+    severity_text: str
+    body: str = Field(description="The body as canonical JSON; empty when stored by hash.")
+    body_hash: str = Field(description="Content hash of a large body; else empty.")
+    attributes: dict[str, str]
+    attribute_refs: dict[str, str]
+    scope_name: str
 
 
 class Span(ReadModel):
@@ -112,6 +137,9 @@ class Span(ReadModel):
     source_partition: int
     source_offset: int
     sent_by: str = Field("", description="Name of the API key that sent the span.")
+    logs: list[SpanLog] = Field(
+        default_factory=list, description="The span's log records, in the order emitted."
+    )
 
 
 class SpanNode(Span):

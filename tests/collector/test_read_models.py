@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, PlainTextResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
@@ -19,6 +19,8 @@ pytestmark = pytest.mark.unit
 
 FILE_ROUTES = {"/api/v1/datasets/{dataset_id}/files/{name}"}
 """Routes that answer with a file's bytes, not JSON: declared with a file response instead."""
+TEXT_ROUTES = {"/api/v1/ledger/checkpoint"}
+"""Routes that answer a standard text format (a C2SP signed note), declared as plain text."""
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +64,9 @@ def test_every_read_route_has_a_read_model(app: FastAPI) -> None:
         if route.path in FILE_ROUTES:
             assert route.response_class is FileResponse, route.path
             continue
+        if route.path in TEXT_ROUTES:
+            assert route.response_class is PlainTextResponse, route.path
+            continue
         assert route.response_model is not None, f"GET {route.path} declares no response model"
         models = _models(route.response_model)
         assert models, f"GET {route.path}: {route.response_model!r} names no model"
@@ -79,7 +84,7 @@ def test_openapi_documents_the_read_models(app: FastAPI) -> None:
     for name in ("TraceDetail", "UsageReport", "AuditReport", "DatasetManifest", "ControlList"):
         assert name in schemas, name
     for route in _read_routes(app):
-        if route.path in FILE_ROUTES:
+        if route.path in FILE_ROUTES | TEXT_ROUTES:
             continue
         ok = spec["paths"][route.path]["get"]["responses"]["200"]
         schema = ok["content"]["application/json"]["schema"]

@@ -37,6 +37,7 @@ _FILL = {
     "run_id": "0" * 32,
     "ref": "0" * 32,
     "anomaly_id": "0" * 32,
+    "session_id": "no-such-session",
 }
 
 

@@ -70,6 +70,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     env["AGENTLEDGER_API_KEYS"] = ",".join(
         f"{TENANT}:{role}:{role}={secret}" for role, secret in KEYS.items()
     )
+    env["AGENTLEDGER_DATASETS_DIR"] = str(data.parent / "exports")  # console exports, not the cwd
     log = (data.parent / "serve.log").open("w")
     proc = subprocess.Popen(
         [*CLI, "serve", "--port", str(port), "--data-dir", str(data)],

@@ -126,6 +126,7 @@ METRICS_PORT = _default(PipelineSettings, "metrics_port")
 MAX_RECORD_BYTES = _default(KafkaSettings, "max_record_bytes")
 TOPIC_CONSTANTS = {
     "SPANS_TOPIC": topics.SPANS_TOPIC,
+    "LOGS_TOPIC": topics.LOGS_TOPIC,
     "DEAD_LETTER_TOPIC": topics.DEAD_LETTER_TOPIC,
     "FEEDBACK_TOPIC": topics.FEEDBACK_TOPIC,
     "INTENTS_TOPIC": topics.INTENTS_TOPIC,

@@ -90,6 +90,7 @@ def kafka_settings(kafka_bootstrap: str) -> KafkaSettings:
     return KafkaSettings(
         bootstrap_servers=kafka_bootstrap,
         spans_topic=f"t{tag}.spans",
+        logs_topic=f"t{tag}.logs",
         dead_letter_topic=f"t{tag}.spans.dlq",
         feedback_topic=f"t{tag}.feedback",
         intents_topic=f"t{tag}.intents",

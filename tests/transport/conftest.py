@@ -19,6 +19,7 @@ def transport() -> MemoryTransport:
         KafkaSettings(
             bootstrap_servers=None,
             spans_topic="spans",
+            logs_topic="logs",
             dead_letter_topic="spans.dlq",
             feedback_topic="feedback",
             intents_topic="intents",

@@ -70,6 +70,7 @@ def test_sends_fail_when_told_and_refuse_what_is_too_large(transport: MemoryTran
     assert transport.sent == [] and transport.records("spans") == []
     assert transport.admin().ensure_topics() == [
         "spans",
+        "logs",
         "spans.dlq",
         "feedback",
         "intents",

@@ -58,7 +58,14 @@ def _batch(req: ExportTraceServiceRequest) -> IngestBatch:
 
 def test_the_sink_writes_one_record_per_trace_with_the_headers(transport: MemoryTransport) -> None:
     sink = KafkaSink(transport)
-    assert set(transport.topics()) == {"spans", "spans.dlq", "feedback", "intents", "controls"}
+    assert set(transport.topics()) == {
+        "spans",
+        "logs",
+        "spans.dlq",
+        "feedback",
+        "intents",
+        "controls",
+    }
     sink.write(_batch(_request(traces=3, spans=2)))
     records = transport.records("spans")
     assert len(records) == 3 and sink.records_sent == 3

@@ -169,6 +169,13 @@ class ReadClient(Protocol):
         self, *, everything: bool = False, limit: int = D.CONTROLS_LIMIT
     ) -> ControlList: ...
 
+    def sql(
+        self, query: str, *, fmt: str = "JSON", params: Mapping[str, str] | None = None
+    ) -> bytes:
+        """A read-only SQL query on the tenant's views (``pipeline.services.sql``), its answer in
+        ClickHouse's output format ``fmt`` unless the query names its own ``FORMAT``."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -225,6 +232,18 @@ class LedgerClient(ReadClient, Protocol):
     def access_log(
         self, *, limit: int = D.ACCESS_LOG_LIMIT, key: str | None = None
     ) -> AccessLog: ...
+
+    def ledger_checkpoint(self) -> str:
+        """The latest signed checkpoint of the tenant's log (C2SP signed note text)."""
+        ...
+
+    def ledger_proof(self, kind: str, record_id: str) -> dict[str, Any]:
+        """The inclusion proof file (JSON object) of a span (kind ``span``) or record."""
+        ...
+
+    def ledger_consistency(self, first: int, second: int) -> dict[str, Any]:
+        """The consistency proof (JSON object) between two sizes of the tenant's log."""
+        ...
 
     def __enter__(self) -> LedgerClient: ...
 

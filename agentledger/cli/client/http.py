@@ -378,5 +378,39 @@ class HttpReadClient:
     def revoke_key(self, name: str) -> ApiKeyInfo:
         return ApiKeyInfo.model_validate(self._send("DELETE", f"/api/v1/keys/{name}"))
 
+    def sql(
+        self, query: str, *, fmt: str = "JSON", params: Mapping[str, str] | None = None
+    ) -> bytes:
+        args = {"default_format": fmt, **{f"param_{k}": v for k, v in (params or {}).items()}}
+        try:
+            resp = self._client.post("/clickhouse", params=args, content=query.encode())
+        except httpx.HTTPError as exc:
+            raise ClientError(f"cannot reach the server at {self.where}: {exc}") from exc
+        if resp.status_code >= 400:
+            raise ClientError(resp.text.strip() or f"HTTP {resp.status_code}")
+        return resp.content
+
     def access_log(self, *, limit: int = D.ACCESS_LOG_LIMIT, key: str | None = None) -> AccessLog:
         return self._get(AccessLog, "/api/v1/access-log", limit=limit, key=key)
+
+    # -- the verifiable ledger --
+
+    def ledger_checkpoint(self) -> str:
+        try:
+            resp = self._client.get("/api/v1/ledger/checkpoint")
+        except httpx.HTTPError as exc:
+            raise ClientError(f"cannot reach the server at {self.where}: {exc}") from exc
+        if resp.status_code >= 400:
+            self._send("GET", "/api/v1/ledger/checkpoint")  # raises with the server's detail
+        return resp.text
+
+    def ledger_proof(self, kind: str, record_id: str) -> dict[str, Any]:
+        params = {"span_id": record_id} if kind == "span" else {"record": f"{kind}:{record_id}"}
+        found: dict[str, Any] = self._send("GET", "/api/v1/ledger/proof", params=params)
+        return found
+
+    def ledger_consistency(self, first: int, second: int) -> dict[str, Any]:
+        found: dict[str, Any] = self._send(
+            "GET", "/api/v1/ledger/consistency", params={"first": first, "second": second}
+        )
+        return found

@@ -491,7 +491,43 @@ class LocalReadClient:
 
         return self._call(KeyBook(self.store).revoke, name, actor=Actor.CLI).info()
 
+    def sql(
+        self, query: str, *, fmt: str = "JSON", params: Mapping[str, str] | None = None
+    ) -> bytes:
+        from agentledger.pipeline.services.sql import SqlError, SqlService, SqlUnavailable
+
+        try:
+            service = SqlService(self.store)
+        except SqlUnavailable as exc:
+            raise ClientError(str(exc)) from exc
+        try:
+            answer = service.run(self.tenant, query, params=params, fmt=fmt)
+        except SqlError as exc:
+            self._logged("sql", [f"sql refused: {query[:4000]}"], 0, None)
+            raise ClientError(str(exc)) from exc
+        finally:
+            service.close()
+        return self._logged("sql", [f"sql: {query[:4000]}"], answer.rows_read, answer.body)
+
     def access_log(self, *, limit: int = D.ACCESS_LOG_LIMIT, key: str | None = None) -> AccessLog:
         from agentledger.pipeline.services.access import read_access_log
 
         return self._call(read_access_log, self.store, self.tenant, limit=limit, key_name=key)
+
+    # -- the verifiable ledger --
+
+    def ledger_checkpoint(self) -> str:
+        from agentledger.pipeline.services import ledger
+
+        return self._call(ledger.checkpoint, self.store, self.tenant)
+
+    def ledger_proof(self, kind: str, record_id: str) -> dict[str, Any]:
+        from agentledger.pipeline.services import ledger
+
+        proof = self._call(ledger.prove, self.store, self.tenant, kind, record_id)
+        return self._logged("ledger proof", [record_id], 1, proof.to_json())
+
+    def ledger_consistency(self, first: int, second: int) -> dict[str, Any]:
+        from agentledger.pipeline.services import ledger
+
+        return self._call(ledger.consistency, self.store, self.tenant, first, second).to_json()

@@ -1,0 +1,106 @@
+"""The witness directory: every new signed checkpoint is also written outside the store.
+
+Whoever can write the store can rebuild a tenant's whole log and sign it again (with a key they
+made); what they cannot do is change what was already sent elsewhere. A witness (C2SP
+``tlog-witness`` in spirit) keeps the latest checkpoint of each log it has seen and refuses one
+that would rewrite history: a smaller tree, another root at the same size, or a larger tree that
+is not an extension of the witnessed one (its consistency proof fails). ``agentledger ledger
+verify`` compares the store's log with the witnessed checkpoint.
+
+One file per tenant, ``<dir>/<tenant>.checkpoint`` (the tenant name, URL-quoted), holding the
+latest accepted signed note, replaced atomically. ``AGENTLEDGER_WITNESS_DIR`` names the directory;
+the embedded server defaults to ``<data dir>/witness/<database>`` and warns that a directory beside
+the data is not external (mount another volume, or another machine's, for a real witness).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import urllib.parse
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Final
+
+from agentledger.pipeline.tlog import Checkpoint, ProofError, parse_note, verify_consistency
+
+__all__ = ["WITNESS_DIR_ENV", "WitnessDir", "WitnessRefused", "note_checkpoint"]
+
+log = logging.getLogger(__name__)
+
+WITNESS_DIR_ENV: Final = "AGENTLEDGER_WITNESS_DIR"
+"""Environment variable naming the witness directory."""
+
+
+class WitnessRefused(ValueError):
+    """The witness refused a checkpoint: it would rewrite what the witness saw."""
+
+
+def note_checkpoint(note: str) -> Checkpoint:
+    """The checkpoint a signed note carries (signatures not checked here)."""
+    text, _ = parse_note(note)
+    return Checkpoint.parse(text)
+
+
+class WitnessDir:
+    """The latest checkpoint of each tenant's log, in files of one directory."""
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.directory = Path(directory)
+
+    def path(self, tenant: str) -> Path:
+        """The file of a tenant's latest witnessed checkpoint."""
+        return self.directory / f"{urllib.parse.quote(tenant, safe='')}.checkpoint"
+
+    def latest(self, tenant: str) -> str | None:
+        """The latest witnessed signed note of the tenant's log; None when there is none."""
+        try:
+            return self.path(tenant).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+
+    def submit(
+        self, tenant: str, note: str, proof: Callable[[int, int], Sequence[bytes]]
+    ) -> Checkpoint:
+        """Keep ``note`` as the tenant's latest checkpoint when it extends the witnessed one;
+        ``proof(old, new)``: the consistency proof between two sizes of the log. Raises
+        WitnessRefused (and logs an error) otherwise."""
+        new = note_checkpoint(note)
+        old_note = self.latest(tenant)
+        if old_note is not None:
+            old = note_checkpoint(old_note)
+            try:
+                if old.origin != new.origin:
+                    raise ProofError(f"origin {new.origin!r} is not {old.origin!r}")
+                if new.size < old.size:
+                    raise ProofError(f"size {new.size} is smaller than the witnessed {old.size}")
+                verify_consistency(
+                    old.size, new.size, proof(old.size, new.size), old.root_hash, new.root_hash
+                )
+            except (ProofError, ValueError) as exc:
+                log.error(
+                    "witness %s refused the checkpoint of %s at size %d: %s",
+                    self.directory,
+                    tenant,
+                    new.size,
+                    exc,
+                )
+                raise WitnessRefused(str(exc)) from exc
+            if old_note == note:
+                return new
+        self._write(self.path(tenant), note)
+        return new
+
+    def _write(self, path: Path, note: str) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(note)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)

@@ -104,8 +104,11 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         log.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
+    """One chromium for the console's tests. Package-scoped, not session-scoped: Playwright's
+    sync API keeps an event loop running in the main thread while it lives, and every later
+    test that calls ``asyncio.run`` (async tools, async clients) would fail under it."""
     from playwright.sync_api import Error, sync_playwright
 
     if not Path(CHROMIUM).exists():

@@ -2,9 +2,11 @@
 
 Runs ``agentledger demo`` into a fresh data directory (or uses ``--data-dir``), starts
 ``agentledger serve`` on it with an admin, an auditor and an ingest key, adds what the demo does
-not record (a multi-agent run with handoffs and a stored drift report, through the public API:
-``tests/console/seeding.py``), signs in with the admin key in Debian's Chromium and saves
-``<page>.png`` at 1280x800, plus a dark-mode shot of some pages. Never downloads a browser.
+not record (a stored drift report, through the public API: ``tests/console/seeding.py``), signs
+in with the admin key in Debian's Chromium and saves ``<page>.png`` at 1280x800, plus a
+dark-mode shot of some pages. The trace page is the executor's, with its paused posting chosen;
+the graph is the demo's planner -> executor handoff; the audit is that of the posting. Never
+downloads a browser.
 
     .venv/bin/python scripts/screenshots.py [--out docs/screenshots] [--data-dir DIR]
 """
@@ -29,12 +31,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from agentledger.demo.agent import DEFAULT_SESSION_ID  # noqa: E402
-from tests.console.seeding import seed_handoffs, seed_replay  # noqa: E402
+from tests.console.seeding import seed_replay  # noqa: E402
 
 CLI = [sys.executable, "-m", "agentledger.cli"]
 CHROMIUM = "/usr/bin/chromium"
 KEYS = {role: f"screenshots-{role}-secret-0123456789" for role in ("admin", "auditor", "ingest")}
 AGENT = "finance-controls-agent"
+POSTING = "post_controls_decision"
 
 
 def _env() -> dict[str, str]:
@@ -95,25 +98,36 @@ def _api(url: str, path: str, **params: Any) -> Any:
     return got.json()
 
 
-def _pages(
-    url: str, demo: dict[str, Any], handoff_trace: str, run_id: str
-) -> list[tuple[str, str]]:
+def _demo_ids(url: str) -> dict[str, Any]:
+    """The ids ``agentledger demo --json`` prints, read back from the API (for ``--data-dir``)."""
+    (posting,) = _api(url, "/v1/intents", tool_name=POSTING, limit=1)
+    rows = _api(url, "/api/v1/traces", limit=50)
+    planner = next(t["trace_id"] for t in rows if t["agent_name"] == "planner-agent")
+    return {
+        "trace_id": posting["trace_id"],
+        "governance": {"span_id": posting["span_id"]},
+        "planner": {"trace_id": planner},
+    }
+
+
+def _pages(url: str, demo: dict[str, Any], run_id: str) -> list[tuple[str, str]]:
     """(file name, console path) of every page to shoot."""
     anomalies = _api(url, "/api/v1/anomalies")
     datasets = _api(url, "/api/v1/datasets")
+    posting = demo["governance"]["span_id"]
     pages = [
         ("login", "/console/login"),
         ("traces", "/console/traces"),
-        ("trace", f"/console/traces/{demo['trace_id']}"),
+        ("trace", f"/console/traces/{demo['trace_id']}?span={posting}"),
         ("sessions", "/console/sessions"),
         ("session", f"/console/sessions/{DEFAULT_SESSION_ID}"),
         ("graph", "/console/graph"),
-        ("graph-trace", f"/console/graph?trace={handoff_trace}"),
+        ("graph-trace", f"/console/graph?trace={demo['planner']['trace_id']}"),
         ("governance", "/console/governance"),
         ("usage", "/console/usage"),
         ("anomalies", "/console/anomalies"),
         ("patterns", "/console/patterns?window=24h"),
-        ("audit", f"/console/audit/{demo['trace_id']}"),
+        ("audit", f"/console/audit/{posting}"),
         ("datasets", "/console/datasets"),
         ("replays", "/console/replays"),
         ("replay", f"/console/replays/{run_id}"),
@@ -143,10 +157,7 @@ def shoot(out: Path, data_dir: Path | None) -> list[Path]:
     saved: list[Path] = []
     try:
         if not demo:
-            latest = _api(url, "/api/v1/traces", limit=50)
-            rows = latest["traces"] if isinstance(latest, dict) else latest
-            demo = {"trace_id": next(t["trace_id"] for t in rows if t["agent_name"] == AGENT)}
-        handoff_trace = seed_handoffs(url, KEYS["ingest"])
+            demo = _demo_ids(url)
         run_id = seed_replay(url, KEYS["auditor"], AGENT)
         out.mkdir(parents=True, exist_ok=True)
         with sync_playwright() as p:
@@ -163,7 +174,7 @@ def shoot(out: Path, data_dir: Path | None) -> list[Path]:
                 page.get_by_label("API key").fill(KEYS["admin"])
                 page.get_by_role("button", name="Sign in").click()
                 page.wait_for_url("**/console/traces*")
-                for name, path in _pages(url, demo, handoff_trace, run_id):
+                for name, path in _pages(url, demo, run_id):
                     if name == "login" or (scheme == "dark" and name not in DARK):
                         continue
                     answer = page.goto(path)

@@ -47,24 +47,44 @@ def test_demo_then_query_the_data_dir(tmp_path: Path) -> None:
     out = _run("demo", "--json", "--data-dir", data)
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout)
-    assert summary["spans_recorded"] == 5 and summary["llm_calls"] == 2
-    assert summary["tool_calls"] == ["lookup_journal_entry"]
+    # the executor's trace: its run received from the planner, retrieval, two model calls, the
+    # lookup, and the governed posting
+    assert summary["agents"] == ["planner-agent", "finance-controls-agent"]
+    assert summary["spans_recorded"] == 7 and summary["llm_calls"] == 2
+    assert summary["tool_calls"] == ["lookup_journal_entry", "post_controls_decision"]
     assert summary["documents"] and all(d["stored"] for d in summary["documents"])
     assert summary["models"] == ["gpt-4o -> gpt-4o-2024-08-06"]
     assert summary["decision"].startswith(("APPROVE", "ESCALATE"))
+    assert (
+        summary["planner"]["spans_recorded"] == 5
+    )  # run, retrieval, model call, hand_off, handoff
+    assert summary["handoff"]["from_agent"] == "planner-agent"
+    assert summary["handoff"]["to_agent"] == "finance-controls-agent"
+    assert summary["delegation_chain"] == [
+        "controller@acme-corp.example",
+        "planner-agent",
+        "finance-controls-agent",
+    ]
 
-    # the governed call: intent stored before the tool ran, parked by the pause, run once after the resume
+    # the governed posting: intent stored before the tool ran, parked by the pause, run once after
+    # the resume, inside the executor's run
     gov = summary["governance"]
     assert gov["principal_id"] == "controller@acme-corp.example" and gov["policy_id"] == "FIN-7"
     assert gov["decision"] == "proceed" and gov["outcome"] == "ok" and gov["asks"] >= 2
-    assert gov["parked_seconds"] > 0
+    assert gov["parked_seconds"] > 0 and gov["trace_id"] == summary["trace_id"]
     assert [c["action"] for c in gov["controls"]] == ["resume", "pause"]
-    # usage counts the agent's five spans and the governed tool's one; the ledger covers all six
-    assert summary["usage"]["calls"] == 6 and summary["usage"]["tokens"] == summary["tokens"]
+    assert [a["name"] for a in summary["posting"]["inside"]] == [
+        "finance-controls-agent",
+        "invoke_agent finance-controls-agent",
+    ]
+    # usage and the ledger count both agents' spans
+    every_span = summary["spans_recorded"] + summary["planner"]["spans_recorded"]
+    assert summary["usage"]["calls"] == every_span
+    assert summary["usage"]["tokens"] > summary["tokens"]  # the planner's model call too
     assert summary["ledger"] == {
         "ok": True,
         "checkpoints": summary["ledger"]["checkpoints"],
-        "rows": 6,
+        "rows": every_span,
         "problems": [],
     }
     audit = summary["audit"]
@@ -74,7 +94,9 @@ def test_demo_then_query_the_data_dir(tmp_path: Path) -> None:
     assert audit["replay"]["diff"]["same_tools"] and Path(audit["report"]).read_text().startswith(
         "#"
     )
-    assert summary["dataset"]["examples"] == 2 and summary["dataset"]["format"] == "chat"
+    (hop,) = summary["posting"]["upstream"]
+    assert hop["from_agent"] == "planner-agent" and hop["documents"] and hop["llm_calls"]
+    assert summary["dataset"]["examples"] == 3 and summary["dataset"]["format"] == "chat"
     # the looked-up entry names its preparer's e-mail, which the second model call sent to the provider:
     # detected as sensitive egress, and redacted from the exported dataset
     egress = [a for a in summary["anomalies"] if a["type"] == "sensitive_egress"]
@@ -86,17 +108,23 @@ def test_demo_then_query_the_data_dir(tmp_path: Path) -> None:
     listed = _run("traces", "--json", "--data-dir", data)
     assert listed.returncode == 0, listed.stderr
     rows = {r["trace_id"]: r for r in json.loads(listed.stdout)}
-    assert (
-        len(rows) == 2 and rows[summary["trace_id"]]["span_count"] == 5
-    )  # + the governed call's own trace
+    assert set(rows) == {summary["trace_id"], summary["planner"]["trace_id"]}
+    assert rows[summary["trace_id"]]["span_count"] == 7
 
     one = _run("trace", summary["trace_id"], "--json", "--data-dir", data)
     assert one.returncode == 0, one.stderr
     tree = json.loads(one.stdout)["tree"]
-    assert len(tree) == 1 and tree[0]["kind"] == "AGENT" and len(tree[0]["children"]) == 4
+    (received,) = tree
+    assert received["name"] == "invoke_agent finance-controls-agent"
+    (run,) = received["children"]
+    assert run["kind"] == "AGENT" and len(run["children"]) == 5
 
     table = _run("trace", summary["trace_id"], "--data-dir", data)
     assert "lookup_journal_entry" in table.stdout and "gpt-4o-2024-08-06" in table.stdout
+    assert "post_controls_decision" in table.stdout
+    graph = _run("agents", "graph", "--data-dir", data)
+    assert graph.returncode == 0, graph.stderr
+    assert "planner-agent" in graph.stdout and "finance-controls-agent" in graph.stdout
 
     missing = _run("trace", "0" * 32, "--data-dir", data)
     assert missing.returncode == 1 and "no trace" in missing.stderr
@@ -121,7 +149,8 @@ def test_demo_then_query_the_data_dir(tmp_path: Path) -> None:
     report = json.loads(broken.stdout)
     assert (
         report["problems"][0]["kind"] == "rows_changed_or_deleted"
-        and len(report["problems"][0]["spans"]) == 2
+        and len(report["problems"][0]["spans"])
+        == 3  # the planner's model call and the executor's two
     )
 
 

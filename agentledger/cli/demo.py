@@ -1,11 +1,13 @@
-"""``agentledger demo``: a sample agent, recorded end to end on the embedded default.
+"""``agentledger demo``: two sample agents, recorded end to end on the embedded default.
 
-Wiring of the demo process: a scripted OpenAI-compatible model server, the
-embedded AgentLedger server (collector + pipeline + chDB), and the sample
-agent instrumented with OpenInference exporting OTLP/HTTP to that server. After
-the run it shows what AgentLedger derives from the recording: a governed tool
-call parked by a pause and resumed, the usage summary, the ledger verified, the
-auditor's answers with a replay of the decision, and a fine-tuning dataset.
+Wiring of the demo process: a scripted OpenAI-compatible model server, the embedded
+AgentLedger server (collector + pipeline + chDB), and two agents instrumented with
+OpenInference exporting OTLP/HTTP to that server: a planner that hands a journal entry over a
+queue to the finance-controls executor (``agentledger.demo.team``). After the run it shows what
+AgentLedger derives from the recording: the handoff and the delegation chain, the executor's
+governed posting parked by a pause inside its run and resumed, the usage summary, the ledger
+verified, the auditor's answers (with what the planner saw before it handed over, and a replay
+of the decision), and a fine-tuning dataset.
 """
 
 from __future__ import annotations
@@ -32,9 +34,10 @@ def run_demo(data_dir: str, *, as_json: bool = False) -> dict[str, Any]:
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
     from agentledger.collector import CollectorSettings
-    from agentledger.demo.agent import AGENT_NAME, run_finance_agent
-    from agentledger.demo.governance import CONTROLLER, run_governed_lookup
+    from agentledger.demo.agent import AGENT_NAME
+    from agentledger.demo.facts import team_facts
     from agentledger.demo.provider import ScriptedProvider, default_script
+    from agentledger.demo.team import run_team
     from agentledger.instrumentation.processors import AttributionProcessor
     from agentledger.pipeline.settings import StoreSettings
     from agentledger.pipeline.store import StoreError
@@ -55,20 +58,16 @@ def run_demo(data_dir: str, *, as_json: bool = False) -> dict[str, Any]:
         tracer_provider = TracerProvider(
             resource=Resource.create({"service.name": "finance-controls"})
         )
-        tracer_provider.add_span_processor(
-            AttributionProcessor(AGENT_NAME)
-        )  # principal on every span
+        # principal, agent name and delegation chain on every span
+        tracer_provider.add_span_processor(AttributionProcessor())
         tracer_provider.add_span_processor(
             BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{server.url}/v1/traces"))
         )
-        with CONTROLLER:  # the agent acts for a named controller, under policy FIN-7
-            run = run_finance_agent(provider.base_url, tracer_provider)
-        governed = run_governed_lookup(
-            server.url, tracer_provider, session_id=run.session_id, user_id=run.user_id
-        )
+        team = run_team(server.url, provider.base_url, tracer_provider)
         tracer_provider.force_flush()
         tracer_provider.shutdown()
 
+        run = team.executor
         store, tenant = server.store, server.collector.default_tenant
         spans = queries.get_trace(store, tenant, run.trace_id)
         hashes = [d["content_hash"] for s in spans for d in s["documents"]]
@@ -100,9 +99,17 @@ def run_demo(data_dir: str, *, as_json: bool = False) -> dict[str, Any]:
             "cost_usd": round(sum(s["cost_usd"] for s in spans), 6),
             "data_dir": os.path.abspath(data_dir),
         }
+        summary.update(team_facts(store, tenant, team, spans))
         summary.update(
             _derived(
-                store, tenant, store_settings, run.trace_id, provider.base_url, governed, data_dir
+                store,
+                tenant,
+                store_settings,
+                run.trace_id,
+                provider.base_url,
+                team.governed,
+                summary["_posting_report"],
+                data_dir,
             )
         )
         if as_json:
@@ -114,22 +121,26 @@ def run_demo(data_dir: str, *, as_json: bool = False) -> dict[str, Any]:
                 )
             )
             return summary
-        console.print(Panel(run.decision, title="Agent decision", border_style="green"))
+        _print_team(console, summary)
+        console.print(Panel(run.decision, title="Executor's decision", border_style="green"))
         console.print(render.trace_tree(reads.trace(store, tenant, run.trace_id)))
         console.print(render.traces_table(reads.traces(store, tenant, limit=5), "Recent traces"))
         console.print(
-            f"\nRecorded {summary['spans_recorded']} spans ({summary['llm_calls']} LLM calls, "
-            f"tools: {', '.join(summary['tool_calls']) or 'none'}), {summary['tokens']} tokens, "
+            f"\nThe executor's trace: {summary['spans_recorded']} spans ({summary['llm_calls']} LLM "
+            f"calls, tools: {', '.join(summary['tool_calls']) or 'none'}), {summary['tokens']} tokens, "
             f"${summary['cost_usd']:.4f}."
         )
         _print_derived(console, summary)
+        planner_trace = summary["planner"]["trace_id"]
         console.print(
             f"\nData lives in [bold]{summary['data_dir']}[/bold] (embedded ClickHouse). Look again with:\n"
             f"  agentledger traces --data-dir {data_dir}\n"
             f"  agentledger trace {run.trace_id} --data-dir {data_dir}\n"
+            f"  agentledger trace {planner_trace} --graph --data-dir {data_dir}\n"
+            f"  agentledger agents graph --data-dir {data_dir}\n"
             f"  agentledger usage --data-dir {data_dir}\n"
             f"  agentledger anomalies --data-dir {data_dir}\n"
-            f"  agentledger audit {run.trace_id} --data-dir {data_dir}\n"
+            f"  agentledger audit {summary['governance']['span_id']} --data-dir {data_dir}\n"
             f"  agentledger dataset show {summary['dataset']['id']} --data-dir {data_dir}\n"
             f"  agentledger verify --data-dir {data_dir}"
         )
@@ -143,11 +154,13 @@ def _derived(
     trace_id: str,
     provider_url: str,
     governed: Any,
+    posting: Any,
     data_dir: str,
 ) -> dict[str, Any]:
     """What AgentLedger derives from the recording, in the demo's JSON shape."""
     from agentledger.pipeline.derive.ledger import verify
     from agentledger.pipeline.derive.summary import usage_summary
+    from agentledger.pipeline.services.audit import to_markdown
     from agentledger.pipeline.services.datasets.export import demo_dataset
     from agentledger.pipeline.services.demo_audit import demo_audit
 
@@ -157,6 +170,9 @@ def _derived(
         "intent_id": intent["intent_id"],
         "tool": intent["tool_name"],
         "arguments": intent["arguments"],
+        "agent": intent["agent_name"],
+        "trace_id": intent["trace_id"],
+        "span_id": intent["span_id"],
         "principal_id": intent["principal_id"],
         "principal_chain": intent["principal_chain"],
         "policy_id": intent["policy_id"],
@@ -164,6 +180,7 @@ def _derived(
         "asks": intent["attempt"] + 1,
         "parked_seconds": round(governed.parked_seconds, 3),
         "outcome": outcome.get("status"),
+        "result": governed.result,
         "controls": [
             {"action": c["action"], "by": c["by"], "reason": c["reason"]} for c in governed.controls
         ],
@@ -175,8 +192,9 @@ def _derived(
     )
     ledger = verify(store, tenant, key=key).as_dict()
     answers = demo_audit(store, tenant, trace_id, provider_url)
-    report_path = Path(data_dir) / f"audit-{trace_id}.md"
-    report_path.write_text(answers["report_markdown"])
+    # the full report is the posting's: the decision before it, and what the planner saw
+    report_path = Path(data_dir) / f"audit-{intent['span_id']}.md"
+    report_path.write_text(to_markdown(posting.model_dump()))
     replay = answers["replay"]
     manifest = demo_dataset(store, Path(data_dir) / "datasets", tenant=tenant)
     shown = (
@@ -239,15 +257,35 @@ def _derived(
     }
 
 
+def _print_team(console: Any, s: dict[str, Any]) -> None:
+    h, p = s["handoff"], s["planner"]
+    console.print(
+        f"\n[bold]Two agents[/bold]: {h['from_agent']} (trace {p['trace_id']}, {p['spans_recorded']} spans) "
+        f"saw {', '.join(p['documents'])} and its model ({p['model']}), then handed {h['entry_id']} to "
+        f'{h["to_agent"]} over a {h["over"]}: "{h["task"]}"\n'
+        f"  handoff {h['handoff_id']}: sent from span {h['sent_span_id']}, received by span "
+        f"{h['received_span_id']} in the executor's own trace {h['received_in_trace']} (linked), "
+        f"scopes handed on: {', '.join(h['scopes_handed']) or 'none'}\n"
+        f"  delegation chain: {' -> '.join(s['delegation_chain'])}"
+    )
+    for e in s["graph"]["edges"]:
+        plural = "" if e["handoffs"] == 1 else "s"
+        console.print(
+            f"  agent graph: {e['source']} -> {e['target']} ({e['handoffs']} handoff{plural})"
+        )
+
+
 def _print_derived(console: Any, s: dict[str, Any]) -> None:
     from agentledger.cli.usage import print_usage_summary
 
     g = s["governance"]
     controls = "; ".join(f"{c['action']} by {c['by']} ({c['reason']})" for c in g["controls"])
+    inside = " inside ".join(f"{a['name']}" for a in s["posting"]["inside"])
     console.print(
-        f"\n[bold]Governed tool[/bold] {g['tool']}({g['arguments']}) for {g['principal_id']} under policy "
-        f"{g['policy_id']}: intent {g['intent_id']} logged before it ran, parked {g['parked_seconds']}s "
-        f"while paused ({g['asks']} asks), then {g['decision']}, outcome {g['outcome']}. Controls: {controls}."
+        f"\n[bold]Governed tool[/bold] {g['tool']}({g['arguments']}) of {g['agent']} for {g['principal_id']} "
+        f"under policy {g['policy_id']}: intent {g['intent_id']} logged before it ran, parked "
+        f"{g['parked_seconds']}s while paused ({g['asks']} asks) as span {g['span_id']} inside {inside} "
+        f"(trace {g['trace_id']}), then {g['decision']}, outcome {g['outcome']}. Controls: {controls}."
     )
     print_usage_summary(console, s["_usage"])
     led = s["ledger"]
@@ -266,6 +304,13 @@ def _print_derived(console: Any, s: dict[str, Any]) -> None:
         f"decision: {'error: ' + str(r['error']) if r['error'] else ('same answer' if (r['diff'] or {}).get('text_similarity') == 1.0 else 'drift: ' + json.dumps(r['diff']))}. "
         f"Full report: {a['report']}"
     )
+    for hop in s["posting"]["upstream"]:
+        console.print(
+            f"  what the posting's upstream saw ({hop['delegation_step']}, trace {hop['trace_id']}): "
+            f"documents {', '.join(d['id'] for d in hop['documents']) or 'none'} "
+            f"({'verified' if all(d['verified'] for d in hop['documents']) else 'NOT verified'}), "
+            f"{len(hop['llm_calls'])} LLM call(s) of {hop['from_agent']}"
+        )
     d = s["dataset"]
     console.print(
         f"\n[bold]Dataset[/bold] {d['id']}: {d['examples']} {d['format']} examples, redaction "

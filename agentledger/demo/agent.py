@@ -7,7 +7,9 @@ recorded as an OpenInference span so AgentLedger can replay and audit it:
 2. a RETRIEVER span for the policy search, with every document and its score;
 3. LLM spans for each model call, made by ``OpenAIInstrumentor`` around the real
    ``openai`` SDK (prompt, tools offered, answered model, token counts);
-4. a TOOL span for each tool the model asks for, with arguments and result.
+4. a TOOL span for each tool the model asks for, with arguments and result;
+5. optionally (``act``), what the agent does with its decision, inside the same run: in the
+   two-agent demo a governed posting (:mod:`agentledger.demo.team`).
 
 The model behind ``openai_base_url`` is normally the scripted provider of
 :mod:`agentledger.demo.provider`, but any OpenAI-compatible endpoint works.
@@ -53,6 +55,8 @@ __all__ = [
     "SYSTEM_PROMPT",
     "AgentRun",
     "ToolCallRecord",
+    "openai_instrumented",
+    "retrieve_policies",
     "run_finance_agent",
 ]
 
@@ -140,8 +144,13 @@ def run_finance_agent(
     model: str = MODEL,
     api_key: str = "demo",
     max_turns: int = 4,
+    act: Callable[[str], list[ToolCallRecord]] | None = None,
 ) -> AgentRun:
     """Run the agent once and return what it did; its spans go to ``tracer_provider``.
+
+    ``act`` runs once the model has decided, still inside the run's AGENT span, so that the
+    action the decision leads to belongs to the run that decided it (for the audit, the
+    action's context is the run); what it returns is added to ``tool_calls``.
 
     The OpenAI instrumentation is switched on for the run and off afterwards,
     so the function can run several times in one process. If the application
@@ -150,26 +159,35 @@ def run_finance_agent(
 
     Spans are not flushed here: the caller owns the provider and its processors.
     """
+    tracer = tracer_provider.get_tracer("agentledger.demo.agent")
+    # using_attributes puts session and user in the context: the instrumentor
+    # copies them onto the LLM spans, and _span onto ours.
+    with (
+        openai_instrumented(tracer_provider),
+        using_attributes(session_id=session_id, user_id=user_id),
+        OpenAI(base_url=openai_base_url, api_key=api_key) as client,
+    ):
+        run = _run(tracer, client, model, question, session_id, user_id, max_turns, act)
+    logger.info("agent run %s decided: %.60s", run.trace_id, run.decision)
+    return run
+
+
+@contextmanager
+def openai_instrumented(tracer_provider: TracerProvider) -> Iterator[None]:
+    """OpenInference's OpenAI instrumentation on for the body and off afterwards, so an agent can
+    run several times in one process; an instrumentation the application set up is left alone
+    (and the LLM spans go wherever it sends them)."""
     instrumentor = OpenAIInstrumentor()
     owns_instrumentation = not instrumentor.is_instrumented_by_opentelemetry
     if owns_instrumentation:
         instrumentor.instrument(tracer_provider=tracer_provider)
     else:
         logger.warning("OpenAI already instrumented; LLM spans use the existing tracer provider")
-    tracer = tracer_provider.get_tracer("agentledger.demo.agent")
     try:
-        # using_attributes puts session and user in the context: the instrumentor
-        # copies them onto the LLM spans, and _span onto ours.
-        with (
-            using_attributes(session_id=session_id, user_id=user_id),
-            OpenAI(base_url=openai_base_url, api_key=api_key) as client,
-        ):
-            run = _run(tracer, client, model, question, session_id, user_id, max_turns)
+        yield
     finally:
         if owns_instrumentation:
             instrumentor.uninstrument()
-    logger.info("agent run %s decided: %.60s", run.trace_id, run.decision)
-    return run
 
 
 def _run(
@@ -180,8 +198,9 @@ def _run(
     session_id: str,
     user_id: str,
     max_turns: int,
+    act: Callable[[str], list[ToolCallRecord]] | None = None,
 ) -> AgentRun:
-    """The agent proper: retrieve, then let the model call tools until it decides."""
+    """The agent proper: retrieve, let the model call tools until it decides, then act."""
     agent_attributes: dict[str, AttributeValue] = {
         _KIND: OpenInferenceSpanKindValues.AGENT.value,
         SpanAttributes.AGENT_NAME: AGENT_NAME,
@@ -229,6 +248,8 @@ def _run(
                 )
         else:
             raise RuntimeError(f"no decision after {max_turns} model calls")
+        if act is not None:
+            tool_calls.extend(act(decision))
         agent_span.set_attribute(SpanAttributes.OUTPUT_VALUE, decision)
         agent_span.set_attribute(SpanAttributes.OUTPUT_MIME_TYPE, _TEXT)
         trace_id = format(agent_span.get_span_context().trace_id, "032x")

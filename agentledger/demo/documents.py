@@ -15,13 +15,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "HAND_OFF",
+    "HAND_OFF_SCHEMA",
     "JOURNAL_ENTRIES",
     "LOOKUP_JOURNAL_ENTRY",
     "LOOKUP_JOURNAL_ENTRY_SCHEMA",
     "POLICY_CORPUS",
+    "POST_CONTROLS_DECISION",
+    "ROSTER",
     "PolicyDocument",
     "RetrievedDocument",
     "lookup_journal_entry",
+    "post_controls_decision",
     "search_policies",
 ]
 
@@ -40,6 +45,30 @@ LOOKUP_JOURNAL_ENTRY_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
 }
 """JSON schema of the tool's arguments, as sent to the model and recorded on the TOOL span."""
+
+ROSTER: dict[str, str] = {
+    "finance-controls-agent": (
+        "reviews a journal entry against the approval policies and posts the controls decision"
+    ),
+}
+"""The agents the planner may hand work to, and what each does (the planner's prompt lists them)."""
+
+HAND_OFF = "hand_off"
+"""The planner's one tool: give a work item to another agent (over the demo's queue)."""
+
+HAND_OFF_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "agent": {"type": "string", "enum": sorted(ROSTER), "description": "Who does the work."},
+        "entry_id": {"type": "string", "description": "The journal entry, e.g. JE-4471."},
+        "task": {"type": "string", "description": "What the agent is to do, in one sentence."},
+    },
+    "required": ["agent", "entry_id", "task"],
+    "additionalProperties": False,
+}
+
+POST_CONTROLS_DECISION = "post_controls_decision"
+"""The executor's governed tool: record the review's outcome on the entry's approval workflow."""
 
 
 @dataclass(frozen=True)
@@ -193,3 +222,26 @@ def lookup_journal_entry(entry_id: str) -> dict[str, Any]:
     if record is None:
         return {"entry_id": entry_id, "error": "not_found"}
     return dict(record)
+
+
+_DECISIONS: dict[str, dict[str, Any]] = {}
+"""What ``post_controls_decision`` posted, by entry (the demo's approval workflow)."""
+
+
+def post_controls_decision(entry_id: str, decision: str, route_to: list[str]) -> dict[str, Any]:
+    """Post a review's outcome on an entry: escalations go to the named approvers' queues.
+
+    Deterministic (no clock, no random ids) so that two runs of the demo post the same record.
+    """
+    record = JOURNAL_ENTRIES.get(entry_id.strip().upper())
+    if record is None:
+        return {"entry_id": entry_id, "error": "not_found"}
+    posted = {
+        "entry_id": record["entry_id"],
+        "decision": decision.upper(),
+        "routed_to": list(route_to),
+        "workflow_item": f"CTRL-{record['entry_id'].split('-')[-1]}",
+        "status": "awaiting_approval" if decision.upper() == "ESCALATE" else "approved",
+    }
+    _DECISIONS[record["entry_id"]] = posted
+    return dict(posted)

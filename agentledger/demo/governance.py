@@ -1,42 +1,49 @@
-"""The demo's governance step: a governed tool call, logged before it runs, parked by a pause.
+"""The demo's governance: who the agents act for, what authority reaches the executor, and the
+compliance desk that pauses and resumes a run through the collector's HTTP API.
 
-An operator pauses the agent's session through the collector's ``/v1/controls``;
-the agent, acting for a named controller, then calls its journal-entry lookup as
-a ``@governed_tool``. The intent is stored first and answered ``paused``, so the
-call waits (the agent's state untouched) until the operator resumes the session;
-then the tool body runs exactly once and its outcome is recorded against the
-intent. Every step goes through the same HTTP API a production agent uses.
+The planner acts for a named controller (``CONTROLLER``) who holds three scopes; its handoff
+passes on only the two the executor needs (``HANDED_SCOPES``), and the executor's posting is a
+``governed_tool`` that needs one of them (``POSTING_SCOPE``). The desk is what an operator's
+script or the console sends: ``/v1/controls`` to pause and resume, ``/v1/intents`` to watch a
+governed call park and finish. Every step goes through the same API a production agent uses.
 """
 
 from __future__ import annotations
 
-import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from openinference.instrumentation import using_attributes
-from opentelemetry.sdk.trace import TracerProvider
 
-from agentledger.demo.agent import AGENT_NAME, DEFAULT_SESSION_ID, DEFAULT_USER_ID
-from agentledger.demo.documents import LOOKUP_JOURNAL_ENTRY, lookup_journal_entry
-from agentledger.instrumentation.governance import (
-    configure_governance,
-    flush_outcomes,
-    governed_call,
-    governed_tool,
-)
+from agentledger.demo.agent import DEFAULT_USER_ID
 from agentledger.instrumentation.principal import acting_for
 
-__all__ = ["CONTROLLER", "GovernedRun", "OPERATOR", "POLICY_ID", "run_governed_lookup"]
+__all__ = [
+    "CONTROLLER",
+    "HANDED_SCOPES",
+    "OPERATOR",
+    "POLICY_ID",
+    "POSTING_SCOPE",
+    "ComplianceDesk",
+    "GovernedRun",
+]
 
 OPERATOR = "controls-operator@acme-corp.example"
 POLICY_ID = "FIN-7"
+POSTING_SCOPE = "decisions:post"
+"""What the executor's governed posting needs."""
+HANDED_SCOPES = ("entries:read", POSTING_SCOPE)
+"""What the planner hands on: the controller's scopes without ``entries:approve``."""
 CONTROLLER = acting_for(
-    DEFAULT_USER_ID, name="Priya Natarajan", role="financial controller", policy=POLICY_ID
+    DEFAULT_USER_ID,
+    name="Priya Natarajan",
+    role="financial controller",
+    policy=POLICY_ID,
+    scopes=(*HANDED_SCOPES, "entries:approve"),
 )
-"""The named human the demo agent acts for (re-entrant: ``with CONTROLLER:``)."""
+"""The named human the demo's agents act for (re-entrant: ``with CONTROLLER:``)."""
 
 
 @dataclass(frozen=True)
@@ -52,106 +59,61 @@ class GovernedRun:
     result: dict[str, Any]
 
 
-def run_governed_lookup(
-    server_url: str,
-    tracer_provider: TracerProvider,
-    *,
-    session_id: str = DEFAULT_SESSION_ID,
-    user_id: str = DEFAULT_USER_ID,
-    entry_id: str = "JE-4471",
-    api_key: str | None = None,
-    timeout_s: float = 60.0,
-) -> GovernedRun:
-    """Pause ``session_id``, make the governed call, resume once it is parked; return the record."""
-    configure_governance(
-        server_url,
-        api_key=api_key,
-        tracer_provider=tracer_provider,
-        initial_backoff_s=0.05,
-        max_backoff_s=0.25,
-        max_pause_s=timeout_s,
-    )
-    lookup = governed_tool(name=LOOKUP_JOURNAL_ENTRY, policy=POLICY_ID)(lookup_journal_entry)
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    outcome: dict[str, Any] = {}
+class ComplianceDesk:
+    """The operator's side of the demo: controls sent and intents read over HTTP."""
 
-    def agent() -> None:
-        try:
-            with (
-                CONTROLLER if user_id == DEFAULT_USER_ID else acting_for(user_id, policy=POLICY_ID),
-                using_attributes(session_id=session_id, user_id=user_id),
-                governed_call(session_id=session_id, agent=AGENT_NAME),
-            ):
-                started = time.monotonic()
-                outcome["result"] = lookup(entry_id=entry_id)
-                outcome["seconds"] = time.monotonic() - started
-        except Exception as exc:  # reported by the caller
-            outcome["error"] = exc
+    def __init__(
+        self, server_url: str, *, api_key: str | None = None, timeout_s: float = 60.0
+    ) -> None:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.http = httpx.Client(base_url=server_url, headers=headers, timeout=10)
+        self.timeout_s = timeout_s
 
-    with httpx.Client(base_url=server_url, headers=headers, timeout=10) as http:
+    def __enter__(self) -> ComplianceDesk:
+        return self
 
-        def control(action: str, reason: str) -> None:
-            http.post(
-                "/v1/controls",
-                json={
-                    "action": action,
-                    "scope": "session",
-                    "target": session_id,
-                    "by": OPERATOR,
-                    "reason": reason,
-                },
-            ).raise_for_status()
+    def __exit__(self, *exc: object) -> None:
+        self.http.close()
 
-        control("pause", "hold postings of this session for a second review")
-        worker = threading.Thread(target=agent, name="agentledger-demo-governed-agent", daemon=True)
-        worker.start()
-        intent = _wait_for(http, session_id, lambda i: i["decision"] == "paused", timeout_s)
-        control("resume", "second review done")
-        worker.join(timeout_s)
-        if "error" in outcome:
-            raise RuntimeError(f"the governed call failed: {outcome['error']}") from outcome[
-                "error"
-            ]
-        if worker.is_alive() or "result" not in outcome:
-            raise RuntimeError("the governed call did not finish after the resume")
-        flush_outcomes()
-        intent = _wait_for(
-            http,
-            session_id,
-            lambda i: (
-                i["intent_id"] == intent["intent_id"]
-                and i["decision"] == "proceed"
-                and i.get("outcome") is not None
-            ),
-            timeout_s,
-        )
-        controls = (
-            http.get("/v1/controls", params={"all": "true"}).raise_for_status().json()["controls"]
-        )
-    return GovernedRun(
-        intent,
-        [c for c in controls if c.get("target") == session_id][:2],
-        outcome["seconds"],
-        outcome["result"],
-    )
+    def control(self, action: str, session_id: str, reason: str) -> None:
+        """Pause or resume every governed call of ``session_id``."""
+        self.http.post(
+            "/v1/controls",
+            json={
+                "action": action,
+                "scope": "session",
+                "target": session_id,
+                "by": OPERATOR,
+                "reason": reason,
+            },
+        ).raise_for_status()
 
+    def controls(self, session_id: str) -> list[dict[str, Any]]:
+        """The controls sent for ``session_id``, newest first."""
+        found = self.http.get("/v1/controls", params={"all": "true"}).raise_for_status().json()
+        return [c for c in found["controls"] if c.get("target") == session_id]
 
-def _wait_for(http: httpx.Client, session_id: str, ok: Any, timeout_s: float) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        found: list[dict[str, Any]] = (
-            http.get(
-                "/v1/intents",
-                params={"session_id": session_id, "tool_name": LOOKUP_JOURNAL_ENTRY, "limit": 10},
+    def wait_for(
+        self, session_id: str, tool_name: str, ok: Callable[[dict[str, Any]], bool]
+    ) -> dict[str, Any]:
+        """The first intent of ``tool_name`` in ``session_id`` that ``ok`` accepts, polled until
+        it appears (``RuntimeError`` after ``timeout_s``)."""
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            found: list[dict[str, Any]] = (
+                self.http.get(
+                    "/v1/intents",
+                    params={"session_id": session_id, "tool_name": tool_name, "limit": 10},
+                )
+                .raise_for_status()
+                .json()
             )
-            .raise_for_status()
-            .json()
-        )
-        match = next((i for i in found if ok(i)), None)
-        if match is not None:
-            return match
-        if time.monotonic() > deadline:
-            raise RuntimeError(
-                f"no governed intent of session {session_id} reached the expected state: {found}"
-            )
-        time.sleep(0.05)
+            match = next((i for i in found if ok(i)), None)
+            if match is not None:
+                return match
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"no {tool_name} intent of session {session_id} reached the expected "
+                    f"state: {found}"
+                )
+            time.sleep(0.05)

@@ -36,7 +36,9 @@ def test_audit_and_replay_on_a_data_directory(tmp_path: Path, provider) -> None:
 
     as_json = _run("audit", trace_id, "--data-dir", data, "--format", "json")
     assert as_json.returncode == 0, as_json.stderr
-    (action,) = json.loads(as_json.stdout)["actions"]
+    actions = json.loads(as_json.stdout)["actions"]  # the lookup, then the governed posting
+    assert [a["action"]["tool_name"] for a in actions][-1] == "post_controls_decision"
+    action = actions[0]
     decided = action["decided_by"]
     assert (
         action["action"]["tool_name"] == LOOKUP_JOURNAL_ENTRY

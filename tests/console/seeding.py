@@ -1,7 +1,8 @@
 """What the demo does not record, added to a running server the way real clients add it: a
-multi-agent run (handoffs through the real instrumentation, sent as OTLP with an ingest key) and
-a drift report (rebuilt requests read from the API, a replay stored through ``POST
-/api/v1/replays`` with an auditor's key). Used by the console tests and ``scripts/screenshots.py``.
+larger multi-agent run than the demo's one handoff (three agents, a queue handoff that fails and a
+synchronous one, through the real instrumentation, sent as OTLP with an ingest key) and a drift
+report (rebuilt requests read from the API, a replay stored through ``POST /api/v1/replays`` with
+an auditor's key). Used by the console tests; ``scripts/screenshots.py`` uses the drift report.
 """
 
 from __future__ import annotations

@@ -1,9 +1,11 @@
 """The web console end to end: a real ``serve`` with the demo's recording, a real Chromium.
 
-Each role does what the console offers it: a reader finds the demo's trace and sees the pause
-inside its governed run; an operator pauses an agent, watches a governed tool call park and
-resumes it; an auditor reads and downloads the audit report; an ingest key is refused; a
-state-changing request without the CSRF token is refused. Reads land in the access log.
+Each role does what the console offers it: a reader finds the executor's trace of the two-agent
+demo and sees its governed posting, paused, inside the executor's run; an operator pauses an
+agent, watches a governed tool call park and resumes it; an auditor opens the audit report of
+the posting (with what the planner saw before it handed the work over) and downloads it; an
+ingest key is refused; a state-changing request without the CSRF token is refused. Reads land in
+the access log.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from tests.console.conftest import KEYS, Served, sign_in
 pytestmark = pytest.mark.integration
 
 AGENT = "finance-controls-agent"
+PLANNER = "planner-agent"
+CONTROLLER = "controller@acme-corp.example"
 
 
 def _api(served: Served, role: str, path: str, **params: Any) -> Any:
@@ -35,19 +39,13 @@ def _api(served: Served, role: str, path: str, **params: Any) -> Any:
     return resp.json()
 
 
-def _governed_trace(served: Served) -> str:
-    """The demo's governed lookup ran in a trace of its own: the one rooted at the tool."""
-    intent = _api(served, "reader", f"/v1/intents/{served.demo['governance']['intent_id']}")
-    return str(intent["trace_id"])
-
-
 def test_a_reader_finds_the_demo_trace_and_sees_the_pause_in_its_run(
     context: Any, served: Served
 ) -> None:
     page = context.new_page()
     sign_in(page, "reader")
     expect(page.get_by_test_id("who")).to_contain_text("reader")
-    page.get_by_label("Agent").fill(AGENT)
+    page.get_by_label("Agent", exact=True).fill(AGENT)
     page.get_by_label("Search").fill("JE-4471")
     page.get_by_role("button", name="Filter").click()
     trace_id = served.demo["trace_id"]
@@ -64,16 +62,25 @@ def test_a_reader_finds_the_demo_trace_and_sees_the_pause_in_its_run(
     expect(panel.locator(".msg-user")).to_have_count(1)
     expect(panel.locator(".msg-call")).to_contain_text("lookup_journal_entry")
     expect(panel).to_contain_text("gpt-4o-2024-08-06")  # the model that answered
-    expect(panel).to_contain_text("Priya Natarajan")  # the principal
+    expect(panel).to_contain_text(CONTROLLER)  # the principal the planner's handoff delegated
     spans.filter(has_text="retrieve_policies").click()
     expect(panel).to_contain_text("FIN-7")  # a retrieved document, with its text
     # keyboard only: j moves to the next span, Enter opens it
     page.keyboard.press("j")
     page.keyboard.press("Enter")
     expect(panel.locator("h2")).to_contain_text("ChatCompletion")
-    # the governed lookup, parked by the demo's pause before it ran
-    page.goto(f"/console/traces/{_governed_trace(served)}")
-    expect(page.get_by_test_id("waterfall")).to_contain_text("paused")
+    # the governed posting, parked by the demo's pause, one level inside the executor's run
+    posting_id = served.demo["governance"]["span_id"]
+    run_id = served.demo["posting"]["inside"][0]["span_id"]
+    posting = spans.and_(page.locator(f'[data-span-id="{posting_id}"]'))
+    run = spans.and_(page.locator(f'[data-span-id="{run_id}"]'))
+    expect(run).to_contain_text(AGENT)
+    expect(posting).to_contain_text("post_controls_decision")
+    expect(posting).to_contain_text("paused")
+    depth = int(run.get_attribute("data-depth") or "-1")
+    assert posting.get_attribute("data-depth") == str(depth + 1)
+    posting.click()
+    expect(panel.locator("h2")).to_contain_text("post_controls_decision")
     expect(page.get_by_test_id("governance-facts")).to_contain_text("Paused")
     # what the reader read is in the access log, under the reader's key
     entries = _api(served, "auditor", "/api/v1/access-log", key="reader")["entries"]
@@ -157,24 +164,35 @@ def test_an_operator_pauses_an_agent_and_resumes_its_parked_call(
 def test_an_auditor_reads_and_downloads_the_audit_report(context: Any, served: Served) -> None:
     page = context.new_page()
     sign_in(page, "auditor", "/console/audit")
-    trace_id = served.demo["trace_id"]
-    page.get_by_test_id("audit-traces").locator("tr", has_text=trace_id).get_by_role("link").click()
-    page.wait_for_url(f"**/console/audit/{trace_id}")
+    posting_id = served.demo["governance"]["span_id"]
+    governed = page.get_by_test_id("audit-intents").locator("tr", has_text="post_controls_decision")
+    governed.get_by_role("link", name="audit").click()
+    page.wait_for_url(f"**/console/audit/{posting_id}")
     actions = page.get_by_test_id("audit-actions")
-    expect(actions).to_contain_text("lookup_journal_entry")
-    expect(actions).to_contain_text("gpt-4o-2024-08-06")
-    expect(actions).to_contain_text("Priya Natarajan")
+    expect(actions).to_contain_text("post_controls_decision")
+    expect(actions).to_contain_text("gpt-4o-2024-08-06")  # the model call that decided
+    expect(actions).to_contain_text(CONTROLLER)
+    expect(actions).to_contain_text("intent recorded before it ran")
+    # the report lists what the planner saw before it handed the entry over
     frame = page.frame_locator('[data-testid="report-frame"]')
-    expect(frame.locator("body")).to_contain_text(trace_id)
+    body = frame.locator("body")
+    expect(body).to_contain_text(posting_id)
+    expect(body).to_contain_text("What upstream agents saw and handed on")
+    expect(body).to_contain_text(f"{PLANNER} -> {AGENT}")
     with page.expect_download() as markdown:
         page.get_by_test_id("download-markdown").click()
     text = open(markdown.value.path(), encoding="utf-8").read()
-    assert markdown.value.suggested_filename == f"audit-{trace_id}.md"
-    assert text.startswith("# Audit") and trace_id in text and "FIN-7" in text
+    assert markdown.value.suggested_filename == f"audit-{posting_id}.md"
+    assert text.startswith("# Audit") and posting_id in text and "FIN-7" in text
+    assert f"`{PLANNER} -> {AGENT}`" in text and served.demo["planner"]["trace_id"] in text
     with page.expect_download() as html:
         page.get_by_test_id("download-html").click()
-    body = open(html.value.path(), encoding="utf-8").read()
-    assert body.startswith("<!doctype html>") and trace_id in body
+    report = open(html.value.path(), encoding="utf-8").read()
+    assert report.startswith("<!doctype html>") and posting_id in report
+    # the trace's own audit covers both of the executor's tool calls
+    page.goto(f"/console/audit/{served.demo['trace_id']}")
+    expect(actions).to_contain_text("lookup_journal_entry")
+    expect(actions).to_contain_text("post_controls_decision")
 
 
 def test_a_reader_gets_no_audit_and_no_controls(context: Any, served: Served) -> None:

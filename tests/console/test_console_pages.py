@@ -50,13 +50,12 @@ def test_a_reader_reads_the_demo_session_turn_by_turn(context: Any, served: Serv
     row.get_by_role("link", name=DEFAULT_SESSION_ID).click()
     page.wait_for_url(f"**/console/sessions/{DEFAULT_SESSION_ID}")
     turns = page.get_by_test_id("turns").locator("li.turn")
-    expect(turns).to_have_count(2)  # the agent's run, then the governed lookup it asked for
+    expect(turns).to_have_count(1)  # the executor's run; the planner talks in its own session
     first = turns.nth(0)
     assert first.get_attribute("data-trace-id") == served.demo["trace_id"]
     expect(first.locator(".msg-user")).to_contain_text("JE-4471")  # the question, in full
     expect(first.locator(".msg-assistant")).to_contain_text("ESCALATE")  # the decision
     expect(first).to_contain_text(f"{served.demo['tokens']} tokens")
-    expect(turns.nth(1)).to_contain_text("lookup_journal_entry")
     first.get_by_role("link", name="finance-controls-agent").click()
     page.wait_for_url(f"**/console/traces/{served.demo['trace_id']}")
     # and back: the trace page links to its session

@@ -1,5 +1,6 @@
-"""The demo's script: the model of the finance-controls demo, which looks up the journal entry
-named in the question and then approves or escalates it under FIN-7 and FIN-12."""
+"""The demo's script: the model behind both agents of the finance-controls demo. As the planner it
+hands the journal entry named in the question to the agent that reviews entries; as that agent it
+looks the entry up and then approves or escalates it under FIN-7 and FIN-12."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 import re
 from typing import Any
 
-from agentledger.demo.documents import LOOKUP_JOURNAL_ENTRY
+from agentledger.demo.documents import HAND_OFF, LOOKUP_JOURNAL_ENTRY, ROSTER
 from agentledger.demo.provider.request import ProviderRequest
 from agentledger.demo.provider.script import (
     Rule,
@@ -16,6 +17,7 @@ from agentledger.demo.provider.script import (
     all_of,
     has_tool_result,
     last_user_contains,
+    negate,
     offers_tool,
 )
 from agentledger.demo.provider.server import ScriptedProvider
@@ -26,6 +28,20 @@ __all__ = ["DEFAULT_RESPONSE", "FIN7_THRESHOLD", "default_script", "demo_provide
 _ENTRY_ID = re.compile(r"\bJE-\d+\b", re.IGNORECASE)
 FIN7_THRESHOLD = 1_000_000
 """FIN-7: reclassifications above this need Corporate Controller and CFO approval."""
+
+
+def _plan(request: ProviderRequest) -> ScriptedResponse:
+    """The planner's one turn: hand the entry named in the question to the reviewing agent."""
+    found = _ENTRY_ID.search(request.last_user_text())
+    entry_id = found.group(0).upper() if found else "JE-4471"
+    agent = next(name for name, does in ROSTER.items() if "journal entry" in does)
+    task = (
+        f"Review {entry_id} against the approval policies (FIN-7, FIN-12) and post the "
+        "controls decision."
+    )
+    return ScriptedResponse(
+        tool_calls=[ToolCall(HAND_OFF, {"agent": agent, "entry_id": entry_id, "task": task})]
+    )
 
 
 def _request_lookup(request: ProviderRequest) -> ScriptedResponse:
@@ -75,11 +91,17 @@ def _decide(request: ProviderRequest) -> ScriptedResponse:
 def default_script() -> list[Rule]:
     """Rules that play the model in the finance-controls demo.
 
-    Order matters (first match wins): once the conversation carries the
-    journal-entry lookup result the model decides; before that, a question
-    naming a journal entry makes it call the lookup tool.
+    Order matters (first match wins): offered the planner's hand-off tool, the
+    model hands the entry over; once the conversation carries the journal-entry
+    lookup result the model decides; before that, a question naming a journal
+    entry makes it call the lookup tool.
     """
     return [
+        Rule(
+            all_of(offers_tool(HAND_OFF), negate(has_tool_result(HAND_OFF))),
+            _plan,
+            name="hand-off",
+        ),
         Rule(has_tool_result(LOOKUP_JOURNAL_ENTRY), _decide, name="decide"),
         Rule(
             all_of(last_user_contains("JE-"), offers_tool(LOOKUP_JOURNAL_ENTRY)),

@@ -17,7 +17,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (  # noqa: 
     ExportTraceServiceRequest,
 )
 
+from bench.sender import process_cpu_seconds, send_all  # noqa: E402
 from bench.traffic import (  # noqa: E402
     LIGHT,
     LLM_SPANS_PER_RUN,
@@ -43,12 +43,6 @@ from bench.traffic import (  # noqa: E402
 )
 
 _MIXES = {m.name: m for m in (REALISTIC, LIGHT)}
-
-
-def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process (all its threads), from ``/proc/<pid>/stat``."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def bench_normalizer(n_runs: int, mix: Mix) -> dict[str, dict[str, float]]:
@@ -222,38 +216,13 @@ def bench_end_to_end(
             headers=headers,
             timeout=60,
         )
-        latencies: list[float] = []
-        errors: list[str] = []
-        lock = threading.Lock()
-        queue = list(enumerate(bodies))
-
-        def post(client: httpx.Client, path: str, body: bytes) -> None:
-            t = time.perf_counter()
-            resp = client.post(f"{url}{path}", content=body, headers=headers)
-            with lock:
-                latencies.append(time.perf_counter() - t)
-                if resp.status_code != 200:
-                    errors.append(f"{resp.status_code} {resp.text[:100]}")
-
-        def sender() -> None:
-            with httpx.Client(timeout=120) as client:
-                while True:
-                    with lock:
-                        if not queue:
-                            return
-                        i, body = queue.pop()
-                    post(client, "/v1/traces", body)
-                    if log_bodies:
-                        post(client, "/v1/logs", log_bodies[i])
-
-        threads = [threading.Thread(target=sender) for _ in range(clients)]
+        items = [
+            [("/v1/traces", body), *([("/v1/logs", log_bodies[i])] if log_bodies else [])]
+            for i, body in enumerate(bodies)
+        ]
         cpu0 = process_cpu_seconds(server.pid)
-        t0 = time.perf_counter()
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join()
-        elapsed = time.perf_counter() - t0
+        sent = send_all(url, items, headers, clients)
+        elapsed, latencies, errors = sent.seconds, sent.latencies, sent.errors
         server_cpu = process_cpu_seconds(server.pid) - cpu0
     finally:
         server.terminate()

@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 from typing import IO
 
-__all__ = ["PEERS", "cache_root", "peer_python"]
+__all__ = ["PEERS", "SERVERS", "cache_root", "peer_python"]
 
 OTEL_SDK = "1.45.1"
 _OTEL = (f"opentelemetry-sdk=={OTEL_SDK}", f"opentelemetry-exporter-otlp-proto-http=={OTEL_SDK}")
@@ -67,6 +67,17 @@ PEERS: dict[str, tuple[tuple[str, ...], ...]] = {
 }
 """pip install steps per peer, run in order in the peer's own venv."""
 
+SERVERS: dict[str, tuple[tuple[str, ...], ...]] = {
+    # Arize Phoenix's server (OTLP/HTTP receiver, sqlite by default) for bench/vs_phoenix.py: kept
+    # apart from PEERS, the instrumentors bench/instrumentation_overhead.py runs one by one
+    "phoenix": (("arize-phoenix==20.26.1",),),
+}
+"""pip install steps per peer server, made and cached the same way as the peers'."""
+
+
+def _steps(name: str) -> tuple[tuple[str, ...], ...]:
+    return PEERS[name] if name in PEERS else SERVERS[name]
+
 
 def cache_root() -> Path:
     return Path(
@@ -76,7 +87,7 @@ def cache_root() -> Path:
 
 
 def _digest(name: str) -> str:
-    recipe = repr((PEERS[name], sys.version_info[:2]))
+    recipe = repr((_steps(name), sys.version_info[:2]))
     return hashlib.sha256(recipe.encode()).hexdigest()[:12]
 
 
@@ -94,11 +105,11 @@ def peer_python(name: str, log: IO[str]) -> Path:
         shutil.rmtree(venv, ignore_errors=True)
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-        for step in PEERS[name]:
+        for step in _steps(name):
             done = subprocess.run([*pip, *step], stdout=log, stderr=log, check=False)
             if done.returncode != 0:
                 raise SystemExit(f"{name}: pip install {' '.join(step)} failed; see {log.name}")
-        ready.write_text("\n".join(" ".join(step) for step in PEERS[name]) + "\n")
+        ready.write_text("\n".join(" ".join(step) for step in _steps(name)) + "\n")
     return python
 
 

@@ -11,6 +11,8 @@ One file per tenant, ``<dir>/<tenant>.checkpoint`` (the tenant name, URL-quoted)
 latest accepted signed note, replaced atomically. ``AGENTLEDGER_WITNESS_DIR`` names the directory;
 the embedded server defaults to ``<data dir>/witness/<database>`` and warns that a directory beside
 the data is not external (mount another volume, or another machine's, for a real witness).
+``AGENTLEDGER_WITNESS_URL`` adds a C2SP witness over HTTP (``witness_http.py``); with both, every
+checkpoint goes to each (``WitnessSet``).
 """
 
 from __future__ import annotations
@@ -21,11 +23,18 @@ import tempfile
 import urllib.parse
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Final
+from typing import Any, Final, Protocol
 
 from agentledger.pipeline.tlog import Checkpoint, ProofError, parse_note, verify_consistency
 
-__all__ = ["WITNESS_DIR_ENV", "WitnessDir", "WitnessRefused", "note_checkpoint"]
+__all__ = [
+    "WITNESS_DIR_ENV",
+    "Witness",
+    "WitnessDir",
+    "WitnessRefused",
+    "WitnessSet",
+    "note_checkpoint",
+]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +50,72 @@ def note_checkpoint(note: str) -> Checkpoint:
     """The checkpoint a signed note carries (signatures not checked here)."""
     text, _ = parse_note(note)
     return Checkpoint.parse(text)
+
+
+class Witness(Protocol):
+    """Where the appender sends each new checkpoint. ``submit`` raises WitnessRefused when the
+    checkpoint would rewrite what the witness saw, and nothing else: a witness out of reach keeps
+    it for ``retry`` (called once a pass), so it can never stop the appender."""
+
+    def latest(self, tenant: str) -> str | None:
+        """The latest witnessed signed note of the tenant's log (None: none, or not known)."""
+        ...
+
+    def submit(
+        self, tenant: str, note: str, proof: Callable[[int, int], Sequence[bytes]]
+    ) -> Checkpoint:
+        """Witness ``note``; ``proof(old, new)`` is the log's consistency proof."""
+        ...
+
+    def retry(self) -> None:
+        """Send again what could not be delivered."""
+        ...
+
+    def state(self) -> dict[str, dict[str, Any]]:
+        """What the witness holds per tenant, for the job's result."""
+        ...
+
+
+class WitnessSet:
+    """Several witnesses: each gets every checkpoint; a refusal by any is a refusal."""
+
+    def __init__(self, witnesses: Sequence[Witness]) -> None:
+        self.witnesses = list(witnesses)
+
+    def latest(self, tenant: str) -> str | None:
+        """The first witness's latest note (the appender uses it only to find a cached range)."""
+        for witness in self.witnesses:
+            note = witness.latest(tenant)
+            if note is not None:
+                return note
+        return None
+
+    def submit(
+        self, tenant: str, note: str, proof: Callable[[int, int], Sequence[bytes]]
+    ) -> Checkpoint:
+        """Submit to every witness, then raise the first refusal, if any."""
+        refused: WitnessRefused | None = None
+        for witness in self.witnesses:
+            try:
+                witness.submit(tenant, note, proof)
+            except WitnessRefused as exc:
+                refused = refused or exc
+        if refused is not None:
+            raise refused
+        return note_checkpoint(note)
+
+    def retry(self) -> None:
+        """Retry each witness."""
+        for witness in self.witnesses:
+            witness.retry()
+
+    def state(self) -> dict[str, dict[str, Any]]:
+        """Each witness's state, by tenant, then by witness."""
+        merged: dict[str, dict[str, Any]] = {}
+        for i, witness in enumerate(self.witnesses):
+            for tenant, entry in witness.state().items():
+                merged.setdefault(tenant, {})[str(i)] = entry
+        return merged
 
 
 class WitnessDir:
@@ -59,6 +134,13 @@ class WitnessDir:
             return self.path(tenant).read_text(encoding="utf-8")
         except FileNotFoundError:
             return None
+
+    def retry(self) -> None:
+        """Nothing to retry: a write to the directory either happened or raised."""
+
+    def state(self) -> dict[str, dict[str, Any]]:
+        """Nothing beyond the files (``latest``)."""
+        return {}
 
     def submit(
         self, tenant: str, note: str, proof: Callable[[int, int], Sequence[bytes]]

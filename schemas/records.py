@@ -47,6 +47,7 @@ __all__ = [
     "ID_FIELDS",
     "LATER_FIELDS",
     "LATEST_FEEDBACK_VIEW",
+    "LISTED_CONTENTS",
     "RECORDS_TABLE",
     "RECORD_COLUMNS",
     "VIEWS",
@@ -55,6 +56,7 @@ __all__ = [
     "RecordKind",
     "body_sha256",
     "from_rfc3339",
+    "leaf_parts",
     "make_record",
     "rfc3339",
 ]
@@ -85,6 +87,10 @@ class RecordKind(str, enum.Enum):
     """One read of content (traces, spans, contents, audit reports, exports, the key list)."""
     ANOMALY_LABEL = "anomaly_label"
     """An operator's ack, mute, unmute or true/false-alarm label of a detected anomaly."""
+    ERASURE = "erasure"
+    """The contents of a subject erased (GDPR art. 17): who, when, which hashes, why."""
+    RETENTION_EXPIRY = "retention_expiry"
+    """Spans and contents past the tenant's retention pruned by the retention job."""
 
 
 class Actor:
@@ -250,6 +256,25 @@ BODY_FIELDS: Final[Mapping[RecordKind, tuple[Column, ...]]] = {
         Column("note", "String", "Free text: why."),
         Column("created_at", _DT6, "When the operator acted."),
     ),
+    RecordKind.ERASURE: (
+        Column("erasure_id", "String", "Erasure id, 32 hex digits."),
+        Column(
+            "subject_attribute", "String", "What identified the subject: user.id, session.id..."
+        ),
+        Column("subject_sha256", "String", "HMAC-SHA256 of the subject's value, tenant's key."),
+        Column("reason", "String", "Why (the request's reason)."),
+        Column("contents", "UInt64", "How many content records were erased."),
+        Column(
+            "content_sha256", "Array(String)", "The erased contents (the leaf's content_sha256)."
+        ),
+    ),
+    RecordKind.RETENTION_EXPIRY: (
+        Column("expiry_id", "String", "Expiry id, 32 hex digits."),
+        Column("retention_days", "UInt32", "The tenant's retention when the records were pruned."),
+        Column("cutoff", _DT6, "Spans ingested before this were pruned (unless held)."),
+        Column("spans", "UInt64", "Spans pruned."),
+        Column("contents", "UInt64", "Content records pruned."),
+    ),
 }
 """Each kind's body fields, with the type its typed view gives them."""
 
@@ -300,6 +325,8 @@ ID_FIELDS: Final[Mapping[RecordKind, str]] = {
     RecordKind.API_KEY: "name",
     RecordKind.ACCESS: "access_id",
     RecordKind.ANOMALY_LABEL: "action_id",
+    RecordKind.ERASURE: "erasure_id",
+    RecordKind.RETENTION_EXPIRY: "expiry_id",
 }
 """The body field a record's ``record_id`` is (the view names ``record_id`` so)."""
 
@@ -313,8 +340,14 @@ VIEWS: Final[Mapping[RecordKind, str]] = {
     RecordKind.API_KEY: "api_keys_v",
     RecordKind.ACCESS: "access_log_v",
     RecordKind.ANOMALY_LABEL: "anomaly_labels_v",
+    RecordKind.ERASURE: "erasures_v",
+    RecordKind.RETENTION_EXPIRY: "retention_expiries_v",
 }
 """The typed view of each kind: one row per stored record (a re-sent one may appear twice)."""
+
+LISTED_CONTENTS: Final = "content_sha256"
+"""The body field of an erasure that lists content hashes: its leaf carries them as the leaf's
+``content_sha256`` (``schemas.ledger``), not in the leaf's body (``leaf_parts``)."""
 
 LATEST_FEEDBACK_VIEW: Final = "feedback_latest_v"
 """Feedback as it stands: the latest version of each (tenant, trace, span, name, feedback id)."""
@@ -454,3 +487,29 @@ def make_record(
         body=body,
         body_sha256=body_sha256(body),
     )
+
+
+def leaf_parts(record: Record) -> tuple[Record, tuple[str, ...]]:
+    """What a record's ledger leaf is made of: the record whose body is the leaf's body, and the
+    content hashes the leaf lists. An erasure stores the hashes it erased in its body (the only
+    place they survive the erasure) while its leaf lists them beside the body, as every leaf lists
+    the contents it references; every other record is its own leaf body and lists none."""
+    if record.kind is not RecordKind.ERASURE:
+        return record, ()
+    fields = record.fields()
+    if not isinstance(fields, dict) or canonical_json(fields) != record.body:
+        raise ValueError(f"erasure {record.record_id}: body is not canonical")
+    listed = fields.pop(LISTED_CONTENTS, [])
+    if not isinstance(listed, list) or not all(isinstance(h, str) for h in listed):
+        raise ValueError(f"erasure {record.record_id}: {LISTED_CONTENTS} is not a list of hashes")
+    body = canonical_json(fields)
+    rest = Record(
+        kind=record.kind,
+        tenant=record.tenant,
+        record_id=record.record_id,
+        recorded_at_ns=record.recorded_at_ns,
+        actor=record.actor,
+        body=body,
+        body_sha256=body_sha256(body),
+    )
+    return rest, tuple(listed)

@@ -25,6 +25,7 @@ from agentledger.pipeline.services.audit.saw import (
     _tool_entry,
 )
 from agentledger.pipeline.services.audit.upstream import upstream
+from agentledger.pipeline.services.erasure.marks import mark_erased
 from agentledger.pipeline.services.recorded import Trace, iso, system_fingerprint
 from agentledger.pipeline.store import Store
 
@@ -168,6 +169,7 @@ def audit(store: Store, tenant: str, ref: str, *, last: bool = False) -> dict[st
     horizon = max(a["start_ns"] for a in actions)
     involved = [s for s in trace.spans if s["start_ns"] <= horizon]
     trace.fetch(_hashes_for(involved))
+    mark_erased(store, tenant, trace.contents)  # "erased on <date> by <key>" where text was
     tables = _governance_tables(store)
     intents = _intents(store, tenant, trace) if "intents" in tables else []
     controls: list[dict[str, Any]] = []

@@ -19,8 +19,8 @@ from agentledger.schemas.contents import content_hash
 
 def _verified(trace: Trace, h: str) -> bool | None:
     record = trace.contents.get(h) if h else None
-    if record is None or record["content"] is None:
-        return None
+    if record is None or record["content"] is None or record.get("erased"):
+        return None  # not captured, missing, or erased on record (its mark in place of the text)
     return content_hash(record["content"]) == h
 
 
@@ -134,10 +134,13 @@ def _integrity(trace: Trace, spans: list[dict[str, Any]]) -> dict[str, Any]:
         hashes.update(d["content_hash"] for d in s["documents"])
         hashes.update(c["arguments_hash"] for c in s["tool_calls"])
     missing = sorted(h for h in hashes if trace.contents.get(h, {}).get("content") is None)
-    changed = sorted(h for h in hashes if h not in missing and not _verified(trace, h))
+    erased = sorted(h for h in hashes if trace.contents.get(h, {}).get("erased"))
+    changed = sorted(h for h in hashes if h not in missing and _verified(trace, h) is False)
+    checked = len(hashes) - len(missing) - len(erased)
     return {
-        "contents_checked": len(hashes) - len(missing),
-        "contents_verified": len(hashes) - len(missing) - len(changed),
+        "contents_checked": checked,
+        "contents_verified": checked - len(changed),
         "missing": missing,
         "changed": changed,
+        "erased": erased,
     }

@@ -34,7 +34,7 @@ from agentledger.pipeline.governance import (
     GovernanceRejected,
     GovernanceUnavailable,
 )
-from agentledger.pipeline.services import reads
+from agentledger.pipeline.services import ledger, reads
 from agentledger.schemas.read import UsageRow
 
 __all__ = ["router"]
@@ -205,8 +205,11 @@ async def audit_page(
 ) -> Response:
     with read_errors():
         report = await run_in_threadpool(reads.audit, store, tenant, ref)
+    # whether each action's span is in a signed checkpoint yet (its proof can be downloaded)
+    spans = [a.action.span_id for a in report.actions]
+    signed = await run_in_threadpool(ledger.signed_leaves, store, tenant, "span", spans)
     await read_log.record([ref], len(report.actions))
-    return web.page(request, "audit.html", nav="audit", report=report, ref=ref)
+    return web.page(request, "audit.html", nav="audit", report=report, ref=ref, signed=signed)
 
 
 @router.get("/audit/{ref}/download")

@@ -10,11 +10,13 @@ from agentledger.collector.console import (
     conversations,
     datasets,
     graph,
+    ledger,
     ops,
     replays,
     signin,
     sql,
     traces,
+    waterfall,
 )
 from agentledger.collector.console.sessions import SessionBook
 from agentledger.collector.console.web import error_page, owns
@@ -27,3 +29,5 @@ _STEP2 = (conversations.router, graph.router, anomalies.router, datasets.router,
 for _part in (signin.router, traces.router, ops.router, *_STEP2):
     router.include_router(_part)
 router.include_router(sql.router)  # the SQL page (issue 18, item 4)
+router.include_router(ledger.router)  # ledger status, verification, proof files (issue 18)
+router.include_router(waterfall.router)  # pages of a large trace's virtualized waterfall

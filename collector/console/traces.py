@@ -10,14 +10,16 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from agentledger.collector.console import views, web
+from agentledger.collector.console import views, waterfall, web
 from agentledger.collector.console.sessions import PREFIX
 from agentledger.collector.deps import ReadLogDep, StoreDep, TenantDep, read_errors
-from agentledger.pipeline.services import queries, reads
+from agentledger.pipeline.services import ledger, queries
+from agentledger.pipeline.services import waterfall as wf
 from agentledger.pipeline.services.trace_search import TraceFilters, facets, search_traces
+from agentledger.schemas.analytics import AnomalyType
 from agentledger.schemas.read import Span
 
-__all__ = ["RANGES", "router"]
+__all__ = ["ANOMALY_CHOICES", "RANGES", "router"]
 
 router = APIRouter(prefix=PREFIX)
 
@@ -30,6 +32,8 @@ RANGES: dict[str, timedelta | None] = {
 }
 """The time ranges the list offers (the newest traces of the last ...)."""
 PAGE = 50
+ANOMALY_CHOICES = ("", "any", *(t.value for t in AnomalyType))
+"""The anomaly filter: none, traces any anomaly names as an example, or one kind's."""
 Text = Annotated[str, Query(max_length=512)]
 
 
@@ -46,9 +50,14 @@ async def traces_page(
     tool: Text = "",
     status: Literal["", "OK", "ERROR"] = "",
     q: Text = "",
+    anomaly: Annotated[str, Query(max_length=32)] = "",
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> Response:
     """The full page, or (asked by htmx) only its rows: the poll that shows new traces."""
+    if anomaly not in ANOMALY_CHOICES:
+        raise HTTPException(
+            400, f"anomaly must be one of: {', '.join(k or '(none)' for k in ANOMALY_CHOICES)}"
+        )
     window = RANGES[range]
     since = datetime.now(timezone.utc) - window if window is not None else None
     filters = TraceFilters(
@@ -59,6 +68,7 @@ async def traces_page(
         tool=tool.strip(),
         status=status,
         text=q.strip(),
+        anomaly=anomaly,
     )
     found = await run_in_threadpool(
         partial(search_traces, store, tenant, filters, offset=offset, limit=PAGE)
@@ -72,6 +82,7 @@ async def traces_page(
         "tool": filters.tool,
         "status": status,
         "q": filters.text,
+        "anomaly": anomaly,
     }
     filtered = any(v for k, v in asked.items() if k != "range")
     context: dict[str, Any] = {
@@ -83,7 +94,14 @@ async def traces_page(
     if request.headers.get("hx-request") and request.headers.get("hx-target") == "trace-rows":
         return web.page(request, "traces_rows.html", **context)
     choices = await run_in_threadpool(facets, store, tenant, since)
-    return web.page(request, "traces.html", choices=choices, ranges=list(RANGES), **context)
+    return web.page(
+        request,
+        "traces.html",
+        choices=choices,
+        ranges=list(RANGES),
+        anomaly_kinds=ANOMALY_CHOICES[2:],
+        **context,
+    )
 
 
 @router.get("/traces/{trace_id}")
@@ -95,27 +113,36 @@ async def trace_page(
     read_log: ReadLogDep,
     span: Annotated[str, Query(max_length=16)] = "",
 ) -> Response:
+    """The trace's header, its waterfall (whole, or virtualized past ``waterfall.FULL`` spans)
+    and the chosen span's panel: the outline is one narrow read, the chosen span the only one
+    read in full."""
     with read_errors():
-        detail = await run_in_threadpool(reads.trace, store, tenant, trace_id)
-    rows = views.waterfall(detail)
-    chosen = next((r.span for r in rows if r.span.span_id == span), rows[0].span)
+        found = await run_in_threadpool(
+            partial(waterfall.cached_outline, store, tenant, trace_id, fresh=True)
+        )
+        bars = found.bars
+        at = next((i for i, b in enumerate(bars) if b.span_id == span.lower()), 0)
+        wanted = bars[at].span_id
+        chosen = await run_in_threadpool(wf.span, store, tenant, found.trace_id, wanted)
     panel = await _panel(store, tenant, chosen)
-    await read_log.record([detail.trace_id, *panel["hashes"]], len(detail.spans))
-    first = rows[0].span
+    await read_log.record([found.trace_id, *panel["hashes"]], len(bars))
+    virtual = len(bars) > waterfall.FULL
+    shown = bars[: waterfall.DRAWN] if virtual else bars
     return web.page(
         request,
         "trace.html",
-        detail=detail,
-        rows=rows,
+        trace_id=found.trace_id,
+        span_count=len(bars),
+        rows=shown,
+        virtual=virtual,
+        first_rows=[b.as_json() for b in bars[: waterfall.PAGE]] if virtual else [],
+        page_size=waterfall.PAGE,
+        chosen_index=at,
         chosen=chosen,
-        root=first,
-        total_ms=max((r.span.duration_ms for r in rows), default=0),
-        totals={
-            "input_tokens": sum(s.input_tokens for s in detail.spans),
-            "output_tokens": sum(s.output_tokens for s in detail.spans),
-            "cost_usd": sum(s.cost_usd for s in detail.spans),
-            "errors": sum(1 for s in detail.spans if s.status_code == "ERROR"),
-        },
+        root=found.root,
+        started=datetime.fromtimestamp(found.root["start_ns"] / 1e9, tz=timezone.utc),
+        total_ms=found.total_ms,
+        totals=found.totals,
         nav="traces",
         **panel,
     )
@@ -130,15 +157,14 @@ async def span_panel(
     store: StoreDep,
     read_log: ReadLogDep,
 ) -> Response:
-    """One span's panel (htmx swaps it in beside the waterfall)."""
+    """One span's panel (htmx swaps it in beside the waterfall): that span alone is read."""
+    if len(trace_id) != 32 or len(span_id) != 16:
+        raise HTTPException(400, "a trace id is 32 hex digits and a span id 16")
     with read_errors():
-        detail = await run_in_threadpool(reads.trace, store, tenant, trace_id)
-    chosen = next((s for s in detail.spans if s.span_id == span_id.lower()), None)
-    if chosen is None:
-        raise HTTPException(404, f"no span {span_id} in trace {trace_id}")
+        chosen = await run_in_threadpool(wf.span, store, tenant, trace_id, span_id)
     panel = await _panel(store, tenant, chosen)
     await read_log.record([chosen.span_id, *panel["hashes"]], 1)
-    return web.page(request, "span_panel.html", detail=detail, chosen=chosen, **panel)
+    return web.page(request, "span_panel.html", chosen=chosen, **panel)
 
 
 async def _panel(store: StoreDep, tenant: str, span: Span) -> dict[str, Any]:
@@ -152,6 +178,7 @@ async def _panel(store: StoreDep, tenant: str, span: Span) -> dict[str, Any]:
         record = found.get(h)
         return record.get("content") if record else None
 
+    signed = await run_in_threadpool(ledger.signed_leaves, store, tenant, "span", [span.span_id])
     kind_in = (found.get(span.input_hash) or {}).get("kind", "")
     kind_out = (found.get(span.output_hash) or {}).get("kind", "")
     return {
@@ -167,4 +194,5 @@ async def _panel(store: StoreDep, tenant: str, span: Span) -> dict[str, Any]:
         "documents": [(d, text(d.content_hash) or "") for d in span.documents],
         "governance": views.governance_facts(span),
         "principal": views.principal_facts(span),
+        "signed": signed,
     }

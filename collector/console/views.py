@@ -1,4 +1,5 @@
-"""Read models shaped for the pages: the waterfall, a span's chat, its governance facts.
+"""Read models shaped for the pages: a span's chat, its governance facts (the waterfall's rows
+come from ``pipeline.services.waterfall``).
 
 Pure functions of what the read services returned, so the templates stay free of logic and
 these can be tested without a browser.
@@ -8,67 +9,17 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from agentledger.schemas.attributes import AgentLedger, Governance
-from agentledger.schemas.read import Span, SpanNode, TraceDetail
+from agentledger.schemas.read import Span
 
 __all__ = [
     "ChatMessage",
-    "WaterfallRow",
     "chat_messages",
     "governance_facts",
     "pretty_json",
-    "waterfall",
 ]
-
-
-@dataclass(frozen=True)
-class WaterfallRow:
-    """One span of the waterfall: its depth in the tree and its bar, in % of the trace."""
-
-    span: Span
-    depth: int
-    left: float
-    width: float
-    governed: bool
-    paused_s: float
-
-
-def _at(text: str) -> float:
-    return datetime.fromisoformat(text).timestamp()
-
-
-def waterfall(detail: TraceDetail) -> list[WaterfallRow]:
-    """The spans depth first (the tree's order), each bar placed on the trace's time axis."""
-    if not detail.spans:
-        return []
-    start = min(_at(s.start_time) for s in detail.spans)
-    end = max(_at(s.end_time) for s in detail.spans)
-    total = max(end - start, 1e-9)
-    rows: list[WaterfallRow] = []
-
-    def walk(node: SpanNode, depth: int) -> None:
-        left = (_at(node.start_time) - start) / total * 100
-        width = max((_at(node.end_time) - _at(node.start_time)) / total * 100, 0.4)
-        facts = governance_facts(node)
-        rows.append(
-            WaterfallRow(
-                node,
-                depth,
-                round(left, 3),
-                round(min(width, 100 - left), 3) or 0.4,
-                bool(facts),
-                float(facts.get("paused_s") or 0),
-            )
-        )
-        for child in sorted(node.children, key=lambda c: c.start_time):
-            walk(child, depth + 1)
-
-    for root in sorted(detail.tree, key=lambda n: n.start_time):
-        walk(root, 0)
-    return rows
 
 
 def governance_facts(span: Span) -> dict[str, Any]:

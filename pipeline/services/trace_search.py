@@ -2,7 +2,8 @@
 
 A trace matches when any of its spans matches every filter given (agent, principal, model
 requested or answered, tool, free text in the span's name and input/output previews) inside the
-time range; the status filter applies to the trace as a whole (``ERROR`` when any span failed).
+time range; the status filter applies to the trace as a whole (``ERROR`` when any span failed),
+the anomaly filter to the traces an anomaly names as its examples (of any kind, or of one).
 The inner query reads matching spans newest first along the ``spans`` ordering key (tenant, then
 time), a bounded number of them within the newest days that hold a page (``recent``), and returns
 their trace ids; the outer one summarizes those traces exactly (``FINAL``), as
@@ -43,6 +44,8 @@ class TraceFilters:
     tool: str = ""
     status: Literal["", "OK", "ERROR"] = ""
     text: str = ""
+    anomaly: str = ""
+    """``any``: traces some anomaly names as an example; an ``AnomalyType`` value: of that kind."""
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,13 @@ def search_traces(
             "output_preview, '\\n', status_message), {text:String}) > 0"
         )
         params["text"] = filters.text
+    if filters.anomaly:
+        kind = "" if filters.anomaly == "any" else " AND type = {anomaly:String}"
+        where.append(
+            "trace_id IN (SELECT arrayJoin(example_trace_ids) FROM anomalies FINAL "
+            f"WHERE tenant = {{tenant:String}}{kind})"
+        )
+        params["anomaly"] = filters.anomaly
     having = ""
     if filters.status:
         having = "HAVING status = {status:String}"

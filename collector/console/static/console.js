@@ -16,6 +16,7 @@ function placeBars(root) {
 // Keyboard: j/k (or arrows) move between spans of the waterfall; Enter opens one.
 function waterfallKeys(event) {
   if (event.target.matches("input, select, textarea")) return;
+  if (document.querySelector(".waterfall[data-virtual]")) return; // waterfall.js moves there
   var rows = Array.prototype.slice.call(document.querySelectorAll(".wf-row"));
   if (!rows.length) return;
   var down = event.key === "j" || event.key === "ArrowDown";

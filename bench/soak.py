@@ -7,7 +7,8 @@ JSON and a PNG plot (``--out``, default docs/soak/).
 
 The database is the tests' chDB-backed ClickHouse HTTP endpoint in a process of its own
 (production's topology: consumers talk to a server through clickhouse-connect). Kafka: the broker
-of AGENTLEDGER_KAFKA_BOOTSTRAP_SERVERS, else one started with deploy/kafka/kafka.sh.
+of AGENTLEDGER_KAFKA_BOOTSTRAP_SERVERS. The processes, the open-loop load and the probe are
+bench/cluster_stack.py's, shared with bench/cluster_rate.py and bench/cluster_faults.py.
 
 Run: ``.venv/bin/python bench/soak.py --minutes 10 --rate 40`` (requests/s of one 5-span run).
 """
@@ -18,199 +19,49 @@ import argparse
 import json
 import math
 import os
-import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.kafka_path import _ENDPOINT, PB, ROOT, _free_port, _wait_ready  # noqa: E402
-from bench.traffic import SPANS_PER_RUN, requests  # noqa: E402
-
-
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def _lag(bootstrap: str, group: str, topic: str) -> int:
-    from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
-
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
-    try:
-        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        ends = consumer.end_offsets(parts)
-        committed = admin.list_group_offsets({group: None}).get(group, {})
-        return sum(
-            end - max(0, committed[tp].offset if tp in committed else 0) for tp, end in ends.items()
-        )
-    finally:
-        consumer.close()
-        admin.close()
+from bench.cluster_stack import Load, Probe, Stack, quantiles  # noqa: E402
+from bench.kafka_path import ROOT  # noqa: E402
+from bench.traffic import SPANS_PER_RUN  # noqa: E402
 
 
 class Soak:
     def __init__(self, bootstrap: str, rate: float, minutes: float) -> None:
-        self.bootstrap, self.rate, self.seconds = bootstrap, rate, minutes * 60
-        tag = uuid.uuid4().hex[:8]
-        self.topic, self.group = f"soak{tag}.spans", f"soak{tag}"
-        self.database = f"soak_{tag}"
-        self.env = {
-            **os.environ,
-            "AGENTLEDGER_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-            "AGENTLEDGER_KAFKA_SPANS_TOPIC": self.topic,
-            "AGENTLEDGER_KAFKA_DEAD_LETTER_TOPIC": f"soak{tag}.dlq",
-            "AGENTLEDGER_KAFKA_GROUP_ID": self.group,
-            "AGENTLEDGER_KAFKA_PARTITIONS": "4",
-            "AGENTLEDGER_DATABASE": self.database,
-            "AGENTLEDGER_BATCH_MAX_SECONDS": "0.5",
-        }
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.sent: dict[str, float] = {}  # trace id -> when the collector answered 200
-        self.latencies: list[tuple[float, float]] = []  # (second of the run, latency s)
+        self.rate, self.seconds = rate, minutes * 60
+        self.stack = Stack(bootstrap, partitions=4, prefix="soak")
         self.samples: list[dict[str, Any]] = []
-        self.lock = threading.Lock()
         self.stop = threading.Event()
-
-    def start(self) -> None:
-        port = _free_port()
-        endpoint = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                _ENDPOINT,
-                tempfile.mkdtemp(prefix="soak-ch-"),
-                str(port),
-                str(ROOT),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-        )
-        assert endpoint.stdout is not None and endpoint.stdout.readline().strip() == b"ready"
-        self.procs["database"] = endpoint
-        self.env["AGENTLEDGER_CLICKHOUSE_URL"] = self.db_url = f"http://127.0.0.1:{port}"
-        subprocess.run(
-            [sys.executable, "-m", "agentledger.cli", "pipeline", "topics"],
-            env=self.env,
-            check=True,
-        )
-        cport = _free_port()
-        self.url = f"http://127.0.0.1:{cport}"
-        self.procs["collector"] = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "agentledger.cli",
-                "collector",
-                "--no-auth",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(cport),
-            ]
-            + ["--log-level", "warning"],
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-        )
-        _wait_ready(self.url, self.procs["collector"])
-        for i in (1, 2):
-            self.procs[f"consumer{i}"] = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "agentledger.cli",
-                    "pipeline",
-                    "run",
-                    "--log-level",
-                    "warning",
-                ],
-                env={**self.env, "AGENTLEDGER_METRICS_PORT": str(_free_port())},
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.STDOUT,
-            )
-
-    def send(self) -> None:
-        """One request of one agent run every 1/rate seconds, on schedule (not after the last)."""
-        started = time.monotonic()
-        reqs = requests(int(self.rate * self.seconds) + 1, runs_per_request=1, seed=7)
-        with httpx.Client(timeout=60) as client:
-            for n, req in enumerate(reqs):
-                due = started + n / self.rate
-                if due - started > self.seconds or self.stop.is_set():
-                    return
-                time.sleep(max(0.0, due - time.monotonic()))
-                response = client.post(
-                    f"{self.url}/v1/traces", content=req.SerializeToString(), headers=PB
-                )
-                if response.status_code == 200:
-                    trace = req.resource_spans[0].scope_spans[0].spans[0].trace_id.hex()
-                    with self.lock:
-                        self.sent[trace] = time.monotonic()
-
-    def probe(self, t0: float) -> None:
-        """Every 0.25 s: which sent traces are readable now (all their spans stored)."""
-        import clickhouse_connect
-
-        client = clickhouse_connect.get_client(dsn=self.db_url, database=self.database)
-        while not self.stop.is_set() or self.sent:
-            with self.lock:
-                pending = list(self.sent)[:2000]
-            if pending:
-                rows = client.query(
-                    "SELECT trace_id FROM spans WHERE trace_id IN {ids:Array(String)} "
-                    "GROUP BY trace_id HAVING count() >= {n:UInt32}",
-                    parameters={"ids": pending, "n": SPANS_PER_RUN},
-                ).result_rows
-                now = time.monotonic()
-                with self.lock:
-                    for (trace,) in rows:
-                        acked = self.sent.pop(trace, None)
-                        if acked is not None:
-                            self.latencies.append((acked - t0, now - acked))
-            if self.stop.is_set() and time.monotonic() - t0 > self.seconds + 120:
-                return  # whatever is still pending after two minutes is reported as such
-            time.sleep(0.25)
 
     def sample(self, t0: float) -> None:
         while not self.stop.wait(5):
             row: dict[str, Any] = {"t": time.monotonic() - t0}
-            for name, proc in self.procs.items():
-                row[f"rss_{name}_mb"] = _rss_mb(proc.pid)
-            try:
-                row["lag"] = _lag(self.bootstrap, self.group, self.topic)
-            except Exception:  # the group may not exist in the first seconds
-                row["lag"] = None
+            for name, mb in self.stack.rss().items():
+                row[f"rss_{name}_mb"] = mb
+            row["lag"] = self.stack.lag()  # None in the first seconds, before the group exists
             self.samples.append(row)
 
     def run(self) -> dict[str, Any]:
-        self.start()
-        t0 = time.monotonic()
-        threads = [
-            threading.Thread(target=self.send),
-            threading.Thread(target=self.probe, args=(t0,)),
-            threading.Thread(target=self.sample, args=(t0,)),
-        ]
-        for th in threads:
-            th.start()
-        threads[0].join()
-        self.stop.set()
-        for th in threads[1:]:
-            th.join()
-        for proc in self.procs.values():
-            proc.terminate()
-            proc.wait(timeout=60)
+        try:
+            self.stack.start(collectors=1, consumers=2)
+            self.probe = Probe(self.stack.db_url, self.stack.database).start()
+            load = Load(self.stack, self.rate, self.seconds, seed=7, threads=4, probe=self.probe)
+            t0 = time.monotonic()
+            sampler = threading.Thread(target=self.sample, args=(t0,))
+            sampler.start()
+            load.run()
+            self.stop.set()
+            sampler.join()
+            self.probe.drain(timeout=120)  # still pending after two minutes: reported as such
+        finally:
+            self.stack.close()
+        self.latencies = [(acked - t0, v) for acked, v in self.probe.latencies]
         return self.report()
 
     def report(self) -> dict[str, Any]:
@@ -225,14 +76,11 @@ class Soak:
             rows = [s for s in self.samples if minute(s["t"]) == m]
             if not lat:
                 continue
-            q = statistics.quantiles(lat, n=100) if len(lat) > 1 else [lat[0]] * 99
             minutes.append(
                 {
                     "minute": m + 1,
                     "traces": len(lat),
-                    "p50_ms": q[49] * 1e3,
-                    "p95_ms": q[94] * 1e3,
-                    "p99_ms": q[98] * 1e3,
+                    **quantiles(lat),
                     "max_lag": max((r["lag"] or 0) for r in rows) if rows else None,
                     **{
                         k: max(r[k] for r in rows)
@@ -246,7 +94,7 @@ class Soak:
             "spans_per_s": self.rate * SPANS_PER_RUN,
             "seconds": self.seconds,
             "traces_queryable": len(self.latencies),
-            "traces_never_queryable": len(self.sent),
+            "traces_never_queryable": len(self.probe.pending),
             "minutes": minutes,
             "samples": self.samples,
         }

@@ -43,7 +43,7 @@ from typing import Any, Protocol
 
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
-from agentledger.instrumentation._lean import _DeferredAttributes
+from agentledger.instrumentation._lean_span import _DeferredAttributes
 from agentledger.instrumentation.delivery import DeliveryConfig, Stored
 from agentledger.instrumentation.losses import LossLedger
 from agentledger.instrumentation.spool import Spool

@@ -1,7 +1,8 @@
 """``POST /v1/logs`` and ``POST /v1/metrics``: the other two OTLP/HTTP signals.
 
 Logs are taken as traces are (``routers/traces.py``): the same key check (ingest role), body and
-decompression limits, JSON nesting and UTF-8 checks, the same concurrency gate, and acknowledged
+decompression limits, JSON nesting and UTF-8 checks, the same concurrency gate and error answers
+(``collector/otlp_route.py``, one frame for the three routes), and acknowledged
 only once the log sink made them durable (stored, or acknowledged by Kafka). Records with ids of
 the wrong length are dropped and counted as OTLP partial success; the tenant and the sending key's
 name come from the API key, never from the payload.
@@ -14,7 +15,6 @@ and the same numbers are in the spans (tokens, latency) that usage reads. The RE
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 from fastapi import APIRouter, Request, Response
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
@@ -25,28 +25,17 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
     ExportMetricsServiceResponse,
 )
-from starlette.concurrency import run_in_threadpool
 
 from agentledger.collector import otlp
 from agentledger.collector.auth import Identity
 from agentledger.collector.deps import IdentityDep, SettingsDep
-from agentledger.collector.limits import ConcurrencyLimit
+from agentledger.collector.otlp_route import OTLP_ERRORS, otlp_export
 from agentledger.collector.settings import CollectorSettings
-from agentledger.pipeline.sinks import SinkRejected, SinkUnavailable
 from agentledger.pipeline.sinks.logs import LogBatch, LogSink
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["ingest"])
-
-_ERRORS: dict[int | str, dict[str, object]] = {
-    400: {},
-    401: {},
-    413: {},
-    415: {},
-    429: {},
-    503: {},
-}
 
 
 def _problem(record: object) -> str:
@@ -152,49 +141,12 @@ def _accept_metrics(body: bytes, media: str, encoding: str | None, max_bytes: in
     return otlp.encode_message(ExportMetricsServiceResponse(), media)
 
 
-_Work = Callable[[bytes, str, str | None], bytes]
-
-
-async def _export(request: Request, settings: CollectorSettings, work: _Work) -> Response:
-    """The OTLP/HTTP frame shared by both routes: content type, concurrency gate, errors as
-    ``google.rpc.Status`` in the request's encoding. ``work(body, media, encoding)`` runs in a
-    worker thread and returns the encoded answer."""
-    try:
-        media = otlp.media_type(request.headers.get("content-type"))
-    except otlp.OtlpError as exc:
-        return otlp.error_response(exc.status, exc.message, otlp.JSON)
-    gate: ConcurrencyLimit = request.app.state.export_gate
-    with gate.slot() as admitted:
-        if not admitted:
-            retry = str(settings.retry_after_seconds)
-            return otlp.error_response(
-                429,
-                f"too many export requests in progress (limit {gate.limit}); retry after {retry}s",
-                media,
-                {"Retry-After": retry},
-            )
-        try:
-            body = b"".join([chunk async for chunk in request.stream()])
-            encoding = request.headers.get("content-encoding")
-            payload = await run_in_threadpool(work, body, media, encoding)
-        except otlp.OtlpError as exc:
-            return otlp.error_response(exc.status, exc.message, media)
-        except SinkRejected as exc:
-            return otlp.error_response(exc.status, str(exc), media)
-        except SinkUnavailable as exc:
-            retry = str(max(1, int(round(exc.retry_after or settings.retry_after_seconds))))
-            return otlp.error_response(
-                503, f"not stored, retry later: {exc}", media, {"Retry-After": retry}
-            )
-    return Response(payload, media_type=media)
-
-
 @router.post(
     otlp.LOGS_PATH,
     summary="OTLP/HTTP log export (protobuf or JSON, optionally gzip)",
     description="GenAI log events (prompts, completions) become their model call's messages. "
     "Errors are a `google.rpc.Status` in the request's encoding.",
-    responses=_ERRORS,
+    responses=OTLP_ERRORS,
 )
 async def export_logs(request: Request, identity: IdentityDep, settings: SettingsDep) -> Response:
     sink: LogSink | None = getattr(request.app.state, "log_sink", None)
@@ -205,10 +157,10 @@ async def export_logs(request: Request, identity: IdentityDep, settings: Setting
             otlp.error_media(request.headers.get("content-type")),
         )
 
-    def work(body: bytes, media: str, encoding: str | None) -> bytes:
+    def ingest(body: bytes, media: str, encoding: str | None) -> bytes:
         return _ingest_logs(body, media, encoding, identity, settings, sink)
 
-    return await _export(request, settings, work)
+    return await otlp_export(request, settings, ingest)
 
 
 @router.post(
@@ -216,12 +168,12 @@ async def export_logs(request: Request, identity: IdentityDep, settings: Setting
     summary="OTLP/HTTP metric export: accepted, not stored",
     description="Parsed and answered 200 so that SDKs exporting GenAI metrics log no errors; "
     "nothing is stored (tokens and latency are read from the spans).",
-    responses=_ERRORS,
+    responses=OTLP_ERRORS,
 )
 async def export_metrics(
     request: Request, identity: IdentityDep, settings: SettingsDep
 ) -> Response:
-    def work(body: bytes, media: str, encoding: str | None) -> bytes:
+    def ingest(body: bytes, media: str, encoding: str | None) -> bytes:
         return _accept_metrics(body, media, encoding, settings.max_body_bytes)
 
-    return await _export(request, settings, work)
+    return await otlp_export(request, settings, ingest)

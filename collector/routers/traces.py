@@ -10,25 +10,19 @@ import time
 
 from fastapi import APIRouter, Request, Response
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from starlette.concurrency import run_in_threadpool
 
 from agentledger.collector import otlp
 from agentledger.collector.auth import Authenticator, Identity
 from agentledger.collector.deps import AuthDep, IdentityDep, SettingsDep, SinkDep
-from agentledger.collector.limits import ConcurrencyLimit, truncate_attributes
+from agentledger.collector.limits import truncate_attributes
+from agentledger.collector.otlp_route import OTLP_ERRORS, otlp_export
 from agentledger.collector.settings import CollectorSettings
-from agentledger.pipeline.sinks import IngestBatch, Sink, SinkRejected, SinkUnavailable
+from agentledger.pipeline.sinks import IngestBatch, Sink
 from agentledger.pipeline.sinks.base import SinkResult
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["ingest"])
-
-
-async def _read_body(request: Request) -> bytes:
-    """The body as sent; ``limits.BodyLimit`` stops the read at the size limit (413)."""
-    chunks = [chunk async for chunk in request.stream()]
-    return b"".join(chunks)
 
 
 def _ingest(
@@ -98,38 +92,12 @@ def _count_foreign(
     otlp.TRACES_PATH,
     summary="OTLP/HTTP trace export (protobuf or JSON, optionally gzip)",
     description="Errors are a `google.rpc.Status` in the request's encoding (protobuf or JSON).",
-    responses={400: {}, 401: {}, 413: {}, 415: {}, 429: {}, 503: {}},
+    responses=OTLP_ERRORS,
 )
 async def export_traces(
     request: Request, identity: IdentityDep, settings: SettingsDep, sink: SinkDep, auth: AuthDep
 ) -> Response:
-    try:
-        media = otlp.media_type(request.headers.get("content-type"))
-    except otlp.OtlpError as exc:
-        return otlp.error_response(exc.status, exc.message, otlp.JSON)
-    gate: ConcurrencyLimit = request.app.state.export_gate
-    with gate.slot() as admitted:
-        if not admitted:
-            retry = str(settings.retry_after_seconds)
-            return otlp.error_response(
-                429,
-                f"too many export requests in progress (limit {gate.limit}); retry after {retry}s",
-                media,
-                {"Retry-After": retry},
-            )
-        try:
-            body = await _read_body(request)
-            encoding = request.headers.get("content-encoding")
-            payload = await run_in_threadpool(
-                _ingest, body, media, encoding, identity, settings, sink, auth
-            )
-        except otlp.OtlpError as exc:
-            return otlp.error_response(exc.status, exc.message, media)
-        except SinkRejected as exc:
-            return otlp.error_response(exc.status, str(exc), media)
-        except SinkUnavailable as exc:
-            retry = str(max(1, int(round(exc.retry_after or settings.retry_after_seconds))))
-            return otlp.error_response(
-                503, f"not stored, retry later: {exc}", media, {"Retry-After": retry}
-            )
-    return Response(payload, media_type=media)
+    def ingest(body: bytes, media: str, encoding: str | None) -> bytes:
+        return _ingest(body, media, encoding, identity, settings, sink, auth)
+
+    return await otlp_export(request, settings, ingest)

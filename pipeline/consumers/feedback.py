@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import orjson
 from pydantic import ValidationError
 
+from agentledger.pipeline.consumers.side_topic import SideTopicConsumer
 from agentledger.pipeline.services.datasets.feedback import (
     FeedbackRecord,
     feedback_record,
@@ -38,7 +39,7 @@ from agentledger.pipeline.transport.base import (
     TransportUnavailable,
     resolve,
 )
-from agentledger.pipeline.transport.batch import BatchConsumer, BatchStats
+from agentledger.pipeline.transport.batch import BatchStats
 from agentledger.pipeline.transport.records import header_map, record_headers
 from agentledger.schemas.records import Actor
 from agentledger.schemas.topics import Headers
@@ -105,12 +106,15 @@ class _Item:
     actor: str
 
 
-class FeedbackConsumer(BatchConsumer[_Item]):
+class FeedbackConsumer(SideTopicConsumer[_Item]):
     """Consumes the feedback topic into the store. ``run()`` blocks until ``stop()``.
 
     Group ``<group_id>-feedback``, so it keeps its own offsets beside the span consumer's.
     ``transport``: a Transport, or KafkaSettings to build a KafkaTransport from (transitional).
     """
+
+    topic_setting = "feedback_topic"
+    group_suffix = client_suffix = "-feedback"
 
     def __init__(
         self,
@@ -122,16 +126,11 @@ class FeedbackConsumer(BatchConsumer[_Item]):
         batch_seconds: float = 0.5,
         retry_max_seconds: float = 30.0,
     ) -> None:
-        self.store = store
-        self.default_tenant = default_tenant
-        transport = resolve(transport)
-        kafka = transport.settings
         super().__init__(
             transport,
-            topic=kafka.feedback_topic,
-            group_id=f"{kafka.group_id}-feedback",
-            client_id=f"{kafka.client_id}-feedback",
+            store,
             stats=FeedbackConsumerStats(),
+            default_tenant=default_tenant,
             batch_max=batch_max,
             batch_seconds=batch_seconds,
             retry_max_seconds=retry_max_seconds,

@@ -27,13 +27,14 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from agentledger.pipeline.consumers.side_topic import SideTopicConsumer
 from agentledger.pipeline.governance.idempotency import DUPLICATE, screen
 from agentledger.pipeline.governance.records import legacy_record
 from agentledger.pipeline.settings import KafkaSettings, PipelineSettings
 from agentledger.pipeline.store import Store, StoreRejected
 from agentledger.pipeline.store.records import append_records
-from agentledger.pipeline.transport.base import IncomingRecord, Transport, resolve
-from agentledger.pipeline.transport.batch import BatchConsumer, BatchStats
+from agentledger.pipeline.transport.base import IncomingRecord, Transport
+from agentledger.pipeline.transport.batch import BatchStats
 from agentledger.pipeline.transport.records import header_map
 from agentledger.schemas.records import Record, RecordKind
 from agentledger.schemas.topics import Headers
@@ -61,13 +62,17 @@ class _Item:
     record: Record
 
 
-class IntentConsumer(BatchConsumer[_Item]):
+class IntentConsumer(SideTopicConsumer[_Item]):
     """Consumes the settings' ``intents_topic`` into a store. ``run()`` blocks until ``stop()``.
 
     Its consumer group is ``<group_id>.governance``, so it runs beside the span
     consumer (same process or not) without sharing offsets. ``transport``: a Transport, or
     KafkaSettings to build a KafkaTransport from (transitional).
     """
+
+    topic_setting = "intents_topic"
+    group_suffix = ".governance"
+    client_suffix = "-governance"
 
     def __init__(
         self,
@@ -78,16 +83,11 @@ class IntentConsumer(BatchConsumer[_Item]):
         default_tenant: str = "default",
     ) -> None:
         self.settings = pipeline
-        self.store = store
-        self.default_tenant = default_tenant
-        transport = resolve(transport)
-        kafka = transport.settings
         super().__init__(
             transport,
-            topic=kafka.intents_topic,
-            group_id=f"{kafka.group_id}.governance",
-            client_id=f"{kafka.client_id}-governance",
+            store,
             stats=IntentConsumerStats(),
+            default_tenant=default_tenant,
             batch_max=pipeline.batch_max_spans,
             batch_seconds=pipeline.batch_max_seconds,
             retry_max_seconds=pipeline.retry_max_seconds,

@@ -13,13 +13,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from agentledger.pipeline.consumers.side_topic import SideTopicConsumer
 from agentledger.pipeline.normalize.base import NormalizeError, SourcePosition
 from agentledger.pipeline.normalize.logs import count_log_records, normalize_logs, parse_logs
 from agentledger.pipeline.settings import KafkaSettings
 from agentledger.pipeline.sinks.logs import write_logs
 from agentledger.pipeline.store import Store, StoreRejected
-from agentledger.pipeline.transport.base import IncomingRecord, Transport, resolve
-from agentledger.pipeline.transport.batch import BatchConsumer, BatchStats, position_token
+from agentledger.pipeline.transport.base import IncomingRecord, Transport
+from agentledger.pipeline.transport.batch import BatchStats, position_token
 from agentledger.pipeline.transport.records import header_map, record_headers
 from agentledger.schemas.topics import Headers
 
@@ -44,8 +45,11 @@ class _Item:
     sent_by: str
 
 
-class LogConsumer(BatchConsumer[_Item]):
+class LogConsumer(SideTopicConsumer[_Item]):
     """Consumes the logs topic into a store. ``run()`` blocks until ``stop()``."""
+
+    topic_setting = "logs_topic"
+    group_suffix = client_suffix = "-logs"
 
     def __init__(
         self,
@@ -57,16 +61,11 @@ class LogConsumer(BatchConsumer[_Item]):
         batch_seconds: float = 0.5,
         retry_max_seconds: float = 30.0,
     ) -> None:
-        self.store = store
-        self.default_tenant = default_tenant
-        transport = resolve(transport)
-        kafka = transport.settings
         super().__init__(
             transport,
-            topic=kafka.logs_topic,
-            group_id=f"{kafka.group_id}-logs",
-            client_id=f"{kafka.client_id}-logs",
+            store,
             stats=LogConsumerStats(),
+            default_tenant=default_tenant,
             batch_max=batch_max,
             batch_seconds=batch_seconds,
             retry_max_seconds=retry_max_seconds,

@@ -28,6 +28,7 @@ from agentledger.pipeline.sinks.base import IngestBatch
 from agentledger.pipeline.sinks.kafka import KafkaSink
 from agentledger.pipeline.store.embedded import EmbeddedStore
 from agentledger.pipeline.transport import kafka as kafka_transport
+from agentledger.pipeline.transport import kafka_admin
 from agentledger.pipeline.transport.base import TransportUnavailable
 from agentledger.pipeline.transport.kafka import KafkaTransport, security_config
 from bench.traffic import SPANS_PER_RUN, requests
@@ -290,8 +291,10 @@ def test_every_client_gets_the_security_arguments(monkeypatch: pytest.MonkeyPatc
 
         return make
 
-    for kind in ("KafkaProducer", "KafkaConsumer", "KafkaAdminClient"):
-        monkeypatch.setattr(kafka_transport, kind, fake(kind))
+    for module in (kafka_transport, kafka_admin):  # the admin client is made in its own module
+        for kind in ("KafkaProducer", "KafkaConsumer", "KafkaAdminClient"):
+            if hasattr(module, kind):
+                monkeypatch.setattr(module, kind, fake(kind))
     settings = KafkaSettings(
         bootstrap_servers="k:9093",
         security_protocol="SASL_SSL",

@@ -9,12 +9,6 @@ over-long query is quick.
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +16,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-CLI = [sys.executable, "-m", "agentledger.cli"]
+from tests.support.serve import CLI, BootstrapKey, serve
+from tests.support.serve import clean_env as env
+
+__all__ = ["ACME_RUNS", "CLI", "GLOBEX_RUNS", "KEYS", "TIMEOUT_S", "Served", "env"]
+
 ACME_RUNS, GLOBEX_RUNS = 3, 5
 KEYS = {
     ("acme", "ingest"): "sql-acme-ingest-0123456789",
@@ -43,19 +41,6 @@ class Served:
     """Spans sent per tenant."""
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def env() -> dict[str, str]:
-    """The test process's environment without AgentLedger's or OpenTelemetry's settings."""
-    out = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTLEDGER_", "OTEL_"))}
-    out["PYTHONUNBUFFERED"] = "1"
-    return out
-
-
 def _send(url: str, key: str, runs: int, seed: int) -> int:
     from bench.traffic import requests
 
@@ -74,45 +59,12 @@ def _send(url: str, key: str, runs: int, seed: int) -> int:
 
 @pytest.fixture(scope="session")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    keys = [BootstrapKey(t, r, f"{t}-{r}", secret) for (t, r), secret in KEYS.items()]
     data = tmp_path_factory.mktemp("sql") / "data"
-    port = _free_port()
-    child_env = env()
-    child_env["AGENTLEDGER_API_KEYS"] = ",".join(
-        f"{tenant}:{role}:{tenant}-{role}={secret}" for (tenant, role), secret in KEYS.items()
-    )
-    child_env["AGENTLEDGER_SQL_TIMEOUT_S"] = str(TIMEOUT_S)
-    log_path = data.parent / "serve.log"
-    log = log_path.open("w")
-    proc = subprocess.Popen(
-        [*CLI, "serve", "--port", str(port), "--data-dir", str(data)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=child_env,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            log.flush()
-            pytest.fail(f"agentledger serve did not start: {log_path.read_text()[-3000:]}")
-        time.sleep(0.2)
-    try:
+    with serve(data, keys, env={"AGENTLEDGER_SQL_TIMEOUT_S": str(TIMEOUT_S)}) as server:
         spans = {
-            "acme": _send(url, KEYS[("acme", "ingest")], ACME_RUNS, seed=1),
-            "globex": _send(url, KEYS[("globex", "ingest")], GLOBEX_RUNS, seed=2),
+            "acme": _send(server.url, KEYS[("acme", "ingest")], ACME_RUNS, seed=1),
+            "globex": _send(server.url, KEYS[("globex", "ingest")], GLOBEX_RUNS, seed=2),
         }
         assert spans["acme"] != spans["globex"]
-        yield Served(url, port, data, spans)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+        yield Served(server.url, server.port, data, spans)

@@ -2,30 +2,19 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, TypeVar
 
-from agentledger.cli.client.base import ClientError, Progress
+from agentledger.cli.client.local_writes import LocalWrites
 from agentledger.schemas.read import (
-    AccessLog,
     AgentGraph,
     Anomaly,
-    AnomalyActionDone,
-    AnomalyActionIn,
-    ApiKeyCreated,
-    ApiKeyInfo,
-    ApiKeyList,
     AuditReport,
     Content,
-    ControlEvent,
     ControlList,
     DatasetManifest,
     DatasetSpan,
     DatasetSummary,
-    DetectionResult,
-    FeedbackAccepted,
     FeedbackItem,
     IntentRecord,
     LedgerReport,
@@ -34,27 +23,17 @@ from agentledger.schemas.read import (
     RebuiltRequests,
     ReplayRun,
     ReplayRunSummary,
-    ReplayStored,
     SpanDataset,
     TraceDetail,
     TraceSummary,
     UsageReport,
 )
 from agentledger.schemas.read import defaults as D
-from agentledger.schemas.records import Actor
-
-if TYPE_CHECKING:
-    from agentledger.pipeline.governance import GovernanceService
-    from agentledger.pipeline.services.access import AccessRecorder
-    from agentledger.pipeline.services.datasets.feedback import FeedbackLog
-    from agentledger.pipeline.store import Store
 
 __all__ = ["LocalReadClient"]
 
-T = TypeVar("T")
 
-
-class LocalReadClient:
+class LocalReadClient(LocalWrites):
     """A data directory or ClickHouse server read (and written) in this process, through the read
     services the routers call. Built by ``agentledger.compose.build_local_reader``.
 
@@ -63,84 +42,6 @@ class LocalReadClient:
     """
 
     reports_progress = True
-
-    def __init__(
-        self,
-        store: Store,
-        tenant: str,
-        *,
-        where: str,
-        governance: Callable[[], GovernanceService] | None = None,
-        feedback_log: FeedbackLog | None = None,
-        ledger_key: bytes | None = None,
-        on_close: Sequence[Callable[[], None]] = (),
-    ) -> None:
-        self.store = store
-        self.tenant = tenant
-        self.where = where
-        self._governance = governance
-        self._feedback_log = feedback_log
-        self._ledger_key = ledger_key
-        self._on_close = list(on_close)
-        self._access: AccessRecorder | None = None
-
-    def __enter__(self) -> LocalReadClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        for closer in self._on_close:
-            closer()
-        self._on_close = []
-
-    def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """``fn(...)``, its errors as ClientError (what is missing, with where it was looked for)."""
-        from agentledger.pipeline.governance import GovernanceRejected, GovernanceUnavailable
-        from agentledger.pipeline.services.datasets.feedback import FeedbackUnavailable
-        from agentledger.pipeline.services.reads import ReadError, ReadNotFound
-        from agentledger.pipeline.store import StoreError
-
-        try:
-            return fn(*args, **kwargs)
-        except ReadNotFound as exc:
-            raise ClientError(f"{exc} in {self.where}") from exc
-        except (
-            ReadError,
-            StoreError,
-            GovernanceUnavailable,
-            GovernanceRejected,
-            FeedbackUnavailable,
-            ValueError,
-        ) as exc:
-            raise ClientError(str(exc)) from exc
-
-    def _logged(self, what: str, object_ids: Sequence[str], rows: int, answer: T) -> T:
-        """``answer``, once its read is in the access log (as ``cli``: a local reader holds the
-        whole store, but what it read is still on record)."""
-        from agentledger.pipeline.services.access import AccessRecorder
-
-        if self._access is None:
-            self._access = AccessRecorder(self.store, writer=f"cli-{os.getpid()}")
-        recorder = self._access
-        self._call(
-            lambda: recorder.record(
-                self.tenant,
-                key_name=Actor.CLI,
-                role="admin",
-                method="cli",
-                route=what,
-                object_ids=object_ids,
-                rows=rows,
-            )
-        )
-        return answer
-
-    def _service(self) -> GovernanceService:
-        if self._governance is None:
-            raise ClientError(f"no governance records can be read from {self.where}")
-        return self._call(self._governance)
 
     # -- reads --
 
@@ -382,152 +283,3 @@ class LocalReadClient:
         return self._call(
             reads.controls, self._service(), self.tenant, everything=everything, limit=limit
         )
-
-    # -- writes --
-
-    def detect_anomalies(
-        self,
-        *,
-        now: datetime | None = None,
-        window_hours: int | None = None,
-        baseline_hours: int | None = None,
-    ) -> DetectionResult:
-        from agentledger.pipeline.services import reads
-
-        return self._call(
-            reads.detect_anomalies,
-            self.store,
-            self.tenant,
-            now=now,
-            window_hours=window_hours,
-            baseline_hours=baseline_hours,
-        )
-
-    def add_feedback(self, items: Sequence[Mapping[str, Any]]) -> FeedbackAccepted:
-        from agentledger.pipeline.services import reads
-        from agentledger.pipeline.services.datasets import FeedbackIn
-
-        if self._feedback_log is None:
-            raise ClientError(f"feedback cannot be stored in {self.where}")
-        log = self._feedback_log
-
-        def add() -> FeedbackAccepted:
-            parsed = [FeedbackIn.model_validate(dict(i)) for i in items]
-            return reads.add_feedback(log, self.tenant, parsed, source="cli")
-
-        return self._call(add)
-
-    def export_dataset(
-        self, out_dir: str, request: Mapping[str, Any], progress: Progress | None = None
-    ) -> DatasetManifest:
-        from agentledger.pipeline.services import reads
-
-        found = self._call(
-            reads.export_dataset,
-            self.store,
-            self.tenant,
-            out_dir,
-            request,
-            progress=progress,
-            actor=Actor.CLI,
-        )
-        return self._logged("dataset export", [found.id], found.counts.examples, found)
-
-    def save_replay(self, report: Mapping[str, Any]) -> ReplayStored:
-        from agentledger.pipeline.services import reads
-
-        return self._call(reads.save_replay, self.store, self.tenant, report, actor=Actor.CLI)
-
-    def control(
-        self, *, action: str, scope: str, target: str, by: str, reason: str
-    ) -> ControlEvent:
-        from agentledger.pipeline.governance import ControlIn
-        from agentledger.pipeline.services import reads
-
-        def record() -> ControlEvent:
-            request = ControlIn.model_validate(
-                {"action": action, "scope": scope, "target": target, "by": by, "reason": reason}
-            )
-            return reads.control(self._service(), self.tenant, request)
-
-        return self._call(record)
-
-    def anomaly_action(
-        self,
-        ref: str,
-        action: str,
-        *,
-        label: str = "",
-        note: str = "",
-        until: datetime | None = None,
-    ) -> AnomalyActionDone:
-        from agentledger.pipeline.services import reads
-
-        def act() -> AnomalyActionDone:
-            body = AnomalyActionIn.model_validate(
-                {"action": action, "label": label, "note": note, "until": until}
-            )
-            return reads.anomaly_action(self.store, self.tenant, ref, body, actor=Actor.CLI)
-
-        return self._call(act)
-
-    # -- access --
-
-    def create_key(self, *, tenant: str, role: str, name: str, agent: str = "") -> ApiKeyCreated:
-        from agentledger.pipeline.services.access import KeyBook
-
-        book = KeyBook(self.store)
-        return self._call(book.create, tenant, role, name, agent=agent, actor=Actor.CLI)
-
-    def keys(self, *, tenant: str | None = None) -> ApiKeyList:
-        from agentledger.pipeline.services.access import KeyBook
-
-        found = self._call(KeyBook(self.store).list_keys, tenant)
-        listed = ApiKeyList(keys=[k.info() for k in found])
-        return self._logged("keys", [k.name for k in found], len(found), listed)
-
-    def revoke_key(self, name: str) -> ApiKeyInfo:
-        from agentledger.pipeline.services.access import KeyBook
-
-        return self._call(KeyBook(self.store).revoke, name, actor=Actor.CLI).info()
-
-    def sql(
-        self, query: str, *, fmt: str = "JSON", params: Mapping[str, str] | None = None
-    ) -> bytes:
-        from agentledger.pipeline.services.sql import SqlError, SqlService, SqlUnavailable
-
-        try:
-            service = SqlService(self.store)
-        except SqlUnavailable as exc:
-            raise ClientError(str(exc)) from exc
-        try:
-            answer = service.run(self.tenant, query, params=params, fmt=fmt)
-        except SqlError as exc:
-            self._logged("sql", [f"sql refused: {query[:4000]}"], 0, None)
-            raise ClientError(str(exc)) from exc
-        finally:
-            service.close()
-        return self._logged("sql", [f"sql: {query[:4000]}"], answer.rows_read, answer.body)
-
-    def access_log(self, *, limit: int = D.ACCESS_LOG_LIMIT, key: str | None = None) -> AccessLog:
-        from agentledger.pipeline.services.access import read_access_log
-
-        return self._call(read_access_log, self.store, self.tenant, limit=limit, key_name=key)
-
-    # -- the verifiable ledger --
-
-    def ledger_checkpoint(self) -> str:
-        from agentledger.pipeline.services import ledger
-
-        return self._call(ledger.checkpoint, self.store, self.tenant)
-
-    def ledger_proof(self, kind: str, record_id: str) -> dict[str, Any]:
-        from agentledger.pipeline.services import ledger
-
-        proof = self._call(ledger.prove, self.store, self.tenant, kind, record_id)
-        return self._logged("ledger proof", [record_id], 1, proof.to_json())
-
-    def ledger_consistency(self, first: int, second: int) -> dict[str, Any]:
-        from agentledger.pipeline.services import ledger
-
-        return self._call(ledger.consistency, self.store, self.tenant, first, second).to_json()

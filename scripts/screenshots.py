@@ -66,6 +66,23 @@ def _demo(data: Path) -> dict[str, Any]:
     return json.loads(done.stdout)  # type: ignore[no-any-return]
 
 
+def _sign_ledger(data: Path) -> None:
+    """Append the demo's spans and records to the ledger and sign a checkpoint before the server
+    starts, so the ledger, audit and span pages show a signed checkpoint instead of "within 60 s"."""
+    env = _env()
+    env.setdefault("AGENTLEDGER_LEDGER_SIGNING_KEY_FILE", str(data / "ledger-signing.key"))
+    done = subprocess.run(
+        [*CLI, "ledger", "append", "--data-dir", str(data)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        check=False,
+    )
+    if done.returncode != 0:
+        sys.exit(f"agentledger ledger append failed:\n{done.stderr[-3000:]}")
+
+
 def _serve(data: Path, port: int) -> subprocess.Popen[bytes]:
     env = _env()
     env["AGENTLEDGER_API_KEYS"] = ",".join(f"default:{r}:{r}={k}" for r, k in KEYS.items())
@@ -128,10 +145,11 @@ def _pages(url: str, demo: dict[str, Any], run_id: str) -> list[tuple[str, str]]
         ("anomalies", "/console/anomalies"),
         ("patterns", "/console/patterns?window=24h"),
         ("audit", f"/console/audit/{posting}"),
+        ("ledger", "/console/ledger"),
         ("datasets", "/console/datasets"),
         ("replays", "/console/replays"),
         ("replay", f"/console/replays/{run_id}"),
-        ("sql", "/console/sql"),  # another step's page: shot when the server has it
+        ("sql", "/console/sql"),
     ]
     if datasets:
         pages.append(("dataset", f"/console/datasets/{datasets[0]['dataset_id']}"))
@@ -151,6 +169,7 @@ def shoot(out: Path, data_dir: Path | None) -> list[Path]:
     work = Path(tempfile.mkdtemp(prefix="agentledger-shots-"))
     data = data_dir or work / "data"
     demo = _demo(data) if data_dir is None else {}
+    _sign_ledger(data)
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     proc = _serve(data, port)

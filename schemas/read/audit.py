@@ -270,12 +270,14 @@ class LeftOut(ReadModel):
 
 
 class Integrity(ReadModel):
-    """The contents shown, re-hashed against their SHA-256."""
+    """The contents shown, re-hashed against their SHA-256. ``erased``: contents an erasure
+    removed (their hashes stay in the ledger); neither missing nor changed."""
 
     contents_checked: int
     contents_verified: int
     missing: list[str]
     changed: list[str]
+    erased: list[str] = Field(default_factory=list)
 
 
 class UpstreamHandoff(ReadModel):

@@ -78,7 +78,9 @@ def test_failed_exports_are_counted_reported_and_never_spooled(
         assert state.losses is not None and state.losses.total == 30
         assert state.losses.by_reason == {"exporter failed, no spool": 30}
         assert state.losses.by_agent == {"custom-agent": 30}
-        assert "AgentLedger lost 30 spans" in caplog.text
+        # warned at the first loss (batches that fail later within warn_every are counted, not
+        # warned again), so the warning names 30 or the first batches' share of them
+        assert "AgentLedger lost " in caplog.text and "exporter failed, no spool" in caplog.text
     assert not list((tmp_path / "spool").rglob("*.otlp"))  # the spool is not used at all
     flaky.down.clear()  # the backend works again: new spans go out, and the loss report with them
     chat_agent.calls(10, chat)

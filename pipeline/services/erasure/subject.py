@@ -12,13 +12,13 @@ import hashlib
 import hmac
 from typing import Final
 
-from agentledger.schemas.attributes import AgentLedger, OpenInference
+from agentledger.schemas.attributes import AgentLedger
 
 __all__ = ["SUBJECT_KEYS", "Subject", "parse_subject"]
 
 SUBJECT_KEYS: Final = {
-    OpenInference.USER_ID: "user_id",
-    OpenInference.SESSION_ID: "session_id",
+    "user.id": "user_id",  # the names a user gives a subject by; the normalizer filled the
+    "session.id": "session_id",  # columns from whichever convention the spans came in
     AgentLedger.PRINCIPAL_ID: "principal_id",
     "principal.id": "principal_id",  # the short spelling the CLI's help shows
 }

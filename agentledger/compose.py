@@ -158,7 +158,8 @@ def build_ledger_log(store: Store) -> TreeLogJob | None:
     (``AGENTLEDGER_WITNESS_DIR``; else ``<data dir>/witness/<database>``, with a warning that it
     is not external). None, with a warning, for a server store without a configured key."""
     from agentledger.pipeline.derive.tlog_job import TreeLogJob
-    from agentledger.pipeline.derive.tlog_witness import WITNESS_DIR_ENV, WitnessDir
+    from agentledger.pipeline.derive.tlog_witness import WITNESS_DIR_ENV
+    from agentledger.pipeline.derive.witness_http import configured_witness
     from agentledger.pipeline.tlog import KeyFileError, load_signing_key, signing_key_path
 
     local = store.local_dir
@@ -179,7 +180,7 @@ def build_ledger_log(store: Store) -> TreeLogJob | None:
             WITNESS_DIR_ENV,
         )
     log.info("ledger log signed with %s (%s)", signer.verifier().vkey, path)
-    return TreeLogJob(signer, WitnessDir(witness) if witness else None)
+    return TreeLogJob(signer, configured_witness(witness or None))  # + AGENTLEDGER_WITNESS_URL
 
 
 # -- Kafka: ``agentledger collector`` ---------------------------------------------------------
@@ -311,7 +312,8 @@ def build_pipeline(
     store: Store | None = None,
 ) -> PipelineRunner:
     """The pipeline process: the spans consumer, the intents and feedback consumers beside
-    it, the background jobs and the metrics endpoint, over one store."""
+    it, the background jobs (the ledger's appender among them, signing with the deployment's key)
+    and the metrics endpoint, over one store."""
     from agentledger.pipeline.consumers.feedback import FeedbackConsumer
     from agentledger.pipeline.consumers.intents import IntentConsumer
     from agentledger.pipeline.consumers.lag import GroupLag
@@ -351,5 +353,12 @@ def build_pipeline(
             lag=lag,
         )
     return PipelineRunner(
-        store, spans, side, metrics=metrics, gc_threshold=pipeline.gc_threshold, own_store=own
+        store,
+        spans,
+        side,
+        metrics=metrics,
+        gc_threshold=pipeline.gc_threshold,
+        own_store=own,
+        # every replica appends; the log's store-side claims keep one copy (tlog_job: fencing)
+        ledger_log=build_ledger_log(store),
     )

@@ -10,13 +10,16 @@ import gc
 import logging
 import threading
 import time
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from fastapi import FastAPI
 
 from agentledger.collector import CollectorSettings
 from agentledger.pipeline.settings import StoreSettings
 from agentledger.pipeline.store import Store
+
+if TYPE_CHECKING:
+    from agentledger.pipeline.derive.base import Job
 
 __all__ = ["AppServer", "EmbeddedServer", "PipelineRunner"]
 
@@ -101,7 +104,8 @@ class _Metrics(Protocol):
 
 
 class PipelineRunner:
-    """The pipeline process: Kafka consumer into the store, with its metrics endpoint."""
+    """The pipeline process: Kafka consumer into the store, with its metrics endpoint and the
+    background jobs (``ledger_log``: the tenant logs' appender, run first in each pass)."""
 
     def __init__(
         self,
@@ -112,6 +116,7 @@ class PipelineRunner:
         metrics: _Metrics | None = None,
         gc_threshold: int = 0,
         own_store: bool = True,
+        ledger_log: Job | None = None,
     ) -> None:
         self.store = store
         self.consumer = consumer
@@ -119,6 +124,7 @@ class PipelineRunner:
         self.metrics = metrics
         self.gc_threshold = gc_threshold
         self._own_store = own_store
+        self.ledger_log = ledger_log
 
     def run(self) -> None:
         from agentledger.pipeline.derive import start_background_jobs
@@ -131,7 +137,8 @@ class PipelineRunner:
 
         if self.metrics is not None:
             self.metrics.start()
-        stop_jobs = start_background_jobs(self.store)  # usage rollup, anomaly detection
+        # the ledger's appender, usage rollup, anomaly detection
+        stop_jobs = start_background_jobs(self.store, ledger_log=self.ledger_log)
         threads = [
             threading.Thread(target=c.run, name=f"agentledger-{type(c).__name__}", daemon=True)
             for c in self.side_consumers

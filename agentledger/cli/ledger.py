@@ -270,6 +270,8 @@ def append(
         store.close()
     for tenant, added in sorted(result.info["appended"].items()):
         typer.echo(f"{tenant}: {added} leaves appended")
+    for tenant, state in sorted(result.info.get("witness", {}).items()):
+        typer.echo(f"{tenant}: witness {json.dumps(state, sort_keys=True)}")
 
 
 @ledger_app.command("verify")
@@ -285,6 +287,12 @@ def verify_log(
         envvar="AGENTLEDGER_WITNESS_DIR",
         help="Witness directory (default: <data dir>/witness/<database>).",
     ),
+    witness_url: str | None = typer.Option(
+        None,
+        "--witness-url",
+        envvar="AGENTLEDGER_WITNESS_URL",
+        help="C2SP witness to compare with too (its cosignature checked with AGENTLEDGER_WITNESS_KEY).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Recompute the tenant's log from the stored spans and records, streamed, and check it
@@ -292,7 +300,7 @@ def verify_log(
     import os
 
     from agentledger.compose import open_configured_store
-    from agentledger.pipeline.derive.tlog_witness import WitnessDir
+    from agentledger.pipeline.derive.witness_http import witnessed_note
     from agentledger.pipeline.services import ledger
     from agentledger.pipeline.settings import StoreSettings
     from agentledger.pipeline.store import StoreError
@@ -316,7 +324,7 @@ def verify_log(
         fail(str(exc), 2)
     try:
         where = witness_dir or os.path.join(data_dir, "witness", store.database)
-        witnessed = WitnessDir(where).latest(tenant)
+        witnessed = witnessed_note(tenant, where, witness_url)
         report = ledger.verify(store, tenant, trusted, witnessed)
     except (StoreError, ValueError) as exc:
         fail(str(exc), 2)

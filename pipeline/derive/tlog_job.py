@@ -8,22 +8,25 @@ interval. Each pass, per tenant:
    0..n-1 each once is not appended to (an error is logged; ``ledger verify`` names the index);
 2. take the stored rows that are not leaves yet (``tlog_store.candidates``: stored since the head's
    source time less ``late_s``, in the documented order), ``chunk`` at a time, and insert their
-   leaf hashes at the next indices with the deduplication token ``tenant/first index/hash of the
-   batch``, after checking that the head has not moved;
+   leaf hashes at the next indices, claimed with the deduplication token ``tenant/first index``
+   (fencing, below) after checking that the head has not moved;
 3. sign a C2SP checkpoint of the new size (origin ``agentledger/<tenant>``) with the deployment's
    key, store it, and hand it to the witness directory, which refuses it (logged) unless it extends
    the witnessed one.
 
-Fencing, and what it guarantees on a ClickHouse server with several pipeline processes: ClickHouse
-has no transactions, so the head check and the insert are two statements. Two appenders that read
-the same head compute the same batch (the order is a function of the stored rows) and so the same
-token: the second insert is dropped and both sign the same checkpoint. Two appenders whose batches
-differ (one saw rows the other did not yet) both insert: the indices are then taken twice. Each
-appender counts the leaves at its indices right after its insert and, finding more than it wrote,
-logs the fork and signs nothing; every later pass refuses to append to a forked log, and ``verify``
-reports the duplicate index. So a fork can be written but is never signed or extended, and is
-always detected; run the job in one process (the embedded server, or one pipeline replica) to
-avoid it.
+Fencing, with several pipeline processes (each runs this job): ClickHouse has no transactions, so
+the head check and the insert are two statements, and an appender may insert after another moved
+the head (it read the head, lost the race, or its process was paused). Index ranges are claimed
+store-side, first writer wins: the deduplication token of an insert is ``tenant/first index``
+alone, so of two inserts starting at the same index the engine keeps the first whatever its
+leaves, and drops the other. Each appender then reads back the leaf hashes at its indices and
+signs only when they are its own (a re-sent identical batch is its own, so both sign the same
+checkpoint); otherwise it lost, forgets its cached range and re-reads the head next pass. The
+log's indices start at the end of the previous insert, so the only way to claim a taken index
+is to start at a taken first index: a fork cannot be written this way, nor a checkpoint signed
+over leaves the signer did not check. Should one still be found (a row inserted by hand, an
+insert older than the table's deduplication window of 10,000 inserts), the appender signs nothing
+and refuses to extend the log, and ``verify`` names the index.
 
 The root is kept incrementally (``CompactRange``, O(log n) hashes): each checkpoint row stores its
 compact range, so a restarted appender resumes from the latest checkpoint (checked against the
@@ -54,9 +57,9 @@ from agentledger.pipeline.derive.tlog_store import (
     leaf_hashes,
     log_head,
 )
-from agentledger.pipeline.derive.tlog_witness import WitnessDir, WitnessRefused, note_checkpoint
+from agentledger.pipeline.derive.tlog_witness import Witness, WitnessRefused, note_checkpoint
 from agentledger.pipeline.store import Store
-from agentledger.pipeline.tlog import Checkpoint, CompactRange, Signer, leaf_hash, sign_note
+from agentledger.pipeline.tlog import Checkpoint, CompactRange, Signer, sign_note
 from agentledger.schemas.ledger import origin
 
 __all__ = ["LATE_S", "TreeLogJob"]
@@ -93,7 +96,7 @@ class TreeLogJob(Job):
     def __init__(
         self,
         signer: Signer,
-        witness: WitnessDir | None = None,
+        witness: Witness | None = None,
         *,
         chunk: int = CHUNK,
         late_s: float = LATE_S,
@@ -116,13 +119,16 @@ class TreeLogJob(Job):
         ]
         appended: dict[str, int] = {}
         with self._lock:
+            if self.witness is not None:  # what a witness out of reach did not take last pass
+                self.witness.retry()
             for tenant in tenants:
                 appended[tenant] = self.append(store, tenant)
+        witnessed = self.witness.state() if self.witness is not None else {}
         return JobResult(
             self.name,
             rows_written=sum(appended.values()),
             seconds=time.monotonic() - started,
-            info={"appended": appended},
+            info={"appended": appended, "witness": witnessed},
         )
 
     def _range(self, store: Store, tenant: str, size: int) -> CompactRange:
@@ -169,7 +175,7 @@ class TreeLogJob(Job):
             )
             if not batch:
                 break
-            hashes = [leaf_hash(c.record) for c in batch]
+            hashes = [c.leaf for c in batch]
             if not self._insert(store, tenant, compact.size, batch, hashes):
                 self._compact.pop(tenant, None)
                 return added
@@ -186,11 +192,11 @@ class TreeLogJob(Job):
     ) -> bool:
         """Insert one batch at ``first``, fenced (module docstring); False when it must stop."""
         digest = hashlib.sha256(b"".join(hashes)).hexdigest()[:32]
-        token = f"{tenant}/{first}/{digest}"
+        claim = f"{tenant}/{first}"  # the dedup token: first writer at this index wins
         count, following, _ = log_head(store, tenant)
         if (count, following) != (first, first):
-            log.error(
-                "ledger of %s moved to %d leaves under this appender: stopping", tenant, count
+            log.info(
+                "ledger of %s moved to %d leaves under this appender: re-reading", tenant, count
             )
             return False
         now = time.time_ns() // 1000
@@ -204,34 +210,46 @@ class TreeLogJob(Job):
                 pa.array([c.record_key for c in batch], pa.string()),
                 pa.array([c.t_us for c in batch], pa.timestamp("us", tz="UTC")),
                 pa.array([h.hex() for h in hashes], pa.string()),
-                pa.array([token] * n, pa.string()),
+                pa.array([f"{claim}/{digest}"] * n, pa.string()),
                 pa.array([now] * n, pa.timestamp("us", tz="UTC")),
             ],
             schema=_LEAF_SCHEMA,
         )
-        store.insert_arrow(LEAVES_TABLE, table, dedup_token=token)
-        stored = store.query_scalar(
-            f"SELECT count() FROM {LEAVES_TABLE} WHERE tenant = {{tenant:String}} "
-            "AND leaf_index >= {lo:UInt64} AND leaf_index < {hi:UInt64}",
+        store.insert_arrow(LEAVES_TABLE, table, dedup_token=claim)
+        return self._claimed(store, tenant, first, hashes)
+
+    def _claimed(self, store: Store, tenant: str, first: int, hashes: list[bytes]) -> bool:
+        """True when the leaves at ``first``.. are exactly ``hashes`` (this appender's insert, or
+        an identical one, won the indices)."""
+        n = len(hashes)
+        stored = store.query_arrow(
+            f"SELECT leaf_hash FROM {LEAVES_TABLE} WHERE tenant = {{tenant:String}} "
+            "AND leaf_index >= {lo:UInt64} AND leaf_index < {hi:UInt64} ORDER BY leaf_index",
             {"tenant": tenant, "lo": first, "hi": first + n},
-        )
-        if int(stored) < n:  # a Distributed table's insert not visible yet: the next pass resumes
-            log.warning(
-                "ledger of %s: leaves %d.. not visible yet; signing next pass", tenant, first
-            )
-            return False
-        if int(stored) > n:
+        ).column("leaf_hash")
+        if len(stored) > n:
             log.error(
                 "ledger of %s forked: %d leaves at indices %d..%d, this appender wrote %d; "
                 "signing nothing",
                 tenant,
-                stored,
+                len(stored),
                 first,
                 first + n - 1,
                 n,
             )
             return False
-        return True
+        mine = [h.hex() for h in hashes]
+        if stored.to_pylist() == mine:
+            return True
+        if stored.to_pylist() == mine[: len(stored)]:
+            # a Distributed insert not visible yet, or a shorter batch (a prefix of this one)
+            # won: the next pass resumes from the head
+            log.info("ledger of %s: leaves %d.. not all visible yet", tenant, first)
+            return False
+        log.info(
+            "ledger of %s: another appender claimed leaves %d.. first; re-reading", tenant, first
+        )
+        return False
 
     def _sign(self, store: Store, tenant: str, compact: CompactRange) -> None:
         """Sign, store and witness a checkpoint of ``compact`` unless one of its size exists."""
@@ -240,6 +258,7 @@ class TreeLogJob(Job):
             return
         root = compact.root()
         note = sign_note(Checkpoint(origin(tenant), compact.size, root).text(), [self.signer])
+        log.info("ledger of %s: signed a checkpoint at size %d", tenant, compact.size)
         key_id = f"{self.signer.key_id:08x}"
         row = pa.Table.from_pylist(
             [

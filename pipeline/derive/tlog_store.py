@@ -26,8 +26,9 @@ import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Final
 
+from agentledger.pipeline.derive.tlog_leaves import span_leaf_hash
 from agentledger.pipeline.store import Store
-from agentledger.pipeline.tlog import EMPTY_ROOT, CompactRange, ProofError, node_hash
+from agentledger.pipeline.tlog import EMPTY_ROOT, CompactRange, ProofError, leaf_hash, node_hash
 from agentledger.schemas.ledger import (
     SPAN_BODY_FIELDS,
     LedgerRecord,
@@ -35,7 +36,7 @@ from agentledger.schemas.ledger import (
     from_record,
     span_record,
 )
-from agentledger.schemas.records import Record, RecordKind
+from agentledger.schemas.records import Record, RecordKind, leaf_parts
 
 __all__ = [
     "CHECKPOINTS_TABLE",
@@ -84,13 +85,13 @@ class LogGap(ProofError):
 
 @dataclasses.dataclass(frozen=True)
 class Candidate:
-    """A stored row to append: its sort key and its canonical record."""
+    """A stored row to append: its sort key and its leaf hash."""
 
     t_us: int
     kind: str
     record_id: str
     record_key: str
-    record: bytes
+    leaf: bytes
 
     @property
     def order(self) -> tuple[int, str, str, str]:
@@ -137,29 +138,32 @@ def record_leaf(tenant: str, row: dict[str, Any]) -> LedgerRecord:
         body=str(row["body"]),
         body_sha256=str(row["body_sha256"]),
     )
-    return from_record(record)
+    body, listed = leaf_parts(record)  # an erasure lists the hashes it erased
+    return from_record(body, listed)
 
 
 def _span_candidates(store: Store, tenant: str, low_us: int, limit: int) -> list[Candidate]:
-    rows = store.query_rows(
-        f"SELECT {SPAN_SELECT}, trace_id AS record_key FROM spans FINAL "
-        f"WHERE {_TENANT} AND ingest_time >= fromUnixTimestamp64Micro({{low:Int64}}) "
-        "AND (trace_id, span_id) NOT IN (SELECT record_key, record_id FROM "
+    # the engine writes each leaf hash (tlog_leaves); a row it leaves NULL is built here
+    table = store.query_arrow(
+        "SELECT toUnixTimestamp64Micro(s.ingest_time) AS t_us, s.span_id AS span_id, "
+        f"s.trace_id AS record_key, {span_leaf_hash('s')} AS leaf FROM spans AS s FINAL "
+        "WHERE s.tenant = {tenant:String} "
+        "AND s.ingest_time >= fromUnixTimestamp64Micro({low:Int64}) "
+        "AND (s.trace_id, s.span_id) NOT IN (SELECT record_key, record_id FROM "
         f"{LEAVES_TABLE} WHERE {_TENANT} AND kind = 'span' AND record_id IN (SELECT span_id "
         f"FROM spans WHERE {_TENANT} AND ingest_time >= fromUnixTimestamp64Micro({{low:Int64}}))) "
-        "ORDER BY t_us, span_id, trace_id LIMIT {limit:UInt64}",
+        "ORDER BY t_us, span_id, record_key LIMIT {limit:UInt64}",
         {"tenant": tenant, "low": low_us, "limit": limit},
     )
-    return [
-        Candidate(
-            int(r["t_us"]),
-            "span",
-            str(r["span_id"]),
-            str(r["record_key"]),
-            canonical_record(span_leaf(tenant, r)),
-        )
-        for r in rows
-    ]
+    found = []
+    for t_us, span_id, trace_id, leaf in zip(*(table.column(i).to_pylist() for i in range(4))):
+        if leaf is None:
+            record = recompute(store, tenant, "span", span_id, trace_id)
+            if record is None:
+                continue
+            leaf = leaf_hash(record).hex()
+        found.append(Candidate(t_us, "span", span_id, trace_id, bytes.fromhex(leaf)))
+    return found
 
 
 _RECORDS_SQL: Final = (
@@ -195,7 +199,13 @@ def _record_candidates(
             on_error(f"{r['kind']} {r['record_id']}: {exc}")
             continue
         found.append(
-            Candidate(int(r["t_us"]), str(r["kind"]), str(r["record_id"]), r["body_sha256"], record)
+            Candidate(
+                int(r["t_us"]),
+                str(r["kind"]),
+                str(r["record_id"]),
+                r["body_sha256"],
+                leaf_hash(record),
+            )
         )
     return found
 

@@ -1,9 +1,11 @@
 """``agentledger ledger verify``: the store against its own signed log and the witness.
 
-Streamed, ``PAGE`` leaves at a time in index order (memory: one page of leaves and their stored
-rows, O(log n) hashes of the root); the two questions that look across the whole log (stored rows
-that are no leaf, and each leaf's rows) are asked of the store per page or as one anti-join
-answered with a count and a sample. What is checked, and the problem kind each failure reports:
+Streamed in bounded memory, whatever the log's size: the leaf hashes are read ``PAGE`` at a time in
+index order into a compact range (O(log n) hashes); the record log's leaves ``VERIFY_PAGE`` at a
+time with their stored records; the span leaves, the spans that are no leaf and the contents the
+spans reference are checked by the engine, which rebuilds each span's leaf hash itself and returns
+only the disagreements (``tlog_checks``: spilling joins under a fixed budget). What is checked,
+and the problem kind each failure reports:
 
 * ``gap`` / ``duplicate``: the leaf indices are not 0..n-1 each once (a fork, a deleted leaf row);
 * ``updated``: a stored span or record no longer hashes to its leaf (changed after it was
@@ -28,13 +30,19 @@ import dataclasses
 from collections.abc import Iterable
 from typing import Any, Final
 
+from agentledger.pipeline.derive.retention import LedgerExemptions
+from agentledger.pipeline.derive.tlog_checks import (
+    missing_contents,
+    span_mismatches,
+    unlogged_spans,
+)
 from agentledger.pipeline.derive.tlog_store import (
     LEAVES_TABLE,
-    SPAN_SELECT,
+    PAGE,
     latest_checkpoint,
     log_head,
+    recompute,
     record_leaf,
-    span_leaf,
 )
 from agentledger.pipeline.derive.tlog_witness import note_checkpoint
 from agentledger.pipeline.store import Store
@@ -102,24 +110,9 @@ def _open(report: LogReport, note: str, what: str, keys: list[Verifier]) -> bool
 
 
 def _recomputed(store: Store, tenant: str, rows: list[dict[str, Any]]) -> dict[int, bytes]:
-    """index -> canonical record of the page's leaves, from the stored rows that still exist."""
+    """index -> canonical record of the page's record-log leaves, from the stored records that
+    still exist (span leaves are checked by the engine: ``tlog_checks``)."""
     out: dict[int, bytes] = {}
-    spans = [r for r in rows if r["kind"] == "span"]
-    if spans:
-        found = store.query_rows(
-            f"SELECT {SPAN_SELECT}, trace_id AS k FROM spans FINAL WHERE tenant = {{t:String}} "
-            "AND span_id IN {ids:Array(String)} AND trace_id IN {keys:Array(String)}",
-            {
-                "t": tenant,
-                "ids": [r["record_id"] for r in spans],
-                "keys": list({r["record_key"] for r in spans}),
-            },
-        )
-        by_key = {(f["span_id"], f["k"]): f for f in found}
-        for r in spans:
-            row = by_key.get((r["record_id"], r["record_key"]))
-            if row is not None:
-                out[r["leaf_index"]] = canonical_record(span_leaf(tenant, row))
     others = [r for r in rows if r["kind"] != "span"]
     if others:
         found = store.query_rows(
@@ -140,8 +133,11 @@ def _recomputed(store: Store, tenant: str, rows: list[dict[str, Any]]) -> dict[i
     return out
 
 
-def _contents(store: Store, tenant: str, report: LogReport, wanted: dict[str, int]) -> None:
-    """Each referenced content record exists and its text hashes to its name."""
+def _contents(
+    store: Store, tenant: str, report: LogReport, wanted: dict[str, int], exempt: LedgerExemptions
+) -> None:
+    """Each referenced content record exists (or an erasure record lists it) and its text hashes
+    to its name."""
     if not wanted:
         return
     found = store.query_rows(
@@ -152,30 +148,165 @@ def _contents(store: Store, tenant: str, report: LogReport, wanted: dict[str, in
     seen = {f["hash"]: f["digest"] for f in found}
     for h, index in sorted(wanted.items(), key=lambda x: x[1]):
         if h not in seen:
+            if exempt.erased(h):
+                continue  # erased on record (retention.LedgerExemptions)
             report.add("content_missing", index, f"content {h} referenced by leaf {index}")
         elif seen[h] != h:
             report.add("content_changed", index, f"content {h} no longer hashes to its name")
 
 
-def _page(
-    store: Store, tenant: str, lo: int, hi: int
-) -> list[dict[str, Any]]:  # one page of leaf rows
-    return store.query_rows(
-        f"SELECT leaf_index, kind, record_id, record_key, leaf_hash FROM {LEAVES_TABLE} "
-        "WHERE tenant = {t:String} AND leaf_index >= {lo:UInt64} AND leaf_index < {hi:UInt64} "
-        "ORDER BY leaf_index, leaf_hash",
-        {"t": tenant, "lo": lo, "hi": hi},
+def _tree(
+    store: Store,
+    tenant: str,
+    following: int,
+    sizes: dict[int, tuple[str, bytes]],
+    report: LogReport,
+    page: int,
+) -> tuple[CompactRange, dict[int, str]]:
+    """The leaf hashes in index order, ``page`` at a time, into the compact range: gaps,
+    duplicates, the roots at the signed sizes. Returns the range and, for each index stored twice,
+    the copy that counts (the first by hash, as the appender's readers order them)."""
+    compact = CompactRange()
+    firsts: dict[int, str] = {}
+    expected, last = 0, ""
+    for lo in range(0, following, page):
+        table = store.query_arrow(
+            f"SELECT leaf_index, leaf_hash FROM {LEAVES_TABLE} WHERE tenant = {{t:String}} "
+            "AND leaf_index >= {lo:UInt64} AND leaf_index < {hi:UInt64} ORDER BY leaf_index, leaf_hash",
+            {"t": tenant, "lo": lo, "hi": min(following, lo + page)},
+        )
+        for i, h in zip(table.column(0).to_pylist(), table.column(1).to_pylist()):
+            if i < expected:
+                report.add("duplicate", i, f"leaf index {i} is stored twice (a fork)")
+                firsts.setdefault(i, last)
+                continue
+            while expected < i:
+                report.add("gap", expected, f"leaf index {expected} is missing")
+                expected += 1
+            expected, last = i + 1, h
+            compact.append(bytes.fromhex(h))
+            if compact.size in sizes:
+                what, signed_root = sizes[compact.size]
+                if compact.root() != signed_root:
+                    report.add("root_mismatch", compact.size, f"leaves 0..{i} do not give {what}")
+    return compact, firsts
+
+
+def _changed(
+    store: Store, tenant: str, report: LogReport, changed: list[tuple[int, str, str]]
+) -> None:
+    """(index, what, recomputed hash) of leaves whose row hashes otherwise: ``reordered`` when the
+    row is another leaf's, else ``updated``."""
+    for lo in range(0, len(changed), VERIFY_PAGE):
+        chunk = changed[lo : lo + VERIFY_PAGE]
+        found = store.query_rows(
+            f"SELECT leaf_hash, min(leaf_index) AS i FROM {LEAVES_TABLE} WHERE tenant = {{t:String}} "
+            "AND leaf_hash IN {hs:Array(String)} GROUP BY leaf_hash",
+            {"t": tenant, "hs": list({again for _, _, again in chunk})},
+        )
+        by_hash = {r["leaf_hash"]: int(r["i"]) for r in found}
+        for i, where, again in chunk:
+            other = by_hash.get(again)
+            if other is not None and other != i:
+                report.add("reordered", i, f"{where} is the record of leaf {other}")
+            else:
+                report.add("updated", i, f"{where} was changed after it was appended")
+
+
+def _records(
+    store: Store,
+    tenant: str,
+    report: LogReport,
+    exempt: LedgerExemptions,
+    firsts: dict[int, str],
+    page: int,
+) -> None:
+    """The leaves of the record log, ``page`` at a time: each recomputed from its stored record,
+    and the contents it references."""
+    after = -1
+    while True:
+        rows = store.query_rows(
+            f"SELECT leaf_index, kind, record_id, record_key, leaf_hash FROM {LEAVES_TABLE} "
+            "WHERE tenant = {t:String} AND kind != 'span' AND leaf_index > {after:Int64} "
+            "ORDER BY leaf_index, leaf_hash LIMIT {n:UInt64}",
+            {"t": tenant, "after": after, "n": page},
+        )
+        if not rows:
+            return
+        after = int(rows[-1]["leaf_index"])
+        rows = [r for r in rows if firsts.get(r["leaf_index"], r["leaf_hash"]) == r["leaf_hash"]]
+        records = _recomputed(store, tenant, rows)
+        contents: dict[str, int] = {}
+        changed = []
+        for r in rows:
+            i = int(r["leaf_index"])
+            where = f"{r['kind']} {r['record_id']} (leaf {i})"
+            record = records.get(i)
+            if record is None:
+                report.add("deleted", i, f"{where} is no longer stored")
+                continue
+            again = leaf_hash(record).hex()
+            if again != r["leaf_hash"]:
+                changed.append((i, where, again))
+            for h in parse_canonical_record(record).content_sha256:
+                contents.setdefault(h, i)
+        _changed(store, tenant, report, changed)
+        _contents(store, tenant, report, contents, exempt)
+        if len(rows) < page:
+            return
+
+
+def _spans(
+    store: Store,
+    tenant: str,
+    following: int,
+    report: LogReport,
+    exempt: LedgerExemptions,
+    firsts: dict[int, str],
+) -> None:
+    """The span leaves, checked by the engine (``tlog_checks``); the rows it leaves to
+    ``schemas.ledger`` are rebuilt here."""
+    mismatches, total = span_mismatches(store, tenant, following)
+    changed = []
+    for m in mismatches:
+        if firsts.get(m.index, m.leaf_hash) != m.leaf_hash:
+            continue  # the second copy of an index: reported as a duplicate
+        where = f"span {m.record_id} (leaf {m.index})"
+        again = m.again
+        if m.found and not again:
+            record = recompute(store, tenant, "span", m.record_id, m.record_key)
+            again = leaf_hash(record).hex() if record is not None else ""
+            if again == m.leaf_hash:
+                continue
+        if not m.found or not again:
+            if not exempt.pruned(m.index):
+                report.add("deleted", m.index, f"{where} is no longer stored")
+            continue
+        changed.append((m.index, where, again))
+    _changed(store, tenant, report, changed)
+    if total > len(mismatches):  # beyond what was fetched: counted, not classified
+        report.counts["updated"] = report.counts.get("updated", 0) + total - len(mismatches)
+
+
+def _span_contents(
+    store: Store, tenant: str, head_us: int, report: LogReport, exempt: LedgerExemptions
+) -> None:
+    """Contents referenced by the logged spans that are missing or changed (found by the
+    engine), reported through ``_contents`` with the first leaf of a span referencing each."""
+    found = missing_contents(store, tenant, head_us)
+    if not found:
+        return
+    leaves = store.query_rows(
+        f"SELECT record_id, min(leaf_index) AS i FROM {LEAVES_TABLE} WHERE tenant = {{t:String}} "
+        "AND kind = 'span' AND record_id IN {ids:Array(String)} GROUP BY record_id",
+        {"t": tenant, "ids": list({r["span_id"] for r in found})},
     )
+    index = {r["record_id"]: int(r["i"]) for r in leaves}
+    _contents(store, tenant, report, {r["h"]: index.get(r["span_id"], -1) for r in found}, exempt)
 
 
-def _unlogged(store: Store, tenant: str, head_us: int, report: LogReport) -> None:
+def _unlogged(store: Store, tenant: str, head_us: int, size: int, report: LogReport) -> None:
     """Stored spans and records that are no leaf: ``inserted`` up to the head, else pending."""
-    span_sql = (
-        "SELECT ingest_time > fromUnixTimestamp64Micro({h:Int64}) AS late, count() AS n, "
-        "groupArray(5)(span_id) AS ids FROM spans FINAL WHERE tenant = {t:String} AND "
-        f"(trace_id, span_id) NOT IN (SELECT record_key, record_id FROM {LEAVES_TABLE} "
-        "WHERE tenant = {t:String} AND kind = 'span') GROUP BY late"
-    )
     record_sql = (
         "SELECT min(recorded_at) > fromUnixTimestamp64Micro({h:Int64}) AS late, kind, record_id "
         "FROM records WHERE tenant = {t:String} GROUP BY kind, record_id, body_sha256 "
@@ -183,7 +314,7 @@ def _unlogged(store: Store, tenant: str, head_us: int, report: LogReport) -> Non
         f"{LEAVES_TABLE} WHERE tenant = {{t:String}} AND kind != 'span')"
     )
     params = {"t": tenant, "h": head_us}
-    for row in store.query_rows(span_sql, params):
+    for row in unlogged_spans(store, tenant, head_us, size):
         if row["late"]:
             report.pending += int(row["n"])
         else:
@@ -211,6 +342,7 @@ def verify_log(
     and retired public keys) and the ``witnessed`` signed note, when there is one."""
     keys = list(verifiers)
     report = LogReport(tenant)
+    exempt = LedgerExemptions(store, tenant)  # erased contents, pruned spans: on record
     stored = latest_checkpoint(store, tenant)
     sizes: dict[int, tuple[str, bytes]] = {}
     if stored is not None:
@@ -233,46 +365,10 @@ def verify_log(
             )
     count, following, head_us = log_head(store, tenant)
     report.leaves = count
-    compact = CompactRange()
-    expected = 0
-    for lo in range(0, following, page):
-        rows = _page(store, tenant, lo, min(following, lo + page))
-        firsts: list[dict[str, Any]] = []
-        for r in rows:
-            i = int(r["leaf_index"])
-            if i < expected:
-                report.add("duplicate", i, f"leaf index {i} is stored twice (a fork)")
-                continue
-            while expected < i:
-                report.add("gap", expected, f"leaf index {expected} is missing")
-                expected += 1
-            firsts.append(r)
-            expected += 1
-        records = _recomputed(store, tenant, firsts)
-        by_hash = {r["leaf_hash"]: int(r["leaf_index"]) for r in firsts}
-        contents: dict[str, int] = {}
-        for r in firsts:
-            i, stored_hash = int(r["leaf_index"]), r["leaf_hash"]
-            compact.append(bytes.fromhex(stored_hash))
-            if compact.size in sizes:
-                what, signed_root = sizes[compact.size]
-                if compact.root() != signed_root:
-                    report.add("root_mismatch", compact.size, f"leaves 0..{i} do not give {what}")
-            record = records.get(i)
-            where = f"{r['kind']} {r['record_id']} (leaf {i})"
-            if record is None:
-                report.add("deleted", i, f"{where} is no longer stored")
-                continue
-            again = leaf_hash(record).hex()
-            if again != stored_hash:
-                other = by_hash.get(again)
-                if other is not None:
-                    report.add("reordered", i, f"{where} is the record of leaf {other}")
-                else:
-                    report.add("updated", i, f"{where} was changed after it was appended")
-            for h in parse_canonical_record(record).content_sha256:
-                contents.setdefault(h, i)
-        _contents(store, tenant, report, contents)
+    compact, firsts = _tree(store, tenant, following, sizes, report, PAGE)
+    _records(store, tenant, report, exempt, firsts, page)
+    _spans(store, tenant, following, report, exempt, firsts)
+    _span_contents(store, tenant, head_us, report, exempt)
     for size, (what, _) in sorted(sizes.items()):
         if size > compact.size:
             report.add(
@@ -280,5 +376,5 @@ def verify_log(
                 compact.size,
                 f"{what} covers {size} leaves, the log holds {compact.size}",
             )
-    _unlogged(store, tenant, head_us, report)
+    _unlogged(store, tenant, head_us, following, report)
     return report

@@ -31,6 +31,7 @@ from agentledger.collector.routers import (
     analytics,
     audit,
     clickhouse,
+    erasures,
     feedback,
     governance,
     health,
@@ -99,6 +100,7 @@ def create_app(
         audit,
         ledger,
         keys,
+        erasures,
     ):
         app.include_router(router.router)
     app.state.console_sessions = console.SessionBook()

@@ -198,7 +198,11 @@ CONTENT_BODY_FIELDS: Final[tuple[BodyField, ...]] = (
 ERASURE_BODY_FIELDS: Final[tuple[BodyField, ...]] = (
     BodyField("erasure_id", "Erasure id, 32 hex digits."),
     BodyField("subject_attribute", "What identified the subject: user.id, session.id..."),
-    BodyField("subject_sha256", "SHA-256 of the subject's value (the value itself is erased)."),
+    BodyField(
+        "subject_sha256",
+        "HMAC-SHA256 of the subject's value under the tenant's erasure key (never the value: a "
+        "short id's plain hash would let a proof's holder confirm a guess).",
+    ),
     BodyField("reason", "Why (the request's reason)."),
     BodyField("contents", "How many content records were erased."),
 )

@@ -280,11 +280,14 @@ def version(as_json: bool = JsonOpt) -> None:
 from agentledger.cli import agents as _agents  # noqa: E402
 from agentledger.cli import audit as _audit  # noqa: E402
 from agentledger.cli import datasets as _datasets  # noqa: E402
+from agentledger.cli import erase as _erase  # noqa: E402
 from agentledger.cli import governance as _governance  # noqa: E402
 from agentledger.cli import keys as _keys  # noqa: E402
 from agentledger.cli import ledger as _ledger  # noqa: E402
+from agentledger.cli import retention as _retention  # noqa: E402
 from agentledger.cli import sql as _sql  # noqa: E402
 from agentledger.cli import usage as _usage  # noqa: E402
+from agentledger.cli import witness as _witness  # noqa: E402
 from agentledger.cli.pipeline import app as _pipeline_app  # noqa: E402
 
 app.add_typer(_pipeline_app, name="pipeline")
@@ -296,6 +299,9 @@ _keys.register(app)
 _ledger.register(app)
 _agents.register(app)
 _sql.register(app)
+_erase.register(app)
+_retention.register(app)
+_witness.register(app)
 
 
 def main() -> None:

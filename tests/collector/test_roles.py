@@ -38,6 +38,7 @@ _FILL = {
     "ref": "0" * 32,
     "anomaly_id": "0" * 32,
     "session_id": "no-such-session",
+    "hold_id": "0" * 32,
 }
 
 

@@ -10,21 +10,16 @@ start fails the tests that need it, with the reason.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-CLI = [sys.executable, "-m", "agentledger.cli"]
+from tests.support.serve import CLI, BootstrapKey, clean_env, serve
+
 CHROMIUM = "/usr/bin/chromium"
 TENANT = "default"  # the demo records under the embedded server's default tenant
 KEYS = {
@@ -41,16 +36,7 @@ class Served:
     data_dir: Path
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTLEDGER_", "OTEL_"))}
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
+_env = clean_env  # the console's tests run the CLI with the same cleared environment
 
 
 @pytest.fixture(scope="session")
@@ -61,47 +47,13 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         capture_output=True,
         text=True,
         timeout=300,
-        env=_env(),
+        env=clean_env(),
     )
     assert demo.returncode == 0, demo.stderr[-3000:]
-    summary = json.loads(demo.stdout)
-    port = _free_port()
-    env = _env()
-    env["AGENTLEDGER_API_KEYS"] = ",".join(
-        f"{TENANT}:{role}:{role}={secret}" for role, secret in KEYS.items()
-    )
-    env["AGENTLEDGER_DATASETS_DIR"] = str(data.parent / "exports")  # console exports, not the cwd
-    log = (data.parent / "serve.log").open("w")
-    proc = subprocess.Popen(
-        [*CLI, "serve", "--port", str(port), "--data-dir", str(data)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            log.flush()
-            pytest.fail(
-                f"agentledger serve did not start: {(data.parent / 'serve.log').read_text()[-3000:]}"
-            )
-        time.sleep(0.2)
-    try:
-        yield Served(url, summary, data)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+    keys = [BootstrapKey(TENANT, role, role, secret) for role, secret in KEYS.items()]
+    exports = {"AGENTLEDGER_DATASETS_DIR": str(data.parent / "exports")}  # not the cwd
+    with serve(data, keys, env=exports) as server:
+        yield Served(server.url, json.loads(demo.stdout), data)
 
 
 @pytest.fixture(scope="package")

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
-from typing import Any, NoReturn, TypeVar
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
 from pydantic import BaseModel
 
 from agentledger.cli.client import ClientError, LedgerClient, open_client
+
+if TYPE_CHECKING:
+    from agentledger.pipeline.store import Store
 
 __all__ = [
     "ApiKeyOpt",
@@ -24,6 +28,7 @@ __all__ = [
     "connect",
     "fail",
     "jsonable",
+    "local_store",
     "print_json",
     "tenant_name",
 ]
@@ -96,6 +101,29 @@ def connect(
         )
     except ClientError as exc:
         fail(str(exc), code)
+
+
+@contextmanager
+def local_store(data_dir: str, *, code: int = 1) -> Iterator[Store]:
+    """The store of ``data_dir`` (the ClickHouse server of ``AGENTLEDGER_CLICKHOUSE_URL`` when
+    set), for the commands that change it where they run; closed after the block. A store that
+    cannot be opened ends the command with its message (exit ``code``)."""
+    from agentledger.compose import open_configured_store
+    from agentledger.pipeline.settings import StoreSettings
+    from agentledger.pipeline.store import StoreError
+
+    try:
+        store = open_configured_store(
+            StoreSettings(
+                data_dir=data_dir, clickhouse_url=os.environ.get("AGENTLEDGER_CLICKHOUSE_URL")
+            )
+        )
+    except (StoreError, ValueError) as exc:
+        fail(str(exc), code)
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 def ask(client: LedgerClient, read: Callable[[LedgerClient], T], *, code: int = 1) -> T:

@@ -22,6 +22,7 @@ from agentledger.cli._common import (
     TenantOpt,
     UrlOpt,
     fail,
+    local_store,
     print_json,
 )
 from agentledger.schemas.read.erasures import ErasureResult
@@ -53,9 +54,7 @@ def server_call(
 
 
 def _in_store(data_dir: str, tenant: str, subject: str, reason: str) -> ErasureResult:
-    from agentledger.compose import open_configured_store
     from agentledger.pipeline.services.erasure import erase, parse_subject
-    from agentledger.pipeline.settings import StoreSettings
     from agentledger.pipeline.store import StoreError
     from agentledger.schemas.records import Actor
 
@@ -63,22 +62,13 @@ def _in_store(data_dir: str, tenant: str, subject: str, reason: str) -> ErasureR
         parsed = parse_subject(subject)
     except ValueError as exc:
         fail(str(exc), 2)
-    try:
-        store = open_configured_store(
-            StoreSettings(
-                data_dir=data_dir, clickhouse_url=os.environ.get("AGENTLEDGER_CLICKHOUSE_URL")
-            )
-        )
-    except (StoreError, ValueError) as exc:
-        fail(str(exc))
-    try:
-        return erase(store, tenant, parsed, reason, actor=Actor.CLI)
-    except ValueError as exc:
-        fail(str(exc), 2)
-    except StoreError as exc:
-        fail(str(exc))
-    finally:
-        store.close()
+    with local_store(data_dir) as store:
+        try:
+            return erase(store, tenant, parsed, reason, actor=Actor.CLI)
+        except ValueError as exc:
+            fail(str(exc), 2)
+        except StoreError as exc:
+            fail(str(exc))
 
 
 def erase_command(

@@ -9,9 +9,7 @@ they set; ``retention run`` is that job once, on the store.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
 import typer
@@ -22,6 +20,7 @@ from agentledger.cli._common import (
     JsonOpt,
     TenantOpt,
     fail,
+    local_store,
     print_json,
 )
 from agentledger.cli.erase import server_call
@@ -47,32 +46,12 @@ ServerUrl = typer.Option(
 )
 
 
-@contextmanager
-def _store(data_dir: str) -> Iterator[Store]:
-    from agentledger.compose import open_configured_store
-    from agentledger.pipeline.settings import StoreSettings
-    from agentledger.pipeline.store import StoreError
-
-    try:
-        store = open_configured_store(
-            StoreSettings(
-                data_dir=data_dir, clickhouse_url=os.environ.get("AGENTLEDGER_CLICKHOUSE_URL")
-            )
-        )
-    except (StoreError, ValueError) as exc:
-        fail(str(exc))
-    try:
-        yield store
-    finally:
-        store.close()
-
-
 def _do(data_dir: str, act: Callable[[Store], T]) -> T:
     """``act(store)``; a bad value (2) or a store failure (1) ends the command with its message."""
     from agentledger.pipeline.services.retention import HoldNotFound
     from agentledger.pipeline.store import StoreError
 
-    with _store(data_dir) as store:
+    with local_store(data_dir) as store:
         try:
             return act(store)
         except (ValueError, HoldNotFound) as exc:

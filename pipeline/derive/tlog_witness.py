@@ -17,15 +17,16 @@ checkpoint goes to each (``WitnessSet``).
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
-import tempfile
 import urllib.parse
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final, Protocol
 
 from agentledger.pipeline.tlog import Checkpoint, ProofError, parse_note, verify_consistency
+from agentledger.pipeline.tlog.witness import write_atomically
 
 __all__ = [
     "WITNESS_DIR_ENV",
@@ -149,14 +150,24 @@ class WitnessDir:
         ``proof(old, new)``: the consistency proof between two sizes of the log. Raises
         WitnessRefused (and logs an error) otherwise."""
         new = note_checkpoint(note)
-        old_note = self.latest(tenant)
-        if old_note is not None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        # one submit at a time across processes: pipeline replicas append and sign concurrently,
+        # and an unlocked read-check-write could put an older checkpoint over a newer one
+        with open(self.directory / ".lock", "a+b") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            old_note = self.latest(tenant)
+            if old_note is None:
+                write_atomically(self.path(tenant), note)
+                return new
             old = note_checkpoint(old_note)
             try:
                 if old.origin != new.origin:
                     raise ProofError(f"origin {new.origin!r} is not {old.origin!r}")
-                if new.size < old.size:
-                    raise ProofError(f"size {new.size} is smaller than the witnessed {old.size}")
+                if new.size < old.size:  # another appender signed a later one first: stale
+                    verify_consistency(
+                        new.size, old.size, proof(new.size, old.size), new.root_hash, old.root_hash
+                    )
+                    return old
                 verify_consistency(
                     old.size, new.size, proof(old.size, new.size), old.root_hash, new.root_hash
                 )
@@ -169,20 +180,6 @@ class WitnessDir:
                     exc,
                 )
                 raise WitnessRefused(str(exc)) from exc
-            if old_note == note:
-                return new
-        self._write(self.path(tenant), note)
-        return new
-
-    def _write(self, path: Path, note: str) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(note)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+            if old_note != note:
+                write_atomically(self.path(tenant), note)
+            return new

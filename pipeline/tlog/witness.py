@@ -59,6 +59,7 @@ from agentledger.pipeline.tlog.note import (
 )
 
 __all__ = [
+    "write_atomically",
     "ALG_COSIGNATURE_V1",
     "MAX_PROOF_LINES",
     "SIZE_CONTENT_TYPE",
@@ -304,7 +305,7 @@ class WitnessLog:
                     self._evidence(new.origin, request, str(exc))
                 raise
             cosignature = self.cosigner.cosign(text, now)
-            self._write(
+            write_atomically(
                 self._path(new.origin, "checkpoint"), request.checkpoint + cosignature.line()
             )
         return cosignature.line()
@@ -337,15 +338,18 @@ class WitnessLog:
         with open(path, "a", encoding="utf-8") as f:
             f.write(f"# {int(time.time())} {reason}\n{request.body().decode()}\n")
 
-    def _write(self, path: Path, note: str) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(note)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that a reader (or a crash) sees the old file or the new one,
+    never half of one: a witness's latest checkpoint must never be torn."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

@@ -223,6 +223,32 @@ def test_the_witness_refuses_a_smaller_or_different_tree(logged, signer, tmp_pat
     assert proof(witnessed.size, witnessed.size) == []
 
 
+def test_a_stale_checkpoint_of_the_same_log_is_kept_out_without_an_alarm(
+    logged, signer, tmp_path, caplog
+) -> None:
+    """Pipeline replicas sign concurrently: one that reaches the witness after a later
+    checkpoint of the same log was taken is stale, not tampering (the witness stays newer)."""
+    store, _ = logged
+    witness = WitnessDir(tmp_path / "witness")
+    witnessed = Checkpoint.parse(open_note(witness.latest(TENANT) or "", [signer.verifier()]).text)
+    assert witnessed.size > 2
+    older = Checkpoint(
+        origin(TENANT), witnessed.size - 1, S.range_root(store, TENANT, 0, witnessed.size - 1)
+    )
+
+    def proof(a: int, b: int) -> list[bytes]:
+        return S.consistency_path(store, TENANT, a, b)
+
+    with caplog.at_level(logging.ERROR):
+        kept = witness.submit(TENANT, sign_note(older.text(), [signer]), proof)
+    assert "refused" not in caplog.text
+    assert kept.size == witnessed.size
+    assert (
+        Checkpoint.parse(open_note(witness.latest(TENANT) or "", [signer.verifier()]).text)
+        == witnessed
+    )
+
+
 def test_a_fork_is_detected_and_never_signed(logged, caplog) -> None:
     store, job = logged
     count, _, _ = S.log_head(store, TENANT)

@@ -87,10 +87,9 @@ def run_team(
         max_backoff_s=0.25,
         max_pause_s=timeout_s,
     )
-    # (governed_tool's typing overload does not list ``scope`` yet; the function takes it)
-    post = governed_tool(  # type: ignore[call-overload]
-        name=POST_CONTROLS_DECISION, policy=POLICY_ID, scope=POSTING_SCOPE
-    )(post_controls_decision)
+    post = governed_tool(name=POST_CONTROLS_DECISION, policy=POLICY_ID, scope=POSTING_SCOPE)(
+        post_controls_decision
+    )
     work: queue.Queue[WorkItem] = queue.Queue()
     decided, held = threading.Event(), threading.Event()
     done: dict[str, Any] = {}

@@ -54,6 +54,7 @@ def governed_tool(
     redact: Callable[[dict[str, Any]], Any] | None = None,
     cancel_event: threading.Event | None = None,
     exclude: tuple[str, ...] = ("self", "cls"),
+    scope: str | None = None,
 ) -> Callable[[_F], _F]: ...
 
 

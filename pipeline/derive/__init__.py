@@ -23,7 +23,7 @@ from agentledger.pipeline.derive.patterns import (
     tool_sequences,
     user_inputs,
 )
-from agentledger.pipeline.derive.retention import EVERY_S as RETENTION_EVERY_S
+from agentledger.pipeline.derive.retention import EVERY_S as _RETENTION_EVERY_S
 from agentledger.pipeline.derive.retention import RetentionJob
 from agentledger.pipeline.derive.scheduler import JobScheduler
 from agentledger.pipeline.derive.settings import JobSettings
@@ -83,7 +83,7 @@ def start_background_jobs(
     if interval <= 0:
         return lambda: None
     jobs: list[Job] = [] if ledger_log is None else [ledger_log]
-    jobs.append(RetentionJob(RETENTION_EVERY_S))  # after the appender: pruned spans are leaves
+    jobs.append(RetentionJob(_RETENTION_EVERY_S))  # after the appender: pruned spans are leaves
     jobs.append(AnomalyDetectionJob(settings))
     scheduler = JobScheduler(store, jobs, interval, busy=busy).start()
     return scheduler.stop
